@@ -1,0 +1,51 @@
+/* Multi-process servers (Tornado's process module).
+ *
+ * The pattern (shared/DESIGN.md, form 3):
+ *     gust_socket_list *socks = gust_bind_sockets(8888, NULL, NULL);
+ *     gust_fork_processes(0, 0);     // returns only in the children
+ *     ... create the server, add the sockets, start the loop ...
+ *
+ * Bind before forking so every child shares the listening sockets; create or
+ * touch no loop before forking (see loop.h, FORK SAFETY).
+ */
+#ifndef GUST_PROCESS_H
+#define GUST_PROCESS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Forks num_processes children (<= 0: one per CPU, gust_cpu_count()).
+ *
+ * In each child it returns the child's task id, 0 .. num_processes-1. The
+ * child dies with SIGTERM when the parent dies (Linux), and its SIGTERM and
+ * SIGINT dispositions are reset to the default.
+ *
+ * The parent never returns on success: it waits for its children and
+ * restarts one that dies by a signal or exits non-zero, giving it the same
+ * task id, up to max_restarts restarts in all (max_restarts < 0: the default,
+ * 100, as Tornado); past that it logs GUST_ETOOMANYRESTARTS, stops the
+ * others and exits with status 1. A child that exits with status 0 is not
+ * restarted. When every child has exited the parent exits with status 0.
+ * SIGTERM or SIGINT to the parent sends SIGTERM to every child, waits for
+ * them, and exits 0.
+ *
+ * Returns, in the calling process without forking, a negative code:
+ * GUST_ELOOPINUSE if the calling thread's current loop has been started or
+ * has registered an fd (the message also goes to the log), -EINVAL if
+ * called again in a child, or the errno of a failed fork(). */
+int gust_fork_processes(int num_processes, int max_restarts);
+
+/* The task id of this process if it was started by gust_fork_processes(),
+ * else -1. */
+int gust_task_id(void);
+
+/* Number of CPUs this process may run on (sched_getaffinity, else
+ * sysconf), at least 1. */
+int gust_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GUST_PROCESS_H */

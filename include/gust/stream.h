@@ -1,0 +1,208 @@
+/* Buffered non-blocking streams (Tornado's IOStream).
+ *
+ * A gust_stream wraps a connected (or connecting) non-blocking socket or pipe
+ * and registers with its loop only for the events it currently needs: READ
+ * while a read is pending, WRITE while data is queued (ERROR always).
+ *
+ * READS. One read may be pending at a time (a second one fails with
+ * GUST_EREADPENDING). When the fd is readable the stream reads until EAGAIN
+ * (bounded per event so one fast peer cannot starve the loop), then tries to
+ * satisfy the pending read from its buffer. A read callback receives
+ *     cb(stream, status, data, len, user)
+ * where data points into the stream's buffer and is valid only until the
+ * callback returns; those bytes are consumed when it returns. status is
+ *     0                 the read is complete; data/len are its result;
+ *     GUST_STREAM_CHUNK a streamed chunk (GUST_READ_STREAMING), more follow;
+ *     < 0               the read failed: GUST_ESTREAMCLOSED (closed before
+ *                       it could be satisfied; data/len hold nothing),
+ *                       GUST_EUNSATISFIABLE (max_bytes reached; the stream
+ *                       stays open and the data stays buffered), or the
+ *                       errno that closed the stream.
+ * A callback is never run inside the call that registered it: data that is
+ * already buffered is delivered on the next loop iteration.
+ *
+ * WRITES. gust_stream_write() tries the syscall at once and copies only what
+ * the kernel did not take; gust_stream_write_ref() borrows the caller's
+ * buffers until its callback; gust_stream_sendfile() sends a file range. The
+ * queue goes out with writev() in order. A write callback
+ *     cb(stream, status, user)
+ * runs once its bytes have all been handed to the kernel (status 0), or with
+ * a negative status if the stream closed first.
+ *
+ * CLOSING. gust_stream_close(), a peer hang-up, an I/O error or a buffer
+ * overflow closes the fd at once. Then, on a later loop iteration and after
+ * callbacks already queued: the pending read's callback (if any, with an
+ * error status, or for read_until_close with status 0 and the remaining
+ * data), pending write callbacks (with GUST_ESTREAMCLOSED), and last the close
+ * callback, exactly once. The stream is freed after the close callback
+ * returns; the pointer must not be used after that.
+ */
+#ifndef GUST_STREAM_H
+#define GUST_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "gust/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gust_stream gust_stream;
+
+/* status of a streamed chunk (> 0, so not an error). */
+#define GUST_STREAM_CHUNK 1
+
+/* Flags for reads. */
+enum gust_read_flags {
+    /* read_bytes: complete as soon as at least one byte is available, with
+     * up to n bytes (Tornado's partial=True). */
+    GUST_READ_PARTIAL = 1u << 0,
+    /* read_bytes / read_until_close: deliver data as it arrives with status
+     * GUST_STREAM_CHUNK, then a final call with status 0 (and len 0, or the
+     * last bytes) when the read is complete (Tornado's streaming_callback). */
+    GUST_READ_STREAMING = 1u << 1,
+};
+
+typedef void (*gust_stream_read_cb)(gust_stream *stream, int status,
+                                    const char *data, size_t len, void *user);
+typedef void (*gust_stream_write_cb)(gust_stream *stream, int status,
+                                     void *user);
+typedef void (*gust_stream_close_cb)(gust_stream *stream, void *user);
+typedef void (*gust_stream_connect_cb)(gust_stream *stream, int status,
+                                       void *user);
+
+typedef struct gust_stream_options {
+    /* Largest amount of unread data the stream will buffer; a pending read
+     * that needs more closes the stream with GUST_EBUFFERFULL. 0: the
+     * default, 100 MiB (as Tornado). */
+    size_t max_buffer_size;
+    /* Largest amount of unsent data gust_stream_write() will queue; a write
+     * beyond it fails with GUST_EBUFFERFULL and queues nothing. 0: no
+     * limit. */
+    size_t max_write_buffer_size;
+    /* Bytes asked of each read(). 0: the default, 64 KiB. */
+    size_t read_chunk_size;
+} gust_stream_options;
+
+/* Wraps fd, which must be a socket or pipe; it is made non-blocking and
+ * CLOEXEC. The stream owns fd from now on and closes it. opts may be NULL
+ * (defaults). Returns NULL with errno set on failure (fd is then left open). */
+gust_stream *gust_stream_new(gust_loop *loop, int fd,
+                             const gust_stream_options *opts);
+
+/* The loop and fd the stream uses (fd is -1 once closed). */
+gust_loop *gust_stream_loop(const gust_stream *stream);
+int gust_stream_fd(const gust_stream *stream);
+
+/* User data carried by the stream, for whatever owns it. */
+void gust_stream_set_data(gust_stream *stream, void *data);
+void *gust_stream_data(const gust_stream *stream);
+
+/* ---- Connecting -------------------------------------------------------- */
+
+/* Starts a non-blocking connect() of the stream's socket to addr. cb runs
+ * once: status 0 when connected, else the negated errno (-ECONNREFUSED, ...),
+ * after which the stream is closed. Reads and writes may be queued before the
+ * connect completes; they start once it does.
+ * Returns 0, or a negative code (nothing is called) if it cannot start. */
+int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
+                        socklen_t addrlen, gust_stream_connect_cb cb,
+                        void *user);
+
+/* ---- Reading ----------------------------------------------------------- */
+
+/* Reads until delim (delim_len >= 1 bytes) has been seen; the result ends
+ * with the delimiter. max_bytes > 0 bounds the result including the
+ * delimiter: once that many bytes are buffered without a match the callback
+ * gets GUST_EUNSATISFIABLE and the stream stays open. 0: no bound except
+ * max_buffer_size. delim is copied.
+ * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, or -EINVAL. */
+int gust_stream_read_until(gust_stream *stream, const void *delim,
+                           size_t delim_len, size_t max_bytes,
+                           gust_stream_read_cb cb, void *user);
+
+/* Reads until the PCRE2 pattern matches the buffered data; the result ends
+ * with the end of the match. Same max_bytes rules as read_until. The
+ * pattern is compiled (with JIT where available) at each call; an invalid
+ * pattern returns -EINVAL. */
+int gust_stream_read_until_regex(gust_stream *stream, const char *pattern,
+                                 size_t max_bytes, gust_stream_read_cb cb,
+                                 void *user);
+
+/* Reads exactly n bytes (n >= 1), or with GUST_READ_PARTIAL between 1 and n
+ * bytes as soon as any are available, or with GUST_READ_STREAMING in chunks
+ * as they arrive until n bytes have been delivered. */
+int gust_stream_read_bytes(gust_stream *stream, size_t n, unsigned flags,
+                           gust_stream_read_cb cb, void *user);
+
+/* Reads until the peer closes; the callback then gets status 0 and all the
+ * data (or, with GUST_READ_STREAMING, chunks then a final status 0 with no
+ * data). Exceeding max_buffer_size without GUST_READ_STREAMING closes the
+ * stream with GUST_EBUFFERFULL. */
+int gust_stream_read_until_close(gust_stream *stream, unsigned flags,
+                                 gust_stream_read_cb cb, void *user);
+
+/* True while a read is pending. */
+bool gust_stream_reading(const gust_stream *stream);
+
+/* ---- Writing ----------------------------------------------------------- */
+
+/* Queues len bytes for sending, copying whatever cannot be written at once.
+ * cb (may be NULL) runs when they have all been handed to the kernel.
+ * Returns 0, GUST_ESTREAMCLOSED, or GUST_EBUFFERFULL. */
+int gust_stream_write(gust_stream *stream, const void *data, size_t len,
+                      gust_stream_write_cb cb, void *user);
+
+/* Queues iovcnt buffers without copying them: the caller keeps them valid and
+ * unchanged until cb runs (cb is required). The iovec array itself is
+ * copied. Returns 0, GUST_ESTREAMCLOSED, -EINVAL or -ENOMEM. */
+int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
+                          int iovcnt, gust_stream_write_cb cb, void *user);
+
+/* Queues len bytes of file_fd starting at offset, sent with sendfile() where
+ * possible. file_fd must stay open until cb runs. Returns as write_ref. */
+int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
+                         size_t len, gust_stream_write_cb cb, void *user);
+
+/* True while written data has not all been handed to the kernel. */
+bool gust_stream_writing(const gust_stream *stream);
+
+/* Bytes queued but not yet sent. */
+size_t gust_stream_write_buffer_size(const gust_stream *stream);
+
+/* ---- Closing ----------------------------------------------------------- */
+
+/* Sets the callback run once after the stream closes (see CLOSING above);
+ * the stream is freed when it returns. NULL removes it. */
+void gust_stream_set_close_callback(gust_stream *stream,
+                                    gust_stream_close_cb cb, void *user);
+
+/* Closes the fd now and schedules the pending callbacks and the close
+ * callback. Safe from inside any of the stream's callbacks; a second call is
+ * a no-op. Queued unsent data is dropped: to close after sending, close from
+ * the last write's callback. */
+void gust_stream_close(gust_stream *stream);
+
+/* True once the stream is closed (the pointer stays valid until the close
+ * callback has returned). */
+bool gust_stream_closed(const gust_stream *stream);
+
+/* Why the stream closed: 0 for a local close or a clean EOF from the peer,
+ * else a negative code (-ECONNRESET, GUST_EBUFFERFULL, ...). */
+int gust_stream_error(const gust_stream *stream);
+
+/* Sets TCP_NODELAY on a TCP stream (ignored for other fds). Returns 0 or a
+ * negated errno. */
+int gust_stream_set_nodelay(gust_stream *stream, bool on);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GUST_STREAM_H */
