@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every Gust benchmark, each bounded in time, and prints their output:
+#   1. bench_loop (the event loop micro-benchmarks), if it has been built;
+#   2. echo.sh (Gust's echo server against libevent's).
+# Called by `make bench` with BUILD_DIR=build/bench after a release build;
+# without BUILD_DIR, echo.sh builds build/bench itself.
+#
+# Exit status: non-zero if any benchmark failed or hit its time limit; the
+# others still run, so one broken benchmark does not hide the rest.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# Upper bounds in seconds. echo.sh with its defaults takes about
+# 2 servers x (2 s warm-up + 3 runs x 5 s) = 34 s, plus a build when needed.
+LOOP_TIMEOUT=${LOOP_TIMEOUT:-120}
+ECHO_TIMEOUT=${ECHO_TIMEOUT:-600}
+
+status=0
+echo "Gust benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
+     "$(uname -sr), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+bench_loop=${BUILD_DIR:-build/bench}/bench/bench_loop
+echo
+echo "== bench_loop"
+if [[ -x $bench_loop ]]; then
+    # -k: if SIGTERM is ignored, SIGKILL 5 s later (our own child only).
+    timeout -k 5 "$LOOP_TIMEOUT" "$bench_loop" || {
+        echo "bench_loop FAILED or timed out (status $?)"; status=1; }
+else
+    echo "not built ($bench_loop missing): skipped"
+fi
+
+echo
+echo "== echo.sh"
+# SIGTERM first so that echo.sh's EXIT trap stops the servers it started.
+timeout -k 10 "$ECHO_TIMEOUT" bash bench/echo.sh || {
+    echo "echo.sh FAILED or timed out (status $?)"; status=1; }
+
+exit "$status"
