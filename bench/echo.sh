@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Echo benchmark: Gust's examples/echo_server against a libevent echo server.
+# Echo benchmark: Gust's examples/echo_server against a libevent echo server
+# (the target: Gust >= libevent), and a bare epoll server (the floor).
 #
 # Each server runs alone on CPU 0 (taskset), the load generator on CPU 1, so
 # on a 2-core machine neither steals the other's core. Both servers are
@@ -15,7 +16,7 @@
 #   BUILD_DIR=build/bench    use that (already built) release tree instead of
 #                            configuring and building build/bench here
 #   RUNS=3 DURATION=5 WARMUP=2 CONNECTIONS=100 SIZE=64 PIPELINE=1
-#   GUST_PORT=18931 LIBEVENT_PORT=18932 SERVER_CPU=0 LOAD_CPU=1
+#   GUST_PORT=18931 LIBEVENT_PORT=18932 EPOLL_PORT=18933 SERVER_CPU=0 LOAD_CPU=1
 # Installs nothing: `make bench` installs the Debian packages first.
 set -euo pipefail
 
@@ -29,6 +30,7 @@ SIZE=${SIZE:-64}
 PIPELINE=${PIPELINE:-1}
 GUST_PORT=${GUST_PORT:-18931}
 LIBEVENT_PORT=${LIBEVENT_PORT:-18932}
+EPOLL_PORT=${EPOLL_PORT:-18933}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -73,6 +75,14 @@ if [[ -x $LIBEVENT_SERVER ]]; then
     ARGS[libevent]="--port=$LIBEVENT_PORT --address=127.0.0.1"
 else
     log "NOT MEASURED: $LIBEVENT_SERVER is not built (libevent-dev missing?)"
+fi
+# The floor: a bare epoll echo server with no library, to show how far both
+# are from the least work the kernel allows.
+EPOLL_SERVER=$BUILD_DIR/bench/echo_epoll
+if [[ -x $EPOLL_SERVER ]]; then
+    SERVERS+=(epoll)
+    BIN[epoll]=$EPOLL_SERVER PORT[epoll]=$EPOLL_PORT
+    ARGS[epoll]="--port=$EPOLL_PORT"
 fi
 (( ${#SERVERS[@]} > 0 )) || { log "no server to measure"; exit 1; }
 

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Upper bounds in seconds. echo.sh with its defaults takes about
-# 2 servers x (2 s warm-up + 3 runs x 5 s) = 34 s, plus a build when needed.
+# 3 servers x (2 s warm-up + 3 runs x 5 s) = 51 s, plus a build when needed.
 LOOP_TIMEOUT=${LOOP_TIMEOUT:-120}
 ECHO_TIMEOUT=${ECHO_TIMEOUT:-600}
 
