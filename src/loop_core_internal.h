@@ -31,6 +31,12 @@ typedef struct gust__fd_slot {
     uint8_t internal; /* the wake-up fd: not counted as a user handler */
 } gust__fd_slot;
 
+typedef struct gust__heap_entry {
+    uint64_t deadline_ns;
+    uint64_t seq;
+    gust_timer *timer;
+} gust__heap_entry;
+
 /* A call_later/call_at timeout: pooled, found again by slot index, and
  * checked by generation so a stale handle is a no-op. */
 typedef struct gust__timeout_node {
@@ -93,8 +99,9 @@ struct gust_loop {
     gust__work *done_head, *done_tail;
     atomic_bool wake_pending; /* something posted since the last batch */
 
-    /* Timers: binary min-heap on (deadline_ns, seq). */
-    gust_timer **heap;
+    /* Timers: binary min-heap on (deadline_ns, seq). The key is copied
+     * into the entry so comparisons never touch the timers themselves. */
+    gust__heap_entry *heap;
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
 
