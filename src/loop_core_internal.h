@@ -67,6 +67,7 @@ struct gust_loop {
     bool in_iteration;  /* inside run_once(): no nesting */
     bool in_timer_phase;
     uint64_t timer_phase_now;
+    gust_timer *firing;  /* repeating timer whose callback is running */
     gust_loop_cond_fn until_cond; /* run_until()'s condition, while it runs */
     void *until_data;
 

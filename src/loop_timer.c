@@ -111,6 +111,8 @@ static int schedule(gust_timer *timer, uint64_t deadline, uint64_t repeat,
     gust_loop *loop = timer->loop;
     assert(loop && "gust_timer_init() was not called");
     assert(cb);
+    if (loop->firing == timer)
+        loop->firing = NULL; /* restarted by its own callback: as it says */
     bool active = timer->heap_index != SIZE_MAX;
     if (!active && heap_reserve(loop) < 0)
         return -ENOMEM;
@@ -172,8 +174,11 @@ int gust_timer_start_at(gust_timer *timer, double deadline, double repeat,
 
 void gust_timer_stop(gust_timer *timer)
 {
-    if (timer->heap_index != SIZE_MAX)
-        heap_remove(timer->loop, timer);
+    if (timer->heap_index == SIZE_MAX)
+        return;
+    if (timer->loop->firing == timer)
+        timer->loop->firing = NULL;
+    heap_remove(timer->loop, timer);
 }
 
 bool gust_timer_active(const gust_timer *timer)
@@ -190,21 +195,33 @@ void gust__timer_run_due(gust_loop *loop)
     loop->timer_phase_now = now;
     while (loop->heap_len && loop->heap[0].deadline_ns <= now) {
         gust_timer *t = loop->heap[0].timer;
-        if (t->repeat_ns) {
-            /* Skipped periods are not made up: next multiple after now. */
-            uint64_t next = t->deadline_ns + t->repeat_ns;
-            if (next <= now)
-                next += ((now - next) / t->repeat_ns + 1) * t->repeat_ns;
-            t->deadline_ns = next;
-            t->seq = loop->timer_seq++;
-            loop->heap[0].deadline_ns = next;
-            loop->heap[0].seq = t->seq;
-            sift_down(loop, 0);
-        } else {
+        if (!t->repeat_ns) {
             heap_remove(loop, t);
+            t->cb(t, t->data);
+            continue;
         }
+        /* A repeating timer stays in the heap during its callback, so it
+         * is active there, and is re-armed after it, from the time the
+         * callback ended (a slow callback skips periods, as Tornado's
+         * PeriodicCallback does). The timer may be stopped, restarted or
+         * freed by its callback: stop and start clear loop->firing, and
+         * then it is not touched again. */
+        loop->firing = t;
         t->cb(t, t->data);
+        if (loop->firing != t)
+            continue;
+        loop->firing = NULL;
+        uint64_t end = gust__loop_clock_ns();
+        uint64_t next = t->deadline_ns + t->repeat_ns;
+        if (next <= end)
+            next += ((end - next) / t->repeat_ns + 1) * t->repeat_ns;
+        t->deadline_ns = next;
+        t->seq = loop->timer_seq++;
+        loop->heap[t->heap_index].deadline_ns = next;
+        loop->heap[t->heap_index].seq = t->seq;
+        heap_fix(loop, t->heap_index);
     }
+    loop->firing = NULL;
     loop->in_timer_phase = false;
 }
 
