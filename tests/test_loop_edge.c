@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -447,6 +448,74 @@ static void test_add_handler_backend_error(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* ---- More ready fds than one wait collects ---------------------------- */
+
+#define N_MANY 1500
+
+static int many_calls[N_MANY];
+
+static void many_fd(gust_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    many_calls[(intptr_t)data]++;
+}
+
+/* Level-triggered fds beyond the batch size are served in the following
+ * iterations; none starves. */
+static void run_many_fds(const char *backend)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 2 * N_MANY + 64)
+        skip();
+    setenv("GUST_LOOP_BACKEND", backend, 1);
+    gust_loop *loop = new_loop();
+    static int pipes[N_MANY][2];
+    memset(many_calls, 0, sizeof many_calls);
+    for (int i = 0; i < N_MANY; i++) {
+        assert_int_equal(pipe2(pipes[i], O_NONBLOCK | O_CLOEXEC), 0);
+        assert_int_equal(write(pipes[i][1], "x", 1), 1);
+        assert_int_equal(gust_loop_add_handler(loop, pipes[i][0], GUST_READ,
+                                               many_fd, (void *)(intptr_t)i),
+                         0);
+    }
+    assert_string_equal(gust_loop_backend(loop), backend);
+    unsetenv("GUST_LOOP_BACKEND");
+    for (int it = 0; it < 3; it++)
+        assert_int_equal(gust_loop_run_once(loop, 1), 0);
+    int total = 0;
+    for (int i = 0; i < N_MANY; i++) {
+        assert_true(many_calls[i] >= 1);
+        total += many_calls[i];
+    }
+    assert_true(total <= 3 * 1024);
+    for (int i = 0; i < N_MANY; i++) {
+        assert_int_equal(gust_loop_remove_handler(loop, pipes[i][0]), 0);
+        close(pipes[i][0]);
+        close(pipes[i][1]);
+    }
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+static void test_many_ready_fds_epoll(void **state)
+{
+    (void)state;
+    gust_loop *probe = new_loop();
+    bool have_epoll = strcmp(gust_loop_backend(probe), "epoll") == 0;
+    assert_int_equal(gust_loop_free(probe), 0);
+    if (!have_epoll)
+        skip();
+    run_many_fds("epoll");
+}
+
+static void test_many_ready_fds_poll(void **state)
+{
+    (void)state;
+    run_many_fds("poll");
+}
+
 /* ---- Fork -------------------------------------------------------------- */
 
 static void test_forked_child_update_remove(void **state)
@@ -500,6 +569,8 @@ int main(void)
         T(test_signal_batch_and_default_restored),
         T(test_unknown_backend_falls_back),
         T(test_add_handler_backend_error),
+        T(test_many_ready_fds_epoll),
+        T(test_many_ready_fds_poll),
         T(test_forked_child_update_remove),
     };
     return cmocka_run_group_tests_name("loop_edge", tests, NULL, NULL);
