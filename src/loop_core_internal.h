@@ -96,7 +96,7 @@ struct gust_loop {
      * phase swaps it with ts_spare and runs the batch outside the lock. */
     pthread_mutex_t ts_lock;
     gust__cb *ts, *ts_spare;
-    size_t ts_len, ts_cap, ts_spare_len, ts_spare_cap;
+    size_t ts_len, ts_cap, ts_spare_cap;
     gust__work *done_head, *done_tail;
     atomic_bool wake_pending; /* something posted since the last batch */
 
