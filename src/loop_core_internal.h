@@ -31,6 +31,12 @@ typedef struct gust__fd_slot {
     uint8_t internal; /* the wake-up fd: not counted as a user handler */
 } gust__fd_slot;
 
+typedef struct gust__heap_entry {
+    uint64_t deadline_ns;
+    uint64_t seq;
+    gust_timer *timer;
+} gust__heap_entry;
+
 /* A call_later/call_at timeout: pooled, found again by slot index, and
  * checked by generation so a stale handle is a no-op. */
 typedef struct gust__timeout_node {
@@ -61,6 +67,7 @@ struct gust_loop {
     bool in_iteration;  /* inside run_once(): no nesting */
     bool in_timer_phase;
     uint64_t timer_phase_now;
+    gust_timer *firing;  /* repeating timer whose callback is running */
     gust_loop_cond_fn until_cond; /* run_until()'s condition, while it runs */
     void *until_data;
 
@@ -89,12 +96,13 @@ struct gust_loop {
      * phase swaps it with ts_spare and runs the batch outside the lock. */
     pthread_mutex_t ts_lock;
     gust__cb *ts, *ts_spare;
-    size_t ts_len, ts_cap, ts_spare_len, ts_spare_cap;
+    size_t ts_len, ts_cap, ts_spare_cap;
     gust__work *done_head, *done_tail;
     atomic_bool wake_pending; /* something posted since the last batch */
 
-    /* Timers: binary min-heap on (deadline_ns, seq). */
-    gust_timer **heap;
+    /* Timers: binary min-heap on (deadline_ns, seq). The key is copied
+     * into the entry so comparisons never touch the timers themselves. */
+    gust__heap_entry *heap;
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
 

@@ -1,5 +1,5 @@
-/* Timers: a binary min-heap of gust_timer pointers ordered by (deadline,
- * seq), each timer knowing its own index so stop and restart are O(log n)
+/* Timers: a binary min-heap of (deadline, seq, timer) entries, each timer
+ * knowing its own index so stop and restart are O(log n)
  * with no search and no allocation. call_later timeouts are timers in
  * pooled nodes; periodic callbacks are timers that re-arm themselves.
  */
@@ -13,53 +13,53 @@
 
 /* ---- Heap -------------------------------------------------------------- */
 
-static bool timer_less(const gust_timer *a, const gust_timer *b)
+static bool entry_less(const gust__heap_entry *a, const gust__heap_entry *b)
 {
     return a->deadline_ns < b->deadline_ns ||
            (a->deadline_ns == b->deadline_ns && a->seq < b->seq);
 }
 
-static void heap_put(gust_loop *loop, size_t i, gust_timer *t)
+static void heap_put(gust_loop *loop, size_t i, gust__heap_entry e)
 {
-    loop->heap[i] = t;
-    t->heap_index = i;
+    loop->heap[i] = e;
+    e.timer->heap_index = i;
 }
 
 static void sift_up(gust_loop *loop, size_t i)
 {
-    gust_timer *t = loop->heap[i];
+    gust__heap_entry e = loop->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!timer_less(t, loop->heap[parent]))
+        if (!entry_less(&e, &loop->heap[parent]))
             break;
         heap_put(loop, i, loop->heap[parent]);
         i = parent;
     }
-    heap_put(loop, i, t);
+    heap_put(loop, i, e);
 }
 
 static void sift_down(gust_loop *loop, size_t i)
 {
-    gust_timer *t = loop->heap[i];
+    gust__heap_entry e = loop->heap[i];
     size_t n = loop->heap_len;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && timer_less(loop->heap[c + 1], loop->heap[c]))
+        if (c + 1 < n && entry_less(&loop->heap[c + 1], &loop->heap[c]))
             c++;
-        if (!timer_less(loop->heap[c], t))
+        if (!entry_less(&loop->heap[c], &e))
             break;
         heap_put(loop, i, loop->heap[c]);
         i = c;
     }
-    heap_put(loop, i, t);
+    heap_put(loop, i, e);
 }
 
-/* Puts t back in order after its key changed, either way. */
+/* Puts entry i back in order after its key changed, either way. */
 static void heap_fix(gust_loop *loop, size_t i)
 {
-    if (i > 0 && timer_less(loop->heap[i], loop->heap[(i - 1) / 2]))
+    if (i > 0 && entry_less(&loop->heap[i], &loop->heap[(i - 1) / 2]))
         sift_up(loop, i);
     else
         sift_down(loop, i);
@@ -68,7 +68,7 @@ static void heap_fix(gust_loop *loop, size_t i)
 static void heap_remove(gust_loop *loop, gust_timer *t)
 {
     size_t i = t->heap_index;
-    gust_timer *last = loop->heap[--loop->heap_len];
+    gust__heap_entry last = loop->heap[--loop->heap_len];
     t->heap_index = SIZE_MAX;
     if (i == loop->heap_len)
         return;
@@ -81,7 +81,7 @@ static int heap_reserve(gust_loop *loop)
     if (loop->heap_len < loop->heap_cap)
         return 0;
     size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    gust_timer **heap = realloc(loop->heap, cap * sizeof *heap);
+    gust__heap_entry *heap = realloc(loop->heap, cap * sizeof *heap);
     if (!heap)
         return -ENOMEM;
     loop->heap = heap;
@@ -91,7 +91,7 @@ static int heap_reserve(gust_loop *loop)
 
 uint64_t gust__timer_next_deadline(const gust_loop *loop)
 {
-    return loop->heap_len ? loop->heap[0]->deadline_ns : UINT64_MAX;
+    return loop->heap_len ? loop->heap[0].deadline_ns : UINT64_MAX;
 }
 
 /* ---- gust_timer -------------------------------------------------------- */
@@ -111,6 +111,8 @@ static int schedule(gust_timer *timer, uint64_t deadline, uint64_t repeat,
     gust_loop *loop = timer->loop;
     assert(loop && "gust_timer_init() was not called");
     assert(cb);
+    if (loop->firing == timer)
+        loop->firing = NULL; /* restarted by its own callback: as it says */
     bool active = timer->heap_index != SIZE_MAX;
     if (!active && heap_reserve(loop) < 0)
         return -ENOMEM;
@@ -123,10 +125,12 @@ static int schedule(gust_timer *timer, uint64_t deadline, uint64_t repeat,
     timer->seq = loop->timer_seq++;
     timer->cb = cb;
     timer->data = data;
+    gust__heap_entry e = {deadline, timer->seq, timer};
     if (active) {
+        loop->heap[timer->heap_index] = e;
         heap_fix(loop, timer->heap_index);
     } else {
-        heap_put(loop, loop->heap_len++, timer);
+        heap_put(loop, loop->heap_len++, e);
         sift_up(loop, loop->heap_len - 1);
     }
     return 0;
@@ -139,6 +143,16 @@ void gust_timer_init(gust_loop *loop, gust_timer *timer)
     timer->heap_index = SIZE_MAX;
 }
 
+/* The base of a relative delay. Inside an iteration it is the cached time,
+ * as loop.h promises; outside (set-up code, before the loop runs) the cache
+ * may be arbitrarily old, so it is refreshed first. */
+static uint64_t delay_base(gust_loop *loop)
+{
+    if (!loop->in_iteration)
+        loop->now_ns = gust__loop_clock_ns();
+    return loop->now_ns;
+}
+
 static uint64_t repeat_ns(double repeat)
 {
     uint64_t ns = secs_to_ns(repeat);
@@ -148,7 +162,7 @@ static uint64_t repeat_ns(double repeat)
 int gust_timer_start(gust_timer *timer, double delay, double repeat,
                      gust_timer_fn cb, void *data)
 {
-    return schedule(timer, timer->loop->now_ns + secs_to_ns(delay),
+    return schedule(timer, delay_base(timer->loop) + secs_to_ns(delay),
                     repeat_ns(repeat), cb, data);
 }
 
@@ -160,8 +174,11 @@ int gust_timer_start_at(gust_timer *timer, double deadline, double repeat,
 
 void gust_timer_stop(gust_timer *timer)
 {
-    if (timer->heap_index != SIZE_MAX)
-        heap_remove(timer->loop, timer);
+    if (timer->heap_index == SIZE_MAX)
+        return;
+    if (timer->loop->firing == timer)
+        timer->loop->firing = NULL;
+    heap_remove(timer->loop, timer);
 }
 
 bool gust_timer_active(const gust_timer *timer)
@@ -176,21 +193,35 @@ void gust__timer_run_due(gust_loop *loop)
     uint64_t now = loop->now_ns;
     loop->in_timer_phase = true;
     loop->timer_phase_now = now;
-    while (loop->heap_len && loop->heap[0]->deadline_ns <= now) {
-        gust_timer *t = loop->heap[0];
-        if (t->repeat_ns) {
-            /* Skipped periods are not made up: next multiple after now. */
-            uint64_t next = t->deadline_ns + t->repeat_ns;
-            if (next <= now)
-                next += ((now - next) / t->repeat_ns + 1) * t->repeat_ns;
-            t->deadline_ns = next;
-            t->seq = loop->timer_seq++;
-            sift_down(loop, 0);
-        } else {
+    while (loop->heap_len && loop->heap[0].deadline_ns <= now) {
+        gust_timer *t = loop->heap[0].timer;
+        if (!t->repeat_ns) {
             heap_remove(loop, t);
+            t->cb(t, t->data);
+            continue;
         }
+        /* A repeating timer stays in the heap during its callback, so it
+         * is active there, and is re-armed after it, from the time the
+         * callback ended (a slow callback skips periods, as Tornado's
+         * PeriodicCallback does). The timer may be stopped, restarted or
+         * freed by its callback: stop and start clear loop->firing, and
+         * then it is not touched again. */
+        loop->firing = t;
         t->cb(t, t->data);
+        if (loop->firing != t)
+            continue;
+        loop->firing = NULL;
+        uint64_t end = gust__loop_clock_ns();
+        uint64_t next = t->deadline_ns + t->repeat_ns;
+        if (next <= end)
+            next += ((end - next) / t->repeat_ns + 1) * t->repeat_ns;
+        t->deadline_ns = next;
+        t->seq = loop->timer_seq++;
+        loop->heap[t->heap_index].deadline_ns = next;
+        loop->heap[t->heap_index].seq = t->seq;
+        heap_fix(loop, t->heap_index);
     }
+    loop->firing = NULL;
     loop->in_timer_phase = false;
 }
 
@@ -279,7 +310,7 @@ static gust_timeout timeout_add(gust_loop *loop, uint64_t deadline,
 gust_timeout gust_loop_call_later(gust_loop *loop, double delay,
                                   gust_callback_fn cb, void *data)
 {
-    return timeout_add(loop, loop->now_ns + secs_to_ns(delay), cb, data);
+    return timeout_add(loop, delay_base(loop) + secs_to_ns(delay), cb, data);
 }
 
 gust_timeout gust_loop_call_at(gust_loop *loop, double deadline,
@@ -365,7 +396,7 @@ void gust_periodic_start(gust_periodic *p)
     /* The repeating timer re-arms itself on the interval grid and skips
      * missed periods. Starting needs no allocation once the heap has room;
      * if it has none and cannot grow, the periodic stays stopped. */
-    schedule(&p->timer, p->loop->now_ns + p->interval_ns, p->interval_ns,
+    schedule(&p->timer, delay_base(p->loop) + p->interval_ns, p->interval_ns,
              periodic_fire, p);
 }
 
