@@ -370,6 +370,9 @@ static void on_io(gust_loop *loop, int fd, unsigned events, void *data)
         if (s->closed)
             return;
         progress |= n > 0;
+    }
+    /* Writes completed here or by the connect: run their callbacks now. */
+    if (s->mcount > 0) {
         gust__stream_fire_marks(s);
         if (s->closed)
             return;

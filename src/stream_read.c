@@ -258,10 +258,10 @@ void gust__stream_deliver(gust_stream *s)
         void *user = s->ruser;
         if (found == GUST__FOUND_UNSAT) {
             gust__stream_read_clear(s);
-            cb(s, GUST_EUNSATISFIABLE, NULL, 0, user);
+            cb(s, GUST_EUNSATISFIABLE, "", 0, user);
             continue;
         }
-        const char *p = len ? s->rbuf + s->rstart : NULL;
+        const char *p = len ? s->rbuf + s->rstart : "";
         s->rstart += len;
         if (status == GUST_STREAM_CHUNK) {
             if (s->rkind == GUST__READ_BYTES)
@@ -341,11 +341,11 @@ void gust__stream_read_on_close(gust_stream *s)
     int kind = s->rkind;
     gust__stream_read_clear(s);
     if (kind != GUST__READ_CLOSE) {
-        cb(s, s->error ? s->error : GUST_ESTREAMCLOSED, NULL, 0, user);
+        cb(s, s->error ? s->error : GUST_ESTREAMCLOSED, "", 0, user);
         return;
     }
     size_t len = s->rend - s->rstart;
-    const char *p = len ? s->rbuf + s->rstart : NULL;
+    const char *p = len ? s->rbuf + s->rstart : "";
     s->rstart = s->rend;
     s->delivering++;
     cb(s, s->error, p, len, user);
