@@ -449,6 +449,8 @@ void gust__stream_close_with(gust_stream *s, int err)
         s->tp->close(s);
     close(s->fd);
     s->fd = -1;
+    /* Unsent data goes now; the callbacks owed are kept for the dispatch. */
+    gust__stream_write_drop(s);
     schedule_fn(s, close_dispatch);
 }
 

@@ -192,6 +192,7 @@ bool gust__stream_write_pending(const gust_stream *s);
 ssize_t gust__stream_flush(gust_stream *s);
 void gust__stream_fire_marks(gust_stream *s);
 void gust__stream_write_on_close(gust_stream *s);
+void gust__stream_write_drop(gust_stream *s);
 void gust__stream_write_free(gust_stream *s);
 
 #endif /* GUST__STREAM_PRIVATE */

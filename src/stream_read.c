@@ -305,6 +305,10 @@ bool gust__stream_handle_read(gust_stream *s)
             gust__stream_close_with(s, -ENOMEM);
             return true;
         }
+        /* Ask for read_chunk_size even when a cached buffer has more room:
+         * it is the caller's knob for how much one read() may take. */
+        if (room > s->read_chunk_size)
+            room = s->read_chunk_size;
         if (room > s->rcap - s->rend)
             room = s->rcap - s->rend;
         ssize_t n = s->tp->read(s, s->rbuf + s->rend, room);

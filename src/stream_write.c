@@ -135,6 +135,11 @@ static void segs_free(gust_stream *s)
         seg_pop(s);
 }
 
+void gust__stream_write_drop(gust_stream *s)
+{
+    segs_free(s);
+}
+
 void gust__stream_write_free(gust_stream *s)
 {
     segs_free(s);
