@@ -64,20 +64,9 @@ static int prepare_fd(int fd, bool *is_socket)
     return 0;
 }
 
-gust_stream *gust_stream_new(gust_loop *loop, int fd,
-                             const gust_stream_options *opts)
+static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
+                                 const gust_stream_options *opts)
 {
-    assert(loop);
-    if (fd < 0) {
-        errno = EBADF;
-        return NULL;
-    }
-    bool is_socket;
-    int r = prepare_fd(fd, &is_socket);
-    if (r < 0) {
-        errno = -r;
-        return NULL;
-    }
     gust_stream *s = calloc(1, sizeof *s);
     if (!s) {
         errno = ENOMEM;
@@ -98,6 +87,30 @@ gust_stream *gust_stream_new(gust_loop *loop, int fd,
     s->tp = &gust__stream_plain_transport;
     gust_timer_init(loop, &s->timer);
     return s;
+}
+
+gust_stream *gust_stream_new(gust_loop *loop, int fd,
+                             const gust_stream_options *opts)
+{
+    assert(loop);
+    if (fd < 0) {
+        errno = EBADF;
+        return NULL;
+    }
+    bool is_socket;
+    int r = prepare_fd(fd, &is_socket);
+    if (r < 0) {
+        errno = -r;
+        return NULL;
+    }
+    return stream_alloc(loop, fd, is_socket, opts);
+}
+
+gust_stream *gust__stream_new_accepted(gust_loop *loop, int fd,
+                                       const gust_stream_options *opts)
+{
+    assert(loop && fd >= 0);
+    return stream_alloc(loop, fd, true, opts);
 }
 
 /* ---- Accessors ----------------------------------------------------------- */

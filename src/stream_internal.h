@@ -20,6 +20,12 @@ typedef void (*gust__stream_free_hook)(gust_stream *stream, void *data);
 void gust__stream_set_free_hook(gust_stream *stream, gust__stream_free_hook fn,
                                 void *data);
 
+/* gust_stream_new() for a socket just made by accept4(SOCK_NONBLOCK |
+ * SOCK_CLOEXEC) (or otherwise known to be a non-blocking, CLOEXEC socket):
+ * skips the three syscalls that check it. Same result and ownership. */
+gust_stream *gust__stream_new_accepted(gust_loop *loop, int fd,
+                                       const gust_stream_options *opts);
+
 /* ---- Transport seam ------------------------------------------------------
  *
  * All I/O on the fd goes through one of these, so that a TLS transport can

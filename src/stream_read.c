@@ -258,7 +258,9 @@ void gust__stream_deliver(gust_stream *s)
         void *user = s->ruser;
         if (found == GUST__FOUND_UNSAT) {
             gust__stream_read_clear(s);
+            s->delivering++;
             cb(s, GUST_EUNSATISFIABLE, "", 0, user);
+            s->delivering--;
             continue;
         }
         const char *p = len ? s->rbuf + s->rstart : "";
@@ -380,6 +382,12 @@ static int read_begin(gust_stream *s, int kind, unsigned flags,
     s->rcb = cb;
     s->ruser = user;
     s->scan = 0;
+    /* Started from a read callback: the delivery loop that called it goes
+     * on with this read as soon as the callback returns. */
+    if (s->delivering && !s->close_running) {
+        gust__stream_update_events(s, true);
+        return 0;
+    }
     if (s->rend > s->rstart) {
         size_t len;
         int status;

@@ -20,6 +20,7 @@
 
 #include "gust/loop.h"
 #include "gust/stream.h"
+#include "stream_internal.h"
 
 static int setup_default(void **state)
 {
@@ -375,10 +376,10 @@ static void test_tcp_round_trips(void **state)
                                          sizeof sin, client_connected, &e), 0);
     /* The first request is queued before the connect completes. */
     client_send(&e);
-    int a = accept(l, NULL, NULL);
+    int a = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     assert_true(a >= 0);
     close(l);
-    e.server = gust_stream_new(loop, a, NULL);
+    e.server = gust__stream_new_accepted(loop, a, NULL);
     assert_non_null(e.server);
     gust_stream_set_close_callback(e.server, count_close_cb, &e.closes);
     assert_int_equal(gust_stream_set_nodelay(e.server, true), 0);
@@ -512,6 +513,185 @@ static void test_streaming_past_max_buffer_size(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* ---- Random writes ---------------------------------------------------------- */
+
+#define WSRC_LEN ((size_t)1 << 20)
+#define WOPS 600
+
+typedef struct wfuzz {
+    gust_stream *w, *r;
+    char *src;      /* pattern; write_ref slices and the file share it */
+    int file_fd;
+    char *expect, *recv;
+    size_t expect_len, recv_len, cap;
+    int issued_ids, fired_ids, ops;
+    bool bad_order, bad_status;
+    int eof, wcloses, rcloses;
+    size_t max_queued;
+    gust_timer timer;
+} wfuzz;
+
+static void wfuzz_done(gust_stream *s, int status, void *user);
+
+typedef struct wid {
+    wfuzz *f;
+    int id;
+} wid;
+
+static wid wids[WOPS];
+
+static void wfuzz_done(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    wid *w = user;
+    if (status != 0)
+        w->f->bad_status = true;
+    if (w->id != w->f->fired_ids)
+        w->f->bad_order = true;
+    w->f->fired_ids++;
+}
+
+static void wfuzz_expect(wfuzz *f, const char *data, size_t len)
+{
+    assert_true(f->expect_len + len <= f->cap);
+    memcpy(f->expect + f->expect_len, data, len);
+    f->expect_len += len;
+}
+
+static size_t rand_len(size_t max)
+{
+    switch (rnd(4)) {
+    case 0: return 0;
+    case 1: return rnd(64) < max ? rnd(64) : max;
+    default: return rnd((uint32_t)max + 1);
+    }
+}
+
+static void wfuzz_issue(wfuzz *f)
+{
+    wid *id = NULL;
+    if (rnd(5)) {
+        id = &wids[f->issued_ids];
+        id->f = f;
+        id->id = f->issued_ids;
+    }
+    int op = (int)rnd(3);
+    if (op == 0) {
+        /* A copy: scribbled over right after the call. */
+        static char scratch[70000];
+        size_t len = rand_len(sizeof scratch);
+        size_t off = rnd((uint32_t)(WSRC_LEN - len));
+        memcpy(scratch, f->src + off, len);
+        assert_int_equal(gust_stream_write(f->w, scratch, len,
+                                           id ? wfuzz_done : NULL, id), 0);
+        memset(scratch, '#', len);
+        wfuzz_expect(f, f->src + off, len);
+    } else if (op == 1) {
+        if (!id)
+            id = &wids[f->issued_ids], id->f = f, id->id = f->issued_ids;
+        struct iovec iov[5];
+        int cnt = 1 + (int)rnd(5);
+        for (int i = 0; i < cnt; i++) {
+            size_t len = rand_len(100000);
+            size_t off = rnd((uint32_t)(WSRC_LEN - len));
+            iov[i].iov_base = f->src + off;
+            iov[i].iov_len = len;
+            wfuzz_expect(f, f->src + off, len);
+        }
+        assert_int_equal(gust_stream_write_ref(f->w, iov, cnt, wfuzz_done, id), 0);
+    } else {
+        if (!id)
+            id = &wids[f->issued_ids], id->f = f, id->id = f->issued_ids;
+        size_t len = rand_len(200000);
+        size_t off = rnd((uint32_t)(WSRC_LEN - len));
+        assert_int_equal(gust_stream_sendfile(f->w, f->file_fd, (off_t)off, len,
+                                              wfuzz_done, id), 0);
+        wfuzz_expect(f, f->src + off, len);
+    }
+    if (id)
+        f->issued_ids++;
+    f->ops++;
+}
+
+static void wfuzz_tick(gust_timer *t, void *data)
+{
+    wfuzz *f = data;
+    while (f->ops < WOPS && gust_stream_write_buffer_size(f->w) < (512u << 10))
+        wfuzz_issue(f);
+    size_t q = gust_stream_write_buffer_size(f->w);
+    if (q > f->max_queued)
+        f->max_queued = q;
+    if (f->ops == WOPS)
+        gust_timer_stop(t);
+}
+
+static void wfuzz_read_cb(gust_stream *s, int status, const char *data,
+                          size_t len, void *user)
+{
+    (void)s;
+    wfuzz *f = user;
+    assert_true(f->recv_len + len <= f->cap);
+    memcpy(f->recv + f->recv_len, data, len);
+    f->recv_len += len;
+    if (status != GUST_STREAM_CHUNK) {
+        assert_int_equal(status, 0);
+        f->eof = 1;
+    }
+}
+
+static bool wfuzz_all_fired(gust_loop *loop, void *data)
+{
+    (void)loop;
+    wfuzz *f = data;
+    return f->ops == WOPS && f->fired_ids == f->issued_ids &&
+           !gust_stream_writing(f->w);
+}
+
+static void test_random_writes(void **state)
+{
+    (void)state;
+    rng_state = 3;
+    gust_loop *loop = gust_loop_new();
+    wfuzz f = { 0 };
+    f.src = malloc(WSRC_LEN);
+    for (size_t i = 0; i < WSRC_LEN; i++)
+        f.src[i] = (char)(rnd(256));
+    char path[] = "/tmp/gust_wfuzz_XXXXXX";
+    f.file_fd = mkstemp(path);
+    assert_true(f.file_fd >= 0);
+    unlink(path);
+    assert_int_equal(write(f.file_fd, f.src, WSRC_LEN), (ssize_t)WSRC_LEN);
+    f.cap = (size_t)WOPS * 500000;
+    f.expect = malloc(f.cap);
+    f.recv = malloc(f.cap);
+    assert_non_null(f.expect);
+    assert_non_null(f.recv);
+    int sv[2];
+    make_pair(sv);
+    f.w = gust_stream_new(loop, sv[0], NULL);
+    f.r = gust_stream_new(loop, sv[1], NULL);
+    gust_stream_set_close_callback(f.w, count_close_cb, &f.wcloses);
+    gust_stream_set_close_callback(f.r, count_close_cb, &f.rcloses);
+    assert_int_equal(gust_stream_read_until_close(f.r, GUST_READ_STREAMING,
+                                                  wfuzz_read_cb, &f), 0);
+    gust_timer_init(loop, &f.timer);
+    assert_int_equal(gust_timer_start(&f.timer, 0.0002, 0.0002, wfuzz_tick, &f), 0);
+    assert_int_equal(gust_loop_run_until(loop, wfuzz_all_fired, &f, 100), 0);
+    assert_false(f.bad_order);
+    assert_false(f.bad_status);
+    gust_stream_close(f.w);
+    run_until_set(loop, &f.eof);
+    assert_int_equal(f.recv_len, f.expect_len);
+    assert_true(memcmp(f.recv, f.expect, f.expect_len) == 0);
+    run_until_set(loop, &f.rcloses);
+    assert_int_equal(f.wcloses, 1);
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(f.file_fd);
+    free(f.src);
+    free(f.expect);
+    free(f.recv);
+}
+
 /* ---- connect() failing at once --------------------------------------------- */
 
 typedef struct cres {
@@ -556,6 +736,7 @@ int main(void)
         T(test_hangup_while_idle_does_not_spin),
         T(test_streaming_past_max_buffer_size),
         T(test_connect_unix_no_listener),
+        T(test_random_writes),
     };
     int failed = cmocka_run_group_tests_name("stream_stress_epoll", tests,
                                              setup_default, teardown_env);
