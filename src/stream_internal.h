@@ -158,6 +158,8 @@ struct gust_stream {
     void *ruser;
     size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX: max_bytes */
     size_t scan;      /* UNTIL: where the next search starts, from rstart */
+    size_t found_len; /* UNTIL/REGEX: the result length, once found */
+    bool found;
     char *delim;
     size_t delim_len;
     char delim_inline[GUST__DELIM_INLINE];

@@ -147,6 +147,7 @@ static bool ensure_space(gust_stream *s, size_t want)
 void gust__stream_read_clear(gust_stream *s)
 {
     s->rkind = GUST__READ_NONE;
+    s->found = false;
     s->rcb = NULL;
     s->ruser = NULL;
     if (s->delim && s->delim != s->delim_inline)
@@ -163,17 +164,45 @@ void gust__stream_read_clear(gust_stream *s)
     }
 }
 
+/* Below this many bytes a memchr()/memcmp() scan beats memmem(), whose
+ * set-up dominates on a short request head. Above it memmem() keeps the
+ * worst case linear, whatever delimiter and data a peer chooses. */
+#define SHORT_SEARCH 512
+
+static const char *search(const char *hay, size_t n, const char *needle,
+                          size_t dl)
+{
+    if (dl == 1)
+        return memchr(hay, needle[0], n);
+    if (n >= SHORT_SEARCH)
+        return memmem(hay, n, needle, dl);
+    const char *end = hay + n - dl + 1; /* n >= dl here */
+    for (const char *p = hay; p < end; p++) {
+        p = memchr(p, needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, needle + 1, dl - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 static int find_until(gust_stream *s, size_t live, size_t *len)
 {
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
     size_t max = s->rn;
     size_t lim = max && max < live ? max : live;
     size_t dl = s->delim_len;
     if (lim >= s->scan + dl) {
         const char *base = s->rbuf + s->rstart;
-        const char *p = dl == 1 ? memchr(base + s->scan, s->delim[0], lim - s->scan)
-                                : memmem(base + s->scan, lim - s->scan, s->delim, dl);
+        const char *p = search(base + s->scan, lim - s->scan, s->delim, dl);
         if (p) {
-            *len = (size_t)(p - base) + dl;
+            /* Remembered: the read loop and the delivery both ask. */
+            *len = s->found_len = (size_t)(p - base) + dl;
+            s->found = true;
             return GUST__FOUND_READY;
         }
         /* Nothing starts before here: a match straddling the end of what
@@ -188,13 +217,18 @@ static int find_until(gust_stream *s, size_t live, size_t *len)
 static int find_regex(gust_stream *s, size_t live, size_t *len)
 {
     size_t max = s->rn;
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
     if (live == 0)
         return GUST__FOUND_NONE;
     size_t lim = max && max < live ? max : live;
     int rc = pcre2_match(s->re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim, 0, 0,
                          s->md, NULL);
     if (rc >= 0) {
-        *len = pcre2_get_ovector_pointer(s->md)[1];
+        *len = s->found_len = pcre2_get_ovector_pointer(s->md)[1];
+        s->found = true;
         return GUST__FOUND_READY;
     }
     /* Other failures (match or depth limits) would fail again on every
