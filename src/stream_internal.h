@@ -49,6 +49,17 @@ typedef struct gust__stream_transport {
     /* Releases the transport's state; called once, just before the core
      * closes the fd. May be NULL. */
     void (*close)(gust_stream *stream);
+    /* Adjusts the events the core is about to watch. want is the core's
+     * own mask: READ while a read is pending, WRITE while data is queued.
+     * TLS returns READ instead of WRITE after SSL_write() wanted to read
+     * (a handshake), or adds WRITE after SSL_read() wanted to write. When
+     * this is set, every fd event retries the pending read and the queued
+     * writes, whatever its kind. NULL: want is used as is. */
+    unsigned (*events)(gust_stream *stream, unsigned want);
+    /* Bytes already taken from the fd and held by the transport
+     * (SSL_pending()). While it is > 0 and a read is pending, the core goes
+     * on reading without waiting for the fd. NULL: never any. */
+    size_t (*pending)(gust_stream *stream);
 } gust__stream_transport;
 
 /* The plain transport for sockets and pipes. */
@@ -136,6 +147,7 @@ struct gust_stream {
     bool connecting;
     bool connect_ready;  /* connect() succeeded at once: cb due in dispatch */
     bool dispatch_queued;
+    bool read_again;     /* the transport holds data: dispatch reads on */
     int refs;            /* scheduled loop callbacks holding the stream */
     void *data;
 

@@ -368,6 +368,13 @@ bool gust__stream_handle_read(gust_stream *s)
         gust__stream_close_with(s, err);
         return true;
     }
+    /* A transport holding data of its own will get no readiness event for
+     * it: come back on the next iteration. */
+    if (!s->closed && s->rkind != GUST__READ_NONE && s->tp->pending &&
+        s->tp->pending(s) > 0) {
+        s->read_again = true;
+        gust__stream_schedule(s);
+    }
     return progress;
 }
 
