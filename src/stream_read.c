@@ -329,8 +329,10 @@ bool gust__stream_handle_read(gust_stream *s)
     while (s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
         size_t len;
         int status;
-        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE)
+        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE) {
+            progress = true; /* the delivery below moves things on */
             break;
+        }
         size_t live = s->rend - s->rstart;
         if (live >= s->max_buffer_size) {
             gust__stream_close_with(s, GUST_EBUFFERFULL);
