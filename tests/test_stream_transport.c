@@ -77,6 +77,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int wdone, wstatus;
+
+static void wdone_cb(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    (void)user;
+    wstatus = status;
+    wdone++;
+}
+
 /* ---- A transport that holds data back --------------------------------------
  * Drains the fd into its own buffer and hands out at most 10 bytes per read,
  * XOR-ed with 0x20 (so the test sees the data went through it). */
@@ -195,6 +205,53 @@ static void test_transport_pending_data(void **state)
     free(t);
 }
 
+/* Without a sendfile hook the core reads the file and writes it through the
+ * transport. */
+static void test_transport_sendfile_fallback(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    trickle *t = calloc(1, sizeof *t);
+    gust_stream *s = gust_stream_new(loop, sv[0], NULL);
+    gust__stream_set_transport(s, &trickle_tp, t);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    char path[] = "/tmp/gust_tp_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    static char content[300000];
+    for (size_t i = 0; i < sizeof content; i++)
+        content[i] = (char)(i * 7 + (i >> 9));
+    assert_int_equal(write(fd, content, sizeof content), (ssize_t)sizeof content);
+    size_t off = 777, len = 250000;
+    wdone = 0;
+    assert_int_equal(gust_stream_sendfile(s, fd, (off_t)off, len, wdone_cb, NULL), 0);
+    static char recv_buf[300000];
+    size_t got_len = 0;
+    double deadline = now_s() + 20;
+    while ((wdone == 0 || got_len < len) && now_s() < deadline) {
+        assert_int_equal(gust_loop_run_once(loop, 0.001), 0);
+        ssize_t n;
+        while ((n = read(sv[1], recv_buf + got_len, sizeof recv_buf - got_len)) > 0)
+            got_len += (size_t)n;
+    }
+    assert_int_equal(wdone, 1);
+    assert_int_equal(wstatus, 0);
+    assert_int_equal(got_len, len);
+    for (size_t i = 0; i < len; i++)
+        if ((char)(recv_buf[i] ^ 0x20) != content[off + i])
+            fail_msg("byte %zu differs", i);
+    gust_stream_close(s);
+    run_until_set(loop, &closes);
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+    close(fd);
+    free(t);
+}
+
 /* ---- A transport that must read before it writes ----------------------------
  * Its writev() first needs a one-byte "handshake" from the peer, which it
  * reads itself, as SSL_write() does during a TLS handshake. Until then it
@@ -242,15 +299,6 @@ static const gust__stream_transport shake_tp = {
     .events = shake_events,
 };
 
-static int wdone, wstatus;
-
-static void wdone_cb(gust_stream *s, int status, void *user)
-{
-    (void)s;
-    (void)user;
-    wstatus = status;
-    wdone++;
-}
 
 static void test_transport_write_needs_read(void **state)
 {
@@ -294,6 +342,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_transport_pending_data),
+        T(test_transport_sendfile_fallback),
         T(test_transport_write_needs_read),
     };
     int failed = cmocka_run_group_tests_name("stream_transport_epoll", tests,
