@@ -51,6 +51,8 @@
  * callback, exactly once. (A connect still in progress gets its callback
  * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
  * close callback returns; the pointer must not be used after that.
+ * A peer that hangs up while the stream neither reads nor writes is noticed
+ * by the next read or write (the data it sent before is still delivered).
  */
 #ifndef GUST_STREAM_H
 #define GUST_STREAM_H
@@ -140,8 +142,10 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
  * with the delimiter. max_bytes > 0 bounds the result including the
  * delimiter: once that many bytes are buffered without a match the callback
  * gets GUST_EUNSATISFIABLE and the stream stays open. 0: no bound except
- * max_buffer_size. delim is copied.
- * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, or -EINVAL. */
+ * max_buffer_size. delim is copied. The search resumes where the previous
+ * one stopped, so a head arriving in many pieces is scanned once.
+ * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, -EINVAL (no delimiter,
+ * NULL cb) or -ENOMEM. */
 int gust_stream_read_until(gust_stream *stream, const void *delim,
                            size_t delim_len, size_t max_bytes,
                            gust_stream_read_cb cb, void *user);
