@@ -147,6 +147,7 @@ static bool ensure_space(gust_stream *s, size_t want)
 void gust__stream_read_clear(gust_stream *s)
 {
     s->rkind = GUST__READ_NONE;
+    s->found = false;
     s->rcb = NULL;
     s->ruser = NULL;
     if (s->delim && s->delim != s->delim_inline)
@@ -163,17 +164,45 @@ void gust__stream_read_clear(gust_stream *s)
     }
 }
 
+/* Below this many bytes a memchr()/memcmp() scan beats memmem(), whose
+ * set-up dominates on a short request head. Above it memmem() keeps the
+ * worst case linear, whatever delimiter and data a peer chooses. */
+#define SHORT_SEARCH 512
+
+static const char *search(const char *hay, size_t n, const char *needle,
+                          size_t dl)
+{
+    if (dl == 1)
+        return memchr(hay, needle[0], n);
+    if (n >= SHORT_SEARCH)
+        return memmem(hay, n, needle, dl);
+    const char *end = hay + n - dl + 1; /* n >= dl here */
+    for (const char *p = hay; p < end; p++) {
+        p = memchr(p, needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, needle + 1, dl - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 static int find_until(gust_stream *s, size_t live, size_t *len)
 {
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
     size_t max = s->rn;
     size_t lim = max && max < live ? max : live;
     size_t dl = s->delim_len;
     if (lim >= s->scan + dl) {
         const char *base = s->rbuf + s->rstart;
-        const char *p = dl == 1 ? memchr(base + s->scan, s->delim[0], lim - s->scan)
-                                : memmem(base + s->scan, lim - s->scan, s->delim, dl);
+        const char *p = search(base + s->scan, lim - s->scan, s->delim, dl);
         if (p) {
-            *len = (size_t)(p - base) + dl;
+            /* Remembered: the read loop and the delivery both ask. */
+            *len = s->found_len = (size_t)(p - base) + dl;
+            s->found = true;
             return GUST__FOUND_READY;
         }
         /* Nothing starts before here: a match straddling the end of what
@@ -188,13 +217,18 @@ static int find_until(gust_stream *s, size_t live, size_t *len)
 static int find_regex(gust_stream *s, size_t live, size_t *len)
 {
     size_t max = s->rn;
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
     if (live == 0)
         return GUST__FOUND_NONE;
     size_t lim = max && max < live ? max : live;
     int rc = pcre2_match(s->re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim, 0, 0,
                          s->md, NULL);
     if (rc >= 0) {
-        *len = pcre2_get_ovector_pointer(s->md)[1];
+        *len = s->found_len = pcre2_get_ovector_pointer(s->md)[1];
+        s->found = true;
         return GUST__FOUND_READY;
     }
     /* Other failures (match or depth limits) would fail again on every
@@ -258,10 +292,12 @@ void gust__stream_deliver(gust_stream *s)
         void *user = s->ruser;
         if (found == GUST__FOUND_UNSAT) {
             gust__stream_read_clear(s);
-            cb(s, GUST_EUNSATISFIABLE, NULL, 0, user);
+            s->delivering++;
+            cb(s, GUST_EUNSATISFIABLE, "", 0, user);
+            s->delivering--;
             continue;
         }
-        const char *p = len ? s->rbuf + s->rstart : NULL;
+        const char *p = len ? s->rbuf + s->rstart : "";
         s->rstart += len;
         if (status == GUST_STREAM_CHUNK) {
             if (s->rkind == GUST__READ_BYTES)
@@ -293,8 +329,10 @@ bool gust__stream_handle_read(gust_stream *s)
     while (s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
         size_t len;
         int status;
-        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE)
+        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE) {
+            progress = true; /* the delivery below moves things on */
             break;
+        }
         size_t live = s->rend - s->rstart;
         if (live >= s->max_buffer_size) {
             gust__stream_close_with(s, GUST_EBUFFERFULL);
@@ -305,6 +343,10 @@ bool gust__stream_handle_read(gust_stream *s)
             gust__stream_close_with(s, -ENOMEM);
             return true;
         }
+        /* Ask for read_chunk_size even when a cached buffer has more room:
+         * it is the caller's knob for how much one read() may take. */
+        if (room > s->read_chunk_size)
+            room = s->read_chunk_size;
         if (room > s->rcap - s->rend)
             room = s->rcap - s->rend;
         ssize_t n = s->tp->read(s, s->rbuf + s->rend, room);
@@ -328,6 +370,13 @@ bool gust__stream_handle_read(gust_stream *s)
         gust__stream_close_with(s, err);
         return true;
     }
+    /* A transport holding data of its own will get no readiness event for
+     * it: come back on the next iteration. */
+    if (!s->closed && s->rkind != GUST__READ_NONE && s->tp->pending &&
+        s->tp->pending(s) > 0) {
+        s->read_again = true;
+        gust__stream_schedule(s);
+    }
     return progress;
 }
 
@@ -341,11 +390,11 @@ void gust__stream_read_on_close(gust_stream *s)
     int kind = s->rkind;
     gust__stream_read_clear(s);
     if (kind != GUST__READ_CLOSE) {
-        cb(s, s->error ? s->error : GUST_ESTREAMCLOSED, NULL, 0, user);
+        cb(s, s->error ? s->error : GUST_ESTREAMCLOSED, "", 0, user);
         return;
     }
     size_t len = s->rend - s->rstart;
-    const char *p = len ? s->rbuf + s->rstart : NULL;
+    const char *p = len ? s->rbuf + s->rstart : "";
     s->rstart = s->rend;
     s->delivering++;
     cb(s, s->error, p, len, user);
@@ -376,6 +425,12 @@ static int read_begin(gust_stream *s, int kind, unsigned flags,
     s->rcb = cb;
     s->ruser = user;
     s->scan = 0;
+    /* Started from a read callback: the delivery loop that called it goes
+     * on with this read as soon as the callback returns. */
+    if (s->delivering && !s->close_running) {
+        gust__stream_update_events(s, true);
+        return 0;
+    }
     if (s->rend > s->rstart) {
         size_t len;
         int status;

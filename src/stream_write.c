@@ -135,6 +135,11 @@ static void segs_free(gust_stream *s)
         seg_pop(s);
 }
 
+void gust__stream_write_drop(gust_stream *s)
+{
+    segs_free(s);
+}
+
 void gust__stream_write_free(gust_stream *s)
 {
     segs_free(s);
@@ -245,15 +250,22 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
             return n;
     }
     if (g->u.file.no_sendfile || !s->tp->sendfile) {
-        char buf[FILE_CHUNK];
-        size_t k = want < sizeof buf ? want : sizeof buf;
+        /* On the heap: this may run on a coroutine's small stack. */
+        size_t k = want < FILE_CHUNK ? want : FILE_CHUNK;
+        char *buf = malloc(k);
+        if (!buf)
+            return -ENOMEM;
         ssize_t got = pread(g->u.file.fd, buf, k, g->u.file.off);
-        if (got < 0)
-            return errno == EINTR ? -EINTR : -errno;
-        if (got == 0)
-            return -EIO;
+        if (got <= 0) {
+            int e = got < 0 ? errno : 0;
+            free(buf);
+            if (got == 0)
+                return -EIO;
+            return e == EINTR ? -EINTR : -e;
+        }
         struct iovec v = { buf, (size_t)got };
         n = s->tp->writev(s, &v, 1);
+        free(buf);
         if (n <= 0)
             return n == 0 ? -EAGAIN : n;
     }
