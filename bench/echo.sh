@@ -18,6 +18,7 @@
 #   RUNS=3 DURATION=5 WARMUP=2 CONNECTIONS=100 SIZE=64 PIPELINE=1
 #   GUST_PORT=18931 LIBEVENT_PORT=18932 EPOLL_PORT=18933 SERVER_CPU=0 LOAD_CPU=1
 #   NICE=0 (e.g. -10 as root: see below)
+#   GUST_SERVER=path   another Gust echo server binary (same options)
 # Installs nothing: `make bench` installs the Debian packages first.
 set -euo pipefail
 
@@ -47,7 +48,7 @@ if [[ -z "${BUILD_DIR:-}" ]]; then
     cmake --build "$BUILD_DIR" -j "$(nproc)" >/dev/null
 fi
 LOAD=$BUILD_DIR/bench/echo_load
-GUST_SERVER=$BUILD_DIR/examples/echo_server
+GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/echo_server}
 LIBEVENT_SERVER=$BUILD_DIR/bench/echo_libevent
 
 # --- prerequisites -----------------------------------------------------------
