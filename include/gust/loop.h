@@ -90,7 +90,8 @@ void gust_loop_make_current(gust_loop *loop);
  * loop. Every thread gets the same loop, but only one may run it. */
 gust_loop *gust_loop_instance(void);
 
-/* The name of the loop's backend: "epoll", "kqueue" or "poll". */
+/* The name of the loop's backend: "epoll", "kqueue" or "poll". Before the
+ * backend has started, the one it would start now. */
 const char *gust_loop_backend(const gust_loop *loop);
 
 /* ---- Running ----------------------------------------------------------- */
@@ -110,7 +111,9 @@ void gust_loop_stop_threadsafe(gust_loop *loop);
 
 /* Runs one iteration (see the order above). timeout: the longest the wait
  * may block, in seconds; < 0 means no limit beyond the next timer, 0 means
- * do not block. Returns 0, or a negative code on backend failure. */
+ * do not block. Returns 0, or a negative code on backend failure.
+ * Calling it (or start/run_until) from inside an iteration of the same loop
+ * is a programming error (assert). */
 int gust_loop_run_once(gust_loop *loop, double timeout);
 
 /* A condition for gust_loop_run_until(). */
@@ -118,8 +121,11 @@ typedef bool (*gust_loop_cond_fn)(gust_loop *loop, void *data);
 
 /* Runs iterations until cond(loop, data) returns true (checked before the
  * first iteration and after each), gust_loop_stop() is called, or timeout
- * seconds pass (timeout <= 0: no limit). Returns 0 if cond became true,
- * GUST_ETIMEOUT on timeout, GUST_ECANCELED if stopped, or a backend error.
+ * seconds pass (timeout <= 0: no limit). cond is also checked before each
+ * wait for I/O, and the wait does not block if it is true, so a condition
+ * made true by a callback ends the run at once. cond may be NULL (run until
+ * stopped or timed out). Returns 0 if cond became true, GUST_ETIMEOUT on
+ * timeout, GUST_ECANCELED if stopped, or a backend error.
  * (future.h adds a form that waits for a future.) */
 int gust_loop_run_until(gust_loop *loop, gust_loop_cond_fn cond, void *data,
                         double timeout);
@@ -156,12 +162,14 @@ int gust_loop_add_handler(gust_loop *loop, int fd, unsigned events,
                           gust_fd_cb cb, void *data);
 
 /* Changes the events watched for fd. No syscall is made when the mask does
- * not change. Returns 0, -ENOENT if fd has no handler, or a backend errno. */
+ * not change. Returns 0, -ENOENT if fd has no handler, -EINVAL for a bad
+ * mask, GUST_EFORKED, or a backend errno. */
 int gust_loop_update_handler(gust_loop *loop, int fd, unsigned events);
 
 /* Stops watching fd. A ready event for fd already collected in the current
- * iteration is dropped. Returns 0 or -ENOENT if fd has no handler. Call it
- * before closing fd. */
+ * iteration is dropped. Returns 0, -ENOENT if fd has no handler, or
+ * GUST_EFORKED (in a forked child: the parent's epoll set is left alone).
+ * Call it before closing fd. */
 int gust_loop_remove_handler(gust_loop *loop, int fd);
 
 /* ---- Callbacks --------------------------------------------------------- */
@@ -204,7 +212,11 @@ void gust_timer_init(gust_loop *loop, gust_timer *timer);
 /* Schedules cb(timer, data) after delay seconds (<= 0: in the next timer
  * phase), then every repeat seconds if repeat > 0. Restarting an active timer
  * reschedules it. The timer memory must stay valid until it is stopped or
- * (one-shot) has fired. Returns 0 or -ENOMEM. */
+ * (one-shot) has fired. Returns 0 or -ENOMEM.
+ * The delay counts from the loop's cached time when called inside an
+ * iteration, and from a fresh clock reading (which also refreshes the cache)
+ * when called outside one. A repeating timer that runs late skips the
+ * periods it missed (its next deadline stays on the repeat grid). */
 int gust_timer_start(gust_timer *timer, double delay, double repeat,
                      gust_timer_fn cb, void *data);
 
@@ -225,8 +237,8 @@ bool gust_timer_active(const gust_timer *timer);
  * or been removed is a harmless no-op. 0 is never a valid handle. */
 typedef uint64_t gust_timeout;
 
-/* Runs cb(loop, data) once, delay seconds from now. Returns a handle, or 0
- * if out of memory. */
+/* Runs cb(loop, data) once, delay seconds from now (counted as for
+ * gust_timer_start()). Returns a handle, or 0 if out of memory. */
 gust_timeout gust_loop_call_later(gust_loop *loop, double delay,
                                   gust_callback_fn cb, void *data);
 
@@ -248,8 +260,12 @@ typedef struct gust_periodic gust_periodic;
  * gust_periodic_free(). */
 gust_periodic *gust_periodic_new(gust_loop *loop, double interval,
                                  gust_callback_fn cb, void *data);
+/* Starts it: the first call comes interval seconds from now. A no-op if it
+ * is running. */
 void gust_periodic_start(gust_periodic *p);
+/* Stops it; safe from inside its callback. A no-op if it is stopped. */
 void gust_periodic_stop(gust_periodic *p);
+/* True between start and stop. */
 bool gust_periodic_running(const gust_periodic *p);
 /* Stops and frees; safe from inside its own callback. NULL is a no-op. */
 void gust_periodic_free(gust_periodic *p);
@@ -262,8 +278,9 @@ typedef void (*gust_signal_fn)(gust_loop *loop, int signum, void *data);
  * (coalesced: several deliveries between two iterations give one call).
  * The process-wide disposition of signum is taken over until the watcher is
  * removed, when it is restored. One loop per signal in the process.
- * Returns 0, -EINVAL (bad signal), -EBUSY (another loop watches it), or an
- * errno. */
+ * Starts the loop's backend (see FORK SAFETY).
+ * Returns 0, -EINVAL (bad signal, or SIGKILL/SIGSTOP), -EBUSY (a loop,
+ * this one included, already watches it), GUST_EFORKED, or an errno. */
 int gust_loop_add_signal(gust_loop *loop, int signum, gust_signal_fn cb,
                          void *data);
 
@@ -278,7 +295,7 @@ typedef void (*gust_work_fn)(void *data);
 typedef void (*gust_work_done_fn)(gust_loop *loop, int status, void *data);
 
 /* Runs work(data) on a thread of the loop's pool, then done(loop, 0, data)
- * on the loop. The pool starts on first use with gust_loop_set_executor_threads()
+ * on the loop, in the callback phase (done may be NULL). The pool starts on first use with gust_loop_set_executor_threads()
  * threads (default: number of CPUs, at least 2, at most 16). Work items start
  * in FIFO order. The loop cannot be freed while work is in flight.
  * Returns 0 or -ENOMEM / -EAGAIN (no thread could be started). */
