@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "gust/log.h"
 #include "gust/options.h"
 
 static int port;
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
         gust_options_parse_file(NULL, config, first);
     gust_options_parse_command_line(NULL, argc, argv);
 
+    /* Goes to stderr, or to --log-file-prefix, at --logging's level. */
+    gust_log_info("demo", "would listen on port %d", port);
     printf("port=%d\n", port);
     printf("debug=%s\n", debug ? "true" : "false");
     printf("name=%s\n", name);
