@@ -937,9 +937,11 @@ static const char *program_name(const gust_options *opts)
 {
     if (opts->prog)
         return opts->prog;
-    return program_invocation_short_name && *program_invocation_short_name
-               ? program_invocation_short_name
-               : "gust";
+#ifdef __GLIBC__
+    if (program_invocation_short_name && *program_invocation_short_name)
+        return program_invocation_short_name;
+#endif
+    return "gust";
 }
 
 /* ---- help ----------------------------------------------------------- */

@@ -308,6 +308,11 @@ static void test_unknown_option_suggests(void **state)
     assert_int_equal(PARSE(o, "--debgu"), -ENOENT);
     assert_string_equal(gust_options_last_error(o),
                         "unknown option --debgu (did you mean --debug?)");
+    /* A swap of two letters is one typo, even in a short name. */
+    gust_options_define_int(o, "xy", NULL, 1, NULL, NULL);
+    assert_int_equal(PARSE(o, "--yx=1"), -ENOENT);
+    assert_string_equal(gust_options_last_error(o),
+                        "unknown option --yx (did you mean --xy?)");
     assert_int_equal(PARSE(o, "--zzzzzz"), -ENOENT);
     assert_string_equal(gust_options_last_error(o), "unknown option --zzzzzz");
 }
@@ -358,8 +363,8 @@ static void test_exiting_parse(void **state)
         {"prog", "--port=abc", NULL},
         {"prog", "--help", NULL},
     };
-    static const int want[] = {2, 2, 0};
-    for (int k = 0; k < 3; k++) {
+    static const int want[] = {2, 2, 0, 2};
+    for (int k = 0; k < 4; k++) {
         fflush(NULL);
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -369,7 +374,10 @@ static void test_exiting_parse(void **state)
             dup2(fd, 2);
             gust_options *o = gust_options_new();
             gust_options_define_int(o, "port", NULL, 1, NULL, NULL);
-            gust_options_parse_command_line(o, 2, (char **)lines[k]);
+            if (k < 3)
+                gust_options_parse_command_line(o, 2, (char **)lines[k]);
+            else
+                gust_options_parse_config_file(o, "/nonexistent/gust.conf");
             _exit(42);
         }
         int status;
