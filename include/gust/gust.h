@@ -5,6 +5,7 @@
 
 #include "gust/error.h"
 #include "gust/log.h"
+#include "gust/options.h"
 #include "gust/loop.h"
 #include "gust/stream.h"
 #include "gust/net.h"
