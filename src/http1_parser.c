@@ -115,20 +115,25 @@ static int head_more(gust__http1_request *req, size_t len, size_t max_head,
     return GUST_HTTP1_INCOMPLETE;
 }
 
-/* With the hint: may the bytes after prev_len end the head or hold a CR/LF
- * error? An end is LF CR LF (or LF LF, an error): its first LF is at
- * prev_len - 2 at the earliest, or the previous call would have seen it. */
+/* With the hint: may the bytes after prev_len end the head, or hold an error
+ * that is cheap to spot here (bare CR or LF, obs-fold, a control byte)? An
+ * end is LF CR LF: its first LF is at prev_len - 2 at the earliest, or the
+ * previous call would have seen it. */
 static bool head_may_end(const unsigned char *b, size_t prev_len, size_t len)
 {
     size_t i = prev_len >= 2 ? prev_len - 2 : 0;
     for (; i < len; i++) {
-        if (b[i] == '\n') {
+        unsigned char c = b[i];
+        if (cls[c] & C_VALUE)
+            continue;
+        if (c == '\n') {
             if (i == 0 || b[i - 1] != '\r')
                 return true;                       /* bare LF */
-            if (i + 1 < len && (b[i + 1] == '\n' || b[i + 1] == '\r'))
-                return true;                       /* end of head, or error */
-        } else if (b[i] == '\r' && i + 1 < len && b[i + 1] != '\n') {
-            return true;                           /* bare CR */
+            if (i + 1 < len && (b[i + 1] == '\r' || b[i + 1] == '\n' ||
+                                IS_OWS(b[i + 1])))
+                return true;                       /* end, or obs-fold */
+        } else if (c != '\r' || (i + 1 < len && b[i + 1] != '\n')) {
+            return true;                           /* CTL or bare CR */
         }
     }
     return false;
@@ -158,13 +163,13 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
             MORE();
         if (*p != '\r')
             break;
-        if (end - p < 2)
-            MORE();
-        if (p[1] != '\n')
-            FAIL(400, "bare CR");
         if (++empty_lines > GUST_HTTP1_MAX_EMPTY_LINES)
             FAIL(400, "too many empty lines before the request line");
-        p += 2;
+        if (++p == end)
+            MORE();
+        if (*p != '\n')
+            FAIL(400, "bare CR");
+        p++;
     }
 
     /* method SP request-target SP HTTP-version CRLF (RFC 9112 3) */
@@ -207,33 +212,34 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
             FAIL(400, *p == ' ' ? "more than one space in request line"
                                 : "invalid HTTP version");
     }
-    if (end - p < 3) {
-        /* check what is there so that errors come as early as the bytes */
-        if (p < end && (*p < '0' || *p > '9'))
-            FAIL(400, "invalid HTTP version");
-        if (end - p >= 2 && p[1] != '.')
-            FAIL(400, "invalid HTTP version");
+    if (p == end)
         MORE();
-    }
-    if (p[0] < '0' || p[0] > '9' || p[1] != '.' || p[2] < '0' || p[2] > '9')
+    if (*p < '0' || *p > '9')
         FAIL(400, "invalid HTTP version");
-    major = p[0] - '0';
-    minor = p[2] - '0';
-    p += 3;
+    major = *p++ - '0';
+    if (p == end)
+        MORE();
+    if (*p != '.')
+        FAIL(400, "invalid HTTP version");
+    if (++p == end)
+        MORE();
+    if (*p < '0' || *p > '9')
+        FAIL(400, "invalid HTTP version");
+    minor = *p++ - '0';
     if (p == end)
         MORE();
     if (*p != '\r')
         FAIL(400, *p == '\n' ? "bare LF" : "invalid HTTP version");
-    if (end - p < 2)
+    if (++p == end)
         MORE();
-    if (p[1] != '\n')
+    if (*p != '\n')
         FAIL(400, "bare CR");
     if (major != 1)
         FAIL(505, "HTTP version not supported");
     /* RFC 9110 2.5: a higher minor version is processed as the highest we
      * implement. */
     req->minor_version = minor > 0;
-    p += 2;
+    p++;
 
     /* *( field-line CRLF ) CRLF (RFC 9112 5) */
     for (;;) {
@@ -243,11 +249,11 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
         if (p == end)
             MORE();
         if (*p == '\r') {
-            if (end - p < 2)
+            if (++p == end)
                 MORE();
-            if (p[1] != '\n')
+            if (*p != '\n')
                 FAIL(400, "bare CR");
-            return (int)(p + 2 - b);
+            return (int)(p + 1 - b);
         }
         start = p;
         while (p < end && (cls[*p] & C_TCHAR))
@@ -279,16 +285,16 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
             MORE();
         if (*p != '\r')
             FAIL(400, *p == '\n' ? "bare LF" : "invalid character in field value");
-        if (end - p < 2)
-            MORE();
-        if (p[1] != '\n')
-            FAIL(400, "bare CR");
         for (vend = p; vend > start && IS_OWS(vend[-1]); vend--)
             ;
+        if (++p == end)
+            MORE();
+        if (*p != '\n')
+            FAIL(400, "bare CR");
         h->value.ptr = (const char *)start;
         h->value.len = (size_t)(vend - start);
         req->num_headers++;
-        p += 2;
+        p++;
     }
 }
 

@@ -66,7 +66,8 @@ typedef struct gust__http1_request {
     size_t num_headers;        /* entries used in headers[] */
     int error_status;          /* 400, 431 or 505 after GUST_HTTP1_ERROR */
     const char *error_reason;  /* static text for the log, after an error */
-    size_t error_offset;       /* offset in buf of the offending byte */
+    size_t error_offset;       /* offset of the byte that decided the error:
+                                * the result depends on no byte after it */
     gust__http1_header headers[GUST_HTTP1_MAX_HEADERS]; /* in received order */
 } gust__http1_request;
 
@@ -80,9 +81,11 @@ typedef struct gust__http1_request {
  * of the same buffer (same leading bytes) at the previous call, which must
  * have returned GUST_HTTP1_INCOMPLETE. With a hint, the call first looks at
  * the new bytes only, and returns GUST_HTTP1_INCOMPLETE without parsing
- * unless they may end the head (an LF followed by CR LF or LF), contain a bare
- * LF, or go past max_head; so a malformed head may be reported later than
- * without the hint, but the final result is the same.
+ * unless they may end the head (CRLF CRLF), hold a bare CR or LF, obs-fold or
+ * a control byte, or go past max_head. So some errors (a bad token
+ * character, a space before a colon) are reported only once the head ends or
+ * reaches max_head, but a head that ends gets the same result as without the
+ * hint.
  *
  * Returns the head length (> 0; the body or the next request starts at
  * buf + result), GUST_HTTP1_INCOMPLETE when every byte so far is valid but
