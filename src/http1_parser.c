@@ -93,6 +93,27 @@ static const unsigned char *scan_target(const unsigned char *p,
     return p;
 }
 
+/* First byte in [p, end) that is not a tchar, or end. Names are short:
+ * unrolled by four so that the bounds check runs once per four bytes. */
+static const unsigned char *scan_token(const unsigned char *p,
+                                       const unsigned char *end)
+{
+    while (end - p >= 4) {
+        if (!(cls[p[0]] & C_TCHAR))
+            return p;
+        if (!(cls[p[1]] & C_TCHAR))
+            return p + 1;
+        if (!(cls[p[2]] & C_TCHAR))
+            return p + 2;
+        if (!(cls[p[3]] & C_TCHAR))
+            return p + 3;
+        p += 4;
+    }
+    while (p < end && (cls[*p] & C_TCHAR))
+        p++;
+    return p;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Request head */
 
@@ -174,8 +195,7 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
 
     /* method SP request-target SP HTTP-version CRLF (RFC 9112 3) */
     start = p;
-    while (p < end && (cls[*p] & C_TCHAR))
-        p++;
+    p = scan_token(p, end);
     if (p == end)
         MORE();
     if (p == start)
@@ -256,8 +276,7 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
             return (int)(p + 1 - b);
         }
         start = p;
-        while (p < end && (cls[*p] & C_TCHAR))
-            p++;
+        p = scan_token(p, end);
         if (p == end)
             MORE();
         if (*p != ':') {
