@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http1_parser.h"
 
@@ -82,6 +83,27 @@ static void check_request(const char *buf, size_t size, int n,
     }
 }
 
+/* An accepted Content-Length field holds only digits, commas and OWS, and
+ * every number in it is the length the framing reports. */
+static void check_content_length(gust__http1_slice v, uint64_t want)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        unsigned char c = (unsigned char)v.ptr[i];
+        if (c >= '0' && c <= '9') {
+            uint64_t n = 0;
+            while (i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9') {
+                CHECK(n <= (UINT64_MAX - 9) / 10);
+                n = n * 10 + (uint64_t)(v.ptr[i++] - '0');
+            }
+            CHECK(n == want);
+        } else {
+            CHECK(c == ',' || c == ' ' || c == '\t');
+            i++;
+        }
+    }
+}
+
 static void check_framing(const char *buf, size_t size, int n,
                           const gust__http1_request *req)
 {
@@ -91,7 +113,26 @@ static void check_framing(const char *buf, size_t size, int n,
     char *body;
     ssize_t rc;
 
-    if (gust__http1_request_framing(req, &fr) != 0) {
+    /* Smuggling guards, checked independently of the parser's own logic. */
+    size_t te = 0, cl = 0, host = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const gust__http1_slice *nm = &req->headers[i].name;
+        te += nm->len == 17 && strncasecmp(nm->ptr, "transfer-encoding", 17) == 0;
+        cl += nm->len == 14 && strncasecmp(nm->ptr, "content-length", 14) == 0;
+        host += nm->len == 4 && strncasecmp(nm->ptr, "host", 4) == 0;
+    }
+    if (gust__http1_request_framing(req, &fr) == 0) {
+        CHECK(!(te && cl));
+        CHECK(!(te && req->minor_version == 0));
+        CHECK(host <= 1 && (host == 1 || req->minor_version == 0));
+        CHECK((te > 0) == (fr.body == GUST_HTTP1_BODY_CHUNKED));
+        CHECK((cl > 0) == (fr.body == GUST_HTTP1_BODY_LENGTH));
+        for (size_t i = 0; i < req->num_headers; i++) {
+            const gust__http1_header *h = &req->headers[i];
+            if (h->name.len == 14 && strncasecmp(h->name.ptr, "content-length", 14) == 0)
+                check_content_length(h->value, fr.content_length);
+        }
+    } else {
         CHECK(fr.error_reason != NULL);
         CHECK(fr.error_status == 400 || fr.error_status == 501);
         return;

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Usage: fuzz/smoke.sh BUILD_DIR SECONDS
-# Runs every libFuzzer target built under BUILD_DIR (BUILD_DIR/fuzz/fuzz_*)
+# Runs every libFuzzer target built under BUILD_DIR, the CMake build dir
+# configured with -DGUST_BUILD_FUZZ=ON (targets in BUILD_DIR/fuzz/fuzz_*; the
+# Makefile's BUILD, whose build/fuzz/fuzz/ holds them, works too),
 # for SECONDS seconds each, on a scratch copy of its seed corpus
 # (fuzz/corpus/<name>/), so the seeds in the tree are never modified.
 # Exits non-zero if any target crashes, leaks, times out or is missing;
@@ -20,7 +22,7 @@ trap 'rm -rf "$scratch"' EXIT INT TERM
 
 status=0
 found=0
-for bin in "$build"/fuzz/fuzz_*; do
+for bin in "$build"/fuzz/fuzz_* "$build"/fuzz/fuzz/fuzz_*; do
     [ -x "$bin" ] && [ -f "$bin" ] || continue
     found=1
     target=$(basename "$bin")
