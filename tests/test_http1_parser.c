@@ -555,6 +555,14 @@ static void check_splits(const char *buf, size_t len)
         m = parse_in_pieces(buf, len, &k, 1, &part);
         assert_same_request(n, &whole, buf, m, &part, buf);
     }
+    {
+        /* one byte at a time, as a slow client sends it */
+        size_t cuts[4096], ncuts = 0;
+        for (size_t k = 1; k < len && ncuts < 4096; k++)
+            cuts[ncuts++] = k;
+        int m = parse_in_pieces(buf, len, cuts, ncuts, &part);
+        assert_same_request(n, &whole, buf, m, &part, buf);
+    }
     for (int round = 0; round < 20; round++) {
         size_t cuts[4096], ncuts = 0, at = 0;
         while (ncuts < 4096) {
