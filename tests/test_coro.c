@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -663,6 +664,43 @@ static void test_stack_overflow_dies(void **state)
     assert_non_null(strstr(out, "coroutine stack overflow"));
 }
 
+/* ---- Another thread --------------------------------------------------- */
+
+static void *thread_main(void *arg)
+{
+    int *out = arg;
+    gust_loop *loop = gust_loop_new();
+    gust_value v = GUST_VALUE_NONE;
+    gust_coro_stats st;
+    out[0] = gust_loop_run_sync(loop, gust_spawn(loop, outer_coro, NULL), 20,
+                                &v);
+    out[1] = (int)(intptr_t)v.ptr;
+    gust_coro_get_stats(&st);
+    out[2] = (int)st.pooled;
+    /* drain the sleep outer_coro leaves running (see test_nested_spawn) */
+    gust_loop_run_sync(loop, gust_sleep(loop, 0.3), 20, NULL);
+    out[3] = gust_loop_free(loop);
+    return NULL;
+}
+
+/* Each thread has its own scheduler and pool; the pool goes with it. */
+static void test_other_thread(void **state)
+{
+    (void)state;
+    gust_coro_stats before, after;
+    gust_coro_get_stats(&before);
+    int out[4] = {-1, -1, -1, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, thread_main, out), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(out[0], 0);
+    assert_int_equal(out[1], 70);
+    assert_true(out[2] >= 1);
+    assert_int_equal(out[3], 0);
+    gust_coro_get_stats(&after);
+    assert_int_equal(after.mapped, before.mapped); /* not this thread's */
+}
+
 static void test_switch_impl(void **state)
 {
     (void)state;
@@ -700,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup(test_fp_modes_saved, test_setup),
 #endif
         cmocka_unit_test_setup(test_stack_overflow_dies, test_setup),
+        cmocka_unit_test_setup(test_other_thread, test_setup),
         cmocka_unit_test_setup(test_switch_impl, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -207,9 +207,10 @@ GUST_MUST_USE gust_future *gust_run_in_executor(gust_loop *loop,
                                                 void *data);
 
 /* Tornado's IOLoop.run_sync: runs loop until f is done or timeout seconds
- * pass (<= 0: no limit). Returns f's status (0 or its error), or
- * GUST_ETIMEOUT, in which case f is cancelled (run the loop a little more to
- * let a cancelled coroutine unwind before freeing the loop). If result is
+ * pass (<= 0: no limit). Returns f's status (0 or its error); or
+ * GUST_ETIMEOUT, or GUST_ECANCELED if gust_loop_stop() ended the run first,
+ * and in those two cases f is cancelled (run the loop a little more to let
+ * a cancelled coroutine unwind before freeing the loop). If result is
  * not NULL, f's value is taken into it (GUST_VALUE_NONE on error). Consumes
  * f. Not callable from inside a coroutine or a loop iteration (assert). */
 int gust_loop_run_sync(gust_loop *loop, gust_future *f, double timeout,
@@ -240,6 +241,8 @@ GUST_MUST_USE gust_future *gust_spawn(gust_loop *loop, gust_coro_fn fn,
                                       void *data);
 
 /* Suspends the calling coroutine until f is done, without blocking the loop,
+ * holding a reference to f meanwhile. (A coroutine waiting on a future that
+ * nothing will ever complete waits forever, with its stack: cancel it.)
  * and returns f's status: 0, or its error. If f is already done it returns
  * at once, without a trip through the loop. If out is not NULL, f's value
  * is taken into it on success (GUST_VALUE_NONE otherwise): the caller owns
