@@ -7,6 +7,7 @@
 #include "gust/log.h"
 #include "gust/options.h"
 #include "gust/loop.h"
+#include "gust/future.h"
 #include "gust/stream.h"
 #include "gust/net.h"
 #include "gust/process.h"
