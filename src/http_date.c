@@ -170,7 +170,7 @@ int gust_http_date_parse(gust_str str, time_t *out)
         if (p[8] == ' ') {
             if (!digits(p + 9, 1, &d))
                 return -EINVAL;
-        } else if (!digits(p + 8, 2, &d) || p[8] == '0') {
+        } else if (!digits(p + 8, 2, &d)) {
             return -EINVAL;
         }
         if (p[10] != ' ' || !time_of_day(p + 11, &h, &mi, &s) ||
