@@ -30,6 +30,8 @@ static long decode(const char *in, size_t len, char *out, unsigned flags)
             }
         } else if (c == '+' && (flags & GUST_URL_PLUS)) {
             c = ' ';
+        } else if (c == 0 && (flags & GUST_URL_NO_NUL)) {
+            return -EINVAL;
         }
         out[w++] = (char)c;
     }
@@ -46,6 +48,8 @@ int gust_url_unescape(gust_arena *arena, gust_str in, unsigned flags,
             break;
     }
     if (i == in.len) {
+        if ((flags & GUST_URL_NO_NUL) && in.len && memchr(in.ptr, '\0', in.len))
+            return -EINVAL;
         *out = in.ptr ? in : GUST_STR("");
         return 0;
     }

@@ -158,6 +158,10 @@ static void test_unescape_strict_and_nul(void **state)
     assert_int_equal(gust_url_unescape(a, S("/a%00.txt"), GUST_URL_NO_NUL, &out),
                      -EINVAL);
     assert_int_equal(gust_url_unescape(a, S("/a%01"), GUST_URL_NO_NUL, &out), 0);
+    assert_int_equal(gust_url_unescape(a, gust_str_make("/a\0b", 4), GUST_URL_NO_NUL, &out),
+                     -EINVAL);
+    assert_int_equal(gust_url_unescape(a, gust_str_make("%41\0", 4), GUST_URL_NO_NUL, &out),
+                     -EINVAL);
 }
 
 static void test_unescape_inplace(void **state)

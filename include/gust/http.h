@@ -234,8 +234,9 @@ enum gust_url_flags {
     /* unescape: an invalid escape ('%' not followed by two hex digits) is an
      * error (-EINVAL) instead of being kept literally. */
     GUST_URL_STRICT = 1u << 1,
-    /* unescape: %00 is an error (-EINVAL). Use it for paths that will become
-     * file names or C strings. */
+    /* unescape: a result holding a NUL byte (from %00 or a literal NUL) is
+     * an error (-EINVAL). Use it for paths that will become file names or
+     * C strings. */
     GUST_URL_NO_NUL = 1u << 2,
     /* escape: keep '/' unescaped (Python's quote with safe="/"). */
     GUST_URL_KEEP_SLASH = 1u << 3,
