@@ -7,7 +7,10 @@
  * block of exactly its size so that any over-read is caught. Invariants:
  * every part content (argument value, file body) is a slice of the body, in
  * order and without overlap; a successful parse saw a final delimiter; the
- * arena is closed each run (leaks are caught by LeakSanitizer). */
+ * incremental parser, fed the body in pieces whose sizes come from a PRNG
+ * seeded by the input (each piece its own heap block), gives the same
+ * result, parts and contents as the buffered one; the arena is closed each
+ * run (leaks are caught by LeakSanitizer). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +31,103 @@ static int within(gust_str s, const char *buf, size_t len)
 {
     return s.ptr && s.ptr >= buf && s.len <= len &&
            (size_t)(s.ptr - buf) <= len - s.len;
+}
+
+/* What the incremental parser reported, checked against the buffered one. */
+struct expect {
+    const gust_http_args *args;
+    const gust_http_files *files;
+    size_t part;     /* index of the current part in document order */
+    size_t ai, fi;   /* next argument / file */
+    gust_str want;   /* content the current part must produce */
+    size_t got;      /* bytes of it seen so far */
+    int in_part;
+    int buffered_rc; /* the buffered parser's result */
+    int extra;       /* in a part the buffered parser did not record */
+};
+
+static int on_begin(gust_multipart *mp, const gust_http_part *part, void *data)
+{
+    (void)mp;
+    struct expect *e = data;
+    CHECK(!e->in_part);
+    e->in_part = 1;
+    e->got = 0;
+    e->extra = 0;
+    if ((part->filename.len > 0 && e->fi == e->files->count) ||
+        (part->filename.len == 0 && e->ai == e->args->count)) {
+        /* Only possible for the part the buffered parser failed on, which
+         * has no final delimiter: the incremental parser must fail too. */
+        CHECK(e->buffered_rc < 0);
+        e->extra = 1;
+        return 0;
+    }
+    if (part->filename.len > 0) {
+        CHECK(e->fi < e->files->count);
+        const gust_http_file *f = &e->files->items[e->fi++];
+        CHECK(gust_str_eq(f->name, part->name));
+        CHECK(gust_str_eq(f->filename, part->filename));
+        e->want = f->body;
+    } else {
+        CHECK(e->ai < e->args->count);
+        CHECK(gust_str_eq(e->args->items[e->ai].name, part->name));
+        e->want = e->args->items[e->ai++].value;
+    }
+    return 0;
+}
+
+static int on_data(gust_multipart *mp, const char *buf, size_t len, void *data)
+{
+    (void)mp;
+    struct expect *e = data;
+    CHECK(e->in_part && len > 0);
+    if (e->extra)
+        return 0;
+    CHECK(e->got + len <= e->want.len);
+    CHECK(memcmp(e->want.ptr + e->got, buf, len) == 0);
+    e->got += len;
+    return 0;
+}
+
+static int on_end(gust_multipart *mp, void *data)
+{
+    (void)mp;
+    struct expect *e = data;
+    CHECK(e->in_part && !e->extra && e->got == e->want.len);
+    e->in_part = 0;
+    e->part++;
+    return 0;
+}
+
+static const gust_multipart_callbacks expect_cb = {on_begin, on_data, on_end};
+
+/* Streams body in PRNG-sized pieces; returns the final code. */
+static int stream(gust_arena *arena, const char *body, size_t len,
+                  uint64_t seed, struct expect *e)
+{
+    gust_multipart mp;
+    if (gust_multipart_init(&mp, GUST_STR("AaB03x"), len + 8, arena,
+                            &expect_cb, e) < 0)
+        return -EINVAL;
+    size_t at = 0;
+    while (at < len) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t n = 1 + (size_t)((seed >> 33) % 17);
+        if ((seed >> 20) % 8 == 0)
+            n = 1 + (size_t)((seed >> 40) % 300);
+        if (n > len - at)
+            n = len - at;
+        char *piece = malloc(n);
+        if (!piece)
+            abort();
+        memcpy(piece, body + at, n);
+        int rc = gust_multipart_feed(&mp, piece, n);
+        free(piece);
+        if (rc < 0)
+            return rc;
+        at += n;
+    }
+    return gust_multipart_finish(&mp);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -99,6 +199,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (rc == 0 && !boundary.ptr && body_len > 0)
             CHECK(memmem(body, body_len, "--AaB03x--", 10) != NULL);
+        if (!boundary.ptr) {
+            uint64_t seed = 0;
+            for (size_t i = 0; i < size && i < 16; i++)
+                seed = seed * 131 + data[i];
+            struct expect e = {.args = &args, .files = &files, .buffered_rc = rc};
+            int src = stream(&arena, body, body_len, seed, &e);
+            CHECK(src == rc);
+            if (rc == 0)
+                CHECK(e.part == args.count + files.count && !e.in_part);
+        }
     } else {
         /* urlencoded: slices of the body or terminated arena copies. */
         for (size_t i = 0; i < args.count; i++) {

@@ -293,16 +293,70 @@ static int files_add(gust_http_files *files, const gust_http_file *f)
     return 0;
 }
 
-/* Scratch space reused by every part of one body. */
-typedef struct part_ctx {
-    gust_arena *arena;
-    gust_http_param *params;
-    size_t cap;
-} part_ctx;
+int gust__http_part_headers(gust_arena *arena, const char *p,
+                            const char *hdr_end, gust__http_part_scratch *sc,
+                            gust_str *name, gust_str *filename,
+                            gust_str *ctype)
+{
+    gust_str disposition = GUST_STR_NULL;
+    *ctype = GUST_STR_NULL;
+    const char *line = p;
+    while (line < hdr_end) {
+        const char *eol = memchr(line, '\r', (size_t)(hdr_end - line));
+        if (!eol || eol + 1 >= hdr_end || eol[1] != '\n')
+            return -EINVAL;
+        const char *colon = scan_token(line, eol);
+        if (colon == line || colon == eol || *colon != ':')
+            return -EINVAL; /* obs-fold, space before ':', bad name */
+        const char *v = colon + 1, *v_end = eol;
+        while (v < v_end && is_ows(*v))
+            v++;
+        while (v_end > v && is_ows(v_end[-1]))
+            v_end--;
+        gust_str hname = gust_str_make(line, (size_t)(colon - line));
+        gust_str value = gust_str_make(v, (size_t)(v_end - v));
+        if (!gust_http_header_value_valid(value))
+            return -EINVAL;
+        if (gust_str_eq_nocase(hname, GUST_STR("Content-Disposition"))) {
+            if (disposition.ptr)
+                return -EINVAL;
+            disposition = value;
+        } else if (gust_str_eq_nocase(hname, GUST_STR("Content-Type"))) {
+            if (ctype->ptr)
+                return -EINVAL;
+            *ctype = value;
+        }
+        line = eol + 2;
+    }
+    if (!disposition.ptr)
+        return -EINVAL;
+
+    /* disposition = "form-data" *( OWS ";" OWS parameter ) (RFC 7578 4.2) */
+    const char *d = disposition.ptr, *d_end = d + disposition.len;
+    const char *type_end = scan_token(d, d_end);
+    if (!gust_str_eq_nocase(gust_str_make(d, (size_t)(type_end - d)),
+                            GUST_STR("form-data")))
+        return -EINVAL;
+    size_t n = 0;
+    int rc = gust__http_parse_params(arena, type_end, (size_t)(d_end - type_end),
+                                     &sc->params, &n, &sc->cap);
+    if (rc < 0)
+        return rc;
+    *name = GUST_STR_NULL;
+    *filename = GUST_STR_NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (gust_str_eq(sc->params[i].name, GUST_STR("name")))
+            *name = sc->params[i].value;
+        else if (gust_str_eq(sc->params[i].name, GUST_STR("filename")))
+            *filename = sc->params[i].value;
+    }
+    return name->ptr ? 0 : -EINVAL;
+}
 
 /* Parses one part p[0..len): header lines, an empty line, the content. */
-static int parse_part(part_ctx *ctx, const char *p, size_t len,
-                      gust_http_args *args, gust_http_files *files)
+static int parse_part(gust__http_part_scratch *sc, gust_arena *arena,
+                      const char *p, size_t len, gust_http_args *args,
+                      gust_http_files *files)
 {
     const char *end = p + len;
     const char *body;
@@ -323,60 +377,11 @@ static int parse_part(part_ctx *ctx, const char *p, size_t len,
             return -EINVAL;
         }
     }
-
-    gust_str disposition = GUST_STR_NULL, ctype = GUST_STR_NULL;
-    const char *line = p;
-    while (line < hdr_end) {
-        const char *eol = memchr(line, '\r', (size_t)(hdr_end - line));
-        if (!eol || eol + 1 >= hdr_end || eol[1] != '\n')
-            return -EINVAL;
-        const char *colon = scan_token(line, eol);
-        if (colon == line || colon == eol || *colon != ':')
-            return -EINVAL; /* obs-fold, space before ':', bad name */
-        const char *v = colon + 1, *v_end = eol;
-        while (v < v_end && is_ows(*v))
-            v++;
-        while (v_end > v && is_ows(v_end[-1]))
-            v_end--;
-        gust_str name = gust_str_make(line, (size_t)(colon - line));
-        gust_str value = gust_str_make(v, (size_t)(v_end - v));
-        if (!gust_http_header_value_valid(value))
-            return -EINVAL;
-        if (gust_str_eq_nocase(name, GUST_STR("Content-Disposition"))) {
-            if (disposition.ptr)
-                return -EINVAL;
-            disposition = value;
-        } else if (gust_str_eq_nocase(name, GUST_STR("Content-Type"))) {
-            if (ctype.ptr)
-                return -EINVAL;
-            ctype = value;
-        }
-        line = eol + 2;
-    }
-    if (!disposition.ptr)
-        return -EINVAL;
-
-    /* disposition = "form-data" *( OWS ";" OWS parameter ) (RFC 7578 4.2) */
-    const char *d = disposition.ptr, *d_end = d + disposition.len;
-    const char *type_end = scan_token(d, d_end);
-    if (!gust_str_eq_nocase(gust_str_make(d, (size_t)(type_end - d)),
-                            GUST_STR("form-data")))
-        return -EINVAL;
-    size_t n = 0;
-    int rc = gust__http_parse_params(ctx->arena, type_end,
-                                     (size_t)(d_end - type_end), &ctx->params,
-                                     &n, &ctx->cap);
+    gust_str name, filename, ctype;
+    int rc = gust__http_part_headers(arena, p, hdr_end, sc, &name, &filename,
+                                     &ctype);
     if (rc < 0)
         return rc;
-    gust_str name = GUST_STR_NULL, filename = GUST_STR_NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (gust_str_eq(ctx->params[i].name, GUST_STR("name")))
-            name = ctx->params[i].value;
-        else if (gust_str_eq(ctx->params[i].name, GUST_STR("filename")))
-            filename = ctx->params[i].value;
-    }
-    if (!name.ptr)
-        return -EINVAL;
     gust_str content = gust_str_make(body, (size_t)(end - body));
     if (filename.len == 0)
         return gust_http_args_add(args, name, content);
@@ -423,7 +428,7 @@ int gust_http_parse_multipart(gust_str boundary, gust_str body,
             return -EINVAL;
         d = f + dlen; /* what came before was the preamble */
     }
-    part_ctx ctx = {.arena = args->arena, .params = NULL, .cap = 0};
+    gust__http_part_scratch sc = {NULL, 0};
     for (;;) {
         /* d is just past a delimiter. */
         if (end - d >= 2 && d[0] == '-' && d[1] == '-') {
@@ -440,7 +445,8 @@ int gust_http_parse_multipart(gust_str boundary, gust_str body,
         const char *f = memmem(part, (size_t)(end - part), delim, dlen);
         if (!f)
             return -EINVAL; /* no final delimiter */
-        int rc = parse_part(&ctx, part, (size_t)(f - part), args, files);
+        int rc = parse_part(&sc, args->arena, part, (size_t)(f - part), args,
+                            files);
         if (rc < 0)
             return rc;
         d = f + dlen;

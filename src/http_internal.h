@@ -52,4 +52,21 @@ int gust__http_lower_str(gust_arena *arena, gust_str s, gust_str *out);
 int gust__http_parse_params(gust_arena *arena, const char *p, size_t len,
                             gust_http_param **params, size_t *n, size_t *cap);
 
+/* Parameter array reused across the parts of one multipart body. */
+typedef struct gust__http_part_scratch {
+    gust_http_param *params;
+    size_t cap;
+} gust__http_part_scratch;
+
+/* Parses the header lines p[0..hdr_end) of a multipart/form-data part
+ * (each line ending in CRLF; the empty line excluded): token names, clean
+ * values, no obs-fold, exactly one Content-Disposition of type form-data
+ * with a name parameter, at most one Content-Type. Sets *name, *filename
+ * (absent without a filename parameter) and *ctype (absent without a
+ * Content-Type). Returns 0, -EINVAL or -ENOMEM. */
+int gust__http_part_headers(gust_arena *arena, const char *p,
+                            const char *hdr_end, gust__http_part_scratch *sc,
+                            gust_str *name, gust_str *filename,
+                            gust_str *ctype);
+
 #endif /* GUST_HTTP_INTERNAL_H */

@@ -400,6 +400,194 @@ static void test_body_arguments(void **state)
                          gust_str_cstr(BASIC), &args, NULL), -EINVAL);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Incremental parser: must agree with the buffered one for any split. */
+
+typedef struct rec_part {
+    char name[64], filename[64], ctype[64];
+    bool has_filename;
+    char body[256];
+    size_t body_len;
+    bool ended;
+} rec_part;
+
+typedef struct recorder {
+    rec_part parts[16];
+    size_t n;
+    int stop_at_begin; /* stop with this code in part_begin when non-zero */
+} recorder;
+
+static void copy_str(char *dst, size_t cap, gust_str s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    if (n)
+        memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+}
+
+static int on_begin(gust_multipart *mp, const gust_http_part *part, void *data)
+{
+    (void)mp;
+    recorder *r = data;
+    if (r->stop_at_begin)
+        return r->stop_at_begin;
+    assert_true(r->n < 16);
+    rec_part *p = &r->parts[r->n++];
+    memset(p, 0, sizeof(*p));
+    copy_str(p->name, sizeof(p->name), part->name);
+    copy_str(p->filename, sizeof(p->filename), part->filename);
+    copy_str(p->ctype, sizeof(p->ctype), part->content_type);
+    p->has_filename = part->filename.ptr != NULL;
+    assert_true(part->headers.len >= 2);
+    assert_memory_equal(part->headers.ptr + part->headers.len - 2, "\r\n", 2);
+    return 0;
+}
+
+static int on_data(gust_multipart *mp, const char *buf, size_t len, void *data)
+{
+    (void)mp;
+    recorder *r = data;
+    rec_part *p = &r->parts[r->n - 1];
+    assert_false(p->ended);
+    assert_true(len > 0);
+    assert_true(p->body_len + len <= sizeof(p->body));
+    memcpy(p->body + p->body_len, buf, len);
+    p->body_len += len;
+    return 0;
+}
+
+static int on_end(gust_multipart *mp, void *data)
+{
+    (void)mp;
+    recorder *r = data;
+    r->parts[r->n - 1].ended = true;
+    return 0;
+}
+
+static const gust_multipart_callbacks rec_cb = {on_begin, on_data, on_end};
+
+/* Parses body in pieces of size step (each piece its own heap block). */
+static int stream(gust_arena *a, const char *body, size_t len, size_t step,
+                  recorder *r)
+{
+    gust_multipart mp;
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(gust_multipart_init(&mp, S("AaB03x"), 0, a, &rec_cb, r), 0);
+    for (size_t i = 0; i < len; i += step) {
+        size_t n = len - i < step ? len - i : step;
+        char *piece = malloc(n);
+        memcpy(piece, body + i, n);
+        int rc = gust_multipart_feed(&mp, piece, n);
+        free(piece);
+        if (rc < 0)
+            return rc;
+    }
+    return gust_multipart_finish(&mp);
+}
+
+static void compare_with_buffered(gust_arena *a, const char *body, size_t len)
+{
+    gust_http_args args;
+    gust_http_files files;
+    int expect = parse(a, body, len, &args, &files);
+    size_t steps[] = {1, 2, 3, 5, 7, 11, 64, len ? len : 1};
+    for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+        recorder r;
+        int rc = stream(a, body, len, steps[k], &r);
+        if (rc != expect)
+            fail_msg("step %zu: %d, buffered %d, body \"%s\"", steps[k], rc, expect, body);
+        if (rc < 0)
+            continue;
+        assert_int_equal(r.n, args.count + files.count);
+        size_t ai = 0, fi = 0;
+        for (size_t i = 0; i < r.n; i++) {
+            rec_part *p = &r.parts[i];
+            assert_true(p->ended);
+            gust_str content;
+            if (p->filename[0]) {
+                const gust_http_file *f = &files.items[fi++];
+                assert_str(f->name, p->name);
+                assert_str(f->filename, p->filename);
+                content = f->body;
+            } else {
+                assert_str(args.items[ai].name, p->name);
+                content = args.items[ai++].value;
+            }
+            assert_int_equal(content.len, p->body_len);
+            assert_memory_equal(content.ptr, p->body, p->body_len);
+        }
+    }
+}
+
+static void test_streaming_matches_buffered(void **state)
+{
+    static const char edge[] =
+        "--AaB03x\r\n"
+        "Content-Disposition: form-data; name=\"upload\"; filename=\"\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+        "\r\n--AaB03x\r\n"
+        "Content-Disposition: form-data; name=\"a\\\"b\"; filename=\"x.bin\"\r\n"
+        "\r\n"
+        "\0\1\r\n\r\n--AaB\r\n\r\r\n-\r\n--AaB03\r\n"
+        "\r\n--AaB03x\r\n"
+        "CONTENT-DISPOSITION:form-data;name=bare\r\n"
+        "\r\n--AaB03x--";
+    compare_with_buffered(*state, edge, sizeof(edge) - 1);
+    const char *bodies[] = {
+        BASIC,
+        "--AaB03x--",
+        "preamble\r\n--AaB03x \t\r\nContent-Disposition: form-data; name=a\r\n\r\n"
+        "x\r\n-AaB03x\r\n\r\n--AaB03x  \r\n"
+        "Content-Disposition: form-data; name=\"b\"\r\n\r\n"
+        "\r\n--AaB03x-- \r\nepilogue --AaB03x\r\n",
+        "--AaB03x\r\nContent-Disposition: form-data; name=a\r\n\r\n--AaB03x--",
+        /* failures */
+        "",
+        "--AaB03x\r\nContent-Disposition: form-data; name=a\r\n\r\nv",
+        "--AaB03x\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--AaB03x-",
+        "--AaB03x\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--AaB03x--x",
+        "--AaB03x\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--AaB03x-- \r",
+        "--AaB03xjunk\r\n",
+        "--AaB03x\r\n\r\nv\r\n--AaB03x--",
+        "--AaB03x\r\n\r\n--AaB03x--",
+        "--AaB03x\r\nContent-Disposition: form-data; name=a\r\n--AaB03x--",
+        "--AaB03x\r\nX: y\r\n--AaB03x\r\n\r\n\r\n--AaB03x--",
+        "--AaB03x\r\nContent-Disposition: attachment; name=a\r\n\r\nv\r\n--AaB03x--",
+        "--AaB03x\r\nContent-Disposition: form-data;\r\n name=a\r\n\r\nv\r\n--AaB03x--",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        compare_with_buffered(*state, bodies[i], strlen(bodies[i]));
+}
+
+static void test_streaming_callback_stops(void **state)
+{
+    recorder r;
+    gust_multipart mp;
+    memset(&r, 0, sizeof(r));
+    r.stop_at_begin = -ECANCELED;
+    assert_int_equal(gust_multipart_init(&mp, S("AaB03x"), 0, *state, &rec_cb, &r), 0);
+    assert_int_equal(gust_multipart_feed(&mp, BASIC, strlen(BASIC)), -ECANCELED);
+    assert_int_equal(gust_multipart_feed(&mp, "x", 1), -ECANCELED); /* sticky */
+    assert_int_equal(gust_multipart_finish(&mp), -ECANCELED);
+}
+
+static void test_streaming_header_limit(void **state)
+{
+    gust_multipart mp;
+    assert_int_equal(gust_multipart_init(&mp, S("AaB03x"), 64, *state, NULL, NULL), 0);
+    const char *head = "--AaB03x\r\nContent-Disposition: form-data; name=\"";
+    assert_int_equal(gust_multipart_feed(&mp, head, strlen(head)), 0);
+    char name[100];
+    memset(name, 'n', sizeof(name));
+    assert_int_equal(gust_multipart_feed(&mp, name, sizeof(name)), -E2BIG);
+    assert_int_equal(gust_multipart_init(&mp, S(""), 0, *state, NULL, NULL), -EINVAL);
+    /* Within the limit, no callbacks: fine. */
+    assert_int_equal(gust_multipart_init(&mp, S("AaB03x"), 0, *state, NULL, NULL), 0);
+    assert_int_equal(gust_multipart_feed(&mp, BASIC, strlen(BASIC)), 0);
+    assert_int_equal(gust_multipart_finish(&mp), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -419,6 +607,9 @@ int main(void)
         T(test_multipart_headers_only_part),
         T(test_multipart_bad_boundary),
         T(test_body_arguments),
+        T(test_streaming_matches_buffered),
+        T(test_streaming_callback_stops),
+        T(test_streaming_header_limit),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

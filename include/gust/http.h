@@ -426,6 +426,82 @@ const gust_http_file *gust_http_files_get(const gust_http_files *files,
 int gust_http_parse_multipart(gust_str boundary, gust_str body,
                               gust_http_args *args, gust_http_files *files);
 
+/* ---------------------------------------------------------------------
+ * Incremental multipart/form-data parser, for uploads too large to buffer
+ * (a streamed request body). It accepts exactly what
+ * gust_http_parse_multipart() accepts, however the body is split, and
+ * reports each part through callbacks run inside gust_multipart_feed().
+ * ------------------------------------------------------------------- */
+
+typedef struct gust_multipart gust_multipart;
+
+/* What part_begin learns about a part. Slices are valid until the part's
+ * part_end callback returns (they point into the parser's header buffer or
+ * its arena). */
+typedef struct gust_http_part {
+    gust_str name;         /* the name parameter */
+    gust_str filename;     /* the filename parameter, absent when none */
+    gust_str content_type; /* the Content-Type value, absent when none */
+    gust_str headers;      /* the raw header lines, each ending in CRLF */
+} gust_http_part;
+
+/* Callbacks; any may be NULL. Each returns 0 to continue, or a negative
+ * code that stops the parser: gust_multipart_feed() then returns that code,
+ * and so does every later call. For each part, part_begin runs once, then
+ * part_data zero or more times with the content in order (data points into
+ * the buffer given to feed, or, for a few bytes that looked like the start
+ * of a delimiter, into the parser; valid only during the call), then
+ * part_end once. A part that fails (malformed, stopped) gets no part_end. */
+typedef struct gust_multipart_callbacks {
+    int (*part_begin)(gust_multipart *mp, const gust_http_part *part,
+                      void *data);
+    int (*part_data)(gust_multipart *mp, const char *buf, size_t len,
+                     void *data);
+    int (*part_end)(gust_multipart *mp, void *data);
+} gust_multipart_callbacks;
+
+/* The parser state. Embed it; the fields are private. */
+struct gust_multipart {
+    const gust_multipart_callbacks *cb;
+    void *data;
+    gust_arena *arena;
+    char delim[4 + 70];     /* CRLF "--" boundary */
+    size_t dlen;
+    size_t matched;         /* delimiter bytes matched and held back */
+    size_t virtual_crlf;    /* of those, leading bytes that are not content */
+    int state;
+    int error;
+    char *hbuf;             /* part header bytes being gathered */
+    size_t hlen, hcap, max_header;
+    gust_http_part part;
+    void *scratch_params;
+    size_t scratch_cap;
+};
+
+/* Default bound on one part's header block (gust_multipart_init). */
+#define GUST_MULTIPART_MAX_HEADER 16384
+
+/* Prepares mp to parse one body with boundary (copied; the caller's bytes
+ * need not stay valid). max_header bounds each part's header block, empty
+ * line included (0 for GUST_MULTIPART_MAX_HEADER). The header buffer and
+ * parameters are allocated from arena. cb (which must stay valid) and data
+ * are passed to every callback. Returns 0, or -EINVAL for an invalid
+ * boundary. */
+int gust_multipart_init(gust_multipart *mp, gust_str boundary,
+                        size_t max_header, gust_arena *arena,
+                        const gust_multipart_callbacks *cb, void *data);
+
+/* Feeds the next len bytes of the body. Returns 0 (all consumed; more may
+ * follow), -EINVAL (malformed body), -E2BIG (a part's headers exceed
+ * max_header), -ENOMEM, or a callback's negative code. Errors are sticky. */
+int gust_multipart_feed(gust_multipart *mp, const char *buf, size_t len);
+
+/* Ends the body. Returns 0 when the final delimiter was seen, -EINVAL when
+ * the body stopped early (the last part then gets no part_end), or the
+ * sticky error. Bytes fed after the final delimiter (the epilogue) are
+ * ignored. */
+int gust_multipart_finish(gust_multipart *mp);
+
 /* Tornado's parse_body_arguments: parses body according to content_type
  * (the Content-Type value, may be absent). application/x-www-form-urlencoded
  * goes to gust_http_args_parse_urlencoded(); multipart/form-data to
