@@ -27,7 +27,15 @@ bool gust_str_eq_nocase(gust_str a, gust_str b)
 
 char *gust_str_dup(gust_arena *arena, gust_str s)
 {
-    return gust_arena_strndup(arena, s.ptr ? s.ptr : "", s.len);
+    if (s.len == (size_t)-1)
+        return NULL;
+    char *d = gust_arena_alloc(arena, s.len + 1);
+    if (!d)
+        return NULL;
+    if (s.len)
+        memcpy(d, s.ptr, s.len);
+    d[s.len] = '\0';
+    return d;
 }
 
 bool gust_http_token_valid(gust_str s)

@@ -58,6 +58,8 @@ static void test_str_dup(void **state)
     char *s = gust_str_dup(*state, gust_str_make("hello", 4));
     assert_string_equal(s, "hell");
     assert_string_equal(gust_str_dup(*state, GUST_STR_NULL), "");
+    char *z = gust_str_dup(*state, gust_str_make("a\0b", 3));
+    assert_memory_equal(z, "a\0b", 4); /* embedded NUL kept, NUL added */
     assert_int_equal(gust_str_cstr("abc").len, 3);
     assert_null(gust_str_cstr(NULL).ptr);
 }

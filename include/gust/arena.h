@@ -87,7 +87,7 @@ void gust_arena_set_keep(gust_arena *arena, size_t keep_max);
 
 /* Returns size bytes aligned for any type (max_align_t), uninitialised, or
  * NULL when out of memory or when size is too large to be represented.
- * size 0 returns a valid unique-enough pointer (a minimal allocation). */
+ * size 0 is treated as 1, so the result is a valid, distinct pointer. */
 void *gust_arena_alloc(gust_arena *arena, size_t size);
 
 /* Like gust_arena_alloc() for n elements of size bytes each, zero-filled;
@@ -115,9 +115,11 @@ char *gust_arena_strndup(gust_arena *arena, const char *s, size_t n);
 /* Copies the NUL-terminated string s. NULL on OOM. */
 char *gust_arena_strdup(gust_arena *arena, const char *s);
 
-/* printf into the arena: returns the NUL-terminated result (no locale-
- * specific behaviour beyond vsnprintf's), or NULL on OOM or a format error.
- * When len is not NULL it receives the length without the NUL. */
+/* printf into the arena: returns the NUL-terminated result (formatted by
+ * vsnprintf, so %f follows the C locale of the thread), or NULL on OOM or a
+ * format error. The string is formatted straight into the current block
+ * when it fits there. gust_arena_vsprintf() also stores the length without
+ * the NUL in *len when len is not NULL. */
 char *gust_arena_sprintf(gust_arena *arena, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *gust_arena_vsprintf(gust_arena *arena, size_t *len, const char *fmt,

@@ -72,8 +72,9 @@ bool gust_str_eq(gust_str a, gust_str b);
  * exactly; no locale is involved). */
 bool gust_str_eq_nocase(gust_str a, gust_str b);
 
-/* Copies s into the arena with a terminating NUL. Returns the copy (an
- * empty string for an absent s), or NULL on OOM. */
+/* Copies the len bytes of s (NUL bytes included) into the arena and adds
+ * a terminating NUL. Returns the copy (an empty string for an absent s),
+ * or NULL on OOM. */
 char *gust_str_dup(gust_arena *arena, gust_str s);
 
 /* ---------------------------------------------------------------------
@@ -178,12 +179,12 @@ size_t gust_http_headers_count_name(const gust_http_headers *h, gust_str name);
 int gust_http_headers_get_joined(const gust_http_headers *h, gust_str name,
                                  gust_str *out);
 
-/* Iterates over the values of the field lines named name, in order:
+/* Iterates over the values of the field lines named name, in order
+ * (Tornado's get_list):
  *     size_t i = 0; gust_str v;
  *     while (gust_http_headers_next(h, GUST_STR("Accept"), &i, &v)) ...
  * *cursor must start at 0. Returns true with *value set, or false at the
- * end. Adding or removing field lines restarts nothing: do not modify h
- * during an iteration. */
+ * end. Do not add, set or remove field lines during an iteration. */
 bool gust_http_headers_next(const gust_http_headers *h, gust_str name,
                             size_t *cursor, gust_str *value);
 
@@ -290,10 +291,13 @@ typedef struct gust_url {
  * '|', '}') and '%' not followed by two hex digits. */
 int gust_url_parse(gust_str in, gust_url *out);
 
-/* Splits "host[:port]" or "[v6]:port" (a Host header value). *host gets the
- * host (without brackets for IPv6), *port the port or -1 when none is
- * given. Returns 0 or -EINVAL (empty host, unclosed bracket, port not
- * 1*5DIGIT in 0-65535). */
+/* Splits "host[:port]" or "[v6][:port]" (a Host header value, RFC 9110
+ * section 7.2). *host gets the host, a slice of in (without brackets for
+ * IPv6), *port the port, or -1 when none is given (an empty port after ':'
+ * counts as none). Returns 0 or -EINVAL: empty host (a server decides
+ * itself whether an empty Host is acceptable), a reg-name with characters
+ * outside RFC 3986's set, an invalid IPv6 literal, a second ':', a port that
+ * is not 1-5 digits in 0-65535. */
 int gust_http_split_host_port(gust_str in, gust_str *host, int *port);
 
 /* ---------------------------------------------------------------------
@@ -506,9 +510,13 @@ int gust_multipart_finish(gust_multipart *mp);
  * (the Content-Type value, may be absent). application/x-www-form-urlencoded
  * goes to gust_http_args_parse_urlencoded(); multipart/form-data to
  * gust_http_parse_multipart() with its boundary parameter (missing or
- * invalid: -EINVAL); any other type is left alone (returns 0, nothing
- * added). Returns 0, -EINVAL or -ENOMEM. files may be NULL only if the
- * caller refuses uploads, in which case a file part gives -EINVAL. */
+ * invalid: -EINVAL); any other type, or no Content-Type, is left alone
+ * (returns 0, nothing added). A Content-Type that does not parse is an
+ * error (-EINVAL) if it starts with one of the two form types, else it is
+ * simply not a form (0). The server should not call this for a body with a
+ * Content-Encoding (Tornado skips those too). Returns 0, -EINVAL or
+ * -ENOMEM. files may be NULL when the caller refuses uploads, in which case
+ * a file part gives -EINVAL. */
 int gust_http_parse_body_arguments(gust_arena *arena, gust_str content_type,
                                    gust_str body, gust_http_args *args,
                                    gust_http_files *files);
@@ -584,8 +592,8 @@ int gust_http_date_format(time_t t, char buf[GUST_HTTP_DATE_SIZE]);
  *     Sun Nov  6 08:49:37 1994         (obsolete asctime form)
  * exactly as written there (case-sensitive names, fixed widths, single
  * spaces, "GMT"), into *out (seconds since the epoch, UTC). A two-digit
- * RFC 850 year is the most recent past year with those digits unless that
- * is more than 50 years ago, per RFC 9110. The day name must be a valid one
+ * RFC 850 year is taken in the current century, or in the previous one
+ * when that would be more than 50 years in the future (RFC 9110). The day name must be a valid one
  * but is not checked against the date; second 60 (a leap second) is read as
  * 59. Returns 0 or -EINVAL (any other syntax, an impossible date). */
 int gust_http_date_parse(gust_str s, time_t *out);
