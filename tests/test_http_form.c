@@ -588,6 +588,63 @@ static void test_streaming_header_limit(void **state)
     assert_int_equal(gust_multipart_finish(&mp), 0);
 }
 
+/* A server's request path after the first requests: headers, query,
+ * cookies, a form body and a Set-Cookie, all with no malloc once the
+ * arena has settled. */
+static void one_request(gust_arena *a)
+{
+    static const char *const names[] = {
+        "Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding",
+        "Connection", "Cookie", "Content-Type", "Content-Length", "Referer",
+        "X-Forwarded-For", "X-Real-Ip", "Cache-Control", "Pragma", "Origin",
+        "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Upgrade-Insecure-Requests",
+        "DNT"};
+    gust_http_headers h;
+    gust_http_headers_init(&h, a);
+    for (size_t i = 0; i < 20; i++)
+        assert_int_equal(gust_http_headers_add(&h, gust_str_cstr(names[i]),
+                                               S("some value"), GUST_HEADER_TRUSTED), 0);
+    assert_true(gust_http_headers_has(&h, S("dnt")));
+    gust_http_target t;
+    assert_int_equal(gust_http_target_split(S("/search?q=caf%C3%A9+au+lait&page=2&x"), &t), 0);
+    gust_http_args args;
+    gust_http_args_init(&args, a);
+    assert_int_equal(gust_http_args_parse_urlencoded(&args, t.query), 0);
+    gust_str path;
+    assert_int_equal(gust_url_unescape(a, t.path, GUST_URL_NO_NUL, &path), 0);
+    assert_int_equal(gust_http_parse_cookie(S("_xsrf=2|abc|def|123; session=\"xyz\"; lang=en"),
+                                            &args), 0);
+    gust_http_files files;
+    gust_http_files_init(&files, a);
+    assert_int_equal(gust_http_parse_body_arguments(
+                         a, S("multipart/form-data; boundary=AaB03x"),
+                         gust_str_cstr(BASIC), &args, &files), 0);
+    gust_str sc;
+    gust_http_cookie_options o = {.path = "/", .httponly = true, .has_max_age = true,
+                                  .max_age = 3600};
+    assert_int_equal(gust_http_format_set_cookie(a, S("session"), S("v1"), &o, &sc), 0);
+    assert_int_equal(args.count, 7);
+}
+
+static void test_request_steady_state_no_malloc(void **state)
+{
+    gust_arena *a = *state;
+    for (int i = 0; i < 3; i++) {
+        one_request(a);
+        gust_arena_reset(a);
+    }
+    gust_arena_stats st;
+    gust_arena_get_stats(a, &st);
+    size_t before = st.mallocs;
+    for (int i = 0; i < 100; i++) {
+        one_request(a);
+        gust_arena_reset(a);
+    }
+    gust_arena_get_stats(a, &st);
+    assert_int_equal(st.mallocs, before);
+    assert_int_equal(st.blocks, 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -610,6 +667,7 @@ int main(void)
         T(test_streaming_matches_buffered),
         T(test_streaming_callback_stops),
         T(test_streaming_header_limit),
+        T(test_request_steady_state_no_malloc),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
