@@ -1,6 +1,6 @@
 /* libFuzzer target: urlencoded arguments, percent-coding, cookies, request
- * targets, URLs and HTTP dates: the small parsers that see raw network
- * bytes. The input is copied into a heap block of exactly its size so that
+ * targets, URLs, status lines and HTTP dates: the small parsers that see
+ * raw network bytes. The input is copied into a heap block of exactly its size so that
  * any over-read is caught; the arena is closed each run (leaks are caught
  * by LeakSanitizer). Invariants:
  *   - urlencoded: names and values are slices of the input or terminated
@@ -8,7 +8,7 @@
  *     parsing again gives the same pairs (round trip);
  *   - unescape: never longer than the input; escape then strict unescape
  *     gives the input back;
- *   - cookie, target and URL slices lie inside the input;
+ *   - cookie, target, URL and status-line slices lie inside the input;
  *   - a parsed date formats and parses back to the same instant. */
 #include <errno.h>
 #include <stdint.h>
@@ -131,6 +131,11 @@ static void check_target_and_url(gust_str in)
         CHECK(inside(u.path) && inside(u.query) && inside(u.fragment));
         CHECK(u.host.len > 0 && u.scheme.len > 0);
     }
+    int minor, code;
+    gust_str reason;
+    if (gust_http_parse_response_start_line(in, &minor, &code, &reason) == 0)
+        CHECK(inside(reason) && minor >= 0 && minor <= 9 && code >= 100 &&
+              code <= 999);
     gust_str host;
     int port;
     if (gust_http_split_host_port(in, &host, &port) == 0)

@@ -1,8 +1,11 @@
 /* Status reason phrases (RFC 9110 section 15 and IANA's HTTP Status Code
  * Registry). See include/gust/http.h. */
+#include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "gust/http.h"
+#include "http_internal.h"
 
 const char *gust_http_reason(int code)
 {
@@ -71,4 +74,36 @@ const char *gust_http_reason(int code)
     case 511: return "Network Authentication Required";
     default: return NULL;
     }
+}
+
+int gust_http_parse_response_start_line(gust_str line, int *minor_version,
+                                        int *code, gust_str *reason)
+{
+    const char *p = line.ptr;
+    size_t n = line.len;
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' || p[7] > '9' ||
+        p[8] != ' ')
+        return -EINVAL;
+    int c = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -EINVAL;
+        c = c * 10 + (p[i] - '0');
+    }
+    if (c < 100)
+        return -EINVAL;
+    gust_str r = gust_str_make(p + 12, 0);
+    if (n > 12) {
+        if (p[12] != ' ')
+            return -EINVAL;
+        r = gust_str_make(p + 13, n - 13);
+        for (size_t i = 0; i < r.len; i++) {
+            if (!gust__http_is((unsigned char)r.ptr[i], GUST__CC_VALUE))
+                return -EINVAL;
+        }
+    }
+    *minor_version = p[7] - '0';
+    *code = c;
+    *reason = r;
+    return 0;
 }

@@ -348,3 +348,56 @@ int gust_http_target_split(gust_str target, gust_http_target *out)
     out->authority = target;
     return 0;
 }
+
+int gust_url_concat(gust_arena *arena, gust_str url, const gust_http_arg *args,
+                    size_t n, gust_str *out)
+{
+    if (n == 0) {
+        *out = url;
+        return 0;
+    }
+    const char *hash = url.len ? memchr(url.ptr, '#', url.len) : NULL;
+    size_t base = hash ? (size_t)(hash - url.ptr) : url.len;
+    bool has_query = base && memchr(url.ptr, '?', base) != NULL;
+    char last = base ? url.ptr[base - 1] : '\0';
+    char sep = !has_query ? '?' : (last == '?' || last == '&') ? '\0' : '&';
+
+    /* Escape first (zero-copy when nothing needs it), then size and copy. */
+    if (n > ((size_t)-1 / 4) / sizeof(gust_str))
+        return -ENOMEM;
+    gust_str *enc = gust_arena_alloc(arena, 2 * n * sizeof(*enc));
+    if (!enc)
+        return -ENOMEM;
+    size_t total = url.len + 2 + n * 2;
+    for (size_t i = 0; i < n; i++) {
+        if (gust_url_escape(arena, args[i].name, GUST_URL_PLUS, &enc[2 * i]) < 0 ||
+            gust_url_escape(arena, args[i].value, GUST_URL_PLUS, &enc[2 * i + 1]) < 0)
+            return -ENOMEM;
+        total += enc[2 * i].len + enc[2 * i + 1].len;
+    }
+    char *d = gust_arena_alloc(arena, total);
+    if (!d)
+        return -ENOMEM;
+    char *p = d;
+    if (base)
+        memcpy(p, url.ptr, base);
+    p += base;
+    if (sep)
+        *p++ = sep;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = '&';
+        memcpy(p, enc[2 * i].ptr, enc[2 * i].len);
+        p += enc[2 * i].len;
+        *p++ = '=';
+        memcpy(p, enc[2 * i + 1].ptr, enc[2 * i + 1].len);
+        p += enc[2 * i + 1].len;
+    }
+    if (hash) {
+        memcpy(p, hash, url.len - base);
+        p += url.len - base;
+    }
+    *p = '\0';
+    *out = gust_str_make(d, (size_t)(p - d));
+    return 0;
+}

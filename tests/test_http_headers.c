@@ -282,6 +282,39 @@ static void test_reason(void **state)
     assert_null(gust_http_reason(1000));
 }
 
+static void test_response_start_line(void **state)
+{
+    (void)state;
+    int minor, code;
+    gust_str reason;
+    assert_int_equal(gust_http_parse_response_start_line(S("HTTP/1.1 200 OK"), &minor,
+                                                         &code, &reason), 0);
+    assert_int_equal(minor, 1);
+    assert_int_equal(code, 200);
+    assert_str(reason, "OK");
+    assert_int_equal(gust_http_parse_response_start_line(
+                         S("HTTP/1.0 404 Not \tFound \xe9"), &minor, &code, &reason), 0);
+    assert_int_equal(minor, 0);
+    assert_int_equal(code, 404);
+    assert_str(reason, "Not \tFound \xe9");
+    assert_int_equal(gust_http_parse_response_start_line(S("HTTP/1.1 204 "), &minor,
+                                                         &code, &reason), 0);
+    assert_str(reason, "");
+    assert_int_equal(gust_http_parse_response_start_line(S("HTTP/1.1 599"), &minor,
+                                                         &code, &reason), 0);
+    assert_int_equal(code, 599);
+    assert_str(reason, "");
+    const char *bad[] = {"", "HTTP/1.1", "HTTP/2.0 200 OK", "HTTP/1.1 20 OK",
+                         "HTTP/1.1 099 X", "HTTP/1.1 2000 OK", "HTTP/1.1  200 OK",
+                         "http/1.1 200 OK", "HTTP/1.x 200 OK", "HTTP/1.1 200\tOK",
+                         "HTTP/1.1 200 O\rK", "HTTP/1.1 200 OK\r\n", "ICY 200 OK"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (gust_http_parse_response_start_line(gust_str_cstr(bad[i]), &minor, &code,
+                                                &reason) != -EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serialize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_after_arena_reset, setup, teardown),
         cmocka_unit_test(test_reason),
+        cmocka_unit_test(test_response_start_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,6 +305,27 @@ static void test_split_host_port(void **state)
     }
 }
 
+static void test_url_concat(void **state)
+{
+    gust_arena *a = *state;
+    gust_http_arg args[] = {{S("q"), S("a b&c")}, {S("x"), S("")}};
+    gust_str out;
+    assert_int_equal(gust_url_concat(a, S("http://h/p"), args, 2, &out), 0);
+    assert_str(out, "http://h/p?q=a+b%26c&x=");
+    assert_int_equal(out.ptr[out.len], '\0');
+    assert_int_equal(gust_url_concat(a, S("http://h/p?y=1"), args, 1, &out), 0);
+    assert_str(out, "http://h/p?y=1&q=a+b%26c");
+    assert_int_equal(gust_url_concat(a, S("/p?"), args, 1, &out), 0);
+    assert_str(out, "/p?q=a+b%26c");
+    assert_int_equal(gust_url_concat(a, S("/p?y=1&"), args, 1, &out), 0);
+    assert_str(out, "/p?y=1&q=a+b%26c");
+    assert_int_equal(gust_url_concat(a, S("/p#frag?x"), args, 1, &out), 0);
+    assert_str(out, "/p?q=a+b%26c#frag?x");
+    gust_str in = S("/same");
+    assert_int_equal(gust_url_concat(a, in, args, 0, &out), 0);
+    assert_ptr_equal(out.ptr, in.ptr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_url_parse),
         cmocka_unit_test(test_url_parse_invalid),
         cmocka_unit_test(test_split_host_port),
+        cmocka_unit_test_setup_teardown(test_url_concat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

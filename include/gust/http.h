@@ -350,6 +350,15 @@ bool gust_http_args_next(const gust_http_args *args, gust_str name,
  * the arena. Returns 0 or -ENOMEM. */
 int gust_http_args_parse_urlencoded(gust_http_args *args, gust_str data);
 
+/* Tornado's url_concat: appends the n pairs of args to url as an
+ * urlencoded query (names and values escaped with GUST_URL_PLUS), after '?'
+ * when url has no query, after '&' when it has one (none is added after a
+ * trailing '?' or '&'). A fragment stays at the end. *out is a
+ * NUL-terminated string in the arena (url itself, not copied, when n is 0).
+ * Returns 0 or -ENOMEM. */
+int gust_url_concat(gust_arena *arena, gust_str url,
+                    const gust_http_arg *args, size_t n, gust_str *out);
+
 /* ---------------------------------------------------------------------
  * Content-Type and multipart/form-data (RFC 9110 section 8.3, RFC 7578,
  * RFC 2046 section 5.1)
@@ -608,6 +617,16 @@ int gust_http_date_parse(gust_str s, time_t *out);
  * Returns a static string, or NULL for a code without one (the caller
  * chooses: Tornado says "Unknown"). */
 const char *gust_http_reason(int code);
+
+/* Parses a response status line without its CRLF (RFC 9112 section 4),
+ * for the HTTP client: "HTTP/1." DIGIT SP 3DIGIT [SP reason-phrase], the
+ * reason being any run of HTAB, SP, VCHAR and obs-text (possibly empty;
+ * the SP before it may be missing, as some servers send "HTTP/1.1 200").
+ * Sets *minor_version (0-9), *code (100-999) and *reason (a slice of line,
+ * empty when none). Returns 0, or -EINVAL for anything else (another major
+ * version, a code below 100, control characters). */
+int gust_http_parse_response_start_line(gust_str line, int *minor_version,
+                                        int *code, gust_str *reason);
 
 #ifdef __cplusplus
 }
