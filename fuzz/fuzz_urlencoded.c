@@ -1,8 +1,8 @@
 /* libFuzzer target: urlencoded arguments, percent-coding, cookies, request
  * targets, URLs, status lines and HTTP dates: the small parsers that see
- * raw network bytes. The input is copied into a heap block of exactly its size so that
- * any over-read is caught; the arena is closed each run (leaks are caught
- * by LeakSanitizer). Invariants:
+ * raw network bytes. The input is copied into a heap block of exactly its
+ * size so that any over-read is caught; the arena is closed each run (leaks
+ * are caught by LeakSanitizer). Invariants:
  *   - urlencoded: names and values are slices of the input or terminated
  *     arena copies, no longer than the input; escaping every pair and
  *     parsing again gives the same pairs (round trip);
