@@ -12,6 +12,8 @@
 #include "gust/net.h"
 #include "gust/process.h"
 #include "gust/tcp_server.h"
+#include "gust/arena.h"
+#include "gust/http.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1
