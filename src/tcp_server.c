@@ -67,7 +67,8 @@ static void on_accept(gust_acceptor *a, int fd, const struct sockaddr *addr,
 {
     (void)a;
     gust_tcp_server *srv = data;
-    gust_stream *s = gust_stream_new(srv->loop, fd, &srv->opts.stream);
+    /* The acceptor made fd non-blocking and CLOEXEC already. */
+    gust_stream *s = gust__stream_new_accepted(srv->loop, fd, &srv->opts.stream);
     if (!s) {
         gust_log_error("tcp", "cannot create a stream for a new connection: %s",
                        strerror(errno));
