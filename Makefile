@@ -9,6 +9,8 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 PORT       ?= 8888
+# Seconds each fuzz target runs during `make test` (a smoke run, not a campaign).
+FUZZ_SECONDS ?= 20
 
 # What building and testing need, by Debian package name.
 BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libcmocka-dev
@@ -67,13 +69,15 @@ run: build
 
 # Tests: gcc with ASan + UBSan (leaks fail) runs everything; clang builds the
 # same tree with the same warnings so that both compilers stay clean.
-test: deps-test
+test: deps-test deps-fuzz
 	@cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=gcc \
 	  -DGUST_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD)/asan -j $(JOBS)
 	@cmake -S . -B $(BUILD)/clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
 	  -DGUST_BUILD_BENCH=ON >/dev/null
 	@cmake --build $(BUILD)/clang -j $(JOBS)
+	@if [ -f fuzz/smoke.sh ]; then $(MAKE) --no-print-directory fuzz && \
+	  bash fuzz/smoke.sh $(BUILD)/fuzz $(FUZZ_SECONDS); fi
 	@cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS)
 
 test-unit: deps-test

@@ -286,7 +286,7 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
          * dropped when a READ event finds no read pending. */
         if (s->rkind != GUST__READ_NONE || (keep_read && (s->events & GUST_READ)))
             want |= GUST_READ;
-        if (s->whead)
+        if (s->whead && !s->corked)
             want |= GUST_WRITE;
         if (s->tp->events)
             want = s->tp->events(s, want) & (GUST_READ | GUST_WRITE);
@@ -479,6 +479,9 @@ void gust__stream_close_with(gust_stream *s, int err)
 
 void gust_stream_close(gust_stream *stream)
 {
+    /* Writes gathered in this read callback would have been sent by now
+     * without the gathering: give them their try. */
+    gust__stream_uncork(stream);
     gust__stream_close_with(stream, 0);
 }
 

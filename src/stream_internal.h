@@ -148,6 +148,7 @@ struct gust_stream {
     bool connect_ready;  /* connect() succeeded at once: cb due in dispatch */
     bool dispatch_queued;
     bool read_again;     /* the transport holds data: dispatch reads on */
+    bool corked;         /* small writes from a read callback wait in the queue */
     int refs;            /* scheduled loop callbacks holding the stream */
     void *data;
 
@@ -199,6 +200,11 @@ void gust__stream_close_with(gust_stream *s, int err);
 void gust__stream_update_events(gust_stream *s, bool keep_read);
 void gust__stream_schedule(gust_stream *s);
 
+/* stream_read.c: per-thread caches of same-sized blocks. */
+enum { GUST__CACHE_RBUF, GUST__CACHE_WSEG, GUST__CACHE_KINDS };
+void *gust__stream_cache_get(int kind);
+bool gust__stream_cache_put(int kind, void *buf);
+
 /* stream_read.c */
 void gust__stream_read_clear(gust_stream *s);
 int gust__stream_find_read(gust_stream *s, size_t *len, int *status);
@@ -210,6 +216,7 @@ void gust__stream_rbuf_release(gust_stream *s);
 /* stream_write.c */
 bool gust__stream_write_pending(const gust_stream *s);
 ssize_t gust__stream_flush(gust_stream *s);
+void gust__stream_uncork(gust_stream *s);
 void gust__stream_fire_marks(gust_stream *s);
 void gust__stream_write_on_close(gust_stream *s);
 void gust__stream_write_drop(gust_stream *s);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -153,13 +154,13 @@ typedef struct got {
     int calls, status;
     char data[2048];
     size_t len;
-} got;
+} got_t;
 
 static void got_cb(gust_stream *s, int status, const char *data, size_t len,
                    void *user)
 {
     (void)s;
-    got *g = user;
+    got_t *g = user;
     memcpy(g->data, data, len);
     g->len = len;
     g->status = status;
@@ -186,7 +187,7 @@ static void test_transport_pending_data(void **state)
     assert_int_equal(write(sv[1], wire, sizeof wire), (ssize_t)sizeof wire);
     /* One read() of the fd takes all 1000 bytes; the stream gets them 10 at
      * a time and must not wait for a readiness event that never comes. */
-    got g = { 0 };
+    got_t g = { 0 };
     assert_int_equal(gust_stream_read_bytes(s, sizeof msg, 0, got_cb, &g), 0);
     run_until_set(loop, &g.calls);
     assert_int_equal(g.status, 0);
@@ -336,6 +337,166 @@ static void test_transport_write_needs_read(void **state)
     close(sv[1]);
 }
 
+/* ---- Answers to pipelined requests leave in one writev() -------------------- */
+
+static int writev_calls;
+
+static ssize_t counting_writev(gust_stream *s, const struct iovec *iov, int cnt)
+{
+    writev_calls++;
+    return gust__stream_plain_transport.writev(s, iov, cnt);
+}
+
+static ssize_t plain_read(gust_stream *s, void *buf, size_t len)
+{
+    return gust__stream_plain_transport.read(s, buf, len);
+}
+
+static const gust__stream_transport counting_tp = {
+    .name = "counting",
+    .read = plain_read,
+    .writev = counting_writev,
+};
+
+typedef struct pipeline {
+    int answered;
+    int mode; /* 0: answer each; 1: answer then close; 2: small, big, small */
+    size_t gathered;
+    char big[100000];
+} pipeline;
+
+static void pipeline_cb(gust_stream *s, int status, const char *data,
+                        size_t len, void *user)
+{
+    pipeline *p = user;
+    if (status != 0)
+        return;
+    char out[8];
+    snprintf(out, sizeof out, "a%c\n", data[1]);
+    if (p->mode == 2) {
+        assert_int_equal(gust_stream_write(s, "x", 1, NULL, NULL), 0);
+        p->gathered = gust_stream_write_buffer_size(s);
+        assert_int_equal(gust_stream_write(s, p->big, sizeof p->big, NULL, NULL), 0);
+        assert_int_equal(gust_stream_write(s, "z", 1, NULL, NULL), 0);
+        p->answered++;
+        return;
+    }
+    assert_int_equal(gust_stream_write(s, out, 3, NULL, NULL), 0);
+    p->answered++;
+    (void)len;
+    if (p->mode == 1) {
+        gust_stream_close(s);
+        return;
+    }
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, pipeline_cb, p), 0);
+}
+
+static size_t read_some(int fd, char *buf, size_t cap, size_t want)
+{
+    size_t got = 0;
+    double deadline = now_s() + 10;
+    while (got < want && now_s() < deadline) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0)
+            break;
+    }
+    return got;
+}
+
+static void test_pipelined_answers_one_writev(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    static pipeline p;
+    memset(&p, 0, sizeof p);
+    gust_stream *s = gust_stream_new(loop, sv[0], NULL);
+    gust__stream_set_transport(s, &counting_tp, NULL);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    const char *reqs = "r0\nr1\nr2\nr3\nr4\nr5\nr6\nr7\nr8\nr9\n";
+    assert_int_equal(write(sv[1], reqs, strlen(reqs)), (ssize_t)strlen(reqs));
+    writev_calls = 0;
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, pipeline_cb, &p), 0);
+    while (p.answered < 10)
+        assert_int_equal(gust_loop_run_once(loop, 1), 0);
+    char buf[64];
+    const char *want = "a0\na1\na2\na3\na4\na5\na6\na7\na8\na9\n";
+    assert_int_equal(read_some(sv[1], buf, sizeof buf, 30), 30);
+    assert_memory_equal(buf, want, 30);
+    assert_int_equal(writev_calls, 1);
+    gust_stream_close(s);
+    run_until_set(loop, &closes);
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+}
+
+static void test_write_then_close_in_read_callback(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    static pipeline p;
+    memset(&p, 0, sizeof p);
+    p.mode = 1;
+    gust_stream *s = gust_stream_new(loop, sv[0], NULL);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    assert_int_equal(write(sv[1], "r7\n", 3), 3);
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, pipeline_cb, &p), 0);
+    run_until_set(loop, &closes);
+    char buf[16];
+    assert_int_equal(read_some(sv[1], buf, sizeof buf, 4), 3); /* then EOF */
+    assert_memory_equal(buf, "a7\n", 3);
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+}
+
+static void test_gathered_writes_keep_order(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    static pipeline p;
+    memset(&p, 0, sizeof p);
+    p.mode = 2;
+    memset(p.big, 'y', sizeof p.big);
+    gust_stream *s = gust_stream_new(loop, sv[0], NULL);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    /* Two requests: "x" is gathered (the second is buffered), then the big
+     * write must send it first. */
+    assert_int_equal(write(sv[1], "r1\nr2\n", 6), 6);
+    writev_calls = 0;
+    gust__stream_set_transport(s, &counting_tp, NULL);
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, pipeline_cb, &p), 0);
+    static char buf[sizeof p.big + 16];
+    size_t got = 0;
+    double deadline = now_s() + 10;
+    while (got < sizeof p.big + 2 && now_s() < deadline) {
+        assert_int_equal(gust_loop_run_once(loop, 0.001), 0);
+        ssize_t n;
+        while ((n = read(sv[1], buf + got, sizeof buf - got)) > 0)
+            got += (size_t)n;
+    }
+    assert_int_equal(got, sizeof p.big + 2);
+    assert_int_equal(buf[0], 'x');
+    assert_int_equal(buf[1], 'y');
+    assert_int_equal(buf[sizeof p.big], 'y');
+    assert_int_equal(buf[sizeof p.big + 1], 'z');
+    assert_int_equal(p.gathered, 1); /* "x" waited... */
+    assert_true(writev_calls >= 2); /* ...and went first, on its own */
+    gust_stream_close(s);
+    run_until_set(loop, &closes);
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, test_setup)
 
 int main(void)
@@ -344,6 +505,9 @@ int main(void)
         T(test_transport_pending_data),
         T(test_transport_sendfile_fallback),
         T(test_transport_write_needs_read),
+        T(test_pipelined_answers_one_writev),
+        T(test_write_then_close_in_read_callback),
+        T(test_gathered_writes_keep_order),
     };
     int failed = cmocka_run_group_tests_name("stream_transport_epoll", tests,
                                              setup_default, teardown_env);

@@ -21,7 +21,9 @@
  *                       stays open and the data stays buffered), or the
  *                       errno that closed the stream.
  * A callback is never run inside the call that registered it: data that is
- * already buffered is delivered on the next loop iteration. Data that arrived
+ * already buffered is delivered on the next loop iteration (for a read
+ * started inside a read callback: as soon as that callback returns, which
+ * is how pipelined requests are taken from one read). Data that arrived
  * together with an end of file or a reset still completes the pending read
  * before the stream closes. An idle stream holds no read buffer: the buffer
  * is given back (to a small per-thread cache) whenever it becomes empty.
@@ -36,6 +38,12 @@
  * the writes were made. A write that meets a fatal error (EPIPE,
  * ECONNRESET...) at once is still accepted (returns 0): the stream closes
  * with that error and the callback gets GUST_ESTREAMCLOSED.
+ * Inside a read callback, while more input is already buffered behind the
+ * data being delivered, small writes (up to 16 KiB each) are gathered and
+ * sent when the delivery returns, so the answers to pipelined requests
+ * delivered from one read leave in one writev(). A bigger write, write_ref,
+ * sendfile or gust_stream_close() sends what was gathered first; the order of
+ * the bytes is always the order of the calls.
  *
  * SIGPIPE. Writing never raises SIGPIPE, so the process need not ignore it:
  * sockets are written with MSG_NOSIGNAL; around writev() on a pipe and
@@ -47,8 +55,9 @@
  * overflow closes the fd at once. Then, on a later loop iteration and after
  * callbacks already queued: the pending read's callback (if any, with an
  * error status, or for read_until_close with status 0 and the remaining
- * data), pending write callbacks (with GUST_ESTREAMCLOSED), and last the close
- * callback, exactly once. (A connect still in progress gets its callback
+ * data), pending write callbacks (with GUST_ESTREAMCLOSED, or 0 for a write
+ * whose bytes had all reached the kernel), and last the close callback,
+ * exactly once. (A connect still in progress gets its callback
  * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
  * close callback returns; the pointer must not be used after that.
  * A peer that hangs up while the stream neither reads nor writes is noticed
@@ -183,7 +192,8 @@ bool gust_stream_reading(const gust_stream *stream);
 
 /* Queues len bytes for sending, copying whatever cannot be written at once
  * (consecutive small copies share one buffer). When nothing is queued the
- * bytes go to the kernel inside this call. cb (may be NULL) runs when they
+ * bytes go to the kernel inside this call (small writes in a read callback:
+ * when the callback returns, see WRITES). cb (may be NULL) runs when they
  * have all been handed to the kernel, never inside this call (len 0: after
  * the writes before it). Returns 0, GUST_ESTREAMCLOSED, GUST_EBUFFERFULL
  * (max_write_buffer_size), or -ENOMEM. */
@@ -220,7 +230,8 @@ void gust_stream_set_close_callback(gust_stream *stream,
 /* Closes the fd now and schedules the pending callbacks and the close
  * callback. Safe from inside any of the stream's callbacks; a second call is
  * a no-op. Queued unsent data is dropped: to close after sending, close from
- * the last write's callback. */
+ * the last write's callback. (Writes gathered inside the current read
+ * callback, see WRITES, get the one non-blocking try they would have had.) */
 void gust_stream_close(gust_stream *stream);
 
 /* True once the stream is closed (the pointer stays valid until the close
