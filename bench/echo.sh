@@ -97,12 +97,23 @@ fi
 (( ${#SERVERS[@]} > 0 )) || { log "no server to measure"; exit 1; }
 
 # --- server lifetime: only the PIDs started here are ever signalled ----------
+# A server that ignores SIGTERM gets SIGKILL after 5 s, so that the script
+# itself always ends.
 cleanup() {
-    local name
+    local name pid
     for name in "${!PID[@]}"; do
-        if kill -0 "${PID[$name]}" 2>/dev/null; then
-            kill -TERM "${PID[$name]}" 2>/dev/null || true
-            wait "${PID[$name]}" 2>/dev/null || true
+        pid=${PID[$name]}
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                log "$name server (pid $pid) ignored SIGTERM: killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            wait "$pid" 2>/dev/null || true
         fi
         rm -f "/tmp/echo_bench_$name.$$.log"
     done

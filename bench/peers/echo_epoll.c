@@ -124,7 +124,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: echo_epoll --port=P\n");
         return 2;
     }
+    /* The stop signals stay blocked except inside epoll_pwait, so one that
+     * arrives between the g_stop check and the wait cannot be lost. */
     struct sigaction sa = {.sa_handler = on_signal};
+    sigset_t stop, unblocked;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &unblocked);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -147,7 +154,7 @@ int main(int argc, char **argv)
 
     struct epoll_event evs[256];
     while (!g_stop) {
-        int n = epoll_wait(epfd, evs, 256, -1);
+        int n = epoll_pwait(epfd, evs, 256, -1, &unblocked);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr) {
                 conn_handle(epfd, evs[i].data.ptr, evs[i].events);
