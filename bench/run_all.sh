@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Gust benchmark, each bounded in time, and prints their output:
-#   1. bench_loop (the event loop micro-benchmarks), if it has been built;
+#   1. the micro-benchmarks bench/bench_*.c that are built (bench_loop for
+#      the event loop, bench_coro for coroutines, ...);
 #   2. echo.sh (Gust's echo server against libevent's and a bare epoll
 #      server), with 1 then 16 lines in flight per connection.
 # Called by `make bench` with BUILD_DIR=build/bench after a release build;
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 # Upper bounds in seconds. Each echo.sh run takes about
 # 3 servers x (2 s warm-up + 3 runs x 5 s) = 51 s, plus a build when needed.
-LOOP_TIMEOUT=${LOOP_TIMEOUT:-120}
+MICRO_TIMEOUT=${MICRO_TIMEOUT:-120}
 ECHO_TIMEOUT=${ECHO_TIMEOUT:-600}
 
 status=0
@@ -31,15 +32,22 @@ if [[ -z "${BUILD_DIR:-}" ]]; then
 fi
 export BUILD_DIR
 
-bench_loop=$BUILD_DIR/bench/bench_loop
-echo
-echo "== bench_loop"
-if [[ -x $bench_loop ]]; then
+# Micro-benchmarks: every bench/bench_*.c program, each layer's own (e.g.
+# bench_loop, bench_coro). bench_*_echo programs are servers for echo.sh,
+# not benchmarks that run on their own.
+found=0
+for prog in "$BUILD_DIR"/bench/bench_*; do
+    [[ -x $prog && ! -d $prog && $prog != *_echo ]] || continue
+    found=1
+    echo
+    echo "== $(basename "$prog")"
     # -k: if SIGTERM is ignored, SIGKILL 5 s later (our own child only).
-    timeout -k 5 "$LOOP_TIMEOUT" "$bench_loop" || {
-        echo "bench_loop FAILED or timed out (status $?)"; status=1; }
-else
-    echo "not built ($bench_loop missing): skipped"
+    timeout -k 5 "$MICRO_TIMEOUT" "$prog" || {
+        echo "$(basename "$prog") FAILED or timed out (status $?)"; status=1; }
+done
+if (( !found )); then
+    echo
+    echo "== no bench_* micro-benchmark built in $BUILD_DIR/bench: skipped"
 fi
 
 # The echo test twice: one line in flight per connection (the cost of a
