@@ -1,12 +1,29 @@
-/* Multi-process support (Tornado's process module). */
+/* Multi-process support (Tornado's process module): fork workers, restart the
+ * ones that crash, stop them all on SIGTERM. */
+#include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "gust/error.h"
+#include "gust/log.h"
 #include "gust/process.h"
+#include "loop_internal.h"
 
 /* The one piece of process-wide state besides the current loop: which child
  * this is. Set once in the child right after fork. */
 static int task_id = -1;
+
+/* How long the parent waits for its children after sending SIGTERM before it
+ * sends SIGKILL. */
+#define STOP_GRACE_SECONDS 10
 
 int gust_task_id(void)
 {
@@ -23,4 +40,218 @@ int gust_cpu_count(void)
     }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* The parent's bookkeeping: pid of each task id, 0 when not running. */
+typedef struct workers {
+    pid_t *pids;
+    int count;
+    sigset_t waited;   /* SIGCHLD, SIGTERM, SIGINT: blocked in the parent */
+    sigset_t old_mask; /* restored in each child */
+} workers;
+
+/* Forks the child for task id. Returns the child's pid in the parent, 0 in
+ * the child (which is then ready to return id), or a negated errno. */
+static pid_t start_child(workers *w, int id)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0) {
+        w->pids[id] = pid;
+        gust_log_info("process", "started child %d (pid %ld)", id, (long)pid);
+        return pid;
+    }
+
+    task_id = id;
+    /* A child must not outlive a parent that was killed outright: it would
+     * keep serving an old binary on the shared socket with nobody to stop
+     * it. The getppid() check closes the race with a parent that died
+     * between fork() and prctl(). */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(1);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
+    return 0;
+}
+
+/* The task id of one of our children, or -1. */
+static int find_task(const workers *w, pid_t pid)
+{
+    for (int i = 0; i < w->count; i++)
+        if (w->pids[i] == pid)
+            return i;
+    return -1;
+}
+
+/* Sends SIGTERM to every running child and waits for them, up to the grace
+ * period, then SIGKILLs the rest. */
+static void stop_children(workers *w)
+{
+    for (int i = 0; i < w->count; i++)
+        if (w->pids[i] > 0)
+            kill(w->pids[i], SIGTERM);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += STOP_GRACE_SECONDS;
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    for (;;) {
+        pid_t pid;
+        int status;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            int id = find_task(w, pid);
+            if (id >= 0)
+                w->pids[id] = 0;
+        }
+        int left = 0;
+        for (int i = 0; i < w->count; i++)
+            left += w->pids[i] > 0;
+        if (left == 0 || (pid < 0 && errno == ECHILD))
+            return;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
+            gust_log_warning("process", "%d child(ren) still running after %d s, "
+                             "sending SIGKILL", left, STOP_GRACE_SECONDS);
+            for (int i = 0; i < w->count; i++)
+                if (w->pids[i] > 0)
+                    kill(w->pids[i], SIGKILL);
+            while (waitpid(-1, &status, 0) > 0)
+                ;
+            return;
+        }
+        /* Sleep until a child exits, checking the clock at least every
+         * 100 ms in case SIGCHLD was coalesced away. */
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        sigtimedwait(&chld, NULL, &tick);
+    }
+}
+
+static _Noreturn void parent_exit(workers *w, int status)
+{
+    free(w->pids);
+    exit(status);
+}
+
+/* The parent's life after the first fork: restart crashed children, stop on
+ * SIGTERM/SIGINT, exit when all are done. Returns only in a (re)started
+ * child, with its task id. */
+static int supervise(workers *w, int max_restarts)
+{
+    int restarts = 0;
+    int running = w->count;
+    for (;;) {
+        /* A timeout rather than an indefinite wait: SIGCHLDs coalesce, and a
+         * periodic waitpid() sweep makes a lost one harmless. */
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&w->waited, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            gust_log_info("process", "received signal %d, stopping %d child(ren)",
+                          sig, running);
+            stop_children(w);
+            parent_exit(w, 0);
+        }
+
+        pid_t pid;
+        int status;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            int id = find_task(w, pid);
+            if (id < 0)
+                continue; /* not one of ours (e.g. a helper the app forked) */
+            w->pids[id] = 0;
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                gust_log_info("process", "child %d (pid %ld) exited normally",
+                              id, (long)pid);
+                running--;
+                continue;
+            }
+            if (WIFSIGNALED(status))
+                gust_log_warning("process", "child %d (pid %ld) killed by signal "
+                                 "%d, restarting", id, (long)pid,
+                                 WTERMSIG(status));
+            else
+                gust_log_warning("process", "child %d (pid %ld) exited with "
+                                 "status %d, restarting", id, (long)pid,
+                                 WEXITSTATUS(status));
+            if (++restarts > max_restarts) {
+                gust_log_error("process", "%s (%d restarts)",
+                               gust_strerror(GUST_ETOOMANYRESTARTS), max_restarts);
+                stop_children(w);
+                parent_exit(w, 1);
+            }
+            pid_t child = start_child(w, id);
+            if (child == 0) {
+                free(w->pids);
+                return id;
+            }
+            if (child < 0) {
+                gust_log_error("process", "cannot restart child %d: %s", id,
+                               gust_strerror((int)child));
+                stop_children(w);
+                parent_exit(w, 1);
+            }
+        }
+        if (running == 0) {
+            gust_log_info("process", "all children exited normally");
+            parent_exit(w, 0);
+        }
+    }
+}
+
+int gust_fork_processes(int num_processes, int max_restarts)
+{
+    if (task_id >= 0) {
+        gust_log_error("process", "gust_fork_processes() called in child %d",
+                       task_id);
+        return -EINVAL;
+    }
+    gust_loop *loop = gust__loop_current_if_any();
+    if (loop && gust__loop_in_use(loop)) {
+        gust_log_error("process", "cannot fork: the current loop was started or "
+                       "has registered file descriptors before "
+                       "gust_fork_processes(), so every child would share its "
+                       "epoll set; create the loop after forking");
+        return GUST_ELOOPINUSE;
+    }
+    if (num_processes <= 0)
+        num_processes = gust_cpu_count();
+    if (max_restarts < 0)
+        max_restarts = 100;
+
+    workers w = {.count = num_processes};
+    w.pids = calloc((size_t)num_processes, sizeof *w.pids);
+    if (!w.pids)
+        return -ENOMEM;
+    /* Blocked before the first fork so that no SIGCHLD or SIGTERM can slip
+     * in before the parent starts waiting for them. */
+    sigemptyset(&w.waited);
+    sigaddset(&w.waited, SIGCHLD);
+    sigaddset(&w.waited, SIGTERM);
+    sigaddset(&w.waited, SIGINT);
+    sigprocmask(SIG_BLOCK, &w.waited, &w.old_mask);
+
+    gust_log_info("process", "starting %d processes", num_processes);
+    for (int id = 0; id < num_processes; id++) {
+        pid_t child = start_child(&w, id);
+        if (child == 0) {
+            free(w.pids);
+            return id;
+        }
+        if (child < 0) {
+            int err = (int)child;
+            gust_log_error("process", "fork failed: %s", gust_strerror(err));
+            stop_children(&w);
+            sigprocmask(SIG_SETMASK, &w.old_mask, NULL);
+            free(w.pids);
+            return err;
+        }
+    }
+    return supervise(&w, max_restarts);
 }

@@ -64,20 +64,9 @@ static int prepare_fd(int fd, bool *is_socket)
     return 0;
 }
 
-gust_stream *gust_stream_new(gust_loop *loop, int fd,
-                             const gust_stream_options *opts)
+static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
+                                 const gust_stream_options *opts)
 {
-    assert(loop);
-    if (fd < 0) {
-        errno = EBADF;
-        return NULL;
-    }
-    bool is_socket;
-    int r = prepare_fd(fd, &is_socket);
-    if (r < 0) {
-        errno = -r;
-        return NULL;
-    }
     gust_stream *s = calloc(1, sizeof *s);
     if (!s) {
         errno = ENOMEM;
@@ -98,6 +87,30 @@ gust_stream *gust_stream_new(gust_loop *loop, int fd,
     s->tp = &gust__stream_plain_transport;
     gust_timer_init(loop, &s->timer);
     return s;
+}
+
+gust_stream *gust_stream_new(gust_loop *loop, int fd,
+                             const gust_stream_options *opts)
+{
+    assert(loop);
+    if (fd < 0) {
+        errno = EBADF;
+        return NULL;
+    }
+    bool is_socket;
+    int r = prepare_fd(fd, &is_socket);
+    if (r < 0) {
+        errno = -r;
+        return NULL;
+    }
+    return stream_alloc(loop, fd, is_socket, opts);
+}
+
+gust_stream *gust__stream_new_accepted(gust_loop *loop, int fd,
+                                       const gust_stream_options *opts)
+{
+    assert(loop && fd >= 0);
+    return stream_alloc(loop, fd, true, opts);
 }
 
 /* ---- Accessors ----------------------------------------------------------- */
@@ -245,6 +258,11 @@ static void dispatch(gust_loop *loop, void *data)
         if (cb)
             cb(s, 0, s->connect_user);
     }
+    if (!s->closed && s->read_again) {
+        s->read_again = false;
+        if (s->rkind != GUST__READ_NONE)
+            gust__stream_handle_read(s); /* delivers too */
+    }
     if (!s->closed)
         gust__stream_deliver(s);
     if (!s->closed)
@@ -268,8 +286,10 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
          * dropped when a READ event finds no read pending. */
         if (s->rkind != GUST__READ_NONE || (keep_read && (s->events & GUST_READ)))
             want |= GUST_READ;
-        if (s->whead)
+        if (s->whead && !s->corked)
             want |= GUST_WRITE;
+        if (s->tp->events)
+            want = s->tp->events(s, want) & (GUST_READ | GUST_WRITE);
     }
     int r = 0;
     if (!s->registered) {
@@ -360,12 +380,15 @@ static void on_io(gust_loop *loop, int fd, unsigned events, void *data)
             return;
         progress = true;
     }
+    /* A transport that remaps events (TLS) may need a read to write or a
+     * write to read: then any event retries both. */
+    bool any = s->tp->events != NULL;
     bool was_reading = s->rkind != GUST__READ_NONE;
-    if (was_reading && (events & (GUST_READ | GUST_ERROR)))
+    if (was_reading && (any || (events & (GUST_READ | GUST_ERROR))))
         progress |= gust__stream_handle_read(s);
     if (s->closed)
         return;
-    if (s->whead && (events & (GUST_WRITE | GUST_ERROR))) {
+    if (s->whead && (any || (events & (GUST_WRITE | GUST_ERROR)))) {
         ssize_t n = gust__stream_flush(s);
         if (s->closed)
             return;
@@ -449,11 +472,16 @@ void gust__stream_close_with(gust_stream *s, int err)
         s->tp->close(s);
     close(s->fd);
     s->fd = -1;
+    /* Unsent data goes now; the callbacks owed are kept for the dispatch. */
+    gust__stream_write_drop(s);
     schedule_fn(s, close_dispatch);
 }
 
 void gust_stream_close(gust_stream *stream)
 {
+    /* Writes gathered in this read callback would have been sent by now
+     * without the gathering: give them their try. */
+    gust__stream_uncork(stream);
     gust__stream_close_with(stream, 0);
 }
 

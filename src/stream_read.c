@@ -24,28 +24,30 @@
 
 /* ---- Buffer cache ---------------------------------------------------------
  *
- * Buffers of the default size are kept per thread (at most CACHE_MAX) so a
- * busy server does not malloc and free 64 KiB for every request. A thread's
- * cache is freed when the thread exits. */
+ * Read buffers of the default size and write copy segments of the smallest
+ * size are kept per thread (at most CACHE_MAX of each), so a busy server
+ * does not malloc and free them for every request. A thread's cache is
+ * freed when the thread exits. */
 #define CACHE_BUF_SIZE ((size_t)64 * 1024)
 #define CACHE_MAX 8
 
-typedef struct rbuf_cache {
-    int count;
+typedef struct buf_cache {
     bool keyed;
-    char *bufs[CACHE_MAX];
-} rbuf_cache;
+    int count[GUST__CACHE_KINDS];
+    void *bufs[GUST__CACHE_KINDS][CACHE_MAX];
+} buf_cache;
 
-static _Thread_local rbuf_cache tl_cache;
+static _Thread_local buf_cache tl_cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static bool cache_key_ok;
 
 static void cache_destroy(void *p)
 {
-    rbuf_cache *c = p;
-    while (c->count > 0)
-        free(c->bufs[--c->count]);
+    buf_cache *c = p;
+    for (int k = 0; k < GUST__CACHE_KINDS; k++)
+        while (c->count[k] > 0)
+            free(c->bufs[k][--c->count[k]]);
 }
 
 static void cache_key_init(void)
@@ -53,16 +55,16 @@ static void cache_key_init(void)
     cache_key_ok = pthread_key_create(&cache_key, cache_destroy) == 0;
 }
 
-static char *cache_get(void)
+void *gust__stream_cache_get(int kind)
 {
-    rbuf_cache *c = &tl_cache;
-    return c->count > 0 ? c->bufs[--c->count] : NULL;
+    buf_cache *c = &tl_cache;
+    return c->count[kind] > 0 ? c->bufs[kind][--c->count[kind]] : NULL;
 }
 
-static bool cache_put(char *buf)
+bool gust__stream_cache_put(int kind, void *buf)
 {
-    rbuf_cache *c = &tl_cache;
-    if (c->count >= CACHE_MAX)
+    buf_cache *c = &tl_cache;
+    if (c->count[kind] >= CACHE_MAX)
         return false;
     if (!c->keyed) {
         /* Without the key's destructor a thread's cache would leak at
@@ -72,13 +74,13 @@ static bool cache_put(char *buf)
             return false;
         c->keyed = true;
     }
-    c->bufs[c->count++] = buf;
+    c->bufs[kind][c->count[kind]++] = buf;
     return true;
 }
 
 static void buf_free(char *buf, size_t cap)
 {
-    if (cap == CACHE_BUF_SIZE && cache_put(buf))
+    if (cap == CACHE_BUF_SIZE && gust__stream_cache_put(GUST__CACHE_RBUF, buf))
         return;
     free(buf);
 }
@@ -101,7 +103,7 @@ static bool ensure_space(gust_stream *s, size_t want)
         size_t cap = want > s->read_chunk_size ? want : s->read_chunk_size;
         char *b = NULL;
         if (cap <= CACHE_BUF_SIZE) {
-            b = cache_get();
+            b = gust__stream_cache_get(GUST__CACHE_RBUF);
             if (b)
                 cap = CACHE_BUF_SIZE;
         }
@@ -147,6 +149,7 @@ static bool ensure_space(gust_stream *s, size_t want)
 void gust__stream_read_clear(gust_stream *s)
 {
     s->rkind = GUST__READ_NONE;
+    s->found = false;
     s->rcb = NULL;
     s->ruser = NULL;
     if (s->delim && s->delim != s->delim_inline)
@@ -163,17 +166,45 @@ void gust__stream_read_clear(gust_stream *s)
     }
 }
 
+/* Below this many bytes a memchr()/memcmp() scan beats memmem(), whose
+ * set-up dominates on a short request head. Above it memmem() keeps the
+ * worst case linear, whatever delimiter and data a peer chooses. */
+#define SHORT_SEARCH 512
+
+static const char *search(const char *hay, size_t n, const char *needle,
+                          size_t dl)
+{
+    if (dl == 1)
+        return memchr(hay, needle[0], n);
+    if (n >= SHORT_SEARCH)
+        return memmem(hay, n, needle, dl);
+    const char *end = hay + n - dl + 1; /* n >= dl here */
+    for (const char *p = hay; p < end; p++) {
+        p = memchr(p, needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, needle + 1, dl - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 static int find_until(gust_stream *s, size_t live, size_t *len)
 {
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
     size_t max = s->rn;
     size_t lim = max && max < live ? max : live;
     size_t dl = s->delim_len;
     if (lim >= s->scan + dl) {
         const char *base = s->rbuf + s->rstart;
-        const char *p = dl == 1 ? memchr(base + s->scan, s->delim[0], lim - s->scan)
-                                : memmem(base + s->scan, lim - s->scan, s->delim, dl);
+        const char *p = search(base + s->scan, lim - s->scan, s->delim, dl);
         if (p) {
-            *len = (size_t)(p - base) + dl;
+            /* Remembered: the read loop and the delivery both ask. */
+            *len = s->found_len = (size_t)(p - base) + dl;
+            s->found = true;
             return GUST__FOUND_READY;
         }
         /* Nothing starts before here: a match straddling the end of what
@@ -188,13 +219,18 @@ static int find_until(gust_stream *s, size_t live, size_t *len)
 static int find_regex(gust_stream *s, size_t live, size_t *len)
 {
     size_t max = s->rn;
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
     if (live == 0)
         return GUST__FOUND_NONE;
     size_t lim = max && max < live ? max : live;
     int rc = pcre2_match(s->re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim, 0, 0,
                          s->md, NULL);
     if (rc >= 0) {
-        *len = pcre2_get_ovector_pointer(s->md)[1];
+        *len = s->found_len = pcre2_get_ovector_pointer(s->md)[1];
+        s->found = true;
         return GUST__FOUND_READY;
     }
     /* Other failures (match or depth limits) would fail again on every
@@ -258,7 +294,9 @@ void gust__stream_deliver(gust_stream *s)
         void *user = s->ruser;
         if (found == GUST__FOUND_UNSAT) {
             gust__stream_read_clear(s);
+            s->delivering++;
             cb(s, GUST_EUNSATISFIABLE, "", 0, user);
+            s->delivering--;
             continue;
         }
         const char *p = len ? s->rbuf + s->rstart : "";
@@ -275,6 +313,8 @@ void gust__stream_deliver(gust_stream *s)
     }
     if (s->delivering)
         return;
+    /* The answers to everything delivered leave in one writev(). */
+    gust__stream_uncork(s);
     if (s->rbuf && s->rstart == s->rend) {
         gust__stream_rbuf_release(s);
     } else if (s->rkind != GUST__READ_NONE && !s->closed &&
@@ -293,8 +333,10 @@ bool gust__stream_handle_read(gust_stream *s)
     while (s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
         size_t len;
         int status;
-        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE)
+        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE) {
+            progress = true; /* the delivery below moves things on */
             break;
+        }
         size_t live = s->rend - s->rstart;
         if (live >= s->max_buffer_size) {
             gust__stream_close_with(s, GUST_EBUFFERFULL);
@@ -305,6 +347,10 @@ bool gust__stream_handle_read(gust_stream *s)
             gust__stream_close_with(s, -ENOMEM);
             return true;
         }
+        /* Ask for read_chunk_size even when a cached buffer has more room:
+         * it is the caller's knob for how much one read() may take. */
+        if (room > s->read_chunk_size)
+            room = s->read_chunk_size;
         if (room > s->rcap - s->rend)
             room = s->rcap - s->rend;
         ssize_t n = s->tp->read(s, s->rbuf + s->rend, room);
@@ -327,6 +373,13 @@ bool gust__stream_handle_read(gust_stream *s)
     if (eof || err) {
         gust__stream_close_with(s, err);
         return true;
+    }
+    /* A transport holding data of its own will get no readiness event for
+     * it: come back on the next iteration. */
+    if (!s->closed && s->rkind != GUST__READ_NONE && s->tp->pending &&
+        s->tp->pending(s) > 0) {
+        s->read_again = true;
+        gust__stream_schedule(s);
     }
     return progress;
 }
@@ -376,6 +429,12 @@ static int read_begin(gust_stream *s, int kind, unsigned flags,
     s->rcb = cb;
     s->ruser = user;
     s->scan = 0;
+    /* Started from a read callback: the delivery loop that called it goes
+     * on with this read as soon as the callback returns. */
+    if (s->delivering && !s->close_running) {
+        gust__stream_update_events(s, true);
+        return 0;
+    }
     if (s->rend > s->rstart) {
         size_t len;
         int status;

@@ -434,6 +434,76 @@ static void test_read_until_close_streaming(void **state)
     rec_reset(&r);
 }
 
+static void test_read_until_close_ended_locally(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    rec c = { 0 }, r = { 0 };
+    gust_stream *s = new_stream(loop, sv[0], NULL, &c);
+    write_all(sv[1], "kept", 4);
+    assert_int_equal(gust_stream_read_until_close(s, 0, rec_cb, &r), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gust_loop_run_once(loop, 0.01), 0);
+    assert_int_equal(r.calls, 0);
+    /* A local close completes it with what was buffered. */
+    gust_stream_close(s);
+    run_until_set(loop, &c.closes);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.data, "kept");
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+    rec_reset(&r);
+}
+
+static void test_regex_pending_at_close(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    rec c = { 0 }, r = { 0 };
+    gust_stream *s = new_stream(loop, sv[0], NULL, &c);
+    write_all(sv[1], "no match here", 13);
+    assert_int_equal(gust_stream_read_until_regex(s, "x{3}", 0, rec_cb, &r), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gust_loop_run_once(loop, 0.01), 0);
+    assert_true(gust_stream_reading(s));
+    /* The compiled pattern is freed with the read (ASan checks). */
+    gust_stream_close(s);
+    run_until_set(loop, &c.closes);
+    assert_int_equal(r.status, GUST_ESTREAMCLOSED);
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+    rec_reset(&r);
+}
+
+static void test_read_until_close_after_reset(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int a, b;
+    tcp_pair(&a, &b);
+    rec c = { 0 }, r = { 0 };
+    gust_stream *s = new_stream(loop, a, NULL, &c);
+    assert_int_equal(gust_stream_read_until_close(s, 0, rec_cb, &r), 0);
+    write_all(b, "partial", 7);
+    while (s->rend - s->rstart < 7)
+        assert_int_equal(gust_loop_run_once(loop, 1), 0);
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    assert_int_equal(setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(b);
+    run_until_set(loop, &c.closes);
+    /* The error, with what had arrived before it. */
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, -ECONNRESET);
+    assert_string_equal(r.data, "partial");
+    assert_int_equal(gust_loop_free(loop), 0);
+    rec_reset(&r);
+}
+
 /* ---- Limits and errors --------------------------------------------------- */
 
 static void test_max_buffer_size(void **state)
@@ -781,6 +851,9 @@ int main(void)
         T(test_read_bytes_streaming),
         T(test_read_until_close),
         T(test_read_until_close_streaming),
+        T(test_read_until_close_ended_locally),
+        T(test_regex_pending_at_close),
+        T(test_read_until_close_after_reset),
         T(test_max_buffer_size),
         T(test_max_buffer_size_read_until_close),
         T(test_second_read_is_refused),

@@ -554,6 +554,7 @@ static void test_queued_writes_get_closed_status(void **state)
     assert_int_equal(gust_stream_write(s, "x", 1, wlog_cb, &w), 0);
     gust_stream_close(s);
     assert_int_equal(gust_stream_write_buffer_size(s), 0);
+    assert_false(gust_stream_writing(s));
     run_until_set(loop, &closes);
     assert_int_equal(w.n, 2);
     assert_int_equal(w.status[0], GUST_ESTREAMCLOSED);

@@ -5,11 +5,15 @@
 
 #include "gust/error.h"
 #include "gust/log.h"
+#include "gust/options.h"
 #include "gust/loop.h"
+#include "gust/future.h"
 #include "gust/stream.h"
 #include "gust/net.h"
 #include "gust/process.h"
 #include "gust/tcp_server.h"
+#include "gust/arena.h"
+#include "gust/http.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1

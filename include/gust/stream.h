@@ -10,7 +10,9 @@
  * satisfy the pending read from its buffer. A read callback receives
  *     cb(stream, status, data, len, user)
  * where data points into the stream's buffer and is valid only until the
- * callback returns; those bytes are consumed when it returns. status is
+ * callback returns; those bytes are consumed when it returns (a read started
+ * inside the callback sees only what follows them). data is never NULL, even
+ * when len is 0. status is
  *     0                 the read is complete; data/len are its result;
  *     GUST_STREAM_CHUNK a streamed chunk (GUST_READ_STREAMING), more follow;
  *     < 0               the read failed: GUST_ESTREAMCLOSED (closed before
@@ -19,7 +21,10 @@
  *                       stays open and the data stays buffered), or the
  *                       errno that closed the stream.
  * A callback is never run inside the call that registered it: data that is
- * already buffered is delivered on the next loop iteration.
+ * already buffered is delivered on the next loop iteration. Data that arrived
+ * together with an end of file or a reset still completes the pending read
+ * before the stream closes. An idle stream holds no read buffer: the buffer
+ * is given back (to a small per-thread cache) whenever it becomes empty.
  *
  * WRITES. gust_stream_write() tries the syscall at once and copies only what
  * the kernel did not take; gust_stream_write_ref() borrows the caller's
@@ -27,15 +32,33 @@
  * queue goes out with writev() in order. A write callback
  *     cb(stream, status, user)
  * runs once its bytes have all been handed to the kernel (status 0), or with
- * a negative status if the stream closed first.
+ * a negative status if the stream closed first. Callbacks run in the order
+ * the writes were made. A write that meets a fatal error (EPIPE,
+ * ECONNRESET...) at once is still accepted (returns 0): the stream closes
+ * with that error and the callback gets GUST_ESTREAMCLOSED.
+ * Inside a read callback, while more input is already buffered behind the
+ * data being delivered, small writes (up to 16 KiB each) are gathered and
+ * sent when the delivery returns, so the answers to pipelined requests
+ * delivered from one read leave in one writev(). A bigger write, write_ref,
+ * sendfile or gust_stream_close() sends what was gathered first; the order of
+ * the bytes is always the order of the calls.
+ *
+ * SIGPIPE. Writing never raises SIGPIPE, so the process need not ignore it:
+ * sockets are written with MSG_NOSIGNAL; around writev() on a pipe and
+ * sendfile() (which have no such flag) SIGPIPE is blocked in the calling
+ * thread and the one the call raised is discarded. A broken pipe closes the
+ * stream with -EPIPE.
  *
  * CLOSING. gust_stream_close(), a peer hang-up, an I/O error or a buffer
  * overflow closes the fd at once. Then, on a later loop iteration and after
  * callbacks already queued: the pending read's callback (if any, with an
  * error status, or for read_until_close with status 0 and the remaining
  * data), pending write callbacks (with GUST_ESTREAMCLOSED), and last the close
- * callback, exactly once. The stream is freed after the close callback
- * returns; the pointer must not be used after that.
+ * callback, exactly once. (A connect still in progress gets its callback
+ * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
+ * close callback returns; the pointer must not be used after that.
+ * A peer that hangs up while the stream neither reads nor writes is noticed
+ * by the next read or write (the data it sent before is still delivered).
  */
 #ifndef GUST_STREAM_H
 #define GUST_STREAM_H
@@ -106,11 +129,15 @@ void *gust_stream_data(const gust_stream *stream);
 
 /* ---- Connecting -------------------------------------------------------- */
 
-/* Starts a non-blocking connect() of the stream's socket to addr. cb runs
- * once: status 0 when connected, else the negated errno (-ECONNREFUSED, ...),
- * after which the stream is closed. Reads and writes may be queued before the
- * connect completes; they start once it does.
- * Returns 0, or a negative code (nothing is called) if it cannot start. */
+/* Starts a non-blocking connect() of the stream's socket to addr. cb (may be
+ * NULL) runs once: status 0 when connected, else the negated errno
+ * (-ECONNREFUSED, ...), after which the stream is closed (the close callback
+ * runs after cb). A failure connect() reports at once (e.g. ECONNREFUSED on a
+ * unix socket) is reported through cb the same way. Reads and writes may be
+ * queued before the connect completes; they start once it does.
+ * Returns 0, or a negative code (nothing is called) if it cannot start:
+ * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), or connect()'s own
+ * misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
 int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
                         socklen_t addrlen, gust_stream_connect_cb cb,
                         void *user);
@@ -121,16 +148,20 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
  * with the delimiter. max_bytes > 0 bounds the result including the
  * delimiter: once that many bytes are buffered without a match the callback
  * gets GUST_EUNSATISFIABLE and the stream stays open. 0: no bound except
- * max_buffer_size. delim is copied.
- * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, or -EINVAL. */
+ * max_buffer_size. delim is copied. The search resumes where the previous
+ * one stopped, so a head arriving in many pieces is scanned once.
+ * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, -EINVAL (no delimiter,
+ * NULL cb) or -ENOMEM. */
 int gust_stream_read_until(gust_stream *stream, const void *delim,
                            size_t delim_len, size_t max_bytes,
                            gust_stream_read_cb cb, void *user);
 
 /* Reads until the PCRE2 pattern matches the buffered data; the result ends
  * with the end of the match. Same max_bytes rules as read_until. The
- * pattern is compiled (with JIT where available) at each call; an invalid
- * pattern returns -EINVAL. */
+ * pattern is compiled (with JIT where available) at each call and freed when
+ * the read ends; an invalid pattern returns -EINVAL. A match that PCRE2
+ * cannot complete (its match or depth limits) ends the read with
+ * GUST_EUNSATISFIABLE rather than buffering forever. */
 int gust_stream_read_until_regex(gust_stream *stream, const char *pattern,
                                  size_t max_bytes, gust_stream_read_cb cb,
                                  void *user);
@@ -143,19 +174,26 @@ int gust_stream_read_bytes(gust_stream *stream, size_t n, unsigned flags,
 
 /* Reads until the peer closes; the callback then gets status 0 and all the
  * data (or, with GUST_READ_STREAMING, chunks then a final status 0 with no
- * data). Exceeding max_buffer_size without GUST_READ_STREAMING closes the
- * stream with GUST_EBUFFERFULL. */
+ * data). A local gust_stream_close() also ends it with status 0. If the
+ * stream closes on an error instead (-ECONNRESET, ...), the final call gets
+ * that error, with whatever data was still buffered (possibly truncated).
+ * Exceeding max_buffer_size without GUST_READ_STREAMING closes the stream
+ * with GUST_EBUFFERFULL. */
 int gust_stream_read_until_close(gust_stream *stream, unsigned flags,
                                  gust_stream_read_cb cb, void *user);
 
-/* True while a read is pending. */
+/* True while a read is pending (after a close, until its callback ran). */
 bool gust_stream_reading(const gust_stream *stream);
 
 /* ---- Writing ----------------------------------------------------------- */
 
-/* Queues len bytes for sending, copying whatever cannot be written at once.
- * cb (may be NULL) runs when they have all been handed to the kernel.
- * Returns 0, GUST_ESTREAMCLOSED, or GUST_EBUFFERFULL. */
+/* Queues len bytes for sending, copying whatever cannot be written at once
+ * (consecutive small copies share one buffer). When nothing is queued the
+ * bytes go to the kernel inside this call (small writes in a read callback:
+ * when the callback returns, see WRITES). cb (may be NULL) runs when they
+ * have all been handed to the kernel, never inside this call (len 0: after
+ * the writes before it). Returns 0, GUST_ESTREAMCLOSED, GUST_EBUFFERFULL
+ * (max_write_buffer_size), or -ENOMEM. */
 int gust_stream_write(gust_stream *stream, const void *data, size_t len,
                       gust_stream_write_cb cb, void *user);
 
@@ -166,14 +204,17 @@ int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
                           int iovcnt, gust_stream_write_cb cb, void *user);
 
 /* Queues len bytes of file_fd starting at offset, sent with sendfile() where
- * possible. file_fd must stay open until cb runs. Returns as write_ref. */
+ * possible (else read with pread() and written). file_fd must stay open
+ * until cb runs (cb is required). If the file turns out shorter than
+ * offset + len the stream closes with -EIO. Returns 0, GUST_ESTREAMCLOSED,
+ * -EINVAL or -ENOMEM. */
 int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
                          size_t len, gust_stream_write_cb cb, void *user);
 
 /* True while written data has not all been handed to the kernel. */
 bool gust_stream_writing(const gust_stream *stream);
 
-/* Bytes queued but not yet sent. */
+/* Bytes queued but not yet sent (0 once closed: close drops them). */
 size_t gust_stream_write_buffer_size(const gust_stream *stream);
 
 /* ---- Closing ----------------------------------------------------------- */
@@ -186,7 +227,8 @@ void gust_stream_set_close_callback(gust_stream *stream,
 /* Closes the fd now and schedules the pending callbacks and the close
  * callback. Safe from inside any of the stream's callbacks; a second call is
  * a no-op. Queued unsent data is dropped: to close after sending, close from
- * the last write's callback. */
+ * the last write's callback. (Writes gathered inside the current read
+ * callback, see WRITES, get the one non-blocking try they would have had.) */
 void gust_stream_close(gust_stream *stream);
 
 /* True once the stream is closed (the pointer stays valid until the close

@@ -1,0 +1,100 @@
+/* Internal to the future layer (future.c, coro.c, coro_switch.c): the layout
+ * of a future, embedded callback nodes, and the context switch. Not
+ * installed.
+ */
+#ifndef GUST_FUTURE_INTERNAL_H
+#define GUST_FUTURE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gust/future.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GUST__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GUST__ASAN 1
+#endif
+#endif
+
+/* ---- Done-callback nodes ----------------------------------------------- */
+
+typedef struct gust__fnode gust__fnode;
+typedef struct gust__flist {
+    gust__fnode *head, *tail;
+} gust__flist;
+
+/* One done-callback. Doubly linked so that a coroutine whose wait is
+ * cancelled can leave the list in O(1). Nodes made by
+ * gust_future_add_done_callback() are malloc'ed (heap = true) and freed
+ * after running; a coroutine embeds its own node, so await never
+ * allocates. */
+struct gust__fnode {
+    gust__fnode *prev, *next;
+    gust__flist *list; /* the list it is on, NULL when on none */
+    gust_future_cb cb;
+    void *data;
+    bool heap;
+};
+
+/* Called once when a pending future is cancelled, after it has completed
+ * with GUST_ECANCELED: the producer stops its work and drops what it
+ * holds. */
+typedef void (*gust__cancel_fn)(gust_future *f);
+
+struct gust_future {
+    gust_loop *loop;
+    uint32_t refs;
+    bool done;
+    bool cancelled;
+    bool retrieved;  /* someone read the status (see "ERRORS" in future.h) */
+    bool scheduled;  /* a run of the callbacks is queued on the loop */
+    int status;
+    gust_value value;
+    gust__flist cbs;   /* waiting for the next run */
+    gust__flist batch; /* being run now */
+    gust__cancel_fn cancel;
+    void *impl;        /* the producer's state */
+};
+
+/* A future with extra bytes for its producer, at f->impl (max-aligned). */
+gust_future *gust__future_alloc(gust_loop *loop, size_t extra);
+
+/* Appends a caller-owned node (cb and data set) to f's callbacks; scheduled
+ * like gust_future_add_done_callback(), but cannot fail. */
+void gust__future_add_node(gust_future *f, gust__fnode *node);
+
+/* Removes a node from the list it is on; a no-op if it is on none. */
+void gust__fnode_unlink(gust__fnode *node);
+
+/* ---- Context switch (coro_switch.c) ------------------------------------ */
+
+#if !defined(GUST_CORO_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
+#define GUST__CTX_ASM 1
+/* All that is saved is the stack pointer: the callee-saved registers are
+ * pushed on the stack being left. */
+typedef struct gust__ctx {
+    void *sp;
+} gust__ctx;
+#else
+#include <ucontext.h>
+typedef struct gust__ctx {
+    ucontext_t uc;
+} gust__ctx;
+#endif
+
+/* Prepares ctx to run entry(arg) on the stack [lo, lo + size) at its first
+ * switch. entry must never return (it switches away for the last time). */
+void gust__ctx_make(gust__ctx *ctx, void *lo, size_t size,
+                    void (*entry)(void *), void *arg);
+
+/* Saves the running context in from and resumes to. Returns when something
+ * switches back to from. */
+void gust__ctx_switch(gust__ctx *from, gust__ctx *to);
+
+/* "x86_64", "aarch64" or "ucontext". */
+const char *gust__ctx_impl(void);
+
+#endif /* GUST_FUTURE_INTERNAL_H */

@@ -1,0 +1,746 @@
+/* HTTP/1 request parser: request head, body framing, chunked decoder.
+ *
+ * Strictness is the point: every byte a lenient parser would "fix up" is a
+ * byte a proxy in front of us may have read differently, which is how request
+ * smuggling works. So nothing is autocorrected; see docs/http1_parser.md. */
+#include <limits.h>
+#include <stdbool.h>
+#include <string.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "http1_parser.h"
+
+/* Character classes, one table lookup per byte. */
+enum {
+    C_TCHAR = 1,  /* token character, RFC 9110 5.6.2 */
+    C_VALUE = 2,  /* field-value byte: HTAB, SP, VCHAR, obs-text (5.5) */
+    C_HEX = 4,    /* HEXDIG */
+    C_HOST = 8,   /* allowed in a Host value (uri-host [":" port]) */
+    C_TARGET = 16 /* allowed in a request-target: VCHAR */
+};
+
+static const unsigned char cls[256] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     2, 27, 18, 19, 27, 27, 27, 27, 26, 26, 27, 27, 26, 27, 27, 18,
+    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 26, 26, 18, 26, 18, 18,
+    18, 31, 31, 31, 31, 31, 31, 27, 27, 27, 27, 27, 27, 27, 27, 27,
+    27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 26, 18, 26, 19, 27,
+    19, 31, 31, 31, 31, 31, 31, 27, 27, 27, 27, 27, 27, 27, 27, 27,
+    27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 18, 19, 18, 27,  0,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+};
+
+#define IS_OWS(c) ((c) == ' ' || (c) == '\t')
+
+/* ------------------------------------------------------------------------ */
+/* Scanners: the two long runs of a head are the target and field values.
+ * SSE2 checks 16 bytes per step, only while 16 bytes remain in the buffer,
+ * so nothing is read past end; the scalar loop finishes the tail. */
+
+/* First byte in [p, end) that cannot be in a field value, or end. */
+static const unsigned char *scan_value(const unsigned char *p,
+                                       const unsigned char *end)
+{
+#ifdef __SSE2__
+    const __m128i lim = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t');
+    const __m128i del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* unsigned v <= 0x1f, except HTAB; or DEL */
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, lim), v);
+        __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl),
+                                   _mm_cmpeq_epi8(v, del));
+        int mask = _mm_movemask_epi8(bad);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && (cls[*p] & C_VALUE))
+        p++;
+    return p;
+}
+
+/* First byte in [p, end) that is not VCHAR (0x21-0x7e), or end. */
+static const unsigned char *scan_target(const unsigned char *p,
+                                        const unsigned char *end)
+{
+#ifdef __SSE2__
+    const __m128i low = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed compare: bytes >= 0x80 are negative, hence below 0x21 */
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del));
+        int mask = _mm_movemask_epi8(bad);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && (cls[*p] & C_TARGET))
+        p++;
+    return p;
+}
+
+/* First byte in [p, end) that is not a tchar, or end. Names are short:
+ * unrolled by four so that the bounds check runs once per four bytes. */
+static const unsigned char *scan_token(const unsigned char *p,
+                                       const unsigned char *end)
+{
+    while (end - p >= 4) {
+        if (!(cls[p[0]] & C_TCHAR))
+            return p;
+        if (!(cls[p[1]] & C_TCHAR))
+            return p + 1;
+        if (!(cls[p[2]] & C_TCHAR))
+            return p + 2;
+        if (!(cls[p[3]] & C_TCHAR))
+            return p + 3;
+        p += 4;
+    }
+    while (p < end && (cls[*p] & C_TCHAR))
+        p++;
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request head */
+
+static int head_fail(gust__http1_request *req, int status, const char *reason,
+                     const unsigned char *at, const unsigned char *buf)
+{
+    req->error_status = status;
+    req->error_reason = reason;
+    req->error_offset = (size_t)(at - buf);
+    return GUST_HTTP1_ERROR;
+}
+
+/* Called when the parse reached the end of what it may look at: more bytes
+ * may complete the head, unless max_head bytes are already there. */
+static int head_more(gust__http1_request *req, size_t len, size_t max_head,
+                     const unsigned char *at, const unsigned char *buf)
+{
+    if (len >= max_head)
+        return head_fail(req, 431, "request head too large", at, buf);
+    return GUST_HTTP1_INCOMPLETE;
+}
+
+/* With the hint: may the bytes after prev_len end the head, or hold an error
+ * that is cheap to spot here (bare CR or LF, obs-fold, a control byte)? An
+ * end is LF CR LF: its first LF is at prev_len - 2 at the earliest, or the
+ * previous call would have seen it. */
+static bool head_may_end(const unsigned char *b, size_t prev_len, size_t len)
+{
+    size_t i = prev_len >= 2 ? prev_len - 2 : 0;
+    for (; i < len; i++) {
+        unsigned char c = b[i];
+        if (cls[c] & C_VALUE)
+            continue;
+        if (c == '\n') {
+            if (i == 0 || b[i - 1] != '\r')
+                return true;                       /* bare LF */
+            if (i + 1 < len && (b[i + 1] == '\r' || b[i + 1] == '\n' ||
+                                IS_OWS(b[i + 1])))
+                return true;                       /* end, or obs-fold */
+        } else if (c != '\r' || (i + 1 < len && b[i + 1] != '\n')) {
+            return true;                           /* CTL or bare CR */
+        }
+    }
+    return false;
+}
+
+#define FAIL(status, reason) return head_fail(req, (status), (reason), p, b)
+#define MORE() return head_more(req, len, max_head, p, b)
+
+int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
+                              size_t max_head, gust__http1_request *req)
+{
+    const unsigned char *b = (const unsigned char *)buf, *p = b, *end, *start;
+    unsigned empty_lines = 0;
+    int major, minor;
+
+    if (max_head > INT_MAX)
+        max_head = INT_MAX;
+    if (prev_len > 0 && prev_len <= len && len < max_head &&
+        !head_may_end(b, prev_len, len))
+        return GUST_HTTP1_INCOMPLETE;
+    end = b + (len < max_head ? len : max_head);
+    req->num_headers = 0;
+
+    /* RFC 9112 2.2: ignore empty lines before the request line (a few). */
+    for (;;) {
+        if (p == end)
+            MORE();
+        if (*p != '\r')
+            break;
+        if (++empty_lines > GUST_HTTP1_MAX_EMPTY_LINES)
+            FAIL(400, "too many empty lines before the request line");
+        if (++p == end)
+            MORE();
+        if (*p != '\n')
+            FAIL(400, "bare CR");
+        p++;
+    }
+
+    /* method SP request-target SP HTTP-version CRLF (RFC 9112 3) */
+    start = p;
+    p = scan_token(p, end);
+    if (p == end)
+        MORE();
+    if (p == start)
+        FAIL(400, *p == '\n' ? "bare LF" : "invalid request line");
+    if (*p != ' ')
+        FAIL(400, "invalid character in method");
+    req->method.ptr = (const char *)start;
+    req->method.len = (size_t)(p - start);
+
+    start = ++p;
+    p = scan_target(p, end);
+    if (p == end)
+        MORE();
+    if (p == start)
+        FAIL(400, *p == ' ' ? "more than one space in request line"
+                             : "empty request-target");
+    if (*p != ' ')
+        FAIL(400, *p == '\r' ? "missing HTTP version"
+                             : "invalid character in request-target");
+    /* origin-form, absolute-form or authority-form start with '/' or a
+     * letter; asterisk-form is "*" alone (RFC 9112 3.2). */
+    if (!(*start == '/' || ((*start | 0x20) >= 'a' && (*start | 0x20) <= 'z') ||
+          (*start == '*' && p - start == 1)))
+        FAIL(400, "invalid request-target");
+    req->target.ptr = (const char *)start;
+    req->target.len = (size_t)(p - start);
+
+    /* "HTTP/" DIGIT "." DIGIT: case-sensitive, one digit each (RFC 9112 2.3) */
+    p++;
+    for (const char *v = "HTTP/"; *v; v++, p++) {
+        if (p == end)
+            MORE();
+        if (*p != (unsigned char)*v)
+            FAIL(400, *p == ' ' ? "more than one space in request line"
+                                : "invalid HTTP version");
+    }
+    if (p == end)
+        MORE();
+    if (*p < '0' || *p > '9')
+        FAIL(400, "invalid HTTP version");
+    major = *p++ - '0';
+    if (p == end)
+        MORE();
+    if (*p != '.')
+        FAIL(400, "invalid HTTP version");
+    if (++p == end)
+        MORE();
+    if (*p < '0' || *p > '9')
+        FAIL(400, "invalid HTTP version");
+    minor = *p++ - '0';
+    if (p == end)
+        MORE();
+    if (*p != '\r')
+        FAIL(400, *p == '\n' ? "bare LF" : "invalid HTTP version");
+    if (++p == end)
+        MORE();
+    if (*p != '\n')
+        FAIL(400, "bare CR");
+    if (major != 1)
+        FAIL(505, "HTTP version not supported");
+    /* RFC 9110 2.5: a higher minor version is processed as the highest we
+     * implement. */
+    req->minor_version = minor > 0;
+    p++;
+
+    /* *( field-line CRLF ) CRLF (RFC 9112 5) */
+    for (;;) {
+        gust__http1_header *h;
+        const unsigned char *vend;
+
+        if (p == end)
+            MORE();
+        if (*p == '\r') {
+            if (++p == end)
+                MORE();
+            if (*p != '\n')
+                FAIL(400, "bare CR");
+            return (int)(p + 1 - b);
+        }
+        start = p;
+        p = scan_token(p, end);
+        if (p == end)
+            MORE();
+        if (*p != ':') {
+            if (p != start)
+                FAIL(400, IS_OWS(*p) ? "whitespace before colon"
+                                     : "invalid character in field name");
+            FAIL(400, IS_OWS(*p) ? "obs-fold or whitespace at line start"
+                      : *p == '\n' ? "bare LF"
+                                   : "invalid character in field name");
+        }
+        if (p == start)
+            FAIL(400, "empty field name");
+        if (req->num_headers == GUST_HTTP1_MAX_HEADERS)
+            FAIL(431, "too many header fields");
+        h = &req->headers[req->num_headers];
+        h->name.ptr = (const char *)start;
+        h->name.len = (size_t)(p - start);
+
+        p++;
+        while (p < end && IS_OWS(*p))
+            p++;
+        start = p;
+        p = scan_value(p, end);
+        if (p == end)
+            MORE();
+        if (*p != '\r')
+            FAIL(400, *p == '\n' ? "bare LF" : "invalid character in field value");
+        for (vend = p; vend > start && IS_OWS(vend[-1]); vend--)
+            ;
+        if (++p == end)
+            MORE();
+        if (*p != '\n')
+            FAIL(400, "bare CR");
+        h->value.ptr = (const char *)start;
+        h->value.len = (size_t)(vend - start);
+        req->num_headers++;
+        p++;
+    }
+}
+
+#undef FAIL
+#undef MORE
+
+/* ------------------------------------------------------------------------ */
+/* Body framing */
+
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* Case-insensitive equality of s and a lowercase literal. */
+static bool slice_is(const char *s, size_t len, const char *lit, size_t lit_len)
+{
+    if (len != lit_len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (lower((unsigned char)s[i]) != (unsigned char)lit[i])
+            return false;
+    return true;
+}
+
+#define SLICE_IS(s, lit) slice_is((s).ptr, (s).len, lit, sizeof(lit) - 1)
+
+/* Walks a #rule list (RFC 9110 5.6.1): returns the next non-empty element
+ * with OWS trimmed, or false at the end. Empty elements are skipped, as the
+ * RFC requires of recipients. */
+static bool list_next(const char **pos, const char *end, gust__http1_slice *elem)
+{
+    const char *p = *pos, *e;
+
+    while (p < end && (*p == ',' || IS_OWS(*p)))
+        p++;
+    if (p == end)
+        return false;
+    elem->ptr = p;
+    while (p < end && *p != ',')
+        p++;
+    for (e = p; IS_OWS(e[-1]); e--)
+        ;
+    elem->len = (size_t)(e - elem->ptr);
+    *pos = p;
+    return true;
+}
+
+/* Length of the token at the start of s (0 when s starts with a non-tchar). */
+static size_t token_len(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (cls[(unsigned char)s[i]] & C_TCHAR))
+        i++;
+    return i;
+}
+
+static int framing_fail(gust__http1_framing *out, int status, const char *reason)
+{
+    out->error_status = status;
+    out->error_reason = reason;
+    return GUST_HTTP1_ERROR;
+}
+
+/* Content-Length = 1*DIGIT (RFC 9110 8.6). A list of equal values ("5, 5",
+ * as some intermediaries produce) is accepted as one; anything else, even
+ * "+5" or an empty member, is an error. Merges into *value / *seen. */
+static const char *parse_content_length(gust__http1_slice v, uint64_t *value,
+                                        bool *seen)
+{
+    const char *p = v.ptr, *end = v.ptr + v.len;
+
+    for (;;) {
+        uint64_t n = 0;
+        const char *digits = p;
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            uint64_t d = (uint64_t)(*p++ - '0');
+            /* checked before multiplying: n * 10 must not wrap around */
+            if (n > (GUST_HTTP1_MAX_CONTENT_LENGTH - d) / 10)
+                return "Content-Length too large";
+            n = n * 10 + d;
+        }
+        if (p == digits)
+            return "invalid Content-Length";
+        if (*seen && n != *value)
+            return "differing Content-Length values";
+        *value = n;
+        *seen = true;
+        while (p < end && IS_OWS(*p))
+            p++;
+        if (p == end)
+            return NULL;
+        if (*p != ',')
+            return "invalid Content-Length";
+        p++;
+        while (p < end && IS_OWS(*p))
+            p++;
+    }
+}
+
+int gust__http1_request_framing(const gust__http1_request *req,
+                                gust__http1_framing *out)
+{
+    bool has_cl = false, has_te = false, te_chunked_last = false;
+    bool te_other = false;
+    unsigned hosts = 0;
+    uint64_t cl = 0;
+
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const gust__http1_header *h = &req->headers[i];
+        const char *p = h->value.ptr, *end = p + h->value.len;
+        gust__http1_slice e;
+
+        switch (h->name.len) {
+        case 4:
+            if (!SLICE_IS(h->name, "host"))
+                break;
+            if (++hosts > 1)
+                return framing_fail(out, 400, "more than one Host field");
+            for (size_t k = 0; k < h->value.len; k++)
+                if (!(cls[(unsigned char)p[k]] & C_HOST))
+                    return framing_fail(out, 400, "invalid Host value");
+            out->host = h->value;
+            break;
+        case 6:
+            /* RFC 9110 10.1.1: expectations in HTTP/1.0 are ignored */
+            if (!SLICE_IS(h->name, "expect") || req->minor_version == 0)
+                break;
+            while (list_next(&p, end, &e)) {
+                if (SLICE_IS(e, "100-continue"))
+                    out->expect_continue = 1;
+                else
+                    out->expect_other = 1;
+            }
+            break;
+        case 10:
+            if (!SLICE_IS(h->name, "connection"))
+                break;
+            while (list_next(&p, end, &e)) {
+                if (token_len(e.ptr, e.len) != e.len)
+                    return framing_fail(out, 400, "invalid Connection value");
+                if (SLICE_IS(e, "close"))
+                    out->connection_close = 1;
+                else if (SLICE_IS(e, "keep-alive"))
+                    out->connection_keep_alive = 1;
+                else if (SLICE_IS(e, "upgrade"))
+                    out->connection_upgrade = 1;
+            }
+            break;
+        case 14: {
+            const char *err;
+            if (!SLICE_IS(h->name, "content-length"))
+                break;
+            if ((err = parse_content_length(h->value, &cl, &has_cl)) != NULL)
+                return framing_fail(out, 400, err);
+            break;
+        }
+        case 17:
+            if (!SLICE_IS(h->name, "transfer-encoding"))
+                break;
+            /* Several fields form one list, in order (RFC 9110 5.3). */
+            has_te = true;
+            while (list_next(&p, end, &e)) {
+                size_t n = token_len(e.ptr, e.len), k = n;
+                while (k < e.len && IS_OWS(e.ptr[k]))
+                    k++;
+                /* transfer-coding = token *( OWS ";" OWS parameter ) */
+                if (n == 0 || (k < e.len && e.ptr[k] != ';'))
+                    return framing_fail(out, 400, "invalid Transfer-Encoding");
+                if (te_chunked_last)
+                    return framing_fail(out, 400,
+                                        "chunked is not the final transfer coding");
+                if (slice_is(e.ptr, n, "chunked", 7)) {
+                    if (n != e.len)
+                        return framing_fail(out, 400,
+                                            "parameters on chunked coding");
+                    te_chunked_last = true;
+                } else {
+                    te_other = true;
+                }
+            }
+            break;
+        default:
+            break;
+        }
+    }
+
+    if (has_te) {
+        /* RFC 9112 6.1: Transfer-Encoding in 1.0 means faulty framing; with
+         * Content-Length it is the classic smuggling vector: reject both. */
+        if (req->minor_version == 0)
+            return framing_fail(out, 400, "Transfer-Encoding in HTTP/1.0");
+        if (has_cl)
+            return framing_fail(out, 400,
+                                "both Transfer-Encoding and Content-Length");
+        if (!te_chunked_last)
+            return framing_fail(out, 400,
+                                "chunked is not the final transfer coding");
+        if (te_other)
+            return framing_fail(out, 501, "transfer coding not implemented");
+        out->body = GUST_HTTP1_BODY_CHUNKED;
+    } else if (has_cl) {
+        out->body = GUST_HTTP1_BODY_LENGTH;
+        out->content_length = cl;
+    }
+    if (hosts == 0 && req->minor_version == 1)
+        return framing_fail(out, 400, "missing Host field");
+    out->keep_alive = req->minor_version == 1 ? !out->connection_close
+                      : out->connection_keep_alive && !out->connection_close;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Chunked body: chunk-size [ chunk-ext ] CRLF chunk-data CRLF ... last-chunk
+ * trailer-section CRLF (RFC 9112 7.1). One state per position in that
+ * grammar; only chunk-data is handled in bulk. */
+
+enum {
+    CH_SIZE,            /* chunk-size HEXDIGs */
+    CH_EXT_NAME_START,  /* after ';' */
+    CH_EXT_NAME,
+    CH_EXT_VALUE_START, /* after '=' */
+    CH_EXT_VALUE_TOKEN,
+    CH_EXT_QUOTED,
+    CH_EXT_QUOTED_PAIR,
+    CH_EXT_QUOTED_END,  /* after the closing DQUOTE */
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER_START,   /* at the start of a trailer line or the final CRLF */
+    CH_TRAILER_NAME,
+    CH_TRAILER_VALUE,
+    CH_TRAILER_LF,
+    CH_END_LF,
+    CH_DONE,
+    CH_ERROR
+};
+
+void gust__http1_chunked_init(gust__http1_chunked *st, uint64_t max_body,
+                              size_t max_trailer)
+{
+    memset(st, 0, sizeof *st);
+    st->state = CH_SIZE;
+    st->max_body = max_body;
+    st->max_trailer = max_trailer;
+}
+
+static ssize_t chunked_fail(gust__http1_chunked *st, int status,
+                            const char *reason)
+{
+    st->state = CH_ERROR;
+    st->error_status = status;
+    st->error_reason = reason;
+    return GUST_HTTP1_ERROR;
+}
+
+ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
+                                   size_t len, size_t *data_len)
+{
+    size_t i = 0, out = 0;
+    ssize_t rc;
+
+    *data_len = 0;
+    if (st->state == CH_DONE)
+        return 0;
+    if (st->state == CH_ERROR)
+        return GUST_HTTP1_ERROR;
+
+#define CH_FAIL(status, reason)                                                \
+    do {                                                                       \
+        rc = chunked_fail(st, (status), (reason));                             \
+        goto done;                                                             \
+    } while (0)
+
+    while (i < len) {
+        unsigned char c;
+
+        if (st->state == CH_DATA) {
+            size_t n = len - i;
+            if (n > st->remaining)
+                n = (size_t)st->remaining;
+            if (out != i)
+                memmove(buf + out, buf + i, n);
+            out += n;
+            i += n;
+            st->remaining -= n;
+            if (st->remaining == 0)
+                st->state = CH_DATA_CR;
+            continue;
+        }
+        c = (unsigned char)buf[i++];
+        if (st->state < CH_DATA && ++st->line_len > GUST_HTTP1_MAX_CHUNK_LINE)
+            CH_FAIL(400, "chunk-size line too long");
+        if (st->state >= CH_TRAILER_START && ++st->trailer_len > st->max_trailer)
+            CH_FAIL(431, "trailer section too large");
+
+        switch (st->state) {
+        case CH_SIZE:
+            if (cls[c] & C_HEX) {
+                unsigned d = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+                if (st->remaining > GUST_HTTP1_MAX_CHUNK_SIZE >> 4)
+                    CH_FAIL(400, "chunk size too large");
+                st->remaining = st->remaining << 4 | d;
+                if (st->remaining > GUST_HTTP1_MAX_CHUNK_SIZE)
+                    CH_FAIL(400, "chunk size too large");
+                if (st->remaining > st->max_body - st->total)
+                    CH_FAIL(413, "body too large");
+                st->seen_digit = 1;
+            } else if (!st->seen_digit) {
+                CH_FAIL(400, "invalid chunk size");
+            } else if (c == ';') {
+                st->state = CH_EXT_NAME_START;
+            } else if (c == '\r') {
+                st->state = CH_SIZE_LF;
+            } else {
+                /* "5 ;x" is BWS, which no sender may generate: refused. */
+                CH_FAIL(400, "invalid chunk size");
+            }
+            break;
+        case CH_EXT_NAME_START:
+            if (!(cls[c] & C_TCHAR))
+                CH_FAIL(400, "invalid chunk extension");
+            st->state = CH_EXT_NAME;
+            break;
+        case CH_EXT_NAME:
+        case CH_EXT_VALUE_TOKEN:
+            if (cls[c] & C_TCHAR)
+                break;
+            if (c == '=' && st->state == CH_EXT_NAME)
+                st->state = CH_EXT_VALUE_START;
+            else if (c == ';')
+                st->state = CH_EXT_NAME_START;
+            else if (c == '\r')
+                st->state = CH_SIZE_LF;
+            else
+                CH_FAIL(400, "invalid chunk extension");
+            break;
+        case CH_EXT_VALUE_START:
+            if (cls[c] & C_TCHAR)
+                st->state = CH_EXT_VALUE_TOKEN;
+            else if (c == '"')
+                st->state = CH_EXT_QUOTED;
+            else
+                CH_FAIL(400, "invalid chunk extension");
+            break;
+        case CH_EXT_QUOTED:
+            /* qdtext = HTAB / SP / VCHAR except '"' and '\' / obs-text */
+            if (c == '"')
+                st->state = CH_EXT_QUOTED_END;
+            else if (c == '\\')
+                st->state = CH_EXT_QUOTED_PAIR;
+            else if (!(cls[c] & C_VALUE))
+                CH_FAIL(400, "invalid chunk extension");
+            break;
+        case CH_EXT_QUOTED_PAIR:
+            if (!(cls[c] & C_VALUE))
+                CH_FAIL(400, "invalid chunk extension");
+            st->state = CH_EXT_QUOTED;
+            break;
+        case CH_EXT_QUOTED_END:
+            if (c == ';')
+                st->state = CH_EXT_NAME_START;
+            else if (c == '\r')
+                st->state = CH_SIZE_LF;
+            else
+                CH_FAIL(400, "invalid chunk extension");
+            break;
+        case CH_SIZE_LF:
+            if (c != '\n')
+                CH_FAIL(400, "bare CR in chunk-size line");
+            st->state = st->remaining ? CH_DATA : CH_TRAILER_START;
+            st->total += st->remaining;
+            break;
+        case CH_DATA_CR:
+            if (c != '\r')
+                CH_FAIL(400, "missing CRLF after chunk data");
+            st->state = CH_DATA_LF;
+            break;
+        case CH_DATA_LF:
+            if (c != '\n')
+                CH_FAIL(400, "missing CRLF after chunk data");
+            st->state = CH_SIZE;
+            st->line_len = 0;
+            st->seen_digit = 0;
+            break;
+        case CH_TRAILER_START:
+            if (c == '\r')
+                st->state = CH_END_LF;
+            else if (cls[c] & C_TCHAR)
+                st->state = CH_TRAILER_NAME;
+            else
+                CH_FAIL(400, IS_OWS(c) ? "obs-fold in trailer section"
+                                       : "invalid trailer field");
+            break;
+        case CH_TRAILER_NAME:
+            if (c == ':')
+                st->state = CH_TRAILER_VALUE;
+            else if (!(cls[c] & C_TCHAR))
+                CH_FAIL(400, "invalid trailer field name");
+            break;
+        case CH_TRAILER_VALUE:
+            if (c == '\r')
+                st->state = CH_TRAILER_LF;
+            else if (!(cls[c] & C_VALUE))
+                CH_FAIL(400, "invalid character in trailer field value");
+            break;
+        case CH_TRAILER_LF:
+            if (c != '\n')
+                CH_FAIL(400, "bare CR in trailer section");
+            st->state = CH_TRAILER_START;
+            break;
+        case CH_END_LF:
+            if (c != '\n')
+                CH_FAIL(400, "bare CR at end of chunked body");
+            st->state = CH_DONE;
+            rc = (ssize_t)i;
+            goto done;
+        default:
+            CH_FAIL(400, "invalid decoder state");
+        }
+    }
+    rc = GUST_HTTP1_INCOMPLETE;
+done:
+    *data_len = out;
+    return rc;
+#undef CH_FAIL
+}
