@@ -35,7 +35,9 @@ typedef struct gust_bind_options {
 
 /* Creates listening sockets for port on address, one per address that
  * getaddrinfo(address, AI_PASSIVE) gives: with address NULL or "", all
- * interfaces (0.0.0.0 and ::); "localhost" gives 127.0.0.1 and ::1. IPv6
+ * interfaces (0.0.0.0 and ::); "localhost" gives 127.0.0.1 and ::1 (both
+ * whatever /etc/hosts lists). IPv6 addresses are skipped, not failed, where
+ * the host has IPv6 switched off. IPv6
  * sockets get IPV6_V6ONLY so that both families can share the port; every
  * socket gets SO_REUSEADDR. port 0 picks a free port; when several sockets
  * are made, they all get the same one (read it with gust_socket_port()).
