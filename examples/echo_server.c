@@ -98,6 +98,10 @@ static void handle_stream(gust_tcp_server *srv, gust_stream *stream,
 static void on_signal(gust_loop *loop, int signum, void *data)
 {
     (void)data;
+    static bool stopping;
+    if (stopping)
+        return; /* a second signal while the connections are closing */
+    stopping = true;
     gust_log_info("echo", "signal %d: shutting down", signum);
     gust_tcp_server_stop(server);
     for (conn *c = conns.next; c != &conns; c = c->next)

@@ -442,7 +442,7 @@ gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
     int rc = gust_loop_add_handler(loop, listen_fd, GUST_READ, on_readable, a);
     if (rc < 0) {
         free(a);
-        errno = rc < -4000 ? EBUSY : -rc; /* a Gust code has no errno */
+        errno = -rc; /* may be a Gust code, e.g. -GUST_EFORKED */
         return NULL;
     }
     a->watching = true;

@@ -74,8 +74,12 @@ typedef void (*gust_accept_cb)(gust_acceptor *acceptor, int fd,
  * a bounded number per iteration so that one busy listener cannot starve the
  * loop. When the process runs out of descriptors (EMFILE/ENFILE) it logs
  * once, stops accepting for a moment (0.1 s) and retries: it never spins.
+ * ENOBUFS/ENOMEM back off the same way; a connection that failed before it
+ * was accepted (ECONNABORTED, EPROTO...) is skipped. Accepting in a loop
+ * used by another process after fork is refused (GUST_EFORKED).
  * listen_fd stays owned by the caller and must outlive the acceptor.
- * Returns the acceptor, or NULL with errno set. */
+ * Returns the acceptor, or NULL with errno set (to an errno value, or to the
+ * negated Gust code, e.g. -GUST_EFORKED, when the loop refused the fd). */
 gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
                                  gust_accept_cb cb, void *data);
 
