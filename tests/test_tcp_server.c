@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "gust/log.h"
@@ -87,6 +88,7 @@ static ssize_t pump_recv(gust_loop *loop, int fd, char *buf, size_t want,
 /* ---- An echo server, as handle_stream -------------------------------- */
 
 typedef struct echo {
+    int family; /* of the peers' addresses; 0: AF_INET */
     int accepted;
     int closed;
     gust_stream *streams[8];
@@ -126,8 +128,9 @@ static void handle_echo(gust_tcp_server *srv, gust_stream *s,
 {
     (void)srv;
     echo *e = data;
-    assert_int_equal(addr->sa_family, AF_INET);
-    assert_int_equal(addrlen, sizeof(struct sockaddr_in));
+    assert_int_equal(addr->sa_family, e->family ? e->family : AF_INET);
+    if (addr->sa_family == AF_INET)
+        assert_int_equal(addrlen, sizeof(struct sockaddr_in));
     if (e->accepted < 8)
         e->streams[e->accepted] = s;
     e->accepted++;
@@ -410,6 +413,58 @@ static void test_bind_twice_and_start(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* A unix socket from gust_bind_unix_socket() serves like a TCP one. */
+static void test_unix_socket(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    char dir[] = "/tmp/gust-tcp-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/sock", dir);
+    echo e = {.family = AF_UNIX};
+    gust_tcp_server *srv = gust_tcp_server_new(handle_echo, NULL, &e);
+    gust_socket_list *list = gust_bind_unix_socket(path, 0600, 0);
+    assert_non_null(list);
+    assert_int_equal(gust_tcp_server_add_sockets(srv, list), 0);
+    assert_int_equal(gust_tcp_server_port(srv), GUST_ENOTSTARTED);
+
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    strcpy(sun.sun_path, path);
+    assert_int_equal(connect(c, (struct sockaddr *)&sun, sizeof sun), 0);
+    char buf[4];
+    assert_int_equal(send(c, "u\n", 2, 0), 2);
+    assert_int_equal(pump_recv(loop, c, buf, 2, 5.0), 2);
+    assert_memory_equal(buf, "u\n", 2);
+    close(c);
+    assert_int_equal(run_until(loop, no_connections, srv, 5.0), 0);
+    gust_tcp_server_free(srv);
+    unlink(path);
+    rmdir(dir);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* start(n != 1) forks; with the current loop already watching fds it must
+ * refuse (the children would share its epoll set) and return, not fork. */
+static void test_start_refuses_fork_with_loop_in_use(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    echo e = {0};
+    gust_tcp_server *first = gust_tcp_server_new(handle_echo, NULL, &e);
+    assert_int_equal(gust_tcp_server_listen(first, 0, "127.0.0.1"), 0);
+    gust_tcp_server *second = gust_tcp_server_new(handle_echo, NULL, &e);
+    assert_int_equal(gust_tcp_server_bind(second, 0, "127.0.0.1"), 0);
+    int level = gust_log_level();
+    gust_log_set_level(GUST_LOG_NONE);
+    assert_int_equal(gust_tcp_server_start(second, 2), GUST_ELOOPINUSE);
+    gust_log_set_level(level);
+    gust_tcp_server_free(second);
+    gust_tcp_server_free(first);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, test_setup)
 
 int main(void)
@@ -421,6 +476,8 @@ int main(void)
         T(test_free_with_open_connections),
         T(test_free_inside_handle_stream),
         T(test_bind_twice_and_start),
+        T(test_unix_socket),
+        T(test_start_refuses_fork_with_loop_in_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
