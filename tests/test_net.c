@@ -130,6 +130,25 @@ static void test_bind_localhost_shares_port(void **state)
     gust_socket_list_free(list);
 }
 
+static void test_bind_ipv6_loopback(void **state)
+{
+    (void)state;
+    if (!ipv6_loopback_available())
+        skip();
+    gust_socket_list *list = gust_bind_sockets(0, "::1", NULL);
+    assert_non_null(list);
+    assert_int_equal(list->count, 1);
+    assert_int_equal(socket_family(list->fds[0]), AF_INET6);
+    int on = 0;
+    socklen_t len = sizeof on;
+    assert_int_equal(getsockopt(list->fds[0], IPPROTO_IPV6, IPV6_V6ONLY, &on,
+                                &len), 0);
+    assert_true(on);
+    int c = connect_loopback(AF_INET6, gust_socket_port(list->fds[0]));
+    close(c);
+    gust_socket_list_free(list);
+}
+
 static void test_bind_ipv4_one_socket(void **state)
 {
     (void)state;
@@ -555,6 +574,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_bind_localhost_shares_port),
+        T(test_bind_ipv6_loopback),
         T(test_bind_ipv4_one_socket),
         T(test_bind_port_in_use),
         T(test_bind_unix_socket),
