@@ -1,6 +1,17 @@
-"""Shared helpers for the integration tests: find the programs built by
-CTest (GUST_BUILD_DIR), pick free ports on 127.0.0.1, and run servers as
-child processes that are always stopped, by PID, with bounded waits."""
+"""Shared helpers for the integration tests: find the built programs, pick
+free ports on 127.0.0.1, start servers and stop them by PID, with every wait
+bounded.
+
+Fixtures:
+    build_dir   GUST_BUILD_DIR (set by CTest); fails the test if unset.
+    program     program("echo_server") -> path of build_dir/examples/echo_server.
+    free_port   a port on 127.0.0.1 that was free a moment ago.
+    spawn       spawn([path, args...], **popen_kw) -> Server; every server
+                still running at the end of the test is SIGKILLed (by PID).
+
+Plain helpers (import them with `from conftest import ...`): wait_for,
+connect, children_of, cpu_seconds, pid_alive.
+"""
 import os
 import signal
 import socket
@@ -9,112 +20,168 @@ import time
 
 import pytest
 
-BUILD_DIR = os.environ.get("GUST_BUILD_DIR", "")
+HOST = "127.0.0.1"
 
 
-def program(name):
-    """Path of an example program in the build tree."""
-    path = os.path.join(BUILD_DIR, "examples", name)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} not built (run through ctest, GUST_BUILD_DIR={BUILD_DIR!r})")
-    return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc=None, timeout=15.0):
-    """Waits until 127.0.0.1:port accepts a connection."""
+def wait_for(predicate, timeout, interval=0.05):
+    """Calls predicate until it returns something truthy, at most timeout
+    seconds. Returns that value, or None on timeout."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"server exited early with {proc.returncode}")
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def connect(port, timeout=10.0):
+    """A socket connected to 127.0.0.1:port, retrying until the server is up
+    (at most timeout seconds). Raises on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return socket.create_connection((HOST, port), timeout=5.0)
         except OSError:
+            if time.monotonic() >= deadline:
+                raise
             time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} after {timeout}s")
+
+
+def _stat_fields(pid):
+    """Fields of /proc/pid/stat after the command name, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def children_of(pid):
-    """PIDs whose parent is pid (from /proc)."""
+    """PIDs of the live (non-zombie) children of pid, from a scan of /proc."""
     kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[0] is the state, fields[1] the parent pid; zombies do not count.
-        if int(fields[1]) == pid and fields[0] != "Z":
-            kids.append(int(entry))
-    return kids
+        fields = _stat_fields(name)
+        if fields and int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            kids.append(int(name))
+    return sorted(kids)
 
 
 def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    """User + system CPU time of pid, in seconds."""
+    fields = _stat_fields(pid)
+    # utime and stime are fields 14 and 15 of stat; fields[] starts at 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
-    """A server process; stop() sends SIGTERM and returns its exit status."""
+    """A started program whose stderr and stdout go to a log file."""
 
-    def __init__(self, argv, port, **popen):
-        self.port = port
-        self.log_path = f"/tmp/gust-test-{os.getpid()}-{port}.log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     **popen)
-        wait_port(port, self.proc)
+    def __init__(self, args, log_path, **popen_kw):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, **popen_kw)
+        self.pid = self.proc.pid
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path) as f:
+    def log(self):
+        with open(self.log_path, "r", errors="replace") as f:
             return f.read()
 
-    def stop(self, timeout=30):
+    def wait_log(self, text, count=1, timeout=20.0):
+        """Waits until text appears count times in the log; returns the
+        log, or fails the test on timeout (or if the program exits)."""
+        def seen():
+            log = self.log()
+            if log.count(text) >= count:
+                return log
+            if self.proc.poll() is not None:
+                pytest.fail(f"exited with {self.proc.returncode} before "
+                            f"logging {text!r}:\n{log}")
+            return None
+        log = wait_for(seen, timeout)
+        if log is None:
+            pytest.fail(f"{text!r} not logged {count} time(s) within "
+                        f"{timeout} s:\n{self.log()}")
+        return log
+
+    def send_signal(self, signum):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signum)
+
+    def stop(self, signum=signal.SIGTERM, timeout=20.0):
+        """Sends signum and waits for the exit; returns the exit status
+        (negative: killed by that signal). SIGKILLs it on timeout and fails."""
+        self.send_signal(signum)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"server {self.pid} ignored SIGTERM for {timeout}s")
+            self.kill()
+            pytest.fail(f"pid {self.pid} did not exit within {timeout} s "
+                        f"after signal {signum}:\n{self.log()}")
 
-    def close(self):
+    def kill(self):
+        """SIGKILLs the program and any live children it left."""
+        kids = children_of(self.pid)
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        try:
-            os.unlink(self.log_path)
-        except OSError:
-            pass
+            os.kill(self.pid, signal.SIGKILL)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for kid in kids:
+            try:
+                os.kill(kid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._log.close()
 
 
 @pytest.fixture
-def start_server():
-    """start_server(argv, port) -> Server; every server is killed at the end."""
-    servers = []
+def build_dir():
+    path = os.environ.get("GUST_BUILD_DIR")
+    if not path:
+        pytest.fail("GUST_BUILD_DIR is not set (run through ctest)")
+    return path
 
-    def start(argv, port, **popen):
-        s = Server(argv, port, **popen)
-        servers.append(s)
-        return s
+
+@pytest.fixture
+def program(build_dir):
+    def find(name):
+        path = os.path.join(build_dir, "examples", name)
+        assert os.access(path, os.X_OK), f"{path} is not built"
+        return path
+    return find
+
+
+@pytest.fixture
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    started = []
+
+    def start(args, **popen_kw):
+        log_path = tmp_path / f"server{len(started)}.log"
+        server = Server([str(a) for a in args], log_path, **popen_kw)
+        started.append(server)
+        return server
 
     yield start
-    for s in servers:
-        s.close()
+    for server in started:
+        server.kill()

@@ -1,0 +1,221 @@
+#!/bin/bash
+# HTTP hello-world servers side by side: Gust, nginx, h2o and Tornado, each
+# pinned to one core (CPU 0) with wrk on the other (CPU 1), on 127.0.0.1.
+#
+#   bench/compare.sh                 (after `make bench` built build/bench)
+#   BUILD_DIR=build/bench DURATION=5 bench/compare.sh
+#
+# Rows: requests/s with keep-alive (wrk -t1 -c100), pipelined 16 deep
+# (-c256, bench/pipeline.lua), and with Connection: close; p99 latency at
+# -c100; RSS per idle keep-alive connection with IDLE (10,000) connections.
+# Ratios are to nginx. Every server is started here and stopped here, by PID.
+#
+# Environment:
+#   BUILD_DIR   Gust build with examples (default build/bench)
+#   GUST_SERVER Gust program to run (default $BUILD_DIR/examples/hello_http)
+#   DURATION    seconds per wrk run (default 5)
+#   IDLE        idle connections for the memory figure (default 10000)
+#   SERVERS     which to run (default "gust nginx h2o tornado")
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$root/build/bench}
+GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/hello_http}
+DURATION=${DURATION:-5}
+IDLE=${IDLE:-10000}
+SERVERS=${SERVERS:-gust nginx h2o tornado}
+PORT=${PORT:-18080}
+PYTHON=/usr/bin/python3
+
+for tool in wrk nginx h2o taskset; do
+    command -v "$tool" >/dev/null || { echo "compare.sh: $tool missing (make bench installs it)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/gust-compare.XXXXXX)
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# 10,000 idle connections need more descriptors than the usual 1,024.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+printf 'Hello, world' >"$work/hello.txt"
+
+# ---- how each server is started (in the foreground; we keep its PID) ------
+
+start_gust() {
+    taskset -c 0 "$GUST_SERVER" --port="$PORT" --address=127.0.0.1 \
+        >"$work/gust.log" 2>&1 &
+    server_pid=$!
+}
+
+start_nginx() {
+    # One worker, no master, no logs: nginx at its leanest on one core.
+    cat >"$work/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $work/nginx.err warn;
+pid $work/nginx.pid;
+events { worker_connections 65536; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $work; proxy_temp_path $work;
+    fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+    default_type text/plain;
+    server {
+        listen 127.0.0.1:$PORT;
+        location / { return 200 "Hello, world"; }
+    }
+}
+EOF
+    taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" >"$work/nginx.log" 2>&1 &
+    server_pid=$!
+}
+
+start_h2o() {
+    # h2o has no inline "return"; its file handler on a 12-byte file is its
+    # fastest way to answer "Hello, world".
+    cat >"$work/h2o.conf" <<EOF
+num-threads: 1
+max-connections: 65536
+listen:
+  host: 127.0.0.1
+  port: $PORT
+error-log: $work/h2o.err
+http1-request-timeout: 300
+hosts:
+  default:
+    paths:
+      /:
+        file.file: $work/hello.txt
+EOF
+    taskset -c 0 h2o -c "$work/h2o.conf" >"$work/h2o.log" 2>&1 &
+    server_pid=$!
+}
+
+start_tornado() {
+    cat >"$work/tornado_hello.py" <<EOF
+import tornado.ioloop, tornado.web
+class MainHandler(tornado.web.RequestHandler):
+    def get(self):
+        self.write("Hello, world")
+app = tornado.web.Application([(r"/", MainHandler)])
+app.listen($PORT, address="127.0.0.1")
+tornado.ioloop.IOLoop.current().start()
+EOF
+    taskset -c 0 "$PYTHON" "$work/tornado_hello.py" >"$work/tornado.log" 2>&1 &
+    server_pid=$!
+}
+
+wait_ready() {
+    for _ in $(seq 1 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then return 0; fi
+        kill -0 "$server_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+    sleep 0.5 # let the port's connections drain before the next server binds
+}
+
+# wrk_rps ARGS...: requests/s of one bounded wrk run on CPU 1.
+wrk_run() {
+    taskset -c 1 wrk -t1 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$PORT/" 2>&1
+}
+
+rps_of() { awk '/^Requests\/sec:/ {printf "%.0f", $2}'; }
+
+# wrk prints "99%  1.23ms"; convert to microseconds.
+p99_of() {
+    awk '$1 == "99%" {
+        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        if (u == "us") m = 1; else if (u == "ms") m = 1000; else if (u == "s") m = 1000000; else m = 1;
+        printf "%.0f", v * m }'
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# Opens IDLE keep-alive connections, each after one complete request, holds
+# them, and prints the server's RSS growth per connection in bytes.
+idle_memory() {
+    local before after
+    before=$(rss_kb "$server_pid")
+    "$PYTHON" - "$PORT" "$IDLE" "$server_pid" "$before" <<'EOF'
+import socket, sys, time
+port, n, pid, before = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+conns = []
+deadline = time.monotonic() + 120
+for i in range(n):
+    if time.monotonic() > deadline:
+        break
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(req)
+    conns.append(s)
+for s in conns:
+    s.recv(4096)   # the response: the connection is now idle, kept alive
+time.sleep(1.0)
+with open(f"/proc/{pid}/status") as f:
+    after = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+print(f"{(after - before) * 1024 / max(len(conns), 1):.0f}")
+for s in conns:
+    s.close()
+EOF
+}
+
+declare -A KA PIPE CLOSE P99 IDLEB
+for name in $SERVERS; do
+    if [ "$name" = gust ] && [ ! -x "$GUST_SERVER" ]; then
+        echo "compare.sh: $GUST_SERVER not built; skipping Gust" >&2
+        continue
+    fi
+    echo "== $name" >&2
+    "start_$name"
+    if ! wait_ready; then
+        echo "compare.sh: $name did not start; log:" >&2
+        cat "$work/$name.log" "$work/$name.err" 2>/dev/null >&2 || true
+        stop_server
+        continue
+    fi
+    wrk_run -c100 >/dev/null # warm-up
+    out=$(wrk_run -c100)
+    KA[$name]=$(rps_of <<<"$out")
+    P99[$name]=$(p99_of <<<"$out")
+    PIPE[$name]=$(wrk_run -c256 -s "$here/pipeline.lua" | rps_of)
+    CLOSE[$name]=$(wrk_run -c100 -H "Connection: close" | rps_of)
+    IDLEB[$name]=$(idle_memory || echo "-")
+    stop_server
+done
+
+ratio() { # value / nginx's value, 2 decimals
+    local v=$1 n=$2
+    if [ -n "$v" ] && [ -n "$n" ] && [ "$n" != 0 ]; then
+        awk -v a="$v" -v b="$n" 'BEGIN {printf "%.2fx", a / b}'
+    else
+        echo "-"
+    fi
+}
+
+printf '\n%-8s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
+    keepalive/s ratio pipelined/s ratio close/s ratio "p99(us)" ratio "idle B/conn" ratio
+for name in $SERVERS; do
+    [ -n "${KA[$name]:-}" ] || continue
+    printf '%-8s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' "$name" \
+        "${KA[$name]}" "$(ratio "${KA[$name]}" "${KA[nginx]:-}")" \
+        "${PIPE[$name]}" "$(ratio "${PIPE[$name]}" "${PIPE[nginx]:-}")" \
+        "${CLOSE[$name]}" "$(ratio "${CLOSE[$name]}" "${CLOSE[nginx]:-}")" \
+        "${P99[$name]}" "$(ratio "${P99[$name]}" "${P99[nginx]:-}")" \
+        "${IDLEB[$name]}" "$(ratio "${IDLEB[$name]}" "${IDLEB[nginx]:-}")"
+done
