@@ -3,7 +3,8 @@
 #   1. the micro-benchmarks bench/bench_*.c that are built (bench_loop for
 #      the event loop, bench_coro for coroutines, ...);
 #   2. echo.sh (Gust's echo server against libevent's and a bare epoll
-#      server), with 1 then 16 lines in flight per connection.
+#      server), with 1 then 16 lines in flight per connection;
+#   3. compare.sh (HTTP against nginx, h2o, Tornado) once hello_http exists.
 # Called by `make bench` with BUILD_DIR=build/bench after a release build;
 # without BUILD_DIR, it builds build/bench itself first.
 #
@@ -42,8 +43,11 @@ for prog in "$BUILD_DIR"/bench/bench_*; do
     echo
     echo "== $(basename "$prog")"
     # -k: if SIGTERM is ignored, SIGKILL 5 s later (our own child only).
-    timeout -k 5 "$MICRO_TIMEOUT" "$prog" || {
-        echo "$(basename "$prog") FAILED or timed out (status $?)"; status=1; }
+    rc=0
+    timeout -k 5 "$MICRO_TIMEOUT" "$prog" || rc=$?
+    if (( rc != 0 )); then
+        echo "$(basename "$prog") FAILED or timed out (status $rc)"; status=1
+    fi
 done
 if (( !found )); then
     echo
@@ -60,5 +64,16 @@ for pipeline in 1 16; do
     PIPELINE=$pipeline timeout -k 10 "$ECHO_TIMEOUT" bash bench/echo.sh || {
         echo "echo.sh FAILED or timed out (status $?)"; status=1; }
 done
+
+# HTTP against nginx, h2o and Tornado (bench/compare.sh), once Gust has an
+# HTTP hello-world example to put in front of wrk.
+echo
+if [[ -x $BUILD_DIR/examples/hello_http ]]; then
+    echo "== compare.sh"
+    timeout -k 10 "$ECHO_TIMEOUT" bash bench/compare.sh || {
+        echo "compare.sh FAILED or timed out (status $?)"; status=1; }
+else
+    echo "== compare.sh: skipped ($BUILD_DIR/examples/hello_http not built yet)"
+fi
 
 exit "$status"
