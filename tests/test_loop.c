@@ -24,17 +24,11 @@
 #include "gust/log.h"
 #include "gust/loop.h"
 #include "loop_internal.h"
+#include "gust_test.h"
 
 static const char *expected_backend;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int setup_default(void **state)
+static int loop_setup_default(void **state)
 {
     (void)state;
     unsetenv("GUST_LOOP_BACKEND");
@@ -42,26 +36,11 @@ static int setup_default(void **state)
     return 0;
 }
 
-static int setup_poll(void **state)
+static int loop_setup_poll(void **state)
 {
     (void)state;
     setenv("GUST_LOOP_BACKEND", "poll", 1);
     expected_backend = "poll";
-    return 0;
-}
-
-static int teardown_env(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-/* Each test gets a fresh alarm so a hang fails fast. */
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(60);
     return 0;
 }
 
@@ -70,12 +49,6 @@ static gust_loop *new_loop(void)
     gust_loop *loop = gust_loop_new();
     assert_non_null(loop);
     return loop;
-}
-
-static void make_pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-                                             SOCK_CLOEXEC, 0, sv), 0);
 }
 
 static void close_pair(int sv[2])
@@ -1300,10 +1273,10 @@ int main(void)
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("loop_default_backend",
-                                          backend_tests, setup_default,
+                                          backend_tests, loop_setup_default,
                                           teardown_env);
     failed += cmocka_run_group_tests_name("loop_poll_backend", backend_tests,
-                                          setup_poll, teardown_env);
+                                          loop_setup_poll, teardown_env);
     failed += cmocka_run_group_tests_name("loop", other_tests, NULL, NULL);
     return failed;
 }

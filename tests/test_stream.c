@@ -21,42 +21,7 @@
 #include "gust/stream.h"
 #define GUST__STREAM_PRIVATE
 #include "stream_internal.h"
-
-/* ---- Helpers ------------------------------------------------------------- */
-
-static int setup_default(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static int setup_poll(void **state)
-{
-    (void)state;
-    setenv("GUST_LOOP_BACKEND", "poll", 1);
-    return 0;
-}
-
-static int teardown_env(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(60);
-    return 0;
-}
-
-static void make_pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-                                             SOCK_CLOEXEC, 0, sv), 0);
-}
+#include "gust_test.h"
 
 /* A connected TCP pair over 127.0.0.1. */
 static void tcp_pair(int *a, int *b)
@@ -80,18 +45,6 @@ static void tcp_pair(int *a, int *b)
 static void write_all(int fd, const void *data, size_t len)
 {
     assert_int_equal(write(fd, data, len), (ssize_t)len);
-}
-
-static bool int_reached(gust_loop *loop, void *data)
-{
-    (void)loop;
-    return *(int *)data > 0;
-}
-
-/* Runs until *counter > 0 (fails the test after 20 s). */
-static void run_until_set(gust_loop *loop, int *counter)
-{
-    assert_int_equal(gust_loop_run_until(loop, int_reached, counter, 20), 0);
 }
 
 /* What a read callback saw. */

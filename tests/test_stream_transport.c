@@ -19,64 +19,7 @@
 #include "gust/loop.h"
 #include "gust/stream.h"
 #include "stream_internal.h"
-
-static int setup_default(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static int setup_poll(void **state)
-{
-    (void)state;
-    setenv("GUST_LOOP_BACKEND", "poll", 1);
-    return 0;
-}
-
-static int teardown_env(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(60);
-    return 0;
-}
-
-static void make_pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-                                             SOCK_CLOEXEC, 0, sv), 0);
-}
-
-static bool int_reached(gust_loop *loop, void *data)
-{
-    (void)loop;
-    return *(int *)data > 0;
-}
-
-static void run_until_set(gust_loop *loop, int *counter)
-{
-    assert_int_equal(gust_loop_run_until(loop, int_reached, counter, 20), 0);
-}
-
-static void count_close_cb(gust_stream *s, void *user)
-{
-    (void)s;
-    (*(int *)user)++;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "gust_test.h"
 
 static int wdone, wstatus;
 

@@ -20,42 +20,7 @@
 
 #include "gust/loop.h"
 #include "gust/stream.h"
-
-/* ---- Helpers ------------------------------------------------------------- */
-
-static int setup_default(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static int setup_poll(void **state)
-{
-    (void)state;
-    setenv("GUST_LOOP_BACKEND", "poll", 1);
-    return 0;
-}
-
-static int teardown_env(void **state)
-{
-    (void)state;
-    unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(120);
-    return 0;
-}
-
-static void make_pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-                                             SOCK_CLOEXEC, 0, sv), 0);
-}
+#include "gust_test.h"
 
 static int listen_local(struct sockaddr_in *sin)
 {
@@ -69,23 +34,6 @@ static int listen_local(struct sockaddr_in *sin)
     socklen_t len = sizeof *sin;
     assert_int_equal(getsockname(l, (struct sockaddr *)sin, &len), 0);
     return l;
-}
-
-static bool int_reached(gust_loop *loop, void *data)
-{
-    (void)loop;
-    return *(int *)data > 0;
-}
-
-static void run_until_set(gust_loop *loop, int *counter)
-{
-    assert_int_equal(gust_loop_run_until(loop, int_reached, counter, 60), 0);
-}
-
-static void count_close_cb(gust_stream *s, void *user)
-{
-    (void)s;
-    (*(int *)user)++;
 }
 
 /* Closes s, runs until its close callback, and frees the loop. */
