@@ -85,6 +85,37 @@ static const char *level_colour(int level)
     return "\033[34m";
 }
 
+/* Formats one log line, newline included, truncated to fit size; returns
+ * its length. The stderr writer and the log file share it, so both carry
+ * the same line. */
+static size_t format_line(char *buf, size_t size, int level, const char *module,
+                          const char *msg, bool colour)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    localtime_r(&tv.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%y%m%d %H:%M:%S", &tm);
+
+    char task[16] = "-";
+    int id = gust_task_id();
+    if (id >= 0)
+        snprintf(task, sizeof task, "%d", id);
+
+    int n = snprintf(buf, size, "%s[%c %s %ld %s %s]%s %s\n",
+                     colour ? level_colour(level) : "", level_letter(level),
+                     when, (long)getpid(), task, module,
+                     colour ? "\033[0m" : "", msg);
+    if (n < 0)
+        return 0;
+    if ((size_t)n >= size) {
+        buf[size - 2] = '\n';
+        return size - 1;
+    }
+    return (size_t)n;
+}
+
 void gust_vlog(int level, const char *module, const char *fmt, va_list ap)
 {
     if (level < gust_log_level())
@@ -111,24 +142,12 @@ void gust_vlog(int level, const char *module, const char *fmt, va_list ap)
         return;
     }
 
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    localtime_r(&tv.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%y%m%d %H:%M:%S", &tm);
-
-    char task[16] = "-";
-    int id = gust_task_id();
-    if (id >= 0)
-        snprintf(task, sizeof task, "%d", id);
-
+    char line[2304];
     bool colour = isatty(STDERR_FILENO);
-    /* One fprintf per line so that lines from several processes sharing
+    size_t len = format_line(line, sizeof line, level, module, msg, colour);
+    /* One write per line so that lines from several processes sharing
      * stderr do not interleave mid-line. */
-    fprintf(stderr, "%s[%c %s %ld %s %s]%s %s\n", colour ? level_colour(level) : "",
-            level_letter(level), when, (long)getpid(), task, module,
-            colour ? "\033[0m" : "", msg);
+    fwrite(line, 1, len, stderr);
 }
 
 void gust_log(int level, const char *module, const char *fmt, ...)
@@ -137,4 +156,113 @@ void gust_log(int level, const char *module, const char *fmt, ...)
     va_start(ap, fmt);
     gust_vlog(level, module, fmt, ap);
     va_end(ap);
+}
+
+/* ---- Log file ------------------------------------------------------------ */
+
+/* The file behind gust_log_to_file(). The handler may run on any thread
+ * (executor threads log too), hence its own lock. */
+struct log_file {
+    pthread_mutex_t lock;
+    FILE *fp;
+    char *path;
+    long max_size;
+    int backups;
+    bool to_stderr;
+    long size;
+};
+
+static struct log_file *log_file;
+
+/* Renames PATH.k to PATH.k+1 from the oldest down, then PATH to PATH.1, as
+ * Python's RotatingFileHandler does. Called with lf->lock held. */
+static void rotate(struct log_file *lf)
+{
+    size_t len = strlen(lf->path) + 16;
+    char *from = malloc(len), *to = malloc(len);
+    if (from && to && lf->backups > 0) {
+        fclose(lf->fp);
+        lf->fp = NULL;
+        for (int k = lf->backups - 1; k >= 1; k--) {
+            snprintf(from, len, "%s.%d", lf->path, k);
+            snprintf(to, len, "%s.%d", lf->path, k + 1);
+            rename(from, to);
+        }
+        snprintf(to, len, "%s.1", lf->path);
+        rename(lf->path, to);
+        lf->fp = fopen(lf->path, "ae");
+        lf->size = 0;
+    }
+    free(from);
+    free(to);
+}
+
+static void file_handler(int level, const char *module, const char *msg,
+                         void *data)
+{
+    struct log_file *lf = data;
+    char line[2304];
+    size_t n = format_line(line, sizeof line, level, module, msg, false);
+    pthread_mutex_lock(&lf->lock);
+    if (lf->fp && lf->max_size > 0 && lf->size > 0 &&
+        lf->size + (long)n > lf->max_size)
+        rotate(lf);
+    if (lf->fp) {
+        fwrite(line, 1, n, lf->fp);
+        fflush(lf->fp);
+        lf->size += (long)n;
+    }
+    pthread_mutex_unlock(&lf->lock);
+    if (lf->to_stderr)
+        fwrite(line, 1, n, stderr);
+}
+
+void gust_log_close_file(void)
+{
+    struct log_file *lf = log_file;
+    if (!lf)
+        return;
+    gust_log_set_handler(NULL, NULL);
+    log_file = NULL;
+    if (lf->fp)
+        fclose(lf->fp);
+    pthread_mutex_destroy(&lf->lock);
+    free(lf->path);
+    free(lf);
+}
+
+int gust_log_to_file(const char *path, long max_size, int backups,
+                     bool also_stderr)
+{
+    if (!path || !*path)
+        return -EINVAL;
+    struct log_file *lf = log_file;
+    if (lf && strcmp(lf->path, path) == 0) {
+        pthread_mutex_lock(&lf->lock);
+        lf->max_size = max_size;
+        lf->backups = backups;
+        lf->to_stderr = also_stderr;
+        pthread_mutex_unlock(&lf->lock);
+        return 0;
+    }
+    FILE *fp = fopen(path, "ae");
+    if (!fp)
+        return -errno;
+    lf = calloc(1, sizeof *lf);
+    if (!lf || !(lf->path = strdup(path))) {
+        free(lf);
+        fclose(fp);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&lf->lock, NULL);
+    lf->fp = fp;
+    fseek(fp, 0, SEEK_END);
+    lf->size = ftell(fp);
+    lf->max_size = max_size;
+    lf->backups = backups;
+    lf->to_stderr = also_stderr;
+    gust_log_close_file();
+    log_file = lf;
+    gust_log_set_handler(file_handler, lf);
+    return 0;
 }

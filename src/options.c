@@ -62,18 +62,6 @@ struct parse_cb {
     void *data;
 };
 
-/* The file behind --log-file-prefix. The log handler may run on any thread
- * (executor threads log too), hence the lock. */
-struct log_file {
-    pthread_mutex_t lock;
-    FILE *fp;
-    char *path;
-    long max_size;
-    int backups;
-    bool to_stderr;
-    long size;
-};
-
 struct gust_options {
     struct option *opts;
     size_t n, cap;
@@ -91,7 +79,7 @@ struct gust_options {
     bool log_to_stderr;
     int log_max_size;
     int log_backups;
-    struct log_file *log_file; /* non-NULL while our handler is installed */
+    bool log_file_open; /* our gust_log_to_file() is in force */
 };
 
 static gust_options *default_registry;
@@ -1095,90 +1083,12 @@ static const char *level_name(int level)
     return "debug";
 }
 
-static char level_letter(int level)
-{
-    if (level >= GUST_LOG_ERROR)
-        return 'E';
-    if (level >= GUST_LOG_WARNING)
-        return 'W';
-    if (level >= GUST_LOG_INFO)
-        return 'I';
-    return 'D';
-}
-
-/* Renames PATH.k to PATH.k+1 from the oldest down, then PATH to PATH.1, as
- * Python's RotatingFileHandler. Called with lf->lock held. */
-static void rotate(struct log_file *lf)
-{
-    size_t len = strlen(lf->path) + 16;
-    char *from = malloc(len), *to = malloc(len);
-    if (from && to && lf->backups > 0) {
-        fclose(lf->fp);
-        lf->fp = NULL;
-        for (int k = lf->backups - 1; k >= 1; k--) {
-            snprintf(from, len, "%s.%d", lf->path, k);
-            snprintf(to, len, "%s.%d", lf->path, k + 1);
-            rename(from, to);
-        }
-        snprintf(to, len, "%s.1", lf->path);
-        rename(lf->path, to);
-        lf->fp = fopen(lf->path, "ae");
-        lf->size = 0;
-    }
-    free(from);
-    free(to);
-}
-
-static void file_handler(int level, const char *module, const char *msg,
-                         void *data)
-{
-    struct log_file *lf = data;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    localtime_r(&tv.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%y%m%d %H:%M:%S", &tm);
-    char task[16] = "-";
-    int id = gust_task_id();
-    if (id >= 0)
-        snprintf(task, sizeof task, "%d", id);
-
-    /* The same line as log.c's stderr writer, without colour. */
-    char line[2304];
-    int n = snprintf(line, sizeof line, "[%c %s %ld %s %s] %s\n",
-                     level_letter(level), when, (long)getpid(), task, module,
-                     msg);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof line)
-        n = (int)sizeof line - 1;
-    pthread_mutex_lock(&lf->lock);
-    if (lf->fp && lf->max_size > 0 && lf->size > 0 &&
-        lf->size + n > lf->max_size)
-        rotate(lf);
-    if (lf->fp) {
-        fwrite(line, 1, (size_t)n, lf->fp);
-        fflush(lf->fp);
-        lf->size += n;
-    }
-    pthread_mutex_unlock(&lf->lock);
-    if (lf->to_stderr)
-        fwrite(line, 1, (size_t)n, stderr);
-}
-
 static void close_log_file(gust_options *opts)
 {
-    struct log_file *lf = opts->log_file;
-    if (!lf)
+    if (!opts->log_file_open)
         return;
-    gust_log_set_handler(NULL, NULL);
-    if (lf->fp)
-        fclose(lf->fp);
-    pthread_mutex_destroy(&lf->lock);
-    free(lf->path);
-    free(lf);
-    opts->log_file = NULL;
+    gust_log_close_file();
+    opts->log_file_open = false;
 }
 
 static int apply_logging(gust_options *opts)
@@ -1191,38 +1101,13 @@ static int apply_logging(gust_options *opts)
         close_log_file(opts);
         return 0;
     }
-    struct log_file *lf = opts->log_file;
-    if (lf && strcmp(lf->path, path) == 0) {
-        pthread_mutex_lock(&lf->lock);
-        lf->max_size = opts->log_max_size;
-        lf->backups = opts->log_backups;
-        lf->to_stderr = opts->log_to_stderr;
-        pthread_mutex_unlock(&lf->lock);
-        return 0;
+    int rc = gust_log_to_file(path, opts->log_max_size, opts->log_backups,
+                              opts->log_to_stderr);
+    if (rc < 0) {
+        set_error(opts, "cannot open log file %.200s: %s", path, strerror(-rc));
+        return rc;
     }
-    FILE *fp = fopen(path, "ae");
-    if (!fp) {
-        int err = errno;
-        set_error(opts, "cannot open log file %.200s: %s", path, strerror(err));
-        return -err;
-    }
-    lf = calloc(1, sizeof *lf);
-    if (!lf || !(lf->path = strdup(path))) {
-        free(lf);
-        fclose(fp);
-        set_error(opts, "out of memory");
-        return -ENOMEM;
-    }
-    pthread_mutex_init(&lf->lock, NULL);
-    lf->fp = fp;
-    fseek(fp, 0, SEEK_END);
-    lf->size = ftell(fp);
-    lf->max_size = opts->log_max_size;
-    lf->backups = opts->log_backups;
-    lf->to_stderr = opts->log_to_stderr;
-    close_log_file(opts);
-    opts->log_file = lf;
-    gust_log_set_handler(file_handler, lf);
+    opts->log_file_open = true;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #define GUST_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,21 @@ int gust_log_level_from_name(const char *name);
 typedef void (*gust_log_fn)(int level, const char *module, const char *msg,
                             void *data);
 void gust_log_set_handler(gust_log_fn fn, void *data);
+
+/* Writes log lines to the file at path (appended to; created if missing),
+ * in the stderr format without colour, instead of stderr, or as well with
+ * also_stderr. When the file would grow past max_size bytes (0: never) it is
+ * rotated, as Python's RotatingFileHandler: path becomes path.1, path.1
+ * becomes path.2, ..., up to backups files. Calling it again with the same
+ * path only changes the settings. Replaces any handler set with
+ * gust_log_set_handler(). Returns 0, or a negated errno if the file cannot
+ * be opened (logging is then unchanged). Call it, and gust_log_close_file(),
+ * while no other thread logs (e.g. at start-up in main). */
+int gust_log_to_file(const char *path, long max_size, int backups,
+                     bool also_stderr);
+
+/* Closes the log file and restores the stderr writer. No-op if none. */
+void gust_log_close_file(void);
 
 /* Logs a printf-style message for module ("loop", "stream", "http"...). */
 void gust_log(int level, const char *module, const char *fmt, ...)
