@@ -1,6 +1,14 @@
-/* Internal calls into streams made by other Gust modules. Not installed. */
+/* Internal calls into streams made by other Gust modules, and the private
+ * layout shared by the stream's own files (stream.c, stream_read.c,
+ * stream_write.c, stream_socket.c). Not installed. */
 #ifndef GUST_STREAM_INTERNAL_H
 #define GUST_STREAM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "gust/stream.h"
 
@@ -11,5 +19,190 @@
 typedef void (*gust__stream_free_hook)(gust_stream *stream, void *data);
 void gust__stream_set_free_hook(gust_stream *stream, gust__stream_free_hook fn,
                                 void *data);
+
+/* gust_stream_new() for a socket just made by accept4(SOCK_NONBLOCK |
+ * SOCK_CLOEXEC) (or otherwise known to be a non-blocking, CLOEXEC socket):
+ * skips the three syscalls that check it. Same result and ownership. */
+gust_stream *gust__stream_new_accepted(gust_loop *loop, int fd,
+                                       const gust_stream_options *opts);
+
+/* ---- Transport seam ------------------------------------------------------
+ *
+ * All I/O on the fd goes through one of these, so that a TLS transport can
+ * be added as one file (stream_tls.c) without touching the buffering logic.
+ * The plain one (stream_socket.c) calls the kernel directly.
+ *
+ * Contract: every function returns the byte count (> 0), 0 for end of file
+ * (read only), or a negated errno: -EAGAIN when it would block (the core then
+ * waits for the fd to be readable / writable), -EINTR is retried by the core,
+ * anything else closes the stream with that code. None of them may raise
+ * SIGPIPE. */
+typedef struct gust__stream_transport {
+    const char *name;
+    ssize_t (*read)(gust_stream *stream, void *buf, size_t len);
+    ssize_t (*writev)(gust_stream *stream, const struct iovec *iov, int iovcnt);
+    /* Sends up to len bytes of file_fd from *offset and advances it. NULL:
+     * the core reads the file with pread() and sends it with writev().
+     * -EINVAL / -ENOSYS also make the core fall back to that. */
+    ssize_t (*sendfile)(gust_stream *stream, int file_fd, off_t *offset,
+                        size_t len);
+    /* Releases the transport's state; called once, just before the core
+     * closes the fd. May be NULL. */
+    void (*close)(gust_stream *stream);
+} gust__stream_transport;
+
+/* The plain transport for sockets and pipes. */
+extern const gust__stream_transport gust__stream_plain_transport;
+
+/* Replaces the stream's transport (e.g. to start TLS on a fresh stream).
+ * state is the transport's own, read back with gust__stream_transport_state. */
+void gust__stream_set_transport(gust_stream *stream,
+                                const gust__stream_transport *tp, void *state);
+void *gust__stream_transport_state(const gust_stream *stream);
+
+/* ---- Private to the stream's own files ---------------------------------- */
+
+#ifdef GUST__STREAM_PRIVATE
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+
+enum gust__read_kind {
+    GUST__READ_NONE = 0,
+    GUST__READ_UNTIL,
+    GUST__READ_REGEX,
+    GUST__READ_BYTES,
+    GUST__READ_CLOSE,
+};
+
+/* What find_read says about the pending read and the buffered data. */
+enum gust__read_found {
+    GUST__FOUND_NONE = 0, /* not yet: wait for more data */
+    GUST__FOUND_READY,    /* deliver *len bytes with *status */
+    GUST__FOUND_UNSAT,    /* max_bytes reached without a match */
+};
+
+/* One piece of the write queue. Copies coalesce into the tail COPY segment;
+ * REF borrows the caller's iovecs; FILE sends a file range. */
+enum gust__wseg_kind { GUST__WSEG_COPY, GUST__WSEG_REF, GUST__WSEG_FILE };
+
+typedef struct gust__wseg {
+    struct gust__wseg *next;
+    int kind;
+    union {
+        struct {
+            size_t off; /* first unsent byte */
+            size_t len; /* bytes filled */
+            size_t cap;
+            char *buf;  /* points just after the struct */
+        } copy;
+        struct {
+            struct iovec *iov; /* our copy of the array; points after the struct */
+            int cnt;
+            int idx;    /* first iovec with unsent bytes */
+            size_t off; /* bytes of iov[idx] already sent */
+        } ref;
+        struct {
+            int fd;
+            bool no_sendfile; /* sendfile refused this fd: use pread */
+            off_t off;
+            size_t left;
+        } file;
+    } u;
+} gust__wseg;
+
+/* A write callback, due once the stream's byte count sent reaches at. */
+typedef struct gust__wmark {
+    uint64_t at;
+    gust_stream_write_cb cb;
+    void *user;
+} gust__wmark;
+
+#define GUST__DELIM_INLINE 16
+
+struct gust_stream {
+    gust_loop *loop;
+    int fd;
+    int error;           /* why it closed (0: local close or clean EOF) */
+    unsigned events;     /* mask registered with the loop */
+    bool registered;     /* fd has a handler on the loop */
+    bool hup_parked;     /* handler removed after a hang-up while idle */
+    bool is_socket;
+    bool closed;
+    bool close_running;  /* the close dispatch has started */
+    bool close_done;     /* ... and finished: free when refs reaches 0 */
+    bool connecting;
+    bool connect_ready;  /* connect() succeeded at once: cb due in dispatch */
+    bool dispatch_queued;
+    int refs;            /* scheduled loop callbacks holding the stream */
+    void *data;
+
+    size_t max_buffer_size;
+    size_t max_write_buffer_size;
+    size_t read_chunk_size;
+
+    const gust__stream_transport *tp;
+    void *tp_state;
+
+    /* Read buffer: live bytes are rbuf[rstart, rend). NULL when empty. */
+    char *rbuf;
+    size_t rcap, rstart, rend;
+    unsigned delivering; /* > 0 while a read callback holds a buffer pointer */
+
+    /* The pending read. */
+    int rkind;
+    unsigned rflags;
+    gust_stream_read_cb rcb;
+    void *ruser;
+    size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX: max_bytes */
+    size_t scan;      /* UNTIL: where the next search starts, from rstart */
+    size_t found_len; /* UNTIL/REGEX: the result length, once found */
+    bool found;
+    char *delim;
+    size_t delim_len;
+    char delim_inline[GUST__DELIM_INLINE];
+    pcre2_code *re;
+    pcre2_match_data *md;
+
+    /* Write queue. */
+    gust__wseg *whead, *wtail;
+    uint64_t wqueued, wsent; /* bytes accepted and handed to the kernel */
+    gust__wmark *marks;      /* ring of pending write callbacks */
+    size_t mcap, mhead, mcount;
+
+    gust_stream_connect_cb connect_cb;
+    void *connect_user;
+    gust_stream_close_cb close_cb;
+    void *close_user;
+    gust__stream_free_hook free_hook;
+    void *free_hook_data;
+
+    gust_timer timer; /* fallback for scheduling when add_callback is OOM */
+};
+
+/* stream.c */
+void gust__stream_close_with(gust_stream *s, int err);
+void gust__stream_update_events(gust_stream *s, bool keep_read);
+void gust__stream_schedule(gust_stream *s);
+
+/* stream_read.c */
+void gust__stream_read_clear(gust_stream *s);
+int gust__stream_find_read(gust_stream *s, size_t *len, int *status);
+void gust__stream_deliver(gust_stream *s);
+bool gust__stream_handle_read(gust_stream *s);
+void gust__stream_read_on_close(gust_stream *s);
+void gust__stream_rbuf_release(gust_stream *s);
+
+/* stream_write.c */
+bool gust__stream_write_pending(const gust_stream *s);
+ssize_t gust__stream_flush(gust_stream *s);
+void gust__stream_fire_marks(gust_stream *s);
+void gust__stream_write_on_close(gust_stream *s);
+void gust__stream_write_drop(gust_stream *s);
+void gust__stream_write_free(gust_stream *s);
+
+#endif /* GUST__STREAM_PRIVATE */
 
 #endif /* GUST_STREAM_INTERNAL_H */

@@ -10,7 +10,9 @@
  * satisfy the pending read from its buffer. A read callback receives
  *     cb(stream, status, data, len, user)
  * where data points into the stream's buffer and is valid only until the
- * callback returns; those bytes are consumed when it returns. status is
+ * callback returns; those bytes are consumed when it returns (a read started
+ * inside the callback sees only what follows them). data is never NULL, even
+ * when len is 0. status is
  *     0                 the read is complete; data/len are its result;
  *     GUST_STREAM_CHUNK a streamed chunk (GUST_READ_STREAMING), more follow;
  *     < 0               the read failed: GUST_ESTREAMCLOSED (closed before
@@ -19,7 +21,10 @@
  *                       stays open and the data stays buffered), or the
  *                       errno that closed the stream.
  * A callback is never run inside the call that registered it: data that is
- * already buffered is delivered on the next loop iteration.
+ * already buffered is delivered on the next loop iteration. Data that arrived
+ * together with an end of file or a reset still completes the pending read
+ * before the stream closes. An idle stream holds no read buffer: the buffer
+ * is given back (to a small per-thread cache) whenever it becomes empty.
  *
  * WRITES. gust_stream_write() tries the syscall at once and copies only what
  * the kernel did not take; gust_stream_write_ref() borrows the caller's
@@ -27,15 +32,25 @@
  * queue goes out with writev() in order. A write callback
  *     cb(stream, status, user)
  * runs once its bytes have all been handed to the kernel (status 0), or with
- * a negative status if the stream closed first.
+ * a negative status if the stream closed first. Callbacks run in the order
+ * the writes were made. A write that meets a fatal error (EPIPE,
+ * ECONNRESET...) at once is still accepted (returns 0): the stream closes
+ * with that error and the callback gets GUST_ESTREAMCLOSED.
+ *
+ * SIGPIPE. Writing never raises SIGPIPE, so the process need not ignore it:
+ * sockets are written with MSG_NOSIGNAL; around writev() on a pipe and
+ * sendfile() (which have no such flag) SIGPIPE is blocked in the calling
+ * thread and the one the call raised is discarded. A broken pipe closes the
+ * stream with -EPIPE.
  *
  * CLOSING. gust_stream_close(), a peer hang-up, an I/O error or a buffer
  * overflow closes the fd at once. Then, on a later loop iteration and after
  * callbacks already queued: the pending read's callback (if any, with an
  * error status, or for read_until_close with status 0 and the remaining
  * data), pending write callbacks (with GUST_ESTREAMCLOSED), and last the close
- * callback, exactly once. The stream is freed after the close callback
- * returns; the pointer must not be used after that.
+ * callback, exactly once. (A connect still in progress gets its callback
+ * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
+ * close callback returns; the pointer must not be used after that.
  */
 #ifndef GUST_STREAM_H
 #define GUST_STREAM_H
@@ -106,11 +121,15 @@ void *gust_stream_data(const gust_stream *stream);
 
 /* ---- Connecting -------------------------------------------------------- */
 
-/* Starts a non-blocking connect() of the stream's socket to addr. cb runs
- * once: status 0 when connected, else the negated errno (-ECONNREFUSED, ...),
- * after which the stream is closed. Reads and writes may be queued before the
- * connect completes; they start once it does.
- * Returns 0, or a negative code (nothing is called) if it cannot start. */
+/* Starts a non-blocking connect() of the stream's socket to addr. cb (may be
+ * NULL) runs once: status 0 when connected, else the negated errno
+ * (-ECONNREFUSED, ...), after which the stream is closed (the close callback
+ * runs after cb). A failure connect() reports at once (e.g. ECONNREFUSED on a
+ * unix socket) is reported through cb the same way. Reads and writes may be
+ * queued before the connect completes; they start once it does.
+ * Returns 0, or a negative code (nothing is called) if it cannot start:
+ * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), or connect()'s own
+ * misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
 int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
                         socklen_t addrlen, gust_stream_connect_cb cb,
                         void *user);
@@ -129,8 +148,10 @@ int gust_stream_read_until(gust_stream *stream, const void *delim,
 
 /* Reads until the PCRE2 pattern matches the buffered data; the result ends
  * with the end of the match. Same max_bytes rules as read_until. The
- * pattern is compiled (with JIT where available) at each call; an invalid
- * pattern returns -EINVAL. */
+ * pattern is compiled (with JIT where available) at each call and freed when
+ * the read ends; an invalid pattern returns -EINVAL. A match that PCRE2
+ * cannot complete (its match or depth limits) ends the read with
+ * GUST_EUNSATISFIABLE rather than buffering forever. */
 int gust_stream_read_until_regex(gust_stream *stream, const char *pattern,
                                  size_t max_bytes, gust_stream_read_cb cb,
                                  void *user);
@@ -143,19 +164,25 @@ int gust_stream_read_bytes(gust_stream *stream, size_t n, unsigned flags,
 
 /* Reads until the peer closes; the callback then gets status 0 and all the
  * data (or, with GUST_READ_STREAMING, chunks then a final status 0 with no
- * data). Exceeding max_buffer_size without GUST_READ_STREAMING closes the
- * stream with GUST_EBUFFERFULL. */
+ * data). A local gust_stream_close() also ends it with status 0. If the
+ * stream closes on an error instead (-ECONNRESET, ...), the final call gets
+ * that error, with whatever data was still buffered (possibly truncated).
+ * Exceeding max_buffer_size without GUST_READ_STREAMING closes the stream
+ * with GUST_EBUFFERFULL. */
 int gust_stream_read_until_close(gust_stream *stream, unsigned flags,
                                  gust_stream_read_cb cb, void *user);
 
-/* True while a read is pending. */
+/* True while a read is pending (after a close, until its callback ran). */
 bool gust_stream_reading(const gust_stream *stream);
 
 /* ---- Writing ----------------------------------------------------------- */
 
-/* Queues len bytes for sending, copying whatever cannot be written at once.
- * cb (may be NULL) runs when they have all been handed to the kernel.
- * Returns 0, GUST_ESTREAMCLOSED, or GUST_EBUFFERFULL. */
+/* Queues len bytes for sending, copying whatever cannot be written at once
+ * (consecutive small copies share one buffer). When nothing is queued the
+ * bytes go to the kernel inside this call. cb (may be NULL) runs when they
+ * have all been handed to the kernel, never inside this call (len 0: after
+ * the writes before it). Returns 0, GUST_ESTREAMCLOSED, GUST_EBUFFERFULL
+ * (max_write_buffer_size), or -ENOMEM. */
 int gust_stream_write(gust_stream *stream, const void *data, size_t len,
                       gust_stream_write_cb cb, void *user);
 
@@ -166,14 +193,17 @@ int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
                           int iovcnt, gust_stream_write_cb cb, void *user);
 
 /* Queues len bytes of file_fd starting at offset, sent with sendfile() where
- * possible. file_fd must stay open until cb runs. Returns as write_ref. */
+ * possible (else read with pread() and written). file_fd must stay open
+ * until cb runs (cb is required). If the file turns out shorter than
+ * offset + len the stream closes with -EIO. Returns 0, GUST_ESTREAMCLOSED,
+ * -EINVAL or -ENOMEM. */
 int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
                          size_t len, gust_stream_write_cb cb, void *user);
 
 /* True while written data has not all been handed to the kernel. */
 bool gust_stream_writing(const gust_stream *stream);
 
-/* Bytes queued but not yet sent. */
+/* Bytes queued but not yet sent (0 once closed: close drops them). */
 size_t gust_stream_write_buffer_size(const gust_stream *stream);
 
 /* ---- Closing ----------------------------------------------------------- */

@@ -1,0 +1,519 @@
+/* Streams: the read buffer and the four kinds of read.
+ *
+ * The buffer is one contiguous block holding rbuf[rstart, rend), so a
+ * delimiter search or a regex sees plain memory and a result is handed to
+ * the callback without a copy. Bytes are consumed by moving rstart before the
+ * callback runs (the memory itself is left alone until it returns), so a read
+ * started from inside the callback already sees only what follows. An empty
+ * buffer is given back (to a small per-thread cache) so that idle streams
+ * hold no buffer at all.
+ */
+#define GUST__STREAM_PRIVATE
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gust/stream.h"
+#include "stream_internal.h"
+
+/* Reads per readable event: enough to drain a fast socket in a few calls,
+ * few enough that one busy peer cannot starve the others. */
+#define READS_PER_EVENT 4
+
+/* ---- Buffer cache ---------------------------------------------------------
+ *
+ * Buffers of the default size are kept per thread (at most CACHE_MAX) so a
+ * busy server does not malloc and free 64 KiB for every request. A thread's
+ * cache is freed when the thread exits. */
+#define CACHE_BUF_SIZE ((size_t)64 * 1024)
+#define CACHE_MAX 8
+
+typedef struct rbuf_cache {
+    int count;
+    bool keyed;
+    char *bufs[CACHE_MAX];
+} rbuf_cache;
+
+static _Thread_local rbuf_cache tl_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_key_ok;
+
+static void cache_destroy(void *p)
+{
+    rbuf_cache *c = p;
+    while (c->count > 0)
+        free(c->bufs[--c->count]);
+}
+
+static void cache_key_init(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, cache_destroy) == 0;
+}
+
+static char *cache_get(void)
+{
+    rbuf_cache *c = &tl_cache;
+    return c->count > 0 ? c->bufs[--c->count] : NULL;
+}
+
+static bool cache_put(char *buf)
+{
+    rbuf_cache *c = &tl_cache;
+    if (c->count >= CACHE_MAX)
+        return false;
+    if (!c->keyed) {
+        /* Without the key's destructor a thread's cache would leak at
+         * thread exit: then do not cache at all. */
+        pthread_once(&cache_once, cache_key_init);
+        if (!cache_key_ok || pthread_setspecific(cache_key, c) != 0)
+            return false;
+        c->keyed = true;
+    }
+    c->bufs[c->count++] = buf;
+    return true;
+}
+
+static void buf_free(char *buf, size_t cap)
+{
+    if (cap == CACHE_BUF_SIZE && cache_put(buf))
+        return;
+    free(buf);
+}
+
+void gust__stream_rbuf_release(gust_stream *s)
+{
+    if (!s->rbuf)
+        return;
+    buf_free(s->rbuf, s->rcap);
+    s->rbuf = NULL;
+    s->rcap = s->rstart = s->rend = 0;
+}
+
+/* Makes room for at least want more bytes after rend. Returns false if out
+ * of memory (the buffer is then unchanged). */
+static bool ensure_space(gust_stream *s, size_t want)
+{
+    size_t live = s->rend - s->rstart;
+    if (!s->rbuf) {
+        size_t cap = want > s->read_chunk_size ? want : s->read_chunk_size;
+        char *b = NULL;
+        if (cap <= CACHE_BUF_SIZE) {
+            b = cache_get();
+            if (b)
+                cap = CACHE_BUF_SIZE;
+        }
+        if (!b)
+            b = malloc(cap);
+        if (!b)
+            return false;
+        s->rbuf = b;
+        s->rcap = cap;
+        s->rstart = s->rend = 0;
+        return true;
+    }
+    if (s->rcap - s->rend >= want)
+        return true;
+    /* Never move bytes a read callback may still be looking at. */
+    assert(s->delivering == 0);
+    if (s->rstart > 0 && live + want <= s->rcap) {
+        memmove(s->rbuf, s->rbuf + s->rstart, live);
+        s->rstart = 0;
+        s->rend = live;
+        return true;
+    }
+    size_t cap = s->rcap;
+    while (cap < live + want) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *b = malloc(cap);
+    if (!b)
+        return false;
+    memcpy(b, s->rbuf + s->rstart, live);
+    buf_free(s->rbuf, s->rcap);
+    s->rbuf = b;
+    s->rcap = cap;
+    s->rstart = 0;
+    s->rend = live;
+    return true;
+}
+
+/* ---- Finding the end of the pending read --------------------------------- */
+
+void gust__stream_read_clear(gust_stream *s)
+{
+    s->rkind = GUST__READ_NONE;
+    s->found = false;
+    s->rcb = NULL;
+    s->ruser = NULL;
+    if (s->delim && s->delim != s->delim_inline)
+        free(s->delim);
+    s->delim = NULL;
+    s->delim_len = 0;
+    if (s->md) {
+        pcre2_match_data_free(s->md);
+        s->md = NULL;
+    }
+    if (s->re) {
+        pcre2_code_free(s->re);
+        s->re = NULL;
+    }
+}
+
+/* Below this many bytes a memchr()/memcmp() scan beats memmem(), whose
+ * set-up dominates on a short request head. Above it memmem() keeps the
+ * worst case linear, whatever delimiter and data a peer chooses. */
+#define SHORT_SEARCH 512
+
+static const char *search(const char *hay, size_t n, const char *needle,
+                          size_t dl)
+{
+    if (dl == 1)
+        return memchr(hay, needle[0], n);
+    if (n >= SHORT_SEARCH)
+        return memmem(hay, n, needle, dl);
+    const char *end = hay + n - dl + 1; /* n >= dl here */
+    for (const char *p = hay; p < end; p++) {
+        p = memchr(p, needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, needle + 1, dl - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static int find_until(gust_stream *s, size_t live, size_t *len)
+{
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
+    size_t max = s->rn;
+    size_t lim = max && max < live ? max : live;
+    size_t dl = s->delim_len;
+    if (lim >= s->scan + dl) {
+        const char *base = s->rbuf + s->rstart;
+        const char *p = search(base + s->scan, lim - s->scan, s->delim, dl);
+        if (p) {
+            /* Remembered: the read loop and the delivery both ask. */
+            *len = s->found_len = (size_t)(p - base) + dl;
+            s->found = true;
+            return GUST__FOUND_READY;
+        }
+        /* Nothing starts before here: a match straddling the end of what
+         * we have begins in its last dl - 1 bytes at the earliest. */
+        s->scan = lim - (dl - 1);
+    }
+    if (max && live >= max)
+        return GUST__FOUND_UNSAT;
+    return GUST__FOUND_NONE;
+}
+
+static int find_regex(gust_stream *s, size_t live, size_t *len)
+{
+    size_t max = s->rn;
+    if (s->found) {
+        *len = s->found_len;
+        return GUST__FOUND_READY;
+    }
+    if (live == 0)
+        return GUST__FOUND_NONE;
+    size_t lim = max && max < live ? max : live;
+    int rc = pcre2_match(s->re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim, 0, 0,
+                         s->md, NULL);
+    if (rc >= 0) {
+        *len = s->found_len = pcre2_get_ovector_pointer(s->md)[1];
+        s->found = true;
+        return GUST__FOUND_READY;
+    }
+    /* Other failures (match or depth limits) would fail again on every
+     * chunk: report them as unsatisfiable rather than buffer forever. */
+    if (rc != PCRE2_ERROR_NOMATCH || (max && live >= max))
+        return GUST__FOUND_UNSAT;
+    return GUST__FOUND_NONE;
+}
+
+int gust__stream_find_read(gust_stream *s, size_t *len, int *status)
+{
+    size_t live = s->rend - s->rstart;
+    *status = 0;
+    switch (s->rkind) {
+    case GUST__READ_UNTIL:
+        return find_until(s, live, len);
+    case GUST__READ_REGEX:
+        return find_regex(s, live, len);
+    case GUST__READ_BYTES:
+        if (s->rflags & GUST_READ_STREAMING) {
+            if (live == 0)
+                return GUST__FOUND_NONE;
+            *len = live < s->rn ? live : s->rn;
+            if (*len < s->rn)
+                *status = GUST_STREAM_CHUNK;
+            return GUST__FOUND_READY;
+        }
+        if (s->rflags & GUST_READ_PARTIAL) {
+            if (live == 0)
+                return GUST__FOUND_NONE;
+            *len = live < s->rn ? live : s->rn;
+            return GUST__FOUND_READY;
+        }
+        if (live < s->rn)
+            return GUST__FOUND_NONE;
+        *len = s->rn;
+        return GUST__FOUND_READY;
+    case GUST__READ_CLOSE:
+        /* Without streaming, everything is delivered at close. */
+        if (!(s->rflags & GUST_READ_STREAMING) || live == 0)
+            return GUST__FOUND_NONE;
+        *len = live;
+        *status = GUST_STREAM_CHUNK;
+        return GUST__FOUND_READY;
+    default:
+        return GUST__FOUND_NONE;
+    }
+}
+
+/* ---- Delivering ---------------------------------------------------------- */
+
+void gust__stream_deliver(gust_stream *s)
+{
+    while (s->rkind != GUST__READ_NONE && !s->closed) {
+        size_t len = 0;
+        int status;
+        int found = gust__stream_find_read(s, &len, &status);
+        if (found == GUST__FOUND_NONE)
+            break;
+        gust_stream_read_cb cb = s->rcb;
+        void *user = s->ruser;
+        if (found == GUST__FOUND_UNSAT) {
+            gust__stream_read_clear(s);
+            s->delivering++;
+            cb(s, GUST_EUNSATISFIABLE, "", 0, user);
+            s->delivering--;
+            continue;
+        }
+        const char *p = len ? s->rbuf + s->rstart : "";
+        s->rstart += len;
+        if (status == GUST_STREAM_CHUNK) {
+            if (s->rkind == GUST__READ_BYTES)
+                s->rn -= len;
+        } else {
+            gust__stream_read_clear(s);
+        }
+        s->delivering++;
+        cb(s, status, p, len, user);
+        s->delivering--;
+    }
+    if (s->delivering)
+        return;
+    if (s->rbuf && s->rstart == s->rend) {
+        gust__stream_rbuf_release(s);
+    } else if (s->rkind != GUST__READ_NONE && !s->closed &&
+               s->rend - s->rstart >= s->max_buffer_size) {
+        /* The pending read wants more than the stream may hold. */
+        gust__stream_close_with(s, GUST_EBUFFERFULL);
+    }
+}
+
+bool gust__stream_handle_read(gust_stream *s)
+{
+    bool progress = false;
+    bool eof = false;
+    int err = 0;
+    int reads = 0;
+    while (s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
+        size_t len;
+        int status;
+        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE)
+            break;
+        size_t live = s->rend - s->rstart;
+        if (live >= s->max_buffer_size) {
+            gust__stream_close_with(s, GUST_EBUFFERFULL);
+            return true;
+        }
+        size_t room = s->max_buffer_size - live;
+        if (!ensure_space(s, room < s->read_chunk_size ? room : s->read_chunk_size)) {
+            gust__stream_close_with(s, -ENOMEM);
+            return true;
+        }
+        /* Ask for read_chunk_size even when a cached buffer has more room:
+         * it is the caller's knob for how much one read() may take. */
+        if (room > s->read_chunk_size)
+            room = s->read_chunk_size;
+        if (room > s->rcap - s->rend)
+            room = s->rcap - s->rend;
+        ssize_t n = s->tp->read(s, s->rbuf + s->rend, room);
+        if (n > 0) {
+            s->rend += (size_t)n;
+            progress = true;
+            reads++;
+        } else if (n == 0) {
+            eof = true;
+            break;
+        } else if (n == -EAGAIN) {
+            break;
+        } else if (n != -EINTR) {
+            err = (int)n;
+            break;
+        }
+    }
+    /* Data that arrived with the EOF or error still satisfies the read. */
+    gust__stream_deliver(s);
+    if (eof || err) {
+        gust__stream_close_with(s, err);
+        return true;
+    }
+    return progress;
+}
+
+/* Called from the close dispatch: the pending read's final callback. */
+void gust__stream_read_on_close(gust_stream *s)
+{
+    if (s->rkind == GUST__READ_NONE)
+        return;
+    gust_stream_read_cb cb = s->rcb;
+    void *user = s->ruser;
+    int kind = s->rkind;
+    gust__stream_read_clear(s);
+    if (kind != GUST__READ_CLOSE) {
+        cb(s, s->error ? s->error : GUST_ESTREAMCLOSED, "", 0, user);
+        return;
+    }
+    size_t len = s->rend - s->rstart;
+    const char *p = len ? s->rbuf + s->rstart : "";
+    s->rstart = s->rend;
+    s->delivering++;
+    cb(s, s->error, p, len, user);
+    s->delivering--;
+}
+
+/* ---- Starting reads ------------------------------------------------------ */
+
+static int read_check(gust_stream *s, gust_stream_read_cb cb)
+{
+    assert(s);
+    if (!cb)
+        return -EINVAL;
+    if (s->closed)
+        return GUST_ESTREAMCLOSED;
+    if (s->rkind != GUST__READ_NONE)
+        return GUST_EREADPENDING;
+    return 0;
+}
+
+/* The read is set up: deliver from the buffer on the next iteration if it
+ * can be, else wait for the fd. */
+static int read_begin(gust_stream *s, int kind, unsigned flags,
+                      gust_stream_read_cb cb, void *user)
+{
+    s->rkind = kind;
+    s->rflags = flags;
+    s->rcb = cb;
+    s->ruser = user;
+    s->scan = 0;
+    /* Started from a read callback: the delivery loop that called it goes
+     * on with this read as soon as the callback returns. */
+    if (s->delivering && !s->close_running) {
+        gust__stream_update_events(s, true);
+        return 0;
+    }
+    if (s->rend > s->rstart) {
+        size_t len;
+        int status;
+        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE ||
+            s->rend - s->rstart >= s->max_buffer_size) {
+            gust__stream_schedule(s);
+            return 0;
+        }
+    }
+    gust__stream_update_events(s, true);
+    return 0;
+}
+
+int gust_stream_read_until(gust_stream *stream, const void *delim,
+                           size_t delim_len, size_t max_bytes,
+                           gust_stream_read_cb cb, void *user)
+{
+    gust_stream *s = stream;
+    int r = read_check(s, cb);
+    if (r < 0)
+        return r;
+    if (!delim || delim_len == 0)
+        return -EINVAL;
+    char *d = s->delim_inline;
+    if (delim_len > GUST__DELIM_INLINE) {
+        d = malloc(delim_len);
+        if (!d)
+            return -ENOMEM;
+    }
+    memcpy(d, delim, delim_len);
+    s->delim = d;
+    s->delim_len = delim_len;
+    s->rn = max_bytes;
+    return read_begin(s, GUST__READ_UNTIL, 0, cb, user);
+}
+
+int gust_stream_read_until_regex(gust_stream *stream, const char *pattern,
+                                 size_t max_bytes, gust_stream_read_cb cb,
+                                 void *user)
+{
+    gust_stream *s = stream;
+    int r = read_check(s, cb);
+    if (r < 0)
+        return r;
+    if (!pattern)
+        return -EINVAL;
+    int errcode;
+    PCRE2_SIZE erroff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   0, &errcode, &erroff, NULL);
+    if (!re)
+        return errcode == PCRE2_ERROR_NOMEMORY ? -ENOMEM : -EINVAL;
+    /* JIT is an optimisation: without it pcre2_match interprets. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    if (!md) {
+        pcre2_code_free(re);
+        return -ENOMEM;
+    }
+    s->re = re;
+    s->md = md;
+    s->rn = max_bytes;
+    return read_begin(s, GUST__READ_REGEX, 0, cb, user);
+}
+
+int gust_stream_read_bytes(gust_stream *stream, size_t n, unsigned flags,
+                           gust_stream_read_cb cb, void *user)
+{
+    gust_stream *s = stream;
+    int r = read_check(s, cb);
+    if (r < 0)
+        return r;
+    if (n == 0 || (flags & ~(unsigned)(GUST_READ_PARTIAL | GUST_READ_STREAMING)))
+        return -EINVAL;
+    s->rn = n;
+    return read_begin(s, GUST__READ_BYTES, flags, cb, user);
+}
+
+int gust_stream_read_until_close(gust_stream *stream, unsigned flags,
+                                 gust_stream_read_cb cb, void *user)
+{
+    gust_stream *s = stream;
+    int r = read_check(s, cb);
+    if (r < 0)
+        return r;
+    if (flags & ~(unsigned)GUST_READ_STREAMING)
+        return -EINVAL;
+    s->rn = 0;
+    return read_begin(s, GUST__READ_CLOSE, flags, cb, user);
+}
+
+bool gust_stream_reading(const gust_stream *stream)
+{
+    return stream->rkind != GUST__READ_NONE;
+}

@@ -1,0 +1,475 @@
+/* Streams: the write queue.
+ *
+ * Data and callbacks are kept apart. The data is a list of segments (copies,
+ * borrowed iovecs, file ranges) sent in order with writev()/sendfile(). Each
+ * callback is a "mark": the stream's running count of bytes accepted when
+ * the write was made. A callback is due once the count of bytes handed to the
+ * kernel reaches its mark, so many small copied writes can share one buffer
+ * and still complete one by one, in order.
+ */
+#define GUST__STREAM_PRIVATE
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gust/stream.h"
+#include "stream_internal.h"
+
+/* Segments gathered into one writev(). */
+#define GATHER_MAX 64
+/* Smallest copy buffer, so that small writes coalesce. */
+#define COPY_MIN ((size_t)16 * 1024)
+/* pread() buffer when sendfile() cannot be used. */
+#define FILE_CHUNK ((size_t)32 * 1024)
+/* One sendfile() call at most (Linux caps a call near 2 GiB anyway). */
+#define SENDFILE_MAX ((size_t)1 << 30)
+
+bool gust_stream_writing(const gust_stream *stream)
+{
+    return stream->whead != NULL;
+}
+
+size_t gust_stream_write_buffer_size(const gust_stream *stream)
+{
+    return stream->closed ? 0 : (size_t)(stream->wqueued - stream->wsent);
+}
+
+bool gust__stream_write_pending(const gust_stream *s)
+{
+    return s->whead != NULL;
+}
+
+/* ---- Marks (pending callbacks), a ring ---------------------------------- */
+
+/* Makes room for one more mark, so a write never fails after its data has
+ * gone out. */
+static int marks_reserve(gust_stream *s)
+{
+    if (s->mcount < s->mcap)
+        return 0;
+    size_t cap = s->mcap ? s->mcap * 2 : 4;
+    gust__wmark *m = malloc(cap * sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->mcount; i++)
+        m[i] = s->marks[(s->mhead + i) & (s->mcap - 1)];
+    free(s->marks);
+    s->marks = m;
+    s->mcap = cap;
+    s->mhead = 0;
+    return 0;
+}
+
+static void marks_push(gust_stream *s, gust_stream_write_cb cb, void *user)
+{
+    assert(s->mcount < s->mcap);
+    gust__wmark *m = &s->marks[(s->mhead + s->mcount) & (s->mcap - 1)];
+    m->at = s->wqueued;
+    m->cb = cb;
+    m->user = user;
+    s->mcount++;
+}
+
+static bool marks_due(const gust_stream *s)
+{
+    return s->mcount > 0 && s->marks[s->mhead].at <= s->wsent;
+}
+
+static gust__wmark marks_pop(gust_stream *s)
+{
+    gust__wmark m = s->marks[s->mhead];
+    s->mhead = (s->mhead + 1) & (s->mcap - 1);
+    s->mcount--;
+    return m;
+}
+
+void gust__stream_fire_marks(gust_stream *s)
+{
+    /* Only marks that existed on entry: one made by a write inside these
+     * callbacks is run by the dispatch, never inside its own write call. */
+    size_t n = s->mcount;
+    while (n-- > 0 && !s->closed && marks_due(s)) {
+        gust__wmark m = marks_pop(s);
+        m.cb(s, 0, m.user);
+    }
+    if (!s->closed && marks_due(s))
+        gust__stream_schedule(s);
+}
+
+/* Called from the close dispatch: every callback still owed. */
+void gust__stream_write_on_close(gust_stream *s)
+{
+    while (s->mcount > 0) {
+        gust__wmark m = marks_pop(s);
+        m.cb(s, m.at <= s->wsent ? 0 : GUST_ESTREAMCLOSED, m.user);
+    }
+}
+
+/* ---- Segments ------------------------------------------------------------ */
+
+static void seg_append(gust_stream *s, gust__wseg *g)
+{
+    g->next = NULL;
+    if (s->wtail)
+        s->wtail->next = g;
+    else
+        s->whead = g;
+    s->wtail = g;
+}
+
+static void seg_pop(gust_stream *s)
+{
+    gust__wseg *g = s->whead;
+    s->whead = g->next;
+    if (!s->whead)
+        s->wtail = NULL;
+    free(g);
+}
+
+static void segs_free(gust_stream *s)
+{
+    while (s->whead)
+        seg_pop(s);
+}
+
+void gust__stream_write_drop(gust_stream *s)
+{
+    segs_free(s);
+}
+
+void gust__stream_write_free(gust_stream *s)
+{
+    segs_free(s);
+    free(s->marks);
+    s->marks = NULL;
+    s->mcap = s->mcount = s->mhead = 0;
+}
+
+/* Appends a copy of data, into the tail copy buffer when it fits. */
+static int append_copy(gust_stream *s, const char *data, size_t len)
+{
+    gust__wseg *t = s->wtail;
+    if (t && t->kind == GUST__WSEG_COPY && t->u.copy.cap - t->u.copy.len >= len) {
+        memcpy(t->u.copy.buf + t->u.copy.len, data, len);
+        t->u.copy.len += len;
+        return 0;
+    }
+    size_t cap = len < COPY_MIN ? COPY_MIN : len;
+    if (cap > SIZE_MAX - sizeof *t)
+        return -ENOMEM;
+    gust__wseg *g = malloc(sizeof *g + cap);
+    if (!g)
+        return -ENOMEM;
+    g->kind = GUST__WSEG_COPY;
+    g->u.copy.buf = (char *)(g + 1);
+    g->u.copy.cap = cap;
+    g->u.copy.len = len;
+    g->u.copy.off = 0;
+    memcpy(g->u.copy.buf, data, len);
+    seg_append(s, g);
+    return 0;
+}
+
+/* Accounts n bytes of gathered segments as sent. */
+static void consume(gust_stream *s, size_t n)
+{
+    s->wsent += n;
+    while (n > 0) {
+        gust__wseg *g = s->whead;
+        assert(g && g->kind != GUST__WSEG_FILE);
+        if (g->kind == GUST__WSEG_COPY) {
+            size_t take = g->u.copy.len - g->u.copy.off;
+            if (take > n)
+                take = n;
+            g->u.copy.off += take;
+            n -= take;
+            if (g->u.copy.off == g->u.copy.len)
+                seg_pop(s);
+            continue;
+        }
+        while (n > 0 && g->u.ref.idx < g->u.ref.cnt) {
+            size_t rem = g->u.ref.iov[g->u.ref.idx].iov_len - g->u.ref.off;
+            if (n >= rem) {
+                n -= rem;
+                g->u.ref.idx++;
+                g->u.ref.off = 0;
+            } else {
+                g->u.ref.off += n;
+                n = 0;
+            }
+        }
+        while (g->u.ref.idx < g->u.ref.cnt && g->u.ref.iov[g->u.ref.idx].iov_len == 0)
+            g->u.ref.idx++;
+        if (g->u.ref.idx == g->u.ref.cnt)
+            seg_pop(s);
+    }
+}
+
+/* Fills iov from the head segments up to the first file segment. */
+static int gather(gust_stream *s, struct iovec *iov, int max, size_t *total)
+{
+    int cnt = 0;
+    *total = 0;
+    for (gust__wseg *g = s->whead; g && g->kind != GUST__WSEG_FILE && cnt < max;
+         g = g->next) {
+        if (g->kind == GUST__WSEG_COPY) {
+            iov[cnt].iov_base = g->u.copy.buf + g->u.copy.off;
+            iov[cnt].iov_len = g->u.copy.len - g->u.copy.off;
+            *total += iov[cnt++].iov_len;
+            continue;
+        }
+        for (int i = g->u.ref.idx; i < g->u.ref.cnt && cnt < max; i++) {
+            size_t off = i == g->u.ref.idx ? g->u.ref.off : 0;
+            if (g->u.ref.iov[i].iov_len == off)
+                continue;
+            iov[cnt].iov_base = (char *)g->u.ref.iov[i].iov_base + off;
+            iov[cnt].iov_len = g->u.ref.iov[i].iov_len - off;
+            *total += iov[cnt++].iov_len;
+        }
+    }
+    return cnt;
+}
+
+/* Sends some of the file segment at the head. Returns bytes sent or a
+ * negated errno. */
+static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
+{
+    size_t want = g->u.file.left < SENDFILE_MAX ? g->u.file.left : SENDFILE_MAX;
+    ssize_t n;
+    if (!g->u.file.no_sendfile && s->tp->sendfile) {
+        off_t off = g->u.file.off;
+        n = s->tp->sendfile(s, g->u.file.fd, &off, want);
+        if (n == -EINVAL || n == -ENOSYS)
+            g->u.file.no_sendfile = true; /* e.g. the source is a pipe */
+        else if (n == 0)
+            return -EIO; /* the file is shorter than the range promised */
+        else if (n < 0)
+            return n;
+    }
+    if (g->u.file.no_sendfile || !s->tp->sendfile) {
+        char buf[FILE_CHUNK];
+        size_t k = want < sizeof buf ? want : sizeof buf;
+        ssize_t got = pread(g->u.file.fd, buf, k, g->u.file.off);
+        if (got < 0)
+            return errno == EINTR ? -EINTR : -errno;
+        if (got == 0)
+            return -EIO;
+        struct iovec v = { buf, (size_t)got };
+        n = s->tp->writev(s, &v, 1);
+        if (n <= 0)
+            return n == 0 ? -EAGAIN : n;
+    }
+    g->u.file.off += n;
+    g->u.file.left -= (size_t)n;
+    s->wsent += (uint64_t)n;
+    if (g->u.file.left == 0)
+        seg_pop(s);
+    return n;
+}
+
+ssize_t gust__stream_flush(gust_stream *s)
+{
+    ssize_t total = 0;
+    while (s->whead) {
+        ssize_t n;
+        bool short_write = false;
+        if (s->whead->kind == GUST__WSEG_FILE) {
+            n = send_file_seg(s, s->whead);
+        } else {
+            struct iovec iov[GATHER_MAX];
+            size_t want;
+            int cnt = gather(s, iov, GATHER_MAX, &want);
+            n = s->tp->writev(s, iov, cnt);
+            if (n > 0) {
+                consume(s, (size_t)n);
+                /* A short write means the kernel buffer is full: skip the
+                 * syscall that would only say EAGAIN. */
+                short_write = (size_t)n < want;
+            } else if (n == 0) {
+                n = -EAGAIN;
+            }
+        }
+        if (n > 0) {
+            total += n;
+            if (short_write)
+                break;
+            continue;
+        }
+        if (n == -EINTR)
+            continue;
+        if (n == -EAGAIN)
+            break;
+        gust__stream_close_with(s, (int)n);
+        return n;
+    }
+    return total;
+}
+
+/* ---- Public calls -------------------------------------------------------- */
+
+/* After a write call: completions are run by the dispatch (never here), and
+ * WRITE is watched only while data is left. */
+static void after_write(gust_stream *s)
+{
+    if (s->closed)
+        return;
+    if (marks_due(s))
+        gust__stream_schedule(s);
+    gust__stream_update_events(s, true);
+}
+
+/* Try-first: a write to an empty queue goes straight to the kernel. Returns
+ * bytes taken, or a negated errno other than EAGAIN. */
+static ssize_t try_writev(gust_stream *s, const struct iovec *iov, int cnt)
+{
+    if (s->whead || s->connecting || s->fd < 0)
+        return 0;
+    for (;;) {
+        ssize_t n = s->tp->writev(s, iov, cnt);
+        if (n >= 0)
+            return n;
+        if (n == -EAGAIN)
+            return 0;
+        if (n != -EINTR)
+            return n;
+    }
+}
+
+int gust_stream_write(gust_stream *stream, const void *data, size_t len,
+                      gust_stream_write_cb cb, void *user)
+{
+    gust_stream *s = stream;
+    assert(s && (data || len == 0));
+    if (s->closed)
+        return GUST_ESTREAMCLOSED;
+    size_t unsent = (size_t)(s->wqueued - s->wsent);
+    if (s->max_write_buffer_size &&
+        (len > s->max_write_buffer_size ||
+         unsent > s->max_write_buffer_size - len))
+        return GUST_EBUFFERFULL;
+    if (cb && marks_reserve(s) < 0)
+        return -ENOMEM;
+    ssize_t sent = 0;
+    int err = 0;
+    if (len > 0) {
+        struct iovec v = { (void *)data, len };
+        sent = try_writev(s, &v, 1);
+        if (sent < 0) {
+            err = (int)sent;
+            sent = 0;
+        } else if ((size_t)sent < len &&
+                   append_copy(s, (const char *)data + sent, len - (size_t)sent) < 0) {
+            if (sent == 0)
+                return -ENOMEM;
+            err = -ENOMEM; /* part went out: cannot take the call back */
+        }
+    }
+    s->wqueued += len;
+    s->wsent += (uint64_t)sent;
+    if (cb)
+        marks_push(s, cb, user);
+    if (err) {
+        /* Accepted: the callback hears of the error from the close. */
+        gust__stream_close_with(s, err);
+        return 0;
+    }
+    after_write(s);
+    return 0;
+}
+
+int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
+                          int iovcnt, gust_stream_write_cb cb, void *user)
+{
+    gust_stream *s = stream;
+    assert(s);
+    if (!cb || iovcnt < 0 || (iovcnt > 0 && !iov))
+        return -EINVAL;
+    if (s->closed)
+        return GUST_ESTREAMCLOSED;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SIZE_MAX - total)
+            return -EINVAL;
+        total += iov[i].iov_len;
+    }
+    if (marks_reserve(s) < 0)
+        return -ENOMEM;
+    ssize_t sent = 0;
+    int err = 0;
+    if (total > 0) {
+        sent = try_writev(s, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
+        if (sent < 0) {
+            err = (int)sent;
+            sent = 0;
+        }
+    }
+    if (!err && (size_t)sent < total) {
+        /* Borrow what is left: skip the iovecs already sent. */
+        int first = 0;
+        size_t off = (size_t)sent;
+        while (off >= iov[first].iov_len) {
+            off -= iov[first].iov_len;
+            first++;
+        }
+        int cnt = iovcnt - first;
+        gust__wseg *g = malloc(sizeof *g + (size_t)cnt * sizeof *iov);
+        if (!g) {
+            if (sent == 0)
+                return -ENOMEM;
+            err = -ENOMEM;
+        } else {
+            g->kind = GUST__WSEG_REF;
+            g->u.ref.iov = (struct iovec *)(g + 1);
+            memcpy(g->u.ref.iov, iov + first, (size_t)cnt * sizeof *iov);
+            g->u.ref.cnt = cnt;
+            g->u.ref.idx = 0;
+            g->u.ref.off = off;
+            seg_append(s, g);
+        }
+    }
+    s->wqueued += total;
+    s->wsent += (uint64_t)sent;
+    marks_push(s, cb, user);
+    if (err) {
+        gust__stream_close_with(s, err);
+        return 0;
+    }
+    after_write(s);
+    return 0;
+}
+
+int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
+                         size_t len, gust_stream_write_cb cb, void *user)
+{
+    gust_stream *s = stream;
+    assert(s);
+    if (!cb || file_fd < 0 || offset < 0)
+        return -EINVAL;
+    if (s->closed)
+        return GUST_ESTREAMCLOSED;
+    if (marks_reserve(s) < 0)
+        return -ENOMEM;
+    if (len > 0) {
+        gust__wseg *g = malloc(sizeof *g);
+        if (!g)
+            return -ENOMEM;
+        g->kind = GUST__WSEG_FILE;
+        g->u.file.fd = file_fd;
+        g->u.file.no_sendfile = false;
+        g->u.file.off = offset;
+        g->u.file.left = len;
+        bool was_empty = s->whead == NULL;
+        seg_append(s, g);
+        s->wqueued += len;
+        marks_push(s, cb, user);
+        if (was_empty && !s->connecting && gust__stream_flush(s) < 0)
+            return 0; /* closed: the callback gets the error */
+    } else {
+        marks_push(s, cb, user);
+    }
+    after_write(s);
+    return 0;
+}
