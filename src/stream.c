@@ -258,6 +258,11 @@ static void dispatch(gust_loop *loop, void *data)
         if (cb)
             cb(s, 0, s->connect_user);
     }
+    if (!s->closed && s->read_again) {
+        s->read_again = false;
+        if (s->rkind != GUST__READ_NONE)
+            gust__stream_handle_read(s); /* delivers too */
+    }
     if (!s->closed)
         gust__stream_deliver(s);
     if (!s->closed)
@@ -281,8 +286,10 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
          * dropped when a READ event finds no read pending. */
         if (s->rkind != GUST__READ_NONE || (keep_read && (s->events & GUST_READ)))
             want |= GUST_READ;
-        if (s->whead)
+        if (s->whead && !s->corked)
             want |= GUST_WRITE;
+        if (s->tp->events)
+            want = s->tp->events(s, want) & (GUST_READ | GUST_WRITE);
     }
     int r = 0;
     if (!s->registered) {
@@ -373,12 +380,15 @@ static void on_io(gust_loop *loop, int fd, unsigned events, void *data)
             return;
         progress = true;
     }
+    /* A transport that remaps events (TLS) may need a read to write or a
+     * write to read: then any event retries both. */
+    bool any = s->tp->events != NULL;
     bool was_reading = s->rkind != GUST__READ_NONE;
-    if (was_reading && (events & (GUST_READ | GUST_ERROR)))
+    if (was_reading && (any || (events & (GUST_READ | GUST_ERROR))))
         progress |= gust__stream_handle_read(s);
     if (s->closed)
         return;
-    if (s->whead && (events & (GUST_WRITE | GUST_ERROR))) {
+    if (s->whead && (any || (events & (GUST_WRITE | GUST_ERROR)))) {
         ssize_t n = gust__stream_flush(s);
         if (s->closed)
             return;
@@ -469,6 +479,9 @@ void gust__stream_close_with(gust_stream *s, int err)
 
 void gust_stream_close(gust_stream *stream)
 {
+    /* Writes gathered in this read callback would have been sent by now
+     * without the gathering: give them their try. */
+    gust__stream_uncork(stream);
     gust__stream_close_with(stream, 0);
 }
 

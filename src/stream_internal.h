@@ -49,6 +49,17 @@ typedef struct gust__stream_transport {
     /* Releases the transport's state; called once, just before the core
      * closes the fd. May be NULL. */
     void (*close)(gust_stream *stream);
+    /* Adjusts the events the core is about to watch. want is the core's
+     * own mask: READ while a read is pending, WRITE while data is queued.
+     * TLS returns READ instead of WRITE after SSL_write() wanted to read
+     * (a handshake), or adds WRITE after SSL_read() wanted to write. When
+     * this is set, every fd event retries the pending read and the queued
+     * writes, whatever its kind. NULL: want is used as is. */
+    unsigned (*events)(gust_stream *stream, unsigned want);
+    /* Bytes already taken from the fd and held by the transport
+     * (SSL_pending()). While it is > 0 and a read is pending, the core goes
+     * on reading without waiting for the fd. NULL: never any. */
+    size_t (*pending)(gust_stream *stream);
 } gust__stream_transport;
 
 /* The plain transport for sockets and pipes. */
@@ -136,6 +147,8 @@ struct gust_stream {
     bool connecting;
     bool connect_ready;  /* connect() succeeded at once: cb due in dispatch */
     bool dispatch_queued;
+    bool read_again;     /* the transport holds data: dispatch reads on */
+    bool corked;         /* small writes from a read callback wait in the queue */
     int refs;            /* scheduled loop callbacks holding the stream */
     void *data;
 
@@ -187,6 +200,11 @@ void gust__stream_close_with(gust_stream *s, int err);
 void gust__stream_update_events(gust_stream *s, bool keep_read);
 void gust__stream_schedule(gust_stream *s);
 
+/* stream_read.c: per-thread caches of same-sized blocks. */
+enum { GUST__CACHE_RBUF, GUST__CACHE_WSEG, GUST__CACHE_KINDS };
+void *gust__stream_cache_get(int kind);
+bool gust__stream_cache_put(int kind, void *buf);
+
 /* stream_read.c */
 void gust__stream_read_clear(gust_stream *s);
 int gust__stream_find_read(gust_stream *s, size_t *len, int *status);
@@ -198,6 +216,7 @@ void gust__stream_rbuf_release(gust_stream *s);
 /* stream_write.c */
 bool gust__stream_write_pending(const gust_stream *s);
 ssize_t gust__stream_flush(gust_stream *s);
+void gust__stream_uncork(gust_stream *s);
 void gust__stream_fire_marks(gust_stream *s);
 void gust__stream_write_on_close(gust_stream *s);
 void gust__stream_write_drop(gust_stream *s);

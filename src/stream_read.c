@@ -24,28 +24,30 @@
 
 /* ---- Buffer cache ---------------------------------------------------------
  *
- * Buffers of the default size are kept per thread (at most CACHE_MAX) so a
- * busy server does not malloc and free 64 KiB for every request. A thread's
- * cache is freed when the thread exits. */
+ * Read buffers of the default size and write copy segments of the smallest
+ * size are kept per thread (at most CACHE_MAX of each), so a busy server
+ * does not malloc and free them for every request. A thread's cache is
+ * freed when the thread exits. */
 #define CACHE_BUF_SIZE ((size_t)64 * 1024)
 #define CACHE_MAX 8
 
-typedef struct rbuf_cache {
-    int count;
+typedef struct buf_cache {
     bool keyed;
-    char *bufs[CACHE_MAX];
-} rbuf_cache;
+    int count[GUST__CACHE_KINDS];
+    void *bufs[GUST__CACHE_KINDS][CACHE_MAX];
+} buf_cache;
 
-static _Thread_local rbuf_cache tl_cache;
+static _Thread_local buf_cache tl_cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static bool cache_key_ok;
 
 static void cache_destroy(void *p)
 {
-    rbuf_cache *c = p;
-    while (c->count > 0)
-        free(c->bufs[--c->count]);
+    buf_cache *c = p;
+    for (int k = 0; k < GUST__CACHE_KINDS; k++)
+        while (c->count[k] > 0)
+            free(c->bufs[k][--c->count[k]]);
 }
 
 static void cache_key_init(void)
@@ -53,16 +55,16 @@ static void cache_key_init(void)
     cache_key_ok = pthread_key_create(&cache_key, cache_destroy) == 0;
 }
 
-static char *cache_get(void)
+void *gust__stream_cache_get(int kind)
 {
-    rbuf_cache *c = &tl_cache;
-    return c->count > 0 ? c->bufs[--c->count] : NULL;
+    buf_cache *c = &tl_cache;
+    return c->count[kind] > 0 ? c->bufs[kind][--c->count[kind]] : NULL;
 }
 
-static bool cache_put(char *buf)
+bool gust__stream_cache_put(int kind, void *buf)
 {
-    rbuf_cache *c = &tl_cache;
-    if (c->count >= CACHE_MAX)
+    buf_cache *c = &tl_cache;
+    if (c->count[kind] >= CACHE_MAX)
         return false;
     if (!c->keyed) {
         /* Without the key's destructor a thread's cache would leak at
@@ -72,13 +74,13 @@ static bool cache_put(char *buf)
             return false;
         c->keyed = true;
     }
-    c->bufs[c->count++] = buf;
+    c->bufs[kind][c->count[kind]++] = buf;
     return true;
 }
 
 static void buf_free(char *buf, size_t cap)
 {
-    if (cap == CACHE_BUF_SIZE && cache_put(buf))
+    if (cap == CACHE_BUF_SIZE && gust__stream_cache_put(GUST__CACHE_RBUF, buf))
         return;
     free(buf);
 }
@@ -101,7 +103,7 @@ static bool ensure_space(gust_stream *s, size_t want)
         size_t cap = want > s->read_chunk_size ? want : s->read_chunk_size;
         char *b = NULL;
         if (cap <= CACHE_BUF_SIZE) {
-            b = cache_get();
+            b = gust__stream_cache_get(GUST__CACHE_RBUF);
             if (b)
                 cap = CACHE_BUF_SIZE;
         }
@@ -311,6 +313,8 @@ void gust__stream_deliver(gust_stream *s)
     }
     if (s->delivering)
         return;
+    /* The answers to everything delivered leave in one writev(). */
+    gust__stream_uncork(s);
     if (s->rbuf && s->rstart == s->rend) {
         gust__stream_rbuf_release(s);
     } else if (s->rkind != GUST__READ_NONE && !s->closed &&
@@ -329,8 +333,10 @@ bool gust__stream_handle_read(gust_stream *s)
     while (s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
         size_t len;
         int status;
-        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE)
+        if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE) {
+            progress = true; /* the delivery below moves things on */
             break;
+        }
         size_t live = s->rend - s->rstart;
         if (live >= s->max_buffer_size) {
             gust__stream_close_with(s, GUST_EBUFFERFULL);
@@ -367,6 +373,13 @@ bool gust__stream_handle_read(gust_stream *s)
     if (eof || err) {
         gust__stream_close_with(s, err);
         return true;
+    }
+    /* A transport holding data of its own will get no readiness event for
+     * it: come back on the next iteration. */
+    if (!s->closed && s->rkind != GUST__READ_NONE && s->tp->pending &&
+        s->tp->pending(s) > 0) {
+        s->read_again = true;
+        gust__stream_schedule(s);
     }
     return progress;
 }

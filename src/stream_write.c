@@ -22,6 +22,9 @@
 #define GATHER_MAX 64
 /* Smallest copy buffer, so that small writes coalesce. */
 #define COPY_MIN ((size_t)16 * 1024)
+/* Writes up to this size made inside a read callback are gathered and sent
+ * together when the callback returns (see gust__stream_uncork). */
+#define CORK_MAX ((size_t)16 * 1024)
 /* pread() buffer when sendfile() cannot be used. */
 #define FILE_CHUNK ((size_t)32 * 1024)
 /* One sendfile() call at most (Linux caps a call near 2 GiB anyway). */
@@ -120,13 +123,21 @@ static void seg_append(gust_stream *s, gust__wseg *g)
     s->wtail = g;
 }
 
+static void seg_free(gust__wseg *g)
+{
+    if (g->kind == GUST__WSEG_COPY && g->u.copy.cap == COPY_MIN &&
+        gust__stream_cache_put(GUST__CACHE_WSEG, g))
+        return;
+    free(g);
+}
+
 static void seg_pop(gust_stream *s)
 {
     gust__wseg *g = s->whead;
     s->whead = g->next;
     if (!s->whead)
         s->wtail = NULL;
-    free(g);
+    seg_free(g);
 }
 
 static void segs_free(gust_stream *s)
@@ -160,7 +171,9 @@ static int append_copy(gust_stream *s, const char *data, size_t len)
     size_t cap = len < COPY_MIN ? COPY_MIN : len;
     if (cap > SIZE_MAX - sizeof *t)
         return -ENOMEM;
-    gust__wseg *g = malloc(sizeof *g + cap);
+    gust__wseg *g = cap == COPY_MIN ? gust__stream_cache_get(GUST__CACHE_WSEG) : NULL;
+    if (!g)
+        g = malloc(sizeof *g + cap);
     if (!g)
         return -ENOMEM;
     g->kind = GUST__WSEG_COPY;
@@ -250,15 +263,22 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
             return n;
     }
     if (g->u.file.no_sendfile || !s->tp->sendfile) {
-        char buf[FILE_CHUNK];
-        size_t k = want < sizeof buf ? want : sizeof buf;
+        /* On the heap: this may run on a coroutine's small stack. */
+        size_t k = want < FILE_CHUNK ? want : FILE_CHUNK;
+        char *buf = malloc(k);
+        if (!buf)
+            return -ENOMEM;
         ssize_t got = pread(g->u.file.fd, buf, k, g->u.file.off);
-        if (got < 0)
-            return errno == EINTR ? -EINTR : -errno;
-        if (got == 0)
-            return -EIO;
+        if (got <= 0) {
+            int e = got < 0 ? errno : 0;
+            free(buf);
+            if (got == 0)
+                return -EIO;
+            return e == EINTR ? -EINTR : -e;
+        }
         struct iovec v = { buf, (size_t)got };
         n = s->tp->writev(s, &v, 1);
+        free(buf);
         if (n <= 0)
             return n == 0 ? -EAGAIN : n;
     }
@@ -308,6 +328,24 @@ ssize_t gust__stream_flush(gust_stream *s)
     return total;
 }
 
+/* ---- Corking ---------------------------------------------------------------
+ *
+ * Inside a read callback with more input already buffered, small writes are
+ * queued rather than written at once: the delivery loop will run several
+ * callbacks from one read (pipelined requests), and their answers then leave
+ * in one writev() when the loop ends.
+ * Anything that cannot wait (a big write, write_ref, sendfile, close) sends
+ * the gathered data first, so the order never changes. */
+
+void gust__stream_uncork(gust_stream *s)
+{
+    if (!s->corked)
+        return;
+    s->corked = false;
+    if (!s->closed && !s->connecting && s->whead)
+        gust__stream_flush(s);
+}
+
 /* ---- Public calls -------------------------------------------------------- */
 
 /* After a write call: completions are run by the dispatch (never here), and
@@ -325,6 +363,9 @@ static void after_write(gust_stream *s)
  * bytes taken, or a negated errno other than EAGAIN. */
 static ssize_t try_writev(gust_stream *s, const struct iovec *iov, int cnt)
 {
+    gust__stream_uncork(s);
+    if (s->closed)
+        return -EPIPE; /* the flush above failed; the stream has its error */
     if (s->whead || s->connecting || s->fd < 0)
         return 0;
     for (;;) {
@@ -354,7 +395,15 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
         return -ENOMEM;
     ssize_t sent = 0;
     int err = 0;
-    if (len > 0) {
+    /* Gather only when more input is already buffered (more pipelined
+     * requests to answer) or gathering has begun: a lone request's answer
+     * goes out at once, without the copy. */
+    if (len > 0 && s->delivering && len <= CORK_MAX && !s->connecting &&
+        (s->corked || (!s->whead && s->rend > s->rstart))) {
+        if (append_copy(s, data, len) < 0)
+            return -ENOMEM;
+        s->corked = true;
+    } else if (len > 0) {
         struct iovec v = { (void *)data, len };
         sent = try_writev(s, &v, 1);
         if (sent < 0) {
@@ -452,6 +501,13 @@ int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
         return GUST_ESTREAMCLOSED;
     if (marks_reserve(s) < 0)
         return -ENOMEM;
+    gust__stream_uncork(s);
+    if (s->closed) {
+        /* Accepted: the flush failed, the callback hears of it at close. */
+        s->wqueued += len;
+        marks_push(s, cb, user);
+        return 0;
+    }
     if (len > 0) {
         gust__wseg *g = malloc(sizeof *g);
         if (!g)

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -252,7 +253,7 @@ static void fuzz_write_tick(gust_timer *t, void *data)
     }
 }
 
-static void run_random_reads(size_t chunk, uint64_t seed)
+static void run_random_reads(size_t chunk, uint64_t seed, bool use_pipe)
 {
     rng_state = seed;
     fuzz f = { 0 };
@@ -265,7 +266,14 @@ static void run_random_reads(size_t chunk, uint64_t seed)
     for (int i = 0; i < 200; i++) /* some HTTP-like heads */
         memcpy(f.data + rnd(RAND_TOTAL - 4), "\r\n\r\n", 4);
     int sv[2];
-    make_pair(sv);
+    if (use_pipe) {
+        int p[2];
+        assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+        sv[0] = p[0];
+        sv[1] = p[1];
+    } else {
+        make_pair(sv);
+    }
     f.wfd = sv[1];
     gust_stream_options o = { .read_chunk_size = chunk };
     f.s = gust_stream_new(f.loop, sv[0], &o);
@@ -287,13 +295,19 @@ static void run_random_reads(size_t chunk, uint64_t seed)
 static void test_random_reads_small_chunks(void **state)
 {
     (void)state;
-    run_random_reads(7, 1);
+    run_random_reads(7, 1, false);
 }
 
 static void test_random_reads_default_chunks(void **state)
 {
     (void)state;
-    run_random_reads(0, 2);
+    run_random_reads(0, 2, false);
+}
+
+static void test_random_reads_pipe(void **state)
+{
+    (void)state;
+    run_random_reads(100, 4, true);
 }
 
 /* ---- TCP round trips ------------------------------------------------------ */
@@ -732,6 +746,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_random_reads_small_chunks),
         T(test_random_reads_default_chunks),
+        T(test_random_reads_pipe),
         T(test_tcp_round_trips),
         T(test_hangup_while_idle_does_not_spin),
         T(test_streaming_past_max_buffer_size),

@@ -36,6 +36,12 @@
  * the writes were made. A write that meets a fatal error (EPIPE,
  * ECONNRESET...) at once is still accepted (returns 0): the stream closes
  * with that error and the callback gets GUST_ESTREAMCLOSED.
+ * Inside a read callback, while more input is already buffered behind the
+ * data being delivered, small writes (up to 16 KiB each) are gathered and
+ * sent when the delivery returns, so the answers to pipelined requests
+ * delivered from one read leave in one writev(). A bigger write, write_ref,
+ * sendfile or gust_stream_close() sends what was gathered first; the order of
+ * the bytes is always the order of the calls.
  *
  * SIGPIPE. Writing never raises SIGPIPE, so the process need not ignore it:
  * sockets are written with MSG_NOSIGNAL; around writev() on a pipe and
@@ -51,6 +57,8 @@
  * callback, exactly once. (A connect still in progress gets its callback
  * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
  * close callback returns; the pointer must not be used after that.
+ * A peer that hangs up while the stream neither reads nor writes is noticed
+ * by the next read or write (the data it sent before is still delivered).
  */
 #ifndef GUST_STREAM_H
 #define GUST_STREAM_H
@@ -140,8 +148,10 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
  * with the delimiter. max_bytes > 0 bounds the result including the
  * delimiter: once that many bytes are buffered without a match the callback
  * gets GUST_EUNSATISFIABLE and the stream stays open. 0: no bound except
- * max_buffer_size. delim is copied.
- * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, or -EINVAL. */
+ * max_buffer_size. delim is copied. The search resumes where the previous
+ * one stopped, so a head arriving in many pieces is scanned once.
+ * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, -EINVAL (no delimiter,
+ * NULL cb) or -ENOMEM. */
 int gust_stream_read_until(gust_stream *stream, const void *delim,
                            size_t delim_len, size_t max_bytes,
                            gust_stream_read_cb cb, void *user);
@@ -179,7 +189,8 @@ bool gust_stream_reading(const gust_stream *stream);
 
 /* Queues len bytes for sending, copying whatever cannot be written at once
  * (consecutive small copies share one buffer). When nothing is queued the
- * bytes go to the kernel inside this call. cb (may be NULL) runs when they
+ * bytes go to the kernel inside this call (small writes in a read callback:
+ * when the callback returns, see WRITES). cb (may be NULL) runs when they
  * have all been handed to the kernel, never inside this call (len 0: after
  * the writes before it). Returns 0, GUST_ESTREAMCLOSED, GUST_EBUFFERFULL
  * (max_write_buffer_size), or -ENOMEM. */
@@ -216,7 +227,8 @@ void gust_stream_set_close_callback(gust_stream *stream,
 /* Closes the fd now and schedules the pending callbacks and the close
  * callback. Safe from inside any of the stream's callbacks; a second call is
  * a no-op. Queued unsent data is dropped: to close after sending, close from
- * the last write's callback. */
+ * the last write's callback. (Writes gathered inside the current read
+ * callback, see WRITES, get the one non-blocking try they would have had.) */
 void gust_stream_close(gust_stream *stream);
 
 /* True once the stream is closed (the pointer stays valid until the close

@@ -85,8 +85,9 @@ int gust_tcp_server_bind(gust_tcp_server *server, int port,
 int gust_tcp_server_start(gust_tcp_server *server, int num_processes);
 
 /* Starts accepting on sockets that were bound already (gust_bind_sockets).
- * Takes ownership of the list and its sockets. Returns 0 or a negative code
- * (the list is then still owned by the server and freed with it). */
+ * Takes ownership of the list and its sockets, even when it fails (they are
+ * then closed or kept by the server and closed with it). Returns 0 or a
+ * negative code. */
 int gust_tcp_server_add_sockets(gust_tcp_server *server,
                                 gust_socket_list *sockets);
 
