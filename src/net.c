@@ -1,10 +1,12 @@
-/* Sockets: listeners, the accept loop, name resolution and outgoing TCP
- * connections (Tornado's netutil and tcpclient). */
+/* Sockets: binding listeners, accepting connections, resolving names and
+ * connecting (Tornado's netutil and tcpclient). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +20,228 @@
 
 #define DEFAULT_BACKLOG 1024
 /* Connections accepted per readable event: enough to drain a burst, few
- * enough that one busy listener cannot keep the loop from other fds. */
+ * enough that one busy listener leaves the loop time for everything else. */
 #define ACCEPT_BATCH 64
-/* Pause after running out of descriptors, as nginx does, instead of
- * spinning on a listener that stays readable. */
-#define EMFILE_PAUSE_SECONDS 0.1
+/* How long accepting pauses when the process is out of descriptors. */
+#define ACCEPT_BACKOFF 0.1
 
-/* ---- Listening sockets -------------------------------------------------- */
-
-static gust_socket_list *list_new(size_t cap)
+/* getaddrinfo() reports its own codes; callers want errno-style ones. */
+static int gai_code(int rc)
 {
-    gust_socket_list *l = malloc(sizeof *l + cap * sizeof l->fds[0]);
-    if (l)
-        l->count = 0;
-    return l;
+    switch (rc) {
+    case 0:
+        return 0;
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+        return -ENOENT;
+    case EAI_AGAIN:
+        return -EAGAIN;
+    case EAI_MEMORY:
+        return -ENOMEM;
+    case EAI_FAMILY:
+        return -EAFNOSUPPORT;
+    case EAI_SYSTEM:
+        return errno ? -errno : -EIO;
+    default:
+        return -EINVAL;
+    }
+}
+
+static void port_string(int port, char out[8])
+{
+    snprintf(out, 8, "%d", port);
+}
+
+static void set_port(struct sockaddr *sa, int port)
+{
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)(void *)sa)->sin_port = htons((uint16_t)port);
+    else if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons((uint16_t)port);
+}
+
+/* True if an earlier result has the same address: some resolvers list one
+ * address twice (e.g. once per /etc/hosts line), and the second bind would
+ * fail with EADDRINUSE. */
+static bool seen_before(const struct addrinfo *head, const struct addrinfo *ai)
+{
+    for (const struct addrinfo *p = head; p != ai; p = p->ai_next)
+        if (p->ai_family == ai->ai_family && p->ai_addrlen == ai->ai_addrlen &&
+            memcmp(p->ai_addr, ai->ai_addr, ai->ai_addrlen) == 0)
+            return true;
+    return false;
+}
+
+/* One listening socket for ai; returns the fd or a negated errno. */
+static int listen_one(const struct addrinfo *ai, int port, int backlog,
+                      bool reuse_port)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail;
+    if (reuse_port &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+    /* Without V6ONLY, "::" would also take the IPv4 port and the 0.0.0.0
+     * socket bound next to it would fail with EADDRINUSE. */
+    if (ai->ai_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+        goto fail;
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    set_port((struct sockaddr *)&ss, port);
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) < 0)
+        goto fail;
+    if (listen(fd, backlog) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+gust_socket_list *gust_bind_sockets(int port, const char *address,
+                                    const gust_bind_options *opts)
+{
+    if (port < 0 || port > 65535) {
+        errno = EINVAL;
+        return NULL;
+    }
+    gust_bind_options o = opts ? *opts : (gust_bind_options){0};
+    int backlog = o.backlog > 0 ? o.backlog : DEFAULT_BACKLOG;
+    if (address && !*address)
+        address = NULL;
+
+    struct addrinfo hints = {
+        .ai_family = o.family,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE,
+    };
+    char service[8];
+    port_string(port, service);
+    struct addrinfo *res = NULL;
+    int rc = gai_code(getaddrinfo(address, service, &hints, &res));
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    size_t n = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        n++;
+    gust_socket_list *list = malloc(sizeof *list + n * sizeof(int));
+    if (!list) {
+        freeaddrinfo(res);
+        errno = ENOMEM;
+        return NULL;
+    }
+    list->count = 0;
+
+    int err = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (seen_before(res, ai))
+            continue;
+        int fd = listen_one(ai, port, backlog, o.reuse_port);
+        /* A host with IPv6 switched off still resolves "::" and "::1":
+         * skip those rather than failing the IPv4 sockets too. */
+        if (fd == -EAFNOSUPPORT ||
+            (fd == -EADDRNOTAVAIL && ai->ai_family == AF_INET6)) {
+            err = fd;
+            continue;
+        }
+        if (fd < 0) {
+            err = fd;
+            goto fail;
+        }
+        list->fds[list->count++] = fd;
+        /* Port 0: the kernel chose a port for the first socket; the others
+         * take the same one so that every family answers on it. */
+        if (port == 0) {
+            port = gust_socket_port(fd);
+            if (port < 0) {
+                err = port;
+                goto fail;
+            }
+        }
+    }
+    freeaddrinfo(res);
+    if (list->count == 0) {
+        free(list);
+        errno = -err;
+        return NULL;
+    }
+    return list;
+fail:
+    freeaddrinfo(res);
+    gust_socket_list_free(list);
+    errno = -err;
+    return NULL;
+}
+
+gust_socket_list *gust_bind_unix_socket(const char *path, unsigned mode,
+                                        int backlog)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (!path || !*path) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (strlen(path) >= sizeof sun.sun_path) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    strcpy(sun.sun_path, path);
+    gust_socket_list *list = malloc(sizeof *list + sizeof(int));
+    if (!list) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail_list;
+    /* A socket file left by a previous run makes bind() fail; it is safe to
+     * remove. Anything else at that path is someone's data: refuse. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            errno = EEXIST;
+            goto fail_fd;
+        }
+        if (unlink(path) < 0)
+            goto fail_fd;
+    } else if (errno != ENOENT) {
+        goto fail_fd;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+        goto fail_fd;
+    if (chmod(path, (mode_t)mode) < 0 ||
+        listen(fd, backlog > 0 ? backlog : DEFAULT_BACKLOG) < 0) {
+        int e = errno;
+        unlink(path);
+        errno = e;
+        goto fail_fd;
+    }
+    list->count = 1;
+    list->fds[0] = fd;
+    return list;
+fail_fd:;
+    int e = errno;
+    close(fd);
+    errno = e;
+fail_list:
+    e = errno;
+    free(list);
+    errno = e;
+    return NULL;
 }
 
 void gust_socket_list_free(gust_socket_list *list)
@@ -56,238 +266,117 @@ int gust_socket_port(int fd)
     return -EAFNOSUPPORT;
 }
 
-static void set_port(struct sockaddr *sa, int port)
-{
-    if (sa->sa_family == AF_INET)
-        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
-    else if (sa->sa_family == AF_INET6)
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
-}
-
-/* Creates, configures, binds and listens one socket; returns it or -errno. */
-static int listen_one(const struct addrinfo *ai, const gust_bind_options *o)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        goto fail;
-    if (o->reuse_port &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-        goto fail;
-    /* Without V6ONLY the v6 socket would also take IPv4 and collide with
-     * the v4 socket bound to the same port. */
-    if (ai->ai_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
-        goto fail;
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-        goto fail;
-    if (listen(fd, o->backlog > 0 ? o->backlog : DEFAULT_BACKLOG) < 0)
-        goto fail;
-    return fd;
-fail:;
-    int err = -errno;
-    close(fd);
-    return err;
-}
-
-static bool same_addr(const struct addrinfo *a, const struct addrinfo *b)
-{
-    return a->ai_family == b->ai_family && a->ai_addrlen == b->ai_addrlen &&
-           memcmp(a->ai_addr, b->ai_addr, a->ai_addrlen) == 0;
-}
-
-gust_socket_list *gust_bind_sockets(int port, const char *address,
-                                    const gust_bind_options *opts)
-{
-    gust_bind_options o = {0};
-    if (opts)
-        o = *opts;
-    if (port < 0 || port > 65535) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (address && !*address)
-        address = NULL;
-
-    struct addrinfo hints = {
-        .ai_family = o.family ? o.family : AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_PASSIVE,
-    };
-    char service[8];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo *res;
-    int gai = getaddrinfo(address, service, &hints, &res);
-    if (gai != 0) {
-        gust_log_error("net", "cannot resolve %s: %s", address ? address : "*",
-                       gai_strerror(gai));
-        errno = gai == EAI_SYSTEM ? errno : ENOENT;
-        return NULL;
-    }
-    size_t n = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        n++;
-    gust_socket_list *list = list_new(n);
-    if (!list) {
-        freeaddrinfo(res);
-        errno = ENOMEM;
-        return NULL;
-    }
-
-    int err = 0, bound_port = port;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-            continue;
-        bool dup = false;
-        for (struct addrinfo *p = res; p != ai; p = p->ai_next)
-            dup |= same_addr(p, ai);
-        if (dup)
-            continue;
-        /* Port 0: the kernel picks one for the first socket; the others
-         * take the same, as Tornado does, so one port serves both
-         * families. */
-        if (bound_port)
-            set_port(ai->ai_addr, bound_port);
-        int fd = listen_one(ai, &o);
-        if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) {
-            /* An address family this host cannot use (no IPv6): skip it
-             * unless it is the only one. */
-            err = fd;
-            continue;
-        }
-        if (fd < 0) {
-            err = fd;
-            goto fail;
-        }
-        if (!bound_port)
-            bound_port = gust_socket_port(fd);
-        list->fds[list->count++] = fd;
-    }
-    freeaddrinfo(res);
-    if (list->count == 0) {
-        free(list);
-        errno = err ? -err : EADDRNOTAVAIL;
-        return NULL;
-    }
-    return list;
-fail:
-    freeaddrinfo(res);
-    gust_socket_list_free(list);
-    errno = -err;
-    return NULL;
-}
-
-gust_socket_list *gust_bind_unix_socket(const char *path, unsigned mode,
-                                        int backlog)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (!path || strlen(path) >= sizeof sun.sun_path) {
-        errno = EINVAL;
-        return NULL;
-    }
-    strcpy(sun.sun_path, path);
-    /* A socket file left by a previous run would make bind() fail; anything
-     * else at that path is not ours to remove. */
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            errno = EEXIST;
-            return NULL;
-        }
-        unlink(path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return NULL;
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-        chmod(path, mode) < 0 ||
-        listen(fd, backlog > 0 ? backlog : DEFAULT_BACKLOG) < 0) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return NULL;
-    }
-    gust_socket_list *list = list_new(1);
-    if (!list) {
-        close(fd);
-        errno = ENOMEM;
-        return NULL;
-    }
-    list->fds[list->count++] = fd;
-    return list;
-}
-
-/* ---- Accepting ---------------------------------------------------------- */
+/* ---- Accepting --------------------------------------------------------- */
 
 struct gust_acceptor {
     gust_loop *loop;
     int fd;
     gust_accept_cb cb;
     void *data;
-    bool paused;      /* by the user (connection cap) */
-    bool backing_off; /* out of descriptors: waiting for the timer */
-    bool in_callback; /* free requested inside cb: finish after it */
+    bool watching;    /* fd has a handler on the loop */
+    bool paused;      /* by gust_acceptor_pause() */
+    bool backing_off; /* out of resources: waiting for the timer */
+    bool complained;  /* the current out-of-resources episode was logged */
+    bool dispatching; /* inside on_readable: free must wait for it */
     bool freed;
-    gust_timer backoff;
+    gust_timer timer;
 };
 
-static void acceptor_sync(gust_acceptor *a)
+/* Watches the fd exactly when the acceptor wants connections. Pausing
+ * removes the handler rather than clearing the interest mask, so that no
+ * error or hang-up on the listener can wake the loop while it waits. */
+static void update_watch(gust_acceptor *a);
+
+static void on_readable(gust_loop *loop, int fd, unsigned events, void *data);
+
+static void update_watch(gust_acceptor *a)
 {
-    unsigned ev = a->paused || a->backing_off ? 0 : GUST_READ;
-    gust_loop_update_handler(a->loop, a->fd, ev);
+    bool want = !a->paused && !a->backing_off && !a->freed;
+    if (want == a->watching)
+        return;
+    if (want) {
+        int rc = gust_loop_add_handler(a->loop, a->fd, GUST_READ, on_readable, a);
+        if (rc < 0)
+            gust_log_error("net", "cannot watch listening socket %d: %s", a->fd,
+                           gust_strerror(rc));
+        else
+            a->watching = true;
+    } else {
+        gust_loop_remove_handler(a->loop, a->fd);
+        a->watching = false;
+    }
 }
 
-static void on_backoff_over(gust_timer *t, void *data)
+static void on_backoff_done(gust_timer *timer, void *data)
 {
-    (void)t;
+    (void)timer;
     gust_acceptor *a = data;
     a->backing_off = false;
-    acceptor_sync(a);
+    update_watch(a);
 }
 
-static void on_listener_ready(gust_loop *loop, int fd, unsigned events,
-                              void *data)
+/* Out of descriptors or memory: the pending connection stays in the
+ * backlog and the listener stays readable, so retrying at once would spin.
+ * Stop watching and try again shortly; log only the first failure of each
+ * episode (it ends with the next successful accept). */
+static void back_off(gust_acceptor *a, int err)
+{
+    if (!a->complained) {
+        a->complained = true;
+        if (err == EMFILE || err == ENFILE)
+            gust_log_warning("net", "out of file descriptors accepting on "
+                             "fd %d (%s); pausing accepts, retrying every "
+                             "%.1f s", a->fd, strerror(err), ACCEPT_BACKOFF);
+        else
+            gust_log_warning("net", "accept on fd %d failed (%s); pausing "
+                             "accepts, retrying every %.1f s", a->fd,
+                             strerror(err), ACCEPT_BACKOFF);
+    }
+    a->backing_off = true;
+    update_watch(a);
+    if (gust_timer_start(&a->timer, ACCEPT_BACKOFF, 0, on_backoff_done, a) < 0) {
+        /* Without a timer there is no way back: stay watching instead. */
+        a->backing_off = false;
+        update_watch(a);
+    }
+}
+
+static void on_readable(gust_loop *loop, int fd, unsigned events, void *data)
 {
     (void)loop;
     (void)events;
     gust_acceptor *a = data;
-    for (int i = 0; i < ACCEPT_BATCH && !a->paused && !a->freed; i++) {
+    a->dispatching = true;
+    for (int i = 0; i < ACCEPT_BATCH && a->watching; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int cfd = accept4(fd, (struct sockaddr *)&ss, &len,
-                          SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) {
+        int c = accept4(fd, (struct sockaddr *)&ss, &len,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
                 break;
-            if (err == EINTR || err == ECONNABORTED || err == EPROTO)
+            /* The peer gave up, or (Linux) a network error was reported on
+             * the new connection: that one is lost, the next may be fine. */
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO ||
+                err == ENETDOWN || err == ENOPROTOOPT || err == EHOSTDOWN ||
+                err == ENONET || err == EHOSTUNREACH || err == ENETUNREACH ||
+                err == EPERM)
                 continue;
-            if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
-                err == ENOMEM) {
-                if (!a->backing_off)
-                    gust_log_warning("net", "accept on fd %d: %s; not accepting "
-                                     "for %.1f s", fd, strerror(err),
-                                     EMFILE_PAUSE_SECONDS);
-                a->backing_off = true;
-                acceptor_sync(a);
-                gust_timer_start(&a->backoff, EMFILE_PAUSE_SECONDS, 0,
-                                 on_backoff_over, a);
-                return;
-            }
-            gust_log_error("net", "accept on fd %d: %s", fd, strerror(err));
+            back_off(a, err);
             break;
+        }
+        if (a->complained) {
+            a->complained = false;
+            gust_log_info("net", "accepting on fd %d again", a->fd);
         }
         if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
             int one = 1;
-            setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        a->in_callback = true;
-        a->cb(a, cfd, (struct sockaddr *)&ss, len, a->data);
-        a->in_callback = false;
+        a->cb(a, c, (struct sockaddr *)&ss, len, a->data);
     }
+    a->dispatching = false;
     if (a->freed)
         free(a);
 }
@@ -300,32 +389,35 @@ gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
         return NULL;
     }
     gust_acceptor *a = calloc(1, sizeof *a);
-    if (!a)
+    if (!a) {
+        errno = ENOMEM;
         return NULL;
+    }
     a->loop = loop;
     a->fd = listen_fd;
     a->cb = cb;
     a->data = data;
-    gust_timer_init(loop, &a->backoff);
-    int r = gust_loop_add_handler(loop, listen_fd, GUST_READ, on_listener_ready, a);
-    if (r < 0) {
+    gust_timer_init(loop, &a->timer);
+    int rc = gust_loop_add_handler(loop, listen_fd, GUST_READ, on_readable, a);
+    if (rc < 0) {
         free(a);
-        errno = -r;
+        errno = rc < -4000 ? EBUSY : -rc; /* a Gust code has no errno */
         return NULL;
     }
+    a->watching = true;
     return a;
 }
 
 void gust_acceptor_pause(gust_acceptor *a)
 {
     a->paused = true;
-    acceptor_sync(a);
+    update_watch(a);
 }
 
 void gust_acceptor_resume(gust_acceptor *a)
 {
     a->paused = false;
-    acceptor_sync(a);
+    update_watch(a);
 }
 
 int gust_acceptor_fd(const gust_acceptor *a)
@@ -337,91 +429,65 @@ void gust_acceptor_free(gust_acceptor *a)
 {
     if (!a || a->freed)
         return;
-    gust_timer_stop(&a->backoff);
-    gust_loop_remove_handler(a->loop, a->fd);
-    /* Inside its own callback the accept loop still reads the struct: it
-     * frees it on the way out. */
-    if (a->in_callback)
-        a->freed = true;
-    else
+    a->freed = true;
+    gust_timer_stop(&a->timer);
+    update_watch(a);
+    /* Inside on_readable the batch loop still reads the struct: it frees it
+     * when the current callback returns. */
+    if (!a->dispatching)
         free(a);
 }
 
-/* ---- Resolving ---------------------------------------------------------- */
+/* ---- Resolving --------------------------------------------------------- */
 
 typedef struct resolve_req {
+    gust_loop *loop;
     char *host;
-    int port;
+    char service[8];
     int family;
-    int status;
-    gust_address *addrs;
-    size_t count;
     gust_resolve_cb cb;
     void *data;
+    int status;
+    struct addrinfo *res;
 } resolve_req;
 
-static int gai_to_errno(int gai)
-{
-    switch (gai) {
-    case EAI_NONAME:
-#ifdef EAI_NODATA
-    case EAI_NODATA:
-#endif
-        return -ENOENT;
-    case EAI_AGAIN:
-        return -EAGAIN;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_FAMILY:
-        return -EAFNOSUPPORT;
-    case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
-    default:
-        return -EINVAL;
-    }
-}
-
-/* On an executor thread: getaddrinfo may block for seconds. */
+/* On an executor thread: the one blocking call. */
 static void resolve_work(void *data)
 {
     resolve_req *r = data;
-    struct addrinfo hints = {.ai_family = r->family, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_ADDRCONFIG};
-    char service[8];
-    snprintf(service, sizeof service, "%d", r->port);
-    struct addrinfo *res;
-    int gai = getaddrinfo(r->host, service, &hints, &res);
-    if (gai != 0) {
-        r->status = gai_to_errno(gai);
-        return;
-    }
-    size_t n = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        n++;
-    r->addrs = calloc(n ? n : 1, sizeof *r->addrs);
-    if (!r->addrs) {
-        freeaddrinfo(res);
-        r->status = -ENOMEM;
-        return;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof r->addrs[0].addr)
-            continue;
-        memcpy(&r->addrs[r->count].addr, ai->ai_addr, ai->ai_addrlen);
-        r->addrs[r->count].len = ai->ai_addrlen;
-        r->count++;
-    }
-    freeaddrinfo(res);
-    r->status = r->count ? 0 : -ENOENT;
+    struct addrinfo hints = {.ai_family = r->family, .ai_socktype = SOCK_STREAM};
+    errno = 0;
+    r->status = gai_code(getaddrinfo(r->host, r->service, &hints, &r->res));
 }
 
 static void resolve_done(gust_loop *loop, int status, void *data)
 {
-    (void)status;
     resolve_req *r = data;
-    r->cb(loop, r->status, r->status == 0 ? r->addrs : NULL,
-          r->status == 0 ? r->count : 0, r->data);
-    free(r->addrs);
+    gust_address *addrs = NULL;
+    size_t n = 0;
+    if (status == 0)
+        status = r->status;
+    if (status == 0) {
+        for (struct addrinfo *ai = r->res; ai; ai = ai->ai_next)
+            n++;
+        addrs = calloc(n ? n : 1, sizeof *addrs);
+        if (!addrs)
+            status = -ENOMEM;
+        n = 0;
+        for (struct addrinfo *ai = r->res; addrs && ai; ai = ai->ai_next) {
+            if (ai->ai_addrlen > sizeof addrs[n].addr)
+                continue;
+            memcpy(&addrs[n].addr, ai->ai_addr, ai->ai_addrlen);
+            addrs[n++].len = ai->ai_addrlen;
+        }
+        if (status == 0 && n == 0)
+            status = -ENOENT;
+    }
+    r->cb(loop, status, status == 0 ? addrs : NULL, status == 0 ? n : 0,
+          r->data);
+    free(addrs);
+    if (r->res)
+        freeaddrinfo(r->res);
     free(r->host);
     free(r);
 }
@@ -429,7 +495,7 @@ static void resolve_done(gust_loop *loop, int status, void *data)
 int gust_resolve(gust_loop *loop, const char *host, int port, int family,
                  gust_resolve_cb cb, void *data)
 {
-    if (!host || !cb || port < 0 || port > 65535)
+    if (!loop || !host || !cb || port < 0 || port > 65535)
         return -EINVAL;
     resolve_req *r = calloc(1, sizeof *r);
     if (!r)
@@ -439,7 +505,8 @@ int gust_resolve(gust_loop *loop, const char *host, int port, int family,
         free(r);
         return -ENOMEM;
     }
-    r->port = port;
+    r->loop = loop;
+    port_string(port, r->service);
     r->family = family;
     r->cb = cb;
     r->data = data;
@@ -451,106 +518,106 @@ int gust_resolve(gust_loop *loop, const char *host, int port, int family,
     return rc;
 }
 
-/* ---- Connecting --------------------------------------------------------- */
+/* ---- Connecting -------------------------------------------------------- */
 
 typedef struct connect_req {
     gust_loop *loop;
-    gust_stream_options opts;
     bool has_opts;
-    gust_address *addrs;
-    size_t count, next;
-    int last_error;
+    gust_stream_options opts;
     gust_tcp_connect_cb cb;
     void *data;
+    gust_address *addrs;
+    size_t count, next;
+    int last_err;
 } connect_req;
 
-static void try_next(connect_req *c);
-
-static void connect_finish(connect_req *c, int status, gust_stream *s)
+static void connect_finish(connect_req *r, int status, gust_stream *s)
 {
-    c->cb(c->loop, status, s, c->data);
-    free(c->addrs);
-    free(c);
+    r->cb(r->loop, status, s, r->data);
+    free(r->addrs);
+    free(r);
 }
+
+static void try_next(connect_req *r);
 
 static void on_connected(gust_stream *s, int status, void *user)
 {
-    connect_req *c = user;
+    connect_req *r = user;
     if (status == 0) {
-        connect_finish(c, 0, s);
+        connect_finish(r, 0, s);
         return;
     }
-    /* The stream closes itself after a failed connect; try the next
-     * address (Tornado's TCPClient does the same, without the timing of
-     * happy eyeballs). */
-    c->last_error = status;
-    try_next(c);
+    /* The stream closes itself after a failed connect. */
+    r->last_err = status;
+    try_next(r);
 }
 
-static void try_next(connect_req *c)
+/* Tries the remaining addresses in order, one at a time (Tornado also races
+ * the second family after 0.3 s; a plain sequence is enough here). */
+static void try_next(connect_req *r)
 {
-    while (c->next < c->count) {
-        gust_address *a = &c->addrs[c->next++];
-        int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    while (r->next < r->count) {
+        const gust_address *a = &r->addrs[r->next++];
+        int fd = socket(a->addr.ss_family,
+                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            c->last_error = -errno;
+            r->last_err = -errno;
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        gust_stream *s = gust_stream_new(c->loop, fd, c->has_opts ? &c->opts : NULL);
+        gust_stream *s = gust_stream_new(r->loop, fd,
+                                         r->has_opts ? &r->opts : NULL);
         if (!s) {
-            c->last_error = -errno;
+            r->last_err = -errno;
             close(fd);
             continue;
         }
-        int r = gust_stream_connect(s, (struct sockaddr *)&a->addr, a->len,
-                                    on_connected, c);
-        if (r == 0)
+        int rc = gust_stream_connect(s, (const struct sockaddr *)&a->addr,
+                                     a->len, on_connected, r);
+        if (rc == 0)
             return;
-        c->last_error = r;
+        r->last_err = rc;
         gust_stream_close(s);
     }
-    connect_finish(c, c->last_error ? c->last_error : -ECONNREFUSED, NULL);
+    connect_finish(r, r->last_err ? r->last_err : -ENOENT, NULL);
 }
 
 static void on_resolved(gust_loop *loop, int status, const gust_address *addrs,
                         size_t count, void *data)
 {
     (void)loop;
-    connect_req *c = data;
+    connect_req *r = data;
     if (status < 0) {
-        connect_finish(c, status, NULL);
+        connect_finish(r, status, NULL);
         return;
     }
-    c->addrs = malloc(count * sizeof *addrs);
-    if (!c->addrs) {
-        connect_finish(c, -ENOMEM, NULL);
+    r->addrs = malloc(count * sizeof *addrs);
+    if (!r->addrs) {
+        connect_finish(r, -ENOMEM, NULL);
         return;
     }
-    memcpy(c->addrs, addrs, count * sizeof *addrs);
-    c->count = count;
-    try_next(c);
+    memcpy(r->addrs, addrs, count * sizeof *addrs);
+    r->count = count;
+    try_next(r);
 }
 
 int gust_tcp_connect(gust_loop *loop, const char *host, int port,
                      const gust_stream_options *opts, gust_tcp_connect_cb cb,
                      void *data)
 {
-    if (!cb)
+    if (!loop || !host || !cb)
         return -EINVAL;
-    connect_req *c = calloc(1, sizeof *c);
-    if (!c)
+    connect_req *r = calloc(1, sizeof *r);
+    if (!r)
         return -ENOMEM;
-    c->loop = loop;
+    r->loop = loop;
     if (opts) {
-        c->opts = *opts;
-        c->has_opts = true;
+        r->has_opts = true;
+        r->opts = *opts;
     }
-    c->cb = cb;
-    c->data = data;
-    int r = gust_resolve(loop, host, port, AF_UNSPEC, on_resolved, c);
-    if (r < 0)
-        free(c);
-    return r;
+    r->cb = cb;
+    r->data = data;
+    int rc = gust_resolve(loop, host, port, AF_UNSPEC, on_resolved, r);
+    if (rc < 0)
+        free(r);
+    return rc;
 }

@@ -10,27 +10,34 @@
 #include "gust/tcp_server.h"
 #include "stream_internal.h"
 
-/* Counts open connections. Shared with the streams' free hooks, so it
- * outlives the server while any connection it accepted is open. */
-typedef struct conn_counter {
+/* The open-connection count lives apart from the server: streams handed out
+ * may outlive it, and their free hooks must still have somewhere to count.
+ * One reference per open stream plus one for the server. */
+typedef struct conn_count {
     size_t open;
-    size_t refs; /* the server (1 while alive) + open streams */
+    size_t refs;
     gust_tcp_server *server; /* NULL once the server is freed */
-} conn_counter;
+} conn_count;
+
+typedef struct listener {
+    int fd;
+    gust_acceptor *acceptor; /* NULL until accepting starts */
+} listener;
 
 struct gust_tcp_server {
     gust_handle_stream_cb handle_stream;
     void *data;
     gust_tcp_server_options opts;
-    gust_loop *loop;          /* taken when accepting starts */
-    int *fds;                 /* listening sockets, owned */
-    gust_acceptor **acceptors; /* acceptors[i] watches fds[i], or NULL */
+    gust_loop *loop; /* taken when accepting starts */
+    listener *listeners;
     size_t count, cap;
-    bool capped;              /* acceptors paused at max_connections */
-    conn_counter *counter;
+    conn_count *conns;
+    bool at_cap;       /* acceptors paused by max_connections */
+    int dispatching;   /* inside handle_stream: free must wait */
+    bool free_pending;
 };
 
-static void counter_release(conn_counter *c)
+static void count_release(conn_count *c)
 {
     if (--c->refs == 0)
         free(c);
@@ -38,57 +45,59 @@ static void counter_release(conn_counter *c)
 
 static void set_paused(gust_tcp_server *srv, bool paused)
 {
-    if (srv->capped == paused)
-        return;
-    srv->capped = paused;
+    srv->at_cap = paused;
     for (size_t i = 0; i < srv->count; i++) {
-        if (!srv->acceptors[i])
+        gust_acceptor *a = srv->listeners[i].acceptor;
+        if (!a)
             continue;
         if (paused)
-            gust_acceptor_pause(srv->acceptors[i]);
+            gust_acceptor_pause(a);
         else
-            gust_acceptor_resume(srv->acceptors[i]);
+            gust_acceptor_resume(a);
     }
 }
 
-static void on_stream_freed(gust_stream *s, void *data)
+static void on_stream_freed(gust_stream *stream, void *data)
 {
-    (void)s;
-    conn_counter *c = data;
+    (void)stream;
+    conn_count *c = data;
     c->open--;
     gust_tcp_server *srv = c->server;
-    if (srv && srv->capped && c->open < srv->opts.max_connections)
+    if (srv && srv->at_cap && c->open < srv->opts.max_connections)
         set_paused(srv, false);
-    counter_release(c);
+    count_release(c);
 }
 
-static void on_accept(gust_acceptor *a, int fd, const struct sockaddr *addr,
-                      socklen_t addrlen, void *data)
+static void on_accept(gust_acceptor *acceptor, int fd,
+                      const struct sockaddr *addr, socklen_t addrlen,
+                      void *data)
 {
-    (void)a;
+    (void)acceptor;
     gust_tcp_server *srv = data;
     gust_stream *s = gust_stream_new(srv->loop, fd, &srv->opts.stream);
     if (!s) {
-        gust_log_error("tcp", "cannot create a stream for a new connection: %s",
-                       strerror(errno));
+        gust_log_warning("tcp_server", "cannot create a stream for a new "
+                         "connection: %s", strerror(errno));
         close(fd);
         return;
     }
-    conn_counter *c = srv->counter;
+    conn_count *c = srv->conns;
     c->open++;
     c->refs++;
     gust__stream_set_free_hook(s, on_stream_freed, c);
-    if (srv->opts.max_connections && c->open >= srv->opts.max_connections)
+    if (srv->opts.max_connections && c->open >= srv->opts.max_connections &&
+        !srv->at_cap)
         set_paused(srv, true);
 
     if (!srv->handle_stream) {
-        /* Tornado's base TCPServer raises NotImplementedError here. */
-        gust_log_error("tcp", "handle_stream not implemented: closing the "
-                       "connection");
+        gust_log_error("tcp_server", "handle_stream not implemented");
         gust_stream_close(s);
         return;
     }
+    srv->dispatching++;
     srv->handle_stream(srv, s, addr, addrlen, srv->data);
+    if (--srv->dispatching == 0 && srv->free_pending)
+        free(srv);
 }
 
 gust_tcp_server *gust_tcp_server_new(gust_handle_stream_cb handle_stream,
@@ -97,47 +106,54 @@ gust_tcp_server *gust_tcp_server_new(gust_handle_stream_cb handle_stream,
 {
     gust_tcp_server *srv = calloc(1, sizeof *srv);
     if (!srv)
-        return NULL;
-    srv->counter = calloc(1, sizeof *srv->counter);
-    if (!srv->counter) {
-        free(srv);
-        errno = ENOMEM;
-        return NULL;
-    }
-    srv->counter->refs = 1;
-    srv->counter->server = srv;
+        goto oom;
+    srv->conns = calloc(1, sizeof *srv->conns);
+    if (!srv->conns)
+        goto oom;
+    srv->conns->refs = 1;
+    srv->conns->server = srv;
     srv->handle_stream = handle_stream;
     srv->data = data;
     if (opts)
         srv->opts = *opts;
     return srv;
+oom:
+    free(srv);
+    errno = ENOMEM;
+    return NULL;
 }
 
-/* Takes ownership of the sockets in list (and frees the list itself). */
-static int adopt_sockets(gust_tcp_server *srv, gust_socket_list *list)
+static int add_fd(gust_tcp_server *srv, int fd)
 {
-    if (srv->count + list->count > srv->cap) {
-        size_t cap = (srv->count + list->count) * 2;
-        int *fds = realloc(srv->fds, cap * sizeof *fds);
-        if (!fds)
+    if (srv->count == srv->cap) {
+        size_t cap = srv->cap ? srv->cap * 2 : 4;
+        listener *l = realloc(srv->listeners, cap * sizeof *l);
+        if (!l)
             return -ENOMEM;
-        srv->fds = fds;
-        gust_acceptor **acc = realloc(srv->acceptors, cap * sizeof *acc);
-        if (!acc)
-            return -ENOMEM;
-        srv->acceptors = acc;
+        srv->listeners = l;
         srv->cap = cap;
     }
+    srv->listeners[srv->count++] = (listener){.fd = fd};
+    return 0;
+}
+
+/* Takes every socket of list (and the list) into the server. */
+static int add_list(gust_tcp_server *srv, gust_socket_list *list)
+{
     for (size_t i = 0; i < list->count; i++) {
-        srv->fds[srv->count] = list->fds[i];
-        srv->acceptors[srv->count] = NULL;
-        srv->count++;
+        if (add_fd(srv, list->fds[i]) < 0) {
+            /* Those already moved belong to the server now. */
+            for (size_t j = i; j < list->count; j++)
+                close(list->fds[j]);
+            free(list);
+            return -ENOMEM;
+        }
     }
     free(list);
     return 0;
 }
 
-/* Starts an acceptor on every socket that has none, on the current loop. */
+/* Starts an acceptor on each socket that has none, on the current loop. */
 static int start_accepting(gust_tcp_server *srv)
 {
     if (!srv->loop) {
@@ -146,13 +162,14 @@ static int start_accepting(gust_tcp_server *srv)
             return -ENOMEM;
     }
     for (size_t i = 0; i < srv->count; i++) {
-        if (srv->acceptors[i])
+        listener *l = &srv->listeners[i];
+        if (l->acceptor)
             continue;
-        srv->acceptors[i] = gust_acceptor_new(srv->loop, srv->fds[i], on_accept, srv);
-        if (!srv->acceptors[i])
-            return -errno;
-        if (srv->capped)
-            gust_acceptor_pause(srv->acceptors[i]);
+        l->acceptor = gust_acceptor_new(srv->loop, l->fd, on_accept, srv);
+        if (!l->acceptor)
+            return errno ? -errno : -ENOMEM;
+        if (srv->at_cap)
+            gust_acceptor_pause(l->acceptor);
     }
     return 0;
 }
@@ -161,48 +178,41 @@ int gust_tcp_server_bind(gust_tcp_server *srv, int port, const char *address)
 {
     gust_socket_list *list = gust_bind_sockets(port, address, &srv->opts.bind);
     if (!list)
-        return -errno;
-    int r = adopt_sockets(srv, list);
-    if (r < 0)
-        gust_socket_list_free(list);
-    return r;
+        return errno ? -errno : -EINVAL;
+    return add_list(srv, list);
+}
+
+int gust_tcp_server_listen(gust_tcp_server *srv, int port, const char *address)
+{
+    int rc = gust_tcp_server_bind(srv, port, address);
+    return rc < 0 ? rc : gust_tcp_server_start(srv, 1);
 }
 
 int gust_tcp_server_start(gust_tcp_server *srv, int num_processes)
 {
     if (srv->count == 0)
-        return GUST_ENOTSTARTED;
+        return -EINVAL;
     if (num_processes != 1) {
-        int id = gust_fork_processes(num_processes, -1);
-        if (id < 0)
-            return id;
+        int rc = gust_fork_processes(num_processes, -1);
+        if (rc < 0)
+            return rc;
     }
     return start_accepting(srv);
-}
-
-int gust_tcp_server_listen(gust_tcp_server *srv, int port, const char *address)
-{
-    int r = gust_tcp_server_bind(srv, port, address);
-    return r < 0 ? r : gust_tcp_server_start(srv, 1);
 }
 
 int gust_tcp_server_add_sockets(gust_tcp_server *srv, gust_socket_list *sockets)
 {
     if (!sockets)
         return -EINVAL;
-    int r = adopt_sockets(srv, sockets);
-    if (r < 0) {
-        gust_socket_list_free(sockets);
-        return r;
-    }
-    return start_accepting(srv);
+    int rc = add_list(srv, sockets);
+    return rc < 0 ? rc : start_accepting(srv);
 }
 
 int gust_tcp_server_stop(gust_tcp_server *srv)
 {
     for (size_t i = 0; i < srv->count; i++) {
-        gust_acceptor_free(srv->acceptors[i]);
-        close(srv->fds[i]);
+        gust_acceptor_free(srv->listeners[i].acceptor);
+        close(srv->listeners[i].fd);
     }
     srv->count = 0;
     return 0;
@@ -210,22 +220,33 @@ int gust_tcp_server_stop(gust_tcp_server *srv)
 
 int gust_tcp_server_port(const gust_tcp_server *srv)
 {
-    return srv->count ? gust_socket_port(srv->fds[0]) : GUST_ENOTSTARTED;
+    for (size_t i = 0; i < srv->count; i++) {
+        int port = gust_socket_port(srv->listeners[i].fd);
+        if (port >= 0)
+            return port;
+    }
+    return GUST_ENOTSTARTED;
 }
 
 size_t gust_tcp_server_connection_count(const gust_tcp_server *srv)
 {
-    return srv->counter->open;
+    return srv->conns->open;
 }
 
 void gust_tcp_server_free(gust_tcp_server *srv)
 {
-    if (!srv)
+    if (!srv || srv->free_pending)
         return;
     gust_tcp_server_stop(srv);
-    srv->counter->server = NULL;
-    counter_release(srv->counter);
-    free(srv->fds);
-    free(srv->acceptors);
-    free(srv);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->cap = 0;
+    srv->conns->server = NULL;
+    count_release(srv->conns);
+    srv->conns = NULL;
+    /* From inside handle_stream, on_accept still holds the pointer. */
+    if (srv->dispatching)
+        srv->free_pending = true;
+    else
+        free(srv);
 }

@@ -411,6 +411,151 @@ static void test_tcp_round_trips(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* ---- Many TCP clients, pipelined bursts ------------------------------------ */
+
+#define NCLIENTS 40
+#define NREQ 60
+
+typedef struct mclient {
+    gust_stream *s;
+    int sent, answered, closes;
+    uint32_t id;
+} mclient;
+
+typedef struct mserver {
+    int lfd;
+    int accepted, closes, served;
+    gust_stream *conns[NCLIENTS];
+} mserver;
+
+static mserver msrv;
+static mclient mcli[NCLIENTS];
+static int mdone;
+
+static void mserver_read(gust_stream *s, int status, const char *data,
+                         size_t len, void *user)
+{
+    (void)user;
+    if (status != 0)
+        return; /* the client went away */
+    /* "req <client> <n>\n" -> "resp <client> <n>\n" */
+    char out[64];
+    int n = snprintf(out, sizeof out, "resp%.*s", (int)(len - 3), data + 3);
+    assert_int_equal(gust_stream_write(s, out, (size_t)n, NULL, NULL), 0);
+    msrv.served++;
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, mserver_read, NULL), 0);
+}
+
+static void mserver_closed(gust_stream *s, void *user)
+{
+    (void)s;
+    (void)user;
+    msrv.closes++;
+}
+
+static void maccept(gust_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)events;
+    (void)data;
+    int c;
+    while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        gust_stream *s = gust__stream_new_accepted(loop, c, NULL);
+        assert_non_null(s);
+        msrv.conns[msrv.accepted++] = s;
+        gust_stream_set_close_callback(s, mserver_closed, NULL);
+        assert_int_equal(gust_stream_set_nodelay(s, true), 0);
+        assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, mserver_read, NULL), 0);
+    }
+}
+
+static void mclient_burst(mclient *c);
+
+static void mclient_read(gust_stream *s, int status, const char *data,
+                         size_t len, void *user)
+{
+    mclient *c = user;
+    assert_int_equal(status, 0);
+    char want[64];
+    int n = snprintf(want, sizeof want, "resp %u %d\n", c->id, c->answered);
+    assert_int_equal(len, (size_t)n);
+    assert_memory_equal(data, want, len);
+    c->answered++;
+    if (c->answered == NREQ) {
+        gust_stream_close(s);
+        return;
+    }
+    if (c->answered == c->sent)
+        mclient_burst(c);
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, mclient_read, c), 0);
+}
+
+/* 1 to 4 requests at once, in one write (pipelined). */
+static void mclient_burst(mclient *c)
+{
+    char buf[256];
+    size_t off = 0;
+    int k = 1 + (int)rnd(4);
+    for (int i = 0; i < k && c->sent < NREQ; i++)
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "req %u %d\n",
+                                c->id, c->sent++);
+    assert_int_equal(gust_stream_write(c->s, buf, off, NULL, NULL), 0);
+}
+
+static void mclient_closed(gust_stream *s, void *user)
+{
+    (void)s;
+    mclient *c = user;
+    c->closes++;
+    mdone++;
+}
+
+static bool all_done(gust_loop *loop, void *data)
+{
+    (void)loop;
+    (void)data;
+    return mdone == NCLIENTS && msrv.closes == NCLIENTS;
+}
+
+static void test_many_clients_pipelined(void **state)
+{
+    (void)state;
+    rng_state = 9;
+    memset(&msrv, 0, sizeof msrv);
+    memset(mcli, 0, sizeof mcli);
+    mdone = 0;
+    gust_loop *loop = gust_loop_new();
+    msrv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(msrv.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(msrv.lfd, 128), 0);
+    socklen_t sl = sizeof sin;
+    assert_int_equal(getsockname(msrv.lfd, (struct sockaddr *)&sin, &sl), 0);
+    assert_int_equal(gust_loop_add_handler(loop, msrv.lfd, GUST_READ, maccept, NULL), 0);
+    for (int i = 0; i < NCLIENTS; i++) {
+        mclient *c = &mcli[i];
+        c->id = (uint32_t)i;
+        c->s = gust_stream_new(loop, socket(AF_INET, SOCK_STREAM, 0), NULL);
+        assert_non_null(c->s);
+        gust_stream_set_close_callback(c->s, mclient_closed, c);
+        assert_int_equal(gust_stream_set_nodelay(c->s, true), 0);
+        assert_int_equal(gust_stream_connect(c->s, (struct sockaddr *)&sin,
+                                             sizeof sin, NULL, NULL), 0);
+        mclient_burst(c);
+        assert_int_equal(gust_stream_read_until(c->s, "\n", 1, 0, mclient_read, c), 0);
+    }
+    assert_int_equal(gust_loop_run_until(loop, all_done, NULL, 60), 0);
+    assert_int_equal(msrv.accepted, NCLIENTS);
+    assert_int_equal(msrv.served, NCLIENTS * NREQ);
+    for (int i = 0; i < NCLIENTS; i++) {
+        assert_int_equal(mcli[i].answered, NREQ);
+        assert_int_equal(mcli[i].closes, 1);
+    }
+    assert_int_equal(gust_loop_remove_handler(loop, msrv.lfd), 0);
+    close(msrv.lfd);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 /* ---- Hang-up while idle ---------------------------------------------------- */
 
 static void keep_cb(gust_stream *s, int status, const char *data, size_t len,
@@ -752,6 +897,7 @@ int main(void)
         T(test_streaming_past_max_buffer_size),
         T(test_connect_unix_no_listener),
         T(test_random_writes),
+        T(test_many_clients_pipelined),
     };
     int failed = cmocka_run_group_tests_name("stream_stress_epoll", tests,
                                              setup_default, teardown_env);

@@ -21,7 +21,9 @@
  *                       stays open and the data stays buffered), or the
  *                       errno that closed the stream.
  * A callback is never run inside the call that registered it: data that is
- * already buffered is delivered on the next loop iteration. Data that arrived
+ * already buffered is delivered on the next loop iteration (for a read
+ * started inside a read callback: as soon as that callback returns, which
+ * is how pipelined requests are taken from one read). Data that arrived
  * together with an end of file or a reset still completes the pending read
  * before the stream closes. An idle stream holds no read buffer: the buffer
  * is given back (to a small per-thread cache) whenever it becomes empty.
@@ -53,8 +55,9 @@
  * overflow closes the fd at once. Then, on a later loop iteration and after
  * callbacks already queued: the pending read's callback (if any, with an
  * error status, or for read_until_close with status 0 and the remaining
- * data), pending write callbacks (with GUST_ESTREAMCLOSED), and last the close
- * callback, exactly once. (A connect still in progress gets its callback
+ * data), pending write callbacks (with GUST_ESTREAMCLOSED, or 0 for a write
+ * whose bytes had all reached the kernel), and last the close callback,
+ * exactly once. (A connect still in progress gets its callback
  * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
  * close callback returns; the pointer must not be used after that.
  * A peer that hangs up while the stream neither reads nor writes is noticed
