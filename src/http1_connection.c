@@ -182,7 +182,7 @@ static void conn_free(gust_http_connection *c)
 
 static bool request_alive(const gust_http_connection *c)
 {
-    return c->req.connection != NULL;
+    return c->app_owns;
 }
 
 static void on_close(gust_stream *stream, void *data)
@@ -515,6 +515,7 @@ static void dispatch(gust_http_connection *c)
                            r->body_arguments.items[i].value);
     c->state = GUST__HTTP_HANDLER;
     c->finish_called = true;
+    c->app_owns = true;
     set_timer(c, T_NONE);
     const gust_http_delegate *d = c->srv->handler.delegate;
     if (d) {
@@ -633,6 +634,7 @@ static int start_request(gust_http_connection *c, size_t n)
     const gust_http_delegate *d = c->srv->handler.delegate;
     if (d && d->headers_received) {
         c->in_headers_received = true;
+        c->app_owns = true;
         int rc = d->headers_received(&c->req, c->srv->handler.data);
         c->in_headers_received = false;
         if (c->state != GUST__HTTP_BODY)
@@ -761,7 +763,7 @@ bool gust__http_conn_will_keep(gust_http_connection *c)
 void gust__http_conn_request_done(gust_http_connection *c)
 {
     bool keep = keep_alive(c) && c->state == GUST__HTTP_HANDLER;
-    c->req.connection = NULL; /* released */
+    c->app_owns = false; /* released */
     if (!c->stream) { /* closed under the request */
         conn_free(c);
         return;

@@ -481,7 +481,7 @@ static void on_flushed(gust_stream *s, int status, void *user)
     (void)s;
     flush_wait *w = user;
     /* Only while the request is still the application's. */
-    if (w->req->connection == w->c)
+    if (w->c->app_owns && &w->c->req == w->req)
         w->cb(w->req, status < 0 ? GUST_ESTREAMCLOSED : 0, w->data);
     free(w);
 }
@@ -517,7 +517,7 @@ int gust_http_response_flush(gust_http_request *req,
 int gust_http_request_finish(gust_http_request *req)
 {
     gust_http_connection *c = req->connection;
-    if (!c)
+    if (!c || !c->app_owns)
         return -EINVAL;
     int rc = 0;
     if (c->closed || !c->stream) {

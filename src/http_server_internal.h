@@ -78,7 +78,7 @@ struct gust_http_connection {
     bool in_headers_received;
     bool skip_body;      /* the delegate answered from headers_received */
     bool finish_called;  /* the delegate's finish (or callback) ran */
-    bool keep_alive;     /* decided when the response ends */
+    bool app_owns;       /* the application holds req until finish() */
     bool cookies_parsed;
     gust_http_args cookies;
 
