@@ -8,7 +8,8 @@
  *
  * POST /upload with a multipart body answers every uploaded file as
  * "<field> <filename> <size>\n" followed by the file's bytes, so that a test
- * can check an upload byte for byte.
+ * can check an upload byte for byte; any request to /echo is answered with
+ * its body.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,11 @@ static void handle_request(gust_http_request *req, void *data)
     (void)data;
     if (strcmp(req->path, "/upload") == 0) {
         handle_upload(req);
+        return;
+    }
+    if (strcmp(req->path, "/echo") == 0) {
+        gust_http_respond(req, 200, "application/octet-stream",
+                          req->body.ptr, req->body.len);
         return;
     }
     static const char hello[] = "Hello, world";
