@@ -119,9 +119,14 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
         return GUST_ESTREAMCLOSED;
     if (n == 0)
         return 0;
-    /* Outside a batch, with nothing gathered, the stream takes it at once. */
-    if (!c->in_batch && c->out_len == 0)
+    /* Outside a batch, with nothing gathered, the stream takes it at once;
+     * so does a large body, after what was gathered before it. */
+    if ((!c->in_batch && c->out_len == 0) || n >= 64 * 1024) {
+        int rc = gust__http_conn_flush(c);
+        if (rc < 0)
+            return rc;
         return gust_stream_write(c->stream, p, n, NULL, NULL);
+    }
     if (c->out_len + n > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
         while (cap < c->out_len + n)

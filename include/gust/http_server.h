@@ -36,9 +36,16 @@
  * After finish() returns, the request must not be touched.
  *
  * BAD INPUT from the network never reaches the handler: the server answers
- * 400 (malformed, smuggling attempts), 413 (body too large), 431 (head too
- * large), 501 (unknown transfer coding) or 505 (HTTP version), logs one
- * warning line with the peer address and the reason, and closes.
+ * 400 (malformed, smuggling attempts), 413 (body too large), 417 (an
+ * Expect other than 100-continue), 431 (head too large), 501 (unknown
+ * transfer coding) or 505 (HTTP version), logs one warning line with the
+ * peer address and the reason, and closes: it half-closes after the answer
+ * and discards input for up to 2 s, so the client reads the answer instead
+ * of a reset.
+ *
+ * TIMEOUTS close the connection without an answer: a head not complete
+ * within header_timeout of its first byte, a keep-alive connection idle for
+ * idle_connection_timeout, a body with no progress for body_timeout.
  */
 #ifndef GUST_HTTP_SERVER_H
 #define GUST_HTTP_SERVER_H
@@ -114,17 +121,27 @@ typedef void (*gust_http_request_cb)(gust_http_request *req, void *data);
  *   headers_received  once, when the head is parsed. Return 0 to go on, or
  *                     call gust_http_request_stream_body() inside it to get
  *                     the body through data_received instead of buffered,
- *                     or answer at once (e.g. 401) and return > 0 to skip
- *                     the body (it is then read and discarded up to a
- *                     bound, or the connection is closed).
+ *                     or answer (e.g. 401) and return > 0 to skip the body:
+ *                     finish is then not called, the delegate finishes the
+ *                     request itself (inside or later), and the connection
+ *                     is closed after that response (the body is not read).
  *   data_received     for each body chunk when streaming (borrowed bytes,
  *                     valid during the call). Return < 0 to abort: the
  *                     server answers 400 if nothing was sent, then closes.
  *   finish            once the body is complete: the handler runs here.
- *   on_connection_close  if the connection closes before the handler has
- *                     finished the request (after headers_received).
- * After headers_received, exactly one of finish or on_connection_close is
- * called, and the request stays valid until gust_http_request_finish(). */
+ *   on_connection_close  if the connection closes after headers_received
+ *                     and before gust_http_request_finish(): while the body
+ *                     is read (finish is then never called), or while an
+ *                     asynchronous handler is still working (after finish).
+ *                     The application must still call
+ *                     gust_http_request_finish() (writes fail harmlessly).
+ * The request stays valid until gust_http_request_finish(). While a
+ * request is handled the connection keeps reading (pipelined bytes are
+ * buffered), so that a client that goes away is noticed at once; a client
+ * that half-closes its side before an asynchronous handler has answered is
+ * therefore treated as gone. The plain callback form is the delegate
+ * {NULL, NULL, callback, NULL}: a callback that finishes late learns of a
+ * disconnect only through writes failing with GUST_ESTREAMCLOSED. */
 typedef struct gust_http_delegate {
     int (*headers_received)(gust_http_request *req, void *data);
     int (*data_received)(gust_http_request *req, const char *chunk,
@@ -278,13 +295,16 @@ int gust_http_response_flush(gust_http_request *req,
                              void *data);
 
 /* Ends the request: sends the rest of a structured response (or nothing
- * for a raw one), then the connection reads the next request or closes,
- * following the keep-alive rules. The request is released. Returns 0 or
- * GUST_ESTREAMCLOSED (the request is released all the same). */
+ * for a raw one; a request answered with no call at all gets an empty 200),
+ * then the connection reads the next request or closes, following the
+ * keep-alive rules. The request is released. Returns 0 or
+ * GUST_ESTREAMCLOSED (the request is released all the same), or -EINVAL
+ * for a request already finished. */
 int gust_http_request_finish(gust_http_request *req);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
- * finish. */
+ * finish. Returns the first error of those steps (the request is finished
+ * in any case). */
 int gust_http_respond(gust_http_request *req, int status,
                       const char *content_type, const void *body, size_t len);
 
