@@ -138,12 +138,22 @@ static void run_client(gust_loop *loop, gust_http_server *srv, job *j)
     pthread_join(t, NULL);
 }
 
-/* Frees the server and lets the close callbacks run. */
+static void on_all_closed(gust_http_server *srv, void *data)
+{
+    (void)srv;
+    *(bool *)data = true;
+}
+
+/* Graceful shutdown: close_all, wait for its done callback, free. */
 static void finish_server(gust_loop *loop, gust_http_server *srv)
 {
-    gust_http_server_free(srv);
-    for (int i = 0; i < 100; i++)
+    bool done = false;
+    assert_int_equal(gust_http_server_close_all(srv, on_all_closed, &done), 0);
+    for (int i = 0; i < 500 && !done; i++)
         gust_loop_run_once(loop, 0.01);
+    assert_true(done);
+    assert_int_equal(gust_http_server_connection_count(srv), 0);
+    gust_http_server_free(srv);
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
