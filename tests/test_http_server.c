@@ -608,6 +608,58 @@ static void test_async_handler(void **state)
     }
 }
 
+/* ---- Request fields ------------------------------------------------------ */
+
+/* Answers "remote_ip protocol host host_name path query a b c cookie". */
+static void fields_handler(gust_http_request *req, void *data)
+{
+    (void)data;
+    gust_str a = gust_http_args_get_last(&req->arguments, GUST_STR("a"));
+    gust_str b = gust_http_args_get_first(&req->body_arguments, GUST_STR("b"));
+    gust_str q = gust_http_args_get_first(&req->query_arguments, GUST_STR("a"));
+    gust_str k = gust_http_args_get_first(gust_http_request_cookies(req),
+                                          GUST_STR("k"));
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "%s %s %s %s %s %s %.*s %.*s %.*s %.*s",
+                     req->remote_ip, req->protocol, req->host, req->host_name,
+                     req->path, req->query, (int)a.len, a.ptr ? a.ptr : "",
+                     (int)b.len, b.ptr ? b.ptr : "", (int)q.len,
+                     q.ptr ? q.ptr : "", (int)k.len, k.ptr ? k.ptr : "");
+    gust_http_respond(req, 200, "text/plain", msg, (size_t)n);
+}
+
+static void test_request_fields(void **state)
+{
+    (void)state;
+    static const char req[] =
+        "POST /p/x?a=1&a=%20two HTTP/1.1\r\nHost: Example.COM:8080\r\n"
+        "X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nX-Forwarded-Proto: https\r\n"
+        "Cookie: k=v1; other=2\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 9\r\n\r\nb=3&a=last";
+    /* the body is 10 bytes: the last one is not read as part of it */
+    for (int xh = 0; xh < 2; xh++) {
+        gust_http_server_options o = {.xheaders = xh};
+        job j;
+        run_script(&o, gust_http_callback(fields_handler, NULL), req, NULL, &j);
+        const char *body = strstr(j.resp, "\r\n\r\n");
+        assert_non_null(body);
+        if (xh)
+            assert_string_equal(body + 4, "192.0.2.7 https Example.COM:8080 "
+                                "example.com /p/x a=1&a=%20two las 3 1 v1");
+        else
+            assert_string_equal(body + 4, "127.0.0.1 http Example.COM:8080 "
+                                "example.com /p/x a=1&a=%20two las 3 1 v1");
+    }
+    /* invalid X-Real-Ip and scheme values are ignored */
+    gust_http_server_options o = {.xheaders = true};
+    job j;
+    run_script(&o, gust_http_callback(fields_handler, NULL),
+               "GET / HTTP/1.1\r\nHost: h\r\nX-Real-Ip: 1.2.3.4<script>\r\n"
+               "X-Scheme: javascript\r\nConnection: close\r\n\r\n", NULL, &j);
+    assert_non_null(strstr(j.resp, "\r\n\r\n127.0.0.1 http h h / "));
+}
+
 /* ---- Malformed input ----------------------------------------------------- */
 
 static void test_malformed(void **state)
@@ -667,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup(test_streaming_delegate, test_setup),
         cmocka_unit_test_setup(test_async_handler, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
+        cmocka_unit_test_setup(test_request_fields, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
