@@ -660,6 +660,37 @@ static void test_request_fields(void **state)
     assert_non_null(strstr(j.resp, "\r\n\r\n127.0.0.1 http h h / "));
 }
 
+/* ---- max_connections ----------------------------------------------------- */
+
+static void cap_client(job *j)
+{
+    static const char r[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    int a = client_connect(j->port);
+    send_all(a, r, sizeof r - 1);
+    j->count += read_response(a, j->resp, sizeof j->resp, false) > 0;
+    int b = client_connect(j->port); /* waits in the backlog */
+    send_all(b, r, sizeof r - 1);
+    struct pollfd p = {b, POLLIN, 0};
+    j->status = poll(&p, 1, 300); /* 0: not served while a is open */
+    close(a);
+    memset(j->resp, 0, sizeof j->resp);
+    j->count += read_response(b, j->resp, sizeof j->resp, false) > 0;
+    close(b);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    gust_http_server_options o = {.tcp.max_connections = 1};
+    gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
+    job j = {.fn = cap_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(j.count, 2);
+    finish_server(loop, srv);
+}
+
 /* ---- Malformed input ----------------------------------------------------- */
 
 static void test_malformed(void **state)
@@ -720,6 +751,7 @@ int main(void)
         cmocka_unit_test_setup(test_async_handler, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
         cmocka_unit_test_setup(test_request_fields, test_setup),
+        cmocka_unit_test_setup(test_max_connections, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
