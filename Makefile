@@ -64,7 +64,7 @@ build: deps
 
 run: build
 	@echo "The HTTP demo does not exist yet: serving examples/echo_server instead."
-	@echo "Echo server on 127.0.0.1:$(PORT) (try: nc 127.0.0.1 $(PORT)); Ctrl-C stops it."
+	@echo "Echo server on 127.0.0.1:$(PORT): every line a client sends comes back (try: curl telnet://127.0.0.1:$(PORT)). Ctrl-C stops it."
 	@$(BUILD)/release/examples/echo_server --port=$(PORT) --address=127.0.0.1
 
 # Tests: gcc with ASan + UBSan (leaks fail) runs everything; clang builds the

@@ -51,11 +51,14 @@ static void on_line(gust_stream *stream, int status, const char *line,
         return;
     }
     if (cfg.tag_pid) {
-        char prefix[32];
-        int n = snprintf(prefix, sizeof prefix, "%ld ", (long)getpid());
-        gust_stream_write(stream, prefix, (size_t)n, NULL, NULL);
+        /* One write, so that the reply leaves in one segment. */
+        static char reply[32 + MAX_LINE];
+        int n = snprintf(reply, 32, "%ld ", (long)getpid());
+        memcpy(reply + n, line, len);
+        gust_stream_write(stream, reply, (size_t)n + len, NULL, NULL);
+    } else {
+        gust_stream_write(stream, line, len, NULL, NULL);
     }
-    gust_stream_write(stream, line, len, NULL, NULL);
     read_line(user);
 }
 
@@ -98,6 +101,10 @@ static void handle_stream(gust_tcp_server *srv, gust_stream *stream,
 static void on_signal(gust_loop *loop, int signum, void *data)
 {
     (void)data;
+    static bool stopping;
+    if (stopping)
+        return; /* a second signal while the connections are closing */
+    stopping = true;
     gust_log_info("echo", "signal %d: shutting down", signum);
     gust_tcp_server_stop(server);
     for (conn *c = conns.next; c != &conns; c = c->next)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -77,6 +78,35 @@ static bool seen_before(const struct addrinfo *head, const struct addrinfo *ai)
     return false;
 }
 
+/* "localhost" is the loopback address of each family (RFC 6761), whatever
+ * /etc/hosts says: many systems list only 127.0.0.1 there, and a server on
+ * "localhost" should answer on ::1 too. Fills lo[] and returns its head. */
+static struct addrinfo *localhost_addrs(int family, struct addrinfo lo[2],
+                                        struct sockaddr_in *v4,
+                                        struct sockaddr_in6 *v6)
+{
+    struct addrinfo *head = NULL, **tail = &head;
+    *v4 = (struct sockaddr_in){.sin_family = AF_INET};
+    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *v6 = (struct sockaddr_in6){.sin6_family = AF_INET6,
+                                .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    if (family != AF_INET6) {
+        lo[0] = (struct addrinfo){.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+                                  .ai_addrlen = sizeof *v4,
+                                  .ai_addr = (struct sockaddr *)v4};
+        *tail = &lo[0];
+        tail = &lo[0].ai_next;
+    }
+    if (family != AF_INET) {
+        lo[1] = (struct addrinfo){.ai_family = AF_INET6,
+                                  .ai_socktype = SOCK_STREAM,
+                                  .ai_addrlen = sizeof *v6,
+                                  .ai_addr = (struct sockaddr *)v6};
+        *tail = &lo[1];
+    }
+    return head;
+}
+
 /* One listening socket for ai; returns the fd or a negated errno. */
 static int listen_one(const struct addrinfo *ai, int port, int backlog,
                       bool reuse_port)
@@ -122,25 +152,34 @@ gust_socket_list *gust_bind_sockets(int port, const char *address,
     if (address && !*address)
         address = NULL;
 
-    struct addrinfo hints = {
-        .ai_family = o.family,
-        .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_PASSIVE,
-    };
-    char service[8];
-    port_string(port, service);
     struct addrinfo *res = NULL;
-    int rc = gai_code(getaddrinfo(address, service, &hints, &res));
-    if (rc < 0) {
-        errno = -rc;
-        return NULL;
+    struct addrinfo lo[2];
+    struct sockaddr_in lo4;
+    struct sockaddr_in6 lo6;
+    bool from_gai = !(address && strcasecmp(address, "localhost") == 0);
+    if (from_gai) {
+        struct addrinfo hints = {
+            .ai_family = o.family,
+            .ai_socktype = SOCK_STREAM,
+            .ai_flags = AI_PASSIVE,
+        };
+        char service[8];
+        port_string(port, service);
+        int rc = gai_code(getaddrinfo(address, service, &hints, &res));
+        if (rc < 0) {
+            errno = -rc;
+            return NULL;
+        }
+    } else {
+        res = localhost_addrs(o.family, lo, &lo4, &lo6);
     }
     size_t n = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
         n++;
     gust_socket_list *list = malloc(sizeof *list + n * sizeof(int));
     if (!list) {
-        freeaddrinfo(res);
+        if (from_gai)
+            freeaddrinfo(res);
         errno = ENOMEM;
         return NULL;
     }
@@ -173,7 +212,8 @@ gust_socket_list *gust_bind_sockets(int port, const char *address,
             }
         }
     }
-    freeaddrinfo(res);
+    if (from_gai)
+        freeaddrinfo(res);
     if (list->count == 0) {
         free(list);
         errno = -err;
@@ -181,7 +221,8 @@ gust_socket_list *gust_bind_sockets(int port, const char *address,
     }
     return list;
 fail:
-    freeaddrinfo(res);
+    if (from_gai)
+        freeaddrinfo(res);
     gust_socket_list_free(list);
     errno = -err;
     return NULL;
@@ -401,7 +442,7 @@ gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
     int rc = gust_loop_add_handler(loop, listen_fd, GUST_READ, on_readable, a);
     if (rc < 0) {
         free(a);
-        errno = rc < -4000 ? EBUSY : -rc; /* a Gust code has no errno */
+        errno = -rc; /* may be a Gust code, e.g. -GUST_EFORKED */
         return NULL;
     }
     a->watching = true;

@@ -74,7 +74,8 @@ static void on_accept(gust_acceptor *acceptor, int fd,
 {
     (void)acceptor;
     gust_tcp_server *srv = data;
-    gust_stream *s = gust_stream_new(srv->loop, fd, &srv->opts.stream);
+    /* The acceptor made fd non-blocking and CLOEXEC: skip the fcntl()s. */
+    gust_stream *s = gust__stream_new_accepted(srv->loop, fd, &srv->opts.stream);
     if (!s) {
         gust_log_warning("tcp_server", "cannot create a stream for a new "
                          "connection: %s", strerror(errno));

@@ -35,7 +35,9 @@ typedef struct gust_bind_options {
 
 /* Creates listening sockets for port on address, one per address that
  * getaddrinfo(address, AI_PASSIVE) gives: with address NULL or "", all
- * interfaces (0.0.0.0 and ::); "localhost" gives 127.0.0.1 and ::1. IPv6
+ * interfaces (0.0.0.0 and ::); "localhost" gives 127.0.0.1 and ::1 (both
+ * whatever /etc/hosts lists). IPv6 addresses are skipped, not failed, where
+ * the host has IPv6 switched off. IPv6
  * sockets get IPV6_V6ONLY so that both families can share the port; every
  * socket gets SO_REUSEADDR. port 0 picks a free port; when several sockets
  * are made, they all get the same one (read it with gust_socket_port()).
@@ -72,8 +74,12 @@ typedef void (*gust_accept_cb)(gust_acceptor *acceptor, int fd,
  * a bounded number per iteration so that one busy listener cannot starve the
  * loop. When the process runs out of descriptors (EMFILE/ENFILE) it logs
  * once, stops accepting for a moment (0.1 s) and retries: it never spins.
+ * ENOBUFS/ENOMEM back off the same way; a connection that failed before it
+ * was accepted (ECONNABORTED, EPROTO...) is skipped. Accepting in a loop
+ * used by another process after fork is refused (GUST_EFORKED).
  * listen_fd stays owned by the caller and must outlive the acceptor.
- * Returns the acceptor, or NULL with errno set. */
+ * Returns the acceptor, or NULL with errno set (to an errno value, or to the
+ * negated Gust code, e.g. -GUST_EFORKED, when the loop refused the fd). */
 gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
                                  gust_accept_cb cb, void *data);
 

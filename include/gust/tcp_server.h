@@ -81,7 +81,10 @@ int gust_tcp_server_bind(gust_tcp_server *server, int port,
  * Otherwise forks first with gust_fork_processes(num_processes, max_restarts
  * default) (<= 0: one per CPU) and returns in each child, which starts
  * accepting on its current loop; the parent does not return (see process.h).
- * Returns 0 or a negative code (e.g. GUST_ELOOPINUSE). */
+ * Returns 0 or a negative code: -EINVAL if nothing is bound, the error of
+ * gust_fork_processes() (e.g. GUST_ELOOPINUSE), or that of registering
+ * the sockets with the loop. A second start() starts only sockets bound
+ * since the first. */
 int gust_tcp_server_start(gust_tcp_server *server, int num_processes);
 
 /* Starts accepting on sockets that were bound already (gust_bind_sockets).
@@ -95,8 +98,8 @@ int gust_tcp_server_add_sockets(gust_tcp_server *server,
  * touched. Returns 0. */
 int gust_tcp_server_stop(gust_tcp_server *server);
 
-/* The port of the first bound socket (useful after binding port 0), or a
- * negative code if none is bound. */
+/* The port of the first bound TCP socket (useful after binding port 0), or
+ * GUST_ENOTSTARTED if none is bound (or after stop()). */
 int gust_tcp_server_port(const gust_tcp_server *server);
 
 /* Number of connections accepted by this server and not yet closed. */
