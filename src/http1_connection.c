@@ -241,8 +241,11 @@ static void on_last_written(gust_stream *s, int status, void *user)
     gust_http_connection *c = user;
     if (status < 0 || c->closed)
         return;
+    if (!c->lingering) { /* a normal close with no input left unread */
+        gust__http_conn_close(c);
+        return;
+    }
     shutdown(gust_stream_fd(s), SHUT_WR);
-    c->lingering = true;
     c->timer_kind = T_NONE;
     gust_timer_stop(&c->timer);
     set_timer(c, T_LINGER);
@@ -255,10 +258,13 @@ static void on_last_written(gust_stream *s, int status, void *user)
     }
 }
 
-/* Sends what is gathered and closes once it is out. */
-static void close_after_write(gust_http_connection *c)
+/* Sends what is gathered and closes once it is out; lingers (see
+ * on_last_written) after an error or when input is left unread, the cases
+ * where the client may still be sending. */
+static void close_after_write(gust_http_connection *c, bool linger)
 {
     c->state = GUST__HTTP_CLOSING;
+    c->lingering = linger;
     if (c->closed || !c->stream)
         return;
     set_timer(c, T_NONE);
@@ -288,7 +294,7 @@ static void send_error(gust_http_connection *c, int status, const char *why)
                          status, reason ? reason : "Error");
         gust__http_conn_out(c, line, (size_t)n);
     }
-    close_after_write(c);
+    close_after_write(c, true);
 }
 
 /* ---- Reading ----------------------------------------------------------- */
@@ -776,7 +782,7 @@ void gust__http_conn_request_done(gust_http_connection *c)
     if (c->closed)
         return; /* the close callback frees it */
     if (!keep) {
-        close_after_write(c);
+        close_after_write(c, c->req_end != c->len);
         return;
     }
     c->off = c->req_end;
