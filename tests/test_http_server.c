@@ -23,6 +23,7 @@
 #include "gust/http_server.h"
 #include "gust/log.h"
 #include "gust/loop.h"
+#include "http_server_internal.h"
 
 /* ---- Client side (runs in a thread) ------------------------------------ */
 
@@ -691,6 +692,55 @@ static void test_max_connections(void **state)
     finish_server(loop, srv);
 }
 
+/* ---- No allocation per request ------------------------------------------ */
+
+static size_t arena_mallocs[20];
+static int arena_n;
+
+static void counting_handler(gust_http_request *req, void *data)
+{
+    gust_arena_stats st;
+    gust_arena_get_stats(req->arena, &st);
+    if (arena_n < 20)
+        arena_mallocs[arena_n++] = st.mallocs;
+    struct_handler(req, data);
+}
+
+static void sequential_client(job *j)
+{
+    int fd = client_connect(j->port);
+    for (int i = 0; i < 20; i++) {
+        char r[128];
+        int n = snprintf(r, sizeof r, "GET /x?i=%d HTTP/1.1\r\nHost: a\r\n"
+                         "Cookie: a=b\r\n\r\n", i);
+        send_all(fd, r, (size_t)n);
+        memset(j->resp, 0, sizeof j->resp);
+        j->count += read_response(fd, j->resp, sizeof j->resp, false) > 0;
+    }
+    j->status = fd; /* left open: the main thread looks at the idle state */
+}
+
+static void test_idle_connection_holds_no_buffer(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    arena_n = 0;
+    gust_http_server *srv = start(gust_http_callback(counting_handler, NULL),
+                                  NULL);
+    job j = {.fn = sequential_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(j.count, 20);
+    for (int i = 0; i < 10; i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_int_equal(gust_http_server_connection_count(srv), 1);
+    assert_null(srv->conns->buf); /* idle keep-alive: no input buffer */
+    /* the arena stops allocating after the first requests */
+    assert_int_equal(arena_n, 20);
+    assert_int_equal(arena_mallocs[19], arena_mallocs[2]);
+    close(j.status);
+    finish_server(loop, srv);
+}
+
 /* ---- Malformed input ----------------------------------------------------- */
 
 static void test_malformed(void **state)
@@ -752,6 +802,7 @@ int main(void)
         cmocka_unit_test_setup(test_malformed, test_setup),
         cmocka_unit_test_setup(test_request_fields, test_setup),
         cmocka_unit_test_setup(test_max_connections, test_setup),
+        cmocka_unit_test_setup(test_idle_connection_holds_no_buffer, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
