@@ -1,0 +1,86 @@
+/* raw_http: Tornado's first HTTP example (E1), the handler writing the
+ * whole response itself.
+ *
+ *   raw_http [--port=8888] [--address=127.0.0.1]
+ *
+ *   $ curl http://127.0.0.1:8888/hello
+ *   You requested /hello
+ *
+ * SIGTERM / SIGINT: stop accepting, finish the connections, free everything
+ * and exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gust/gust.h"
+#include "gust/http_server.h"
+
+static gust_http_server *server;
+
+static void handle_request(gust_http_request *req, void *data)
+{
+    (void)data;
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "You requested %s\n", req->uri);
+    if (n >= (int)sizeof msg)
+        n = (int)sizeof msg - 1;
+    gust_http_request_printf(req, "HTTP/1.1 200 OK\r\n"
+                             "Content-Length: %d\r\n\r\n%.*s", n, n, msg);
+    gust_http_request_finish(req);
+}
+
+static void on_all_closed(gust_http_server *srv, void *data)
+{
+    (void)srv;
+    gust_loop_stop(data);
+}
+
+static void on_signal(gust_loop *loop, int signum, void *data)
+{
+    (void)data;
+    gust_log_info("http", "signal %d: shutting down", signum);
+    gust_http_server_close_all(server, on_all_closed, loop);
+}
+
+static const char *flag(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 8888;
+    const char *address = "127.0.0.1";
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = flag(argv[i], "--port")))
+            port = atoi(v);
+        else if ((v = flag(argv[i], "--address")))
+            address = v;
+        else {
+            fprintf(stderr, "usage: %s [--port=N] [--address=A]\n", argv[0]);
+            return 2;
+        }
+    }
+    server = gust_http_server_new(gust_http_callback(handle_request, NULL),
+                                  NULL);
+    int rc = server ? gust_http_server_listen(server, port, address) : -ENOMEM;
+    if (rc < 0) {
+        gust_log_error("http", "cannot listen: %s", gust_strerror(rc));
+        gust_http_server_free(server);
+        return 1;
+    }
+    gust_loop *loop = gust_loop_current();
+    gust_loop_add_signal(loop, SIGTERM, on_signal, NULL);
+    gust_loop_add_signal(loop, SIGINT, on_signal, NULL);
+    gust_log_info("http", "listening on %s:%d", address,
+                  gust_http_server_port(server));
+    gust_loop_start(loop);
+    gust_http_server_free(server);
+    gust_loop_remove_signal(loop, SIGTERM);
+    gust_loop_remove_signal(loop, SIGINT);
+    return gust_loop_free(loop) == 0 ? 0 : 1;
+}

@@ -1,0 +1,315 @@
+/* HTTP/1.0 and 1.1 server (Tornado's HTTPServer, HTTP1ServerConnection,
+ * HTTP1Connection and HTTPServerRequest).
+ *
+ * E1 of shared/TORNADO_EXAMPLES.md, in C:
+ *
+ *     static void handle_request(gust_http_request *req, void *data)
+ *     {
+ *         char msg[256];
+ *         int n = snprintf(msg, sizeof msg, "You requested %s\n", req->uri);
+ *         gust_http_request_printf(req, "HTTP/1.1 200 OK\r\n"
+ *                                  "Content-Length: %d\r\n\r\n%s", n, msg);
+ *         gust_http_request_finish(req);
+ *     }
+ *
+ *     gust_http_server *srv =
+ *         gust_http_server_new(gust_http_callback(handle_request, NULL), NULL);
+ *     gust_http_server_listen(srv, 8888, NULL);
+ *     gust_loop_start(gust_loop_current());
+ *
+ * The three start forms of tcp_server.h work the same way with the
+ * gust_http_server_* names (listen; bind + start(n); add_sockets).
+ *
+ * THE DATA PATH. Each accepted stream gets one HTTP/1 connection, which reads
+ * a request head, parses it (src/http1_parser.c: strict RFC 9112), reads the
+ * body (Content-Length or chunked; Expect: 100-continue answered), then hands
+ * the request to the handler. The next request on the connection is read
+ * only after the current response is finished (pipelined requests are
+ * answered in order); requests already buffered are parsed at once, and the
+ * responses of one batch go out in one write.
+ *
+ * LIFETIME OF A REQUEST. The gust_http_request and everything it points to
+ * (strings, headers, arguments, files, body, and the request's arena) stay
+ * valid from the moment the handler receives it until the handler has called
+ * gust_http_request_finish(), even if the client disconnects before: writes
+ * then fail with GUST_ESTREAMCLOSED and finish() only releases the request.
+ * After finish() returns, the request must not be touched.
+ *
+ * BAD INPUT from the network never reaches the handler: the server answers
+ * 400 (malformed, smuggling attempts), 413 (body too large), 417 (an
+ * Expect other than 100-continue), 431 (head too large), 501 (unknown
+ * transfer coding) or 505 (HTTP version), logs one warning line with the
+ * peer address and the reason, and closes: it half-closes after the answer
+ * and discards input for up to 2 s, so the client reads the answer instead
+ * of a reset.
+ *
+ * TIMEOUTS close the connection without an answer: a head not complete
+ * within header_timeout of its first byte, a keep-alive connection idle for
+ * idle_connection_timeout, a body with no progress for body_timeout.
+ */
+#ifndef GUST_HTTP_SERVER_H
+#define GUST_HTTP_SERVER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gust/arena.h"
+#include "gust/http.h"
+#include "gust/loop.h"
+#include "gust/net.h"
+#include "gust/tcp_server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gust_http_server gust_http_server;
+typedef struct gust_http_connection gust_http_connection;
+
+/* A request as the handler sees it (Tornado's HTTPServerRequest). Fields are
+ * read-only for the handler; strings are NUL-terminated. */
+typedef struct gust_http_request {
+    const char *method;   /* "GET" */
+    const char *uri;      /* the request-target as sent: "/a/b?x=1" */
+    const char *path;     /* "/a/b": the target up to '?', not decoded */
+    const char *query;    /* "x=1": after '?', "" when none */
+    const char *version;  /* "HTTP/1.1" or "HTTP/1.0" */
+    int version_minor;    /* 1 or 0 */
+    gust_http_headers headers;
+
+    /* The body, buffered (empty when there is none or it was streamed to a
+     * delegate's data_received). */
+    gust_str body;
+    /* Arguments from the query string, from an urlencoded or multipart
+     * body, and both together (query first), as Tornado's request has.
+     * Files from a multipart body. Body arguments and files are parsed for
+     * every method that has a body. */
+    gust_http_args query_arguments;
+    gust_http_args body_arguments;
+    gust_http_args arguments;
+    gust_http_files files;
+
+    /* The peer's IP address ("127.0.0.1", "::1"), or with xheaders the
+     * address given by X-Real-Ip or the last hop of X-Forwarded-For. */
+    const char *remote_ip;
+    /* "http" or "https"; with xheaders, X-Scheme or X-Forwarded-Proto. */
+    const char *protocol;
+    /* The Host header (or the authority of an absolute-form target), with
+     * its port if given; host_name without the port, lowercased. */
+    const char *host;
+    const char *host_name;
+    /* Loop time when the head was complete (gust_loop_time()). */
+    double start_time;
+
+    /* Request-scoped memory, freed when the request is finished. */
+    gust_arena *arena;
+    /* For the application (the web layer keeps its handler here). */
+    void *data;
+    /* The connection this request arrived on. */
+    gust_http_connection *connection;
+} gust_http_request;
+
+/* ---- What the server calls: a callback, or a delegate ------------------ */
+
+/* The plain form (E1): called once per request with the whole body read. */
+typedef void (*gust_http_request_cb)(gust_http_request *req, void *data);
+
+/* The full form (Tornado's HTTPMessageDelegate), for applications that
+ * stream request bodies or take over the connection (WebSocket). Every
+ * member may be NULL. For each request, in order:
+ *   headers_received  once, when the head is parsed. Return 0 to go on, or
+ *                     call gust_http_request_stream_body() inside it to get
+ *                     the body through data_received instead of buffered,
+ *                     or answer (e.g. 401) and return > 0 to skip the body:
+ *                     finish is then not called, the delegate finishes the
+ *                     request itself (inside or later), and the connection
+ *                     is closed after that response (the body is not read).
+ *   data_received     for each body chunk when streaming (borrowed bytes,
+ *                     valid during the call). Return < 0 to abort: the
+ *                     server answers 400 if nothing was sent, then closes.
+ *   finish            once the body is complete: the handler runs here.
+ *   on_connection_close  if the connection closes after headers_received
+ *                     and before gust_http_request_finish(): while the body
+ *                     is read (finish is then never called), or while an
+ *                     asynchronous handler is still working (after finish).
+ *                     The application must still call
+ *                     gust_http_request_finish() (writes fail harmlessly).
+ * The request stays valid until gust_http_request_finish(). While a
+ * request is handled the connection keeps reading (pipelined bytes are
+ * buffered), so that a client that goes away is noticed at once; a client
+ * that half-closes its side before an asynchronous handler has answered is
+ * therefore treated as gone. The plain callback form is the delegate
+ * {NULL, NULL, callback, NULL}: a callback that finishes late learns of a
+ * disconnect only through writes failing with GUST_ESTREAMCLOSED. */
+typedef struct gust_http_delegate {
+    int (*headers_received)(gust_http_request *req, void *data);
+    int (*data_received)(gust_http_request *req, const char *chunk,
+                         size_t len, void *data);
+    void (*finish)(gust_http_request *req, void *data);
+    void (*on_connection_close)(gust_http_request *req, void *data);
+} gust_http_delegate;
+
+/* What gust_http_server_new() is given: a callback or a delegate. */
+typedef struct gust_http_handler {
+    const gust_http_delegate *delegate; /* NULL: use callback */
+    gust_http_request_cb callback;
+    void *data;
+} gust_http_handler;
+
+static inline gust_http_handler gust_http_callback(gust_http_request_cb cb,
+                                                   void *data)
+{
+    gust_http_handler h = {NULL, cb, data};
+    return h;
+}
+
+static inline gust_http_handler
+gust_http_delegate_handler(const gust_http_delegate *delegate, void *data)
+{
+    gust_http_handler h = {delegate, NULL, data};
+    return h;
+}
+
+/* ---- Server ------------------------------------------------------------ */
+
+typedef struct gust_http_server_options {
+    /* Accepted streams, bind options and max_connections (stop accepting
+     * at the cap, resume below it). */
+    gust_tcp_server_options tcp;
+    /* Trust X-Real-Ip / X-Forwarded-For / X-Scheme / X-Forwarded-Proto
+     * (only behind a proxy you control). */
+    bool xheaders;
+    /* Close the connection after every response. */
+    bool no_keep_alive;
+    /* "https" when TLS is terminated in front of the server; NULL: "http". */
+    const char *protocol;
+    /* Largest request head; larger gets 431. 0: 64 KiB. */
+    size_t max_header_size;
+    /* Largest request body; larger gets 413. 0: 100 MiB (as Tornado). */
+    size_t max_body_size;
+    /* Seconds a client has to send a complete head once it started one
+     * (slowloris). 0: 30 s; < 0: none. */
+    double header_timeout;
+    /* Seconds an idle keep-alive connection is kept. 0: 60 s; < 0: none. */
+    double idle_connection_timeout;
+    /* Seconds allowed between two reads of a body. 0: 60 s; < 0: none. */
+    double body_timeout;
+    /* Value of the Server header. NULL: "Gust/<version>"; "": none. */
+    const char *server_header;
+} gust_http_server_options;
+
+/* Creates a server that passes requests to handler. opts may be NULL (all
+ * defaults); it is copied, strings included. Returns NULL with errno set. */
+gust_http_server *gust_http_server_new(gust_http_handler handler,
+                                       const gust_http_server_options *opts);
+
+/* As gust_tcp_server_listen / _bind / _start / _add_sockets / _stop / _port
+ * (tcp_server.h), for HTTP. */
+int gust_http_server_listen(gust_http_server *srv, int port,
+                            const char *address);
+int gust_http_server_bind(gust_http_server *srv, int port,
+                          const char *address);
+int gust_http_server_start(gust_http_server *srv, int num_processes);
+int gust_http_server_add_sockets(gust_http_server *srv,
+                                 gust_socket_list *sockets);
+int gust_http_server_stop(gust_http_server *srv);
+int gust_http_server_port(const gust_http_server *srv);
+
+/* Stops accepting, closes idle connections at once and the others when
+ * their current response is finished; calls done(srv, data) on the loop
+ * once no connection is left (graceful shutdown). */
+int gust_http_server_close_all(gust_http_server *srv,
+                               void (*done)(gust_http_server *srv, void *data),
+                               void *data);
+
+/* Number of open connections. */
+size_t gust_http_server_connection_count(const gust_http_server *srv);
+
+/* Frees the server. Call it once no connection is left (after close_all's
+ * done callback); connections still open are closed first. NULL: no-op. */
+void gust_http_server_free(gust_http_server *srv);
+
+/* ---- Requests: reading ------------------------------------------------- */
+
+/* Cookies from the Cookie header(s), parsed on first call. Never NULL. */
+const gust_http_args *gust_http_request_cookies(gust_http_request *req);
+
+/* The peer address, for logs. */
+const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
+                                              socklen_t *len);
+
+/* Inside headers_received: deliver the body through data_received instead
+ * of buffering it (Tornado's stream_request_body). Returns 0 or -EINVAL
+ * outside headers_received. */
+int gust_http_request_stream_body(gust_http_request *req);
+
+/* ---- Requests: responding ---------------------------------------------- *
+ *
+ * Two ways, not to be mixed in one response:
+ *
+ * RAW (E1): gust_http_request_write() sends bytes as they are; the handler
+ * writes the status line, headers and body itself. The server adds nothing;
+ * keep-alive follows the request's headers (E2), so the raw response must
+ * carry a Content-Length for the connection to be kept.
+ *
+ * STRUCTURED: set the status and headers, write body bytes, finish. The
+ * server adds Date, Server and Content-Length (or Transfer-Encoding:
+ * chunked when the handler flushes before finishing without a length), and
+ * Connection: close when it will close; it sends no body for HEAD, 204 and
+ * 304. Body bytes are buffered until flush or finish. */
+
+/* Raw write: copies len bytes to the connection. Returns 0,
+ * GUST_ESTREAMCLOSED, or -EINVAL after a structured response started. */
+int gust_http_request_write(gust_http_request *req, const void *data,
+                            size_t len);
+int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Structured response. set_status: reason NULL uses the standard phrase
+ * (gust_http_reason). Header names must be tokens and values free of CR,
+ * LF and NUL: -EINVAL otherwise (no header injection). Setting status or
+ * headers after they were sent returns -EINVAL. */
+int gust_http_response_set_status(gust_http_request *req, int code,
+                                  const char *reason);
+int gust_http_response_set_header(gust_http_request *req, const char *name,
+                                  const char *value);
+int gust_http_response_add_header(gust_http_request *req, const char *name,
+                                  const char *value);
+int gust_http_response_clear_header(gust_http_request *req, const char *name);
+/* The response headers set so far (read-only). */
+const gust_http_headers *gust_http_response_headers(const gust_http_request *req);
+int gust_http_response_status(const gust_http_request *req);
+
+/* Appends body bytes (copied). Returns 0, GUST_ESTREAMCLOSED, or -ENOMEM. */
+int gust_http_response_write(gust_http_request *req, const void *data,
+                             size_t len);
+
+/* Sends what is buffered (headers first if not sent yet; chunked framing
+ * from then on unless a Content-Length was set). cb (may be NULL) runs once
+ * the bytes are handed to the kernel, for flow control of large bodies.
+ * Returns 0 or GUST_ESTREAMCLOSED. */
+int gust_http_response_flush(gust_http_request *req,
+                             void (*cb)(gust_http_request *req, int status,
+                                        void *data),
+                             void *data);
+
+/* Ends the request: sends the rest of a structured response (or nothing
+ * for a raw one; a request answered with no call at all gets an empty 200),
+ * then the connection reads the next request or closes, following the
+ * keep-alive rules. The request is released. Returns 0 or
+ * GUST_ESTREAMCLOSED (the request is released all the same), or -EINVAL
+ * for a request already finished. */
+int gust_http_request_finish(gust_http_request *req);
+
+/* Convenience: status, Content-Type (NULL: none) and a whole body, then
+ * finish. Returns the first error of those steps (the request is finished
+ * in any case). */
+int gust_http_respond(gust_http_request *req, int status,
+                      const char *content_type, const void *body, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GUST_HTTP_SERVER_H */

@@ -1,0 +1,838 @@
+/* One HTTP/1 server connection (Tornado's HTTP1ServerConnection and
+ * HTTP1Connection): reads request heads and bodies into a buffer of its own,
+ * parses every request already buffered before returning to the loop,
+ * gathers the responses of one batch into one write, and applies the
+ * keep-alive rules (shared/TORNADO_EXAMPLES.md E2) and the limits. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "gust/error.h"
+#include "gust/log.h"
+#include "http_server_internal.h"
+
+/* What the connection timer measures. */
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER };
+
+/* How long a connection that sent an error keeps reading (and discarding)
+ * so that closing does not reset the connection before the client has
+ * read the answer. */
+#define LINGER_SECONDS 2.0
+
+/* Room after the largest head for body bytes and pipelined requests. */
+#define BUF_SLACK (16 * 1024)
+
+/* Input buffers are reused across connections of this thread, so that a
+ * keep-alive connection that goes idle gives its buffer back and takes one
+ * again without malloc. */
+#define BUF_CACHE 16
+static _Thread_local struct {
+    char *buf[BUF_CACHE];
+    size_t cap[BUF_CACHE];
+    int n;
+} buf_cache;
+
+static char *buf_get(size_t cap)
+{
+    for (int i = buf_cache.n - 1; i >= 0; i--) {
+        if (buf_cache.cap[i] == cap) {
+            char *b = buf_cache.buf[i];
+            buf_cache.n--;
+            buf_cache.buf[i] = buf_cache.buf[buf_cache.n];
+            buf_cache.cap[i] = buf_cache.cap[buf_cache.n];
+            return b;
+        }
+    }
+    return malloc(cap);
+}
+
+static void buf_put(char *b, size_t cap)
+{
+    if (buf_cache.n < BUF_CACHE) {
+        buf_cache.buf[buf_cache.n] = b;
+        buf_cache.cap[buf_cache.n++] = cap;
+    } else {
+        free(b);
+    }
+}
+
+static void process(gust_http_connection *c);
+static void start_read(gust_http_connection *c);
+
+static const gust_http_server_options *opts_of(gust_http_connection *c)
+{
+    return &c->srv->opts;
+}
+
+/* ---- Timers ------------------------------------------------------------ */
+
+static void on_timer(gust_timer *t, void *data)
+{
+    (void)t;
+    gust_http_connection *c = data;
+    if (c->timer_kind == T_HEAD)
+        gust_log_warning("http", "%s: request head not complete in time, "
+                         "closing", c->peer_ip);
+    else if (c->timer_kind == T_BODY)
+        gust_log_warning("http", "%s: request body timed out, closing",
+                         c->peer_ip);
+    c->timer_kind = T_NONE;
+    gust__http_conn_close(c);
+}
+
+static void set_timer(gust_http_connection *c, int kind)
+{
+    double secs = 0;
+    const gust_http_server_options *o = opts_of(c);
+    switch (kind) {
+    case T_IDLE: secs = o->idle_connection_timeout; break;
+    case T_HEAD: secs = o->header_timeout; break;
+    case T_BODY: secs = o->body_timeout; break;
+    case T_LINGER: secs = LINGER_SECONDS; break;
+    default: break;
+    }
+    /* A trickled head keeps its first deadline: that is the point of it. */
+    if (kind == T_HEAD && c->timer_kind == T_HEAD)
+        return;
+    if (kind == T_NONE || secs < 0) {
+        if (c->timer_kind != T_NONE)
+            gust_timer_stop(&c->timer);
+        c->timer_kind = T_NONE;
+        return;
+    }
+    c->timer_kind = kind;
+    if (gust_timer_start(&c->timer, secs, 0, on_timer, c) < 0)
+        c->timer_kind = T_NONE;
+}
+
+/* ---- Output ------------------------------------------------------------ */
+
+int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
+{
+    if (c->closed || !c->stream)
+        return GUST_ESTREAMCLOSED;
+    if (n == 0)
+        return 0;
+    /* Outside a batch, with nothing gathered, the stream takes it at once;
+     * so does a large body, after what was gathered before it. */
+    if ((!c->in_batch && c->out_len == 0) || n >= 64 * 1024) {
+        int rc = gust__http_conn_flush(c);
+        if (rc < 0)
+            return rc;
+        return gust_stream_write(c->stream, p, n, NULL, NULL);
+    }
+    if (c->out_len + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + n)
+            cap *= 2;
+        char *o = realloc(c->out, cap);
+        if (!o)
+            return -ENOMEM;
+        c->out = o;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    return 0;
+}
+
+int gust__http_conn_flush(gust_http_connection *c)
+{
+    if (c->out_len == 0)
+        return 0;
+    if (c->closed || !c->stream) {
+        c->out_len = 0;
+        return GUST_ESTREAMCLOSED;
+    }
+    int rc = gust_stream_write(c->stream, c->out, c->out_len, NULL, NULL);
+    c->out_len = 0;
+    /* A large gathered buffer is not worth keeping on an idle connection. */
+    if (c->out_cap > 256 * 1024) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+    return rc;
+}
+
+/* ---- Closing ----------------------------------------------------------- */
+
+static void conn_free(gust_http_connection *c)
+{
+    gust_http_server *srv = c->srv;
+    if (c->timer_kind != T_NONE)
+        gust_timer_stop(&c->timer);
+    gust_timer_stop(&c->resume);
+    if (c->buf)
+        buf_put(c->buf, c->cap);
+    gust_arena_close(&c->arena);
+    free(c->out);
+    free(c->sbody);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->count--;
+    free(c);
+    gust__http_server_conn_gone(srv);
+}
+
+static bool request_alive(const gust_http_connection *c)
+{
+    return c->app_owns;
+}
+
+static void on_close(gust_stream *stream, void *data)
+{
+    (void)stream;
+    gust_http_connection *c = data;
+    c->stream = NULL;
+    c->closed = true;
+    c->reading = false;
+    set_timer(c, T_NONE);
+    gust_timer_stop(&c->resume);
+    if (request_alive(c)) {
+        const gust_http_delegate *d = c->srv->handler.delegate;
+        if (d && d->on_connection_close)
+            d->on_connection_close(&c->req, c->srv->handler.data);
+        /* The request lives until the application finishes it. */
+        if (request_alive(c))
+            return;
+    }
+    conn_free(c);
+}
+
+void gust__http_conn_close(gust_http_connection *c)
+{
+    if (c->stream && !c->closed) {
+        c->closed = true;
+        gust_stream_close(c->stream);
+    }
+}
+
+static void on_linger_read(gust_stream *s, int status, const char *data,
+                           size_t len, void *user)
+{
+    (void)s, (void)data, (void)len;
+    gust_http_connection *c = user;
+    c->reading = false;
+    if (status < 0 || c->closed)
+        return;
+    if (gust_stream_read_bytes(c->stream, 64 * 1024, GUST_READ_PARTIAL,
+                               on_linger_read, c) == 0)
+        c->reading = true;
+    else
+        gust__http_conn_close(c);
+}
+
+/* Once the last response is out: half-close, then read until the client
+ * closes (or LINGER_SECONDS), so unread input does not turn our close into
+ * a reset that destroys the response in flight. */
+static void on_last_written(gust_stream *s, int status, void *user)
+{
+    gust_http_connection *c = user;
+    if (status < 0 || c->closed)
+        return;
+    if (!c->lingering) { /* a normal close with no input left unread */
+        gust__http_conn_close(c);
+        return;
+    }
+    shutdown(gust_stream_fd(s), SHUT_WR);
+    c->timer_kind = T_NONE;
+    gust_timer_stop(&c->timer);
+    set_timer(c, T_LINGER);
+    if (!c->reading) {
+        if (gust_stream_read_bytes(s, 64 * 1024, GUST_READ_PARTIAL,
+                                   on_linger_read, c) == 0)
+            c->reading = true;
+        else
+            gust__http_conn_close(c);
+    }
+}
+
+/* Sends what is gathered and closes once it is out; lingers (see
+ * on_last_written) after an error or when input is left unread, the cases
+ * where the client may still be sending. */
+static void close_after_write(gust_http_connection *c, bool linger)
+{
+    c->state = GUST__HTTP_CLOSING;
+    c->lingering = linger;
+    if (c->closed || !c->stream)
+        return;
+    set_timer(c, T_NONE);
+    if (c->out_len) {
+        gust_stream_write(c->stream, c->out, c->out_len, NULL, NULL);
+        c->out_len = 0;
+    }
+    if (gust_stream_write(c->stream, "", 0, on_last_written, c) < 0)
+        gust__http_conn_close(c);
+}
+
+/* Bad input: one log line, a short answer, close. */
+static void send_error(gust_http_connection *c, int status, const char *why)
+{
+    gust_log_warning("http", "%s: %d %s", c->peer_ip, status,
+                     why ? why : "bad request");
+    if (c->req.connection) {
+        /* A delegate saw the head: it learns of the close instead. */
+        c->resp_close = true;
+    }
+    if (!c->headers_sent && c->resp_mode == GUST__RESP_NONE) {
+        char line[160];
+        const char *reason = gust_http_reason(status);
+        int n = snprintf(line, sizeof line,
+                         "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n",
+                         status, reason ? reason : "Error");
+        gust__http_conn_out(c, line, (size_t)n);
+    }
+    close_after_write(c, true);
+}
+
+/* ---- Reading ----------------------------------------------------------- */
+
+static void on_read(gust_stream *s, int status, const char *data, size_t len,
+                    void *user)
+{
+    gust_http_connection *c = user;
+    c->reading = false;
+    if (status < 0 || c->closed)
+        return; /* the close callback follows */
+    if (c->lingering) {
+        on_linger_read(s, status, data, len, user);
+        return;
+    }
+    if (c->state == GUST__HTTP_CLOSING)
+        return; /* input after the last request is dropped */
+    if (!c->buf) {
+        /* Taken only when bytes arrive: an idle connection holds none. */
+        c->buf = buf_get(c->cap);
+        if (!c->buf) {
+            gust__http_conn_close(c);
+            return;
+        }
+        c->off = c->len = 0;
+    }
+    if (len > c->cap - c->len)
+        len = c->cap - c->len; /* cannot happen: we asked for at most that */
+    memcpy(c->buf + c->len, data, len);
+    c->len += len;
+    if (c->state == GUST__HTTP_HANDLER) {
+        start_read(c); /* pipelined input waits in buf */
+        return;
+    }
+    if (c->state == GUST__HTTP_BODY)
+        set_timer(c, T_NONE); /* restarted if the body is still short */
+    process(c);
+}
+
+static void start_read(gust_http_connection *c)
+{
+    if (c->reading || c->closed || !c->stream ||
+        c->state == GUST__HTTP_CLOSING)
+        return;
+    if (c->len == c->cap)
+        return; /* full while a request runs: resumes after it */
+    int rc = gust_stream_read_bytes(c->stream, c->cap - c->len,
+                                    GUST_READ_PARTIAL, on_read, c);
+    if (rc == 0)
+        c->reading = true;
+    else
+        gust__http_conn_close(c);
+}
+
+/* ---- Requests ---------------------------------------------------------- */
+
+static char *dup_slice(gust_http_connection *c, gust__http1_slice s)
+{
+    return gust_arena_strndup(&c->arena, s.ptr, s.len);
+}
+
+/* Validated X-headers (xheaders option). */
+static void apply_xheaders(gust_http_connection *c)
+{
+    gust_http_request *r = &c->req;
+    gust_str v = gust_http_headers_get_first(&r->headers, GUST_STR("X-Real-Ip"));
+    if (!v.ptr) {
+        v = gust_http_headers_get_first(&r->headers,
+                                        GUST_STR("X-Forwarded-For"));
+        if (v.ptr) { /* the last hop */
+            const char *comma = memrchr(v.ptr, ',', v.len);
+            if (comma) {
+                v.len -= (size_t)(comma + 1 - v.ptr);
+                v.ptr = comma + 1;
+            }
+        }
+    }
+    if (v.ptr) {
+        while (v.len && (*v.ptr == ' ' || *v.ptr == '\t'))
+            v.ptr++, v.len--;
+        while (v.len && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+            v.len--;
+        char ip[INET6_ADDRSTRLEN + 1];
+        unsigned char bin[sizeof(struct in6_addr)];
+        if (v.len && v.len < sizeof ip) {
+            memcpy(ip, v.ptr, v.len);
+            ip[v.len] = 0;
+            if (inet_pton(AF_INET, ip, bin) == 1 ||
+                inet_pton(AF_INET6, ip, bin) == 1) {
+                char *cp = gust_arena_strdup(&c->arena, ip);
+                if (cp)
+                    r->remote_ip = cp;
+            }
+        }
+    }
+    gust_str p = gust_http_headers_get_first(&r->headers, GUST_STR("X-Scheme"));
+    if (!p.ptr) {
+        p = gust_http_headers_get_first(&r->headers,
+                                        GUST_STR("X-Forwarded-Proto"));
+        if (p.ptr) {
+            const char *comma = memrchr(p.ptr, ',', p.len);
+            if (comma) {
+                p.len -= (size_t)(comma + 1 - p.ptr);
+                p.ptr = comma + 1;
+            }
+            while (p.len && *p.ptr == ' ')
+                p.ptr++, p.len--;
+            while (p.len && p.ptr[p.len - 1] == ' ')
+                p.len--;
+        }
+    }
+    if (gust_str_eq_nocase(p, GUST_STR("http")))
+        r->protocol = "http";
+    else if (gust_str_eq_nocase(p, GUST_STR("https")))
+        r->protocol = "https";
+}
+
+/* Fills c->req from the parsed head. Returns 0 or -ENOMEM. */
+static int setup_request(gust_http_connection *c)
+{
+    gust_http_request *r = &c->req;
+    gust__http1_request *h = &c->head;
+    gust_arena_reset(&c->arena);
+    memset(r, 0, sizeof *r);
+    r->arena = &c->arena;
+    r->method = dup_slice(c, h->method);
+    r->uri = dup_slice(c, h->target);
+    if (!r->method || !r->uri)
+        return -ENOMEM;
+    const char *q = memchr(r->uri, '?', h->target.len);
+    if (q) {
+        r->path = gust_arena_strndup(&c->arena, r->uri, (size_t)(q - r->uri));
+        r->query = q + 1;
+    } else {
+        r->path = r->uri;
+        r->query = "";
+    }
+    r->version_minor = h->minor_version ? 1 : 0;
+    r->version = r->version_minor ? "HTTP/1.1" : "HTTP/1.0";
+    gust_http_headers_init(&r->headers, &c->arena);
+    if (gust_http_headers_reserve(&r->headers, h->num_headers ? h->num_headers : 1))
+        return -ENOMEM;
+    for (size_t i = 0; i < h->num_headers; i++) {
+        gust__http1_header *f = &h->headers[i];
+        gust_http_headers_add(&r->headers, gust_str_make(f->name.ptr, f->name.len),
+                              gust_str_make(f->value.ptr, f->value.len),
+                              GUST_HEADER_TRUSTED);
+    }
+    gust_http_args_init(&r->query_arguments, &c->arena);
+    gust_http_args_init(&r->body_arguments, &c->arena);
+    gust_http_args_init(&r->arguments, &c->arena);
+    gust_http_files_init(&r->files, &c->arena);
+    if (*r->query) {
+        if (gust_http_args_parse_urlencoded(&r->query_arguments,
+                                            gust_str_cstr(r->query)))
+            return -ENOMEM;
+    }
+    r->remote_ip = c->peer_ip;
+    r->protocol = c->srv->protocol ? c->srv->protocol : "http";
+    if (c->srv->opts.xheaders)
+        apply_xheaders(c);
+    gust__http1_slice host = c->framing.host;
+    if (!host.ptr && h->target.len > 7 &&
+        (strncasecmp(r->uri, "http://", 7) == 0 ||
+         strncasecmp(r->uri, "https://", 8) == 0)) {
+        /* absolute-form: the authority names the host */
+        const char *a = strstr(r->uri, "//") + 2;
+        size_t n = strcspn(a, "/?");
+        host.ptr = a;
+        host.len = n;
+    }
+    r->host = host.ptr ? dup_slice(c, host) : "";
+    gust_str hn = gust_str_cstr(r->host);
+    int port;
+    if (host.ptr && gust_http_split_host_port(hn, &hn, &port) == 0) {
+        char *lower = gust_arena_strndup(&c->arena, hn.ptr, hn.len);
+        if (lower)
+            for (char *p = lower; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p + 32);
+        r->host_name = lower ? lower : "";
+    } else {
+        r->host_name = r->host;
+    }
+    r->start_time = gust_loop_time(gust_stream_loop(c->stream));
+    r->connection = c;
+    r->body = gust_str_make("", 0);
+
+    c->resp_mode = GUST__RESP_NONE;
+    c->status = 200;
+    c->reason = NULL;
+    gust_http_headers_init(&c->resp_headers, &c->arena);
+    c->headers_sent = c->resp_chunked = c->resp_no_body = c->resp_close = false;
+    c->sbody_len = 0;
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
+    c->streaming = c->skip_body = c->finish_called = false;
+    c->cookies_parsed = false;
+    return 0;
+}
+
+/* The body is complete: parse form arguments and run the handler. */
+static void dispatch(gust_http_connection *c)
+{
+    gust_http_request *r = &c->req;
+    if (!c->streaming) {
+        if (c->body)
+            r->body = gust_str_make(c->body, c->body_len);
+        else if (c->framing.body == GUST_HTTP1_BODY_LENGTH)
+            r->body = gust_str_make(c->buf + c->head_end,
+                                    (size_t)c->framing.content_length);
+        if (r->body.len) {
+            gust_str ct = gust_http_headers_get_first(&r->headers,
+                                                      GUST_STR("Content-Type"));
+            bool encoded = gust_http_headers_has(&r->headers,
+                                                 GUST_STR("Content-Encoding"));
+            if (ct.ptr && !encoded &&
+                gust_http_parse_body_arguments(&c->arena, ct, r->body,
+                                               &r->body_arguments, &r->files) < 0)
+                gust_log_warning("http", "%s: invalid form body ignored",
+                                 c->peer_ip);
+        }
+    }
+    for (size_t i = 0; i < r->query_arguments.count; i++)
+        gust_http_args_add(&r->arguments, r->query_arguments.items[i].name,
+                           r->query_arguments.items[i].value);
+    for (size_t i = 0; i < r->body_arguments.count; i++)
+        gust_http_args_add(&r->arguments, r->body_arguments.items[i].name,
+                           r->body_arguments.items[i].value);
+    c->state = GUST__HTTP_HANDLER;
+    c->finish_called = true;
+    c->app_owns = true;
+    set_timer(c, T_NONE);
+    const gust_http_delegate *d = c->srv->handler.delegate;
+    if (d) {
+        if (d->finish)
+            d->finish(r, c->srv->handler.data);
+    } else if (c->srv->handler.callback) {
+        c->srv->handler.callback(r, c->srv->handler.data);
+    } else {
+        gust_http_respond(r, 404, NULL, NULL, 0);
+    }
+}
+
+/* Body bytes buf[req_end, len): move them where they belong. Returns 1
+ * when the body is complete, 0 when more is needed, -1 after an error
+ * (answered). */
+static int body_step(gust_http_connection *c)
+{
+    const gust_http_delegate *d = c->srv->handler.delegate;
+    void *hd = c->srv->handler.data;
+    size_t pos = c->req_end;
+    size_t avail = c->len - pos;
+    if (c->framing.body == GUST_HTTP1_BODY_NONE)
+        return 1;
+    if (c->framing.body == GUST_HTTP1_BODY_LENGTH) {
+        size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+        if (!c->streaming && !c->body) { /* the body stays in buf */
+            c->req_end += take;
+            c->body_left -= take;
+            return c->body_left == 0;
+        }
+        if (take) {
+            if (c->streaming) {
+                if (d->data_received &&
+                    d->data_received(&c->req, c->buf + pos, take, hd) < 0) {
+                    send_error(c, 400, "body refused by the handler");
+                    return -1;
+                }
+                if (c->state != GUST__HTTP_BODY)
+                    return -1;
+            } else {
+                memcpy(c->body + c->body_len, c->buf + pos, take);
+                c->body_len += take;
+            }
+            memmove(c->buf + pos, c->buf + pos + take, avail - take);
+            c->len -= take;
+            c->body_left -= take;
+        }
+        return c->body_left == 0;
+    }
+    /* chunked: decoded in place, then handed over or appended */
+    size_t dlen = 0;
+    ssize_t r = gust__http1_chunked_decode(&c->chunked, c->buf + pos, avail,
+                                           &dlen);
+    if (dlen) {
+        if (c->streaming) {
+            if (d->data_received &&
+                d->data_received(&c->req, c->buf + pos, dlen, hd) < 0) {
+                send_error(c, 400, "body refused by the handler");
+                return -1;
+            }
+            if (c->state != GUST__HTTP_BODY)
+                return -1;
+        } else {
+            if (c->body_len + dlen > c->body_cap) {
+                size_t cap = c->body_cap ? c->body_cap * 2 : 4096;
+                while (cap < c->body_len + dlen)
+                    cap *= 2;
+                char *nb = gust_arena_realloc(&c->arena, c->body, c->body_cap,
+                                              cap);
+                if (!nb) {
+                    send_error(c, 413, "out of memory for the body");
+                    return -1;
+                }
+                c->body = nb;
+                c->body_cap = cap;
+            }
+            memcpy(c->body + c->body_len, c->buf + pos, dlen);
+            c->body_len += dlen;
+        }
+    }
+    if (r == GUST_HTTP1_ERROR) {
+        send_error(c, c->chunked.error_status, c->chunked.error_reason);
+        return -1;
+    }
+    size_t used = r == GUST_HTTP1_INCOMPLETE ? avail : (size_t)r;
+    memmove(c->buf + pos, c->buf + pos + used, avail - used);
+    c->len -= used;
+    if (r >= 0 && !c->body)
+        c->body = gust_arena_alloc(&c->arena, 1); /* empty, but not in buf */
+    return r >= 0;
+}
+
+/* A complete head is at buf[off, off + n). */
+static int start_request(gust_http_connection *c, size_t n)
+{
+    const gust_http_server_options *o = opts_of(c);
+    if (gust__http1_request_framing(&c->head, &c->framing) < 0) {
+        send_error(c, c->framing.error_status, c->framing.error_reason);
+        return -1;
+    }
+    if (c->framing.expect_other) {
+        send_error(c, 417, "unsupported Expect");
+        return -1;
+    }
+    if (c->framing.body == GUST_HTTP1_BODY_LENGTH &&
+        c->framing.content_length > o->max_body_size) {
+        send_error(c, 413, "Content-Length over max_body_size");
+        return -1;
+    }
+    c->head_end = c->req_end = c->off + n;
+    if (setup_request(c) < 0) {
+        send_error(c, 503, "out of memory");
+        return -1;
+    }
+    c->state = GUST__HTTP_BODY;
+    const gust_http_delegate *d = c->srv->handler.delegate;
+    if (d && d->headers_received) {
+        c->in_headers_received = true;
+        c->app_owns = true;
+        int rc = d->headers_received(&c->req, c->srv->handler.data);
+        c->in_headers_received = false;
+        if (c->state != GUST__HTTP_BODY)
+            return -1; /* finished (or failed) from inside */
+        if (rc > 0) {
+            c->skip_body = true;
+            c->state = GUST__HTTP_HANDLER;
+            return -1;
+        }
+    }
+    bool has_body = c->framing.body == GUST_HTTP1_BODY_CHUNKED ||
+                    (c->framing.body == GUST_HTTP1_BODY_LENGTH &&
+                     c->framing.content_length > 0);
+    if (c->framing.body == GUST_HTTP1_BODY_CHUNKED)
+        gust__http1_chunked_init(&c->chunked, o->max_body_size, o->max_header_size);
+    c->body_left = c->framing.body == GUST_HTTP1_BODY_LENGTH
+                       ? c->framing.content_length : 0;
+    if (has_body && !c->streaming &&
+        c->framing.body == GUST_HTTP1_BODY_LENGTH &&
+        c->head_end + c->framing.content_length > c->cap) {
+        c->body = gust_arena_alloc(&c->arena,
+                                   (size_t)c->framing.content_length);
+        if (!c->body) {
+            send_error(c, 413, "out of memory for the body");
+            return -1;
+        }
+    }
+    if (has_body && c->framing.expect_continue && c->len == c->head_end) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        gust__http_conn_out(c, cont, sizeof cont - 1);
+        gust__http_conn_flush(c);
+    }
+    if (!has_body)
+        c->req_end = c->head_end;
+    return 0;
+}
+
+/* Parses and runs every request already buffered. */
+static void process(gust_http_connection *c)
+{
+    const gust_http_server_options *o = opts_of(c);
+    if (c->in_batch)
+        return;
+    c->in_batch = true;
+    while (!c->closed && c->state != GUST__HTTP_CLOSING) {
+        if (c->state == GUST__HTTP_HANDLER)
+            break;
+        if (c->state == GUST__HTTP_HEAD) {
+            if (c->off == c->len) {
+                /* Idle: give the buffer back. */
+                if (c->buf) {
+                    buf_put(c->buf, c->cap);
+                    c->buf = NULL;
+                }
+                c->off = c->len = 0;
+                c->parsed_len = 0;
+                set_timer(c, c->srv->closing_all ? T_NONE : T_IDLE);
+                if (c->srv->closing_all)
+                    gust__http_conn_close(c);
+                break;
+            }
+            int n = gust__http1_parse_request(c->buf + c->off, c->len - c->off,
+                                              c->parsed_len, o->max_header_size,
+                                              &c->head);
+            if (n == GUST_HTTP1_INCOMPLETE) {
+                if (c->off) {
+                    memmove(c->buf, c->buf + c->off, c->len - c->off);
+                    c->len -= c->off;
+                    c->off = 0;
+                }
+                c->parsed_len = c->len;
+                set_timer(c, T_HEAD);
+                break;
+            }
+            c->parsed_len = 0;
+            if (n < 0) {
+                send_error(c, c->head.error_status, c->head.error_reason);
+                break;
+            }
+            if (c->timer_kind != T_NONE)
+                set_timer(c, T_NONE);
+            if (start_request(c, (size_t)n) < 0)
+                continue; /* answered, closing, or the delegate took it */
+        }
+        /* GUST__HTTP_BODY */
+        int r = body_step(c);
+        if (r < 0)
+            continue;
+        if (r == 0) {
+            set_timer(c, T_BODY);
+            break;
+        }
+        dispatch(c);
+    }
+    c->in_batch = false;
+    gust__http_conn_flush(c);
+    if (!c->closed && c->state != GUST__HTTP_CLOSING)
+        start_read(c);
+}
+
+static void on_resume(gust_timer *t, void *data)
+{
+    (void)t;
+    process(data);
+}
+
+/* E2: whether the connection is kept after this request. */
+static bool keep_alive(gust_http_connection *c)
+{
+    if (c->srv->opts.no_keep_alive || c->srv->closing_all || c->skip_body ||
+        c->resp_close)
+        return false;
+    if (c->req.version_minor >= 1)
+        return !c->framing.connection_close;
+    if (gust_http_headers_has(&c->req.headers, GUST_STR("Content-Length")) ||
+        strcmp(c->req.method, "HEAD") == 0 || strcmp(c->req.method, "GET") == 0)
+        return c->framing.connection_keep_alive && !c->framing.connection_close;
+    return false;
+}
+
+bool gust__http_conn_will_keep(gust_http_connection *c)
+{
+    return keep_alive(c);
+}
+
+void gust__http_conn_request_done(gust_http_connection *c)
+{
+    bool keep = keep_alive(c) && c->state == GUST__HTTP_HANDLER;
+    c->app_owns = false; /* released */
+    if (!c->stream) { /* closed under the request */
+        conn_free(c);
+        return;
+    }
+    if (c->closed)
+        return; /* the close callback frees it */
+    if (!keep) {
+        close_after_write(c, c->req_end != c->len);
+        return;
+    }
+    c->off = c->req_end;
+    c->state = GUST__HTTP_HEAD;
+    if (c->in_batch)
+        return; /* process() goes on with the next request */
+    gust__http_conn_flush(c);
+    if (c->off < c->len)
+        gust_timer_start(&c->resume, 0, 0, on_resume, c);
+    else
+        process(c); /* idle: arms the timer and the read */
+}
+
+gust_http_connection *gust__http_conn_new(gust_http_server *srv,
+                                          gust_stream *stream,
+                                          const struct sockaddr *addr,
+                                          socklen_t addrlen)
+{
+    gust_http_connection *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    c->stream = stream;
+    if (addrlen > sizeof c->peer)
+        addrlen = sizeof c->peer;
+    memcpy(&c->peer, addr, addrlen);
+    c->peer_len = addrlen;
+    if (addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr,
+                  c->peer_ip, sizeof c->peer_ip);
+    else if (addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr,
+                  c->peer_ip, sizeof c->peer_ip);
+    else
+        strcpy(c->peer_ip, "unix");
+    c->cap = srv->opts.max_header_size + BUF_SLACK;
+    c->state = GUST__HTTP_HEAD;
+    c->timer_kind = T_NONE;
+    gust_loop *loop = gust_stream_loop(stream);
+    gust_timer_init(loop, &c->timer);
+    gust_timer_init(loop, &c->resume);
+    gust_arena_init(&c->arena, 0);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->count++;
+    gust_stream_set_data(stream, c);
+    gust_stream_set_close_callback(stream, on_close, c);
+    set_timer(c, T_IDLE);
+    start_read(c);
+    return c;
+}

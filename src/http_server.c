@@ -1,0 +1,543 @@
+/* HTTP/1 server (Tornado's HTTPServer) and the request/response calls a
+ * handler makes. The reading side of a connection is http1_connection.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gust/error.h"
+#include "gust/gust.h"
+#include "gust/log.h"
+#include "http_server_internal.h"
+
+/* ---- Server ------------------------------------------------------------ */
+
+static void handle_stream(gust_tcp_server *tcp, gust_stream *stream,
+                          const struct sockaddr *addr, socklen_t addrlen,
+                          void *data)
+{
+    (void)tcp;
+    gust_http_server *srv = data;
+    if (srv->closing_all || !gust__http_conn_new(srv, stream, addr, addrlen))
+        gust_stream_close(stream);
+}
+
+gust_http_server *gust_http_server_new(gust_http_handler handler,
+                                       const gust_http_server_options *opts)
+{
+    gust_http_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return NULL;
+    srv->handler = handler;
+    if (opts)
+        srv->opts = *opts;
+    gust_http_server_options *o = &srv->opts;
+    if (!o->max_header_size)
+        o->max_header_size = 64 * 1024;
+    if (!o->max_body_size)
+        o->max_body_size = 100u * 1024 * 1024;
+    if (o->header_timeout == 0)
+        o->header_timeout = 30;
+    if (o->idle_connection_timeout == 0)
+        o->idle_connection_timeout = 60;
+    if (o->body_timeout == 0)
+        o->body_timeout = 60;
+    const char *sh = o->server_header ? o->server_header
+                                      : "Gust/" GUST_VERSION_STRING;
+    gust_str shs = gust_str_cstr(sh);
+    if (*sh && !gust_http_header_value_valid(shs)) {
+        free(srv);
+        errno = EINVAL;
+        return NULL;
+    }
+    srv->server_header = malloc(strlen(sh) + 11);
+    srv->protocol = o->protocol ? strdup(o->protocol) : NULL;
+    srv->tcp = gust_tcp_server_new(handle_stream, &o->tcp, srv);
+    if (!srv->server_header || (o->protocol && !srv->protocol) || !srv->tcp) {
+        gust_tcp_server_free(srv->tcp);
+        free(srv->server_header);
+        free(srv->protocol);
+        free(srv);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (*sh)
+        srv->server_header_len = (size_t)sprintf(srv->server_header,
+                                                 "Server: %s\r\n", sh);
+    else
+        srv->server_header[0] = 0;
+    o->protocol = srv->protocol;
+    o->server_header = NULL;
+    return srv;
+}
+
+int gust_http_server_listen(gust_http_server *srv, int port, const char *address)
+{
+    return gust_tcp_server_listen(srv->tcp, port, address);
+}
+
+int gust_http_server_bind(gust_http_server *srv, int port, const char *address)
+{
+    return gust_tcp_server_bind(srv->tcp, port, address);
+}
+
+int gust_http_server_start(gust_http_server *srv, int num_processes)
+{
+    return gust_tcp_server_start(srv->tcp, num_processes);
+}
+
+int gust_http_server_add_sockets(gust_http_server *srv, gust_socket_list *socks)
+{
+    return gust_tcp_server_add_sockets(srv->tcp, socks);
+}
+
+int gust_http_server_stop(gust_http_server *srv)
+{
+    return gust_tcp_server_stop(srv->tcp);
+}
+
+int gust_http_server_port(const gust_http_server *srv)
+{
+    return gust_tcp_server_port(srv->tcp);
+}
+
+size_t gust_http_server_connection_count(const gust_http_server *srv)
+{
+    return srv->count;
+}
+
+static void server_destroy(gust_http_server *srv)
+{
+    if (srv->done_timer_set)
+        gust_timer_stop(&srv->done_timer);
+    gust_tcp_server_free(srv->tcp);
+    free(srv->server_header);
+    free(srv->protocol);
+    free(srv);
+}
+
+static void on_done_timer(gust_timer *t, void *data)
+{
+    (void)t;
+    gust_http_server *srv = data;
+    if (srv->done && srv->count == 0) {
+        void (*done)(gust_http_server *, void *) = srv->done;
+        srv->done = NULL;
+        done(srv, srv->done_data);
+    }
+}
+
+void gust__http_server_conn_gone(gust_http_server *srv)
+{
+    if (srv->count)
+        return;
+    if (srv->free_pending) {
+        server_destroy(srv);
+        return;
+    }
+    if (srv->done && srv->done_timer_set)
+        gust_timer_start(&srv->done_timer, 0, 0, on_done_timer, srv);
+}
+
+int gust_http_server_close_all(gust_http_server *srv,
+                               void (*done)(gust_http_server *srv, void *data),
+                               void *data)
+{
+    gust_http_server_stop(srv);
+    srv->closing_all = true;
+    srv->done = done;
+    srv->done_data = data;
+    gust_http_connection *next;
+    for (gust_http_connection *c = srv->conns; c; c = next) {
+        next = c->next;
+        /* Idle ones go now; busy ones close after their response. */
+        if (c->state == GUST__HTTP_HEAD && c->off == c->len)
+            gust__http_conn_close(c);
+    }
+    if (done) {
+        gust_loop *loop = gust_loop_current();
+        if (!loop)
+            return -ENOMEM;
+        if (!srv->done_timer_set) {
+            gust_timer_init(loop, &srv->done_timer);
+            srv->done_timer_set = true;
+        }
+        if (srv->count == 0)
+            return gust_timer_start(&srv->done_timer, 0, 0, on_done_timer, srv);
+    }
+    return 0;
+}
+
+void gust_http_server_free(gust_http_server *srv)
+{
+    if (!srv)
+        return;
+    srv->done = NULL;
+    gust_tcp_server_stop(srv->tcp);
+    if (srv->count == 0) {
+        server_destroy(srv);
+        return;
+    }
+    /* Close callbacks still to come need the server: freed after them. */
+    srv->free_pending = true;
+    srv->closing_all = true;
+    for (gust_http_connection *c = srv->conns; c; c = c->next)
+        gust__http_conn_close(c);
+}
+
+/* ---- Requests: reading ------------------------------------------------- */
+
+const gust_http_args *gust_http_request_cookies(gust_http_request *req)
+{
+    gust_http_connection *c = req->connection;
+    if (!c->cookies_parsed) {
+        c->cookies_parsed = true;
+        gust_http_args_init(&c->cookies, req->arena);
+        size_t cur = 0;
+        gust_str v;
+        while (gust_http_headers_next(&req->headers, GUST_STR("Cookie"), &cur,
+                                      &v))
+            gust_http_parse_cookie(v, &c->cookies);
+    }
+    return &c->cookies;
+}
+
+const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
+                                              socklen_t *len)
+{
+    gust_http_connection *c = req->connection;
+    if (len)
+        *len = c->peer_len;
+    return (const struct sockaddr *)&c->peer;
+}
+
+int gust_http_request_stream_body(gust_http_request *req)
+{
+    gust_http_connection *c = req->connection;
+    if (!c || !c->in_headers_received)
+        return -EINVAL;
+    c->streaming = true;
+    return 0;
+}
+
+/* ---- Responses --------------------------------------------------------- */
+
+int gust_http_request_write(gust_http_request *req, const void *data, size_t len)
+{
+    gust_http_connection *c = req->connection;
+    if (c->resp_mode == GUST__RESP_STRUCT)
+        return -EINVAL;
+    c->resp_mode = GUST__RESP_RAW;
+    return gust__http_conn_out(c, data, len);
+}
+
+int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
+{
+    char small[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof small)
+        return gust_http_request_write(req, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = gust_http_request_write(req, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+static int structured(gust_http_connection *c)
+{
+    if (c->resp_mode == GUST__RESP_RAW)
+        return -EINVAL;
+    c->resp_mode = GUST__RESP_STRUCT;
+    return 0;
+}
+
+int gust_http_response_set_status(gust_http_request *req, int code,
+                                  const char *reason)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c) || c->headers_sent || code < 100 || code > 999)
+        return -EINVAL;
+    if (reason) {
+        for (const char *p = reason; *p; p++)
+            if ((unsigned char)*p < 0x20 && *p != '\t')
+                return -EINVAL;
+        reason = gust_arena_strdup(req->arena, reason);
+        if (!reason)
+            return -ENOMEM;
+    }
+    c->status = code;
+    c->reason = reason;
+    return 0;
+}
+
+int gust_http_response_set_header(gust_http_request *req, const char *name,
+                                  const char *value)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c) || c->headers_sent)
+        return -EINVAL;
+    return gust_http_headers_set(&c->resp_headers, gust_str_cstr(name),
+                                 gust_str_cstr(value), GUST_HEADER_COPY);
+}
+
+int gust_http_response_add_header(gust_http_request *req, const char *name,
+                                  const char *value)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c) || c->headers_sent)
+        return -EINVAL;
+    return gust_http_headers_add(&c->resp_headers, gust_str_cstr(name),
+                                 gust_str_cstr(value), GUST_HEADER_COPY);
+}
+
+int gust_http_response_clear_header(gust_http_request *req, const char *name)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c) || c->headers_sent)
+        return -EINVAL;
+    gust_http_headers_remove(&c->resp_headers, gust_str_cstr(name));
+    return 0;
+}
+
+const gust_http_headers *gust_http_response_headers(const gust_http_request *req)
+{
+    return &req->connection->resp_headers;
+}
+
+int gust_http_response_status(const gust_http_request *req)
+{
+    return req->connection->status;
+}
+
+int gust_http_response_write(gust_http_request *req, const void *data,
+                             size_t len)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c))
+        return -EINVAL;
+    if (c->closed)
+        return GUST_ESTREAMCLOSED;
+    if (c->sbody_len + len > c->sbody_cap) {
+        size_t cap = c->sbody_cap ? c->sbody_cap : 1024;
+        while (cap < c->sbody_len + len)
+            cap *= 2;
+        char *b = realloc(c->sbody, cap);
+        if (!b)
+            return -ENOMEM;
+        c->sbody = b;
+        c->sbody_cap = cap;
+    }
+    memcpy(c->sbody + c->sbody_len, data, len);
+    c->sbody_len += len;
+    return 0;
+}
+
+/* The Date header, formatted once per second. */
+static _Thread_local struct {
+    time_t sec;
+    char line[GUST_HTTP_DATE_LEN + 9];
+} date_cache;
+
+static const char *date_line(void)
+{
+    time_t now = time(NULL);
+    if (now != date_cache.sec || !date_cache.line[0]) {
+        char d[GUST_HTTP_DATE_SIZE];
+        gust_http_date_format(now, d);
+        snprintf(date_cache.line, sizeof date_cache.line, "Date: %s\r\n", d);
+        date_cache.sec = now;
+    }
+    return date_cache.line;
+}
+
+int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
+                               size_t content_length, bool has_length)
+{
+    gust_http_request *r = &c->req;
+    bool keep = gust__http_conn_will_keep(c);
+    if (!keep)
+        c->resp_close = true;
+    char line[128];
+    const char *reason = c->reason ? c->reason : gust_http_reason(c->status);
+    size_t n;
+    if (c->status == 200 && !c->reason) {
+        memcpy(line, "HTTP/1.1 200 OK\r\n", 17);
+        n = 17;
+    } else {
+        int k = snprintf(line, sizeof line, "HTTP/1.1 %d ", c->status);
+        n = (size_t)k;
+        (void)r;
+        gust__http_conn_out(c, line, n);
+        const char *rs = reason ? reason : "Unknown";
+        gust__http_conn_out(c, rs, strlen(rs));
+        memcpy(line, "\r\n", 2);
+        n = 2;
+    }
+    gust__http_conn_out(c, line, n);
+    gust_http_headers *h = &c->resp_headers;
+    if (!gust_http_headers_has(h, GUST_STR("Date")))
+        gust__http_conn_out(c, date_line(), GUST_HTTP_DATE_LEN + 8);
+    if (c->srv->server_header_len && !gust_http_headers_has(h, GUST_STR("Server")))
+        gust__http_conn_out(c, c->srv->server_header, c->srv->server_header_len);
+    size_t ws = gust_http_headers_wire_size(h);
+    if (ws) {
+        char stackbuf[2048];
+        char *dst = ws <= sizeof stackbuf ? stackbuf : malloc(ws);
+        if (!dst)
+            return -ENOMEM;
+        gust_http_headers_serialize(h, dst);
+        gust__http_conn_out(c, dst, ws);
+        if (dst != stackbuf)
+            free(dst);
+    }
+    if (has_length) {
+        int k = snprintf(line, sizeof line, "Content-Length: %zu\r\n",
+                         content_length);
+        gust__http_conn_out(c, line, (size_t)k);
+    }
+    if (chunked)
+        gust__http_conn_out(c, "Transfer-Encoding: chunked\r\n", 28);
+    if (c->resp_close)
+        gust__http_conn_out(c, "Connection: close\r\n", 19);
+    else if (r->version_minor == 0)
+        gust__http_conn_out(c, "Connection: keep-alive\r\n", 24);
+    c->headers_sent = true;
+    return gust__http_conn_out(c, "\r\n", 2);
+}
+
+static bool no_body_status(int s)
+{
+    return s == 204 || s == 304 || (s >= 100 && s < 200);
+}
+
+/* Sends the head (if not yet) and the buffered body. */
+static int send_structured(gust_http_connection *c, bool final)
+{
+    gust_http_request *r = &c->req;
+    int rc = 0;
+    if (!c->headers_sent) {
+        c->resp_no_body = no_body_status(c->status) ||
+                          strcmp(r->method, "HEAD") == 0;
+        bool user_len = gust_http_headers_has(&c->resp_headers,
+                                              GUST_STR("Content-Length"));
+        bool has_len = false, chunked = false;
+        if (!user_len && !no_body_status(c->status)) {
+            if (final)
+                has_len = true;
+            else if (r->version_minor >= 1)
+                chunked = true;
+            else
+                c->resp_close = true; /* 1.0: the close ends the body */
+        }
+        if (chunked && c->resp_no_body)
+            chunked = false;
+        c->resp_chunked = chunked;
+        rc = gust__http_conn_write_head(c, chunked, c->sbody_len, has_len);
+    }
+    if (c->sbody_len && !c->resp_no_body) {
+        if (c->resp_chunked) {
+            char hex[24];
+            int k = snprintf(hex, sizeof hex, "%zx\r\n", c->sbody_len);
+            gust__http_conn_out(c, hex, (size_t)k);
+            gust__http_conn_out(c, c->sbody, c->sbody_len);
+            rc = gust__http_conn_out(c, "\r\n", 2);
+        } else {
+            rc = gust__http_conn_out(c, c->sbody, c->sbody_len);
+        }
+    }
+    c->sbody_len = 0;
+    if (final && c->resp_chunked)
+        rc = gust__http_conn_out(c, "0\r\n\r\n", 5);
+    /* A large body buffer is not kept for the next request. */
+    if (c->sbody_cap > 64 * 1024) {
+        free(c->sbody);
+        c->sbody = NULL;
+        c->sbody_cap = 0;
+    }
+    return rc;
+}
+
+typedef struct flush_wait {
+    gust_http_connection *c;
+    gust_http_request *req;
+    void (*cb)(gust_http_request *, int, void *);
+    void *data;
+} flush_wait;
+
+static void on_flushed(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    flush_wait *w = user;
+    /* Only while the request is still the application's. */
+    if (w->c->app_owns && &w->c->req == w->req)
+        w->cb(w->req, status < 0 ? GUST_ESTREAMCLOSED : 0, w->data);
+    free(w);
+}
+
+int gust_http_response_flush(gust_http_request *req,
+                             void (*cb)(gust_http_request *req, int status,
+                                        void *data),
+                             void *data)
+{
+    gust_http_connection *c = req->connection;
+    if (c->resp_mode == GUST__RESP_NONE)
+        c->resp_mode = GUST__RESP_STRUCT;
+    if (c->closed || !c->stream)
+        return GUST_ESTREAMCLOSED;
+    int rc = 0;
+    if (c->resp_mode == GUST__RESP_STRUCT)
+        rc = send_structured(c, false);
+    int frc = gust__http_conn_flush(c);
+    if (rc == 0)
+        rc = frc;
+    if (cb && rc == 0) {
+        flush_wait *w = malloc(sizeof *w);
+        if (!w)
+            return -ENOMEM;
+        *w = (flush_wait){c, req, cb, data};
+        rc = gust_stream_write(c->stream, "", 0, on_flushed, w);
+        if (rc < 0)
+            free(w);
+    }
+    return rc;
+}
+
+int gust_http_request_finish(gust_http_request *req)
+{
+    gust_http_connection *c = req->connection;
+    if (!c || !c->app_owns)
+        return -EINVAL;
+    int rc = 0;
+    if (c->closed || !c->stream) {
+        rc = GUST_ESTREAMCLOSED;
+    } else if (c->resp_mode != GUST__RESP_RAW) {
+        c->resp_mode = GUST__RESP_STRUCT;
+        rc = send_structured(c, true);
+    }
+    gust__http_conn_request_done(c);
+    return rc;
+}
+
+int gust_http_respond(gust_http_request *req, int status,
+                      const char *content_type, const void *body, size_t len)
+{
+    int rc = gust_http_response_set_status(req, status, NULL);
+    if (rc == 0 && content_type)
+        rc = gust_http_response_set_header(req, "Content-Type", content_type);
+    if (rc == 0 && len)
+        rc = gust_http_response_write(req, body, len);
+    int frc = gust_http_request_finish(req);
+    return rc ? rc : frc;
+}

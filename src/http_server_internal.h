@@ -1,0 +1,122 @@
+/* Private layout of the HTTP/1 server and its connections, shared by
+ * http_server.c (server, request and response calls) and http1_connection.c
+ * (reading, parsing, framing, keep-alive). Not installed. */
+#ifndef GUST_HTTP_SERVER_INTERNAL_H
+#define GUST_HTTP_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "gust/http_server.h"
+#include "gust/stream.h"
+#include "http1_parser.h"
+
+/* Where a connection is in its request cycle. */
+enum gust__http_state {
+    GUST__HTTP_HEAD,    /* waiting for (the rest of) a request head */
+    GUST__HTTP_BODY,    /* head parsed, reading the body */
+    GUST__HTTP_HANDLER, /* request handed over, not finished yet */
+    GUST__HTTP_CLOSING, /* last response going out; no more requests */
+};
+
+/* Response style of the current request. */
+enum gust__http_resp { GUST__RESP_NONE, GUST__RESP_RAW, GUST__RESP_STRUCT };
+
+struct gust_http_server {
+    gust_tcp_server *tcp;
+    gust_http_handler handler;
+    gust_http_server_options opts;
+    char *protocol;      /* owned copies of the option strings */
+    char *server_header; /* "Server: ...\r\n" or "" */
+    size_t server_header_len;
+    gust_http_connection *conns; /* open connections, doubly linked */
+    size_t count;
+    bool closing_all;
+    bool free_pending;   /* freed once the last connection is gone */
+    void (*done)(gust_http_server *srv, void *data);
+    void *done_data;
+    gust_timer done_timer;
+    bool done_timer_set;
+};
+
+struct gust_http_connection {
+    gust_http_connection *prev, *next;
+    gust_http_server *srv;
+    gust_stream *stream; /* NULL once its close callback has run */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    char peer_ip[64];
+
+    /* Input: bytes buf[off, len) not yet consumed; cap is fixed while a
+     * request lives, so the slices of its head stay valid. NULL when empty. */
+    char *buf;
+    size_t off, len, cap;
+    size_t parsed_len;   /* head bytes seen by the last INCOMPLETE parse */
+    bool reading;        /* a stream read is pending */
+    int state;
+    bool in_batch;       /* inside process(): responses are gathered */
+    bool closed;         /* the stream is closed or closing */
+    bool lingering;      /* error sent: discarding input until EOF */
+    int timer_kind;      /* what the timer measures (enum in the .c) */
+    gust_timer timer;
+    gust_timer resume;   /* resumes parsing after an asynchronous finish */
+
+    /* The current request. */
+    gust_arena arena;
+    gust_http_request req;
+    gust__http1_request head;
+    gust__http1_framing framing;
+    size_t head_end;     /* offset in buf where the body starts */
+    size_t req_end;      /* offset in buf just past this request's bytes */
+    uint64_t body_left;  /* LENGTH: body bytes still to read */
+    gust__http1_chunked chunked;
+    char *body;          /* body assembled in the arena (NULL: in buf) */
+    size_t body_len, body_cap;
+    bool streaming;      /* body goes to data_received */
+    bool in_headers_received;
+    bool skip_body;      /* the delegate answered from headers_received */
+    bool finish_called;  /* the delegate's finish (or callback) ran */
+    bool app_owns;       /* the application holds req until finish() */
+    bool cookies_parsed;
+    gust_http_args cookies;
+
+    /* The response. */
+    int resp_mode;
+    int status;
+    const char *reason;
+    gust_http_headers resp_headers;
+    bool headers_sent;
+    bool resp_chunked;   /* body sent with chunked framing */
+    bool resp_no_body;   /* HEAD, 204, 304 */
+    bool resp_close;     /* Connection: close was (to be) sent */
+    char *sbody;         /* structured body not sent yet (malloc'd) */
+    size_t sbody_len, sbody_cap;
+
+    /* Output gathered during a batch, sent with one write. */
+    char *out;
+    size_t out_len, out_cap;
+};
+
+/* http1_connection.c */
+gust_http_connection *gust__http_conn_new(gust_http_server *srv,
+                                          gust_stream *stream,
+                                          const struct sockaddr *addr,
+                                          socklen_t addrlen);
+/* Closes the stream (the connection goes away from its close callback). */
+void gust__http_conn_close(gust_http_connection *c);
+/* Called by gust_http_request_finish() once the response is complete. */
+void gust__http_conn_request_done(gust_http_connection *c);
+/* Whether the connection is kept after the current response (E2). */
+bool gust__http_conn_will_keep(gust_http_connection *c);
+/* Queues bytes for the connection; sent at the end of the batch or now. */
+int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n);
+int gust__http_conn_flush(gust_http_connection *c);
+/* Writes the start of a structured response (status line and headers). */
+int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
+                               size_t content_length, bool has_length);
+/* Freed from the server once it has no connections. */
+void gust__http_server_conn_gone(gust_http_server *srv);
+
+#endif /* GUST_HTTP_SERVER_INTERNAL_H */

@@ -1,0 +1,808 @@
+/* Unit tests for the HTTP/1 server (include/gust/http_server.h): real
+ * sockets on 127.0.0.1, the server on the test's loop, a blocking raw client
+ * in a thread. The client only records what it saw; the main thread asserts
+ * once it has joined. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gust/http_server.h"
+#include "gust/log.h"
+#include "gust/loop.h"
+#include "http_server_internal.h"
+
+/* ---- Client side (runs in a thread) ------------------------------------ */
+
+static int client_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n) {
+        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+        if (k <= 0)
+            return;
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+/* True if the peer closed within ms milliseconds (pending data is read and
+ * appended to out, which may be NULL). */
+static bool closed_within(int fd, int ms, char *out, size_t cap, size_t *len)
+{
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, ms) <= 0)
+            return false;
+        char tmp[4096];
+        ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+        if (k <= 0)
+            return true;
+        if (out && *len + (size_t)k < cap) {
+            memcpy(out + *len, tmp, (size_t)k);
+            *len += (size_t)k;
+            out[*len] = 0;
+        }
+    }
+}
+
+/* Reads one response (head, then Content-Length or chunked body, or no
+ * body for HEAD / 204 / 304) into out. Returns its length or -1. */
+static long read_response(int fd, char *out, size_t cap, bool head_only)
+{
+    size_t len = strlen(out); /* bytes left over from the previous one */
+    for (;;) {
+        out[len] = 0;
+        char *end = strstr(out, "\r\n\r\n");
+        if (end) {
+            size_t hl = (size_t)(end + 4 - out);
+            const char *cl = strcasestr(out, "\r\nContent-Length: ");
+            int code = atoi(out + 9);
+            size_t want = hl;
+            if (!head_only && code != 204 && code != 304 && code >= 200) {
+                if (cl && cl < end)
+                    want = hl + strtoul(cl + 18, NULL, 10);
+                else if (strcasestr(out, "chunked") &&
+                         strstr(end + 4, "0\r\n\r\n"))
+                    want = (size_t)(strstr(end + 4, "0\r\n\r\n") + 5 - out);
+                else if (strcasestr(out, "chunked"))
+                    want = cap; /* need more */
+            }
+            if (len >= want)
+                return (long)want;
+        }
+        if (len + 1 >= cap)
+            return -1;
+        ssize_t k = recv(fd, out + len, cap - 1 - len, 0);
+        if (k <= 0)
+            return -1;
+        len += (size_t)k;
+    }
+}
+
+typedef struct job {
+    gust_loop *loop;
+    int port;
+    void (*fn)(struct job *j);
+    /* results */
+    char resp[8192];
+    long resp_len;
+    bool closed;
+    int status;
+    int count;
+    char extra[8192];
+} job;
+
+static void *client_main(void *p)
+{
+    job *j = p;
+    j->fn(j);
+    gust_loop_stop_threadsafe(j->loop);
+    return NULL;
+}
+
+static void run_client(gust_loop *loop, gust_http_server *srv, job *j)
+{
+    j->loop = loop;
+    j->port = gust_http_server_port(srv);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, client_main, j), 0);
+    assert_int_equal(gust_loop_start(loop), 0);
+    pthread_join(t, NULL);
+}
+
+static void on_all_closed(gust_http_server *srv, void *data)
+{
+    (void)srv;
+    *(bool *)data = true;
+}
+
+/* Graceful shutdown: close_all, wait for its done callback, free. */
+static void finish_server(gust_loop *loop, gust_http_server *srv)
+{
+    bool done = false;
+    assert_int_equal(gust_http_server_close_all(srv, on_all_closed, &done), 0);
+    for (int i = 0; i < 500 && !done; i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_true(done);
+    assert_int_equal(gust_http_server_connection_count(srv), 0);
+    gust_http_server_free(srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+static gust_loop *new_loop(void)
+{
+    gust_loop *loop = gust_loop_new();
+    assert_non_null(loop);
+    gust_loop_make_current(loop);
+    return loop;
+}
+
+static gust_http_server *start(gust_http_handler h,
+                               const gust_http_server_options *o)
+{
+    gust_http_server *srv = gust_http_server_new(h, o);
+    assert_non_null(srv);
+    assert_int_equal(gust_http_server_listen(srv, 0, "127.0.0.1"), 0);
+    return srv;
+}
+
+/* ---- Handlers ------------------------------------------------------------ */
+
+/* E1: raw response. */
+static void raw_handler(gust_http_request *req, void *data)
+{
+    (void)data;
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "You requested %s\n", req->uri);
+    gust_http_request_printf(req, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s",
+                             n, msg);
+    gust_http_request_finish(req);
+}
+
+/* Structured: /204, /304 set that status; the body is the request body,
+ * or "xyz". */
+static void struct_handler(gust_http_request *req, void *data)
+{
+    (void)data;
+    int status = atoi(req->path + 1);
+    if (status < 200)
+        status = 200;
+    gust_http_response_set_status(req, status, NULL);
+    if (req->body.len)
+        gust_http_response_write(req, req->body.ptr, req->body.len);
+    else
+        gust_http_response_write(req, "xyz", 3);
+    gust_http_request_finish(req);
+}
+
+/* ---- Keep-alive matrix --------------------------------------------------- */
+
+static const char *ka_request;
+
+static void ka_client(job *j)
+{
+    int fd = client_connect(j->port);
+    send_all(fd, ka_request, strlen(ka_request));
+    j->resp_len = read_response(fd, j->resp, sizeof j->resp, false);
+    size_t n = 0;
+    j->closed = closed_within(fd, 500, NULL, 0, &n);
+    close(fd);
+}
+
+static void test_keep_alive_matrix(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *req;
+        bool no_keep_alive;
+        bool kept;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false, true},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false, false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", false, true},
+        {"GET / HTTP/1.0\r\n\r\n", false, false},
+        {"GET / HTTP/1.0\r\nConnection: close\r\n\r\n", false, false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false, true},
+        {"POST / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false, false},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true, false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gust_loop *loop = new_loop();
+        gust_http_server_options o = {.no_keep_alive = cases[i].no_keep_alive};
+        gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
+        job j = {.fn = ka_client};
+        ka_request = cases[i].req;
+        run_client(loop, srv, &j);
+        assert_true(j.resp_len > 0);
+        assert_non_null(strstr(j.resp, "You requested /"));
+        if (j.closed == cases[i].kept)
+            fail_msg("case %zu: kept=%d expected %d", i, !j.closed, cases[i].kept);
+        finish_server(loop, srv);
+    }
+}
+
+/* ---- Pipelining ---------------------------------------------------------- */
+
+static void pipeline_client(job *j)
+{
+    int fd = client_connect(j->port);
+    char reqs[2048];
+    size_t n = 0;
+    for (int i = 0; i < 10; i++)
+        n += (size_t)sprintf(reqs + n, "GET /r%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+    send_all(fd, reqs, n);
+    size_t got = 0;
+    for (int i = 0; i < 10; i++) {
+        long k = read_response(fd, j->resp, sizeof j->resp, false);
+        if (k < 0)
+            break;
+        char want[32];
+        sprintf(want, "You requested /r%d\n", i);
+        if (strstr(j->resp, want))
+            j->count++;
+        /* keep what followed this response */
+        size_t total = strlen(j->resp);
+        memmove(j->resp, j->resp + k, total - (size_t)k + 1);
+        got++;
+    }
+    close(fd);
+}
+
+static void test_pipelining(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), NULL);
+    job j = {.fn = pipeline_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(j.count, 10);
+    finish_server(loop, srv);
+}
+
+/* ---- Bodies -------------------------------------------------------------- */
+
+static const char *script_req;  /* sent at once */
+static const char *script_body; /* sent after "100 Continue" if not NULL */
+
+static void script_client(job *j)
+{
+    int fd = client_connect(j->port);
+    send_all(fd, script_req, strlen(script_req));
+    if (script_body) {
+        char cont[64] = {0};
+        ssize_t k = recv(fd, cont, 25, MSG_WAITALL);
+        if (k == 25 && strcmp(cont, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
+            j->count = 1;
+        send_all(fd, script_body, strlen(script_body));
+    }
+    j->resp_len = read_response(fd, j->resp, sizeof j->resp,
+                                strncmp(script_req, "HEAD", 4) == 0);
+    size_t n = 0;
+    j->extra[0] = 0;
+    if (j->resp_len > 0) { /* what came with it belongs to the next one */
+        n = strlen(j->resp + j->resp_len);
+        memcpy(j->extra, j->resp + j->resp_len, n + 1);
+        j->resp[j->resp_len] = 0;
+    }
+    j->closed = closed_within(fd, 300, j->extra, sizeof j->extra, &n);
+    close(fd);
+}
+
+static void run_script(const gust_http_server_options *o, gust_http_handler h,
+                       const char *req, const char *body, job *j)
+{
+    gust_loop *loop = new_loop();
+    gust_http_server *srv = start(h, o);
+    memset(j, 0, sizeof *j);
+    j->fn = script_client;
+    script_req = req;
+    script_body = body;
+    run_client(loop, srv, j);
+    finish_server(loop, srv);
+}
+
+static void test_chunked_body(void **state)
+{
+    (void)state;
+    job j;
+    run_script(NULL, gust_http_callback(struct_handler, NULL),
+               "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n",
+               NULL, &j);
+    assert_true(j.resp_len > 0);
+    assert_non_null(strstr(j.resp, "Content-Length: 12\r\n"));
+    assert_non_null(strstr(j.resp, "\r\n\r\nhello, world"));
+    assert_false(j.closed);
+}
+
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    job j;
+    run_script(NULL, gust_http_callback(struct_handler, NULL),
+               "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+               "Expect: 100-continue\r\n\r\n", "body", &j);
+    assert_int_equal(j.count, 1);
+    assert_non_null(strstr(j.resp, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(j.resp, "\r\n\r\nbody"));
+}
+
+static void test_no_body_responses(void **state)
+{
+    (void)state;
+    static const char *reqs[] = {
+        "HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n"
+        "Connection: close\r\n\r\n",
+        "GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n"
+        "Connection: close\r\n\r\n",
+        "GET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n"
+        "Connection: close\r\n\r\n",
+    };
+    for (int i = 0; i < 3; i++) {
+        job j;
+        run_script(NULL, gust_http_callback(struct_handler, NULL), reqs[i],
+                   NULL, &j);
+        /* The first response's head ends right before the second one. */
+        char *end = strstr(j.resp, "\r\n\r\n");
+        assert_non_null(end);
+        if (i == 0)
+            assert_non_null(strstr(j.resp, "Content-Length: 3\r\n"));
+        else
+            assert_null(strstr(j.resp, "Content-Length"));
+        assert_non_null(strstr(j.resp, "Date: "));
+        assert_non_null(strstr(j.resp, "Server: Gust/"));
+        /* what followed is the second response, starting with its status */
+        if (strncmp(j.extra, "HTTP/1.1 200 OK\r\n", 17) != 0)
+            fail_msg("case %d: resp [%s] extra [%s]", i, j.resp, j.extra);
+        assert_non_null(strstr(j.extra, "Connection: close\r\n"));
+        assert_true(j.closed);
+    }
+}
+
+/* ---- Limits -------------------------------------------------------------- */
+
+static void test_limits(void **state)
+{
+    (void)state;
+    gust_log_set_level(GUST_LOG_ERROR); /* the warnings are expected */
+    gust_http_server_options o = {.max_header_size = 1024, .max_body_size = 100};
+    char big[4096];
+    snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\r\n",
+             2000, 0);
+    job j;
+    run_script(&o, gust_http_callback(struct_handler, NULL), big, NULL, &j);
+    assert_true(strncmp(j.resp, "HTTP/1.1 431 ", 13) == 0);
+    assert_true(j.closed);
+
+    run_script(&o, gust_http_callback(struct_handler, NULL),
+               "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", NULL,
+               &j);
+    assert_true(strncmp(j.resp, "HTTP/1.1 413 ", 13) == 0);
+    assert_true(j.closed);
+
+    char chunked[512];
+    snprintf(chunked, sizeof chunked,
+             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "40\r\n%0*d\r\n40\r\n%0*d\r\n0\r\n\r\n", 64, 0, 64, 0);
+    run_script(&o, gust_http_callback(struct_handler, NULL), chunked, NULL, &j);
+    assert_true(strncmp(j.resp, "HTTP/1.1 413 ", 13) == 0);
+    assert_true(j.closed);
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
+static void timeout_client(job *j)
+{
+    int fd = client_connect(j->port);
+    if (j->status) /* slowloris: a head that never ends */
+        send_all(fd, "GET / HTTP/1.1\r\nHost: a\r\n", 25);
+    else {         /* one request, then idle */
+        send_all(fd, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27);
+        read_response(fd, j->resp, sizeof j->resp, false);
+    }
+    size_t n = 0;
+    j->closed = closed_within(fd, 3000, NULL, 0, &n);
+    close(fd);
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    gust_log_set_level(GUST_LOG_ERROR);
+    for (int slow = 0; slow < 2; slow++) {
+        gust_loop *loop = new_loop();
+        gust_http_server_options o = {.header_timeout = 0.3,
+                                      .idle_connection_timeout = 0.3};
+        gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
+        job j = {.fn = timeout_client, .status = slow};
+        double t0 = gust_loop_time(loop);
+        run_client(loop, srv, &j);
+        assert_true(j.closed);
+        assert_true(gust_loop_time(loop) - t0 < 2.5);
+        if (!slow)
+            assert_non_null(strstr(j.resp, "You requested /"));
+        finish_server(loop, srv);
+    }
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
+/* ---- Streaming delegate -------------------------------------------------- */
+
+typedef struct stream_stats {
+    size_t bytes;
+    int chunks;
+    int finished;
+    int closed;
+    bool bad;
+    gust_timer timer;
+    gust_http_request *req;
+} stream_stats;
+
+static int sd_headers(gust_http_request *req, void *data)
+{
+    (void)data;
+    return gust_http_request_stream_body(req);
+}
+
+static int sd_data(gust_http_request *req, const char *chunk, size_t len,
+                   void *data)
+{
+    (void)req;
+    stream_stats *st = data;
+    for (size_t i = 0; i < len; i++)
+        if (chunk[i] != (char)('a' + (st->bytes + i) % 26))
+            st->bad = true;
+    st->bytes += len;
+    st->chunks++;
+    return 0;
+}
+
+static void sd_finish(gust_http_request *req, void *data)
+{
+    stream_stats *st = data;
+    st->finished++;
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "%zu", st->bytes);
+    gust_http_respond(req, 200, "text/plain", msg, (size_t)n);
+}
+
+#define BIG_BODY (4u << 20)
+
+static void big_client(job *j)
+{
+    int fd = client_connect(j->port);
+    char head[128];
+    int n = snprintf(head, sizeof head,
+                     "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %u\r\n\r\n",
+                     BIG_BODY);
+    send_all(fd, head, (size_t)n);
+    char *body = malloc(BIG_BODY);
+    for (size_t i = 0; i < BIG_BODY; i++)
+        body[i] = (char)('a' + i % 26);
+    send_all(fd, body, BIG_BODY);
+    free(body);
+    j->resp_len = read_response(fd, j->resp, sizeof j->resp, false);
+    close(fd);
+}
+
+static void test_streaming_delegate(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    stream_stats st = {0};
+    static const gust_http_delegate d = {sd_headers, sd_data, sd_finish, NULL};
+    gust_http_server *srv = start(gust_http_delegate_handler(&d, &st), NULL);
+    job j = {.fn = big_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(st.bytes, BIG_BODY);
+    assert_true(st.chunks > 1);
+    assert_false(st.bad);
+    assert_int_equal(st.finished, 1);
+    char want[32];
+    snprintf(want, sizeof want, "\r\n\r\n%u", BIG_BODY);
+    assert_non_null(strstr(j.resp, want));
+    finish_server(loop, srv);
+}
+
+/* ---- Asynchronous handlers ----------------------------------------------- */
+
+static void later_finish(gust_timer *t, void *data)
+{
+    (void)t;
+    stream_stats *st = data;
+    int rc = gust_http_respond(st->req, 200, NULL, "late", 4);
+    if (st->closed)
+        assert_int_equal(rc, GUST_ESTREAMCLOSED);
+    st->finished++;
+}
+
+static void async_finish(gust_http_request *req, void *data)
+{
+    stream_stats *st = data;
+    st->req = req;
+    gust_timer_init(gust_loop_current(), &st->timer);
+    gust_timer_start(&st->timer, 0.2, 0, later_finish, st);
+}
+
+static void async_closed(gust_http_request *req, void *data)
+{
+    stream_stats *st = data;
+    assert_ptr_equal(req, st->req);
+    st->closed++;
+}
+
+static void async_client(job *j)
+{
+    int fd = client_connect(j->port);
+    static const char two[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+                              "GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, two, sizeof two - 1);
+    if (j->status) { /* disconnect before the answer */
+        close(fd);
+        usleep(500 * 1000);
+        return;
+    }
+    read_response(fd, j->resp, sizeof j->resp, false);
+    j->count += strstr(j->resp, "\r\n\r\nlate") != NULL;
+    long k = (long)strlen(j->resp);
+    (void)k;
+    char *second = strstr(j->resp, "late") + 4;
+    memmove(j->resp, second, strlen(second) + 1);
+    read_response(fd, j->resp, sizeof j->resp, false);
+    j->count += strstr(j->resp, "late") != NULL;
+    close(fd);
+}
+
+static void test_async_handler(void **state)
+{
+    (void)state;
+    for (int disconnect = 0; disconnect < 2; disconnect++) {
+        gust_loop *loop = new_loop();
+        stream_stats st = {0};
+        static const gust_http_delegate d = {NULL, NULL, async_finish,
+                                             async_closed};
+        gust_http_server *srv = start(gust_http_delegate_handler(&d, &st), NULL);
+        job j = {.fn = async_client, .status = disconnect};
+        run_client(loop, srv, &j);
+        /* let the pending timer run */
+        for (int i = 0; i < 100 && gust_timer_active(&st.timer); i++)
+            gust_loop_run_once(loop, 0.05);
+        if (disconnect) {
+            assert_int_equal(st.closed, 1);
+            assert_int_equal(st.finished, 1);
+        } else {
+            if (j.count != 2)
+                fail_msg("resp [%s]", j.resp);
+            assert_int_equal(st.finished, 2);
+            assert_int_equal(st.closed, 0);
+        }
+        finish_server(loop, srv);
+    }
+}
+
+/* ---- Request fields ------------------------------------------------------ */
+
+/* Answers "remote_ip protocol host host_name path query a b c cookie". */
+static void fields_handler(gust_http_request *req, void *data)
+{
+    (void)data;
+    gust_str a = gust_http_args_get_last(&req->arguments, GUST_STR("a"));
+    gust_str b = gust_http_args_get_first(&req->body_arguments, GUST_STR("b"));
+    gust_str q = gust_http_args_get_first(&req->query_arguments, GUST_STR("a"));
+    gust_str k = gust_http_args_get_first(gust_http_request_cookies(req),
+                                          GUST_STR("k"));
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "%s %s %s %s %s %s %.*s %.*s %.*s %.*s",
+                     req->remote_ip, req->protocol, req->host, req->host_name,
+                     req->path, req->query, (int)a.len, a.ptr ? a.ptr : "",
+                     (int)b.len, b.ptr ? b.ptr : "", (int)q.len,
+                     q.ptr ? q.ptr : "", (int)k.len, k.ptr ? k.ptr : "");
+    gust_http_respond(req, 200, "text/plain", msg, (size_t)n);
+}
+
+static void test_request_fields(void **state)
+{
+    (void)state;
+    static const char req[] =
+        "POST /p/x?a=1&a=%20two HTTP/1.1\r\nHost: Example.COM:8080\r\n"
+        "X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nX-Forwarded-Proto: https\r\n"
+        "Cookie: k=v1; other=2\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 9\r\n\r\nb=3&a=last";
+    /* the body is 10 bytes: the last one is not read as part of it */
+    for (int xh = 0; xh < 2; xh++) {
+        gust_http_server_options o = {.xheaders = xh};
+        job j;
+        run_script(&o, gust_http_callback(fields_handler, NULL), req, NULL, &j);
+        const char *body = strstr(j.resp, "\r\n\r\n");
+        assert_non_null(body);
+        if (xh)
+            assert_string_equal(body + 4, "192.0.2.7 https Example.COM:8080 "
+                                "example.com /p/x a=1&a=%20two las 3 1 v1");
+        else
+            assert_string_equal(body + 4, "127.0.0.1 http Example.COM:8080 "
+                                "example.com /p/x a=1&a=%20two las 3 1 v1");
+    }
+    /* invalid X-Real-Ip and scheme values are ignored */
+    gust_http_server_options o = {.xheaders = true};
+    job j;
+    run_script(&o, gust_http_callback(fields_handler, NULL),
+               "GET / HTTP/1.1\r\nHost: h\r\nX-Real-Ip: 1.2.3.4<script>\r\n"
+               "X-Scheme: javascript\r\nConnection: close\r\n\r\n", NULL, &j);
+    assert_non_null(strstr(j.resp, "\r\n\r\n127.0.0.1 http h h / "));
+}
+
+/* ---- max_connections ----------------------------------------------------- */
+
+static void cap_client(job *j)
+{
+    static const char r[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    int a = client_connect(j->port);
+    send_all(a, r, sizeof r - 1);
+    j->count += read_response(a, j->resp, sizeof j->resp, false) > 0;
+    int b = client_connect(j->port); /* waits in the backlog */
+    send_all(b, r, sizeof r - 1);
+    struct pollfd p = {b, POLLIN, 0};
+    j->status = poll(&p, 1, 300); /* 0: not served while a is open */
+    close(a);
+    memset(j->resp, 0, sizeof j->resp);
+    j->count += read_response(b, j->resp, sizeof j->resp, false) > 0;
+    close(b);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    gust_http_server_options o = {.tcp.max_connections = 1};
+    gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
+    job j = {.fn = cap_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(j.count, 2);
+    finish_server(loop, srv);
+}
+
+/* ---- No allocation per request ------------------------------------------ */
+
+static size_t arena_mallocs[20];
+static int arena_n;
+
+static void counting_handler(gust_http_request *req, void *data)
+{
+    gust_arena_stats st;
+    gust_arena_get_stats(req->arena, &st);
+    if (arena_n < 20)
+        arena_mallocs[arena_n++] = st.mallocs;
+    struct_handler(req, data);
+}
+
+static void sequential_client(job *j)
+{
+    int fd = client_connect(j->port);
+    for (int i = 0; i < 20; i++) {
+        char r[128];
+        int n = snprintf(r, sizeof r, "GET /x?i=%d HTTP/1.1\r\nHost: a\r\n"
+                         "Cookie: a=b\r\n\r\n", i);
+        send_all(fd, r, (size_t)n);
+        memset(j->resp, 0, sizeof j->resp);
+        j->count += read_response(fd, j->resp, sizeof j->resp, false) > 0;
+    }
+    j->status = fd; /* left open: the main thread looks at the idle state */
+}
+
+static void test_idle_connection_holds_no_buffer(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    arena_n = 0;
+    gust_http_server *srv = start(gust_http_callback(counting_handler, NULL),
+                                  NULL);
+    job j = {.fn = sequential_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(j.count, 20);
+    for (int i = 0; i < 10; i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_int_equal(gust_http_server_connection_count(srv), 1);
+    assert_null(srv->conns->buf); /* idle keep-alive: no input buffer */
+    /* the arena stops allocating after the first requests */
+    assert_int_equal(arena_n, 20);
+    assert_int_equal(arena_mallocs[19], arena_mallocs[2]);
+    close(j.status);
+    finish_server(loop, srv);
+}
+
+/* ---- Malformed input ----------------------------------------------------- */
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"GET / HTTP/1.1\nHost: a\n\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+         "Content-Length: 4\r\n\r\nabcd", 400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+         501},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "zz\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417},
+    };
+    gust_log_set_level(GUST_LOG_ERROR);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        job j;
+        run_script(NULL, gust_http_callback(struct_handler, NULL), cases[i].req,
+                   NULL, &j);
+        char want[32];
+        snprintf(want, sizeof want, "HTTP/1.1 %d ", cases[i].status);
+        if (strncmp(j.resp, want, 13) != 0)
+            fail_msg("case %zu: got %.40s", i, j.resp);
+        assert_non_null(strstr(j.resp, "Connection: close\r\n"));
+        assert_true(j.closed);
+    }
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
+static int test_setup(void **state)
+{
+    (void)state;
+    alarm(120);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_keep_alive_matrix, test_setup),
+        cmocka_unit_test_setup(test_pipelining, test_setup),
+        cmocka_unit_test_setup(test_chunked_body, test_setup),
+        cmocka_unit_test_setup(test_expect_continue, test_setup),
+        cmocka_unit_test_setup(test_no_body_responses, test_setup),
+        cmocka_unit_test_setup(test_limits, test_setup),
+        cmocka_unit_test_setup(test_timeouts, test_setup),
+        cmocka_unit_test_setup(test_streaming_delegate, test_setup),
+        cmocka_unit_test_setup(test_async_handler, test_setup),
+        cmocka_unit_test_setup(test_malformed, test_setup),
+        cmocka_unit_test_setup(test_request_fields, test_setup),
+        cmocka_unit_test_setup(test_max_connections, test_setup),
+        cmocka_unit_test_setup(test_idle_connection_holds_no_buffer, test_setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
