@@ -63,9 +63,8 @@ build: deps
 	@cmake --build $(BUILD)/release -j $(JOBS)
 
 run: build
-	@echo "The HTTP demo does not exist yet: serving examples/echo_server instead."
-	@echo "Echo server on 127.0.0.1:$(PORT): every line a client sends comes back (try: curl telnet://127.0.0.1:$(PORT)). Ctrl-C stops it."
-	@$(BUILD)/release/examples/echo_server --port=$(PORT) --address=127.0.0.1
+	@echo "Serving examples/hello_http on http://127.0.0.1:$(PORT)/ (try: curl http://127.0.0.1:$(PORT)/). Ctrl-C stops it."
+	@$(BUILD)/release/examples/hello_http --port=$(PORT) --address=127.0.0.1
 
 # Tests: gcc with ASan + UBSan (leaks fail) runs everything; clang builds the
 # same tree with the same warnings so that both compilers stay clean.

@@ -14,6 +14,7 @@
 #include "gust/tcp_server.h"
 #include "gust/arena.h"
 #include "gust/http.h"
+#include "gust/http_server.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1
