@@ -5,7 +5,8 @@
 #   bench/compare.sh                 (after `make bench` built build/bench)
 #   BUILD_DIR=build/bench DURATION=5 bench/compare.sh
 #
-# Rows: requests/s with keep-alive (wrk -t1 -c100), pipelined 16 deep
+# Rows: requests/s with keep-alive (wrk -t1 -c100) and the same per second
+# of server CPU time (ka/cpu-s), pipelined 16 deep
 # (-c256, bench/pipeline.lua), and with Connection: close; p99 latency at
 # -c100; RSS per idle keep-alive connection with IDLE (10,000) connections.
 # Ratios are to nginx. Every server is started here and stopped here, by PID.
@@ -147,6 +148,17 @@ p99_of() {
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+# CPU time (user + system) the server has used, in clock ticks.
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
+# Requests per second of server CPU time: rps * duration / cpu seconds. On
+# this 2-core machine wrk has one core, so when a server outruns wrk the
+# wall-clock rate stops telling them apart; this figure still does.
+per_cpu() { # rps ticks_before ticks_after
+    awk -v r="$1" -v a="$2" -v b="$3" -v d="$DURATION" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { c = (b - a) / hz; if (c > 0) printf "%.0f", r * d / c; else print "-" }'
+}
+
 # Opens IDLE keep-alive connections, each after one complete request, holds
 # them, and prints the server's RSS growth per connection in bytes.
 idle_memory() {
@@ -175,7 +187,7 @@ for s in conns:
 EOF
 }
 
-declare -A KA PIPE CLOSE P99 IDLEB
+declare -A KA KACPU PIPE CLOSE P99 IDLEB
 for name in $SERVERS; do
     if [ "$name" = gust ] && [ ! -x "$GUST_SERVER" ]; then
         echo "compare.sh: $GUST_SERVER not built; skipping Gust" >&2
@@ -190,8 +202,11 @@ for name in $SERVERS; do
         continue
     fi
     wrk_run -c100 >/dev/null # warm-up
+    t0=$(cpu_ticks "$server_pid")
     out=$(wrk_run -c100)
+    t1=$(cpu_ticks "$server_pid")
     KA[$name]=$(rps_of <<<"$out")
+    KACPU[$name]=$(per_cpu "${KA[$name]}" "$t0" "$t1")
     P99[$name]=$(p99_of <<<"$out")
     PIPE[$name]=$(wrk_run -c256 -s "$here/pipeline.lua" | rps_of)
     CLOSE[$name]=$(wrk_run -c100 -H "Connection: close" | rps_of)
@@ -208,12 +223,14 @@ ratio() { # value / nginx's value, 2 decimals
     fi
 }
 
-printf '\n%-8s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
-    keepalive/s ratio pipelined/s ratio close/s ratio "p99(us)" ratio "idle B/conn" ratio
+printf '\n%-8s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
+    keepalive/s ratio "ka/cpu-s" ratio pipelined/s ratio close/s ratio \
+    "p99(us)" ratio "idle B/conn" ratio
 for name in $SERVERS; do
     [ -n "${KA[$name]:-}" ] || continue
-    printf '%-8s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' "$name" \
+    printf '%-8s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' "$name" \
         "${KA[$name]}" "$(ratio "${KA[$name]}" "${KA[nginx]:-}")" \
+        "${KACPU[$name]}" "$(ratio "${KACPU[$name]}" "${KACPU[nginx]:-}")" \
         "${PIPE[$name]}" "$(ratio "${PIPE[$name]}" "${PIPE[nginx]:-}")" \
         "${CLOSE[$name]}" "$(ratio "${CLOSE[$name]}" "${CLOSE[nginx]:-}")" \
         "${P99[$name]}" "$(ratio "${P99[$name]}" "${P99[nginx]:-}")" \
