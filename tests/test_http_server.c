@@ -455,6 +455,50 @@ static void test_timeouts(void **state)
     gust_log_set_level(GUST_LOG_INFO);
 }
 
+/* ---- Body timeout -------------------------------------------------------- */
+
+static int body_handler_calls;
+
+static void counting_raw_handler(gust_http_request *req, void *data)
+{
+    body_handler_calls++;
+    raw_handler(req, data);
+}
+
+static void short_body_client(job *j)
+{
+    int fd = client_connect(j->port);
+    static const char r[] = "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 100\r\n\r\n0123456789";
+    send_all(fd, r, sizeof r - 1);
+    size_t n = 0;
+    j->closed = closed_within(fd, 3000, j->resp, sizeof j->resp, &n);
+    j->resp_len = (long)n;
+    close(fd);
+}
+
+/* A body that stops short is dropped after body_timeout; no handler. */
+static void test_body_timeout(void **state)
+{
+    (void)state;
+    gust_log_set_level(GUST_LOG_ERROR);
+    gust_loop *loop = new_loop();
+    body_handler_calls = 0;
+    gust_http_server_options o = {.body_timeout = 0.3};
+    gust_http_server *srv = start(gust_http_callback(counting_raw_handler,
+                                                     NULL), &o);
+    job j = {.fn = short_body_client};
+    double t0 = gust_loop_time(loop);
+    run_client(loop, srv, &j);
+    double elapsed = gust_loop_time(loop) - t0;
+    assert_true(j.closed);
+    assert_int_equal(j.resp_len, 0); /* closed without an answer */
+    assert_true(elapsed >= 0.25 && elapsed < 2.5);
+    assert_int_equal(body_handler_calls, 0);
+    finish_server(loop, srv);
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
 /* ---- Streaming delegate -------------------------------------------------- */
 
 typedef struct stream_stats {
@@ -797,6 +841,7 @@ int main(void)
         cmocka_unit_test_setup(test_no_body_responses, test_setup),
         cmocka_unit_test_setup(test_limits, test_setup),
         cmocka_unit_test_setup(test_timeouts, test_setup),
+        cmocka_unit_test_setup(test_body_timeout, test_setup),
         cmocka_unit_test_setup(test_streaming_delegate, test_setup),
         cmocka_unit_test_setup(test_async_handler, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
