@@ -735,6 +735,48 @@ static void test_async_handler(void **state)
     }
 }
 
+static void half_close_client(job *j)
+{
+    int fd = client_connect(j->port);
+    static const char r[] = "GET /h HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, r, sizeof r - 1);
+    shutdown(fd, SHUT_WR);
+    size_t n = 0;
+    j->closed = closed_within(fd, 3000, j->resp, sizeof j->resp, &n);
+    j->resp_len = (long)n;
+    close(fd);
+}
+
+/* A client that half-closes right after its request: a handler that
+ * answers at once is heard; an asynchronous one finds the connection gone
+ * (as Tornado does; documented in http_server.h). */
+static void test_half_close(void **state)
+{
+    (void)state;
+    for (int async = 0; async < 2; async++) {
+        gust_loop *loop = new_loop();
+        stream_stats st = {0};
+        static const gust_http_delegate d = {NULL, NULL, async_finish,
+                                             async_closed};
+        gust_http_server *srv =
+            async ? start(gust_http_delegate_handler(&d, &st), NULL)
+                  : start(gust_http_callback(raw_handler, NULL), NULL);
+        job j = {.fn = half_close_client};
+        run_client(loop, srv, &j);
+        for (int i = 0; i < 100 && async && gust_timer_active(&st.timer); i++)
+            gust_loop_run_once(loop, 0.05);
+        assert_true(j.closed);
+        if (async) {
+            assert_int_equal(j.resp_len, 0);
+            assert_int_equal(st.closed, 1);
+            assert_int_equal(st.finished, 1);
+        } else {
+            assert_non_null(strstr(j.resp, "You requested /h\n"));
+        }
+        finish_server(loop, srv);
+    }
+}
+
 /* ---- Request fields ------------------------------------------------------ */
 
 /* Answers "remote_ip protocol host host_name path query a b c cookie". */
@@ -927,6 +969,7 @@ int main(void)
         cmocka_unit_test_setup(test_streaming_delegate, test_setup),
         cmocka_unit_test_setup(test_early_answer_drops_body, test_setup),
         cmocka_unit_test_setup(test_async_handler, test_setup),
+        cmocka_unit_test_setup(test_half_close, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
         cmocka_unit_test_setup(test_request_fields, test_setup),
         cmocka_unit_test_setup(test_max_connections, test_setup),

@@ -143,8 +143,13 @@ typedef void (*gust_http_request_cb)(gust_http_request *req, void *data);
  * The request stays valid until gust_http_request_finish(). While a
  * request is handled the connection keeps reading (pipelined bytes are
  * buffered), so that a client that goes away is noticed at once; a client
- * that half-closes its side before an asynchronous handler has answered is
- * therefore treated as gone. The plain callback form is the delegate
+ * that half-closes its side (shutdown(SHUT_WR)) before an asynchronous
+ * handler has answered is therefore treated as gone: on_connection_close
+ * runs and the late answer is not sent. Tornado behaves the same way (its
+ * stream listens for the close while the application answers). A handler
+ * that answers before returning is always heard by such a client, since
+ * its response is written before the end of input is read. The plain
+ * callback form is the delegate
  * {NULL, NULL, callback, NULL}: a callback that finishes late learns of a
  * disconnect only through writes failing with GUST_ESTREAMCLOSED. */
 typedef struct gust_http_delegate {
