@@ -659,6 +659,71 @@ static void test_early_answer_drops_body(void **state)
     gust_log_set_level(GUST_LOG_INFO);
 }
 
+static void early_later(gust_timer *t, void *data)
+{
+    (void)t;
+    stream_stats *st = data;
+    gust_http_respond(st->req, 401, NULL, NULL, 0);
+    st->finished++;
+}
+
+static int early_async_headers(gust_http_request *req, void *data)
+{
+    stream_stats *st = data;
+    if (strcmp(req->path, "/upload") != 0)
+        return 0;
+    st->req = req;
+    gust_timer_init(gust_loop_current(), &st->timer);
+    gust_timer_start(&st->timer, 0.05, 0, early_later, st);
+    return 1;
+}
+
+/* The body comes after the asynchronous 401 (case 1) or before it (0). */
+static void early_async_client(job *j)
+{
+    int fd = client_connect(j->port);
+    const char *req = early_script(1000, false);
+    const char *body = strstr(req, "\r\n\r\n") + 4;
+    size_t head = (size_t)(body - req);
+    if (j->status) {
+        send_all(fd, req, head);
+        usleep(200 * 1000); /* the answer is out before the body */
+        send_all(fd, body, strlen(body));
+    } else {
+        send_all(fd, req, strlen(req));
+    }
+    j->resp_len = read_response(fd, j->resp, sizeof j->resp, false);
+    size_t n = 0;
+    if (j->resp_len > 0) {
+        n = strlen(j->resp + j->resp_len);
+        memcpy(j->extra, j->resp + j->resp_len, n + 1);
+        j->resp[j->resp_len] = 0;
+    }
+    j->closed = closed_within(fd, 300, j->extra, sizeof j->extra, &n);
+    close(fd);
+}
+
+static void test_early_answer_async(void **state)
+{
+    (void)state;
+    for (int late_body = 0; late_body < 2; late_body++) {
+        gust_loop *loop = new_loop();
+        stream_stats st = {0};
+        static const gust_http_delegate d = {early_async_headers, NULL,
+                                             early_finish, NULL};
+        gust_http_server *srv = start(gust_http_delegate_handler(&d, &st),
+                                      NULL);
+        job j = {.fn = early_async_client, .status = late_body};
+        run_client(loop, srv, &j);
+        assert_int_equal(st.finished, 1);
+        if (strncmp(j.resp, "HTTP/1.1 401 ", 13) != 0 ||
+            strncmp(j.extra, "HTTP/1.1 200 OK\r\n", 17) != 0 || j.closed)
+            fail_msg("case %d: resp [%s] extra [%.60s] closed %d", late_body,
+                     j.resp, j.extra, j.closed);
+        finish_server(loop, srv);
+    }
+}
+
 /* ---- Asynchronous handlers ----------------------------------------------- */
 
 static void later_finish(gust_timer *t, void *data)
@@ -968,6 +1033,7 @@ int main(void)
         cmocka_unit_test_setup(test_body_timeout, test_setup),
         cmocka_unit_test_setup(test_streaming_delegate, test_setup),
         cmocka_unit_test_setup(test_early_answer_drops_body, test_setup),
+        cmocka_unit_test_setup(test_early_answer_async, test_setup),
         cmocka_unit_test_setup(test_async_handler, test_setup),
         cmocka_unit_test_setup(test_half_close, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
