@@ -25,6 +25,10 @@ enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER };
  * read the answer. */
 #define LINGER_SECONDS 2.0
 
+/* Largest body read and dropped after the delegate answered from
+ * headers_received, to keep the connection (bounded by max_body_size too). */
+#define DISCARD_MAX (64 * 1024)
+
 /* Room after the largest head for body bytes and pipelined requests. */
 #define BUF_SLACK (16 * 1024)
 
@@ -492,8 +496,77 @@ static int setup_request(gust_http_connection *c)
     c->body = NULL;
     c->body_len = c->body_cap = 0;
     c->streaming = c->skip_body = c->finish_called = false;
+    c->discard_failed = false;
     c->cookies_parsed = false;
     return 0;
+}
+
+static size_t discard_bound(gust_http_connection *c)
+{
+    size_t m = opts_of(c)->max_body_size;
+    return m < DISCARD_MAX ? m : DISCARD_MAX;
+}
+
+/* Whether the body of a request the delegate answered from
+ * headers_received can be read and dropped (the connection is then kept):
+ * a known length up to the bound, or chunked (bounded while decoded); not
+ * when the client waits for a 100 Continue it will not get. */
+static bool can_discard(gust_http_connection *c)
+{
+    if (c->framing.body == GUST_HTTP1_BODY_NONE)
+        return true;
+    if (c->framing.body == GUST_HTTP1_BODY_LENGTH) {
+        if (c->framing.content_length == 0)
+            return true;
+        if (c->framing.content_length > discard_bound(c))
+            return false;
+    }
+    if (c->discard_failed)
+        return false;
+    return !(c->framing.expect_continue && c->len == c->head_end);
+}
+
+/* The delegate answered from headers_received: drop the body from now on. */
+static void begin_skip(gust_http_connection *c)
+{
+    if (c->skip_body)
+        return;
+    c->skip_body = true;
+    if (!can_discard(c))
+        c->discard_failed = true;
+    else if (c->framing.body == GUST_HTTP1_BODY_CHUNKED)
+        gust__http1_chunked_init(&c->chunked, discard_bound(c),
+                                 opts_of(c)->max_header_size);
+    c->body_left = c->framing.body == GUST_HTTP1_BODY_LENGTH
+                       ? c->framing.content_length : 0;
+}
+
+/* Drops body bytes buf[req_end, len). Returns 1 when the body is over, 0
+ * when more is needed, -1 when it is malformed or over the bound. */
+static int discard_step(gust_http_connection *c)
+{
+    size_t pos = c->req_end;
+    size_t avail = c->len - pos;
+    size_t used;
+    int done;
+    if (c->framing.body == GUST_HTTP1_BODY_NONE)
+        return 1;
+    if (c->framing.body == GUST_HTTP1_BODY_LENGTH) {
+        used = avail < c->body_left ? avail : (size_t)c->body_left;
+        c->body_left -= used;
+        done = c->body_left == 0;
+    } else {
+        size_t dlen = 0;
+        ssize_t r = gust__http1_chunked_decode(&c->chunked, c->buf + pos,
+                                               avail, &dlen);
+        if (r == GUST_HTTP1_ERROR)
+            return -1;
+        used = r == GUST_HTTP1_INCOMPLETE ? avail : (size_t)r;
+        done = r >= 0;
+    }
+    memmove(c->buf + pos, c->buf + pos + used, avail - used);
+    c->len -= used;
+    return done;
 }
 
 /* The body is complete: parse form arguments and run the handler. */
@@ -649,10 +722,12 @@ static int start_request(gust_http_connection *c, size_t n)
         int rc = d->headers_received(&c->req, c->srv->handler.data);
         c->in_headers_received = false;
         if (c->state != GUST__HTTP_BODY)
-            return -1; /* finished (or failed) from inside */
-        if (rc > 0) {
-            c->skip_body = true;
-            c->state = GUST__HTTP_HANDLER;
+            return -1; /* failed, or finished and closing */
+        if (rc > 0 || !c->app_owns) { /* answered: the body is dropped */
+            begin_skip(c);
+            if (!c->discard_failed)
+                return 0; /* process() reads and drops it */
+            c->state = GUST__HTTP_HANDLER; /* closes after the answer */
             return -1;
         }
     }
@@ -731,6 +806,28 @@ static void process(gust_http_connection *c)
                 continue; /* answered, closing, or the delegate took it */
         }
         /* GUST__HTTP_BODY */
+        if (c->skip_body) {
+            int r = discard_step(c);
+            if (r == 0) {
+                set_timer(c, T_BODY);
+                break;
+            }
+            if (r < 0) {
+                gust_log_warning("http", "%s: skipped request body malformed "
+                                 "or over %zu bytes, closing", c->peer_ip,
+                                 discard_bound(c));
+                c->discard_failed = true;
+            }
+            if (c->app_owns) {
+                c->state = GUST__HTTP_HANDLER; /* finish() goes on */
+            } else if (c->discard_failed) {
+                close_after_write(c, true);
+            } else {
+                c->off = c->req_end;
+                c->state = GUST__HTTP_HEAD;
+            }
+            continue;
+        }
         int r = body_step(c);
         if (r < 0)
             continue;
@@ -755,8 +852,11 @@ static void on_resume(gust_timer *t, void *data)
 /* E2: whether the connection is kept after this request. */
 static bool keep_alive(gust_http_connection *c)
 {
-    if (c->srv->opts.no_keep_alive || c->srv->closing_all || c->skip_body ||
-        c->resp_close)
+    if (c->srv->opts.no_keep_alive || c->srv->closing_all || c->resp_close)
+        return false;
+    /* Answered from headers_received: kept if the body can be dropped. */
+    if ((c->skip_body || c->in_headers_received) &&
+        (c->discard_failed || !can_discard(c)))
         return false;
     if (c->req.version_minor >= 1)
         return !c->framing.connection_close;
@@ -773,7 +873,11 @@ bool gust__http_conn_will_keep(gust_http_connection *c)
 
 void gust__http_conn_request_done(gust_http_connection *c)
 {
-    bool keep = keep_alive(c) && c->state == GUST__HTTP_HANDLER;
+    if (c->state == GUST__HTTP_BODY && c->in_headers_received)
+        begin_skip(c); /* finished from inside headers_received */
+    bool dropping = c->state == GUST__HTTP_BODY && c->skip_body;
+    bool keep = keep_alive(c) &&
+                (c->state == GUST__HTTP_HANDLER || dropping);
     c->app_owns = false; /* released */
     if (!c->stream) { /* closed under the request */
         conn_free(c);
@@ -782,7 +886,13 @@ void gust__http_conn_request_done(gust_http_connection *c)
     if (c->closed)
         return; /* the close callback frees it */
     if (!keep) {
-        close_after_write(c, c->req_end != c->len);
+        close_after_write(c, c->req_end != c->len ||
+                                 c->state == GUST__HTTP_BODY);
+        return;
+    }
+    if (dropping) { /* the body is still being dropped: process() goes on */
+        if (!c->in_batch)
+            gust__http_conn_flush(c);
         return;
     }
     c->off = c->req_end;

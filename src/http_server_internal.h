@@ -77,6 +77,7 @@ struct gust_http_connection {
     bool streaming;      /* body goes to data_received */
     bool in_headers_received;
     bool skip_body;      /* the delegate answered from headers_received */
+    bool discard_failed; /* skipped body too large to read and drop */
     bool finish_called;  /* the delegate's finish (or callback) ran */
     bool app_owns;       /* the application holds req until finish() */
     bool cookies_parsed;

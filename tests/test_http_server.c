@@ -455,6 +455,50 @@ static void test_timeouts(void **state)
     gust_log_set_level(GUST_LOG_INFO);
 }
 
+/* ---- Body timeout -------------------------------------------------------- */
+
+static int body_handler_calls;
+
+static void counting_raw_handler(gust_http_request *req, void *data)
+{
+    body_handler_calls++;
+    raw_handler(req, data);
+}
+
+static void short_body_client(job *j)
+{
+    int fd = client_connect(j->port);
+    static const char r[] = "POST / HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 100\r\n\r\n0123456789";
+    send_all(fd, r, sizeof r - 1);
+    size_t n = 0;
+    j->closed = closed_within(fd, 3000, j->resp, sizeof j->resp, &n);
+    j->resp_len = (long)n;
+    close(fd);
+}
+
+/* A body that stops short is dropped after body_timeout; no handler. */
+static void test_body_timeout(void **state)
+{
+    (void)state;
+    gust_log_set_level(GUST_LOG_ERROR);
+    gust_loop *loop = new_loop();
+    body_handler_calls = 0;
+    gust_http_server_options o = {.body_timeout = 0.3};
+    gust_http_server *srv = start(gust_http_callback(counting_raw_handler,
+                                                     NULL), &o);
+    job j = {.fn = short_body_client};
+    double t0 = gust_loop_time(loop);
+    run_client(loop, srv, &j);
+    double elapsed = gust_loop_time(loop) - t0;
+    assert_true(j.closed);
+    assert_int_equal(j.resp_len, 0); /* closed without an answer */
+    assert_true(elapsed >= 0.25 && elapsed < 2.5);
+    assert_int_equal(body_handler_calls, 0);
+    finish_server(loop, srv);
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
 /* ---- Streaming delegate -------------------------------------------------- */
 
 typedef struct stream_stats {
@@ -533,6 +577,153 @@ static void test_streaming_delegate(void **state)
     finish_server(loop, srv);
 }
 
+/* ---- Early answer from headers_received ---------------------------------- */
+
+static int early_headers(gust_http_request *req, void *data)
+{
+    (void)data;
+    if (strcmp(req->path, "/upload") != 0)
+        return 0;
+    gust_http_respond(req, 401, NULL, NULL, 0);
+    return 1;
+}
+
+static void early_finish(gust_http_request *req, void *data)
+{
+    struct_handler(req, data);
+}
+
+static char early_req[200 * 1024];
+
+/* An upload of len body bytes (chunked in 4 KiB chunks, or with a
+ * Content-Length), then a GET on the same connection. */
+static const char *early_script(size_t len, bool chunked)
+{
+    size_t n = (size_t)sprintf(early_req, "POST /upload HTTP/1.1\r\nHost: a\r\n");
+    if (chunked) {
+        n += (size_t)sprintf(early_req + n, "Transfer-Encoding: chunked\r\n\r\n");
+        for (size_t left = len; left;) {
+            size_t k = left < 4096 ? left : 4096;
+            n += (size_t)sprintf(early_req + n, "%zx\r\n", k);
+            memset(early_req + n, 'u', k);
+            n += k;
+            n += (size_t)sprintf(early_req + n, "\r\n");
+            left -= k;
+        }
+        n += (size_t)sprintf(early_req + n, "0\r\n\r\n");
+    } else {
+        n += (size_t)sprintf(early_req + n, "Content-Length: %zu\r\n\r\n", len);
+        memset(early_req + n, 'u', len);
+        n += len;
+    }
+    sprintf(early_req + n, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    return early_req;
+}
+
+/* The delegate answers 401 before the body: a body up to 64 KiB is read
+ * and dropped so the connection serves the next request; a larger one
+ * closes the connection after the answer. */
+static void test_early_answer_drops_body(void **state)
+{
+    (void)state;
+    static const gust_http_delegate d = {early_headers, NULL, early_finish,
+                                         NULL};
+    static const struct {
+        size_t len;
+        bool chunked;
+        bool kept;
+    } cases[] = {
+        {1000, false, true},
+        {60 * 1024, false, true},
+        {1000, true, true},
+        {0, true, true},
+        {100 * 1024, false, false},
+        {100 * 1024, true, false},
+    };
+    gust_log_set_level(GUST_LOG_ERROR);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        job j;
+        run_script(NULL, gust_http_delegate_handler(&d, NULL),
+                   early_script(cases[i].len, cases[i].chunked), NULL, &j);
+        if (strncmp(j.resp, "HTTP/1.1 401 ", 13) != 0)
+            fail_msg("case %zu: got %.40s", i, j.resp);
+        bool next = strncmp(j.extra, "HTTP/1.1 200 OK\r\n", 17) == 0 &&
+                    strstr(j.extra, "\r\n\r\nxyz") != NULL;
+        /* A chunked body's size is learnt too late to say it. */
+        bool says_close = strstr(j.resp, "Connection: close\r\n") != NULL;
+        if (next != cases[i].kept || j.closed == cases[i].kept ||
+            (!cases[i].chunked && says_close == cases[i].kept))
+            fail_msg("case %zu: resp [%s] extra [%.60s] closed %d", i, j.resp,
+                     j.extra, j.closed);
+    }
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
+static void early_later(gust_timer *t, void *data)
+{
+    (void)t;
+    stream_stats *st = data;
+    gust_http_respond(st->req, 401, NULL, NULL, 0);
+    st->finished++;
+}
+
+static int early_async_headers(gust_http_request *req, void *data)
+{
+    stream_stats *st = data;
+    if (strcmp(req->path, "/upload") != 0)
+        return 0;
+    st->req = req;
+    gust_timer_init(gust_loop_current(), &st->timer);
+    gust_timer_start(&st->timer, 0.05, 0, early_later, st);
+    return 1;
+}
+
+/* The body comes after the asynchronous 401 (case 1) or before it (0). */
+static void early_async_client(job *j)
+{
+    int fd = client_connect(j->port);
+    const char *req = early_script(1000, false);
+    const char *body = strstr(req, "\r\n\r\n") + 4;
+    size_t head = (size_t)(body - req);
+    if (j->status) {
+        send_all(fd, req, head);
+        usleep(200 * 1000); /* the answer is out before the body */
+        send_all(fd, body, strlen(body));
+    } else {
+        send_all(fd, req, strlen(req));
+    }
+    j->resp_len = read_response(fd, j->resp, sizeof j->resp, false);
+    size_t n = 0;
+    if (j->resp_len > 0) {
+        n = strlen(j->resp + j->resp_len);
+        memcpy(j->extra, j->resp + j->resp_len, n + 1);
+        j->resp[j->resp_len] = 0;
+    }
+    j->closed = closed_within(fd, 300, j->extra, sizeof j->extra, &n);
+    close(fd);
+}
+
+static void test_early_answer_async(void **state)
+{
+    (void)state;
+    for (int late_body = 0; late_body < 2; late_body++) {
+        gust_loop *loop = new_loop();
+        stream_stats st = {0};
+        static const gust_http_delegate d = {early_async_headers, NULL,
+                                             early_finish, NULL};
+        gust_http_server *srv = start(gust_http_delegate_handler(&d, &st),
+                                      NULL);
+        job j = {.fn = early_async_client, .status = late_body};
+        run_client(loop, srv, &j);
+        assert_int_equal(st.finished, 1);
+        if (strncmp(j.resp, "HTTP/1.1 401 ", 13) != 0 ||
+            strncmp(j.extra, "HTTP/1.1 200 OK\r\n", 17) != 0 || j.closed)
+            fail_msg("case %d: resp [%s] extra [%.60s] closed %d", late_body,
+                     j.resp, j.extra, j.closed);
+        finish_server(loop, srv);
+    }
+}
+
 /* ---- Asynchronous handlers ----------------------------------------------- */
 
 static void later_finish(gust_timer *t, void *data)
@@ -604,6 +795,48 @@ static void test_async_handler(void **state)
                 fail_msg("resp [%s]", j.resp);
             assert_int_equal(st.finished, 2);
             assert_int_equal(st.closed, 0);
+        }
+        finish_server(loop, srv);
+    }
+}
+
+static void half_close_client(job *j)
+{
+    int fd = client_connect(j->port);
+    static const char r[] = "GET /h HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, r, sizeof r - 1);
+    shutdown(fd, SHUT_WR);
+    size_t n = 0;
+    j->closed = closed_within(fd, 3000, j->resp, sizeof j->resp, &n);
+    j->resp_len = (long)n;
+    close(fd);
+}
+
+/* A client that half-closes right after its request: a handler that
+ * answers at once is heard; an asynchronous one finds the connection gone
+ * (as Tornado does; documented in http_server.h). */
+static void test_half_close(void **state)
+{
+    (void)state;
+    for (int async = 0; async < 2; async++) {
+        gust_loop *loop = new_loop();
+        stream_stats st = {0};
+        static const gust_http_delegate d = {NULL, NULL, async_finish,
+                                             async_closed};
+        gust_http_server *srv =
+            async ? start(gust_http_delegate_handler(&d, &st), NULL)
+                  : start(gust_http_callback(raw_handler, NULL), NULL);
+        job j = {.fn = half_close_client};
+        run_client(loop, srv, &j);
+        for (int i = 0; i < 100 && async && gust_timer_active(&st.timer); i++)
+            gust_loop_run_once(loop, 0.05);
+        assert_true(j.closed);
+        if (async) {
+            assert_int_equal(j.resp_len, 0);
+            assert_int_equal(st.closed, 1);
+            assert_int_equal(st.finished, 1);
+        } else {
+            assert_non_null(strstr(j.resp, "You requested /h\n"));
         }
         finish_server(loop, srv);
     }
@@ -797,8 +1030,12 @@ int main(void)
         cmocka_unit_test_setup(test_no_body_responses, test_setup),
         cmocka_unit_test_setup(test_limits, test_setup),
         cmocka_unit_test_setup(test_timeouts, test_setup),
+        cmocka_unit_test_setup(test_body_timeout, test_setup),
         cmocka_unit_test_setup(test_streaming_delegate, test_setup),
+        cmocka_unit_test_setup(test_early_answer_drops_body, test_setup),
+        cmocka_unit_test_setup(test_early_answer_async, test_setup),
         cmocka_unit_test_setup(test_async_handler, test_setup),
+        cmocka_unit_test_setup(test_half_close, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
         cmocka_unit_test_setup(test_request_fields, test_setup),
         cmocka_unit_test_setup(test_max_connections, test_setup),

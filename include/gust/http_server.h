@@ -123,8 +123,13 @@ typedef void (*gust_http_request_cb)(gust_http_request *req, void *data);
  *                     the body through data_received instead of buffered,
  *                     or answer (e.g. 401) and return > 0 to skip the body:
  *                     finish is then not called, the delegate finishes the
- *                     request itself (inside or later), and the connection
- *                     is closed after that response (the body is not read).
+ *                     request itself (inside or later). The body is then
+ *                     read and dropped so that the connection can be kept,
+ *                     if it is at most 64 KiB (and max_body_size): a
+ *                     larger Content-Length closes the connection after
+ *                     the response (with Connection: close), and so does
+ *                     a chunked body once it passes that bound, or a body
+ *                     the client holds back for a 100 Continue.
  *   data_received     for each body chunk when streaming (borrowed bytes,
  *                     valid during the call). Return < 0 to abort: the
  *                     server answers 400 if nothing was sent, then closes.
@@ -138,8 +143,13 @@ typedef void (*gust_http_request_cb)(gust_http_request *req, void *data);
  * The request stays valid until gust_http_request_finish(). While a
  * request is handled the connection keeps reading (pipelined bytes are
  * buffered), so that a client that goes away is noticed at once; a client
- * that half-closes its side before an asynchronous handler has answered is
- * therefore treated as gone. The plain callback form is the delegate
+ * that half-closes its side (shutdown(SHUT_WR)) before an asynchronous
+ * handler has answered is therefore treated as gone: on_connection_close
+ * runs and the late answer is not sent. Tornado behaves the same way (its
+ * stream listens for the close while the application answers). A handler
+ * that answers before returning is always heard by such a client, since
+ * its response is written before the end of input is read. The plain
+ * callback form is the delegate
  * {NULL, NULL, callback, NULL}: a callback that finishes late learns of a
  * disconnect only through writes failing with GUST_ESTREAMCLOSED. */
 typedef struct gust_http_delegate {
