@@ -759,6 +759,24 @@ static int start_request(gust_http_connection *c, size_t n)
 }
 
 /* Parses and runs every request already buffered. */
+/* A keep-alive connection waiting for its next request keeps nothing but
+ * its struct: the request arena, the response body and the gathered output
+ * go back to malloc (the input buffer went back to its cache already).
+ * With 10,000 idle connections that is the difference between a few hundred
+ * bytes and over ten kilobytes each; the next request pays a few mallocs,
+ * as nginx's does for its request pool. */
+static void release_idle(gust_http_connection *c)
+{
+    gust_arena_close(&c->arena);
+    gust_arena_init(&c->arena, 0);
+    free(c->sbody);
+    c->sbody = NULL;
+    c->sbody_len = c->sbody_cap = 0;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+}
+
 static void process(gust_http_connection *c)
 {
     const gust_http_server_options *o = opts_of(c);
@@ -839,6 +857,8 @@ static void process(gust_http_connection *c)
     }
     c->in_batch = false;
     gust__http_conn_flush(c);
+    if (!c->closed && c->state == GUST__HTTP_HEAD && !c->buf)
+        release_idle(c);
     if (!c->closed && c->state != GUST__HTTP_CLOSING)
         start_read(c);
 }
