@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 20
 BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libcmocka-dev
 TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strace
 FUZZ_PKGS  := clang libclang-rt-14-dev
-BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado
+BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help
