@@ -119,9 +119,12 @@ struct gust_template {
     gust_template *hash_next; /* loader cache chain */
 };
 
-/* Resolves {% extends %} / {% include %} names while compiling. */
+/* Resolves {% extends %} / {% include %} names while compiling. On failure
+ * *located says whether err already starts with "file:line: " (an error
+ * inside the named template) or not (the name itself failed). */
 typedef int (*tpl_resolve_fn)(void *data, const char *name, int depth,
-                              gust_template **out, char *err, size_t errlen);
+                              gust_template **out, char *err, size_t errlen,
+                              bool *located);
 
 /* Compiles src into t (already zeroed, name set). resolve may be NULL (no
  * extends/include allowed). Returns 0 or a code, message in err. */

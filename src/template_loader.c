@@ -177,16 +177,16 @@ static int read_file(gust_template_loader *l, const char *name, char **out, size
 }
 
 static int load(gust_template_loader *l, const char *name, int depth, gust_template **out,
-                char *err, size_t errlen);
+                char *err, size_t errlen, bool *located);
 
 static int resolve(void *data, const char *name, int depth, gust_template **out,
-                   char *err, size_t errlen)
+                   char *err, size_t errlen, bool *located)
 {
-    return load(data, name, depth, out, err, errlen);
+    return load(data, name, depth, out, err, errlen, located);
 }
 
 static int load(gust_template_loader *l, const char *name, int depth, gust_template **out,
-                char *err, size_t errlen)
+                char *err, size_t errlen, bool *located)
 {
     *out = NULL;
     err[0] = 0;
@@ -239,6 +239,7 @@ static int load(gust_template_loader *l, const char *name, int depth, gust_templ
     free(text);
     t->loading = false;
     if (rc < 0) {
+        *located = true;
         /* Templates it loaded meanwhile may sit in front of it. */
         gust_template **pp = &l->buckets[h];
         while (*pp != t)
@@ -254,16 +255,18 @@ static int load(gust_template_loader *l, const char *name, int depth, gust_templ
 int gust_template_loader_load(gust_template_loader *l, const char *name,
                               gust_template **out)
 {
-    return load(l, name, 0, out, l->err, sizeof l->err);
+    bool located;
+    return load(l, name, 0, out, l->err, sizeof l->err, &located);
 }
 
 int gust_template_loader_render(gust_template_loader *l, const char *name,
                                 json_t *context, char **out, size_t *len)
 {
     gust_template *t;
+    bool located;
     *out = NULL;
     *len = 0;
-    int rc = load(l, name, 0, &t, l->err, sizeof l->err);
+    int rc = load(l, name, 0, &t, l->err, sizeof l->err, &located);
     if (rc < 0)
         return rc;
     return gust__tpl_render(t, &l->limits, context, NULL, NULL, out, len, l->err,
@@ -274,7 +277,8 @@ int gust_template_loader_render_to(gust_template_loader *l, const char *name,
                                    json_t *context, gust_template_write_fn fn, void *data)
 {
     gust_template *t;
-    int rc = load(l, name, 0, &t, l->err, sizeof l->err);
+    bool located;
+    int rc = load(l, name, 0, &t, l->err, sizeof l->err, &located);
     if (rc < 0)
         return rc;
     return gust__tpl_render(t, &l->limits, context, fn, data, NULL, NULL, l->err,

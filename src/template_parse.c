@@ -393,7 +393,15 @@ static int file_arg(struct parser *p, const char *what, const char *arg, size_t 
     memcpy(name, arg, len);
     name[len] = 0;
     inner[0] = 0;
-    int rc = p->resolve(p->rdata, name, p->depth + 1, out, inner, sizeof inner);
+    bool located = false;
+    int rc = p->resolve(p->rdata, name, p->depth + 1, out, inner, sizeof inner, &located);
+    /* An error inside the other template names its own file and line; an
+     * error about the name itself is told from here. */
+    if (rc < 0 && located) {
+        if (!p->err[0])
+            snprintf(p->err, p->errlen, "%s", inner);
+        return rc;
+    }
     if (rc < 0)
         return fail(p, rc, line, "in {%% %s \"%s\" %%}: %s", what, name, inner);
     return 0;

@@ -314,7 +314,8 @@ static int render(gust_template *t, const gust_template_limits *limits, json_t *
         *len = 0;
     }
     if (t->status < 0) {
-        snprintf(err, errlen, "%s", t->err);
+        if (err != t->err)
+            snprintf(err, errlen, "%s", t->err);
         return t->status;
     }
     if (ctx && !json_is_object(ctx)) {
