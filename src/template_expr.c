@@ -184,21 +184,6 @@ static struct expr *mk(struct expr_parser *ep, enum expr_op op, int line,
     return e;
 }
 
-/* Height of the tree under e, capped: see MAX_TREE_HEIGHT. */
-static int height(const struct expr *e)
-{
-    if (!e)
-        return 0;
-    int h = 0, k;
-    if ((k = height(e->a)) > h)
-        h = k;
-    if ((k = height(e->b)) > h)
-        h = k;
-    if ((k = height(e->c)) > h)
-        h = k;
-    return h + 1;
-}
-
 static struct expr *check_height(struct expr_parser *ep, struct expr *e)
 {
     /* Only chains grow without recursion in the parser: checking the left
@@ -206,7 +191,6 @@ static struct expr *check_height(struct expr_parser *ep, struct expr *e)
     int h = 0;
     for (const struct expr *x = e; x && h <= MAX_TREE_HEIGHT; x = x->a)
         h++;
-    (void)height;
     if (h > MAX_TREE_HEIGHT)
         return perr(ep, e->line, "expression is too long");
     return e;
