@@ -654,9 +654,9 @@ void *gust__tpl_fail(struct render *r, int code, int line, const char *fmt, ...)
 
 static void *missing(struct render *r, int line, const char *fmt, const char *s)
 {
-    gust__tpl_fail(r, -EINVAL, line, fmt, s);
-    r->missing = true;
-    return NULL;
+    if (!r->err)
+        r->missing = true;
+    return gust__tpl_fail(r, -EINVAL, line, fmt, s);
 }
 
 bool gust__tpl_truthy(const json_t *v)
@@ -876,10 +876,10 @@ static json_t *index_value(struct render *r, int line, json_t *a, json_t *k)
         if (i < 0)
             i += n;
         if (i < 0 || i >= n) {
-            gust__tpl_fail(r, -EINVAL, line, "array index %lld out of range",
-                           (long long)json_integer_value(k));
-            r->missing = true;
-            return NULL;
+            if (!r->err)
+                r->missing = true;
+            return gust__tpl_fail(r, -EINVAL, line, "array index %lld out of range",
+                                  (long long)json_integer_value(k));
         }
         return json_incref(json_array_get(a, (size_t)i));
     }

@@ -121,7 +121,7 @@ static int step(struct render *r, int line)
 
 static int set_local(struct render *r, int line, const char *name, json_t *v)
 {
-    if (gust__tpl_local_set(r, name, v) < 0) {
+    if (!v || gust__tpl_local_set(r, name, v) < 0) {
         r->hard = true;
         gust__tpl_fail(r, -ENOMEM, line, "out of memory");
         return -ENOMEM;
