@@ -13,7 +13,7 @@ PORT       ?= 8888
 FUZZ_SECONDS ?= 20
 
 # What building and testing need, by Debian package name.
-BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libcmocka-dev
+BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmocka-dev
 TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strace
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl
