@@ -78,8 +78,16 @@ static const gust_http_server_options *opts_of(gust_http_connection *c)
 
 static void on_timer(gust_timer *t, void *data)
 {
-    (void)t;
     gust_http_connection *c = data;
+    if (c->timer_kind == T_NONE)
+        return; /* cleared since it was scheduled: nothing to enforce */
+    if (gust_loop_time(t->loop) < c->deadline) {
+        /* The deadline moved later since: sleep until then. */
+        c->timer_at = c->deadline;
+        if (gust_timer_start_at(t, c->deadline, 0, on_timer, c) < 0)
+            gust__http_conn_close(c);
+        return;
+    }
     if (c->timer_kind == T_HEAD)
         gust_log_warning("http", "%s: request head not complete in time, "
                          "closing", c->peer_ip);
@@ -104,14 +112,20 @@ static void set_timer(gust_http_connection *c, int kind)
     /* A trickled head keeps its first deadline: that is the point of it. */
     if (kind == T_HEAD && c->timer_kind == T_HEAD)
         return;
+    /* Every keep-alive request moves the deadline (idle, then none, then
+     * idle again). The heap is touched only when the timer has to fire
+     * earlier than it is scheduled: a timer that fires for a cleared or
+     * later deadline just returns or re-arms (on_timer). */
     if (kind == T_NONE || secs < 0) {
-        if (c->timer_kind != T_NONE)
-            gust_timer_stop(&c->timer);
         c->timer_kind = T_NONE;
         return;
     }
     c->timer_kind = kind;
-    if (gust_timer_start(&c->timer, secs, 0, on_timer, c) < 0)
+    c->deadline = gust_loop_time(c->timer.loop) + secs;
+    if (gust_timer_active(&c->timer) && c->timer_at <= c->deadline)
+        return;
+    c->timer_at = c->deadline;
+    if (gust_timer_start_at(&c->timer, c->deadline, 0, on_timer, c) < 0)
         c->timer_kind = T_NONE;
 }
 
@@ -170,8 +184,7 @@ int gust__http_conn_flush(gust_http_connection *c)
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
-    if (c->timer_kind != T_NONE)
-        gust_timer_stop(&c->timer);
+    gust_timer_stop(&c->timer); /* may be armed for a cleared deadline */
     gust_timer_stop(&c->resume);
     if (c->buf)
         buf_put(c->buf, c->cap);
@@ -251,7 +264,6 @@ static void on_last_written(gust_stream *s, int status, void *user)
     }
     shutdown(gust_stream_fd(s), SHUT_WR);
     c->timer_kind = T_NONE;
-    gust_timer_stop(&c->timer);
     set_timer(c, T_LINGER);
     if (!c->reading) {
         if (gust_stream_read_bytes(s, 64 * 1024, GUST_READ_PARTIAL,

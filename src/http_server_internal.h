@@ -60,6 +60,8 @@ struct gust_http_connection {
     bool closed;         /* the stream is closed or closing */
     bool lingering;      /* error sent: discarding input until EOF */
     int timer_kind;      /* what the timer measures (enum in the .c) */
+    double deadline;     /* loop time when timer_kind runs out */
+    double timer_at;     /* loop time the timer is scheduled for */
     gust_timer timer;
     gust_timer resume;   /* resumes parsing after an asynchronous finish */
 
