@@ -37,7 +37,16 @@ extern "C" {
     X(GUST_EFORKED, -4008,                                                     \
       "loop used in a process other than the one that created its backend")    \
     X(GUST_ENOTSTARTED, -4009, "object has not been started")                  \
-    X(GUST_ETIMEOUT, -4010, "operation timed out")
+    X(GUST_ETIMEOUT, -4010, "operation timed out")                             \
+    X(GUST_ETLS, -4011, "TLS handshake or record error")                       \
+    X(GUST_ETLSVERIFY, -4012,                                                  \
+      "TLS peer certificate or host name verification failed")                 \
+    X(GUST_EDNS, -4013, "host name could not be resolved")                     \
+    X(GUST_EHTTP, -4014, "HTTP response with an error status (>= 400)")        \
+    X(GUST_EPROTO, -4015, "peer broke the protocol (malformed response)")      \
+    X(GUST_ETOOMANYREDIRECTS, -4016, "too many redirects")                     \
+    X(GUST_ETIMEOUT_QUEUE, -4017, "timed out waiting for a free client slot")  \
+    X(GUST_ETIMEOUT_CONNECT, -4018, "timed out connecting")
 
 enum gust_error {
 #define GUST__ERROR_ENUM(name, value, msg) name = (value),

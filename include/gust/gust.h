@@ -15,6 +15,7 @@
 #include "gust/arena.h"
 #include "gust/http.h"
 #include "gust/http_server.h"
+#include "gust/tls.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1

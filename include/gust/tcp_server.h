@@ -56,6 +56,11 @@ typedef struct gust_tcp_server_options {
     /* At most this many connections open at once: at the cap the server
      * stops accepting, and resumes when one closes. 0: no cap. */
     size_t max_connections;
+    /* A server context from gust_tls_context_new_server() (tls.h): each
+     * accepted stream runs the TLS handshake first and reaches
+     * handle_stream once it succeeded (failures are logged at debug level
+     * and closed). The server holds a reference. NULL: plain TCP. */
+    struct gust_tls_context *tls;
 } gust_tcp_server_options;
 
 /* Creates a server. handle_stream may be NULL, as Tornado's base class has no

@@ -1,0 +1,101 @@
+/* TLS for streams, on OpenSSL (Tornado's SSLIOStream and ssl_options).
+ *
+ * A gust_tls_context holds the configuration shared by many connections:
+ * certificates, trusted CAs, verification and ALPN. A stream becomes a TLS
+ * stream with gust_stream_start_tls(); from then on every stream call
+ * (read_until, write, sendfile, close...) works as on a plain stream, on the
+ * decrypted bytes. The handshake runs without blocking, on the loop.
+ *
+ * Server side: put a server context in gust_tcp_server_options.tls and every
+ * accepted stream starts TLS before handle_stream sees it (an HTTP server
+ * then reports protocol "https").
+ *
+ *     gust_tls_options o = {.cert_file = "server.pem", .key_file = "key.pem"};
+ *     gust_tls_context *tls = gust_tls_context_new_server(&o);
+ *     gust_http_server_options so = {.tcp.tls = tls};
+ *
+ * Client side: the peer's certificate is verified against the system's CAs
+ * (or ca_file) and the host name given to gust_stream_start_tls(), unless
+ * insecure is set. A failed verification closes the stream with
+ * GUST_ETLSVERIFY; any other handshake failure with GUST_ETLS.
+ */
+#ifndef GUST_TLS_H
+#define GUST_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gust/stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gust_tls_context gust_tls_context;
+
+/* Every field may be left zero. Strings are copied or loaded at once. */
+typedef struct gust_tls_options {
+    /* PEM certificate chain and private key: required for a server,
+     * optional for a client (client certificate). */
+    const char *cert_file;
+    const char *key_file;
+    /* PEM file of trusted CAs. NULL: the system's default store. On a
+     * server, setting it requests and verifies client certificates. */
+    const char *ca_file;
+    /* Client only: do not verify the peer's certificate nor its name
+     * (tests against self-signed servers). Off by default. */
+    bool insecure;
+    /* ALPN protocols in order of preference, NULL-terminated (e.g.
+     * {"http/1.1", NULL}). NULL: no ALPN. */
+    const char *const *alpn;
+    /* OpenSSL cipher list for TLS <= 1.2; NULL: OpenSSL's default. */
+    const char *ciphers;
+    /* Oldest protocol accepted: 12 for TLS 1.2 (the default when 0), 13. */
+    int min_version;
+} gust_tls_options;
+
+/* Creates a context for accepting (cert_file and key_file required) or for
+ * connecting. Returns NULL with errno set (EINVAL for a missing or unusable
+ * file; the OpenSSL reason is logged at error level, module "tls"). The
+ * context is reference counted: each stream using it holds a reference, so
+ * gust_tls_context_free() may be called while streams still use it. */
+gust_tls_context *gust_tls_context_new_server(const gust_tls_options *opts);
+gust_tls_context *gust_tls_context_new_client(const gust_tls_options *opts);
+
+/* Drops the caller's reference. NULL: no-op. */
+void gust_tls_context_free(gust_tls_context *ctx);
+
+/* Called once the handshake is done (status 0) or failed (GUST_ETLS,
+ * GUST_ETLSVERIFY, or a stream error); on failure the stream is closed
+ * right after the callback returns. Never run inside start_tls. */
+typedef void (*gust_tls_handshake_cb)(gust_stream *stream, int status,
+                                      void *data);
+
+/* Turns a connected stream with no pending read or write into a TLS stream
+ * and starts the handshake: as a client when ctx is a client context, with
+ * server_name used for SNI and for verification (required unless
+ * insecure), as a server otherwise (server_name NULL). cb may be NULL:
+ * reads and writes issued meanwhile wait for the handshake, and a failure
+ * reaches them as their error. The stream holds a reference on ctx.
+ * Returns 0, -EINVAL (already TLS, busy, or a missing server_name) or
+ * -ENOMEM. */
+int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
+                          const char *server_name, gust_tls_handshake_cb cb,
+                          void *data);
+
+/* Whether the stream runs TLS. */
+bool gust_stream_is_tls(const gust_stream *stream);
+
+/* After the handshake: the ALPN protocol chosen ("http/1.1"), the protocol
+ * version ("TLSv1.3"), the cipher name, and the peer certificate's subject
+ * in one line; each NULL when unknown. Valid while the stream is open. */
+const char *gust_stream_tls_alpn(const gust_stream *stream);
+const char *gust_stream_tls_version(const gust_stream *stream);
+const char *gust_stream_tls_cipher(const gust_stream *stream);
+const char *gust_stream_tls_peer_subject(const gust_stream *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GUST_TLS_H */
