@@ -1,6 +1,8 @@
 /* A non-blocking TCP server (Tornado's TCPServer): listening sockets, one
  * acceptor per socket, a stream per connection handed to handle_stream. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,12 +96,33 @@ typedef struct tls_accept {
     socklen_t addrlen;
 } tls_accept;
 
+/* "127.0.0.1:5000", "[::1]:5000", or "unix" for the logs. */
+static const char *peer_name(const tls_accept *a, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const struct sockaddr *sa = (const struct sockaddr *)&a->addr;
+    if (a->addrlen >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(buf, size, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (a->addrlen >= sizeof(struct sockaddr_in6) &&
+               sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, size, "unix");
+    }
+    return buf;
+}
+
 static void on_tls_timeout(gust_timer *timer, void *data)
 {
     (void)timer;
     tls_accept *a = data;
-    gust_log_debug("tcp_server", "TLS handshake timed out after %.0f s",
-                   TLS_HANDSHAKE_TIMEOUT);
+    char peer[80];
+    gust_log_debug("tcp_server", "TLS handshake with %s timed out after %.0f s",
+                   peer_name(a, peer, sizeof peer), TLS_HANDSHAKE_TIMEOUT);
     gust_stream_close(a->stream); /* the handshake callback frees a */
 }
 
@@ -108,9 +131,10 @@ static void on_tls_handshake(gust_stream *stream, int status, void *data)
     tls_accept *a = data;
     gust_timer_stop(&a->timer);
     gust_tcp_server *srv = a->conns->server;
+    char peer[80];
     if (status < 0)
-        gust_log_debug("tcp_server", "TLS handshake failed: %s",
-                       gust_strerror(status));
+        gust_log_debug("tcp_server", "TLS handshake with %s failed: %s",
+                       peer_name(a, peer, sizeof peer), gust_strerror(status));
     else if (!srv)
         gust_stream_close(stream); /* the server is gone */
     else
