@@ -21,10 +21,13 @@
 /* The open-connection count lives apart from the server: streams handed out
  * may outlive it, and their free hooks must still have somewhere to count.
  * One reference per open stream plus one for the server. */
+struct tls_accept;
+
 typedef struct conn_count {
     size_t open;
     size_t refs;
     gust_tcp_server *server; /* NULL once the server is freed */
+    struct tls_accept *handshakes; /* TLS streams not yet handed out */
 } conn_count;
 
 typedef struct listener {
@@ -89,6 +92,7 @@ static void dispatch_stream(gust_tcp_server *srv, gust_stream *s,
  * keeps conns alive until after the handshake callback has run (it runs
  * before the stream's close dispatch). */
 typedef struct tls_accept {
+    struct tls_accept *prev, *next; /* in conns->handshakes */
     conn_count *conns;
     gust_stream *stream;
     gust_timer timer;
@@ -130,6 +134,12 @@ static void on_tls_handshake(gust_stream *stream, int status, void *data)
 {
     tls_accept *a = data;
     gust_timer_stop(&a->timer);
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->conns->handshakes = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
     gust_tcp_server *srv = a->conns->server;
     char peer[80];
     if (status < 0)
@@ -160,10 +170,14 @@ static void start_tls(gust_tcp_server *srv, gust_stream *s,
     }
     gust_timer_init(srv->loop, &a->timer);
     int r = gust_stream_start_tls(s, srv->opts.tls, NULL, on_tls_handshake, a);
-    if (r == 0)
+    if (r == 0) {
+        a->next = a->conns->handshakes;
+        if (a->next)
+            a->next->prev = a;
+        a->conns->handshakes = a;
         r = gust_timer_start(&a->timer, TLS_HANDSHAKE_TIMEOUT, 0,
                              on_tls_timeout, a);
-    else {
+    } else {
         free(a);
         a = NULL;
     }
@@ -346,6 +360,12 @@ void gust_tcp_server_free(gust_tcp_server *srv)
     if (!srv || srv->free_pending)
         return;
     gust_tcp_server_stop(srv);
+    /* Streams still in their handshake were never handed to anyone: they
+     * are the server's to close. Their callbacks run later and free a. */
+    for (tls_accept *a = srv->conns->handshakes, *next; a; a = next) {
+        next = a->next;
+        gust_stream_close(a->stream);
+    }
     free(srv->listeners);
     srv->listeners = NULL;
     srv->cap = 0;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "gust/error.h"
@@ -28,6 +29,7 @@
 
 static char dir[64];
 static char ca_pem[128], srv_pem[128], srv_key[128], self_pem[128], self_key[128];
+static char cli_pem[128], cli_key[128];
 
 static int run(const char *cmd)
 {
@@ -58,6 +60,11 @@ static int make_certs(void **state)
             "-subj /CN=localhost") != 0 ||
         run("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
             "-CAcreateserial -days 2 -out server.pem -extfile ext.cnf") != 0 ||
+        run("printf 'extendedKeyUsage=clientAuth\\n' > cext.cnf") != 0 ||
+        run("openssl req " EC " -keyout client.key -out client.csr "
+            "-subj /CN=gust-client") != 0 ||
+        run("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+            "-CAcreateserial -days 2 -out client.pem -extfile cext.cnf") != 0 ||
         run("openssl req -x509 " EC " -keyout self.key -out self.pem "
             "-subj /CN=localhost "
             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1") != 0)
@@ -67,6 +74,8 @@ static int make_certs(void **state)
     snprintf(srv_key, sizeof srv_key, "%s/server.key", dir);
     snprintf(self_pem, sizeof self_pem, "%s/self.pem", dir);
     snprintf(self_key, sizeof self_key, "%s/self.key", dir);
+    snprintf(cli_pem, sizeof cli_pem, "%s/client.pem", dir);
+    snprintf(cli_key, sizeof cli_key, "%s/client.key", dir);
     return 0;
 }
 
@@ -550,6 +559,137 @@ static void test_close_during_handshake(void **state)
     finish(loop, srv);
 }
 
+/* A server context with ca_file requires client certificates. */
+static void test_client_certificates(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    gust_tls_options so = { .cert_file = srv_pem, .key_file = srv_key,
+                            .ca_file = ca_pem };
+    gust_tls_context *sctx = gust_tls_context_new_server(&so);
+    assert_non_null(sctx);
+    server_side e = { 0 };
+    int port;
+    gust_tcp_server *srv = start_server(sctx, &e, &port);
+    gust_tls_context_free(sctx);
+
+    /* Without a certificate: refused by the server. In TLS 1.3 the client
+     * may finish its side first and hear of it on its first read. */
+    gust_tls_context *anon = client_ctx(ca_pem, false);
+    client c = { 0 };
+    gust_stream *s = tls_connect(loop, port, anon, "localhost", &c);
+    gust_tls_context_free(anon);
+    assert_int_equal(gust_stream_read_bytes(s, 4, 0, client_read, &c), 0);
+    run_until_set(loop, &c.closed);
+    assert_true(c.hs_status < 0 || c.read_status < 0);
+    assert_int_equal(c.got_len, 0);
+    assert_int_equal(e.accepted, 0);
+
+    /* With one signed by the CA: accepted. */
+    gust_tls_options co = { .ca_file = ca_pem, .cert_file = cli_pem,
+                            .key_file = cli_key };
+    gust_tls_context *cctx = gust_tls_context_new_client(&co);
+    assert_non_null(cctx);
+    client d = { 0 };
+    s = tls_connect(loop, port, cctx, "localhost", &d);
+    gust_tls_context_free(cctx);
+    assert_int_equal(gust_stream_write(s, "pong", 4, NULL, NULL), 0);
+    assert_int_equal(gust_stream_read_bytes(s, 4, 0, client_read, &d), 0);
+    run_until_set(loop, &d.read_done);
+    assert_int_equal(d.read_status, 0);
+    assert_memory_equal(d.got, "pong", 4);
+    free(d.got);
+    assert_int_equal(e.accepted, 1);
+    gust_stream_close(s);
+    run_until_set(loop, &d.closed);
+    finish(loop, srv);
+}
+
+/* Reads smaller than a record leave plaintext inside OpenSSL, where no fd
+ * event will announce it: reads started later, outside any callback, must
+ * still get it. */
+static void test_small_reads_from_buffered_records(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    gust_tls_context *sctx = server_ctx(false);
+    gust_tls_context *cctx = client_ctx(ca_pem, false);
+    server_side e = { 0 };
+    int port;
+    gust_tcp_server *srv = start_server(sctx, &e, &port);
+    gust_tls_context_free(sctx);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    gust_stream_options so = { .read_chunk_size = 100 };
+    gust_stream *s = gust_stream_new(loop, fd, &so);
+    assert_non_null(s);
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port) };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(gust_stream_connect(s, (struct sockaddr *)&sin, sizeof sin,
+                                         NULL, NULL), 0);
+    client c = { 0 };
+    gust_stream_set_close_callback(s, client_closed, &c);
+    assert_int_equal(gust_stream_start_tls(s, cctx, "localhost", client_hs, &c),
+                     0);
+    gust_tls_context_free(cctx);
+    static char out[40000];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)('a' + i % 26);
+    assert_int_equal(gust_stream_write(s, out, sizeof out, NULL, NULL), 0);
+    /* Wait until the whole echo has surely arrived before reading. */
+    run_until_set(loop, &c.hs_done);
+    double until = now_s() + 0.3;
+    while (now_s() < until)
+        gust_loop_run_once(loop, 0.05);
+    for (size_t off = 0; off < sizeof out; off += 1000) {
+        c.read_done = 0;
+        free(c.got);
+        c.got = NULL;
+        assert_int_equal(gust_stream_read_bytes(s, 1000, 0, client_read, &c), 0);
+        run_until_set(loop, &c.read_done);
+        assert_int_equal(c.read_status, 0);
+        assert_int_equal(c.got_len, 1000);
+        assert_memory_equal(c.got, out + off, 1000);
+    }
+    free(c.got);
+    gust_stream_close(s);
+    run_until_set(loop, &c.closed);
+    finish(loop, srv);
+}
+
+/* A server freed while a client is still in its handshake closes that
+ * connection: it was never handed to anyone else. */
+static void test_free_server_during_handshake(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    gust_tls_context *sctx = server_ctx(false);
+    server_side e = { 0 };
+    int port;
+    gust_tcp_server *srv = start_server(sctx, &e, &port);
+    gust_tls_context_free(sctx);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port) };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    double deadline = now_s() + GUST_TEST_WAIT_SECONDS;
+    while (gust_tcp_server_connection_count(srv) == 0 && now_s() < deadline)
+        gust_loop_run_once(loop, 0.05);
+    assert_int_equal(gust_tcp_server_connection_count(srv), 1);
+    gust_tcp_server_free(srv);
+    /* The silent client sees its connection closed. */
+    char buf[16];
+    struct timeval tv = { 10, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (int i = 0; i < 10; i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_int_equal(recv(fd, buf, sizeof buf, 0), 0);
+    close(fd);
+    assert_int_equal(e.accepted, 0);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, test_setup)
 
 int main(void)
@@ -563,6 +703,9 @@ int main(void)
         T(test_peer_closes_mid_handshake),
         T(test_plain_client_on_tls_port),
         T(test_close_during_handshake),
+        T(test_client_certificates),
+        T(test_small_reads_from_buffered_records),
+        T(test_free_server_during_handshake),
     };
     if (make_certs(NULL) != 0) {
         fprintf(stderr, "cannot make test certificates with openssl\n");
