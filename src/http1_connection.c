@@ -435,6 +435,7 @@ static int setup_request(gust_http_connection *c)
     gust__http1_request *h = &c->head;
     gust_arena_reset(&c->arena);
     memset(r, 0, sizeof *r);
+    c->req_seq++;
     r->arena = &c->arena;
     r->method = dup_slice(c, h->method);
     r->uri = dup_slice(c, h->target);

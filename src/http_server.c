@@ -1,11 +1,13 @@
 /* HTTP/1 server (Tornado's HTTPServer) and the request/response calls a
  * handler makes. The reading side of a connection is http1_connection.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gust/error.h"
 #include "gust/gust.h"
@@ -472,16 +474,23 @@ static int send_structured(gust_http_connection *c, bool final)
 typedef struct flush_wait {
     gust_http_connection *c;
     gust_http_request *req;
+    uint64_t seq;    /* the request it was made for */
+    int fd;          /* sendfile: our dup of the file, else -1 */
     void (*cb)(gust_http_request *, int, void *);
     void *data;
 } flush_wait;
 
+/* The stream calls its write callbacks before its close callback, and the
+ * connection is freed only from (or after) that: w->c is still valid. */
 static void on_flushed(gust_stream *s, int status, void *user)
 {
     (void)s;
     flush_wait *w = user;
-    /* Only while the request is still the application's. */
-    if (w->c->app_owns && &w->c->req == w->req)
+    if (w->fd >= 0)
+        close(w->fd);
+    /* Only while the request is still the application's: the connection
+     * may be on its next request by now. */
+    if (w->cb && w->c->app_owns && w->c->req_seq == w->seq)
         w->cb(w->req, status < 0 ? GUST_ESTREAMCLOSED : 0, w->data);
     free(w);
 }
@@ -506,12 +515,68 @@ int gust_http_response_flush(gust_http_request *req,
         flush_wait *w = malloc(sizeof *w);
         if (!w)
             return -ENOMEM;
-        *w = (flush_wait){c, req, cb, data};
+        *w = (flush_wait){c, req, c->req_seq, -1, cb, data};
         rc = gust_stream_write(c->stream, "", 0, on_flushed, w);
         if (rc < 0)
             free(w);
     }
     return rc;
+}
+
+int gust_http_response_sendfile(gust_http_request *req, int file_fd,
+                                off_t offset, size_t len,
+                                void (*cb)(gust_http_request *req, int status,
+                                           void *data),
+                                void *data)
+{
+    gust_http_connection *c = req->connection;
+    if (file_fd < 0 || offset < 0 || structured(c))
+        return -EINVAL;
+    if (c->closed || !c->stream)
+        return GUST_ESTREAMCLOSED;
+    /* Headers and the body written so far go first (this decides chunked
+     * framing and whether the body is sent at all). */
+    int rc = send_structured(c, false);
+    if (rc < 0)
+        return rc;
+    bool skip = c->resp_no_body || len == 0;
+    if (!skip && c->resp_chunked) {
+        char hex[24];
+        int k = snprintf(hex, sizeof hex, "%zx\r\n", len);
+        rc = gust__http_conn_out(c, hex, (size_t)k);
+        if (rc < 0)
+            return rc;
+    }
+    rc = gust__http_conn_flush(c);
+    if (rc < 0)
+        return rc;
+    flush_wait *w = malloc(sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    *w = (flush_wait){c, req, c->req_seq, -1, cb, data};
+    if (skip) {
+        /* Nothing of the file goes out; cb still runs after this call. */
+        rc = cb ? gust_stream_write(c->stream, "", 0, on_flushed, w) : 0;
+        if (rc < 0 || !cb)
+            free(w);
+        return rc;
+    }
+    /* A duplicate, so that the caller may close its fd at once. */
+    w->fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
+    if (w->fd < 0) {
+        rc = -errno;
+        free(w);
+        return rc;
+    }
+    rc = gust_stream_sendfile(c->stream, w->fd, offset, len, on_flushed, w);
+    if (rc < 0) {
+        close(w->fd);
+        free(w);
+        return rc;
+    }
+    if (c->resp_chunked)
+        return gust__http_conn_out(c, "\r\n", 2);
+    return 0;
 }
 
 int gust_http_request_finish(gust_http_request *req)

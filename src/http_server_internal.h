@@ -65,7 +65,9 @@ struct gust_http_connection {
     gust_timer timer;
     gust_timer resume;   /* resumes parsing after an asynchronous finish */
 
-    /* The current request. */
+    /* The current request. req_seq counts requests, so that a callback
+     * due after its request finished can tell it is stale. */
+    uint64_t req_seq;
     gust_arena arena;
     gust_http_request req;
     gust__http1_request head;
