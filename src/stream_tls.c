@@ -55,6 +55,12 @@ typedef struct tls_conn {
     bool write_wants_read;  /* last SSL_write said WANT_READ */
     int last_errno;         /* of the last failed send/recv */
     uint64_t io_count;      /* bytes moved by the BIO: progress for on_event */
+    /* Bytes taken from the socket and not yet given to OpenSSL, which asks
+     * for a record's 5-byte header and then its body: one recv() serves
+     * both (and often the next records). Freed whenever it runs empty, so
+     * an idle connection holds none. */
+    unsigned char *in;
+    size_t in_off, in_len;
     size_t wpend;           /* bytes of a record OpenSSL holds for a retry */
     char *stage;            /* RECORD_MAX bytes, for coalescing small iovecs */
     gust_tls_handshake_cb cb;
@@ -88,25 +94,64 @@ static int bio_write(BIO *b, const char *buf, int len)
     return -1;
 }
 
+/* Room for the largest record OpenSSL accepts (16 KiB of plaintext plus
+ * expansion) and a little of the next. */
+#define IN_CAP (18 * 1024)
+
 static int bio_read(BIO *b, char *buf, int len)
 {
     tls_conn *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    ssize_t n = recv(t->stream->fd, buf, (size_t)len, 0);
-    if (n > 0) {
-        t->io_count += (uint64_t)n;
-        return (int)n;
-    }
-    if (n == 0) {
-        t->peer_eof = true;
-        t->io_count++; /* an EOF is news too */
+    if (len <= 0)
         return 0;
+    if (t->in_len == t->in_off) {
+        /* A large request goes straight to OpenSSL's buffer. */
+        bool direct = (size_t)len >= IN_CAP / 2;
+        if (!direct && !t->in && !(t->in = malloc(IN_CAP)))
+            direct = true; /* out of memory: just read less at a time */
+        ssize_t n = recv(t->stream->fd, direct ? (void *)buf : t->in,
+                         direct ? (size_t)len : IN_CAP, 0);
+        if (n > 0) {
+            t->io_count += (uint64_t)n;
+            if (direct)
+                return (int)n;
+            t->in_off = 0;
+            t->in_len = (size_t)n;
+        } else {
+            if (n == 0) {
+                t->peer_eof = true;
+                t->io_count++; /* an EOF is news too */
+                return 0;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                BIO_set_retry_read(b);
+            else
+                t->last_errno = errno;
+            return -1;
+        }
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        BIO_set_retry_read(b);
-    else
-        t->last_errno = errno;
-    return -1;
+    size_t k = t->in_len - t->in_off;
+    if (k > (size_t)len)
+        k = (size_t)len;
+    memcpy(buf, t->in + t->in_off, k);
+    t->in_off += k;
+    if (t->in_off == t->in_len) {
+        free(t->in);
+        t->in = NULL;
+        t->in_off = t->in_len = 0;
+    }
+    return (int)k;
+}
+
+/* Whether a whole record waits in our input buffer: OpenSSL will make
+ * progress on it without any fd event. */
+static bool in_has_record(const tls_conn *t)
+{
+    size_t k = t->in_len - t->in_off;
+    if (k < 5)
+        return false;
+    const unsigned char *h = t->in + t->in_off;
+    return k >= 5 + ((size_t)h[3] << 8 | h[4]);
 }
 
 static int bio_puts(BIO *b, const char *str)
@@ -123,7 +168,9 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     case BIO_CTRL_FLUSH:
         return 1; /* nothing is buffered here */
     case BIO_CTRL_EOF:
-        return t && t->peer_eof;
+        return t && t->peer_eof && t->in_off == t->in_len;
+    case BIO_CTRL_PENDING:
+        return t ? (long)(t->in_len - t->in_off) : 0;
     default:
         return 0;
     }
@@ -352,6 +399,9 @@ static void conn_free(tls_conn *t)
     t->ctx = NULL;
     free(t->stage);
     t->stage = NULL;
+    free(t->in);
+    t->in = NULL;
+    t->in_off = t->in_len = 0;
     OPENSSL_free(t->subject);
     t->subject = NULL;
 }
@@ -401,7 +451,9 @@ static size_t tls_pending(gust_stream *s)
     if (!t || t->hs != HS_DONE)
         return 0;
     int n = SSL_pending(t->ssl);
-    return n > 0 ? (size_t)n : 0;
+    if (n > 0)
+        return (size_t)n;
+    return in_has_record(t) ? t->in_len - t->in_off : 0;
 }
 
 static bool tls_on_event(gust_stream *s, unsigned events)
