@@ -252,6 +252,69 @@ static void test_lock_cancelled_coroutine(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* gust_any(acquire, sleep): the sleep wins and cancels the acquire, which
+ * leaves the line. */
+static void test_lock_any_cancels_acquire(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    gust_lock *lock = gust_lock_new(loop);
+    assert_true(gust_lock_try_acquire(lock));
+    size_t winner = 99;
+    gust_future *race = gust_any(loop, (gust_future *[]){
+                                     gust_lock_acquire(lock, 0),
+                                     gust_sleep(loop, 0.02)}, 2, &winner);
+    assert_int_equal(gust_loop_run_sync(loop, race, 10, NULL), 0);
+    assert_int_equal(winner, 1);
+    assert_int_equal(gust_lock_release(lock), 0);
+    assert_false(gust_lock_locked(lock));
+    spin(loop, 2);
+    gust_lock_free(lock);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* The race docs/futures.md describes: the acquire is granted in the same
+ * iteration the coroutine is cancelled; the coroutine sees GUST_ECANCELED,
+ * finds the acquire granted and gives the lock back. */
+static int race_outcome;
+
+static int acquire_checked(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)loop;
+    (void)result;
+    gust_lock *lock = data;
+    gust_future *a = gust_lock_acquire(lock, 0);
+    int r = gust_await(gust_future_ref(a), NULL);
+    race_outcome = r;
+    if (r == GUST_ECANCELED && !gust_future_cancel(a) &&
+        gust_future_status(a) == 0) {
+        race_outcome = 1; /* granted after all */
+        gust_lock_release(lock);
+    }
+    gust_future_unref(a);
+    return r;
+}
+
+static void test_lock_grant_cancel_race(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    gust_lock *lock = gust_lock_new(loop);
+    assert_true(gust_lock_try_acquire(lock));
+    race_outcome = 99;
+    gust_future *co = gust_spawn(loop, acquire_checked, lock);
+    spin(loop, 2);
+    assert_int_equal(race_outcome, 99);
+    assert_int_equal(gust_lock_release(lock), 0); /* granted to co */
+    assert_true(gust_future_cancel(co));          /* same iteration */
+    spin(loop, 3);
+    assert_int_equal(race_outcome, 1);
+    assert_false(gust_lock_locked(lock));
+    gust_future_unref(co);
+    gust_lock_free(lock);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 static void test_lock_free_fails_waiters(void **state)
 {
     (void)state;
@@ -530,6 +593,8 @@ int main(void)
         cmocka_unit_test_setup(test_lock_timeout, test_setup),
         cmocka_unit_test_setup(test_lock_cancelled_waiter_skipped, test_setup),
         cmocka_unit_test_setup(test_lock_cancelled_coroutine, test_setup),
+        cmocka_unit_test_setup(test_lock_any_cancels_acquire, test_setup),
+        cmocka_unit_test_setup(test_lock_grant_cancel_race, test_setup),
         cmocka_unit_test_setup(test_lock_free_fails_waiters, test_setup),
         cmocka_unit_test_setup(test_semaphore_hundred_coroutines, test_setup),
         cmocka_unit_test_setup(test_semaphore_counting, test_setup),
