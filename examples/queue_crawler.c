@@ -1,7 +1,7 @@
 /* queue_crawler: Tornado's web spider demo, with a gust_queue feeding
  * worker coroutines that fetch pages over stream futures.
  *
- *   queue_crawler [--pages=N] [--workers=N]
+ *   queue_crawler [--pages=N] [--workers=N]   (--help: the options)
  *
  * It crawls a site it serves itself on 127.0.0.1 (an ephemeral port): page
  * /page/K links to /page/2K+1 and /page/2K+2 (those below N) and back to
@@ -19,7 +19,7 @@
 #include "gust/http_server.h"
 #include "gust/queue.h"
 
-static int npages = 100, nworkers = 5, port;
+static int npages, nworkers, port;
 static gust_queue *todo;
 static char **seen;      /* every path ever queued (a demo: linear search) */
 static size_t nseen;
@@ -171,26 +171,16 @@ static void on_all_closed(gust_http_server *srv, void *data)
     gust_loop_stop(data);
 }
 
-static int flag(const char *arg, const char *name, int *out)
-{
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0 || arg[n] != '=')
-        return 0;
-    *out = atoi(arg + n + 1);
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (!flag(argv[i], "--pages", &npages) &&
-            !flag(argv[i], "--workers", &nworkers)) {
-            fprintf(stderr, "usage: %s [--pages=N] [--workers=N]\n", argv[0]);
-            return 2;
-        }
-    }
+    gust_options_define_int(NULL, "pages", &npages, 100,
+                            "pages in the site crawled", NULL);
+    gust_options_define_int(NULL, "workers", &nworkers, 5,
+                            "worker coroutines fetching at once", NULL);
+    gust_options_parse_command_line(NULL, argc, argv);
     if (npages < 1 || nworkers < 1) {
         fprintf(stderr, "--pages and --workers must be at least 1\n");
+        gust_options_free(gust_options_default());
         return 2;
     }
     gust_loop *loop = gust_loop_current();
@@ -202,6 +192,7 @@ int main(int argc, char **argv)
     if (!todo) {
         fprintf(stderr, "cannot start: %s\n", gust_strerror(r ? r : -ENOMEM));
         gust_http_server_free(srv);
+        gust_options_free(gust_options_default());
         return 1;
     }
     port = gust_http_server_port(srv);
@@ -216,6 +207,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nseen; i++)
         free(seen[i]);
     free(seen);
+    gust_options_free(gust_options_default());
     int left = gust_loop_free(loop);
     return r == 0 && fetched == npages && failed == 0 && left == 0 ? 0 : 1;
 }
