@@ -29,6 +29,13 @@
 #define DEFAULT_TIMEOUT 20.0
 #define DEFAULT_MAX_REDIRECTS 5
 
+struct tls_entry {
+    struct tls_entry *next;
+    bool insecure;
+    char *key;
+    gust_tls_context *ctx;
+};
+
 struct gust_http_client {
     gust_loop *loop;
     int max_clients;
@@ -44,6 +51,7 @@ struct gust_http_client {
     gust__hc_conn *conns;
     gust__hc_conn *idle; /* most recently used first */
     size_t opened, reused;
+    struct tls_entry *tls;
 };
 
 /* ---- Accessors for the connection side -------------------------------- */
@@ -839,6 +847,13 @@ void gust_http_client_free(gust_http_client *c)
         gust__hc_conn_unregister(conn);
         gust__hc_conn_close(conn);
     }
+    while (c->tls) {
+        struct tls_entry *e = c->tls;
+        c->tls = e->next;
+        gust_tls_context_free(e->ctx);
+        free(e->key);
+        free(e);
+    }
     free(c->user_agent);
     free(c);
 }
@@ -853,10 +868,43 @@ void gust_http_client_get_stats(const gust_http_client *c,
     out->reused = c->reused;
 }
 
-struct gust_tls_context *gust__hc_tls_context(gust_http_client *c,
-                                              gust__hc_fetch *f)
+/* ---- TLS contexts --------------------------------------------------------- */
+
+/* One client context per distinct (insecure, ca_file, cert, key), made on
+ * first use and kept until the client is freed (streams hold their own
+ * references, so connections may outlive it). */
+
+gust_tls_context *gust__hc_tls_context(gust_http_client *c, gust__hc_fetch *f)
 {
-    (void)c;
-    f->error_detail = "TLS is not available yet";
-    return NULL;
+    if (!c) {
+        f->error_detail = "client freed";
+        return NULL;
+    }
+    const char *key = f->tls_key ? f->tls_key : "";
+    for (struct tls_entry *e = c->tls; e; e = e->next)
+        if (e->insecure == f->insecure && !strcmp(e->key, key))
+            return e->ctx;
+    static const char *const alpn[] = {"http/1.1", NULL};
+    gust_tls_options o = {.ca_file = f->ca_file,
+                          .cert_file = f->client_cert,
+                          .key_file = f->client_key,
+                          .insecure = f->insecure,
+                          .alpn = alpn};
+    struct tls_entry *e = calloc(1, sizeof *e);
+    if (e)
+        e->key = strdup(key);
+    if (e && e->key)
+        e->ctx = gust_tls_context_new_client(&o);
+    if (!e || !e->key || !e->ctx) {
+        f->error_detail = "cannot load the TLS settings (ca_file, "
+                          "client_cert, client_key)";
+        if (e)
+            free(e->key);
+        free(e);
+        return NULL;
+    }
+    e->insecure = f->insecure;
+    e->next = c->tls;
+    c->tls = e;
+    return e->ctx;
 }

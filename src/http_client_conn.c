@@ -28,10 +28,6 @@
 /* deliver() results besides 0 and negative codes. */
 #define GONE 1
 
-#ifndef GUST__HC_TLS
-#define GUST__HC_TLS 0
-#endif
-
 static void connect_next(gust__hc_conn *conn);
 static void read_body(gust__hc_fetch *f, gust__hc_conn *conn);
 
@@ -124,15 +120,10 @@ static void on_connect(gust_stream *s, int status, void *user)
     }
     gust_stream_set_nodelay(s, true);
     if (conn->tls) {
-#if GUST__HC_TLS
         struct gust_tls_context *ctx = gust__hc_tls_context(conn->client, f);
         int rc = ctx ? gust_stream_start_tls(s, ctx, conn->host, on_handshake,
                                              conn)
                      : GUST_ETLS;
-#else
-        (void)on_handshake;
-        int rc = GUST_ETLS;
-#endif
         if (rc < 0)
             conn_fail(conn, rc == -ENOMEM ? rc : GUST_ETLS, "TLS setup for");
         return;
