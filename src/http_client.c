@@ -464,6 +464,9 @@ static void follow_redirect(gust__hc_fetch *f)
         return;
     }
     const char *prev_url = f->url;
+    gust_url prev = f->target;
+    bool prev_tls = f->tls;
+    const char *prev_host = f->host;
     f->url = next;
     int rc = set_target(f);
     if (rc < 0) {
@@ -471,6 +474,11 @@ static void follow_redirect(gust__hc_fetch *f)
         fetch_end(f, rc, "redirect Location");
         return;
     }
+    /* Credentials given for one origin are not handed to another (as curl
+     * does). */
+    if (prev_tls != f->tls || prev.port != f->target.port ||
+        strcmp(prev_host, f->host) != 0)
+        f->authorization = NULL;
     f->redirects++;
     /* 301/302/303 become a GET without body (what browsers do; RFC 9110
      * allows it for 301/302 and asks it for 303); 307/308 keep both. */

@@ -134,7 +134,7 @@ static void on_connect(gust_stream *s, int status, void *user)
 
 static void connect_next(gust__hc_conn *conn)
 {
-    gust_loop *loop = gust__hc_loop(conn->fetch->client);
+    gust_loop *loop = conn->loop;
     while (conn->next_addr < conn->naddrs) {
         const gust_address *a = &conn->addrs[conn->next_addr++];
         int fd = socket(a->addr.ss_family,
@@ -224,7 +224,8 @@ int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
         conn_free(conn);
         return -ENOMEM;
     }
-    gust_timer_init(gust__hc_loop(c), &conn->idle_timer);
+    conn->loop = gust__hc_loop(c);
+    gust_timer_init(conn->loop, &conn->idle_timer);
     conn->port = f->target.port;
     conn->tls = f->tls;
     conn->insecure = f->insecure;

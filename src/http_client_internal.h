@@ -41,6 +41,7 @@ typedef enum gust__hc_conn_state {
 
 struct gust__hc_conn {
     gust_http_client *client; /* NULL once the client is freed */
+    gust_loop *loop;
     gust__hc_fetch *fetch;    /* the fetch using it, or NULL */
     gust_stream *stream;      /* NULL while resolving */
     gust__hc_conn_state state;

@@ -417,6 +417,24 @@ static void test_redirects(void **state)
         gust_http_response_free(r);
     }
 
+    /* Credentials stay with their origin: a redirect to another host (here
+     * localhost, through the resolver) drops them; one on the same host
+     * keeps them. */
+    char target[256], path[320];
+    snprintf(target, sizeof target, "http://localhost:%d/echo", port);
+    snprintf(path, sizeof path, "/redirect/302?%s", target);
+    req = (gust_http_client_request){.url = url(u, port, path),
+                                     .auth_username = "u",
+                                     .auth_password = "p"};
+    assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
+    assert_string_equal(r->body, "GET /echo||Gust/0.1.0||");
+    assert_string_equal(r->effective_url, target);
+    gust_http_response_free(r);
+    req.url = url(u, port, "/redirect/302?/echo");
+    assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
+    assert_string_equal(r->body, "GET /echo|Basic dTpw|Gust/0.1.0||");
+    gust_http_response_free(r);
+
     /* Not followed: the 3xx itself is the result, and it is no error. */
     req = (gust_http_client_request){.url = url(u, port, "/redirect/301?/echo"),
                                      .follow_redirects = GUST_HTTP_NO};
