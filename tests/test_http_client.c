@@ -1099,6 +1099,7 @@ static void free_client_in_chunk(gust_http_response *resp, const char *chunk,
 static void test_free_inside_streaming_callback(void **state)
 {
     (void)state;
+    free_in_stream_cb_hits = 0;
     gust_loop *loop = new_loop();
     raw_server srv;
     raw_start(&srv, loop, script_chunked);
@@ -1143,6 +1144,136 @@ static void test_many_parallel(void **state)
     assert_int_equal(st.connections + st.reused, N);
     gust_http_client_free(c);
     stop_server(loop, srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* ---- More framing ------------------------------------------------------------- */
+
+static void test_head_keeps_connection(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    int port;
+    gust_http_server *srv = start_server(&port);
+    gust_http_client *c = gust_http_client_new(loop, NULL);
+    char u[256];
+    gust_http_client_request req = {.url = url(u, port, "/hello"),
+                                    .method = "HEAD"};
+    gust_http_response *r;
+    assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
+    assert_int_equal(r->code, 200);
+    assert_int_equal(r->body_len, 0);
+    /* The Content-Length of the GET it stands for, but no body to read. */
+    assert_true(gust_str_eq(gust_http_headers_get_first(
+                                &r->headers, GUST_STR("Content-Length")),
+                            GUST_STR("12")));
+    gust_http_response_free(r);
+    assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
+    assert_true(r->reused_connection);
+    assert_string_equal(r->body, "Hello, world");
+    gust_http_response_free(r);
+    gust_http_client_free(c);
+    stop_server(loop, srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+static const char *script_informational(raw_server *srv, int n,
+                                        bool *close_after, size_t *len)
+{
+    (void)srv;
+    (void)n;
+    (void)close_after;
+    (void)len;
+    return "HTTP/1.1 100 Continue\r\n\r\n"
+           "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+           "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone";
+}
+
+static void test_informational_skipped(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    raw_server srv;
+    raw_start(&srv, loop, script_informational);
+    gust_http_client *c = gust_http_client_new(loop, NULL);
+    char u[256];
+    gust_http_response *r;
+    assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, srv.port, "/")),
+                               &r), 0);
+    assert_int_equal(r->code, 201);
+    assert_string_equal(r->reason, "Created");
+    assert_string_equal(r->body, "done");
+    assert_false(gust_http_headers_has(&r->headers, GUST_STR("Link")));
+    gust_http_response_free(r);
+    gust_http_client_free(c);
+    raw_stop(&srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+static void test_ipv6_literal(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    raw_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.loop = loop;
+    srv.script = script_ok;
+    gust_bind_options bo = {.family = AF_INET6};
+    srv.socks = gust_bind_sockets(0, "::1", &bo);
+    if (!srv.socks) {
+        gust_loop_free(loop);
+        skip(); /* no IPv6 on this host */
+    }
+    srv.port = gust_socket_port(srv.socks->fds[0]);
+    srv.acc = gust_acceptor_new(loop, srv.socks->fds[0], raw_on_accept, &srv);
+    assert_non_null(srv.acc);
+    gust_http_client *c = gust_http_client_new(loop, NULL);
+    char u[256];
+    snprintf(u, sizeof u, "http://[::1]:%d/v6", srv.port);
+    gust_http_response *r;
+    assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
+    assert_string_equal(r->body, "ok");
+    char host[64];
+    snprintf(host, sizeof host, "\r\nHost: [::1]:%d\r\n", srv.port);
+    assert_non_null(strstr(srv.last_head, host));
+    gust_http_response_free(r);
+    gust_http_client_free(c);
+    raw_stop(&srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* A body that stops half-way: the request timeout still ends it. */
+static const char *script_half_body(raw_server *srv, int n, bool *close_after,
+                                    size_t *len)
+{
+    (void)srv;
+    (void)n;
+    (void)close_after;
+    (void)len;
+    return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part";
+}
+
+static void test_timeout_during_body(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    raw_server srv;
+    raw_start(&srv, loop, script_half_body);
+    gust_http_client *c = gust_http_client_new(loop, NULL);
+    char u[256];
+    gust_http_client_request req = {.url = url(u, srv.port, "/"),
+                                    .request_timeout = 0.3};
+    gust_future *f = gust_http_client_fetch(c, &req);
+    assert_int_equal(run_keep(loop, f), GUST_ETIMEOUT);
+    gust_http_response *r = gust_http_client_error_response(f);
+    assert_int_equal(r->code, 599);
+    assert_true(r->request_time >= 0.25);
+    gust_future_unref(f);
+    gust_http_client_stats st;
+    gust_http_client_get_stats(c, &st);
+    assert_int_equal(st.idle, 0); /* a half-read connection is not kept */
+    gust_http_client_free(c);
+    raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
@@ -1290,6 +1421,15 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_cancel_and_free, test_setup),
         cmocka_unit_test_setup(test_free_inside_streaming_callback, test_setup),
         cmocka_unit_test_setup(test_many_parallel, test_setup),
+        cmocka_unit_test_setup(test_head_keeps_connection, test_setup),
+        cmocka_unit_test_setup(test_informational_skipped, test_setup),
+        cmocka_unit_test_setup(test_ipv6_literal, test_setup),
+        cmocka_unit_test_setup(test_timeout_during_body, test_setup),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* Once on the default backend (epoll), once on poll. */
+    int failed = cmocka_run_group_tests_name("http_client_epoll", tests,
+                                             setup_default, teardown_env);
+    failed += cmocka_run_group_tests_name("http_client_poll", tests,
+                                          setup_poll, teardown_env);
+    return failed;
 }
