@@ -261,24 +261,12 @@ int gust__handler_sendfile(gust_handler *h, int fd, off_t offset, size_t len)
 {
     if (closed_for_output(h))
         return -EINVAL;
+    h->no_compression = true; /* decided by output_send, just below */
     int rc = gust__output_send(h, false);
     h->sendfile_used = true;
-    h->no_compression = true;
     if (rc < 0)
         return rc;
-    /* Until the HTTP layer sends files itself, the bytes go through its
-     * response buffer. */
-    char buf[64 * 1024];
-    while (len > 0) {
-        ssize_t n = pread(fd, buf, len < sizeof buf ? len : sizeof buf, offset);
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        if ((rc = gust_http_response_write(h->req, buf, (size_t)n)) < 0)
-            return rc;
-        offset += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return gust_http_response_sendfile(h->req, fd, offset, len, NULL, NULL);
 }
 
 /* ---- Redirects ----------------------------------------------------------- */
