@@ -84,7 +84,11 @@ int main(int argc, char **argv)
     gust_log_info("http", "listening on https://%s:%d/", address,
                   gust_http_server_port(server));
     gust_loop_start(loop);
+    /* Freeing the server closes connections still in their TLS handshake;
+     * their last callbacks run on the next iterations. */
     gust_http_server_free(server);
+    for (int i = 0; i < 3; i++)
+        gust_loop_run_once(loop, 0);
     gust_loop_remove_signal(loop, SIGTERM);
     gust_loop_remove_signal(loop, SIGINT);
     gust_options_free(gust_options_default());

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -74,6 +75,29 @@ void gust__static_cache_free(gust__static_cache *c);
  * outside root. Valid until the next call for that path. */
 const char *gust__static_cache_version(gust__static_cache *c,
                                        const char *path);
+
+/* What a Range request header asks of a representation of size bytes
+ * (RFC 9110 section 14.2), for gust_static_file_handler. */
+typedef enum gust__range_result {
+    /* Serve the whole representation (200): no Range header, a unit other
+     * than bytes, invalid syntax, several ranges, or one range covering
+     * everything (a 206 for "bytes=0-" upsets some media players). */
+    GUST__RANGE_FULL,
+    /* One range: bytes [*start, *start + *len) (206). */
+    GUST__RANGE_PARTIAL,
+    /* Nothing of the representation is in the range (416 with
+     * "Content-Range: bytes * /size"): first byte at or past the end, a
+     * zero-length suffix, or an empty representation. */
+    GUST__RANGE_UNSATISFIABLE,
+} gust__range_result;
+
+/* Parses a Range header value (absent: GUST__RANGE_FULL) for a
+ * representation of size bytes: "bytes=a-b", "bytes=a-", "bytes=-n",
+ * unit case-insensitive, whitespace around the parts allowed. An end past
+ * the representation is cut to it; b < a is invalid syntax. Sets *start and
+ * *len only for GUST__RANGE_PARTIAL. Pure: no allocation, any input. */
+gust__range_result gust__static_parse_range(gust_str header, uint64_t size,
+                                            uint64_t *start, uint64_t *len);
 
 /* ---- From the web core, for the parts ----------------------------------- */
 

@@ -11,7 +11,8 @@
  *
  *     int main(void)
  *     {
- *         const gust_route routes[] = {{"/", &main_handler}, {NULL}};
+ *         const gust_route routes[] = {GUST_ROUTE("/", &main_handler),
+ *                                      GUST_ROUTES_END};
  *         gust_app *app = gust_app_new(routes, NULL);
  *         gust_app_listen(app, 8888, NULL);
  *         gust_loop_start(gust_loop_current());
@@ -126,7 +127,8 @@ typedef struct gust_handler_class {
     void (*write_error)(gust_handler *h, int status, const char *message);
 } gust_handler_class;
 
-/* A route (Tornado's URLSpec). An array of them ends with {NULL}. */
+/* A route (Tornado's URLSpec). An array of them ends with GUST_ROUTES_END
+ * (a NULL pattern). */
 typedef struct gust_route {
     const char *pattern;              /* "/item/([0-9]+)" */
     const gust_handler_class *handler;
@@ -134,6 +136,12 @@ typedef struct gust_route {
     const char *name;                 /* for reverse_url; NULL: none */
     const char *host;                 /* host-name regex; NULL: any host */
 } gust_route;
+
+/* A route with designated fields, so that -Wextra stays quiet about the
+ * ones left out: GUST_ROUTE("/item/([0-9]+)", &item, .name = "item"). */
+#define GUST_ROUTE(pattern_, handler_, ...)                                    \
+    {.pattern = (pattern_), .handler = (handler_), __VA_ARGS__}
+#define GUST_ROUTES_END {.pattern = NULL}
 
 /* Per-request access-log hook; default: one INFO line per request on
  * module "access": "200 GET /path?q (127.0.0.1) 0.42ms" (WARNING for 4xx,
@@ -169,7 +177,7 @@ typedef struct gust_app_settings {
 
 /* ---- Application -------------------------------------------------------- */
 
-/* Creates an application from routes ({NULL}-terminated; copied, strings
+/* Creates an application from routes (GUST_ROUTES_END-terminated; copied, strings
  * included; handler classes and route data are borrowed and must outlive
  * the app) and settings (may be NULL; copied). Returns NULL with errno set:
  * EINVAL for a pattern that does not compile (logged with the pattern and

@@ -180,3 +180,13 @@ def test_silent_client_dropped_after_handshake_timeout(https, certs):
     assert data == b""
     assert 8 <= elapsed <= 25, elapsed
     https.wait_log("timed out after 10 s")
+
+
+def test_shutdown_with_a_client_in_its_handshake(https, certs):
+    # The fixture's SIGTERM must still end with status 0 and no leak while
+    # this client has sent only half a ClientHello.
+    with connect(https.port) as s:
+        s.sendall(b"\x16\x03\x01\x02\x00\x01")
+        assert https_get(https.port, certs).endswith(b"Hello, world")
+        status = https.stop(signal.SIGTERM)
+        assert status == 0, https.log()
