@@ -17,6 +17,9 @@
 
 /* ---- Waiter queue ------------------------------------------------------ */
 
+/* Takes w off its queue and disarms everything that could still complete
+ * it from the queue's side (its timer, the cancel hook), so exactly one
+ * path finishes a waiter. The queue's reference stays with the caller. */
 static void waitq_unlink(gust__waiter *w)
 {
     gust__waitq *q = w->q;
@@ -37,6 +40,8 @@ static void waitq_unlink(gust__waiter *w)
     w->f->cancel = NULL;
 }
 
+/* The timer runs from the loop, so completing the future here cannot run
+ * any callback inside a user's call. */
 static void waiter_timed_out(gust_timer *t, void *data)
 {
     (void)t;
@@ -66,10 +71,14 @@ gust_future *gust__waitq_add(gust_loop *loop, gust__waitq *q, double timeout,
         errno = ENOMEM;
         return NULL;
     }
+    /* The waiter is the future's producer state: one block for both, freed
+     * with the future. */
     gust__waiter *w = f->impl;
     w->f = f;
     w->item = item;
     gust_timer_init(loop, &w->timer);
+    /* The timer is armed before the waiter is linked, so a failure leaves
+     * nothing to undo in q. */
     if (timeout > 0 &&
         gust_timer_start(&w->timer, timeout, 0, waiter_timed_out, w) < 0) {
         gust_value_free(&w->item);
@@ -104,6 +113,8 @@ gust_future *gust__waitq_pop(gust__waitq *q, bool skip_abandoned,
     while ((w = q->head)) {
         gust_future *f = w->f;
         waitq_unlink(w);
+        /* Handing a slot or an item to a future nobody watches would lose
+         * it for good: treat it as cancelled and try the next one. */
         if (skip_abandoned && abandoned(f)) {
             gust_value_free(&w->item);
             gust_future_unref(f);
@@ -119,6 +130,8 @@ gust_future *gust__waitq_pop(gust__waitq *q, bool skip_abandoned,
     return NULL;
 }
 
+/* Completing only queues the futures' callbacks, so the owner may free
+ * itself right after: nothing runs before it is gone. */
 void gust__waitq_fail_all(gust__waitq *q, int error)
 {
     gust__waiter *w;
@@ -131,6 +144,8 @@ void gust__waitq_fail_all(gust__waitq *q, int error)
     }
 }
 
+/* Gust has no ready-made constructor for a completed future: this is the
+ * one place that makes them for locks and queues. */
 gust_future *gust__future_resolved(gust_loop *loop, gust_value value)
 {
     gust_future *f = gust_future_new(loop);
@@ -177,6 +192,7 @@ gust_semaphore *gust_bounded_semaphore_new(gust_loop *loop, unsigned value)
     return semaphore_new(loop, value, true);
 }
 
+/* Holders are not tracked (as in Tornado), so only the waiters are told. */
 void gust_semaphore_free(gust_semaphore *sem)
 {
     if (!sem)
@@ -188,9 +204,11 @@ void gust_semaphore_free(gust_semaphore *sem)
 gust_future *gust_semaphore_acquire(gust_semaphore *sem, double timeout)
 {
     assert(sem);
+    /* A free slot implies nobody waits (release hands slots straight to
+     * waiters), so taking it cannot jump the line. */
     if (sem->value > 0) {
         gust_future *f = gust__future_resolved(sem->loop, GUST_VALUE_NONE);
-        if (f)
+        if (f) /* out of memory takes nothing */
             sem->value--;
         return f;
     }
@@ -210,6 +228,8 @@ bool gust_semaphore_try_acquire(gust_semaphore *sem)
 int gust_semaphore_release(gust_semaphore *sem)
 {
     assert(sem);
+    /* Checked before anything changes: a refused release has no effect.
+     * With waiters the value is 0, so a bounded one never refuses them. */
     if ((sem->bounded && sem->value >= sem->initial) ||
         sem->value == UINT_MAX)
         return -EOVERFLOW;
@@ -231,6 +251,8 @@ unsigned gust_semaphore_value(const gust_semaphore *sem)
 
 /* ---- Lock: a bounded semaphore of one ---------------------------------- */
 
+/* Tornado's Lock is a BoundedSemaphore(1) too; a struct of its own keeps
+ * the two types apart for the compiler. */
 struct gust_lock {
     gust_semaphore sem;
 };
@@ -272,6 +294,7 @@ bool gust_lock_try_acquire(gust_lock *lock)
 int gust_lock_release(gust_lock *lock)
 {
     assert(lock);
+    /* The only refusal of a bounded semaphore of one: it is not held. */
     return gust_semaphore_release(&lock->sem) == -EOVERFLOW ? -EPERM : 0;
 }
 
@@ -312,6 +335,8 @@ void gust_event_set(gust_event *ev)
 {
     assert(ev);
     ev->value = true;
+    /* Every waiter, abandoned ones too: waking costs nothing and gives
+     * nothing away. */
     gust_future *f;
     while ((f = gust__waitq_pop(&ev->waiters, false, NULL))) {
         gust_future_set_result(f, GUST_VALUE_NONE);
@@ -333,6 +358,7 @@ bool gust_event_is_set(const gust_event *ev)
 gust_future *gust_event_wait(gust_event *ev, double timeout)
 {
     assert(ev);
+    /* Set: done at once (its callbacks still run on the next turn). */
     if (ev->value)
         return gust__future_resolved(ev->loop, GUST_VALUE_NONE);
     return gust__waitq_add(ev->loop, &ev->waiters, timeout, GUST_VALUE_NONE);
@@ -365,6 +391,8 @@ void gust_condition_free(gust_condition *cond)
     free(cond);
 }
 
+/* Always waits, as in Tornado: a notify before the wait is not
+ * remembered. */
 gust_future *gust_condition_wait(gust_condition *cond, double timeout)
 {
     assert(cond);
@@ -372,6 +400,8 @@ gust_future *gust_condition_wait(gust_condition *cond, double timeout)
                            GUST_VALUE_NONE);
 }
 
+/* Abandoned waiters are skipped so they do not use up notifications that
+ * a live waiter would have had. */
 size_t gust_condition_notify(gust_condition *cond, size_t n)
 {
     assert(cond);

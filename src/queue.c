@@ -42,6 +42,7 @@ struct gust_queue {
 int gust_queue_cmp_int(const void *a, const void *b, void *data)
 {
     (void)data;
+    /* No subtraction: it overflows for far-apart values. */
     intptr_t x = (intptr_t)a, y = (intptr_t)b;
     return (x > y) - (x < y);
 }
@@ -51,6 +52,8 @@ static gust_queue *queue_new(gust_loop *loop, size_t maxsize,
                              void *cmp_data)
 {
     assert(loop);
+    /* Storage is allocated on the first put: an idle queue costs a struct
+     * and an event. */
     gust_queue *q = calloc(1, sizeof *q);
     if (!q || !(q->finished = gust_event_new(loop))) {
         free(q);
@@ -62,7 +65,7 @@ static gust_queue *queue_new(gust_loop *loop, size_t maxsize,
     q->maxsize = maxsize;
     q->cmp = cmp;
     q->cmp_data = cmp_data;
-    gust_event_set(q->finished);
+    gust_event_set(q->finished); /* nothing unfinished yet: join returns */
     return q;
 }
 
@@ -87,8 +90,10 @@ void gust_queue_free(gust_queue *q)
 {
     if (!q)
         return;
+    /* Waiters first: their futures must not outlive the queue pending. */
     gust__waitq_fail_all(&q->getters, GUST_ECANCELED);
     gust__waitq_fail_all(&q->putters, GUST_ECANCELED);
+    /* Only a FIFO's entries start at head; the others at 0. */
     size_t start = q->kind == QUEUE_FIFO ? q->head : 0;
     for (size_t i = 0; i < q->count; i++)
         gust_value_free(&q->items[(start + i) % q->cap].v);
@@ -99,6 +104,8 @@ void gust_queue_free(gust_queue *q)
 
 /* ---- Storage ----------------------------------------------------------- */
 
+/* The heap's order: cmp, then put order, which makes the heap stable (a
+ * plain binary heap is not). */
 static bool before(const gust_queue *q, const entry *a, const entry *b)
 {
     int c = q->cmp(a->v.ptr, b->v.ptr, q->cmp_data);
@@ -142,6 +149,8 @@ static int reserve(gust_queue *q)
     if (q->count < q->cap)
         return 0;
     size_t cap = q->cap ? q->cap * 2 : 8;
+    /* A bounded queue never needs more than maxsize slots: a get from a
+     * full queue swaps a waiting put in (store_and_take) without growing. */
     if (q->maxsize && cap > q->maxsize)
         cap = q->maxsize > q->count ? q->maxsize : q->count + 1;
     entry *items = malloc(cap * sizeof *items);
@@ -214,6 +223,7 @@ static gust_value store_and_take(gust_queue *q, gust_value v)
         q->items[(q->head + q->count - 1) % q->cap] = e;
         return out;
     }
+    /* The new item would come out first: it never goes in at all. */
     if (before(q, &e, &q->items[0]))
         return v;
     gust_value out = q->items[0].v;
@@ -227,6 +237,8 @@ static gust_value store_and_take(gust_queue *q, gust_value v)
 int gust_queue_put_nowait(gust_queue *q, gust_value item)
 {
     assert(q);
+    /* Abandoned getters are skipped here: the item would die with their
+     * future. */
     gust_future *getter = gust__waitq_pop(&q->getters, true, NULL);
     if (getter) {
         assert(q->count == 0 && "getters wait only on an empty queue");
@@ -243,6 +255,8 @@ int gust_queue_put_nowait(gust_queue *q, gust_value item)
 gust_future *gust_queue_put(gust_queue *q, gust_value item, double timeout)
 {
     assert(q);
+    /* Allocated first: once put_nowait took the item, the call must not
+     * fail. */
     gust_future *f = gust_future_new(q->loop);
     if (!f) {
         gust_value_free(&item);
@@ -266,6 +280,7 @@ int gust_queue_get_nowait(gust_queue *q, gust_value *out)
 {
     assert(q && out);
     gust_value item;
+    /* Abandoned putters are not skipped: their items still go in. */
     gust_future *putter = gust__waitq_pop(&q->putters, false, &item);
     if (putter) {
         assert(gust_queue_full(q) && "putters wait only on a full queue");
@@ -285,17 +300,21 @@ int gust_queue_get_nowait(gust_queue *q, gust_value *out)
 gust_future *gust_queue_get(gust_queue *q, double timeout)
 {
     assert(q);
+    /* A get succeeds at once iff there is an item or a waiting put (which
+     * are never skipped). */
+    if (q->count == 0 && !q->putters.head)
+        return gust__waitq_add(q->loop, &q->getters, timeout,
+                               GUST_VALUE_NONE);
     /* Allocated first, so that an item once taken always has a home. */
     gust_future *f = gust_future_new(q->loop);
     if (!f)
         return NULL;
     gust_value item;
-    if (gust_queue_get_nowait(q, &item) == 0) {
-        gust_future_set_result(f, item);
-        return f;
-    }
-    gust_future_unref(f);
-    return gust__waitq_add(q->loop, &q->getters, timeout, GUST_VALUE_NONE);
+    int r = gust_queue_get_nowait(q, &item);
+    assert(r == 0);
+    (void)r;
+    gust_future_set_result(f, item);
+    return f;
 }
 
 /* ---- Tasks ------------------------------------------------------------- */
@@ -306,7 +325,7 @@ int gust_queue_task_done(gust_queue *q)
     if (q->unfinished == 0)
         return -EINVAL;
     if (--q->unfinished == 0)
-        gust_event_set(q->finished);
+        gust_event_set(q->finished); /* wakes every join */
     return 0;
 }
 

@@ -32,6 +32,8 @@ static gust_future *started(gust_future *f, int rc)
     return f;
 }
 
+/* The stream's data is only valid during its callback: a future's result
+ * must outlive it, hence a copy (with a '\0' for text). */
 static gust_bytes *bytes_copy(const char *data, size_t len)
 {
     gust_bytes *b = malloc(sizeof *b + len + 1);
@@ -51,6 +53,7 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
 {
     (void)s;
     gust_future *f = user;
+    /* Done already: it was cancelled, and what arrived is dropped. */
     if (!gust_future_done(f)) {
         if (status < 0) {
             gust_future_set_error(f, status);
@@ -157,6 +160,7 @@ gust_future *gust_stream_connect_f(gust_stream *s, const struct sockaddr *addr,
 
 /* ---- Close ------------------------------------------------------------- */
 
+/* Runs just before the stream is freed: the last moment it can be read. */
 static void on_closed(gust_stream *s, void *user)
 {
     gust_future *f = user;
@@ -174,6 +178,7 @@ gust_future *gust_stream_closed_f(gust_stream *s)
 
 /* ---- Resolve and connect ----------------------------------------------- */
 
+/* A gust_free_fn for a connected stream: an untaken result closes it. */
 static void close_stream(void *stream)
 {
     gust_stream_close(stream);
@@ -198,7 +203,7 @@ gust_future *gust_tcp_connect_f(gust_loop *loop, const char *host, int port,
     gust_future *f = gust_future_new(loop);
     if (!f)
         return NULL;
-    gust_future_ref(f);
+    gust_future_ref(f); /* the connect callback's */
     return started(f, gust_tcp_connect(loop, host, port, opts, on_tcp_connect,
                                        f));
 }
