@@ -8,6 +8,8 @@
 #include "gust/options.h"
 #include "gust/loop.h"
 #include "gust/future.h"
+#include "gust/locks.h"
+#include "gust/queue.h"
 #include "gust/stream.h"
 #include "gust/net.h"
 #include "gust/process.h"
