@@ -16,6 +16,7 @@
 #include "gust/http.h"
 #include "gust/http_server.h"
 #include "gust/tls.h"
+#include "gust/web.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1
