@@ -503,6 +503,28 @@ static void on_finish(gust_http_request *req, void *data)
     execute(h);
 }
 
+/* The server's on_connection_close must not see its request released
+ * under it: a release decided there is done on the next loop turn. */
+static void release_later(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_handler *h = data;
+    h->busy--;
+    gust__handler_maybe_release(h);
+}
+
+static void defer_release(gust_handler *h)
+{
+    if (!h->finished || h->released)
+        return;
+    h->busy++;
+    if (gust_loop_add_callback(h->loop, release_later, h) < 0) {
+        /* Out of memory: the request stays until the server closes. */
+        h->busy--;
+        gust_log_error(LOG_MODULE, "cannot release a closed request");
+    }
+}
+
 static void on_close(gust_http_request *req, void *data)
 {
     (void)data;
@@ -511,7 +533,7 @@ static void on_close(gust_http_request *req, void *data)
         return;
     h->conn_closed = true;
     if (h->finished) {
-        gust__handler_maybe_release(h);
+        defer_release(h);
         return;
     }
     if (h->phase == GUST__PHASE_HEAD) {
@@ -523,7 +545,7 @@ static void on_close(gust_http_request *req, void *data)
         }
         if (!h->finished)
             finish_hooks(h);
-        gust__handler_maybe_release(h);
+        defer_release(h);
         return;
     }
     if (h->cls->on_connection_close) {
@@ -531,7 +553,7 @@ static void on_close(gust_http_request *req, void *data)
         h->cls->on_connection_close(h);
         h->busy--;
     }
-    gust__handler_maybe_release(h);
+    defer_release(h);
 }
 
 const gust_http_delegate gust__web_delegate = {on_headers, on_data,
