@@ -289,8 +289,7 @@ static bool after_call(gust_handler *h, int rc, bool is_prepare)
         return false;
     }
     if (rc < 0) {
-        gust_log_error(LOG_MODULE, "%s %s: %s failed: %s", h->req->method,
-                       h->req->uri, class_name(h), gust_strerror(rc));
+        /* send_error logs it, with the handler's name. */
         gust_handler_send_error(h, 500, "%s returned %s",
                                 is_prepare ? "prepare" : "the method",
                                 gust_strerror(rc));
