@@ -242,3 +242,25 @@ def test_hello_with_curl_and_tornado_client(program, spawn, free_port):
     assert c.code == 404
     assert s.stop() == 0
     assert "200 GET /index" in s.log()
+
+
+def test_template_page_form(program, spawn, free_port):
+    s = spawn([program("template_page"), f"--port={free_port}"])
+    s.wait_log("listening on")
+    connect(free_port).close()
+    b = f"http://{HOST}:{free_port}"
+    sess = requests.Session()
+    r = sess.get(b + "/?name=<script>", timeout=10)
+    assert r.status_code == 200
+    assert "<h1>Hello, &lt;script&gt;!</h1>" in r.text
+    assert "<li>&lt;escaping&gt;</li>" in r.text
+    token = r.text.split('name="_xsrf" value="', 1)[1].split('"', 1)[0]
+    # The form as a browser posts it, with the cookie and the hidden field.
+    r = sess.post(b + "/", data={"_xsrf": token, "name": "Ann & Bob"},
+                  timeout=10)
+    assert r.status_code == 200
+    assert "<p>Thanks, Ann &amp; Bob.</p>" in r.text
+    # Without the token: 403.
+    assert sess.post(b + "/", data={"name": "x"}, timeout=10).status_code \
+        == 403
+    assert s.stop() == 0
