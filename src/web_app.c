@@ -1,123 +1,89 @@
-/* The application (Tornado's Application): routes, settings, the server
- * made by gust_app_listen(), templates and the static-file cache. */
+/* Applications (Tornado's web.Application): routes, a copy of the
+ * settings, the static route and template loader they imply, and the
+ * server gust_app_listen() makes. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gust/log.h"
 #include "web_internal.h"
 
-/* Settings are copied with their strings, so that callers may build them
- * on the stack. */
-static int copy_str(const char **field)
+/* Copies s into the app's list of owned strings. *ok turns false when out
+ * of memory. */
+static const char *own(gust_app *app, const char *s, bool *ok)
 {
-    if (!*field)
-        return 0;
-    char *s = strdup(*field);
-    if (!s) {
-        *field = NULL;
-        return -ENOMEM;
+    if (!s)
+        return NULL;
+    char **list = realloc(app->owned, (app->nowned + 1) * sizeof *list);
+    char *copy = strdup(s);
+    if (!list || !copy) {
+        if (list)
+            app->owned = list;
+        free(copy);
+        *ok = false;
+        return NULL;
     }
-    *field = s;
-    return 0;
+    app->owned = list;
+    app->owned[app->nowned++] = copy;
+    return copy;
 }
 
-static void free_settings(gust_app *app)
+static bool copy_settings(gust_app *app, const gust_app_settings *s)
 {
-    gust_app_settings *s = &app->settings;
-    free((char *)s->cookie_secret);
-    free((char *)s->static_path);
-    free((char *)s->static_url_prefix);
-    free((char *)s->template_path);
-    if (app->secrets)
-        for (char **p = app->secrets; *p; p++)
-            free(*p);
-    free(app->secrets);
-    free((char *)app->server_opts.protocol);
-    free((char *)app->server_opts.server_header);
-}
-
-static int copy_settings(gust_app *app, const gust_app_settings *in)
-{
-    gust_app_settings *s = &app->settings;
-    if (in)
-        *s = *in;
-    /* Fields are NULLed before copying so that free_settings() is safe
-     * whatever failed. */
-    const char *secret = s->cookie_secret, *spath = s->static_path,
-               *prefix = s->static_url_prefix, *tpath = s->template_path;
-    s->cookie_secret = s->static_path = s->static_url_prefix =
-        s->template_path = NULL;
-    s->cookie_secret = secret;
-    if (copy_str(&s->cookie_secret) < 0)
-        return -ENOMEM;
-    s->static_path = spath;
-    if (copy_str(&s->static_path) < 0)
-        return -ENOMEM;
-    s->static_url_prefix = prefix ? prefix : "/static/";
-    if (copy_str(&s->static_url_prefix) < 0)
-        return -ENOMEM;
-    s->template_path = tpath;
-    if (copy_str(&s->template_path) < 0)
-        return -ENOMEM;
-
-    /* One secret is version 0 of the key list. */
-    const char *const *list = s->cookie_secrets;
-    const char *one[2] = {s->cookie_secret, NULL};
-    if (!list && s->cookie_secret)
-        list = one;
-    s->cookie_secrets = NULL;
-    if (list) {
-        size_t n = 0;
-        while (list[n])
+    bool ok = true;
+    app->settings = *s;
+    gust_app_settings *d = &app->settings;
+    d->cookie_secret = own(app, s->cookie_secret, &ok);
+    d->static_path = own(app, s->static_path, &ok);
+    d->static_url_prefix =
+        own(app, s->static_url_prefix ? s->static_url_prefix : "/static/",
+            &ok);
+    d->template_path = own(app, s->template_path, &ok);
+    size_t n = 0;
+    if (s->cookie_secrets)
+        while (s->cookie_secrets[n])
             n++;
-        if (!(app->secrets = calloc(n + 1, sizeof *app->secrets)))
-            return -ENOMEM;
+    else if (s->cookie_secret)
+        n = 1;
+    if (n) {
+        app->secrets = calloc(n + 1, sizeof *app->secrets);
+        if (!app->secrets)
+            return false;
         for (size_t i = 0; i < n; i++)
-            if (!(app->secrets[i] = strdup(list[i])))
-                return -ENOMEM;
-        s->cookie_secrets = (const char *const *)app->secrets;
+            app->secrets[i] = s->cookie_secrets
+                                  ? own(app, s->cookie_secrets[i], &ok)
+                                  : d->cookie_secret;
+        d->cookie_secrets = app->secrets;
+        if (!s->cookie_secrets)
+            d->key_version = 0;
     }
-
     if (s->server_options) {
-        app->server_opts = *s->server_options;
-        const char *proto = app->server_opts.protocol,
-                   *sh = app->server_opts.server_header;
-        app->server_opts.protocol = app->server_opts.server_header = NULL;
-        app->server_opts.protocol = proto;
-        if (copy_str(&app->server_opts.protocol) < 0)
-            return -ENOMEM;
-        app->server_opts.server_header = sh;
-        if (copy_str(&app->server_opts.server_header) < 0)
-            return -ENOMEM;
-        s->server_options = &app->server_opts;
+        /* The server copies its options itself; only the struct is kept. */
+        app->server_options = *s->server_options;
+        d->server_options = &app->server_options;
     }
-    return 0;
+    return ok;
 }
 
-/* static_path: a route prefix + "(.*)" to the static file handler, first
- * in the table as in Tornado. */
 static int add_static_route(gust_app *app)
 {
-    const gust_app_settings *s = &app->settings;
-    app->static_opts.root = s->static_path;
-    if (!(app->static_cache = gust__static_cache_new(s->static_path)))
-        return -ENOMEM;
-    size_t n = strlen(s->static_url_prefix);
+    const char *prefix = app->settings.static_url_prefix;
+    size_t n = strlen(prefix);
     char *pattern = malloc(2 * n + 8), *o = pattern;
     if (!pattern)
         return -ENOMEM;
-    /* The prefix is literal: escape regex metacharacters. */
+    /* The prefix is literal text: quote what a regex would read. */
     for (size_t i = 0; i < n; i++) {
-        if (strchr("\\^$.|?*+()[]{}", s->static_url_prefix[i]))
+        if (strchr("\\^$.|?*+()[]{}", prefix[i]))
             *o++ = '\\';
-        *o++ = s->static_url_prefix[i];
+        *o++ = prefix[i];
     }
     strcpy(o, "(.*)");
-    gust_route r = {pattern, &gust_static_file_handler, &app->static_opts,
-                    "static", NULL};
-    int rc = gust__router_add(app, &r);
+    app->static_opts.root = app->settings.static_path;
+    const gust_route r[] = {
+        {pattern, &gust_static_file_handler, &app->static_opts, NULL, NULL},
+        {NULL, NULL, NULL, NULL, NULL}};
+    int rc = gust__web_router_add(&app->router, r);
     free(pattern);
     return rc;
 }
@@ -126,18 +92,24 @@ gust_app *gust_app_new(const gust_route *routes,
                        const gust_app_settings *settings)
 {
     gust_app *app = calloc(1, sizeof *app);
-    if (!app) {
-        errno = ENOMEM;
+    if (!app)
         return NULL;
+    gust__web_router_init(&app->router);
+    static const gust_app_settings defaults = {0};
+    int rc = copy_settings(app, settings ? settings : &defaults) ? 0
+                                                                 : -ENOMEM;
+    /* Tornado puts the static route before the application's own. */
+    if (rc == 0 && app->settings.static_path) {
+        app->static_cache = gust__static_cache_new(app->settings.static_path);
+        rc = app->static_cache ? add_static_route(app) : -ENOMEM;
     }
-    int rc = copy_settings(app, settings);
-    if (rc == 0 && app->settings.static_path)
-        rc = add_static_route(app);
-    if (rc == 0 && app->settings.template_path &&
-        !(app->templates = gust_template_loader_new(app->settings.template_path)))
-        rc = -ENOMEM;
-    if (rc == 0 && routes)
-        rc = gust_app_add_routes(app, routes);
+    if (rc == 0 && app->settings.template_path) {
+        app->loader = gust_template_loader_new(app->settings.template_path);
+        if (!app->loader)
+            rc = -ENOMEM;
+    }
+    if (rc == 0)
+        rc = gust__web_router_add(&app->router, routes);
     if (rc < 0) {
         gust_app_free(app);
         errno = -rc;
@@ -148,17 +120,12 @@ gust_app *gust_app_new(const gust_route *routes,
 
 int gust_app_add_routes(gust_app *app, const gust_route *routes)
 {
-    for (const gust_route *r = routes; r->pattern; r++) {
-        int rc = gust__router_add(app, r);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return gust__web_router_add(&app->router, routes);
 }
 
 gust_http_handler gust_app_http_handler(gust_app *app)
 {
-    return gust_http_delegate_handler(&gust__app_delegate, app);
+    return gust_http_delegate_handler(&gust__web_delegate, app);
 }
 
 int gust_app_listen(gust_app *app, int port, const char *address)
@@ -182,19 +149,19 @@ gust_http_server *gust_app_server(const gust_app *app)
     return app->server;
 }
 
-const gust_app_settings *gust_app_get_settings(const gust_app *app)
-{
-    return &app->settings;
-}
-
-char *gust_app_reverse_url(gust_app *app, gust_arena *arena, const char *name,
-                           ...)
+char *gust_app_reverse_url(gust_app *app, gust_arena *arena,
+                           const char *name, ...)
 {
     va_list ap;
     va_start(ap, name);
-    char *url = gust__router_reverse(app, arena, name, ap);
+    char *url = gust__web_router_reverse(&app->router, arena, name, ap);
     va_end(ap);
     return url;
+}
+
+const gust_app_settings *gust_app_get_settings(const gust_app *app)
+{
+    return &app->settings;
 }
 
 gust__static_cache *gust__app_static_cache(gust_app *app)
@@ -202,23 +169,18 @@ gust__static_cache *gust__app_static_cache(gust_app *app)
     return app->static_cache;
 }
 
-const char *const *gust__app_secrets(const gust_app *app, int *key_version)
-{
-    *key_version = app->settings.key_version;
-    return app->settings.cookie_secrets;
-}
-
 void gust_app_free(gust_app *app)
 {
     if (!app)
         return;
     gust_http_server_free(app->server);
-    for (size_t i = 0; i < app->nroutes; i++)
-        gust__router_free_route(&app->routes[i]);
-    free(app->routes);
-    pcre2_match_data_free(app->md);
-    gust_template_loader_free(app->templates);
-    gust__static_cache_free(app->static_cache);
-    free_settings(app);
+    gust__web_router_close(&app->router);
+    gust_template_loader_free(app->loader);
+    if (app->static_cache)
+        gust__static_cache_free(app->static_cache);
+    for (size_t i = 0; i < app->nowned; i++)
+        free(app->owned[i]);
+    free(app->owned);
+    free(app->secrets);
     free(app);
 }

@@ -1,120 +1,146 @@
-/* Private layout of the web framework, shared by web_app.c (application,
- * settings, server), web_router.c (routes, matching, reverse URLs),
- * web_handler.c (request lifecycle, the three styles, errors, access log),
- * web_output.c (response, gzip, render) and web_input.c (arguments,
- * cookies, signed cookies, XSRF). Not installed. */
+/* Internal contract of the web core (web_app.c, web_router.c,
+ * web_handler.c, web_output.c, web_cookie.c). Not installed. */
 #ifndef GUST_WEB_INTERNAL_H
 #define GUST_WEB_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gust/http_server.h"
 #include "gust/template.h"
 #include "gust/web.h"
 #include "web_parts.h"
 
-/* One compiled route. */
-typedef struct gust__route {
-    char *pattern;       /* as given (owned) */
-    char *name;          /* owned, or NULL */
+/* ---- Router (web_router.c) ---------------------------------------------- */
+
+/* One piece of a reversible pattern: literal text followed by a group
+ * (the last piece has no group). */
+typedef struct gust__web_piece {
+    char *text;
+    bool group;
+} gust__web_piece;
+
+typedef struct gust__web_route {
+    char *pattern;
+    pcre2_code *re;
+    char *host;
+    pcre2_code *host_re; /* NULL: any host */
     const gust_handler_class *cls;
     void *data;
-    pcre2_code *re;
-    pcre2_code *host_re; /* NULL: any host */
-    uint32_t groups;     /* capture groups */
-    char **group_names;  /* [groups], NULL entries for unnamed (owned) */
-    /* reverse_url: the fixed parts between groups, unescaped ([groups + 1],
-     * owned), or NULL when the pattern cannot be reversed. */
-    char **fixed;
-} gust__route;
+    char *name;
+    uint32_t groups;      /* capture groups in re */
+    /* Named groups: PCRE2's name table (entry size and count). */
+    uint32_t name_count, name_entry;
+    PCRE2_SPTR name_table;
+    /* Reverse form; NULL pieces: cannot be reversed. */
+    gust__web_piece *pieces;
+    size_t npieces;
+} gust__web_route;
+
+typedef struct gust__web_router {
+    gust__web_route *routes;
+    size_t count, cap;
+    /* Match data sized for the route with most groups, kept for the app:
+     * a match allocates nothing. */
+    pcre2_match_data *md;
+    uint32_t md_groups;
+} gust__web_router;
+
+/* The result of a match: path arguments decoded into the request arena. */
+typedef struct gust__web_match {
+    const gust__web_route *route; /* NULL: no match */
+    const char **args;            /* groups, NULL for unset ones */
+    size_t nargs;
+} gust__web_match;
+
+void gust__web_router_init(gust__web_router *r);
+void gust__web_router_close(gust__web_router *r);
+/* Compiles and appends routes; on failure nothing is appended. Returns 0,
+ * -EINVAL (bad pattern, logged) or -ENOMEM. */
+int gust__web_router_add(gust__web_router *r, const gust_route *routes);
+/* Finds the route for path on host_name (may be NULL). Returns 0 (m->route
+ * NULL when nothing matched) or -ENOMEM. */
+int gust__web_router_match(gust__web_router *r, gust_arena *arena,
+                           const char *path, const char *host_name,
+                           gust__web_match *m);
+/* A named group's value, from m's args. NULL when absent. */
+const char *gust__web_route_kwarg(const gust__web_route *route,
+                                  const gust__web_match *m, const char *name);
+char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
+                               const char *name, va_list ap);
+
+/* ---- Application (web_app.c) -------------------------------------------- */
 
 struct gust_app {
-    gust__route *routes;
-    size_t nroutes, cap;
-    uint32_t max_groups;
-    pcre2_match_data *md; /* sized for max_groups; the app runs on one loop */
-
-    gust_app_settings settings; /* strings below are owned copies */
-    char **secrets;             /* NULL-terminated copy, or NULL */
-    gust_template_loader *templates;
+    gust__web_router router;
+    gust_app_settings settings; /* strings point into owned copies */
+    char **owned;               /* copied strings, freed with the app */
+    size_t nowned;
+    const char **secrets;       /* NULL-terminated copy, or NULL */
+    gust_http_server *server;   /* made by gust_app_listen() */
+    gust_http_server_options server_options;
+    gust_template_loader *loader;
     gust__static_cache *static_cache;
     gust_static_options static_opts;
-    gust_http_server *server;   /* made by gust_app_listen() */
-    gust_http_server_options server_opts;
 };
 
-/* Why the handler runs: a matched route, the default handler, or none. */
+/* ---- Handler (web_handler.c, web_output.c, web_cookie.c) ---------------- */
+
+enum gust__handler_phase {
+    GUST__PHASE_HEAD,    /* headers received, body not complete */
+    GUST__PHASE_RUNNING, /* prepare / method called */
+    GUST__PHASE_DONE,    /* finished */
+};
+
 struct gust_handler {
     gust_app *app;
-    const gust__route *route;      /* NULL for the default handler / 404 */
-    const gust_handler_class *cls; /* NULL: answer 404 */
-    void *route_data;
     gust_http_request *req;
+    const gust_handler_class *cls;
+    void *route_data;
+    const gust__web_route *route; /* NULL for the default handler / 404 */
+    gust__web_match match;
     void *state;
-
-    size_t nargs;
-    const char **args;             /* decoded, NULL for unmatched groups */
-    char *const *arg_names;
-
-    /* Output. The body is gathered here until flush or finish, so that an
-     * error page can discard it and gzip can be decided at the first
-     * send. In the request arena. */
+    gust_loop *loop;
+    enum gust__handler_phase phase;
+    int busy;              /* calls into the class in progress */
+    bool finished;         /* gust_handler_finish() done */
+    bool released;         /* the request was given back to the server */
+    bool headers_ready;    /* Content-Type and gzip decided */
+    bool headers_sent;
+    bool gz_pending;
+    int render_error;
+    bool error_sent;
+    bool conn_closed;
+    bool no_compression;
+    bool gzipping;
+    bool prepared;         /* prepare ran */
+    const char *missing_arg; /* first GUST_REQUIRED argument missing */
+    /* Buffered body, malloc'd (freed with the arena). */
     char *body;
     size_t body_len, body_cap;
-    bool headers_sent;     /* flushed at least once */
-    bool finished;
-    bool error_sent;       /* an error page answered this request */
-    bool ctype_set;        /* the handler set Content-Type */
-    bool no_compression;
-    bool gzip_on;          /* decided at the first send */
     gust__gzip *gz;
-    bool sendfile_used;
-
-    /* Lifecycle. */
-    bool prepared;
-    bool in_method;        /* running prepare or the method */
-    bool is_async;         /* the method returned GUST_HANDLER_ASYNC */
-    bool conn_closed;
-    int pending_status;    /* framework error to answer once the method
-                              returns (400 missing argument), or 0 */
-    const char *pending_message;
-    const char *xsrf_token; /* encoded, this request's */
-    bool xsrf_cookie_checked;
-    bool xsrf_cookie_ok;
-    unsigned char xsrf_raw[GUST__XSRF_TOKEN_BYTES];
+    const char *xsrf_token;
+    bool xsrf_have_cookie_token;
+    unsigned char xsrf_bytes[GUST__XSRF_TOKEN_BYTES];
+    time_t xsrf_time;
+    const char *allow;     /* Allow header of a 405 */
 };
 
-/* web_router.c */
-int gust__router_add(gust_app *app, const gust_route *r);
-void gust__router_free_route(gust__route *r);
-/* Finds the route for req; fills h->route, cls, route_data and path
- * arguments. Returns 0, or -ENOMEM. A miss leaves h->route NULL. */
-int gust__router_match(gust_app *app, gust_handler *h);
-char *gust__router_reverse(gust_app *app, gust_arena *arena,
-                           const char *name, va_list ap);
+/* Releases the request if the handler finished and nothing runs in it. */
+void gust__handler_maybe_release(gust_handler *h);
+/* Headers and gzip decision before the first bytes go out. */
+int gust__handler_prepare_headers(gust_handler *h);
+/* Checks the XSRF token of a request that needs one: 0 when fine, else the
+ * 403 was sent. */
+int gust__handler_check_xsrf(gust_handler *h);
+/* Hands the buffered body to the server; last ends a gzip stream. */
+int gust__handler_push(gust_handler *h, bool last);
+/* Drops the buffered body (for error pages). */
+void gust__handler_discard_body(gust_handler *h);
 
-/* web_handler.c */
-extern const gust_http_delegate gust__app_delegate;
-/* Runs send_error's page for status (message may be NULL). */
-void gust__handler_error_page(gust_handler *h, int status,
-                              const char *message);
-
-/* web_output.c */
-/* Sends what is gathered (headers first). last: finishing. */
-int gust__output_send(gust_handler *h, bool last);
-/* Forgets the body and the headers the handler set. */
-void gust__output_clear(gust_handler *h);
-/* Releases the gzip encoder (at finish). */
-void gust__output_release(gust_handler *h);
-
-/* web_input.c */
-/* The XSRF check for a request that needs one: 0, or answers 403 and
- * returns 403. */
-int gust__xsrf_check(gust_handler *h);
-/* The app's secrets (NULL-terminated) and key version for signing. */
-const char *const *gust__app_secrets(const gust_app *app, int *key_version);
+/* The delegate the app gives to its server. */
+extern const gust_http_delegate gust__web_delegate;
 
 #endif /* GUST_WEB_INTERNAL_H */

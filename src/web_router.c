@@ -1,287 +1,338 @@
-/* Routes (Tornado's URLSpec and its reverse): PCRE2 patterns compiled once
- * with JIT, anchored at both ends, capture groups becoming path arguments. */
+/* Routing (Tornado's routing.PathMatches and URLSpec): PCRE2 patterns
+ * compiled once with JIT, anchored at both ends, matched with one match
+ * data block per application so that a request allocates nothing but its
+ * decoded path arguments (in the request arena). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gust/log.h"
 #include "web_internal.h"
 
-/* Compiles pattern anchored at the start (PCRE2_ANCHORED) and at the end
- * (a '$' appended when missing, as Tornado does; DOLLAR_ENDONLY so that a
- * trailing newline is not let through). */
-static pcre2_code *compile(const char *pattern, uint32_t extra,
-                           const char *what)
+#define LOG_MODULE "web"
+
+void gust__web_router_init(gust__web_router *r)
 {
-    size_t n = strlen(pattern);
-    char *src = malloc(n + 2);
-    if (!src)
-        return NULL;
-    memcpy(src, pattern, n);
-    if (n == 0 || pattern[n - 1] != '$')
-        src[n++] = '$';
-    src[n] = '\0';
+    memset(r, 0, sizeof *r);
+}
+
+static void piece_free(gust__web_piece *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(p[i].text);
+    free(p);
+}
+
+static void route_close(gust__web_route *rt)
+{
+    pcre2_code_free(rt->re);
+    pcre2_code_free(rt->host_re);
+    free(rt->pattern);
+    free(rt->host);
+    free(rt->name);
+    piece_free(rt->pieces, rt->npieces);
+}
+
+void gust__web_router_close(gust__web_router *r)
+{
+    for (size_t i = 0; i < r->count; i++)
+        route_close(&r->routes[i]);
+    free(r->routes);
+    pcre2_match_data_free(r->md);
+    memset(r, 0, sizeof *r);
+}
+
+static char *dupstr(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ENDANCHORED is Tornado's appended '$' without its "before a final
+ * newline" exception; ANCHORED is re.match. */
+static pcre2_code *compile(const char *pattern, const char *what)
+{
     int err;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, n,
-                                   PCRE2_ANCHORED | PCRE2_DOLLAR_ENDONLY | extra,
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED |
+                                       PCRE2_DOLLAR_ENDONLY,
                                    &err, &off, NULL);
-    free(src);
     if (!re) {
-        PCRE2_UCHAR msg[160];
+        PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        gust_log_error("web", "bad %s pattern \"%s\" at offset %zu: %s", what,
-                       pattern, (size_t)off, (const char *)msg);
+        gust_log_error(LOG_MODULE, "bad %s pattern \"%s\" at offset %zu: %s",
+                       what, pattern, (size_t)off, (const char *)msg);
         errno = EINVAL;
         return NULL;
     }
-    /* JIT is an optimisation: without it (no JIT support) matching works. */
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    /* JIT is an optimisation: a platform without it still matches. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     return re;
 }
 
-/* Removes the backslash of escaped punctuation ("\." -> "."); NULL for an
- * escape that is a class or assertion (\d, \w...): Tornado's re_unescape. */
-static char *unescape_fixed(const char *p, size_t n)
+/* Tornado's URLSpec._find_groups: a pattern is reversible when its text
+ * outside groups is literal (escapes allowed) and groups do not nest. */
+static int make_pieces(gust__web_route *rt)
 {
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\\') {
-            if (i + 1 >= n || (p[i + 1] >= '0' && p[i + 1] <= '9') ||
-                ((p[i + 1] | 0x20) >= 'a' && (p[i + 1] | 0x20) <= 'z')) {
-                free(out);
-                return NULL;
-            }
-            i++;
-        }
-        *o++ = p[i];
+    const char *p = rt->pattern;
+    size_t n = strlen(p);
+    if (n && p[0] == '^')
+        p++, n--;
+    if (n && p[n - 1] == '$' && !(n > 1 && p[n - 2] == '\\'))
+        n--;
+    size_t cap = 2 * (size_t)rt->groups + 2;
+    gust__web_piece *pieces = calloc(cap, sizeof *pieces);
+    char *buf = malloc(n + 1);
+    if (!pieces || !buf) {
+        free(pieces);
+        free(buf);
+        return -ENOMEM;
     }
-    *o = '\0';
-    return out;
+    size_t np = 0, bl = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        char c = p[i];
+        if (c == '\\') {
+            if (i + 1 >= n || strchr("dDwWsSbBAZz0123456789", p[i + 1]))
+                ok = false;
+            else
+                buf[bl++] = p[++i];
+        } else if (c == '(') {
+            size_t depth = 1, j = i + 1;
+            for (; j < n && depth; j++) {
+                if (p[j] == '\\')
+                    j++;
+                else if (p[j] == '(')
+                    ok = false;
+                else if (p[j] == ')')
+                    depth--;
+            }
+            /* Non-capturing and look-around groups are not arguments. */
+            if (depth || (i + 1 < n && p[i + 1] == '?' &&
+                          !(i + 2 < n && (p[i + 2] == '<' || p[i + 2] == 'P') &&
+                            i + 3 < n && p[i + 3] != '=' && p[i + 3] != '!')))
+                ok = false;
+            if (!ok || np + 1 >= cap)
+                break;
+            pieces[np].text = strndup(buf, bl);
+            pieces[np].group = true;
+            if (!pieces[np++].text) {
+                piece_free(pieces, np);
+                free(buf);
+                return -ENOMEM;
+            }
+            bl = 0;
+            i = j - 1;
+            /* A quantifier after a group makes it optional: not simple. */
+            if (j < n && strchr("?*+{", p[j]))
+                ok = false;
+        } else if (strchr(".*+?[]{}|^$)", c)) {
+            ok = false;
+        } else {
+            buf[bl++] = c;
+        }
+    }
+    if (ok && np < cap) {
+        pieces[np].text = strndup(buf, bl);
+        if (!pieces[np++].text)
+            ok = false;
+    }
+    free(buf);
+    size_t groups = 0;
+    for (size_t i = 0; i < np; i++)
+        groups += pieces[i].group;
+    if (!ok || groups != rt->groups) {
+        piece_free(pieces, np);
+        return 0;
+    }
+    rt->pieces = pieces;
+    rt->npieces = np;
+    return 0;
 }
 
-/* The fixed parts between the groups, for reverse_url, when the pattern
- * is simple enough: every '(' opens a plain capture group. */
-static char **reverse_parts(const char *pattern, uint32_t groups)
+static int route_init(gust__web_route *rt, const gust_route *src)
 {
-    size_t n = strlen(pattern);
-    if (n && pattern[0] == '^')
-        pattern++, n--;
-    if (n && pattern[n - 1] == '$')
-        n--;
-    uint32_t opens = 0;
-    for (size_t i = 0; i < n; i++)
-        opens += pattern[i] == '(';
-    if (opens != groups)
-        return NULL;
-    char **fixed = calloc(groups + 1, sizeof *fixed);
-    if (!fixed)
-        return NULL;
-    const char *p = pattern, *end = pattern + n;
-    for (uint32_t k = 0; k <= groups; k++) {
-        const char *open = memchr(p, '(', (size_t)(end - p));
-        const char *stop = open ? open : end;
-        if (!(fixed[k] = unescape_fixed(p, (size_t)(stop - p))))
-            goto fail;
-        if (!open)
-            break;
-        const char *close = memchr(open, ')', (size_t)(end - open));
-        if (!close)
-            goto fail;
-        p = close + 1;
-    }
-    if (!fixed[groups])
+    memset(rt, 0, sizeof *rt);
+    rt->cls = src->handler;
+    rt->data = src->data;
+    rt->pattern = dupstr(src->pattern);
+    rt->name = dupstr(src->name);
+    rt->host = dupstr(src->host);
+    if (!rt->pattern || (src->name && !rt->name) || (src->host && !rt->host))
+        goto nomem;
+    if (!(rt->re = compile(rt->pattern, "route")))
         goto fail;
-    return fixed;
-fail:
-    for (uint32_t k = 0; k <= groups; k++)
-        free(fixed[k]);
-    free(fixed);
+    if (rt->host && !(rt->host_re = compile(rt->host, "host")))
+        goto fail;
+    pcre2_pattern_info(rt->re, PCRE2_INFO_CAPTURECOUNT, &rt->groups);
+    pcre2_pattern_info(rt->re, PCRE2_INFO_NAMECOUNT, &rt->name_count);
+    pcre2_pattern_info(rt->re, PCRE2_INFO_NAMEENTRYSIZE, &rt->name_entry);
+    pcre2_pattern_info(rt->re, PCRE2_INFO_NAMETABLE, &rt->name_table);
+    if (make_pieces(rt) < 0)
+        goto nomem;
+    return 0;
+nomem:
+    errno = ENOMEM;
+fail:;
+    int err = -errno;
+    route_close(rt);
+    return err;
+}
+
+int gust__web_router_add(gust__web_router *r, const gust_route *routes)
+{
+    size_t n = 0;
+    while (routes && routes[n].pattern)
+        n++;
+    if (r->count + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 8;
+        while (cap < r->count + n)
+            cap *= 2;
+        gust__web_route *nr = realloc(r->routes, cap * sizeof *nr);
+        if (!nr)
+            return -ENOMEM;
+        r->routes = nr;
+        r->cap = cap;
+    }
+    uint32_t most = r->md_groups;
+    for (size_t i = 0; i < n; i++) {
+        if (!routes[i].handler) {
+            gust_log_error(LOG_MODULE, "route \"%s\" has no handler class",
+                           routes[i].pattern);
+            errno = EINVAL;
+        }
+        int rc = routes[i].handler ? route_init(&r->routes[r->count + i],
+                                                &routes[i])
+                                   : -EINVAL;
+        if (rc < 0) {
+            while (i-- > 0)
+                route_close(&r->routes[r->count + i]);
+            return rc;
+        }
+        if (r->routes[r->count + i].groups > most)
+            most = r->routes[r->count + i].groups;
+    }
+    if (!r->md || most > r->md_groups) {
+        pcre2_match_data *md = pcre2_match_data_create(most + 1, NULL);
+        if (!md) {
+            for (size_t i = 0; i < n; i++)
+                route_close(&r->routes[r->count + i]);
+            return -ENOMEM;
+        }
+        pcre2_match_data_free(r->md);
+        r->md = md;
+        r->md_groups = most;
+    }
+    r->count += n;
+    return 0;
+}
+
+static bool matches(const pcre2_code *re, pcre2_match_data *md,
+                    const char *s, size_t len)
+{
+    return pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, md, NULL) >= 0;
+}
+
+int gust__web_router_match(gust__web_router *r, gust_arena *arena,
+                           const char *path, const char *host_name,
+                           gust__web_match *m)
+{
+    memset(m, 0, sizeof *m);
+    size_t plen = strlen(path);
+    for (size_t i = 0; i < r->count; i++) {
+        const gust__web_route *rt = &r->routes[i];
+        if (rt->host_re && (!host_name ||
+                            !matches(rt->host_re, r->md, host_name,
+                                     strlen(host_name))))
+            continue;
+        int rc = pcre2_match(rt->re, (PCRE2_SPTR)path, plen, 0, 0, r->md,
+                             NULL);
+        if (rc < 0)
+            continue;
+        m->route = rt;
+        m->nargs = rt->groups;
+        if (!rt->groups)
+            return 0;
+        m->args = gust_arena_calloc(arena, rt->groups, sizeof *m->args);
+        if (!m->args)
+            return -ENOMEM;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+        for (uint32_t g = 1; g <= rt->groups && (int)g < rc; g++) {
+            if (ov[2 * g] == PCRE2_UNSET)
+                continue;
+            gust_str raw = gust_str_make(path + ov[2 * g],
+                                         ov[2 * g + 1] - ov[2 * g]);
+            gust_str dec;
+            /* As Tornado: percent-decoded, '+' kept; NUL bytes refused
+             * since arguments are C strings (kept as sent then). */
+            if (gust_url_unescape(arena, raw, GUST_URL_NO_NUL, &dec) < 0)
+                dec = raw;
+            char *s = gust_str_dup(arena, dec);
+            if (!s)
+                return -ENOMEM;
+            m->args[g - 1] = s;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+const char *gust__web_route_kwarg(const gust__web_route *route,
+                                  const gust__web_match *m, const char *name)
+{
+    if (!route)
+        return NULL;
+    PCRE2_SPTR t = route->name_table;
+    for (uint32_t i = 0; i < route->name_count; i++, t += route->name_entry) {
+        unsigned idx = ((unsigned)t[0] << 8) | t[1];
+        if (strcmp((const char *)t + 2, name) == 0 && idx >= 1 &&
+            idx <= m->nargs)
+            return m->args[idx - 1];
+    }
     return NULL;
 }
 
-void gust__router_free_route(gust__route *r)
+char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
+                               const char *name, va_list ap)
 {
-    if (r->group_names)
-        for (uint32_t i = 0; i < r->groups; i++)
-            free(r->group_names[i]);
-    free(r->group_names);
-    if (r->fixed)
-        for (uint32_t i = 0; i <= r->groups; i++)
-            free(r->fixed[i]);
-    free(r->fixed);
-    pcre2_code_free(r->re);
-    pcre2_code_free(r->host_re);
-    free(r->pattern);
-    free(r->name);
-}
-
-/* Names of the groups, by group number (from PCRE2's name table). */
-static int read_names(gust__route *r)
-{
-    uint32_t count = 0, entry = 0;
-    PCRE2_SPTR table = NULL;
-    pcre2_pattern_info(r->re, PCRE2_INFO_NAMECOUNT, &count);
-    if (count == 0 || r->groups == 0)
-        return 0;
-    pcre2_pattern_info(r->re, PCRE2_INFO_NAMEENTRYSIZE, &entry);
-    pcre2_pattern_info(r->re, PCRE2_INFO_NAMETABLE, &table);
-    r->group_names = calloc(r->groups, sizeof *r->group_names);
-    if (!r->group_names)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < count; i++) {
-        PCRE2_SPTR e = table + (size_t)i * entry;
-        uint32_t num = ((uint32_t)e[0] << 8) | e[1];
-        if (num >= 1 && num <= r->groups &&
-            !(r->group_names[num - 1] = strdup((const char *)e + 2)))
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-int gust__router_add(gust_app *app, const gust_route *spec)
-{
-    if (!spec->pattern || !spec->handler) {
-        gust_log_error("web", "route %s has no %s", spec->pattern ? spec->pattern : "?",
-                       spec->pattern ? "handler" : "pattern");
-        return -EINVAL;
-    }
-    if (app->nroutes == app->cap) {
-        size_t cap = app->cap ? app->cap * 2 : 8;
-        gust__route *rs = realloc(app->routes, cap * sizeof *rs);
-        if (!rs)
-            return -ENOMEM;
-        app->routes = rs;
-        app->cap = cap;
-    }
-    gust__route r = {.cls = spec->handler, .data = spec->data};
-    int rc = -ENOMEM;
-    if (!(r.pattern = strdup(spec->pattern)) ||
-        (spec->name && !(r.name = strdup(spec->name))))
-        goto fail;
-    if (!(r.re = compile(spec->pattern, 0, "route")) ||
-        (spec->host && !(r.host_re = compile(spec->host, PCRE2_CASELESS, "host")))) {
-        rc = -errno;
-        goto fail;
-    }
-    pcre2_pattern_info(r.re, PCRE2_INFO_CAPTURECOUNT, &r.groups);
-    if ((rc = read_names(&r)) < 0)
-        goto fail;
-    r.fixed = reverse_parts(spec->pattern, r.groups);
-    if (r.groups > app->max_groups || !app->md) {
-        pcre2_match_data *md = pcre2_match_data_create(
-            (r.groups > app->max_groups ? r.groups : app->max_groups) + 1, NULL);
-        if (!md)
-            goto fail;
-        pcre2_match_data_free(app->md);
-        app->md = md;
-        if (r.groups > app->max_groups)
-            app->max_groups = r.groups;
-    }
-    app->routes[app->nroutes++] = r;
-    return 0;
-fail:
-    gust__router_free_route(&r);
-    return rc;
-}
-
-static bool matches(gust_app *app, const pcre2_code *re, const char *s,
-                    size_t len)
-{
-    return pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, app->md, NULL) >= 0;
-}
-
-/* Path arguments of the last match, percent-decoded into the arena. */
-static int take_args(gust_app *app, gust_handler *h, const char *path)
-{
-    const gust__route *r = h->route;
-    h->nargs = r->groups;
-    h->arg_names = r->group_names;
-    if (!r->groups)
-        return 0;
-    gust_arena *arena = h->req->arena;
-    const char **args = gust_arena_calloc(arena, r->groups, sizeof *args);
-    if (!args)
-        return -ENOMEM;
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(app->md);
-    for (uint32_t i = 0; i < r->groups; i++) {
-        PCRE2_SIZE s = ov[2 * (i + 1)], e = ov[2 * (i + 1) + 1];
-        if (s == PCRE2_UNSET)
-            continue;
-        gust_str in = gust_str_make(path + s, e - s), out;
-        if (gust_url_unescape(arena, in, 0, &out) < 0)
-            return -ENOMEM;
-        args[i] = out.ptr == in.ptr ? gust_str_dup(arena, in) : out.ptr;
-        if (!args[i])
-            return -ENOMEM;
-    }
-    h->args = args;
-    return 0;
-}
-
-int gust__router_match(gust_app *app, gust_handler *h)
-{
-    const gust_http_request *req = h->req;
-    const char *path = req->path;
-    size_t plen = strlen(path);
-    const char *host = req->host_name ? req->host_name : "";
-    for (size_t i = 0; i < app->nroutes; i++) {
-        const gust__route *r = &app->routes[i];
-        if (r->host_re && !matches(app, r->host_re, host, strlen(host)))
-            continue;
-        if (!matches(app, r->re, path, plen))
-            continue;
-        h->route = r;
-        h->cls = r->cls;
-        h->route_data = r->data;
-        return take_args(app, h, path);
-    }
-    return 0;
-}
-
-char *gust__router_reverse(gust_app *app, gust_arena *arena, const char *name,
-                           va_list ap)
-{
-    const gust__route *r = NULL;
-    for (size_t i = 0; i < app->nroutes && !r; i++)
-        if (app->routes[i].name && strcmp(app->routes[i].name, name) == 0)
-            r = &app->routes[i];
-    if (!r || !r->fixed)
+    const gust__web_route *rt = NULL;
+    for (size_t i = 0; i < r->count && !rt; i++)
+        if (r->routes[i].name && strcmp(r->routes[i].name, name) == 0)
+            rt = &r->routes[i];
+    if (!rt || !rt->pieces)
         return NULL;
-    /* Two passes over the arguments: count and size, then write. */
-    va_list count;
-    va_copy(count, ap);
-    uint32_t given = 0;
-    while (va_arg(count, const char *))
-        given++;
-    va_end(count);
-    if (given != r->groups)
+    /* Two passes over the arguments: escape each, then join. */
+    gust_str *esc = rt->groups
+                        ? gust_arena_calloc(arena, rt->groups, sizeof *esc)
+                        : NULL;
+    if (rt->groups && !esc)
         return NULL;
-    gust_str *esc = gust_arena_alloc(arena, (r->groups + 1) * sizeof *esc);
-    if (!esc)
-        return NULL;
-    size_t total = strlen(r->fixed[0]) + 1;
-    for (uint32_t i = 0; i < r->groups; i++) {
+    size_t total = 1;
+    for (uint32_t g = 0; g < rt->groups; g++) {
         const char *a = va_arg(ap, const char *);
-        if (gust_url_escape(arena, gust_str_cstr(a), 0, &esc[i]) < 0)
+        if (!a)
             return NULL;
-        total += esc[i].len + strlen(r->fixed[i + 1]);
+        if (gust_url_escape(arena, gust_str_cstr(a), GUST_URL_KEEP_SLASH,
+                            &esc[g]) < 0)
+            return NULL;
+        total += esc[g].len;
     }
+    if (va_arg(ap, const char *) != NULL)
+        return NULL; /* more arguments than groups */
+    for (size_t i = 0; i < rt->npieces; i++)
+        total += strlen(rt->pieces[i].text);
     char *out = gust_arena_alloc(arena, total), *o = out;
     if (!out)
         return NULL;
-    size_t n = strlen(r->fixed[0]);
-    memcpy(o, r->fixed[0], n);
-    o += n;
-    for (uint32_t i = 0; i < r->groups; i++) {
-        memcpy(o, esc[i].ptr, esc[i].len);
-        o += esc[i].len;
-        n = strlen(r->fixed[i + 1]);
-        memcpy(o, r->fixed[i + 1], n);
-        o += n;
+    uint32_t g = 0;
+    for (size_t i = 0; i < rt->npieces; i++) {
+        size_t l = strlen(rt->pieces[i].text);
+        memcpy(o, rt->pieces[i].text, l);
+        o += l;
+        if (rt->pieces[i].group) {
+            memcpy(o, esc[g].ptr, esc[g].len);
+            o += esc[g++].len;
+        }
     }
     *o = '\0';
     return out;
