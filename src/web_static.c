@@ -440,11 +440,12 @@ static bool if_range_holds(gust_str ir, const char *etag, time_t mtime)
     return gust_http_date_parse(ir, &t) == 0 && t == mtime;
 }
 
-static int fail(gust_handler *h, int err, const char *what)
+/* The message leaves the path out: an error page must not echo the URL. */
+static int fail(gust_handler *h, int err)
 {
     if (err == -EACCES)
-        return gust_handler_send_error(h, 403, "%s is not a file under the "
-                                               "static root", what);
+        return gust_handler_send_error(h, 403, "not a file under the static "
+                                               "root");
     if (err == -ENOENT)
         return gust_handler_send_error(h, 404, NULL);
     return err; /* -ENOMEM: 500 */
@@ -460,22 +461,22 @@ static int locate(gust_handler *h, const gust_static_options *opts,
     if (!arg)
         arg = "";
     if (strstr(req->path, "%00") || has_suspicious_escape(arg)) {
-        fail(h, -EACCES, arg);
+        fail(h, -EACCES);
         return 1;
     }
     int err = 0;
     char *rel = clean_relative(gust_handler_arena(h), arg, &err);
     if (!rel)
-        return err == -ENOMEM ? err : (fail(h, err, arg), 1);
+        return err == -ENOMEM ? err : (fail(h, err), 1);
     err = open_under_root(opts->root, rel, f);
     if (err < 0)
-        return err == -ENOMEM ? err : (fail(h, err, arg), 1);
+        return err == -ENOMEM ? err : (fail(h, err), 1);
     *name = rel;
     if (!S_ISDIR(f->st.st_mode))
         return 0;
     found_close(f);
     if (!opts->default_filename) {
-        fail(h, -EACCES, arg);
+        fail(h, -EACCES);
         return 1;
     }
     /* Relative links in an index page need the URL to end with '/'. */
@@ -483,7 +484,7 @@ static int locate(gust_handler *h, const gust_static_options *opts,
     if (plen == 0 || req->path[plen - 1] != '/') {
         /* "//host/..." would be a protocol-relative URL: an open redirect. */
         if (strncmp(req->path, "//", 2) == 0) {
-            fail(h, -EACCES, arg);
+            fail(h, -EACCES);
             return 1;
         }
         char *to = gust_arena_sprintf(gust_handler_arena(h), "%s/", req->path);
@@ -502,7 +503,7 @@ static int locate(gust_handler *h, const gust_static_options *opts,
         err = -EACCES;
     }
     if (err < 0)
-        return err == -ENOMEM ? err : (fail(h, err, arg), 1);
+        return err == -ENOMEM ? err : (fail(h, err), 1);
     *name = idx;
     return 0;
 }
