@@ -472,8 +472,16 @@ static int locate(gust_handler *h, const gust_static_options *opts,
     if (err < 0)
         return err == -ENOMEM ? err : (fail(h, err), 1);
     *name = rel;
-    if (!S_ISDIR(f->st.st_mode))
+    if (!S_ISDIR(f->st.st_mode)) {
+        /* "file.txt/" names a directory that does not exist. */
+        size_t alen = strlen(arg);
+        if (alen > 0 && arg[alen - 1] == '/') {
+            found_close(f);
+            fail(h, -ENOENT);
+            return 1;
+        }
         return 0;
+    }
     found_close(f);
     if (!opts->default_filename) {
         fail(h, -EACCES);

@@ -173,6 +173,7 @@ def test_missing_is_404(server):
     assert get(server, "/nope.txt").status_code == 404
     assert get(server, "/sub/nope/deeper.txt").status_code == 404
     assert get(server, "/hello.txt/more").status_code == 404
+    assert get(server, "/hello.txt/").status_code == 404
 
 
 def test_symlink_inside_root_is_served(server):
@@ -333,6 +334,34 @@ def test_head(server):
 
 
 # ---- large file -------------------------------------------------------------
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_big_file_not_read_into_memory(tree, tmp_path):
+    # A server of its own, warmed up with small files; then its peak
+    # resident size must not grow by anything near the file's size while
+    # the 10 MB file is sent several times.
+    srv = FileServer(tree, tmp_path / "rss.log")
+    try:
+        for _ in range(5):
+            assert get(srv, "/hello.txt").content == HELLO
+        before = peak_rss_kib(srv.proc.pid)
+        for _ in range(3):
+            with requests.get(srv.url + "/big.bin", stream=True,
+                              timeout=60) as r:
+                got = sum(len(c) for c in r.iter_content(65536))
+                assert got == BIG_SIZE
+        grown = peak_rss_kib(srv.proc.pid) - before
+        assert grown < BIG_SIZE // 1024 // 2, f"peak RSS grew by {grown} KiB"
+    finally:
+        srv.stop()
+
 
 def test_big_file_byte_for_byte(server, tree, tmp_path):
     want = hashlib.sha256((tree / "big.bin").read_bytes()).hexdigest()
