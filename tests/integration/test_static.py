@@ -3,7 +3,8 @@ what a browser or a download tool sees from gust_static_file_handler.
 
 One server per module serves a temporary directory:
     root/hello.txt, index.html, style.css, empty.txt, big.bin (10 MB),
-    sub/index.html, nodefault/, inner -> hello.txt (symlink inside root),
+    sub/index.html, nodefault/, inner -> hello.txt and absinner -> the
+    absolute path of sub/index.html (symlinks inside root),
     leak -> ../secret.txt and leakdir -> .. (symlinks out of root)
 and ../secret.txt beside root, which must never be served.
 """
@@ -88,6 +89,7 @@ def tree(tmp_path_factory):
     (root / "sub" / "index.html").write_bytes(SUB_INDEX)
     (root / "nodefault").mkdir()
     os.symlink("hello.txt", root / "inner")
+    os.symlink(root / "sub" / "index.html", root / "absinner")
     os.symlink("../secret.txt", root / "leak")
     os.symlink("..", root / "leakdir")
     return root
@@ -180,6 +182,10 @@ def test_symlink_inside_root_is_served(server):
     r = get(server, "/inner")
     assert r.status_code == 200
     assert r.content == HELLO
+    # An absolute symlink that stays inside root is fine too.
+    r = get(server, "/absinner")
+    assert r.status_code == 200
+    assert r.content == SUB_INDEX
 
 
 def test_etag_changes_with_file(server, tree):
