@@ -289,8 +289,7 @@ static bool after_call(gust_handler *h, int rc, bool is_prepare)
         return false;
     }
     if (rc < 0) {
-        gust_log_error(LOG_MODULE, "%s %s: %s failed: %s", h->req->method,
-                       h->req->uri, class_name(h), gust_strerror(rc));
+        /* send_error logs it, with the handler's name. */
         gust_handler_send_error(h, 500, "%s returned %s",
                                 is_prepare ? "prepare" : "the method",
                                 gust_strerror(rc));
@@ -503,6 +502,28 @@ static void on_finish(gust_http_request *req, void *data)
     execute(h);
 }
 
+/* The server's on_connection_close must not see its request released
+ * under it: a release decided there is done on the next loop turn. */
+static void release_later(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_handler *h = data;
+    h->busy--;
+    gust__handler_maybe_release(h);
+}
+
+static void defer_release(gust_handler *h)
+{
+    if (!h->finished || h->released)
+        return;
+    h->busy++;
+    if (gust_loop_add_callback(h->loop, release_later, h) < 0) {
+        /* Out of memory: the request stays until the server closes. */
+        h->busy--;
+        gust_log_error(LOG_MODULE, "cannot release a closed request");
+    }
+}
+
 static void on_close(gust_http_request *req, void *data)
 {
     (void)data;
@@ -511,7 +532,7 @@ static void on_close(gust_http_request *req, void *data)
         return;
     h->conn_closed = true;
     if (h->finished) {
-        gust__handler_maybe_release(h);
+        defer_release(h);
         return;
     }
     if (h->phase == GUST__PHASE_HEAD) {
@@ -523,7 +544,7 @@ static void on_close(gust_http_request *req, void *data)
         }
         if (!h->finished)
             finish_hooks(h);
-        gust__handler_maybe_release(h);
+        defer_release(h);
         return;
     }
     if (h->cls->on_connection_close) {
@@ -531,7 +552,7 @@ static void on_close(gust_http_request *req, void *data)
         h->cls->on_connection_close(h);
         h->busy--;
     }
-    gust__handler_maybe_release(h);
+    defer_release(h);
 }
 
 const gust_http_delegate gust__web_delegate = {on_headers, on_data,
