@@ -22,6 +22,7 @@
  *   /async                 finishes from a timer
  *   /template?name=        renders examples/templates/page.html
  *   /static/...            files under --static_path, if given
+ *   /static_url?path=      gust_handler_static_url(path)
  * Exits 0 on SIGTERM, freeing everything.
  */
 #include <errno.h>
@@ -195,6 +196,13 @@ static int template_get(gust_handler *h)
     return rc;
 }
 
+static int static_url_get(gust_handler *h)
+{
+    return gust_handler_write_str(
+        h, gust_handler_static_url(h, gust_handler_get_argument(h, "path",
+                                                                "x")));
+}
+
 #define CLASS(n, ...)                                                        \
     static const gust_handler_class n = {.name = #n, __VA_ARGS__}
 CLASS(hello, .get = hello_get, .head = hello_get);
@@ -217,6 +225,7 @@ CLASS(teapot, .get = teapot_get);
 CLASS(coro, .flags = GUST_HANDLER_COROUTINE, .get = coro_get);
 CLASS(async, .get = async_get);
 CLASS(templ, .get = template_get);
+CLASS(surl, .get = static_url_get);
 
 static gust_app *app;
 
@@ -276,6 +285,7 @@ int main(int argc, char **argv)
         {"/coro", &coro, NULL, NULL, NULL},
         {"/async", &async, NULL, NULL, NULL},
         {"/template", &templ, NULL, NULL, NULL},
+        {"/static_url", &surl, NULL, NULL, NULL},
         {NULL, NULL, NULL, NULL, NULL}};
     gust_app_settings s = {
         .debug = debug,

@@ -159,6 +159,12 @@ int gust_handler_set_signed_cookie(gust_handler *h, const char *name,
                                  s->key_version, name, value, time(NULL));
     if (!signed_value)
         return -ENOMEM;
+    if (!opts) {
+        /* Tornado's set_signed_cookie default: expires in 30 days. */
+        gust_http_cookie_options o = {.has_expires = true,
+                                      .expires = time(NULL) + 30 * 86400};
+        return gust_handler_set_cookie(h, name, signed_value, &o);
+    }
     return gust_handler_set_cookie(h, name, signed_value, opts);
 }
 

@@ -109,7 +109,6 @@ struct gust_handler {
     bool released;         /* the request was given back to the server */
     bool headers_ready;    /* Content-Type and gzip decided */
     bool headers_sent;
-    bool gz_pending;
     int render_error;
     bool error_sent;
     bool conn_closed;

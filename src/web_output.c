@@ -201,11 +201,10 @@ int gust__handler_push(gust_handler *h, bool last)
 {
     int rc;
     if (h->gzipping) {
-        if (h->body_len == 0 && !last && !h->gz_pending)
+        if (h->body_len == 0 && !last)
             return 0;
         rc = gust__gzip_write(h->gz, h->body ? h->body : "", h->body_len,
                               !last, last, emit, h);
-        h->gz_pending = false;
     } else {
         rc = h->body_len ? gust_http_response_write(h->req, h->body,
                                                     h->body_len)

@@ -119,6 +119,11 @@ static void run(const gust_route *routes, const gust_app_settings *settings,
     /* Let the last connection's close be seen, then free everything. */
     for (int i = 0; i < 20; i++)
         gust_loop_run_once(loop, 0.005);
+    /* Handlers still working for a client that left finish too. */
+    gust_http_server *srv = gust_app_server(app);
+    for (int i = 0; i < 400 && gust_http_server_connection_count(srv); i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_int_equal(gust_http_server_connection_count(srv), 0);
     gust_app_free(app);
     for (int i = 0; i < 5; i++)
         gust_loop_run_once(loop, 0.001);
@@ -357,7 +362,78 @@ static int fail_get(gust_handler *h)
 static const gust_handler_class fail_class = {.name = "Failing",
                                               .get = fail_get};
 
+typedef struct stream_state {
+    size_t bytes, chunks;
+} stream_state;
+
+static int stream_prepare(gust_handler *h)
+{
+    (void)h;
+    event("stream-prepare,");
+    return 0;
+}
+
+static int stream_data(gust_handler *h, const char *chunk, size_t len)
+{
+    stream_state *st = gust_handler_state(h);
+    for (size_t i = 0; i < len; i++)
+        if (chunk[i] != 'z')
+            return -EINVAL;
+    st->bytes += len;
+    st->chunks++;
+    return 0;
+}
+
+static int stream_post(gust_handler *h)
+{
+    stream_state *st = gust_handler_state(h);
+    event("stream-post,");
+    /* Streamed, so nothing was buffered. */
+    return gust_handler_printf(h, "bytes=%zu chunks>0=%d buffered=%zu",
+                               st->bytes, st->chunks > 0,
+                               gust_handler_request(h)->body.len);
+}
+
+static const gust_handler_class stream_class = {
+    .flags = GUST_HANDLER_STREAM_BODY, .state_size = sizeof(stream_state),
+    .prepare = stream_prepare, .data_received = stream_data,
+    .post = stream_post};
+
+static void slow_later(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_handler *h = data;
+    int rc = gust_handler_write_str(h, "too late");
+    event(rc == GUST_ESTREAMCLOSED ? "write-closed," : "write-other,");
+    gust_handler_finish(h);
+}
+
+static int slow_get(gust_handler *h)
+{
+    if (!gust_loop_call_later(gust_handler_loop(h), 0.5, slow_later, h))
+        return -ENOMEM;
+    return GUST_HANDLER_ASYNC;
+}
+
+static void slow_close(gust_handler *h)
+{
+    (void)h;
+    event("conn-close,");
+}
+
+static void slow_finish(gust_handler *h)
+{
+    (void)h;
+    event("slow-finish,");
+}
+
+static const gust_handler_class slow_class = {
+    .get = slow_get, .on_connection_close = slow_close,
+    .on_finish = slow_finish};
+
 static const gust_route routes[] = {
+    {"/stream", &stream_class, NULL, NULL, NULL},
+    {"/slow", &slow_class, NULL, NULL, NULL},
     {"/plain", &plain_class, NULL, NULL, NULL},
     {"/async", &async_class, NULL, NULL, NULL},
     {"/coro", &coro_class, NULL, NULL, NULL},
@@ -579,6 +655,44 @@ static void test_client_gone_during_body(void **state)
     assert_string_equal(body_of(j.resp[1]), "plain");
 }
 
+static char big_post[300 * 1024];
+
+static void test_stream_body(void **state)
+{
+    (void)state;
+    size_t body = 200 * 1000;
+    int n = snprintf(big_post, sizeof big_post,
+                     "POST /stream HTTP/1.1\r\nHost: t\r\nConnection: close"
+                     "\r\nContent-Length: %zu\r\n\r\n", body);
+    memset(big_post + n, 'z', body);
+    big_post[(size_t)n + body] = '\0';
+    static job j;
+    memset(&j, 0, sizeof j);
+    j.reqs[0] = big_post;
+    j.reqs[1] = "POST /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                "Content-Length: 3\r\n\r\nzaz";
+    run(routes, NULL, &j);
+    assert_int_equal(status_of(j.resp[0]), 200);
+    assert_string_equal(body_of(j.resp[0]), "bytes=200000 chunks>0=1 "
+                                            "buffered=0");
+    /* data_received refusing a chunk gives 400; the method never runs. */
+    assert_int_equal(status_of(j.resp[1]), 400);
+    assert_string_equal(events, "stream-prepare,stream-post,"
+                                "stream-prepare,");
+}
+
+static void test_async_client_gone(void **state)
+{
+    (void)state;
+    static job j = {.reqs = {"!" GET("/slow"), GET("/plain")}};
+    run(routes, NULL, &j);
+    assert_string_equal(body_of(j.resp[1]), "plain");
+    /* The handler heard of the close, went on, found writes refused,
+     * finished, and on_finish ran. */
+    assert_string_equal(events, "conn-close,prepare,get,finish,"
+                                "write-closed,slow-finish,");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +708,8 @@ int main(void)
         cmocka_unit_test_setup(test_per_request_state, quiet),
         cmocka_unit_test_setup(test_gzip, quiet),
         cmocka_unit_test_setup(test_client_gone_during_body, quiet),
+        cmocka_unit_test_setup(test_stream_body, quiet),
+        cmocka_unit_test_setup(test_async_client_gone, quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,3 +264,30 @@ def test_template_page_form(program, spawn, free_port):
     assert sess.post(b + "/", data={"name": "x"}, timeout=10).status_code \
         == 403
     assert s.stop() == 0
+
+
+def test_static_path_and_static_url(app, tmp_path):
+    import hashlib
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "app.css").write_text("body { color: teal }\n" * 50)
+    s = app(f"--static_path={root}")
+    b = s.base
+    digest = hashlib.sha256((root / "app.css").read_bytes()).hexdigest()[:8]
+    url = requests.get(b + "/static_url?path=app.css", timeout=10).text
+    assert url == f"/static/app.css?v={digest}"
+    r = requests.get(b + url, timeout=10)
+    assert r.status_code == 200
+    assert r.text == (root / "app.css").read_text()
+    assert r.headers["Content-Type"].startswith("text/css")
+    # Versioned URLs are cached for a long time.
+    assert "max-age=31536000" in r.headers.get("Cache-Control", "")
+    # sendfile bodies are never gzipped, even for a client that accepts it.
+    assert "Content-Encoding" not in r.headers
+    assert requests.get(b + "/static_url?path=missing.css",
+                        timeout=10).text == "/static/missing.css"
+    assert requests.get(b + "/static/missing.css",
+                        timeout=10).status_code == 404
+    assert requests.get(b + "/static/../secret",
+                        timeout=10).status_code in (403, 404)
+    assert s.stop() == 0
