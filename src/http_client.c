@@ -273,6 +273,7 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
     gust_future *fut = f->future;
     f->future = NULL;
     fut->cancel = NULL;
+    fut->impl = NULL;
     if (fut->done) {
         /* Cancelled by its owner: nobody wants the response. */
         gust_http_response_free(r);
