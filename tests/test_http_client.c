@@ -2,9 +2,8 @@
  * scripted raw server on 127.0.0.1 (malformed, chunked, gzip, keep-alive,
  * stale connections, hanging peers).
  *
- * Run with "--fetch [options] URL..." this program is instead a small
- * command-line client used by tests/integration/test_http_client*.py (it
- * prints one JSON line per URL); see fetch_main() at the end.
+ * The command-line client used by the integration tests is
+ * test_http_client_cli.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1422,126 +1421,8 @@ static void test_damaged_responses(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
-/* ---- Command-line mode for the integration tests ---------------------------- */
-
-/* --fetch [-X METHOD] [-d BODY] [-H 'Name: value'] [--no-redirects]
- *         [--no-decompress] [--insecure] [--ca FILE] [--timeout S]
- *         [--max-clients N] URL...
- * Fetches every URL at once (they share the client, so keep-alive reuse
- * shows), then prints one JSON line per URL in order:
- *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
- *    "body":"...", "effective_url":"..."}
- * The body is printed with control characters and quotes escaped. */
-static void json_str(const char *s, size_t n)
+int main(void)
 {
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
-static int fetch_main(int argc, char **argv)
-{
-    gust_http_client_request base = {0};
-    gust_http_client_options o = {0};
-    gust_http_header hs[16];
-    size_t nh = 0;
-    int i = 2;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-X") && i + 1 < argc)
-            base.method = argv[++i];
-        else if (!strcmp(a, "-d") && i + 1 < argc) {
-            base.body = argv[++i];
-            base.body_len = strlen(argv[i]);
-        } else if (!strcmp(a, "-H") && i + 1 < argc && nh < 16) {
-            char *h = argv[++i], *colon = strchr(h, ':');
-            if (!colon)
-                return 2;
-            const char *v = colon + 1;
-            while (*v == ' ')
-                v++;
-            hs[nh].name = gust_str_make(h, (size_t)(colon - h));
-            hs[nh++].value = gust_str_cstr(v);
-        } else if (!strcmp(a, "--no-redirects"))
-            base.follow_redirects = GUST_HTTP_NO;
-        else if (!strcmp(a, "--no-decompress"))
-            base.decompress = GUST_HTTP_NO;
-        else if (!strcmp(a, "--insecure"))
-            base.validate_cert = GUST_HTTP_NO;
-        else if (!strcmp(a, "--ca") && i + 1 < argc)
-            base.ca_file = argv[++i];
-        else if (!strcmp(a, "--timeout") && i + 1 < argc)
-            base.request_timeout = base.connect_timeout = atof(argv[++i]);
-        else if (!strcmp(a, "--max-clients") && i + 1 < argc)
-            o.max_clients = atoi(argv[++i]);
-        else
-            return 2;
-    }
-    base.headers = hs;
-    base.num_headers = nh;
-    int n = argc - i;
-    if (n <= 0)
-        return 2;
-    gust_loop *loop = gust_loop_new();
-    gust_loop_make_current(loop);
-    gust_http_client *c = gust_http_client_new(loop, &o);
-    gust_future **fs = calloc((size_t)n, sizeof *fs);
-    for (int k = 0; k < n; k++) {
-        gust_http_client_request r = base;
-        r.url = argv[i + k];
-        r.raise_error = GUST_HTTP_NO;
-        fs[k] = gust_http_client_fetch(c, &r);
-        /* Sequential when asked for one client: reuse is then visible. */
-        if (o.max_clients == 1)
-            gust_loop_run_sync(loop, gust_future_ref(fs[k]), 120, NULL);
-    }
-    for (int k = 0; k < n; k++) {
-        gust_loop_run_sync(loop, gust_future_ref(fs[k]), 120, NULL);
-        int st = gust_future_status(fs[k]);
-        gust_http_response *r = st == 0 ? gust_future_result(fs[k])
-                                        : gust_http_client_error_response(fs[k]);
-        printf("{\"code\":%d,\"error\":\"%s\",\"message\":", r ? r->code : 599,
-               st ? gust_err_name(st) : "");
-        const char *m = r ? r->error_message : "";
-        json_str(m, strlen(m));
-        printf(",\"redirects\":%d,\"reused\":%s,\"body_len\":%zu,\"body\":",
-               r ? r->redirects : 0, r && r->reused_connection ? "true" : "false",
-               r ? r->body_len : 0);
-        json_str(r ? r->body : "", r ? r->body_len : 0);
-        printf(",\"effective_url\":");
-        json_str(r ? r->effective_url : "", r ? strlen(r->effective_url) : 0);
-        printf(",\"headers\":{");
-        for (size_t h = 0; r && h < r->headers.count; h++) {
-            if (h)
-                putchar(',');
-            json_str(r->headers.items[h].name.ptr, r->headers.items[h].name.len);
-            putchar(':');
-            json_str(r->headers.items[h].value.ptr,
-                     r->headers.items[h].value.len);
-        }
-        printf("}}\n");
-        gust_future_unref(fs[k]);
-    }
-    free(fs);
-    gust_http_client_free(c);
-    for (int k = 0; k < 50; k++)
-        gust_loop_run_once(loop, 0.01);
-    int rc = gust_loop_free(loop);
-    return rc == 0 ? 0 : 1;
-}
-
-int main(int argc, char **argv)
-{
-    if (argc > 1 && !strcmp(argv[1], "--fetch"))
-        return fetch_main(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_get_own_server, test_setup),
         cmocka_unit_test_setup(test_post_headers_auth, test_setup),
