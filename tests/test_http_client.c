@@ -88,6 +88,8 @@ static void handle(gust_http_request *req, void *data)
                          auth.ptr ? auth.ptr : "", (int)ua.len,
                          ua.ptr ? ua.ptr : "", (int)x.len, x.ptr ? x.ptr : "",
                          (int)req->body.len, req->body.ptr ? req->body.ptr : "");
+        if (n >= (int)sizeof buf)
+            n = (int)sizeof buf - 1; /* truncated by snprintf */
         gust_http_respond(req, 200, "text/plain", buf, (size_t)n);
     } else if (!strcmp(req->path, "/missing")) {
         gust_http_respond(req, 404, "text/plain", "not here", 8);
@@ -99,6 +101,17 @@ static void handle(gust_http_request *req, void *data)
     } else if (!strcmp(req->path, "/loop")) {
         gust_http_response_set_status(req, 302, NULL);
         gust_http_response_set_header(req, "Location", "/loop");
+        gust_http_request_finish(req);
+    } else if (!strcmp(req->path, "/len")) {
+        int n = snprintf(buf, sizeof buf, "%zu", req->body.len);
+        gust_http_respond(req, 200, "text/plain", buf, (size_t)n);
+    } else if (!strcmp(req->path, "/big")) {
+        /* 3 MiB in one response, sent as it is written (chunked). */
+        static char block[65536];
+        for (size_t i = 0; i < sizeof block; i++)
+            block[i] = (char)('a' + i % 26);
+        for (int i = 0; i < 48; i++)
+            gust_http_response_write(req, block, sizeof block);
         gust_http_request_finish(req);
     } else if (!strcmp(req->path, "/slow")) {
         gust_loop_call_later(gust_loop_current(), 0.5, slow_answer, req);
@@ -346,6 +359,39 @@ static void test_get_own_server(void **state)
                                               GUST_STR("content-type"));
     assert_true(gust_str_eq(ct, GUST_STR("text/plain")));
     assert_true(r->request_time >= 0);
+    gust_http_response_free(r);
+    gust_http_client_free(c);
+    stop_server(loop, srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* A 3 MiB response body, and a 2 MiB request body. */
+static void test_large_bodies(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    int port;
+    gust_http_server *srv = start_server(&port);
+    gust_http_client *c = gust_http_client_new(loop, NULL);
+    char u[256];
+    gust_http_response *r;
+    assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, port, "/big")),
+                               &r), 0);
+    assert_int_equal(r->body_len, 48 * 65536);
+    for (size_t i = 0; i < r->body_len; i += 4099)
+        assert_int_equal(r->body[i], 'a' + (i % 65536) % 26);
+    gust_http_response_free(r);
+
+    size_t n = 2 * 1024 * 1024;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, 'z', n);
+    gust_http_client_request req = {.url = url(u, port, "/len"),
+                                     .method = "PUT", .body = big,
+                                     .body_len = n};
+    assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
+    free(big);
+    assert_string_equal(r->body, "2097152");
     gust_http_response_free(r);
     gust_http_client_free(c);
     stop_server(loop, srv);
@@ -1426,6 +1472,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_get_own_server, test_setup),
         cmocka_unit_test_setup(test_post_headers_auth, test_setup),
+        cmocka_unit_test_setup(test_large_bodies, test_setup),
         cmocka_unit_test_setup(test_http_error_readable, test_setup),
         cmocka_unit_test_setup(test_redirects, test_setup),
         cmocka_unit_test_setup(test_keep_alive_reuse, test_setup),
