@@ -62,14 +62,18 @@ typedef struct tls_conn {
     unsigned char *in;
     size_t in_off, in_len;
     size_t wpend;           /* bytes of a record OpenSSL holds for a retry */
-    char *stage;            /* RECORD_MAX bytes, for coalescing small iovecs */
     gust_tls_handshake_cb cb;
     void *cb_data;
     int cb_status;          /* for a callback deferred by a close */
-    char *subject;
-    char alpn[256];
-    char server_name[256];
+    char *subject;          /* OpenSSL's allocation, made on demand */
+    char *alpn;             /* the protocol agreed, or NULL */
+    char *server_name;      /* client: what is verified, for the logs */
 } tls_conn;
+
+/* Small iovecs are packed into one record here. Its contents need not
+ * outlive an SSL_write call (OpenSSL encrypts at once and a retry passes
+ * the same bytes again), so one buffer per thread serves every stream. */
+static _Thread_local char stage[RECORD_MAX];
 
 static const gust__stream_transport tls_transport;
 
@@ -223,7 +227,8 @@ static int fail_code(tls_conn *t, int ret, const char *what)
     if (t->hs != HS_DONE && v != X509_V_OK) {
         ERR_clear_error();
         gust_log_debug("tls", "%s: certificate verification failed%s%s: %s",
-                       what, t->server_name[0] ? " for " : "", t->server_name,
+                       what, t->server_name ? " for " : "",
+                       t->server_name ? t->server_name : "",
                        X509_verify_cert_error_string(v));
         return GUST_ETLSVERIFY;
     }
@@ -245,14 +250,14 @@ static bool hs_step(gust_stream *s, tls_conn *t)
         const unsigned char *p;
         unsigned n;
         SSL_get0_alpn_selected(t->ssl, &p, &n);
-        if (n > 0 && n < sizeof t->alpn) {
+        if (n > 0 && (t->alpn = malloc(n + 1))) {
             memcpy(t->alpn, p, n);
             t->alpn[n] = '\0';
         }
         gust_log_debug("tls", "fd %d: %s handshake done, %s %s%s%s", s->fd,
                        t->client ? "client" : "server", SSL_get_version(t->ssl),
-                       SSL_get_cipher_name(t->ssl), t->alpn[0] ? ", alpn " : "",
-                       t->alpn);
+                       SSL_get_cipher_name(t->ssl), t->alpn ? ", alpn " : "",
+                       t->alpn ? t->alpn : "");
         gust_tls_handshake_cb cb = t->cb;
         t->cb = NULL;
         if (cb)
@@ -303,22 +308,20 @@ static ssize_t tls_read(gust_stream *s, void *buf, size_t len)
 
 /* Points *p at the next chunk bytes of iov starting at (*idx, *off): in
  * place when one iovec holds them, else copied into the stage. */
-static const void *chunk_at(tls_conn *t, const struct iovec *iov, int cnt,
-                            int idx, size_t off, size_t chunk)
+static const void *chunk_at(const struct iovec *iov, int cnt, int idx,
+                            size_t off, size_t chunk)
 {
     if (iov[idx].iov_len - off >= chunk)
         return (const char *)iov[idx].iov_base + off;
-    if (!t->stage && !(t->stage = malloc(RECORD_MAX)))
-        return NULL;
     size_t got = 0;
     for (int i = idx; i < cnt && got < chunk; i++, off = 0) {
         size_t k = iov[i].iov_len - off;
         if (k > chunk - got)
             k = chunk - got;
-        memcpy(t->stage + got, (const char *)iov[i].iov_base + off, k);
+        memcpy(stage + got, (const char *)iov[i].iov_base + off, k);
         got += k;
     }
-    return t->stage;
+    return stage;
 }
 
 static ssize_t tls_writev(gust_stream *s, const struct iovec *iov, int iovcnt)
@@ -347,9 +350,7 @@ static ssize_t tls_writev(gust_stream *s, const struct iovec *iov, int iovcnt)
             }
             chunk = t->wpend;
         }
-        const void *p = chunk_at(t, iov, iovcnt, idx, off, chunk);
-        if (!p)
-            return done ? (ssize_t)done : -ENOMEM;
+        const void *p = chunk_at(iov, iovcnt, idx, off, chunk);
         t->last_errno = 0;
         ERR_clear_error();
         int n = SSL_write(t->ssl, p, (int)chunk);
@@ -397,13 +398,15 @@ static void conn_free(tls_conn *t)
     t->ssl = NULL;
     gust_tls_context_free(t->ctx);
     t->ctx = NULL;
-    free(t->stage);
-    t->stage = NULL;
     free(t->in);
     t->in = NULL;
     t->in_off = t->in_len = 0;
     OPENSSL_free(t->subject);
     t->subject = NULL;
+    free(t->alpn);
+    t->alpn = NULL;
+    free(t->server_name);
+    t->server_name = NULL;
 }
 
 /* Called by the core just before it closes the fd. */
@@ -493,8 +496,10 @@ static int set_peer_name(tls_conn *t, const char *name, bool verify)
         name++;
         n -= 2;
     }
-    if (n == 0 || n >= sizeof t->server_name)
+    if (n == 0 || n > 255) /* longer than any DNS name */
         return -EINVAL;
+    if (!(t->server_name = malloc(n + 1)))
+        return -ENOMEM;
     memcpy(t->server_name, name, n);
     t->server_name[n] = '\0';
     unsigned char addr[16];
@@ -556,6 +561,7 @@ int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
                     ? set_peer_name(t, server_name, verify) : 0;
         if (r < 0) {
             SSL_free(t->ssl);
+            free(t->server_name);
             free(t);
             ERR_clear_error();
             return r;
@@ -589,7 +595,7 @@ static tls_conn *done_conn(const gust_stream *stream)
 const char *gust_stream_tls_alpn(const gust_stream *stream)
 {
     tls_conn *t = done_conn(stream);
-    return t && t->alpn[0] ? t->alpn : NULL;
+    return t ? t->alpn : NULL;
 }
 
 const char *gust_stream_tls_version(const gust_stream *stream)

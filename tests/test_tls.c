@@ -213,10 +213,19 @@ static void client_read(gust_stream *s, int status, const char *data,
     }
 }
 
+/* SO_SNDBUF for the next tcp_connect (0: the system's): a small one makes
+ * the socket fill up, so that OpenSSL has to wait with a record in hand. */
+static int next_sndbuf;
+
 static gust_stream *tcp_connect(gust_loop *loop, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
+    if (next_sndbuf) {
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &next_sndbuf,
+                                    sizeof next_sndbuf), 0);
+        next_sndbuf = 0;
+    }
     gust_stream *s = gust_stream_new(loop, fd, NULL);
     assert_non_null(s);
     struct sockaddr_in sin = { .sin_family = AF_INET,
@@ -267,6 +276,7 @@ static void test_handshake_echo_1mb(void **state)
     gust_tls_context_free(sctx); /* the server holds its own reference */
 
     client c = { 0 };
+    next_sndbuf = 8192;
     gust_stream *s = tls_connect(loop, port, cctx, "localhost", &c);
     gust_tls_context_free(cctx); /* the stream holds its own reference */
     assert_true(gust_stream_is_tls(s));
@@ -690,6 +700,76 @@ static void test_free_server_during_handshake(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* Many writes of odd sizes, copied and borrowed (several iovecs each),
+ * queued while the socket is full: records are packed from pieces and
+ * retried after WANT_WRITE with exactly the bytes OpenSSL holds. */
+static void ref_done(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    assert_int_equal(status, 0);
+    (*(int *)user)++;
+}
+
+static void test_mixed_writes_byte_for_byte(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    gust_tls_context *sctx = server_ctx(false);
+    gust_tls_context *cctx = client_ctx(ca_pem, false);
+    server_side e = { 0 };
+    int port;
+    gust_tcp_server *srv = start_server(sctx, &e, &port);
+    gust_tls_context_free(sctx);
+    client c = { 0 };
+    next_sndbuf = 4096;
+    gust_stream *s = tls_connect(loop, port, cctx, "localhost", &c);
+    gust_tls_context_free(cctx);
+
+    enum { TOTAL = 3 * MB };
+    char *src = malloc(TOTAL);
+    assert_non_null(src);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < TOTAL; i++) {
+        x = x * 1103515245u + 12345u;
+        src[i] = (char)(x >> 16);
+    }
+    size_t off = 0;
+    int refs = 0, refs_done = 0;
+    while (off < TOTAL) {
+        x = x * 1103515245u + 12345u;
+        size_t n = 1 + (x >> 8) % 9000;
+        if (n > TOTAL - off)
+            n = TOTAL - off;
+        if ((x & 3) == 0 && n >= 3) {
+            /* Three borrowed pieces: 1 byte, a middle, the rest. */
+            struct iovec iov[3] = {
+                { src + off, 1 },
+                { src + off + 1, (n - 1) / 2 },
+                { src + off + 1 + (n - 1) / 2, n - 1 - (n - 1) / 2 },
+            };
+            assert_int_equal(gust_stream_write_ref(s, iov, 3, ref_done,
+                                                   &refs_done), 0);
+            refs++;
+        } else {
+            assert_int_equal(gust_stream_write(s, src + off, n, NULL, NULL), 0);
+        }
+        off += n;
+    }
+    assert_int_equal(gust_stream_read_bytes(s, TOTAL, 0, client_read, &c), 0);
+    run_until_set(loop, &c.read_done);
+    assert_int_equal(c.hs_status, 0);
+    assert_int_equal(c.read_status, 0);
+    assert_int_equal(c.got_len, TOTAL);
+    assert_memory_equal(c.got, src, TOTAL);
+    assert_true(refs > 0);
+    assert_int_equal(refs_done, refs);
+    free(c.got);
+    free(src);
+    gust_stream_close(s);
+    run_until_set(loop, &c.closed);
+    finish(loop, srv);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, test_setup)
 
 int main(void)
@@ -703,6 +783,7 @@ int main(void)
         T(test_peer_closes_mid_handshake),
         T(test_plain_client_on_tls_port),
         T(test_close_during_handshake),
+        T(test_mixed_writes_byte_for_byte),
         T(test_client_certificates),
         T(test_small_reads_from_buffered_records),
         T(test_free_server_during_handshake),
