@@ -58,6 +58,9 @@ struct gust_http_client {
     gust__hc_conn *idle; /* most recently used first */
     size_t opened, reused;
     struct tls_entry *tls;
+    /* Finished fetches kept for reuse, with their arena's first block. */
+    gust__hc_fetch *spare;
+    size_t nspare;
 };
 
 /* ---- Accessors for the connection side -------------------------------- */
@@ -211,8 +214,9 @@ void gust_http_response_free(gust_http_response *resp)
 {
     if (!resp)
         return;
+    if (!resp->body_in_arena)
+        free(resp->body_buf);
     gust_arena_close(&resp->arena);
-    free(resp->body_buf);
     free(resp);
 }
 
@@ -236,6 +240,40 @@ static void fetch_free(gust__hc_fetch *f)
     gust__hc_body_reset(f);
     gust_arena_close(&f->arena);
     free(f);
+}
+
+/* A finished fetch goes to the client's spare list (up to max_clients)
+ * rather than back to malloc: the next fetch reuses it and its arena's
+ * first block, two allocations fewer per request. */
+static void fetch_release(gust_http_client *c, gust__hc_fetch *f)
+{
+    if (c->closing || (int)c->nspare >= c->max_clients) {
+        fetch_free(f);
+        return;
+    }
+    gust__hc_body_reset(f);
+    gust_arena_reset(&f->arena);
+    f->next = c->spare;
+    c->spare = f;
+    c->nspare++;
+}
+
+/* A zeroed fetch, from the spare list or new. */
+static gust__hc_fetch *fetch_alloc(gust_http_client *c)
+{
+    gust__hc_fetch *f = c->spare;
+    if (f) {
+        c->spare = f->next;
+        c->nspare--;
+        gust_arena arena = f->arena;
+        memset(f, 0, sizeof *f);
+        f->arena = arena;
+        return f;
+    }
+    f = calloc(1, sizeof *f);
+    if (f)
+        gust_arena_init(&f->arena, 1024);
+    return f;
 }
 
 static void stop_timers(gust__hc_fetch *f)
@@ -321,7 +359,7 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
     gust_future_unref(fut);
 
     if (!f->busy)
-        fetch_free(f);
+        fetch_release(c, f);
     if (was_active)
         pump(c);
 }
@@ -733,18 +771,17 @@ gust_future *gust_http_client_fetch(gust_http_client *c,
                                     const gust_http_client_request *r)
 {
     assert(c && r);
-    gust__hc_fetch *f = calloc(1, sizeof *f);
+    gust__hc_fetch *f = fetch_alloc(c);
     if (!f) {
         errno = ENOMEM;
         return NULL;
     }
     gust_future *fut = gust_future_new(c->loop);
     if (!fut) {
-        free(f);
+        fetch_free(f);
         errno = ENOMEM;
         return NULL;
     }
-    gust_arena_init(&f->arena, 1024);
     f->client = c;
     f->future = gust_future_ref(fut);
     fut->impl = f;
@@ -911,6 +948,11 @@ void gust_http_client_free(gust_http_client *c)
         gust__hc_conn *conn = c->conns;
         gust__hc_conn_unregister(conn);
         gust__hc_conn_close(conn);
+    }
+    while (c->spare) {
+        gust__hc_fetch *f = c->spare;
+        c->spare = f->next;
+        fetch_free(f);
     }
     while (c->tls) {
         struct tls_entry *e = c->tls;

@@ -651,7 +651,14 @@ static int prepare_body(gust__hc_fetch *f)
             f->error_detail = "response body larger than max_body_size";
             return GUST_EBUFFERFULL;
         }
-        r->body_buf = malloc((size_t)cl + 1);
+        /* A small body of known length fits in the response's arena:
+         * one allocation fewer, and exactly cl bytes will come. */
+        if (cl < 4096) {
+            r->body_buf = gust_arena_alloc(&r->arena, (size_t)cl + 1);
+            r->body_in_arena = true;
+        } else {
+            r->body_buf = malloc((size_t)cl + 1);
+        }
         if (!r->body_buf)
             return -ENOMEM;
         r->body_cap = (size_t)cl + 1;
@@ -744,9 +751,12 @@ static int sink(gust__hc_fetch *f, const char *p, size_t n)
         size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
         while (cap < r->body_len + n + 1)
             cap *= 2;
-        char *nb = realloc(r->body_buf, cap);
+        char *nb = r->body_in_arena ? malloc(cap) : realloc(r->body_buf, cap);
         if (!nb)
             return -ENOMEM;
+        if (r->body_in_arena)
+            memcpy(nb, r->body_buf, r->body_len);
+        r->body_in_arena = false;
         r->body_buf = nb;
         r->body_cap = cap;
     }
