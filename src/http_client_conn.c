@@ -28,11 +28,16 @@
 /* deliver() results besides 0 and negative codes. */
 #define GONE 1
 
+/* Tries the remaining addresses in order (getaddrinfo's order: IPv6
+ * first for localhost on most systems), one at a time. */
 static void connect_next(gust__hc_conn *conn);
+/* Starts reading the body in the way its framing needs. */
 static void read_body(gust__hc_fetch *f, gust__hc_conn *conn);
 
 /* ---- Connections --------------------------------------------------------- */
 
+/* The last step of a connection, from its stream's close callback (or the
+ * resolver's answer): nothing refers to it any more. */
 static void conn_free(gust__hc_conn *conn)
 {
     gust_timer_stop(&conn->idle_timer);
@@ -42,6 +47,8 @@ static void conn_free(gust__hc_conn *conn)
     free(conn);
 }
 
+/* Closing is idempotent and never frees a connection that a stream
+ * callback or the resolver will still hand back: those free it. */
 void gust__hc_conn_close(gust__hc_conn *conn)
 {
     if (conn->state == GUST__HC_CONN_CLOSED)
@@ -56,6 +63,8 @@ void gust__hc_conn_close(gust__hc_conn *conn)
         conn_free(conn);
 }
 
+/* The stream is gone: closed by us (state CLOSED already) or by the peer
+ * or an error while idle or busy. */
 static void on_stream_close(gust_stream *s, void *user)
 {
     gust__hc_conn *conn = user;
@@ -74,6 +83,8 @@ static void on_stream_close(gust_stream *s, void *user)
 }
 
 /* The connection failed before it could carry the request. */
+/* Names the peer in the error ("connecting to 127.0.0.1:1"), which is
+ * what a user needs to read a log line. */
 static void conn_fail(gust__hc_conn *conn, int code, const char *what)
 {
     gust__hc_fetch *f = conn->fetch;
@@ -86,6 +97,8 @@ static void conn_fail(gust__hc_conn *conn, int code, const char *what)
     gust__hc_attempt_failed(f, code, d);
 }
 
+/* TLS is done: the connection is ready for the request. Verification
+ * failures arrive as GUST_ETLSVERIFY, others as GUST_ETLS. */
 static void on_handshake(gust_stream *s, int status, void *user)
 {
     gust__hc_conn *conn = user;
@@ -100,6 +113,9 @@ static void on_handshake(gust_stream *s, int status, void *user)
     gust__hc_connected(conn->fetch);
 }
 
+/* One address answered or failed. A failed stream closes itself; its
+ * close callback is taken away first so that the connection (which may
+ * try the next address) is not freed with it. */
 static void on_connect(gust_stream *s, int status, void *user)
 {
     gust__hc_conn *conn = user;
@@ -164,6 +180,8 @@ static void connect_next(gust__hc_conn *conn)
               "connecting to");
 }
 
+/* The executor's answer. The connection may have been closed meanwhile
+ * (connect timeout, client freed), in which case it only has to go. */
 static void on_resolved(gust_loop *loop, int status, const gust_address *addrs,
                         size_t count, void *data)
 {
@@ -213,6 +231,8 @@ static bool numeric_address(const char *host, int port, gust_address *out)
     return false;
 }
 
+/* Numeric hosts (the common case for services and benchmarks) connect at
+ * once; names go through getaddrinfo on the loop's executor. */
 int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
 {
     gust__hc_conn *conn = calloc(1, sizeof *conn);
@@ -258,6 +278,7 @@ int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
 
 /* ---- The request --------------------------------------------------------- */
 
+/* The user's headers replace the client's defaults of the same name. */
 static bool user_has(const gust__hc_fetch *f, gust_str name)
 {
     for (size_t i = 0; i < f->num_headers; i++)
@@ -266,6 +287,8 @@ static bool user_has(const gust__hc_fetch *f, gust_str name)
     return false;
 }
 
+/* The request head is built in a stack buffer (most heads fit in 2 KiB)
+ * and goes out with its body in one write. */
 typedef struct outbuf {
     char *p;
     size_t len, cap;
@@ -308,6 +331,9 @@ static void out_header(outbuf *o, const char *name, gust_str value)
 static void on_head(gust_stream *s, int status, const char *data, size_t len,
                     void *user);
 
+/* Writes the request and starts reading the response head. The request
+ * is always HTTP/1.1; without keep-alive wanted it says Connection:
+ * close. */
 void gust__hc_send_request(gust__hc_fetch *f)
 {
     gust__hc_conn *conn = f->conn;
@@ -389,6 +415,7 @@ void gust__hc_send_request(gust__hc_fetch *f)
 
 static bool is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
+/* Strips optional whitespace (SP, HTAB) from both ends. */
 static gust_str trim(gust_str s)
 {
     while (s.len && is_ows(s.ptr[0])) {
@@ -401,6 +428,7 @@ static gust_str trim(gust_str s)
 }
 
 /* True when a comma-separated field (every line named name) holds token. */
+/* Connection is a list ("keep-alive, Upgrade") and may be repeated. */
 static bool list_has(const gust_http_headers *h, gust_str name, gust_str token)
 {
     size_t cur = 0;
@@ -420,6 +448,8 @@ static bool list_has(const gust_http_headers *h, gust_str name, gust_str token)
 
 /* Content-Length: every occurrence and list member must be the same
  * number. Returns 1 with *out, 0 when absent, -1 when malformed. */
+/* RFC 9110 8.6: a list of equal values is one value; unequal ones make
+ * the framing unknowable, which is an error (never a guess). */
 static int content_length(const gust_http_headers *h, uint64_t *out)
 {
     size_t cur = 0;
@@ -463,6 +493,9 @@ static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
 
 /* Parses the head into f->resp. Returns 0, GONE, or GUST_EPROTO (with
  * f->error_detail) / -ENOMEM. */
+/* The head is copied into the response's arena first, so that header
+ * slices stay valid as long as the response. Strict like the server's
+ * parser: bare CR or LF, obs-fold, bad names or values are errors. */
 static int parse_head(gust__hc_fetch *f, const char *data, size_t len)
 {
     gust_http_response *r = f->resp;
@@ -531,6 +564,10 @@ static bool is_redirect(int code)
 
 /* After the head: framing, keep-alive, redirect, decoding. Returns 0 or a
  * negative code (f->error_detail set). */
+/* RFC 9112 6.3 for responses: HEAD, 204 and 304 have no body whatever
+ * their headers say; chunked wins over Content-Length (and then the
+ * connection is not trusted again); no length at all means "until the
+ * server closes". */
 static int prepare_body(gust__hc_fetch *f)
 {
     gust_http_response *r = f->resp;
@@ -614,7 +651,14 @@ static int prepare_body(gust__hc_fetch *f)
             f->error_detail = "response body larger than max_body_size";
             return GUST_EBUFFERFULL;
         }
-        r->body_buf = malloc((size_t)cl + 1);
+        /* A small body of known length fits in the response's arena:
+         * one allocation fewer, and exactly cl bytes will come. */
+        if (cl < 4096) {
+            r->body_buf = gust_arena_alloc(&r->arena, (size_t)cl + 1);
+            r->body_in_arena = true;
+        } else {
+            r->body_buf = malloc((size_t)cl + 1);
+        }
         if (!r->body_buf)
             return -ENOMEM;
         r->body_cap = (size_t)cl + 1;
@@ -623,6 +667,9 @@ static int prepare_body(gust__hc_fetch *f)
     return 0;
 }
 
+/* A complete head (or the error that prevented one). Errors before any
+ * byte of a response are what a stale keep-alive connection gives, and
+ * gust__hc_attempt_failed() retries those. */
 static void on_head(gust_stream *s, int status, const char *data, size_t len,
                     void *user)
 {
@@ -672,6 +719,8 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
 
 /* ---- The body ------------------------------------------------------------ */
 
+/* Forgets the body state of an attempt (redirects and retries start a new
+ * one). */
 void gust__hc_body_reset(gust__hc_fetch *f)
 {
     if (f->z_ready)
@@ -702,9 +751,12 @@ static int sink(gust__hc_fetch *f, const char *p, size_t n)
         size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
         while (cap < r->body_len + n + 1)
             cap *= 2;
-        char *nb = realloc(r->body_buf, cap);
+        char *nb = r->body_in_arena ? malloc(cap) : realloc(r->body_buf, cap);
         if (!nb)
             return -ENOMEM;
+        if (r->body_in_arena)
+            memcpy(nb, r->body_buf, r->body_len);
+        r->body_in_arena = false;
         r->body_buf = nb;
         r->body_cap = cap;
     }
@@ -713,6 +765,9 @@ static int sink(gust__hc_fetch *f, const char *p, size_t n)
     return 0;
 }
 
+/* Raw body bytes: through zlib first when the body is gzip. inflate is
+ * called until it has consumed the input and has room left, so a small
+ * input that expands a lot is decoded fully. */
 static int deliver(gust__hc_fetch *f, const char *p, size_t n)
 {
     if (f->discard_body || n == 0)
@@ -750,6 +805,8 @@ static int deliver(gust__hc_fetch *f, const char *p, size_t n)
     }
 }
 
+/* A gzip body that stopped before its end is an error: the data is
+ * incomplete even if the framing was right. */
 static void body_done(gust__hc_fetch *f)
 {
     gust_http_response *r = f->resp;
@@ -765,6 +822,8 @@ static void body_done(gust__hc_fetch *f)
     gust__hc_response_done(f);
 }
 
+/* The connection ended during the body: the stream's own error when it
+ * has one (-ECONNRESET), else a truncated response (GUST_EPROTO). */
 static void body_failed(gust__hc_fetch *f, gust_stream *s, int status)
 {
     f->keep_alive = false;
@@ -777,6 +836,8 @@ static void body_failed(gust__hc_fetch *f, gust_stream *s, int status)
     }
 }
 
+/* Content-Length and until-close bodies arrive as streamed chunks, so a
+ * large body is never held twice (stream buffer and response). */
 static void on_body(gust_stream *s, int status, const char *data, size_t len,
                     void *user)
 {

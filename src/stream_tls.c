@@ -254,10 +254,12 @@ static bool hs_step(gust_stream *s, tls_conn *t)
             memcpy(t->alpn, p, n);
             t->alpn[n] = '\0';
         }
-        gust_log_debug("tls", "fd %d: %s handshake done, %s %s%s%s", s->fd,
-                       t->client ? "client" : "server", SSL_get_version(t->ssl),
-                       SSL_get_cipher_name(t->ssl), t->alpn ? ", alpn " : "",
-                       t->alpn ? t->alpn : "");
+        if (gust_log_level() <= GUST_LOG_DEBUG)
+            gust_log_debug("tls", "fd %d: %s handshake done, %s %s%s%s%s",
+                           s->fd, t->client ? "client" : "server",
+                           SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl),
+                           SSL_session_reused(t->ssl) ? ", resumed" : "",
+                           t->alpn ? ", alpn " : "", t->alpn ? t->alpn : "");
         gust_tls_handshake_cb cb = t->cb;
         t->cb = NULL;
         if (cb)
@@ -569,6 +571,11 @@ int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
     } else {
         SSL_set_accept_state(t->ssl);
     }
+    /* A client's Finished and its first request are two writes in a row:
+     * with Nagle, the request waits for the server's delayed ACK (40 ms).
+     * (Accepted sockets have TCP_NODELAY from the acceptor already.) */
+    if (client)
+        (void)gust_stream_set_nodelay(s, true);
     t->ctx = gust__tls_context_ref(ctx);
     /* The client speaks first: its first step waits for a writable socket,
      * so the handshake (and any failure) starts on the loop, never here. */

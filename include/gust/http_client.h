@@ -194,6 +194,7 @@ struct gust_http_response {
     gust_arena arena;
     char *body_buf;
     size_t body_cap;
+    bool body_in_arena;
 };
 
 /* Creates a client on loop. opts may be NULL (defaults); it is copied.

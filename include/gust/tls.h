@@ -94,7 +94,9 @@ typedef void (*gust_tls_handshake_cb)(gust_stream *stream, int status,
  * whole-label only) or an IPv4/IPv6 address, bracketed or not (checked
  * against its IP addresses, and not sent as SNI). The stream may still be
  * connecting (gust_stream_connect()): the handshake starts once it is
- * connected. The stream must be a socket. cb may be NULL:
+ * connected. The stream must be a socket; a client's gets TCP_NODELAY
+ * (TLS writes whole records, and Nagle would hold the first request back
+ * behind the handshake's last flight). cb may be NULL:
  * reads and writes issued meanwhile wait for the handshake, and a failure
  * reaches them as their error. The stream holds a reference on ctx.
  * Returns 0, GUST_ESTREAMCLOSED, -EINVAL (already TLS, busy, not a socket,

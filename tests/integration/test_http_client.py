@@ -3,9 +3,8 @@ reuse seen in its access log), Tornado's HTTP server (chunked, gzip,
 redirects, a 307 that keeps its body) and Gust's own hello_http; refused
 connections and timeouts.
 
-The client is driven through `test_http_client --fetch` (the cmocka program
-of tests/test_http_client.c has a command-line mode), which prints one JSON
-line per URL.
+The client is driven through `test_http_client_cli --fetch` (built from
+tests/test_http_client_cli.c), which prints one JSON line per URL.
 """
 import json
 import os
@@ -23,7 +22,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 @pytest.fixture
 def fetch(build_dir):
-    tool = os.path.join(build_dir, "tests", "test_http_client")
+    tool = os.path.join(build_dir, "tests", "test_http_client_cli")
     assert os.access(tool, os.X_OK), f"{tool} is not built"
 
     def run(*args, timeout=60):

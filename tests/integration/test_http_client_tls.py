@@ -50,7 +50,7 @@ def certs(tmp_path_factory):
 
 @pytest.fixture
 def fetch(build_dir):
-    tool = os.path.join(build_dir, "tests", "test_http_client")
+    tool = os.path.join(build_dir, "tests", "test_http_client_cli")
 
     def run(*args):
         out = subprocess.run([tool, "--fetch", "--timeout", "10",
