@@ -18,7 +18,8 @@ BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmo
 TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strace \
               openssl nginx-light
 FUZZ_PKGS  := clang libclang-rt-14-dev
-BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl
+BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
+              libcurl4-openssl-dev
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help

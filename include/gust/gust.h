@@ -17,6 +17,7 @@
 #include "gust/arena.h"
 #include "gust/http.h"
 #include "gust/http_server.h"
+#include "gust/http_client.h"
 #include "gust/tls.h"
 #include "gust/web.h"
 
