@@ -207,8 +207,13 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
 
     start = ++p;
     p = scan_target(p, end);
-    if (p == end)
+    if (p == end) {
+        /* The head limit ran out inside the target: say which part is too
+         * long (RFC 9110 15.5.15). */
+        if (len >= max_head)
+            FAIL(414, "request-target too long");
         MORE();
+    }
     if (p == start)
         FAIL(400, *p == ' ' ? "more than one space in request line"
                              : "empty request-target");
@@ -220,6 +225,10 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     if (!(*start == '/' || ((*start | 0x20) >= 'a' && (*start | 0x20) <= 'z') ||
           (*start == '*' && p - start == 1)))
         FAIL(400, "invalid request-target");
+    /* asterisk-form is for a server-wide OPTIONS only (RFC 9112 3.2.4). */
+    if (*start == '*' &&
+        !(req->method.len == 7 && memcmp(req->method.ptr, "OPTIONS", 7) == 0))
+        FAIL(400, "asterisk-form target with a method other than OPTIONS");
     req->target.ptr = (const char *)start;
     req->target.len = (size_t)(p - start);
 

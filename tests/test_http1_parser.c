@@ -158,6 +158,8 @@ static const struct bad_case bad_cases[] = {
     {S("GET\r\n\r\n"), 400},
     {S("GET ?a HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {S("OPTIONS ** HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {S("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {S("OPTIONS2 * HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     /* HTTP version (RFC 9112 2.3) */
     {S("GET / http/1.1\r\nHost: a\r\n\r\n"), 400},
     {S("GET / HTTP/1.10\r\nHost: a\r\n\r\n"), 400},
@@ -453,6 +455,16 @@ static void test_head_size_limit(void **state)
                      GUST_HTTP1_ERROR);
     assert_int_equal(req.error_status, 431);
     assert_int_equal(gust__http1_parse_request(raw, len - 2, 0, len - 1, &req),
+                     GUST_HTTP1_INCOMPLETE);
+    /* The limit running out inside the request-target is 414, not 431. */
+    const char longtarget[] = "GET /aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
+    assert_int_equal(gust__http1_parse_request(longtarget, sizeof longtarget - 1,
+                                               0, 12, &req), GUST_HTTP1_ERROR);
+    assert_int_equal(req.error_status, 414);
+    assert_int_equal(gust__http1_parse_request(longtarget, 12, 0, 12, &req),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(req.error_status, 414);
+    assert_int_equal(gust__http1_parse_request(longtarget, 11, 0, 12, &req),
                      GUST_HTTP1_INCOMPLETE);
     /* An error before the limit wins over the limit. */
     assert_int_equal(gust__http1_parse_request("G(ET / HTTP/1.1", 15, 0, 5, &req),
