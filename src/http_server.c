@@ -475,7 +475,7 @@ static int send_structured(gust_http_connection *c, bool final)
 typedef struct flush_wait {
     gust_http_connection *c;
     gust_http_request *req;
-    uint64_t seq;    /* the request it was made for */
+    uint32_t seq;    /* the request it was made for */
     int fd;          /* sendfile: our dup of the file, else -1 */
     void (*cb)(gust_http_request *, int, void *);
     void *data;
