@@ -72,6 +72,7 @@ typedef struct gust__http_rq {
     char *body;          /* body assembled in the arena (NULL: in buf) */
     size_t body_len, body_cap;
     bool streaming;      /* body goes to data_received */
+    bool body_started;   /* body_left / chunked describe the body being read */
     bool in_headers_received;
     bool skip_body;      /* the delegate answered from headers_received */
     bool discard_failed; /* skipped body too large to read and drop */
