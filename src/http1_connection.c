@@ -82,10 +82,29 @@ static _Thread_local struct {
     int n;
 } rq_cache;
 
+/* Formatted for every request (the context is not the connection's for
+ * long), so IPv4 avoids inet_ntop(), whose sprintf() cost as much as the
+ * rest of a keep-alive request. */
+static void format_ipv4(const unsigned char *b, char *out)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : 0;
+    }
+}
+
 static void format_peer(const gust_http_connection *c, char *out, size_t n)
 {
     const struct sockaddr *a = c->peer_big ? c->peer_big : &c->peer.sa;
-    if (a->sa_family == AF_INET)
+    if (a->sa_family == AF_INET && n >= INET_ADDRSTRLEN)
+        format_ipv4((const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr,
+                    out);
+    else if (a->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out,
                   (socklen_t)n);
     else if (a->sa_family == AF_INET6)
@@ -602,6 +621,7 @@ static int setup_request(gust_http_connection *c)
     c->rq->body = NULL;
     c->rq->body_len = c->rq->body_cap = 0;
     c->rq->streaming = c->rq->skip_body = c->rq->finish_called = false;
+    c->rq->body_started = false;
     c->rq->discard_failed = false;
     c->rq->cookies_parsed = false;
     return 0;
@@ -622,29 +642,42 @@ static bool can_discard(gust_http_connection *c)
     if (c->rq->framing.body == GUST_HTTP1_BODY_NONE)
         return true;
     if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH) {
-        if (c->rq->framing.content_length == 0)
+        /* Finished in the middle of a streamed body: what is left counts. */
+        uint64_t left = c->rq->body_started ? c->rq->body_left
+                                            : c->rq->framing.content_length;
+        if (left == 0)
             return true;
-        if (c->rq->framing.content_length > discard_bound(c))
+        if (left > discard_bound(c))
             return false;
     }
     if (c->rq->discard_failed)
         return false;
-    return !(c->rq->framing.expect_continue && c->rq->len == c->rq->head_end);
+    return c->rq->body_started ||
+           !(c->rq->framing.expect_continue && c->rq->len == c->rq->head_end);
 }
 
-/* The delegate answered from headers_received: drop the body from now on. */
+/* The delegate answered from headers_received, or finished while its
+ * body was streamed to it: drop the (rest of the) body from now on. */
 static void begin_skip(gust_http_connection *c)
 {
-    if (c->rq->skip_body)
+    gust__http_rq *q = c->rq;
+    if (q->skip_body)
         return;
-    c->rq->skip_body = true;
-    if (!can_discard(c))
-        c->rq->discard_failed = true;
-    else if (c->rq->framing.body == GUST_HTTP1_BODY_CHUNKED)
-        gust__http1_chunked_init(&c->rq->chunked, discard_bound(c),
+    q->skip_body = true;
+    if (!can_discard(c)) {
+        q->discard_failed = true;
+    } else if (q->body_started) {
+        /* Mid-body: the decoder goes on; at most the bound more. */
+        if (q->framing.body == GUST_HTTP1_BODY_CHUNKED &&
+            q->chunked.max_body - q->chunked.total > discard_bound(c))
+            q->chunked.max_body = q->chunked.total + discard_bound(c);
+        return;
+    } else if (q->framing.body == GUST_HTTP1_BODY_CHUNKED) {
+        gust__http1_chunked_init(&q->chunked, discard_bound(c),
                                  opts_of(c)->max_header_size);
-    c->rq->body_left = c->rq->framing.body == GUST_HTTP1_BODY_LENGTH
-                       ? c->rq->framing.content_length : 0;
+    }
+    q->body_left = q->framing.body == GUST_HTTP1_BODY_LENGTH
+                       ? q->framing.content_length : 0;
 }
 
 /* Drops body bytes buf[req_end, len). Returns 1 when the body is over, 0
@@ -720,7 +753,8 @@ static void dispatch(gust_http_connection *c)
 
 /* Body bytes buf[req_end, len): move them where they belong. Returns 1
  * when the body is complete, 0 when more is needed, -1 after an error
- * (answered). */
+ * (answered), 2 when a streaming delegate finished the request before the
+ * end of its body (the rest is then dropped, see begin_skip). */
 static int body_step(gust_http_connection *c)
 {
     const gust_http_delegate *d = c->srv->handler.delegate;
@@ -753,6 +787,8 @@ static int body_step(gust_http_connection *c)
             c->rq->len -= take;
             c->rq->body_left -= take;
         }
+        if (c->rq->skip_body)
+            return 2; /* finished from data_received: drop the rest */
         return c->rq->body_left == 0;
     }
     /* chunked: decoded in place, then handed over or appended */
@@ -793,6 +829,12 @@ static int body_step(gust_http_connection *c)
     size_t used = r == GUST_HTTP1_INCOMPLETE ? avail : (size_t)r;
     memmove(c->rq->buf + pos, c->rq->buf + pos + used, avail - used);
     c->rq->len -= used;
+    if (c->rq->skip_body) {
+        /* Finished from data_received: drop the rest, if any. */
+        if (r >= 0)
+            c->rq->framing.body = GUST_HTTP1_BODY_NONE;
+        return 2;
+    }
     if (r >= 0 && !c->rq->body)
         c->rq->body = gust_arena_alloc(&c->rq->arena, 1); /* empty, but not in buf */
     return r >= 0;
@@ -844,6 +886,7 @@ static int start_request(gust_http_connection *c, size_t n)
         gust__http1_chunked_init(&c->rq->chunked, o->max_body_size, o->max_header_size);
     c->rq->body_left = c->rq->framing.body == GUST_HTTP1_BODY_LENGTH
                        ? c->rq->framing.content_length : 0;
+    c->rq->body_started = true;
     if (has_body && !c->rq->streaming &&
         c->rq->framing.body == GUST_HTTP1_BODY_LENGTH &&
         c->rq->head_end + c->rq->framing.content_length > c->rq->cap) {
@@ -938,8 +981,8 @@ static void process(gust_http_connection *c)
             continue;
         }
         int r = body_step(c);
-        if (r < 0)
-            continue;
+        if (r < 0 || r == 2)
+            continue; /* answered or closing; or now dropping the body */
         if (r == 0) {
             set_timer(c, T_BODY);
             break;
@@ -985,8 +1028,9 @@ bool gust__http_conn_will_keep(gust_http_connection *c)
 
 void gust__http_conn_request_done(gust_http_connection *c)
 {
-    if (c->state == GUST__HTTP_BODY && c->rq->in_headers_received)
-        begin_skip(c); /* finished from inside headers_received */
+    if (c->state == GUST__HTTP_BODY &&
+        (c->rq->in_headers_received || c->rq->streaming))
+        begin_skip(c); /* finished before the body was all read */
     bool dropping = c->state == GUST__HTTP_BODY && c->rq->skip_body;
     bool keep = keep_alive(c) &&
                 (c->state == GUST__HTTP_HANDLER || dropping);

@@ -366,59 +366,77 @@ static const char *date_line(void)
     return date_cache.line;
 }
 
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The head is assembled in one buffer and queued with one call: it was a
+ * dozen small gathers (and a snprintf) per response. */
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
                                size_t content_length, bool has_length)
 {
-    gust_http_request *r = &c->rq->req;
+    gust__http_rq *q = c->rq;
     bool keep = gust__http_conn_will_keep(c);
     if (!keep)
-        c->rq->resp_close = true;
-    char line[128];
-    const char *reason = c->rq->reason ? c->rq->reason : gust_http_reason(c->rq->status);
-    size_t n;
-    if (c->rq->status == 200 && !c->rq->reason) {
-        memcpy(line, "HTTP/1.1 200 OK\r\n", 17);
-        n = 17;
-    } else {
-        int k = snprintf(line, sizeof line, "HTTP/1.1 %d ", c->rq->status);
-        n = (size_t)k;
-        (void)r;
-        gust__http_conn_out(c, line, n);
-        const char *rs = reason ? reason : "Unknown";
-        gust__http_conn_out(c, rs, strlen(rs));
-        memcpy(line, "\r\n", 2);
-        n = 2;
-    }
-    gust__http_conn_out(c, line, n);
-    gust_http_headers *h = &c->rq->resp_headers;
-    if (!gust_http_headers_has(h, GUST_STR("Date")))
-        gust__http_conn_out(c, date_line(), GUST_HTTP_DATE_LEN + 8);
-    if (c->srv->server_header_len && !gust_http_headers_has(h, GUST_STR("Server")))
-        gust__http_conn_out(c, c->srv->server_header, c->srv->server_header_len);
+        q->resp_close = true;
+    const char *reason = q->reason ? q->reason : gust_http_reason(q->status);
+    if (!reason)
+        reason = "Unknown";
+    size_t reason_len = strlen(reason);
+    gust_http_headers *h = &q->resp_headers;
+    bool date = !gust_http_headers_has(h, GUST_STR("Date"));
+    bool server = c->srv->server_header_len &&
+                  !gust_http_headers_has(h, GUST_STR("Server"));
     size_t ws = gust_http_headers_wire_size(h);
+    size_t need = 13 + reason_len + 2 + GUST_HTTP_DATE_LEN + 8 +
+                  c->srv->server_header_len + ws + 40 + 28 + 24 + 2;
+    char stackbuf[2048];
+    char *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
+    if (!buf)
+        return -ENOMEM;
+    char *p = buf;
+    int st = q->status; /* 100..999 (set_status checks) */
+    p = put(p, "HTTP/1.1 ", 9);
+    *p++ = (char)('0' + st / 100 % 10);
+    *p++ = (char)('0' + st / 10 % 10);
+    *p++ = (char)('0' + st % 10);
+    *p++ = ' ';
+    p = put(p, reason, reason_len);
+    p = put(p, "\r\n", 2);
+    if (date)
+        p = put(p, date_line(), GUST_HTTP_DATE_LEN + 8);
+    if (server)
+        p = put(p, c->srv->server_header, c->srv->server_header_len);
     if (ws) {
-        char stackbuf[2048];
-        char *dst = ws <= sizeof stackbuf ? stackbuf : malloc(ws);
-        if (!dst)
-            return -ENOMEM;
-        gust_http_headers_serialize(h, dst);
-        gust__http_conn_out(c, dst, ws);
-        if (dst != stackbuf)
-            free(dst);
+        gust_http_headers_serialize(h, p);
+        p += ws;
     }
     if (has_length) {
-        int k = snprintf(line, sizeof line, "Content-Length: %zu\r\n",
-                         content_length);
-        gust__http_conn_out(c, line, (size_t)k);
+        char digits[24];
+        size_t nd = 0;
+        do {
+            digits[nd++] = (char)('0' + content_length % 10);
+            content_length /= 10;
+        } while (content_length);
+        p = put(p, "Content-Length: ", 16);
+        while (nd)
+            *p++ = digits[--nd];
+        p = put(p, "\r\n", 2);
     }
     if (chunked)
-        gust__http_conn_out(c, "Transfer-Encoding: chunked\r\n", 28);
-    if (c->rq->resp_close)
-        gust__http_conn_out(c, "Connection: close\r\n", 19);
-    else if (r->version_minor == 0)
-        gust__http_conn_out(c, "Connection: keep-alive\r\n", 24);
-    c->rq->headers_sent = true;
-    return gust__http_conn_out(c, "\r\n", 2);
+        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+    if (q->resp_close)
+        p = put(p, "Connection: close\r\n", 19);
+    else if (q->req.version_minor == 0)
+        p = put(p, "Connection: keep-alive\r\n", 24);
+    p = put(p, "\r\n", 2);
+    q->headers_sent = true;
+    int rc = gust__http_conn_out(c, buf, (size_t)(p - buf));
+    if (buf != stackbuf)
+        free(buf);
+    return rc;
 }
 
 static bool no_body_status(int s)
@@ -476,7 +494,7 @@ static int send_structured(gust_http_connection *c, bool final)
 typedef struct flush_wait {
     gust_http_connection *c;
     gust_http_request *req;
-    uint64_t seq;    /* the request it was made for */
+    uint32_t seq;    /* the request it was made for */
     int fd;          /* sendfile: our dup of the file, else -1 */
     void (*cb)(gust_http_request *, int, void *);
     void *data;

@@ -72,6 +72,7 @@ typedef struct gust__http_rq {
     char *body;          /* body assembled in the arena (NULL: in buf) */
     size_t body_len, body_cap;
     bool streaming;      /* body goes to data_received */
+    bool body_started;   /* body_left / chunked describe the body being read */
     bool in_headers_received;
     bool skip_body;      /* the delegate answered from headers_received */
     bool discard_failed; /* skipped body too large to read and drop */
@@ -109,19 +110,19 @@ struct gust_http_connection {
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } peer;
-    struct sockaddr *peer_big;
     socklen_t peer_len;
-
-    int state;
-    int timer_kind;      /* what the timer measures (enum in the .c) */
+    uint8_t state;       /* enum gust__http_state */
+    uint8_t timer_kind;  /* what the timer measures (enum in the .c) */
     bool reading;        /* a stream read is pending */
     bool in_batch;       /* inside process(): responses are gathered */
     bool closed;         /* the stream is closed or closing */
     bool lingering;      /* error sent: discarding input until EOF */
     bool app_owns;       /* the application holds the request until finish() */
+    struct sockaddr *peer_big;
     /* Counts requests, so that a callback due after its request finished
-     * can tell it is stale. */
-    uint64_t req_seq;
+     * can tell it is stale (wrapping is harmless: only the current request
+     * is compared). */
+    uint32_t req_seq;
     double deadline;     /* loop time when timer_kind runs out */
     double timer_at;     /* loop time the timer is scheduled for */
     gust_timer timer;
