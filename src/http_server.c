@@ -1,11 +1,13 @@
 /* HTTP/1 server (Tornado's HTTPServer) and the request/response calls a
  * handler makes. The reading side of a connection is http1_connection.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gust/error.h"
 #include "gust/gust.h"
@@ -152,9 +154,11 @@ int gust_http_server_close_all(gust_http_server *srv,
     gust_http_connection *next;
     for (gust_http_connection *c = srv->conns; c; c = next) {
         next = c->next;
-        /* Idle ones go now; busy ones close after their response. */
-        if (c->state == GUST__HTTP_HEAD && c->off == c->len)
-            gust__http_conn_close(c);
+        /* Idle ones go now (but for a request that may be on its way);
+         * busy ones close after their response. */
+        if (c->state == GUST__HTTP_HEAD &&
+            (!c->rq || c->rq->off == c->rq->len))
+            gust__http_conn_close_idle(c);
     }
     if (done) {
         gust_loop *loop = gust_loop_current();
@@ -192,16 +196,16 @@ void gust_http_server_free(gust_http_server *srv)
 const gust_http_args *gust_http_request_cookies(gust_http_request *req)
 {
     gust_http_connection *c = req->connection;
-    if (!c->cookies_parsed) {
-        c->cookies_parsed = true;
-        gust_http_args_init(&c->cookies, req->arena);
+    if (!c->rq->cookies_parsed) {
+        c->rq->cookies_parsed = true;
+        gust_http_args_init(&c->rq->cookies, req->arena);
         size_t cur = 0;
         gust_str v;
         while (gust_http_headers_next(&req->headers, GUST_STR("Cookie"), &cur,
                                       &v))
-            gust_http_parse_cookie(v, &c->cookies);
+            gust_http_parse_cookie(v, &c->rq->cookies);
     }
-    return &c->cookies;
+    return &c->rq->cookies;
 }
 
 const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
@@ -210,15 +214,15 @@ const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
     gust_http_connection *c = req->connection;
     if (len)
         *len = c->peer_len;
-    return (const struct sockaddr *)&c->peer;
+    return c->peer_big ? c->peer_big : &c->peer.sa;
 }
 
 int gust_http_request_stream_body(gust_http_request *req)
 {
     gust_http_connection *c = req->connection;
-    if (!c || !c->in_headers_received)
+    if (!c || !c->rq->in_headers_received)
         return -EINVAL;
-    c->streaming = true;
+    c->rq->streaming = true;
     return 0;
 }
 
@@ -227,9 +231,9 @@ int gust_http_request_stream_body(gust_http_request *req)
 int gust_http_request_write(gust_http_request *req, const void *data, size_t len)
 {
     gust_http_connection *c = req->connection;
-    if (c->resp_mode == GUST__RESP_STRUCT)
+    if (c->rq->resp_mode == GUST__RESP_STRUCT)
         return -EINVAL;
-    c->resp_mode = GUST__RESP_RAW;
+    c->rq->resp_mode = GUST__RESP_RAW;
     return gust__http_conn_out(c, data, len);
 }
 
@@ -257,9 +261,9 @@ int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
 
 static int structured(gust_http_connection *c)
 {
-    if (c->resp_mode == GUST__RESP_RAW)
+    if (c->rq->resp_mode == GUST__RESP_RAW)
         return -EINVAL;
-    c->resp_mode = GUST__RESP_STRUCT;
+    c->rq->resp_mode = GUST__RESP_STRUCT;
     return 0;
 }
 
@@ -267,7 +271,7 @@ int gust_http_response_set_status(gust_http_request *req, int code,
                                   const char *reason)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent || code < 100 || code > 999)
+    if (structured(c) || c->rq->headers_sent || code < 100 || code > 999)
         return -EINVAL;
     if (reason) {
         for (const char *p = reason; *p; p++)
@@ -277,8 +281,8 @@ int gust_http_response_set_status(gust_http_request *req, int code,
         if (!reason)
             return -ENOMEM;
     }
-    c->status = code;
-    c->reason = reason;
+    c->rq->status = code;
+    c->rq->reason = reason;
     return 0;
 }
 
@@ -286,9 +290,9 @@ int gust_http_response_set_header(gust_http_request *req, const char *name,
                                   const char *value)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent)
+    if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
-    return gust_http_headers_set(&c->resp_headers, gust_str_cstr(name),
+    return gust_http_headers_set(&c->rq->resp_headers, gust_str_cstr(name),
                                  gust_str_cstr(value), GUST_HEADER_COPY);
 }
 
@@ -296,29 +300,29 @@ int gust_http_response_add_header(gust_http_request *req, const char *name,
                                   const char *value)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent)
+    if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
-    return gust_http_headers_add(&c->resp_headers, gust_str_cstr(name),
+    return gust_http_headers_add(&c->rq->resp_headers, gust_str_cstr(name),
                                  gust_str_cstr(value), GUST_HEADER_COPY);
 }
 
 int gust_http_response_clear_header(gust_http_request *req, const char *name)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent)
+    if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
-    gust_http_headers_remove(&c->resp_headers, gust_str_cstr(name));
+    gust_http_headers_remove(&c->rq->resp_headers, gust_str_cstr(name));
     return 0;
 }
 
 const gust_http_headers *gust_http_response_headers(const gust_http_request *req)
 {
-    return &req->connection->resp_headers;
+    return &req->connection->rq->resp_headers;
 }
 
 int gust_http_response_status(const gust_http_request *req)
 {
-    return req->connection->status;
+    return req->connection->rq->status;
 }
 
 int gust_http_response_write(gust_http_request *req, const void *data,
@@ -329,18 +333,18 @@ int gust_http_response_write(gust_http_request *req, const void *data,
         return -EINVAL;
     if (c->closed)
         return GUST_ESTREAMCLOSED;
-    if (c->sbody_len + len > c->sbody_cap) {
-        size_t cap = c->sbody_cap ? c->sbody_cap : 1024;
-        while (cap < c->sbody_len + len)
+    if (c->rq->sbody_len + len > c->rq->sbody_cap) {
+        size_t cap = c->rq->sbody_cap ? c->rq->sbody_cap : 1024;
+        while (cap < c->rq->sbody_len + len)
             cap *= 2;
-        char *b = realloc(c->sbody, cap);
+        char *b = realloc(c->rq->sbody, cap);
         if (!b)
             return -ENOMEM;
-        c->sbody = b;
-        c->sbody_cap = cap;
+        c->rq->sbody = b;
+        c->rq->sbody_cap = cap;
     }
-    memcpy(c->sbody + c->sbody_len, data, len);
-    c->sbody_len += len;
+    memcpy(c->rq->sbody + c->rq->sbody_len, data, len);
+    c->rq->sbody_len += len;
     return 0;
 }
 
@@ -365,18 +369,18 @@ static const char *date_line(void)
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
                                size_t content_length, bool has_length)
 {
-    gust_http_request *r = &c->req;
+    gust_http_request *r = &c->rq->req;
     bool keep = gust__http_conn_will_keep(c);
     if (!keep)
-        c->resp_close = true;
+        c->rq->resp_close = true;
     char line[128];
-    const char *reason = c->reason ? c->reason : gust_http_reason(c->status);
+    const char *reason = c->rq->reason ? c->rq->reason : gust_http_reason(c->rq->status);
     size_t n;
-    if (c->status == 200 && !c->reason) {
+    if (c->rq->status == 200 && !c->rq->reason) {
         memcpy(line, "HTTP/1.1 200 OK\r\n", 17);
         n = 17;
     } else {
-        int k = snprintf(line, sizeof line, "HTTP/1.1 %d ", c->status);
+        int k = snprintf(line, sizeof line, "HTTP/1.1 %d ", c->rq->status);
         n = (size_t)k;
         (void)r;
         gust__http_conn_out(c, line, n);
@@ -386,7 +390,7 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
         n = 2;
     }
     gust__http_conn_out(c, line, n);
-    gust_http_headers *h = &c->resp_headers;
+    gust_http_headers *h = &c->rq->resp_headers;
     if (!gust_http_headers_has(h, GUST_STR("Date")))
         gust__http_conn_out(c, date_line(), GUST_HTTP_DATE_LEN + 8);
     if (c->srv->server_header_len && !gust_http_headers_has(h, GUST_STR("Server")))
@@ -409,11 +413,11 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
     }
     if (chunked)
         gust__http_conn_out(c, "Transfer-Encoding: chunked\r\n", 28);
-    if (c->resp_close)
+    if (c->rq->resp_close)
         gust__http_conn_out(c, "Connection: close\r\n", 19);
     else if (r->version_minor == 0)
         gust__http_conn_out(c, "Connection: keep-alive\r\n", 24);
-    c->headers_sent = true;
+    c->rq->headers_sent = true;
     return gust__http_conn_out(c, "\r\n", 2);
 }
 
@@ -425,46 +429,46 @@ static bool no_body_status(int s)
 /* Sends the head (if not yet) and the buffered body. */
 static int send_structured(gust_http_connection *c, bool final)
 {
-    gust_http_request *r = &c->req;
+    gust_http_request *r = &c->rq->req;
     int rc = 0;
-    if (!c->headers_sent) {
-        c->resp_no_body = no_body_status(c->status) ||
+    if (!c->rq->headers_sent) {
+        c->rq->resp_no_body = no_body_status(c->rq->status) ||
                           strcmp(r->method, "HEAD") == 0;
-        bool user_len = gust_http_headers_has(&c->resp_headers,
+        bool user_len = gust_http_headers_has(&c->rq->resp_headers,
                                               GUST_STR("Content-Length"));
         bool has_len = false, chunked = false;
-        if (!user_len && !no_body_status(c->status)) {
+        if (!user_len && !no_body_status(c->rq->status)) {
             if (final)
                 has_len = true;
             else if (r->version_minor >= 1)
                 chunked = true;
             else
-                c->resp_close = true; /* 1.0: the close ends the body */
+                c->rq->resp_close = true; /* 1.0: the close ends the body */
         }
-        if (chunked && c->resp_no_body)
+        if (chunked && c->rq->resp_no_body)
             chunked = false;
-        c->resp_chunked = chunked;
-        rc = gust__http_conn_write_head(c, chunked, c->sbody_len, has_len);
+        c->rq->resp_chunked = chunked;
+        rc = gust__http_conn_write_head(c, chunked, c->rq->sbody_len, has_len);
     }
-    if (c->sbody_len && !c->resp_no_body) {
-        if (c->resp_chunked) {
+    if (c->rq->sbody_len && !c->rq->resp_no_body) {
+        if (c->rq->resp_chunked) {
             char hex[24];
-            int k = snprintf(hex, sizeof hex, "%zx\r\n", c->sbody_len);
+            int k = snprintf(hex, sizeof hex, "%zx\r\n", c->rq->sbody_len);
             gust__http_conn_out(c, hex, (size_t)k);
-            gust__http_conn_out(c, c->sbody, c->sbody_len);
+            gust__http_conn_out(c, c->rq->sbody, c->rq->sbody_len);
             rc = gust__http_conn_out(c, "\r\n", 2);
         } else {
-            rc = gust__http_conn_out(c, c->sbody, c->sbody_len);
+            rc = gust__http_conn_out(c, c->rq->sbody, c->rq->sbody_len);
         }
     }
-    c->sbody_len = 0;
-    if (final && c->resp_chunked)
+    c->rq->sbody_len = 0;
+    if (final && c->rq->resp_chunked)
         rc = gust__http_conn_out(c, "0\r\n\r\n", 5);
     /* A large body buffer is not kept for the next request. */
-    if (c->sbody_cap > 64 * 1024) {
-        free(c->sbody);
-        c->sbody = NULL;
-        c->sbody_cap = 0;
+    if (c->rq->sbody_cap > 64 * 1024) {
+        free(c->rq->sbody);
+        c->rq->sbody = NULL;
+        c->rq->sbody_cap = 0;
     }
     return rc;
 }
@@ -472,16 +476,23 @@ static int send_structured(gust_http_connection *c, bool final)
 typedef struct flush_wait {
     gust_http_connection *c;
     gust_http_request *req;
+    uint64_t seq;    /* the request it was made for */
+    int fd;          /* sendfile: our dup of the file, else -1 */
     void (*cb)(gust_http_request *, int, void *);
     void *data;
 } flush_wait;
 
+/* The stream calls its write callbacks before its close callback, and the
+ * connection is freed only from (or after) that: w->c is still valid. */
 static void on_flushed(gust_stream *s, int status, void *user)
 {
     (void)s;
     flush_wait *w = user;
-    /* Only while the request is still the application's. */
-    if (w->c->app_owns && &w->c->req == w->req)
+    if (w->fd >= 0)
+        close(w->fd);
+    /* Only while the request is still the application's: the connection
+     * may be on its next request by now. */
+    if (w->cb && w->c->app_owns && w->c->req_seq == w->seq)
         w->cb(w->req, status < 0 ? GUST_ESTREAMCLOSED : 0, w->data);
     free(w);
 }
@@ -492,12 +503,12 @@ int gust_http_response_flush(gust_http_request *req,
                              void *data)
 {
     gust_http_connection *c = req->connection;
-    if (c->resp_mode == GUST__RESP_NONE)
-        c->resp_mode = GUST__RESP_STRUCT;
+    if (c->rq->resp_mode == GUST__RESP_NONE)
+        c->rq->resp_mode = GUST__RESP_STRUCT;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;
     int rc = 0;
-    if (c->resp_mode == GUST__RESP_STRUCT)
+    if (c->rq->resp_mode == GUST__RESP_STRUCT)
         rc = send_structured(c, false);
     int frc = gust__http_conn_flush(c);
     if (rc == 0)
@@ -506,12 +517,68 @@ int gust_http_response_flush(gust_http_request *req,
         flush_wait *w = malloc(sizeof *w);
         if (!w)
             return -ENOMEM;
-        *w = (flush_wait){c, req, cb, data};
+        *w = (flush_wait){c, req, c->req_seq, -1, cb, data};
         rc = gust_stream_write(c->stream, "", 0, on_flushed, w);
         if (rc < 0)
             free(w);
     }
     return rc;
+}
+
+int gust_http_response_sendfile(gust_http_request *req, int file_fd,
+                                off_t offset, size_t len,
+                                void (*cb)(gust_http_request *req, int status,
+                                           void *data),
+                                void *data)
+{
+    gust_http_connection *c = req->connection;
+    if (file_fd < 0 || offset < 0 || structured(c))
+        return -EINVAL;
+    if (c->closed || !c->stream)
+        return GUST_ESTREAMCLOSED;
+    /* Headers and the body written so far go first (this decides chunked
+     * framing and whether the body is sent at all). */
+    int rc = send_structured(c, false);
+    if (rc < 0)
+        return rc;
+    bool skip = c->rq->resp_no_body || len == 0;
+    if (!skip && c->rq->resp_chunked) {
+        char hex[24];
+        int k = snprintf(hex, sizeof hex, "%zx\r\n", len);
+        rc = gust__http_conn_out(c, hex, (size_t)k);
+        if (rc < 0)
+            return rc;
+    }
+    rc = gust__http_conn_flush(c);
+    if (rc < 0)
+        return rc;
+    flush_wait *w = malloc(sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    *w = (flush_wait){c, req, c->req_seq, -1, cb, data};
+    if (skip) {
+        /* Nothing of the file goes out; cb still runs after this call. */
+        rc = cb ? gust_stream_write(c->stream, "", 0, on_flushed, w) : 0;
+        if (rc < 0 || !cb)
+            free(w);
+        return rc;
+    }
+    /* A duplicate, so that the caller may close its fd at once. */
+    w->fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
+    if (w->fd < 0) {
+        rc = -errno;
+        free(w);
+        return rc;
+    }
+    rc = gust_stream_sendfile(c->stream, w->fd, offset, len, on_flushed, w);
+    if (rc < 0) {
+        close(w->fd);
+        free(w);
+        return rc;
+    }
+    if (c->rq->resp_chunked)
+        return gust__http_conn_out(c, "\r\n", 2);
+    return 0;
 }
 
 int gust_http_request_finish(gust_http_request *req)
@@ -522,8 +589,8 @@ int gust_http_request_finish(gust_http_request *req)
     int rc = 0;
     if (c->closed || !c->stream) {
         rc = GUST_ESTREAMCLOSED;
-    } else if (c->resp_mode != GUST__RESP_RAW) {
-        c->resp_mode = GUST__RESP_STRUCT;
+    } else if (c->rq->resp_mode != GUST__RESP_RAW) {
+        c->rq->resp_mode = GUST__RESP_STRUCT;
         rc = send_structured(c, true);
     }
     gust__http_conn_request_done(c);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "gust/http_server.h"
@@ -41,28 +42,22 @@ struct gust_http_server {
     bool done_timer_set;
 };
 
-struct gust_http_connection {
-    gust_http_connection *prev, *next;
-    gust_http_server *srv;
-    gust_stream *stream; /* NULL once its close callback has run */
-    struct sockaddr_storage peer;
-    socklen_t peer_len;
-    char peer_ip[64];
+/* Everything a connection needs only while a request is under way: the
+ * input buffer, the parsed head with its header slots, the request and its
+ * arena, the body, the response and the gathered output. A connection takes
+ * one when bytes arrive and gives it back when it goes idle, to a
+ * per-thread free list, so that an idle keep-alive connection costs only
+ * its small gust_http_connection (and the next request takes a context
+ * whose arena and buffers are already allocated). */
+typedef struct gust__http_rq {
+    struct gust__http_rq *next_free;
+    char peer_ip[64];    /* for logs and remote_ip, formatted when taken */
 
     /* Input: bytes buf[off, len) not yet consumed; cap is fixed while a
      * request lives, so the slices of its head stay valid. NULL when empty. */
     char *buf;
     size_t off, len, cap;
     size_t parsed_len;   /* head bytes seen by the last INCOMPLETE parse */
-    bool reading;        /* a stream read is pending */
-    int state;
-    bool in_batch;       /* inside process(): responses are gathered */
-    bool closed;         /* the stream is closed or closing */
-    bool lingering;      /* error sent: discarding input until EOF */
-    int timer_kind;      /* what the timer measures (enum in the .c) */
-    double deadline;     /* loop time when timer_kind runs out */
-    double timer_at;     /* loop time the timer is scheduled for */
-    gust_timer timer;
     gust_timer resume;   /* resumes parsing after an asynchronous finish */
 
     /* The current request. */
@@ -81,7 +76,6 @@ struct gust_http_connection {
     bool skip_body;      /* the delegate answered from headers_received */
     bool discard_failed; /* skipped body too large to read and drop */
     bool finish_called;  /* the delegate's finish (or callback) ran */
-    bool app_owns;       /* the application holds req until finish() */
     bool cookies_parsed;
     gust_http_args cookies;
 
@@ -100,6 +94,37 @@ struct gust_http_connection {
     /* Output gathered during a batch, sent with one write. */
     char *out;
     size_t out_len, out_cap;
+} gust__http_rq;
+
+/* What an idle keep-alive connection holds: kept small (see DESIGN.md,
+ * "Idle connections hold no buffers"). */
+struct gust_http_connection {
+    gust_http_connection *prev, *next;
+    gust_http_server *srv;
+    gust_stream *stream; /* NULL once its close callback has run */
+    gust__http_rq *rq;   /* NULL while idle */
+    /* The peer address: inline for IPv4/IPv6, else peer_big (malloc'd). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    struct sockaddr *peer_big;
+    socklen_t peer_len;
+
+    int state;
+    int timer_kind;      /* what the timer measures (enum in the .c) */
+    bool reading;        /* a stream read is pending */
+    bool in_batch;       /* inside process(): responses are gathered */
+    bool closed;         /* the stream is closed or closing */
+    bool lingering;      /* error sent: discarding input until EOF */
+    bool app_owns;       /* the application holds the request until finish() */
+    /* Counts requests, so that a callback due after its request finished
+     * can tell it is stale. */
+    uint64_t req_seq;
+    double deadline;     /* loop time when timer_kind runs out */
+    double timer_at;     /* loop time the timer is scheduled for */
+    gust_timer timer;
 };
 
 /* http1_connection.c */
@@ -109,6 +134,10 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           socklen_t addrlen);
 /* Closes the stream (the connection goes away from its close callback). */
 void gust__http_conn_close(gust_http_connection *c);
+/* close_all() on an idle connection: closes it, unless it has not sent
+ * its first request yet: that one gets a short grace to send it, and is
+ * answered with Connection: close. */
+void gust__http_conn_close_idle(gust_http_connection *c);
 /* Called by gust_http_request_finish() once the response is complete. */
 void gust__http_conn_request_done(gust_http_connection *c);
 /* Whether the connection is kept after the current response (E2). */

@@ -53,6 +53,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "gust/arena.h"
 #include "gust/http.h"
@@ -303,6 +304,30 @@ int gust_http_response_flush(gust_http_request *req,
                              void (*cb)(gust_http_request *req, int status,
                                         void *data),
                              void *data);
+
+/* Queues len bytes of file_fd, from offset, as body bytes of a structured
+ * response, after whatever was written before: sent with sendfile(2), so
+ * they are not copied through user space (on a TLS stream they are read
+ * with pread() and written). The headers go out first if they have not:
+ * set a Content-Length covering every body byte before the first call, or
+ * the body is sent chunked (HTTP/1.1; HTTP/1.0 closes the connection after
+ * it). For HEAD, 204 and 304 nothing of the file is sent.
+ * The fd is borrowed only during the call: Gust dup()s it, so the caller
+ * may close file_fd as soon as this returns; the duplicate is closed once
+ * its bytes are out or the connection closes. The file must not be
+ * truncated meanwhile: a file shorter than offset + len closes the
+ * connection. cb (may be NULL) runs once, after this call, when the bytes
+ * have all been handed to the kernel (status 0) or with GUST_ESTREAMCLOSED
+ * if the connection closed first, but only while the request is not
+ * finished: a request finished before cb is due drops it (use cb for flow
+ * control, before finishing, not for cleanup). Returns 0, GUST_ESTREAMCLOSED,
+ * -EINVAL (file_fd < 0, offset < 0, or a raw response), -ENOMEM, or the
+ * negated errno of dup(). */
+int gust_http_response_sendfile(gust_http_request *req, int file_fd,
+                                off_t offset, size_t len,
+                                void (*cb)(gust_http_request *req, int status,
+                                           void *data),
+                                void *data);
 
 /* Ends the request: sends the rest of a structured response (or nothing
  * for a raw one; a request answered with no call at all gets an empty 200),
