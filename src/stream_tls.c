@@ -223,8 +223,10 @@ static int fail_code(tls_conn *t, int ret, const char *what)
         gust_log_debug("tls", "%s: peer sent close_notify", what);
         return GUST_ETLS;
     }
+    /* OpenSSL computes a verify result even when told not to verify. */
     long v = SSL_get_verify_result(t->ssl);
-    if (t->hs != HS_DONE && v != X509_V_OK) {
+    if (t->hs != HS_DONE && v != X509_V_OK &&
+        (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER)) {
         ERR_clear_error();
         gust_log_debug("tls", "%s: certificate verification failed%s%s: %s",
                        what, t->server_name ? " for " : "",

@@ -770,6 +770,67 @@ static void test_mixed_writes_byte_for_byte(void **state)
     finish(loop, srv);
 }
 
+/* STARTTLS: a plain exchange on a unix socketpair, then both ends switch
+ * to TLS with start_tls (no TCP server involved) and echo through it. */
+static void got_line(gust_stream *s, int status, const char *data, size_t len,
+                     void *user)
+{
+    (void)s;
+    (void)data;
+    client *c = user;
+    c->read_status = status;
+    c->got_len = len;
+    c->read_done++;
+}
+
+static void test_starttls_on_socketpair(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    int sv[2];
+    make_pair(sv);
+    gust_stream *a = gust_stream_new(loop, sv[0], NULL);
+    gust_stream *b = gust_stream_new(loop, sv[1], NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    client ca = { 0 }, cb = { 0 };
+    gust_stream_set_close_callback(a, client_closed, &ca);
+    gust_stream_set_close_callback(b, client_closed, &cb);
+    assert_int_equal(gust_stream_write(a, "STARTTLS\n", 9, NULL, NULL), 0);
+    assert_int_equal(gust_stream_read_until(b, "\n", 1, 0, got_line, &cb), 0);
+    run_until_set(loop, &cb.read_done);
+    assert_int_equal(cb.got_len, 9);
+
+    gust_tls_context *sctx = server_ctx(false);
+    gust_tls_context *cctx = client_ctx(ca_pem, false);
+    assert_int_equal(gust_stream_start_tls(b, sctx, NULL, client_hs, &cb), 0);
+    assert_int_equal(gust_stream_start_tls(a, cctx, "localhost", client_hs, &ca),
+                     0);
+    gust_tls_context_free(sctx);
+    gust_tls_context_free(cctx);
+    assert_int_equal(gust_stream_write(a, "hello", 5, NULL, NULL), 0);
+    cb.read_done = 0;
+    assert_int_equal(gust_stream_read_bytes(b, 5, 0, client_read, &cb), 0);
+    run_until_set(loop, &cb.read_done);
+    assert_int_equal(ca.hs_status, 0);
+    assert_int_equal(cb.hs_status, 0);
+    assert_int_equal(cb.read_status, 0);
+    assert_memory_equal(cb.got, "hello", 5);
+    assert_string_equal(gust_stream_tls_peer_subject(a), "/CN=localhost");
+    assert_null(gust_stream_tls_peer_subject(b)); /* no client certificate */
+    assert_string_equal(gust_stream_tls_alpn(b), "http/1.1");
+    free(cb.got);
+
+    /* A local close ends the peer's read_until_close cleanly (status 0,
+     * not an error). */
+    assert_int_equal(gust_stream_read_until_close(b, 0, client_read, &cb), 0);
+    gust_stream_close(a);
+    run_until_set(loop, &cb.closed);
+    assert_int_equal(cb.read_status, 0);
+    run_until_set(loop, &ca.closed);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, test_setup)
 
 int main(void)
@@ -784,6 +845,7 @@ int main(void)
         T(test_plain_client_on_tls_port),
         T(test_close_during_handshake),
         T(test_mixed_writes_byte_for_byte),
+        T(test_starttls_on_socketpair),
         T(test_client_certificates),
         T(test_small_reads_from_buffered_records),
         T(test_free_server_during_handshake),
