@@ -197,6 +197,13 @@ def test_gzip(app):
                           b + "/big"], capture_output=True, timeout=30).stdout
     assert len(raw) < len(r.text) // 5
     assert gzip.decompress(raw).decode() == r.text
+    # A flushed response: chunked, gzip flushed at each part.
+    r = requests.get(b + "/stream", timeout=10)
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    assert "Content-Length" not in r.headers
+    assert r.text == "".join(f"part {i} of a streamed body\n"
+                             for i in range(3))
     r = requests.get(b + "/big", headers={"Accept-Encoding": "identity"},
                      timeout=10)
     assert "Content-Encoding" not in r.headers
