@@ -298,3 +298,15 @@ def test_static_path_and_static_url(app, tmp_path):
     assert requests.get(b + "/static/../secret",
                         timeout=10).status_code in (403, 404)
     assert s.stop() == 0
+
+
+def test_hello_forked(program, spawn, free_port):
+    # Start form 2: bind, fork two processes, each serving the app.
+    s = spawn([program("hello"), f"--port={free_port}",
+               "--address=127.0.0.1", "--processes=2"])
+    s.wait_log("listening on", count=2)
+    connect(free_port).close()
+    for _ in range(6):
+        r = requests.get(f"http://{HOST}:{free_port}/index", timeout=10)
+        assert r.text == "Hello Itcast!"
+    assert s.stop() == 0
