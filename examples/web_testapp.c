@@ -16,6 +16,7 @@
  *   /redirect?to=&status=  redirect; /moved: gust_redirect_handler to /
  *   /big                   a large compressible text (gzip when accepted)
  *   /json                  {"message": "Hello, World!"}
+ *   /stream                three flushed parts (chunked; gzip if accepted)
  *   /error                 a method failing (500; details with --debug)
  *   /teapot                send_error(418) with a message
  *   /coro                  a coroutine awaiting gust_sleep
@@ -29,6 +30,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,26 @@ static int big_get(gust_handler *h)
     return 0;
 }
 
+static void stream_next(gust_handler *h, int status, void *data)
+{
+    intptr_t part = (intptr_t)data;
+    if (status < 0 || part >= 3) {
+        gust_handler_finish(h);
+        return;
+    }
+    gust_handler_printf(h, "part %d of a streamed body\n", (int)part);
+    if (gust_handler_flush(h, stream_next, (void *)(part + 1)) < 0)
+        gust_handler_finish(h);
+}
+
+static int stream_get(gust_handler *h)
+{
+    gust_handler_set_header(h, "Content-Type", "text/plain; charset=UTF-8");
+    gust_handler_write_str(h, "part 0 of a streamed body\n");
+    int rc = gust_handler_flush(h, stream_next, (void *)(intptr_t)1);
+    return rc < 0 ? rc : GUST_HANDLER_ASYNC;
+}
+
 static int json_get(gust_handler *h)
 {
     json_t *j = json_pack("{s:s}", "message", "Hello, World!");
@@ -220,6 +242,7 @@ CLASS(xsrf, .get = xsrf_get, .post = xsrf_post, .put = xsrf_post);
 CLASS(redirect, .get = redirect_get);
 CLASS(big, .get = big_get);
 CLASS(json, .get = json_get);
+CLASS(stream, .get = stream_get);
 CLASS(error, .get = error_get);
 CLASS(teapot, .get = teapot_get);
 CLASS(coro, .flags = GUST_HANDLER_COROUTINE, .get = coro_get);
@@ -280,6 +303,7 @@ int main(int argc, char **argv)
         {"/moved", &gust_redirect_handler, (void *)"/", NULL, NULL},
         {"/big", &big, NULL, NULL, NULL},
         {"/json", &json, NULL, NULL, NULL},
+        {"/stream", &stream, NULL, NULL, NULL},
         {"/error", &error, NULL, NULL, NULL},
         {"/teapot", &teapot, NULL, NULL, NULL},
         {"/coro", &coro, NULL, NULL, NULL},

@@ -105,7 +105,10 @@ int gust_handler_finish(gust_handler *h)
         return -EINVAL;
     int rc = 0;
     if (!h->conn_closed) {
-        rc = gust__handler_prepare_headers(h);
+        if (!h->error_sent)
+            rc = gust__handler_etag(h);
+        if (rc == 0)
+            rc = gust__handler_prepare_headers(h);
         if (rc == 0)
             rc = gust__handler_push(h, true);
     }

@@ -4,6 +4,7 @@
  * server's structured response. */
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,65 @@ int gust__handler_sendfile(gust_handler *h, int fd, off_t offset, size_t len)
         rc = gust_http_response_sendfile(h->req, fd, offset, len, NULL, NULL);
     if (rc == 0)
         h->headers_sent = true;
+    return rc;
+}
+
+/* ---- ETag ------------------------------------------------------------------ */
+
+/* Whether an If-None-Match list names etag (weak comparison, "*" matches
+ * anything; a malformed list matches nothing). */
+static bool none_match(gust_str inm, const char *etag)
+{
+    gust_str mine = gust_str_cstr(etag);
+    const char *p = inm.ptr, *end = inm.ptr + inm.len;
+    while (p < end) {
+        if (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '*')
+            return true;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *q = p < end && *p == '"'
+                            ? memchr(p + 1, '"', (size_t)(end - p - 1))
+                            : NULL;
+        if (!q)
+            return false;
+        if (gust_str_eq(gust_str_make(p, (size_t)(q - p + 1)), mine))
+            return true;
+        p = q + 1;
+    }
+    return false;
+}
+
+/* Tornado's finish(): a whole 200 answer to GET or HEAD gets an ETag (the
+ * SHA-1 of its body) unless the handler set one, and becomes a 304 when
+ * the client already has that version. */
+int gust__handler_etag(gust_handler *h)
+{
+    const char *m = h->req->method;
+    if (h->headers_sent || gust_http_response_status(h->req) != 200 ||
+        (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) ||
+        gust_http_headers_has(gust_http_response_headers(h->req),
+                              GUST_STR("Etag")))
+        return 0;
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)(h->body ? h->body : ""), h->body_len, md);
+    char etag[2 * SHA_DIGEST_LENGTH + 3];
+    etag[0] = '"';
+    for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(etag + 1 + 2 * i, 3, "%02x", md[i]);
+    strcpy(etag + 1 + 2 * SHA_DIGEST_LENGTH, "\"");
+    int rc = gust_http_response_set_header(h->req, "Etag", etag);
+    if (rc < 0)
+        return rc;
+    gust_str inm = gust_http_headers_get_first(&h->req->headers,
+                                               GUST_STR("If-None-Match"));
+    if (inm.ptr && none_match(inm, etag)) {
+        h->body_len = 0;
+        rc = gust_http_response_set_status(h->req, 304, NULL);
+    }
     return rc;
 }
 

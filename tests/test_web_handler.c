@@ -693,6 +693,32 @@ static void test_async_client_gone(void **state)
                                 "write-closed,slow-finish,");
 }
 
+static void test_etag_304(void **state)
+{
+    (void)state;
+    /* SHA-1 of "plain", as Tornado's compute_etag. */
+    static job j = {
+        .reqs = {GET("/plain"),
+                 "GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                 "If-None-Match: \"x\", W/\"68c46e84d76d2e7e686e5158bf598909"
+                 "abd4e45b\"\r\n\r\n",
+                 "GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                 "If-None-Match: \"other\"\r\n\r\n",
+                 GET("/flush")}};
+    run(routes, NULL, &j);
+    const char *etag = header_of(j.resp[0], "Etag");
+    assert_non_null(etag);
+    char first[64];
+    snprintf(first, sizeof first, "%s", etag);
+    assert_int_equal(status_of(j.resp[1]), 304);
+    assert_string_equal(body_of(j.resp[1]), "");
+    assert_int_equal(status_of(j.resp[2]), 200);
+    assert_string_equal(body_of(j.resp[2]), "plain");
+    /* A flushed response has no automatic ETag. */
+    assert_null(header_of(j.resp[3], "Etag"));
+    assert_string_equal(first, "\"68c46e84d76d2e7e686e5158bf598909abd4e45b\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup(test_client_gone_during_body, quiet),
         cmocka_unit_test_setup(test_stream_body, quiet),
         cmocka_unit_test_setup(test_async_client_gone, quiet),
+        cmocka_unit_test_setup(test_etag_304, quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

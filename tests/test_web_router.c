@@ -66,6 +66,15 @@ static void test_anchoring_and_order(void **state)
     /* '$' does not match before a final newline. */
     assert_null(match("/c\n", NULL, &m));
     assert_null(match("/cc", NULL, &m));
+    /* Compiled with the JIT where PCRE2 has one. */
+    uint32_t jit = 0;
+    pcre2_config(PCRE2_CONFIG_JIT, &jit);
+    if (jit) {
+        size_t size = 0;
+        pcre2_pattern_info(fx.app->router.routes[0].re, PCRE2_INFO_JITSIZE,
+                           &size);
+        assert_true(size > 0);
+    }
     free_app();
 }
 

@@ -49,6 +49,12 @@
  * A streaming-body class (GUST_HANDLER_STREAM_BODY, Tornado's
  * stream_request_body) gets prepare when the head arrives, then
  * data_received per chunk, then the method once the body is complete.
+ * Its prepare always runs in the plain style (also with
+ * GUST_HANDLER_COROUTINE, where only the method is a coroutine), so that
+ * the first chunk never arrives before prepare has returned; its XSRF
+ * check can only use the X-Xsrftoken / X-Csrftoken headers.
+ * A handler finished from inside one of its own functions (a plain method
+ * calling gust_handler_finish) stays valid until that function returns.
  *
  * ERRORS. A method returning < 0 (or a coroutine failing) is logged with
  * the code and answered 500. gust_handler_send_error() answers any status
@@ -281,7 +287,8 @@ int gust_handler_clear_cookie(gust_handler *h, const char *name,
 /* Signed cookies, in Tornado's version 2 format (HMAC-SHA256 over the
  * name, value and a timestamp, with the key version), so that Gust and
  * Tornado applications sharing a secret read each other's cookies.
- * set: signs with the app's cookie secret (-EINVAL when none is set).
+ * set: signs with the app's cookie secret (-EINVAL when none is set);
+ * opts NULL: Path=/ and Expires in 30 days (Tornado's expires_days=30).
  * get: the value if the signature verifies (constant-time comparison)
  * under the key version it names and the timestamp is at most
  * max_age_days old (<= 0: 31 days) and not in the future; NULL otherwise
@@ -345,7 +352,10 @@ int gust_handler_flush(gust_handler *h,
 
 /* Finishes the response (sending what is left), runs on_finish, logs the
  * request and frees the handler with the request: h must not be used
- * after. Safe to call once; -EINVAL after. */
+ * after. Safe to call once; -EINVAL after. As Tornado's finish, a 200
+ * answer to GET or HEAD that was not flushed gets an Etag header (the
+ * SHA-1 of its body, unless the handler set one) and becomes a 304 with
+ * no body when the request's If-None-Match names it. */
 int gust_handler_finish(gust_handler *h);
 bool gust_handler_finished(const gust_handler *h);
 

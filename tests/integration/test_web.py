@@ -197,6 +197,13 @@ def test_gzip(app):
                           b + "/big"], capture_output=True, timeout=30).stdout
     assert len(raw) < len(r.text) // 5
     assert gzip.decompress(raw).decode() == r.text
+    # A flushed response: chunked, gzip flushed at each part.
+    r = requests.get(b + "/stream", timeout=10)
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    assert "Content-Length" not in r.headers
+    assert r.text == "".join(f"part {i} of a streamed body\n"
+                             for i in range(3))
     r = requests.get(b + "/big", headers={"Accept-Encoding": "identity"},
                      timeout=10)
     assert "Content-Encoding" not in r.headers
@@ -290,4 +297,16 @@ def test_static_path_and_static_url(app, tmp_path):
                         timeout=10).status_code == 404
     assert requests.get(b + "/static/../secret",
                         timeout=10).status_code in (403, 404)
+    assert s.stop() == 0
+
+
+def test_hello_forked(program, spawn, free_port):
+    # Start form 2: bind, fork two processes, each serving the app.
+    s = spawn([program("hello"), f"--port={free_port}",
+               "--address=127.0.0.1", "--processes=2"])
+    s.wait_log("listening on", count=2)
+    connect(free_port).close()
+    for _ in range(6):
+        r = requests.get(f"http://{HOST}:{free_port}/index", timeout=10)
+        assert r.text == "Hello Itcast!"
     assert s.stop() == 0
