@@ -302,7 +302,9 @@ const char *gust_handler_get_signed_cookie(gust_handler *h, const char *name,
 /* The same signing without a handler (Tornado's create_signed_value and
  * decode_signed_value). secrets: NULL-terminated, by key version. now:
  * seconds since the epoch. Results in arena; create returns NULL on
- * -ENOMEM or a bad version, decode NULL for any invalid value. */
+ * -ENOMEM or a bad version, decode NULL for any invalid value. Decoding
+ * reads version 2 only; max_age_days <= 0 means 31; a value holding a NUL
+ * byte is cut at it. */
 char *gust_create_signed_value(gust_arena *arena, const char *const *secrets,
                                int key_version, const char *name,
                                const char *value, time_t now);
@@ -395,12 +397,16 @@ char *gust_handler_reverse_url(gust_handler *h, const char *name, ...);
 
 /* ---- Static files (Tornado's StaticFileHandler) ------------------------- *
  * Route data: a gust_static_options. Serves files under root with
- * sendfile: Content-Type by extension, ETag (a hash of size and mtime),
+ * sendfile: Content-Type by extension, a strong ETag (a hash of device,
+ * inode, size and mtime),
  * Last-Modified, If-None-Match / If-Modified-Since (304), Range with one
  * range (206, 416 with Content-Range: bytes * /size), HEAD, Cache-Control
  * max-age=31536000 when the URL has ?v=; paths with "..", NUL, encoded
  * dots, or resolving outside root (symlinks included) get 403; missing
- * files 404; a directory serves default_filename if set, else 403. */
+ * files 404; a directory serves default_filename if set (a directory URL
+ * without a trailing '/' is first redirected 301 to add it, as Tornado
+ * does), else 403. If-Range is honoured; a range covering the whole file
+ * gets 200. */
 typedef struct gust_static_options {
     const char *root;             /* directory served */
     const char *default_filename; /* e.g. "index.html"; NULL: none */
