@@ -66,6 +66,100 @@ static void buf_put(char *b, size_t cap)
     }
 }
 
+/* Request contexts given back by idle connections, reused by the next
+ * request of any connection of this thread: their arena's first block, the
+ * response body and output buffers come along, so a keep-alive request
+ * normally costs no malloc. Bounded: a burst of busy connections does not
+ * leave its contexts behind forever. */
+#define RQ_CACHE 32
+static _Thread_local struct {
+    gust__http_rq *free;
+    int n;
+} rq_cache;
+
+/* Formatted for every request (the context is not the connection's for
+ * long), so IPv4 avoids inet_ntop(), whose sprintf() cost as much as the
+ * rest of a keep-alive request. */
+static void format_ipv4(const unsigned char *b, char *out)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *out++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *out++ = (char)('0' + v / 10 % 10);
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : 0;
+    }
+}
+
+static void format_peer(const gust_http_connection *c, char *out, size_t n)
+{
+    const struct sockaddr *a = c->peer_big ? c->peer_big : &c->peer.sa;
+    if (a->sa_family == AF_INET && n >= INET_ADDRSTRLEN)
+        format_ipv4((const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr,
+                    out);
+    else if (a->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out,
+                  (socklen_t)n);
+    else if (a->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, out,
+                  (socklen_t)n);
+    else
+        snprintf(out, n, "unix");
+}
+
+/* Takes a request context for c (c->rq). Returns false if out of memory. */
+static bool rq_take(gust_http_connection *c)
+{
+    gust__http_rq *q = rq_cache.free;
+    if (q) {
+        rq_cache.free = q->next_free;
+        rq_cache.n--;
+    } else {
+        q = calloc(1, sizeof *q);
+        if (!q)
+            return false;
+        gust_arena_init(&q->arena, 0);
+    }
+    q->next_free = NULL;
+    q->buf = NULL;
+    q->off = q->len = q->parsed_len = 0;
+    q->cap = c->srv->opts.max_header_size + BUF_SLACK;
+    q->out_len = q->sbody_len = 0;
+    q->req.connection = NULL; /* no request yet: send_error checks it */
+    q->resp_mode = GUST__RESP_NONE;
+    q->headers_sent = false;
+    gust_timer_init(gust_stream_loop(c->stream), &q->resume);
+    format_peer(c, q->peer_ip, sizeof q->peer_ip);
+    c->rq = q;
+    return true;
+}
+
+/* Gives c's context back: the request is over and nothing is buffered. */
+static void rq_give_back(gust_http_connection *c)
+{
+    gust__http_rq *q = c->rq;
+    if (!q)
+        return;
+    c->rq = NULL;
+    gust_timer_stop(&q->resume);
+    if (q->buf)
+        buf_put(q->buf, q->cap);
+    q->buf = NULL;
+    if (rq_cache.n < RQ_CACHE) {
+        gust_arena_reset(&q->arena); /* runs the request's cleanups */
+        q->next_free = rq_cache.free;
+        rq_cache.free = q;
+        rq_cache.n++;
+        return;
+    }
+    gust_arena_close(&q->arena);
+    free(q->out);
+    free(q->sbody);
+    free(q);
+}
+
 static void process(gust_http_connection *c);
 static void start_read(gust_http_connection *c);
 
@@ -88,12 +182,13 @@ static void on_timer(gust_timer *t, void *data)
             gust__http_conn_close(c);
         return;
     }
+    char ip[64];
+    format_peer(c, ip, sizeof ip);
     if (c->timer_kind == T_HEAD)
         gust_log_warning("http", "%s: request head not complete in time, "
-                         "closing", c->peer_ip);
+                         "closing", ip);
     else if (c->timer_kind == T_BODY)
-        gust_log_warning("http", "%s: request body timed out, closing",
-                         c->peer_ip);
+        gust_log_warning("http", "%s: request body timed out, closing", ip);
     c->timer_kind = T_NONE;
     gust__http_conn_close(c);
 }
@@ -133,48 +228,48 @@ static void set_timer(gust_http_connection *c, int kind)
 
 int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
 {
-    if (c->closed || !c->stream)
+    if (c->closed || !c->stream || !c->rq)
         return GUST_ESTREAMCLOSED;
     if (n == 0)
         return 0;
     /* Outside a batch, with nothing gathered, the stream takes it at once;
      * so does a large body, after what was gathered before it. */
-    if ((!c->in_batch && c->out_len == 0) || n >= 64 * 1024) {
+    if ((!c->in_batch && c->rq->out_len == 0) || n >= 64 * 1024) {
         int rc = gust__http_conn_flush(c);
         if (rc < 0)
             return rc;
         return gust_stream_write(c->stream, p, n, NULL, NULL);
     }
-    if (c->out_len + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < c->out_len + n)
+    if (c->rq->out_len + n > c->rq->out_cap) {
+        size_t cap = c->rq->out_cap ? c->rq->out_cap : 4096;
+        while (cap < c->rq->out_len + n)
             cap *= 2;
-        char *o = realloc(c->out, cap);
+        char *o = realloc(c->rq->out, cap);
         if (!o)
             return -ENOMEM;
-        c->out = o;
-        c->out_cap = cap;
+        c->rq->out = o;
+        c->rq->out_cap = cap;
     }
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += n;
+    memcpy(c->rq->out + c->rq->out_len, p, n);
+    c->rq->out_len += n;
     return 0;
 }
 
 int gust__http_conn_flush(gust_http_connection *c)
 {
-    if (c->out_len == 0)
+    if (!c->rq || c->rq->out_len == 0)
         return 0;
     if (c->closed || !c->stream) {
-        c->out_len = 0;
+        c->rq->out_len = 0;
         return GUST_ESTREAMCLOSED;
     }
-    int rc = gust_stream_write(c->stream, c->out, c->out_len, NULL, NULL);
-    c->out_len = 0;
+    int rc = gust_stream_write(c->stream, c->rq->out, c->rq->out_len, NULL, NULL);
+    c->rq->out_len = 0;
     /* A large gathered buffer is not worth keeping on an idle connection. */
-    if (c->out_cap > 256 * 1024) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = 0;
+    if (c->rq->out_cap > 256 * 1024) {
+        free(c->rq->out);
+        c->rq->out = NULL;
+        c->rq->out_cap = 0;
     }
     return rc;
 }
@@ -185,12 +280,8 @@ static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
     gust_timer_stop(&c->timer); /* may be armed for a cleared deadline */
-    gust_timer_stop(&c->resume);
-    if (c->buf)
-        buf_put(c->buf, c->cap);
-    gust_arena_close(&c->arena);
-    free(c->out);
-    free(c->sbody);
+    rq_give_back(c);
+    free(c->peer_big);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -215,11 +306,12 @@ static void on_close(gust_stream *stream, void *data)
     c->closed = true;
     c->reading = false;
     set_timer(c, T_NONE);
-    gust_timer_stop(&c->resume);
+    if (c->rq)
+        gust_timer_stop(&c->rq->resume);
     if (request_alive(c)) {
         const gust_http_delegate *d = c->srv->handler.delegate;
         if (d && d->on_connection_close)
-            d->on_connection_close(&c->req, c->srv->handler.data);
+            d->on_connection_close(&c->rq->req, c->srv->handler.data);
         /* The request lives until the application finishes it. */
         if (request_alive(c))
             return;
@@ -284,9 +376,9 @@ static void close_after_write(gust_http_connection *c, bool linger)
     if (c->closed || !c->stream)
         return;
     set_timer(c, T_NONE);
-    if (c->out_len) {
-        gust_stream_write(c->stream, c->out, c->out_len, NULL, NULL);
-        c->out_len = 0;
+    if (c->rq && c->rq->out_len) {
+        gust_stream_write(c->stream, c->rq->out, c->rq->out_len, NULL, NULL);
+        c->rq->out_len = 0;
     }
     if (gust_stream_write(c->stream, "", 0, on_last_written, c) < 0)
         gust__http_conn_close(c);
@@ -295,13 +387,13 @@ static void close_after_write(gust_http_connection *c, bool linger)
 /* Bad input: one log line, a short answer, close. */
 static void send_error(gust_http_connection *c, int status, const char *why)
 {
-    gust_log_warning("http", "%s: %d %s", c->peer_ip, status,
+    gust_log_warning("http", "%s: %d %s", c->rq->peer_ip, status,
                      why ? why : "bad request");
-    if (c->req.connection) {
+    if (c->rq->req.connection) {
         /* A delegate saw the head: it learns of the close instead. */
-        c->resp_close = true;
+        c->rq->resp_close = true;
     }
-    if (!c->headers_sent && c->resp_mode == GUST__RESP_NONE) {
+    if (!c->rq->headers_sent && c->rq->resp_mode == GUST__RESP_NONE) {
         char line[160];
         const char *reason = gust_http_reason(status);
         int n = snprintf(line, sizeof line,
@@ -328,19 +420,23 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
     }
     if (c->state == GUST__HTTP_CLOSING)
         return; /* input after the last request is dropped */
-    if (!c->buf) {
+    if (!c->rq && !rq_take(c)) {
+        gust__http_conn_close(c);
+        return;
+    }
+    if (!c->rq->buf) {
         /* Taken only when bytes arrive: an idle connection holds none. */
-        c->buf = buf_get(c->cap);
-        if (!c->buf) {
+        c->rq->buf = buf_get(c->rq->cap);
+        if (!c->rq->buf) {
             gust__http_conn_close(c);
             return;
         }
-        c->off = c->len = 0;
+        c->rq->off = c->rq->len = 0;
     }
-    if (len > c->cap - c->len)
-        len = c->cap - c->len; /* cannot happen: we asked for at most that */
-    memcpy(c->buf + c->len, data, len);
-    c->len += len;
+    if (len > c->rq->cap - c->rq->len)
+        len = c->rq->cap - c->rq->len; /* cannot happen: we asked for at most that */
+    memcpy(c->rq->buf + c->rq->len, data, len);
+    c->rq->len += len;
     if (c->state == GUST__HTTP_HANDLER) {
         start_read(c); /* pipelined input waits in buf */
         return;
@@ -355,10 +451,12 @@ static void start_read(gust_http_connection *c)
     if (c->reading || c->closed || !c->stream ||
         c->state == GUST__HTTP_CLOSING)
         return;
-    if (c->len == c->cap)
+    size_t room = c->rq ? c->rq->cap - c->rq->len
+                        : c->srv->opts.max_header_size + BUF_SLACK;
+    if (room == 0)
         return; /* full while a request runs: resumes after it */
-    int rc = gust_stream_read_bytes(c->stream, c->cap - c->len,
-                                    GUST_READ_PARTIAL, on_read, c);
+    int rc = gust_stream_read_bytes(c->stream, room, GUST_READ_PARTIAL,
+                                    on_read, c);
     if (rc == 0)
         c->reading = true;
     else
@@ -369,13 +467,13 @@ static void start_read(gust_http_connection *c)
 
 static char *dup_slice(gust_http_connection *c, gust__http1_slice s)
 {
-    return gust_arena_strndup(&c->arena, s.ptr, s.len);
+    return gust_arena_strndup(&c->rq->arena, s.ptr, s.len);
 }
 
 /* Validated X-headers (xheaders option). */
 static void apply_xheaders(gust_http_connection *c)
 {
-    gust_http_request *r = &c->req;
+    gust_http_request *r = &c->rq->req;
     gust_str v = gust_http_headers_get_first(&r->headers, GUST_STR("X-Real-Ip"));
     if (!v.ptr) {
         v = gust_http_headers_get_first(&r->headers,
@@ -400,7 +498,7 @@ static void apply_xheaders(gust_http_connection *c)
             ip[v.len] = 0;
             if (inet_pton(AF_INET, ip, bin) == 1 ||
                 inet_pton(AF_INET6, ip, bin) == 1) {
-                char *cp = gust_arena_strdup(&c->arena, ip);
+                char *cp = gust_arena_strdup(&c->rq->arena, ip);
                 if (cp)
                     r->remote_ip = cp;
             }
@@ -428,22 +526,22 @@ static void apply_xheaders(gust_http_connection *c)
         r->protocol = "https";
 }
 
-/* Fills c->req from the parsed head. Returns 0 or -ENOMEM. */
+/* Fills c->rq->req from the parsed head. Returns 0 or -ENOMEM. */
 static int setup_request(gust_http_connection *c)
 {
-    gust_http_request *r = &c->req;
-    gust__http1_request *h = &c->head;
-    gust_arena_reset(&c->arena);
+    gust_http_request *r = &c->rq->req;
+    gust__http1_request *h = &c->rq->head;
+    gust_arena_reset(&c->rq->arena);
     memset(r, 0, sizeof *r);
     c->req_seq++;
-    r->arena = &c->arena;
+    r->arena = &c->rq->arena;
     r->method = dup_slice(c, h->method);
     r->uri = dup_slice(c, h->target);
     if (!r->method || !r->uri)
         return -ENOMEM;
     const char *q = memchr(r->uri, '?', h->target.len);
     if (q) {
-        r->path = gust_arena_strndup(&c->arena, r->uri, (size_t)(q - r->uri));
+        r->path = gust_arena_strndup(&c->rq->arena, r->uri, (size_t)(q - r->uri));
         r->query = q + 1;
     } else {
         r->path = r->uri;
@@ -451,7 +549,7 @@ static int setup_request(gust_http_connection *c)
     }
     r->version_minor = h->minor_version ? 1 : 0;
     r->version = r->version_minor ? "HTTP/1.1" : "HTTP/1.0";
-    gust_http_headers_init(&r->headers, &c->arena);
+    gust_http_headers_init(&r->headers, &c->rq->arena);
     if (gust_http_headers_reserve(&r->headers, h->num_headers ? h->num_headers : 1))
         return -ENOMEM;
     for (size_t i = 0; i < h->num_headers; i++) {
@@ -460,20 +558,20 @@ static int setup_request(gust_http_connection *c)
                               gust_str_make(f->value.ptr, f->value.len),
                               GUST_HEADER_TRUSTED);
     }
-    gust_http_args_init(&r->query_arguments, &c->arena);
-    gust_http_args_init(&r->body_arguments, &c->arena);
-    gust_http_args_init(&r->arguments, &c->arena);
-    gust_http_files_init(&r->files, &c->arena);
+    gust_http_args_init(&r->query_arguments, &c->rq->arena);
+    gust_http_args_init(&r->body_arguments, &c->rq->arena);
+    gust_http_args_init(&r->arguments, &c->rq->arena);
+    gust_http_files_init(&r->files, &c->rq->arena);
     if (*r->query) {
         if (gust_http_args_parse_urlencoded(&r->query_arguments,
                                             gust_str_cstr(r->query)))
             return -ENOMEM;
     }
-    r->remote_ip = c->peer_ip;
+    r->remote_ip = c->rq->peer_ip;
     r->protocol = c->srv->protocol ? c->srv->protocol : "http";
     if (c->srv->opts.xheaders)
         apply_xheaders(c);
-    gust__http1_slice host = c->framing.host;
+    gust__http1_slice host = c->rq->framing.host;
     if (!host.ptr && h->target.len > 7 &&
         (strncasecmp(r->uri, "http://", 7) == 0 ||
          strncasecmp(r->uri, "https://", 8) == 0)) {
@@ -487,7 +585,7 @@ static int setup_request(gust_http_connection *c)
     gust_str hn = gust_str_cstr(r->host);
     int port;
     if (host.ptr && gust_http_split_host_port(hn, &hn, &port) == 0) {
-        char *lower = gust_arena_strndup(&c->arena, hn.ptr, hn.len);
+        char *lower = gust_arena_strndup(&c->rq->arena, hn.ptr, hn.len);
         if (lower)
             for (char *p = lower; *p; p++)
                 if (*p >= 'A' && *p <= 'Z')
@@ -500,17 +598,18 @@ static int setup_request(gust_http_connection *c)
     r->connection = c;
     r->body = gust_str_make("", 0);
 
-    c->resp_mode = GUST__RESP_NONE;
-    c->status = 200;
-    c->reason = NULL;
-    gust_http_headers_init(&c->resp_headers, &c->arena);
-    c->headers_sent = c->resp_chunked = c->resp_no_body = c->resp_close = false;
-    c->sbody_len = 0;
-    c->body = NULL;
-    c->body_len = c->body_cap = 0;
-    c->streaming = c->skip_body = c->finish_called = false;
-    c->discard_failed = false;
-    c->cookies_parsed = false;
+    c->rq->resp_mode = GUST__RESP_NONE;
+    c->rq->status = 200;
+    c->rq->reason = NULL;
+    gust_http_headers_init(&c->rq->resp_headers, &c->rq->arena);
+    c->rq->headers_sent = c->rq->resp_chunked = c->rq->resp_no_body = c->rq->resp_close = false;
+    c->rq->sbody_len = 0;
+    c->rq->body = NULL;
+    c->rq->body_len = c->rq->body_cap = 0;
+    c->rq->streaming = c->rq->skip_body = c->rq->finish_called = false;
+    c->rq->body_started = false;
+    c->rq->discard_failed = false;
+    c->rq->cookies_parsed = false;
     return 0;
 }
 
@@ -526,82 +625,95 @@ static size_t discard_bound(gust_http_connection *c)
  * when the client waits for a 100 Continue it will not get. */
 static bool can_discard(gust_http_connection *c)
 {
-    if (c->framing.body == GUST_HTTP1_BODY_NONE)
+    if (c->rq->framing.body == GUST_HTTP1_BODY_NONE)
         return true;
-    if (c->framing.body == GUST_HTTP1_BODY_LENGTH) {
-        if (c->framing.content_length == 0)
+    if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH) {
+        /* Finished in the middle of a streamed body: what is left counts. */
+        uint64_t left = c->rq->body_started ? c->rq->body_left
+                                            : c->rq->framing.content_length;
+        if (left == 0)
             return true;
-        if (c->framing.content_length > discard_bound(c))
+        if (left > discard_bound(c))
             return false;
     }
-    if (c->discard_failed)
+    if (c->rq->discard_failed)
         return false;
-    return !(c->framing.expect_continue && c->len == c->head_end);
+    return c->rq->body_started ||
+           !(c->rq->framing.expect_continue && c->rq->len == c->rq->head_end);
 }
 
-/* The delegate answered from headers_received: drop the body from now on. */
+/* The delegate answered from headers_received, or finished while its
+ * body was streamed to it: drop the (rest of the) body from now on. */
 static void begin_skip(gust_http_connection *c)
 {
-    if (c->skip_body)
+    gust__http_rq *q = c->rq;
+    if (q->skip_body)
         return;
-    c->skip_body = true;
-    if (!can_discard(c))
-        c->discard_failed = true;
-    else if (c->framing.body == GUST_HTTP1_BODY_CHUNKED)
-        gust__http1_chunked_init(&c->chunked, discard_bound(c),
+    q->skip_body = true;
+    if (!can_discard(c)) {
+        q->discard_failed = true;
+    } else if (q->body_started) {
+        /* Mid-body: the decoder goes on; at most the bound more. */
+        if (q->framing.body == GUST_HTTP1_BODY_CHUNKED &&
+            q->chunked.max_body - q->chunked.total > discard_bound(c))
+            q->chunked.max_body = q->chunked.total + discard_bound(c);
+        return;
+    } else if (q->framing.body == GUST_HTTP1_BODY_CHUNKED) {
+        gust__http1_chunked_init(&q->chunked, discard_bound(c),
                                  opts_of(c)->max_header_size);
-    c->body_left = c->framing.body == GUST_HTTP1_BODY_LENGTH
-                       ? c->framing.content_length : 0;
+    }
+    q->body_left = q->framing.body == GUST_HTTP1_BODY_LENGTH
+                       ? q->framing.content_length : 0;
 }
 
 /* Drops body bytes buf[req_end, len). Returns 1 when the body is over, 0
  * when more is needed, -1 when it is malformed or over the bound. */
 static int discard_step(gust_http_connection *c)
 {
-    size_t pos = c->req_end;
-    size_t avail = c->len - pos;
+    size_t pos = c->rq->req_end;
+    size_t avail = c->rq->len - pos;
     size_t used;
     int done;
-    if (c->framing.body == GUST_HTTP1_BODY_NONE)
+    if (c->rq->framing.body == GUST_HTTP1_BODY_NONE)
         return 1;
-    if (c->framing.body == GUST_HTTP1_BODY_LENGTH) {
-        used = avail < c->body_left ? avail : (size_t)c->body_left;
-        c->body_left -= used;
-        done = c->body_left == 0;
+    if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH) {
+        used = avail < c->rq->body_left ? avail : (size_t)c->rq->body_left;
+        c->rq->body_left -= used;
+        done = c->rq->body_left == 0;
     } else {
         size_t dlen = 0;
-        ssize_t r = gust__http1_chunked_decode(&c->chunked, c->buf + pos,
+        ssize_t r = gust__http1_chunked_decode(&c->rq->chunked, c->rq->buf + pos,
                                                avail, &dlen);
         if (r == GUST_HTTP1_ERROR)
             return -1;
         used = r == GUST_HTTP1_INCOMPLETE ? avail : (size_t)r;
         done = r >= 0;
     }
-    memmove(c->buf + pos, c->buf + pos + used, avail - used);
-    c->len -= used;
+    memmove(c->rq->buf + pos, c->rq->buf + pos + used, avail - used);
+    c->rq->len -= used;
     return done;
 }
 
 /* The body is complete: parse form arguments and run the handler. */
 static void dispatch(gust_http_connection *c)
 {
-    gust_http_request *r = &c->req;
-    if (!c->streaming) {
-        if (c->body)
-            r->body = gust_str_make(c->body, c->body_len);
-        else if (c->framing.body == GUST_HTTP1_BODY_LENGTH)
-            r->body = gust_str_make(c->buf + c->head_end,
-                                    (size_t)c->framing.content_length);
+    gust_http_request *r = &c->rq->req;
+    if (!c->rq->streaming) {
+        if (c->rq->body)
+            r->body = gust_str_make(c->rq->body, c->rq->body_len);
+        else if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH)
+            r->body = gust_str_make(c->rq->buf + c->rq->head_end,
+                                    (size_t)c->rq->framing.content_length);
         if (r->body.len) {
             gust_str ct = gust_http_headers_get_first(&r->headers,
                                                       GUST_STR("Content-Type"));
             bool encoded = gust_http_headers_has(&r->headers,
                                                  GUST_STR("Content-Encoding"));
             if (ct.ptr && !encoded &&
-                gust_http_parse_body_arguments(&c->arena, ct, r->body,
+                gust_http_parse_body_arguments(&c->rq->arena, ct, r->body,
                                                &r->body_arguments, &r->files) < 0)
                 gust_log_warning("http", "%s: invalid form body ignored",
-                                 c->peer_ip);
+                                 c->rq->peer_ip);
         }
     }
     for (size_t i = 0; i < r->query_arguments.count; i++)
@@ -611,7 +723,7 @@ static void dispatch(gust_http_connection *c)
         gust_http_args_add(&r->arguments, r->body_arguments.items[i].name,
                            r->body_arguments.items[i].value);
     c->state = GUST__HTTP_HANDLER;
-    c->finish_called = true;
+    c->rq->finish_called = true;
     c->app_owns = true;
     set_timer(c, T_NONE);
     const gust_http_delegate *d = c->srv->handler.delegate;
@@ -627,81 +739,90 @@ static void dispatch(gust_http_connection *c)
 
 /* Body bytes buf[req_end, len): move them where they belong. Returns 1
  * when the body is complete, 0 when more is needed, -1 after an error
- * (answered). */
+ * (answered), 2 when a streaming delegate finished the request before the
+ * end of its body (the rest is then dropped, see begin_skip). */
 static int body_step(gust_http_connection *c)
 {
     const gust_http_delegate *d = c->srv->handler.delegate;
     void *hd = c->srv->handler.data;
-    size_t pos = c->req_end;
-    size_t avail = c->len - pos;
-    if (c->framing.body == GUST_HTTP1_BODY_NONE)
+    size_t pos = c->rq->req_end;
+    size_t avail = c->rq->len - pos;
+    if (c->rq->framing.body == GUST_HTTP1_BODY_NONE)
         return 1;
-    if (c->framing.body == GUST_HTTP1_BODY_LENGTH) {
-        size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
-        if (!c->streaming && !c->body) { /* the body stays in buf */
-            c->req_end += take;
-            c->body_left -= take;
-            return c->body_left == 0;
+    if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH) {
+        size_t take = avail < c->rq->body_left ? avail : (size_t)c->rq->body_left;
+        if (!c->rq->streaming && !c->rq->body) { /* the body stays in buf */
+            c->rq->req_end += take;
+            c->rq->body_left -= take;
+            return c->rq->body_left == 0;
         }
         if (take) {
-            if (c->streaming) {
+            if (c->rq->streaming) {
                 if (d->data_received &&
-                    d->data_received(&c->req, c->buf + pos, take, hd) < 0) {
+                    d->data_received(&c->rq->req, c->rq->buf + pos, take, hd) < 0) {
                     send_error(c, 400, "body refused by the handler");
                     return -1;
                 }
                 if (c->state != GUST__HTTP_BODY)
                     return -1;
             } else {
-                memcpy(c->body + c->body_len, c->buf + pos, take);
-                c->body_len += take;
+                memcpy(c->rq->body + c->rq->body_len, c->rq->buf + pos, take);
+                c->rq->body_len += take;
             }
-            memmove(c->buf + pos, c->buf + pos + take, avail - take);
-            c->len -= take;
-            c->body_left -= take;
+            memmove(c->rq->buf + pos, c->rq->buf + pos + take, avail - take);
+            c->rq->len -= take;
+            c->rq->body_left -= take;
         }
-        return c->body_left == 0;
+        if (c->rq->skip_body)
+            return 2; /* finished from data_received: drop the rest */
+        return c->rq->body_left == 0;
     }
     /* chunked: decoded in place, then handed over or appended */
     size_t dlen = 0;
-    ssize_t r = gust__http1_chunked_decode(&c->chunked, c->buf + pos, avail,
+    ssize_t r = gust__http1_chunked_decode(&c->rq->chunked, c->rq->buf + pos, avail,
                                            &dlen);
     if (dlen) {
-        if (c->streaming) {
+        if (c->rq->streaming) {
             if (d->data_received &&
-                d->data_received(&c->req, c->buf + pos, dlen, hd) < 0) {
+                d->data_received(&c->rq->req, c->rq->buf + pos, dlen, hd) < 0) {
                 send_error(c, 400, "body refused by the handler");
                 return -1;
             }
             if (c->state != GUST__HTTP_BODY)
                 return -1;
         } else {
-            if (c->body_len + dlen > c->body_cap) {
-                size_t cap = c->body_cap ? c->body_cap * 2 : 4096;
-                while (cap < c->body_len + dlen)
+            if (c->rq->body_len + dlen > c->rq->body_cap) {
+                size_t cap = c->rq->body_cap ? c->rq->body_cap * 2 : 4096;
+                while (cap < c->rq->body_len + dlen)
                     cap *= 2;
-                char *nb = gust_arena_realloc(&c->arena, c->body, c->body_cap,
+                char *nb = gust_arena_realloc(&c->rq->arena, c->rq->body, c->rq->body_cap,
                                               cap);
                 if (!nb) {
                     send_error(c, 413, "out of memory for the body");
                     return -1;
                 }
-                c->body = nb;
-                c->body_cap = cap;
+                c->rq->body = nb;
+                c->rq->body_cap = cap;
             }
-            memcpy(c->body + c->body_len, c->buf + pos, dlen);
-            c->body_len += dlen;
+            memcpy(c->rq->body + c->rq->body_len, c->rq->buf + pos, dlen);
+            c->rq->body_len += dlen;
         }
     }
     if (r == GUST_HTTP1_ERROR) {
-        send_error(c, c->chunked.error_status, c->chunked.error_reason);
+        send_error(c, c->rq->chunked.error_status, c->rq->chunked.error_reason);
         return -1;
     }
     size_t used = r == GUST_HTTP1_INCOMPLETE ? avail : (size_t)r;
-    memmove(c->buf + pos, c->buf + pos + used, avail - used);
-    c->len -= used;
-    if (r >= 0 && !c->body)
-        c->body = gust_arena_alloc(&c->arena, 1); /* empty, but not in buf */
+    memmove(c->rq->buf + pos, c->rq->buf + pos + used, avail - used);
+    c->rq->len -= used;
+    if (c->rq->skip_body) {
+        /* Finished from data_received: drop the rest, if any. */
+        if (r >= 0)
+            c->rq->framing.body = GUST_HTTP1_BODY_NONE;
+        return 2;
+    }
+    if (r >= 0 && !c->rq->body)
+        c->rq->body = gust_arena_alloc(&c->rq->arena, 1); /* empty, but not in buf */
     return r >= 0;
 }
 
@@ -709,20 +830,20 @@ static int body_step(gust_http_connection *c)
 static int start_request(gust_http_connection *c, size_t n)
 {
     const gust_http_server_options *o = opts_of(c);
-    if (gust__http1_request_framing(&c->head, &c->framing) < 0) {
-        send_error(c, c->framing.error_status, c->framing.error_reason);
+    if (gust__http1_request_framing(&c->rq->head, &c->rq->framing) < 0) {
+        send_error(c, c->rq->framing.error_status, c->rq->framing.error_reason);
         return -1;
     }
-    if (c->framing.expect_other) {
+    if (c->rq->framing.expect_other) {
         send_error(c, 417, "unsupported Expect");
         return -1;
     }
-    if (c->framing.body == GUST_HTTP1_BODY_LENGTH &&
-        c->framing.content_length > o->max_body_size) {
+    if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH &&
+        c->rq->framing.content_length > o->max_body_size) {
         send_error(c, 413, "Content-Length over max_body_size");
         return -1;
     }
-    c->head_end = c->req_end = c->off + n;
+    c->rq->head_end = c->rq->req_end = c->rq->off + n;
     if (setup_request(c) < 0) {
         send_error(c, 503, "out of memory");
         return -1;
@@ -730,64 +851,57 @@ static int start_request(gust_http_connection *c, size_t n)
     c->state = GUST__HTTP_BODY;
     const gust_http_delegate *d = c->srv->handler.delegate;
     if (d && d->headers_received) {
-        c->in_headers_received = true;
+        c->rq->in_headers_received = true;
         c->app_owns = true;
-        int rc = d->headers_received(&c->req, c->srv->handler.data);
-        c->in_headers_received = false;
+        int rc = d->headers_received(&c->rq->req, c->srv->handler.data);
+        c->rq->in_headers_received = false;
         if (c->state != GUST__HTTP_BODY)
             return -1; /* failed, or finished and closing */
         if (rc > 0 || !c->app_owns) { /* answered: the body is dropped */
             begin_skip(c);
-            if (!c->discard_failed)
+            if (!c->rq->discard_failed)
                 return 0; /* process() reads and drops it */
             c->state = GUST__HTTP_HANDLER; /* closes after the answer */
             return -1;
         }
     }
-    bool has_body = c->framing.body == GUST_HTTP1_BODY_CHUNKED ||
-                    (c->framing.body == GUST_HTTP1_BODY_LENGTH &&
-                     c->framing.content_length > 0);
-    if (c->framing.body == GUST_HTTP1_BODY_CHUNKED)
-        gust__http1_chunked_init(&c->chunked, o->max_body_size, o->max_header_size);
-    c->body_left = c->framing.body == GUST_HTTP1_BODY_LENGTH
-                       ? c->framing.content_length : 0;
-    if (has_body && !c->streaming &&
-        c->framing.body == GUST_HTTP1_BODY_LENGTH &&
-        c->head_end + c->framing.content_length > c->cap) {
-        c->body = gust_arena_alloc(&c->arena,
-                                   (size_t)c->framing.content_length);
-        if (!c->body) {
+    bool has_body = c->rq->framing.body == GUST_HTTP1_BODY_CHUNKED ||
+                    (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH &&
+                     c->rq->framing.content_length > 0);
+    if (c->rq->framing.body == GUST_HTTP1_BODY_CHUNKED)
+        gust__http1_chunked_init(&c->rq->chunked, o->max_body_size, o->max_header_size);
+    c->rq->body_left = c->rq->framing.body == GUST_HTTP1_BODY_LENGTH
+                       ? c->rq->framing.content_length : 0;
+    c->rq->body_started = true;
+    if (has_body && !c->rq->streaming &&
+        c->rq->framing.body == GUST_HTTP1_BODY_LENGTH &&
+        c->rq->head_end + c->rq->framing.content_length > c->rq->cap) {
+        c->rq->body = gust_arena_alloc(&c->rq->arena,
+                                   (size_t)c->rq->framing.content_length);
+        if (!c->rq->body) {
             send_error(c, 413, "out of memory for the body");
             return -1;
         }
     }
-    if (has_body && c->framing.expect_continue && c->len == c->head_end) {
+    if (has_body && c->rq->framing.expect_continue && c->rq->len == c->rq->head_end) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         gust__http_conn_out(c, cont, sizeof cont - 1);
         gust__http_conn_flush(c);
     }
     if (!has_body)
-        c->req_end = c->head_end;
+        c->rq->req_end = c->rq->head_end;
     return 0;
 }
 
 /* Parses and runs every request already buffered. */
-/* A keep-alive connection waiting for its next request keeps nothing but
- * its struct: the request arena, the response body and the gathered output
- * go back to malloc (the input buffer went back to its cache already).
- * With 10,000 idle connections that is the difference between a few hundred
- * bytes and over ten kilobytes each; the next request pays a few mallocs,
- * as nginx's does for its request pool. */
-static void release_idle(gust_http_connection *c)
+/* The request's bytes are done with: the next head starts after them. A
+ * head rejected before setup_request() still gets its error answer. */
+static void next_request(gust_http_connection *c)
 {
-    gust_arena_close(&c->arena);
-    gust_arena_init(&c->arena, 0);
-    free(c->sbody);
-    c->sbody = NULL;
-    c->sbody_len = c->sbody_cap = 0;
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
+    c->rq->off = c->rq->req_end;
+    c->rq->resp_mode = GUST__RESP_NONE;
+    c->rq->headers_sent = false;
+    c->state = GUST__HTTP_HEAD;
 }
 
 static void process(gust_http_connection *c)
@@ -800,35 +914,29 @@ static void process(gust_http_connection *c)
         if (c->state == GUST__HTTP_HANDLER)
             break;
         if (c->state == GUST__HTTP_HEAD) {
-            if (c->off == c->len) {
-                /* Idle: give the buffer back. */
-                if (c->buf) {
-                    buf_put(c->buf, c->cap);
-                    c->buf = NULL;
-                }
-                c->off = c->len = 0;
-                c->parsed_len = 0;
+            if (!c->rq || c->rq->off == c->rq->len) {
+                /* Idle: the context goes back once the output is out. */
                 set_timer(c, c->srv->closing_all ? T_NONE : T_IDLE);
                 if (c->srv->closing_all)
                     gust__http_conn_close(c);
                 break;
             }
-            int n = gust__http1_parse_request(c->buf + c->off, c->len - c->off,
-                                              c->parsed_len, o->max_header_size,
-                                              &c->head);
+            int n = gust__http1_parse_request(c->rq->buf + c->rq->off, c->rq->len - c->rq->off,
+                                              c->rq->parsed_len, o->max_header_size,
+                                              &c->rq->head);
             if (n == GUST_HTTP1_INCOMPLETE) {
-                if (c->off) {
-                    memmove(c->buf, c->buf + c->off, c->len - c->off);
-                    c->len -= c->off;
-                    c->off = 0;
+                if (c->rq->off) {
+                    memmove(c->rq->buf, c->rq->buf + c->rq->off, c->rq->len - c->rq->off);
+                    c->rq->len -= c->rq->off;
+                    c->rq->off = 0;
                 }
-                c->parsed_len = c->len;
+                c->rq->parsed_len = c->rq->len;
                 set_timer(c, T_HEAD);
                 break;
             }
-            c->parsed_len = 0;
+            c->rq->parsed_len = 0;
             if (n < 0) {
-                send_error(c, c->head.error_status, c->head.error_reason);
+                send_error(c, c->rq->head.error_status, c->rq->head.error_reason);
                 break;
             }
             if (c->timer_kind != T_NONE)
@@ -837,7 +945,7 @@ static void process(gust_http_connection *c)
                 continue; /* answered, closing, or the delegate took it */
         }
         /* GUST__HTTP_BODY */
-        if (c->skip_body) {
+        if (c->rq->skip_body) {
             int r = discard_step(c);
             if (r == 0) {
                 set_timer(c, T_BODY);
@@ -845,23 +953,22 @@ static void process(gust_http_connection *c)
             }
             if (r < 0) {
                 gust_log_warning("http", "%s: skipped request body malformed "
-                                 "or over %zu bytes, closing", c->peer_ip,
+                                 "or over %zu bytes, closing", c->rq->peer_ip,
                                  discard_bound(c));
-                c->discard_failed = true;
+                c->rq->discard_failed = true;
             }
             if (c->app_owns) {
                 c->state = GUST__HTTP_HANDLER; /* finish() goes on */
-            } else if (c->discard_failed) {
+            } else if (c->rq->discard_failed) {
                 close_after_write(c, true);
             } else {
-                c->off = c->req_end;
-                c->state = GUST__HTTP_HEAD;
+                next_request(c);
             }
             continue;
         }
         int r = body_step(c);
-        if (r < 0)
-            continue;
+        if (r < 0 || r == 2)
+            continue; /* answered or closing; or now dropping the body */
         if (r == 0) {
             set_timer(c, T_BODY);
             break;
@@ -870,8 +977,9 @@ static void process(gust_http_connection *c)
     }
     c->in_batch = false;
     gust__http_conn_flush(c);
-    if (!c->closed && c->state == GUST__HTTP_HEAD && !c->buf)
-        release_idle(c);
+    if (!c->closed && c->state == GUST__HTTP_HEAD && !c->app_owns && c->rq &&
+        c->rq->off == c->rq->len)
+        rq_give_back(c);
     if (!c->closed && c->state != GUST__HTTP_CLOSING)
         start_read(c);
 }
@@ -885,17 +993,17 @@ static void on_resume(gust_timer *t, void *data)
 /* E2: whether the connection is kept after this request. */
 static bool keep_alive(gust_http_connection *c)
 {
-    if (c->srv->opts.no_keep_alive || c->srv->closing_all || c->resp_close)
+    if (c->srv->opts.no_keep_alive || c->srv->closing_all || c->rq->resp_close)
         return false;
     /* Answered from headers_received: kept if the body can be dropped. */
-    if ((c->skip_body || c->in_headers_received) &&
-        (c->discard_failed || !can_discard(c)))
+    if ((c->rq->skip_body || c->rq->in_headers_received) &&
+        (c->rq->discard_failed || !can_discard(c)))
         return false;
-    if (c->req.version_minor >= 1)
-        return !c->framing.connection_close;
-    if (gust_http_headers_has(&c->req.headers, GUST_STR("Content-Length")) ||
-        strcmp(c->req.method, "HEAD") == 0 || strcmp(c->req.method, "GET") == 0)
-        return c->framing.connection_keep_alive && !c->framing.connection_close;
+    if (c->rq->req.version_minor >= 1)
+        return !c->rq->framing.connection_close;
+    if (gust_http_headers_has(&c->rq->req.headers, GUST_STR("Content-Length")) ||
+        strcmp(c->rq->req.method, "HEAD") == 0 || strcmp(c->rq->req.method, "GET") == 0)
+        return c->rq->framing.connection_keep_alive && !c->rq->framing.connection_close;
     return false;
 }
 
@@ -906,9 +1014,10 @@ bool gust__http_conn_will_keep(gust_http_connection *c)
 
 void gust__http_conn_request_done(gust_http_connection *c)
 {
-    if (c->state == GUST__HTTP_BODY && c->in_headers_received)
-        begin_skip(c); /* finished from inside headers_received */
-    bool dropping = c->state == GUST__HTTP_BODY && c->skip_body;
+    if (c->state == GUST__HTTP_BODY &&
+        (c->rq->in_headers_received || c->rq->streaming))
+        begin_skip(c); /* finished before the body was all read */
+    bool dropping = c->state == GUST__HTTP_BODY && c->rq->skip_body;
     bool keep = keep_alive(c) &&
                 (c->state == GUST__HTTP_HANDLER || dropping);
     c->app_owns = false; /* released */
@@ -919,7 +1028,7 @@ void gust__http_conn_request_done(gust_http_connection *c)
     if (c->closed)
         return; /* the close callback frees it */
     if (!keep) {
-        close_after_write(c, c->req_end != c->len ||
+        close_after_write(c, c->rq->req_end != c->rq->len ||
                                  c->state == GUST__HTTP_BODY);
         return;
     }
@@ -928,13 +1037,12 @@ void gust__http_conn_request_done(gust_http_connection *c)
             gust__http_conn_flush(c);
         return;
     }
-    c->off = c->req_end;
-    c->state = GUST__HTTP_HEAD;
+    next_request(c);
     if (c->in_batch)
         return; /* process() goes on with the next request */
     gust__http_conn_flush(c);
-    if (c->off < c->len)
-        gust_timer_start(&c->resume, 0, 0, on_resume, c);
+    if (c->rq->off < c->rq->len)
+        gust_timer_start(&c->rq->resume, 0, 0, on_resume, c);
     else
         process(c); /* idle: arms the timer and the read */
 }
@@ -949,25 +1057,23 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
         return NULL;
     c->srv = srv;
     c->stream = stream;
-    if (addrlen > sizeof c->peer)
-        addrlen = sizeof c->peer;
-    memcpy(&c->peer, addr, addrlen);
+    if (addrlen > sizeof(struct sockaddr_storage))
+        addrlen = sizeof(struct sockaddr_storage);
+    if (addrlen > sizeof c->peer) {
+        c->peer_big = malloc(addrlen);
+        if (!c->peer_big) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->peer_big, addr, addrlen);
+    } else {
+        memcpy(&c->peer, addr, addrlen);
+    }
     c->peer_len = addrlen;
-    if (addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr,
-                  c->peer_ip, sizeof c->peer_ip);
-    else if (addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr,
-                  c->peer_ip, sizeof c->peer_ip);
-    else
-        strcpy(c->peer_ip, "unix");
-    c->cap = srv->opts.max_header_size + BUF_SLACK;
     c->state = GUST__HTTP_HEAD;
     c->timer_kind = T_NONE;
     gust_loop *loop = gust_stream_loop(stream);
     gust_timer_init(loop, &c->timer);
-    gust_timer_init(loop, &c->resume);
-    gust_arena_init(&c->arena, 0);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;

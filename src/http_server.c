@@ -155,7 +155,8 @@ int gust_http_server_close_all(gust_http_server *srv,
     for (gust_http_connection *c = srv->conns; c; c = next) {
         next = c->next;
         /* Idle ones go now; busy ones close after their response. */
-        if (c->state == GUST__HTTP_HEAD && c->off == c->len)
+        if (c->state == GUST__HTTP_HEAD &&
+            (!c->rq || c->rq->off == c->rq->len))
             gust__http_conn_close(c);
     }
     if (done) {
@@ -194,16 +195,16 @@ void gust_http_server_free(gust_http_server *srv)
 const gust_http_args *gust_http_request_cookies(gust_http_request *req)
 {
     gust_http_connection *c = req->connection;
-    if (!c->cookies_parsed) {
-        c->cookies_parsed = true;
-        gust_http_args_init(&c->cookies, req->arena);
+    if (!c->rq->cookies_parsed) {
+        c->rq->cookies_parsed = true;
+        gust_http_args_init(&c->rq->cookies, req->arena);
         size_t cur = 0;
         gust_str v;
         while (gust_http_headers_next(&req->headers, GUST_STR("Cookie"), &cur,
                                       &v))
-            gust_http_parse_cookie(v, &c->cookies);
+            gust_http_parse_cookie(v, &c->rq->cookies);
     }
-    return &c->cookies;
+    return &c->rq->cookies;
 }
 
 const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
@@ -212,15 +213,15 @@ const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
     gust_http_connection *c = req->connection;
     if (len)
         *len = c->peer_len;
-    return (const struct sockaddr *)&c->peer;
+    return c->peer_big ? c->peer_big : &c->peer.sa;
 }
 
 int gust_http_request_stream_body(gust_http_request *req)
 {
     gust_http_connection *c = req->connection;
-    if (!c || !c->in_headers_received)
+    if (!c || !c->rq->in_headers_received)
         return -EINVAL;
-    c->streaming = true;
+    c->rq->streaming = true;
     return 0;
 }
 
@@ -229,9 +230,9 @@ int gust_http_request_stream_body(gust_http_request *req)
 int gust_http_request_write(gust_http_request *req, const void *data, size_t len)
 {
     gust_http_connection *c = req->connection;
-    if (c->resp_mode == GUST__RESP_STRUCT)
+    if (c->rq->resp_mode == GUST__RESP_STRUCT)
         return -EINVAL;
-    c->resp_mode = GUST__RESP_RAW;
+    c->rq->resp_mode = GUST__RESP_RAW;
     return gust__http_conn_out(c, data, len);
 }
 
@@ -259,9 +260,9 @@ int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
 
 static int structured(gust_http_connection *c)
 {
-    if (c->resp_mode == GUST__RESP_RAW)
+    if (c->rq->resp_mode == GUST__RESP_RAW)
         return -EINVAL;
-    c->resp_mode = GUST__RESP_STRUCT;
+    c->rq->resp_mode = GUST__RESP_STRUCT;
     return 0;
 }
 
@@ -269,7 +270,7 @@ int gust_http_response_set_status(gust_http_request *req, int code,
                                   const char *reason)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent || code < 100 || code > 999)
+    if (structured(c) || c->rq->headers_sent || code < 100 || code > 999)
         return -EINVAL;
     if (reason) {
         for (const char *p = reason; *p; p++)
@@ -279,8 +280,8 @@ int gust_http_response_set_status(gust_http_request *req, int code,
         if (!reason)
             return -ENOMEM;
     }
-    c->status = code;
-    c->reason = reason;
+    c->rq->status = code;
+    c->rq->reason = reason;
     return 0;
 }
 
@@ -288,9 +289,9 @@ int gust_http_response_set_header(gust_http_request *req, const char *name,
                                   const char *value)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent)
+    if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
-    return gust_http_headers_set(&c->resp_headers, gust_str_cstr(name),
+    return gust_http_headers_set(&c->rq->resp_headers, gust_str_cstr(name),
                                  gust_str_cstr(value), GUST_HEADER_COPY);
 }
 
@@ -298,29 +299,29 @@ int gust_http_response_add_header(gust_http_request *req, const char *name,
                                   const char *value)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent)
+    if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
-    return gust_http_headers_add(&c->resp_headers, gust_str_cstr(name),
+    return gust_http_headers_add(&c->rq->resp_headers, gust_str_cstr(name),
                                  gust_str_cstr(value), GUST_HEADER_COPY);
 }
 
 int gust_http_response_clear_header(gust_http_request *req, const char *name)
 {
     gust_http_connection *c = req->connection;
-    if (structured(c) || c->headers_sent)
+    if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
-    gust_http_headers_remove(&c->resp_headers, gust_str_cstr(name));
+    gust_http_headers_remove(&c->rq->resp_headers, gust_str_cstr(name));
     return 0;
 }
 
 const gust_http_headers *gust_http_response_headers(const gust_http_request *req)
 {
-    return &req->connection->resp_headers;
+    return &req->connection->rq->resp_headers;
 }
 
 int gust_http_response_status(const gust_http_request *req)
 {
-    return req->connection->status;
+    return req->connection->rq->status;
 }
 
 int gust_http_response_write(gust_http_request *req, const void *data,
@@ -331,18 +332,18 @@ int gust_http_response_write(gust_http_request *req, const void *data,
         return -EINVAL;
     if (c->closed)
         return GUST_ESTREAMCLOSED;
-    if (c->sbody_len + len > c->sbody_cap) {
-        size_t cap = c->sbody_cap ? c->sbody_cap : 1024;
-        while (cap < c->sbody_len + len)
+    if (c->rq->sbody_len + len > c->rq->sbody_cap) {
+        size_t cap = c->rq->sbody_cap ? c->rq->sbody_cap : 1024;
+        while (cap < c->rq->sbody_len + len)
             cap *= 2;
-        char *b = realloc(c->sbody, cap);
+        char *b = realloc(c->rq->sbody, cap);
         if (!b)
             return -ENOMEM;
-        c->sbody = b;
-        c->sbody_cap = cap;
+        c->rq->sbody = b;
+        c->rq->sbody_cap = cap;
     }
-    memcpy(c->sbody + c->sbody_len, data, len);
-    c->sbody_len += len;
+    memcpy(c->rq->sbody + c->rq->sbody_len, data, len);
+    c->rq->sbody_len += len;
     return 0;
 }
 
@@ -364,59 +365,77 @@ static const char *date_line(void)
     return date_cache.line;
 }
 
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The head is assembled in one buffer and queued with one call: it was a
+ * dozen small gathers (and a snprintf) per response. */
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
                                size_t content_length, bool has_length)
 {
-    gust_http_request *r = &c->req;
+    gust__http_rq *q = c->rq;
     bool keep = gust__http_conn_will_keep(c);
     if (!keep)
-        c->resp_close = true;
-    char line[128];
-    const char *reason = c->reason ? c->reason : gust_http_reason(c->status);
-    size_t n;
-    if (c->status == 200 && !c->reason) {
-        memcpy(line, "HTTP/1.1 200 OK\r\n", 17);
-        n = 17;
-    } else {
-        int k = snprintf(line, sizeof line, "HTTP/1.1 %d ", c->status);
-        n = (size_t)k;
-        (void)r;
-        gust__http_conn_out(c, line, n);
-        const char *rs = reason ? reason : "Unknown";
-        gust__http_conn_out(c, rs, strlen(rs));
-        memcpy(line, "\r\n", 2);
-        n = 2;
-    }
-    gust__http_conn_out(c, line, n);
-    gust_http_headers *h = &c->resp_headers;
-    if (!gust_http_headers_has(h, GUST_STR("Date")))
-        gust__http_conn_out(c, date_line(), GUST_HTTP_DATE_LEN + 8);
-    if (c->srv->server_header_len && !gust_http_headers_has(h, GUST_STR("Server")))
-        gust__http_conn_out(c, c->srv->server_header, c->srv->server_header_len);
+        q->resp_close = true;
+    const char *reason = q->reason ? q->reason : gust_http_reason(q->status);
+    if (!reason)
+        reason = "Unknown";
+    size_t reason_len = strlen(reason);
+    gust_http_headers *h = &q->resp_headers;
+    bool date = !gust_http_headers_has(h, GUST_STR("Date"));
+    bool server = c->srv->server_header_len &&
+                  !gust_http_headers_has(h, GUST_STR("Server"));
     size_t ws = gust_http_headers_wire_size(h);
+    size_t need = 13 + reason_len + 2 + GUST_HTTP_DATE_LEN + 8 +
+                  c->srv->server_header_len + ws + 40 + 28 + 24 + 2;
+    char stackbuf[2048];
+    char *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
+    if (!buf)
+        return -ENOMEM;
+    char *p = buf;
+    int st = q->status; /* 100..999 (set_status checks) */
+    p = put(p, "HTTP/1.1 ", 9);
+    *p++ = (char)('0' + st / 100 % 10);
+    *p++ = (char)('0' + st / 10 % 10);
+    *p++ = (char)('0' + st % 10);
+    *p++ = ' ';
+    p = put(p, reason, reason_len);
+    p = put(p, "\r\n", 2);
+    if (date)
+        p = put(p, date_line(), GUST_HTTP_DATE_LEN + 8);
+    if (server)
+        p = put(p, c->srv->server_header, c->srv->server_header_len);
     if (ws) {
-        char stackbuf[2048];
-        char *dst = ws <= sizeof stackbuf ? stackbuf : malloc(ws);
-        if (!dst)
-            return -ENOMEM;
-        gust_http_headers_serialize(h, dst);
-        gust__http_conn_out(c, dst, ws);
-        if (dst != stackbuf)
-            free(dst);
+        gust_http_headers_serialize(h, p);
+        p += ws;
     }
     if (has_length) {
-        int k = snprintf(line, sizeof line, "Content-Length: %zu\r\n",
-                         content_length);
-        gust__http_conn_out(c, line, (size_t)k);
+        char digits[24];
+        size_t nd = 0;
+        do {
+            digits[nd++] = (char)('0' + content_length % 10);
+            content_length /= 10;
+        } while (content_length);
+        p = put(p, "Content-Length: ", 16);
+        while (nd)
+            *p++ = digits[--nd];
+        p = put(p, "\r\n", 2);
     }
     if (chunked)
-        gust__http_conn_out(c, "Transfer-Encoding: chunked\r\n", 28);
-    if (c->resp_close)
-        gust__http_conn_out(c, "Connection: close\r\n", 19);
-    else if (r->version_minor == 0)
-        gust__http_conn_out(c, "Connection: keep-alive\r\n", 24);
-    c->headers_sent = true;
-    return gust__http_conn_out(c, "\r\n", 2);
+        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+    if (q->resp_close)
+        p = put(p, "Connection: close\r\n", 19);
+    else if (q->req.version_minor == 0)
+        p = put(p, "Connection: keep-alive\r\n", 24);
+    p = put(p, "\r\n", 2);
+    q->headers_sent = true;
+    int rc = gust__http_conn_out(c, buf, (size_t)(p - buf));
+    if (buf != stackbuf)
+        free(buf);
+    return rc;
 }
 
 static bool no_body_status(int s)
@@ -427,46 +446,46 @@ static bool no_body_status(int s)
 /* Sends the head (if not yet) and the buffered body. */
 static int send_structured(gust_http_connection *c, bool final)
 {
-    gust_http_request *r = &c->req;
+    gust_http_request *r = &c->rq->req;
     int rc = 0;
-    if (!c->headers_sent) {
-        c->resp_no_body = no_body_status(c->status) ||
+    if (!c->rq->headers_sent) {
+        c->rq->resp_no_body = no_body_status(c->rq->status) ||
                           strcmp(r->method, "HEAD") == 0;
-        bool user_len = gust_http_headers_has(&c->resp_headers,
+        bool user_len = gust_http_headers_has(&c->rq->resp_headers,
                                               GUST_STR("Content-Length"));
         bool has_len = false, chunked = false;
-        if (!user_len && !no_body_status(c->status)) {
+        if (!user_len && !no_body_status(c->rq->status)) {
             if (final)
                 has_len = true;
             else if (r->version_minor >= 1)
                 chunked = true;
             else
-                c->resp_close = true; /* 1.0: the close ends the body */
+                c->rq->resp_close = true; /* 1.0: the close ends the body */
         }
-        if (chunked && c->resp_no_body)
+        if (chunked && c->rq->resp_no_body)
             chunked = false;
-        c->resp_chunked = chunked;
-        rc = gust__http_conn_write_head(c, chunked, c->sbody_len, has_len);
+        c->rq->resp_chunked = chunked;
+        rc = gust__http_conn_write_head(c, chunked, c->rq->sbody_len, has_len);
     }
-    if (c->sbody_len && !c->resp_no_body) {
-        if (c->resp_chunked) {
+    if (c->rq->sbody_len && !c->rq->resp_no_body) {
+        if (c->rq->resp_chunked) {
             char hex[24];
-            int k = snprintf(hex, sizeof hex, "%zx\r\n", c->sbody_len);
+            int k = snprintf(hex, sizeof hex, "%zx\r\n", c->rq->sbody_len);
             gust__http_conn_out(c, hex, (size_t)k);
-            gust__http_conn_out(c, c->sbody, c->sbody_len);
+            gust__http_conn_out(c, c->rq->sbody, c->rq->sbody_len);
             rc = gust__http_conn_out(c, "\r\n", 2);
         } else {
-            rc = gust__http_conn_out(c, c->sbody, c->sbody_len);
+            rc = gust__http_conn_out(c, c->rq->sbody, c->rq->sbody_len);
         }
     }
-    c->sbody_len = 0;
-    if (final && c->resp_chunked)
+    c->rq->sbody_len = 0;
+    if (final && c->rq->resp_chunked)
         rc = gust__http_conn_out(c, "0\r\n\r\n", 5);
     /* A large body buffer is not kept for the next request. */
-    if (c->sbody_cap > 64 * 1024) {
-        free(c->sbody);
-        c->sbody = NULL;
-        c->sbody_cap = 0;
+    if (c->rq->sbody_cap > 64 * 1024) {
+        free(c->rq->sbody);
+        c->rq->sbody = NULL;
+        c->rq->sbody_cap = 0;
     }
     return rc;
 }
@@ -474,7 +493,7 @@ static int send_structured(gust_http_connection *c, bool final)
 typedef struct flush_wait {
     gust_http_connection *c;
     gust_http_request *req;
-    uint64_t seq;    /* the request it was made for */
+    uint32_t seq;    /* the request it was made for */
     int fd;          /* sendfile: our dup of the file, else -1 */
     void (*cb)(gust_http_request *, int, void *);
     void *data;
@@ -501,12 +520,12 @@ int gust_http_response_flush(gust_http_request *req,
                              void *data)
 {
     gust_http_connection *c = req->connection;
-    if (c->resp_mode == GUST__RESP_NONE)
-        c->resp_mode = GUST__RESP_STRUCT;
+    if (c->rq->resp_mode == GUST__RESP_NONE)
+        c->rq->resp_mode = GUST__RESP_STRUCT;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;
     int rc = 0;
-    if (c->resp_mode == GUST__RESP_STRUCT)
+    if (c->rq->resp_mode == GUST__RESP_STRUCT)
         rc = send_structured(c, false);
     int frc = gust__http_conn_flush(c);
     if (rc == 0)
@@ -539,8 +558,8 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
     int rc = send_structured(c, false);
     if (rc < 0)
         return rc;
-    bool skip = c->resp_no_body || len == 0;
-    if (!skip && c->resp_chunked) {
+    bool skip = c->rq->resp_no_body || len == 0;
+    if (!skip && c->rq->resp_chunked) {
         char hex[24];
         int k = snprintf(hex, sizeof hex, "%zx\r\n", len);
         rc = gust__http_conn_out(c, hex, (size_t)k);
@@ -574,7 +593,7 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
         free(w);
         return rc;
     }
-    if (c->resp_chunked)
+    if (c->rq->resp_chunked)
         return gust__http_conn_out(c, "\r\n", 2);
     return 0;
 }
@@ -587,8 +606,8 @@ int gust_http_request_finish(gust_http_request *req)
     int rc = 0;
     if (c->closed || !c->stream) {
         rc = GUST_ESTREAMCLOSED;
-    } else if (c->resp_mode != GUST__RESP_RAW) {
-        c->resp_mode = GUST__RESP_STRUCT;
+    } else if (c->rq->resp_mode != GUST__RESP_RAW) {
+        c->rq->resp_mode = GUST__RESP_STRUCT;
         rc = send_structured(c, true);
     }
     gust__http_conn_request_done(c);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "gust/http_server.h"
@@ -41,33 +42,25 @@ struct gust_http_server {
     bool done_timer_set;
 };
 
-struct gust_http_connection {
-    gust_http_connection *prev, *next;
-    gust_http_server *srv;
-    gust_stream *stream; /* NULL once its close callback has run */
-    struct sockaddr_storage peer;
-    socklen_t peer_len;
-    char peer_ip[64];
+/* Everything a connection needs only while a request is under way: the
+ * input buffer, the parsed head with its header slots, the request and its
+ * arena, the body, the response and the gathered output. A connection takes
+ * one when bytes arrive and gives it back when it goes idle, to a
+ * per-thread free list, so that an idle keep-alive connection costs only
+ * its small gust_http_connection (and the next request takes a context
+ * whose arena and buffers are already allocated). */
+typedef struct gust__http_rq {
+    struct gust__http_rq *next_free;
+    char peer_ip[64];    /* for logs and remote_ip, formatted when taken */
 
     /* Input: bytes buf[off, len) not yet consumed; cap is fixed while a
      * request lives, so the slices of its head stay valid. NULL when empty. */
     char *buf;
     size_t off, len, cap;
     size_t parsed_len;   /* head bytes seen by the last INCOMPLETE parse */
-    bool reading;        /* a stream read is pending */
-    int state;
-    bool in_batch;       /* inside process(): responses are gathered */
-    bool closed;         /* the stream is closed or closing */
-    bool lingering;      /* error sent: discarding input until EOF */
-    int timer_kind;      /* what the timer measures (enum in the .c) */
-    double deadline;     /* loop time when timer_kind runs out */
-    double timer_at;     /* loop time the timer is scheduled for */
-    gust_timer timer;
     gust_timer resume;   /* resumes parsing after an asynchronous finish */
 
-    /* The current request. req_seq counts requests, so that a callback
-     * due after its request finished can tell it is stale. */
-    uint64_t req_seq;
+    /* The current request. */
     gust_arena arena;
     gust_http_request req;
     gust__http1_request head;
@@ -79,11 +72,11 @@ struct gust_http_connection {
     char *body;          /* body assembled in the arena (NULL: in buf) */
     size_t body_len, body_cap;
     bool streaming;      /* body goes to data_received */
+    bool body_started;   /* body_left / chunked describe the body being read */
     bool in_headers_received;
     bool skip_body;      /* the delegate answered from headers_received */
     bool discard_failed; /* skipped body too large to read and drop */
     bool finish_called;  /* the delegate's finish (or callback) ran */
-    bool app_owns;       /* the application holds req until finish() */
     bool cookies_parsed;
     gust_http_args cookies;
 
@@ -102,6 +95,37 @@ struct gust_http_connection {
     /* Output gathered during a batch, sent with one write. */
     char *out;
     size_t out_len, out_cap;
+} gust__http_rq;
+
+/* What an idle keep-alive connection holds: kept small (see DESIGN.md,
+ * "Idle connections hold no buffers"). */
+struct gust_http_connection {
+    gust_http_connection *prev, *next;
+    gust_http_server *srv;
+    gust_stream *stream; /* NULL once its close callback has run */
+    gust__http_rq *rq;   /* NULL while idle */
+    /* The peer address: inline for IPv4/IPv6, else peer_big (malloc'd). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    socklen_t peer_len;
+    uint8_t state;       /* enum gust__http_state */
+    uint8_t timer_kind;  /* what the timer measures (enum in the .c) */
+    bool reading;        /* a stream read is pending */
+    bool in_batch;       /* inside process(): responses are gathered */
+    bool closed;         /* the stream is closed or closing */
+    bool lingering;      /* error sent: discarding input until EOF */
+    bool app_owns;       /* the application holds the request until finish() */
+    struct sockaddr *peer_big;
+    /* Counts requests, so that a callback due after its request finished
+     * can tell it is stale (wrapping is harmless: only the current request
+     * is compared). */
+    uint32_t req_seq;
+    double deadline;     /* loop time when timer_kind runs out */
+    double timer_at;     /* loop time the timer is scheduled for */
+    gust_timer timer;
 };
 
 /* http1_connection.c */

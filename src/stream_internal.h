@@ -149,6 +149,8 @@ struct gust_stream {
     bool dispatch_queued;
     bool read_again;     /* the transport holds data: dispatch reads on */
     bool corked;         /* small writes from a read callback wait in the queue */
+    bool found;          /* UNTIL/REGEX: found_len is known (with the read's
+                            fields below; here to pack the struct) */
     int refs;            /* scheduled loop callbacks holding the stream */
     void *data;
 
@@ -167,12 +169,13 @@ struct gust_stream {
     /* The pending read. */
     int rkind;
     unsigned rflags;
+    uint32_t mcap, mhead, mcount; /* ring of pending write callbacks (see
+                                     marks below; here to pack the struct) */
     gust_stream_read_cb rcb;
     void *ruser;
     size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX: max_bytes */
     size_t scan;      /* UNTIL: where the next search starts, from rstart */
     size_t found_len; /* UNTIL/REGEX: the result length, once found */
-    bool found;
     char *delim;
     size_t delim_len;
     char delim_inline[GUST__DELIM_INLINE];
@@ -183,7 +186,6 @@ struct gust_stream {
     gust__wseg *whead, *wtail;
     uint64_t wqueued, wsent; /* bytes accepted and handed to the kernel */
     gust__wmark *marks;      /* ring of pending write callbacks */
-    size_t mcap, mhead, mcount;
 
     gust_stream_connect_cb connect_cb;
     void *connect_user;

@@ -53,7 +53,9 @@ static int marks_reserve(gust_stream *s)
 {
     if (s->mcount < s->mcap)
         return 0;
-    size_t cap = s->mcap ? s->mcap * 2 : 4;
+    if (s->mcap > UINT32_MAX / 2)
+        return -ENOMEM; /* the ring's indexes are 32-bit */
+    size_t cap = s->mcap ? (size_t)s->mcap * 2 : 4;
     gust__wmark *m = malloc(cap * sizeof *m);
     if (!m)
         return -ENOMEM;
@@ -61,7 +63,7 @@ static int marks_reserve(gust_stream *s)
         m[i] = s->marks[(s->mhead + i) & (s->mcap - 1)];
     free(s->marks);
     s->marks = m;
-    s->mcap = cap;
+    s->mcap = (uint32_t)cap;
     s->mhead = 0;
     return 0;
 }

@@ -127,6 +127,7 @@ bool gust__gzip_accepted(const gust_http_headers *request_headers)
             p = comma ? comma + 1 : end;
         }
     }
+    /* An explicit gzip entry wins over "*", whichever comes first. */
     if (gzip_q >= 0)
         return gzip_q > 0;
     return star_q > 0;
@@ -154,9 +155,12 @@ gust__gzip *gust__gzip_new(void)
 int gust__gzip_write(gust__gzip *z, const void *in, size_t len, bool flush,
                      bool last, gust__gzip_emit emit, void *data)
 {
+    /* Writing after the trailer would give the client a corrupt stream. */
     if (z->done)
         return -EINVAL;
     unsigned char out[16384];
+    /* Z_SYNC_FLUSH ends on a byte boundary with an empty stored block, so
+     * the client can decode everything so far: what a flush promises. */
     int mode = last ? Z_FINISH : flush ? Z_SYNC_FLUSH : Z_NO_FLUSH;
     const unsigned char *src = in;
     /* avail_in is a uInt: feed huge inputs in slices. */

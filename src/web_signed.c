@@ -81,6 +81,8 @@ char *gust_create_signed_value(gust_arena *arena, const char *const *secrets,
     }
     int b64len = EVP_EncodeBlock((unsigned char *)b64,
                                  (const unsigned char *)value, (int)vlen);
+    /* The same bytes as Tornado's format_field(): a decimal length, ':',
+     * the field; the signature covers everything up to the last '|'. */
     char kv[24], ts[24];
     int kvlen = snprintf(kv, sizeof kv, "%d", key_version);
     int tslen = snprintf(ts, sizeof ts, "%lld", (long long)now);
@@ -98,6 +100,7 @@ char *gust_create_signed_value(gust_arena *arena, const char *const *secrets,
         errno = EIO;
         return NULL;
     }
+    /* out is the arena's latest allocation: this usually grows in place. */
     char *res = gust_arena_realloc(arena, out, len + 1, len + SIG_HEX_LEN + 1);
     if (!res) {
         errno = ENOMEM;
@@ -187,6 +190,8 @@ char *gust_decode_signed_value(gust_arena *arena, const char *const *secrets,
     if (total < 2 || p[0] != '2' || p[1] != '|')
         return NULL;
     p += 2;
+    /* The fields are parsed first only to find where the signature starts;
+     * nothing in them is trusted before it verifies. */
     gust_str kv, ts, nm, val;
     if (!consume_field(&p, end, &kv) || !consume_field(&p, end, &ts) ||
         !consume_field(&p, end, &nm) || !consume_field(&p, end, &val))
@@ -206,6 +211,10 @@ char *gust_decode_signed_value(gust_arena *arena, const char *const *secrets,
         return NULL;
     if (!gust_str_eq(nm, gust_str_cstr(name)))
         return NULL;
+    /* The name is signed too, so a value cannot be replayed under another
+     * cookie name. A timestamp ahead of our clock is refused (Tornado's
+     * version 2 does not check): only a skewed clock or a leaked key
+     * produces one. */
     if (max_age_days <= 0)
         max_age_days = 31;
     if ((double)timestamp < (double)now - max_age_days * 86400.0 ||

@@ -5,13 +5,16 @@
  * SAFETY. The path comes from the URL, decoded once by the router. It is
  * refused (403) when a segment is "..", when the raw path holds "%00", or
  * when the decoded path still holds an escape of '.', '/', '\' or NUL (a
- * double-encoded traversal attempt). What is left is resolved with
- * realpath(), so symlinks are followed, and the result must lie under the
- * real root: a symlink pointing out of root gives 403, as does anything
- * that is not a regular file (or a directory with default_filename). The
- * final open() uses O_NOFOLLOW and O_NONBLOCK, so a component swapped for
- * a symlink after the check fails instead of escaping, and a FIFO cannot
- * block the loop.
+ * double-encoded traversal attempt). What is left is opened with
+ * openat2(RESOLVE_BENEATH) under root: symlinks are followed, but the
+ * kernel refuses any resolution that leaves root (403), with no race.
+ * Where openat2 is missing, and for an absolute symlink (which
+ * RESOLVE_BENEATH refuses even when it points inside root), realpath()
+ * decides instead: the result must lie under the real root, and the final
+ * open() uses O_NOFOLLOW so that a component swapped for a symlink after
+ * the check fails instead of escaping. Anything but a regular file (or a
+ * directory with default_filename) is 403; O_NONBLOCK keeps a FIFO from
+ * blocking the loop.
  *
  * ETAG. A strong validator made from a 64-bit FNV-1a hash of the file's
  * device, inode, size and modification time (nanoseconds): cheap (one
@@ -31,7 +34,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 
 #include <openssl/evp.h>
 
@@ -175,11 +182,65 @@ typedef struct {
     char *real; /* its resolved path (malloc'd) */
 } found_file;
 
+/* Keeps fd when it is a regular file or a directory; -EACCES otherwise. */
+static int accept_fd(int fd, found_file *f)
+{
+    if (fstat(fd, &f->st) != 0 ||
+        !(S_ISREG(f->st.st_mode) || S_ISDIR(f->st.st_mode))) {
+        close(fd);
+        return -EACCES;
+    }
+    f->fd = fd;
+    return 0;
+}
+
+#ifdef SYS_openat2
+/* The fast and race-free way (Linux 5.6+): the kernel resolves rel under
+ * root and refuses any escape, symlinks included, with EXDEV. Returns as
+ * open_under_root, or 1 when the caller must decide with realpath(): no
+ * openat2 (old kernel, seccomp), or EXDEV, which also covers an absolute
+ * symlink that points back inside root. */
+static int open_beneath(const char *root, const char *rel, found_file *f)
+{
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return errno == ENOENT || errno == ENOTDIR ? -ENOENT : -EACCES;
+    struct open_how how = {
+        .flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, dir, *rel ? rel : ".", &how, sizeof how);
+    int err = errno;
+    close(dir);
+    if (fd >= 0)
+        return accept_fd((int)fd, f);
+    switch (err) {
+    case ENOSYS:
+    case EPERM:
+    case EXDEV:
+        return 1;
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return -ENOENT;
+    case ENOMEM:
+        return -ENOMEM;
+    default:
+        return -EACCES;
+    }
+}
+#endif
+
 /* Opens root/rel (rel already cleaned). Returns 0 with *f filled (the
  * caller closes f->fd and frees f->real), -ENOENT (404), -EACCES (403:
  * outside root, not a regular file or directory, not readable). */
 static int open_under_root(const char *root, const char *rel, found_file *f)
 {
+#ifdef SYS_openat2
+    int fast = open_beneath(root, rel, f);
+    if (fast <= 0)
+        return fast;
+#endif
     char *root_real = realpath(root, NULL);
     if (!root_real)
         return errno == ENOMEM ? -ENOMEM : -ENOENT;
@@ -216,15 +277,12 @@ static int open_under_root(const char *root, const char *rel, found_file *f)
         free(real);
         return err == ENOENT ? -ENOENT : -EACCES;
     }
-    if (fstat(fd, &f->st) != 0 ||
-        !(S_ISREG(f->st.st_mode) || S_ISDIR(f->st.st_mode))) {
-        close(fd);
+    int rc = accept_fd(fd, f);
+    if (rc < 0)
         free(real);
-        return -EACCES;
-    }
-    f->fd = fd;
-    f->real = real;
-    return 0;
+    else
+        f->real = real;
+    return rc;
 }
 
 static void found_close(found_file *f)
@@ -440,11 +498,12 @@ static bool if_range_holds(gust_str ir, const char *etag, time_t mtime)
     return gust_http_date_parse(ir, &t) == 0 && t == mtime;
 }
 
-static int fail(gust_handler *h, int err, const char *what)
+/* The message leaves the path out: an error page must not echo the URL. */
+static int fail(gust_handler *h, int err)
 {
     if (err == -EACCES)
-        return gust_handler_send_error(h, 403, "%s is not a file under the "
-                                               "static root", what);
+        return gust_handler_send_error(h, 403, "not a file under the static "
+                                               "root");
     if (err == -ENOENT)
         return gust_handler_send_error(h, 404, NULL);
     return err; /* -ENOMEM: 500 */
@@ -460,22 +519,30 @@ static int locate(gust_handler *h, const gust_static_options *opts,
     if (!arg)
         arg = "";
     if (strstr(req->path, "%00") || has_suspicious_escape(arg)) {
-        fail(h, -EACCES, arg);
+        fail(h, -EACCES);
         return 1;
     }
     int err = 0;
     char *rel = clean_relative(gust_handler_arena(h), arg, &err);
     if (!rel)
-        return err == -ENOMEM ? err : (fail(h, err, arg), 1);
+        return err == -ENOMEM ? err : (fail(h, err), 1);
     err = open_under_root(opts->root, rel, f);
     if (err < 0)
-        return err == -ENOMEM ? err : (fail(h, err, arg), 1);
+        return err == -ENOMEM ? err : (fail(h, err), 1);
     *name = rel;
-    if (!S_ISDIR(f->st.st_mode))
+    if (!S_ISDIR(f->st.st_mode)) {
+        /* "file.txt/" names a directory that does not exist. */
+        size_t alen = strlen(arg);
+        if (alen > 0 && arg[alen - 1] == '/') {
+            found_close(f);
+            fail(h, -ENOENT);
+            return 1;
+        }
         return 0;
+    }
     found_close(f);
     if (!opts->default_filename) {
-        fail(h, -EACCES, arg);
+        fail(h, -EACCES);
         return 1;
     }
     /* Relative links in an index page need the URL to end with '/'. */
@@ -483,7 +550,7 @@ static int locate(gust_handler *h, const gust_static_options *opts,
     if (plen == 0 || req->path[plen - 1] != '/') {
         /* "//host/..." would be a protocol-relative URL: an open redirect. */
         if (strncmp(req->path, "//", 2) == 0) {
-            fail(h, -EACCES, arg);
+            fail(h, -EACCES);
             return 1;
         }
         char *to = gust_arena_sprintf(gust_handler_arena(h), "%s/", req->path);
@@ -502,7 +569,7 @@ static int locate(gust_handler *h, const gust_static_options *opts,
         err = -EACCES;
     }
     if (err < 0)
-        return err == -ENOMEM ? err : (fail(h, err, arg), 1);
+        return err == -ENOMEM ? err : (fail(h, err), 1);
     *name = idx;
     return 0;
 }

@@ -843,6 +843,96 @@ static void test_half_close(void **state)
     }
 }
 
+/* ---- Finishing from data_received --------------------------------------- */
+
+static int dr_headers(gust_http_request *req, void *data)
+{
+    (void)data;
+    if (strcmp(req->path, "/upload") == 0)
+        gust_http_request_stream_body(req);
+    return 0;
+}
+
+/* Answers at the first body chunk, before the rest of the body. */
+static int dr_data(gust_http_request *req, const char *chunk, size_t len,
+                   void *data)
+{
+    (void)chunk, (void)len;
+    stream_stats *st = data;
+    st->chunks++;
+    gust_http_respond(req, 413, NULL, NULL, 0);
+    return 0;
+}
+
+static void dr_finish(gust_http_request *req, void *data)
+{
+    stream_stats *st = data;
+    st->finished++;
+    struct_handler(req, data);
+}
+
+static size_t dr_split; /* bytes of the body sent with the head */
+
+/* The head and the first dr_split body bytes, a pause (the delegate
+ * answers), then the rest of the body and a GET on the same connection. */
+static void dr_client(job *j)
+{
+    int fd = client_connect(j->port);
+    const char *req = early_req;
+    const char *body = strstr(req, "\r\n\r\n") + 4;
+    size_t first = (size_t)(body - req) + dr_split;
+    send_all(fd, req, first);
+    usleep(100 * 1000);
+    send_all(fd, req + first, strlen(req + first));
+    j->resp_len = read_response(fd, j->resp, sizeof j->resp, false);
+    size_t n = 0;
+    if (j->resp_len > 0) {
+        n = strlen(j->resp + j->resp_len);
+        memcpy(j->extra, j->resp + j->resp_len, n + 1);
+        j->resp[j->resp_len] = 0;
+    }
+    j->closed = closed_within(fd, 300, j->extra, sizeof j->extra, &n);
+    close(fd);
+}
+
+/* A streaming delegate that answers from data_received keeps the
+ * connection when the rest of the body can be dropped (up to 64 KiB). */
+static void test_finish_from_data_received(void **state)
+{
+    (void)state;
+    static const gust_http_delegate d = {dr_headers, dr_data, dr_finish,
+                                         NULL};
+    static const struct {
+        size_t len;
+        bool chunked;
+        bool kept;
+    } cases[] = {
+        {1000, false, true},
+        {20000, true, true},
+        {150 * 1024, false, false},
+    };
+    gust_log_set_level(GUST_LOG_ERROR);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gust_loop *loop = new_loop();
+        stream_stats st = {0};
+        gust_http_server *srv = start(gust_http_delegate_handler(&d, &st), NULL);
+        early_script(cases[i].len, cases[i].chunked);
+        dr_split = cases[i].chunked ? 100 : 400;
+        job j = {.fn = dr_client};
+        run_client(loop, srv, &j);
+        if (strncmp(j.resp, "HTTP/1.1 413 ", 13) != 0)
+            fail_msg("case %zu: got %.40s", i, j.resp);
+        bool next = strncmp(j.extra, "HTTP/1.1 200 OK\r\n", 17) == 0 &&
+                    strstr(j.extra, "\r\n\r\nxyz") != NULL;
+        if (next != cases[i].kept || j.closed == cases[i].kept)
+            fail_msg("case %zu: extra [%.60s] closed %d", i, j.extra, j.closed);
+        assert_int_equal(st.chunks, 1);
+        assert_int_equal(st.finished, cases[i].kept ? 1 : 0); /* GET /next */
+        finish_server(loop, srv);
+    }
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
 /* ---- Sendfile ------------------------------------------------------------ */
 
 #define BIG_FILE_SIZE (10u * 1024 * 1024)
@@ -1105,15 +1195,19 @@ static void test_max_connections(void **state)
 
 /* ---- Idle connections hold no memory ------------------------------------- */
 
-static size_t arena_mallocs[20];
+static size_t arena_mallocs[20], arena_blocks[20];
+static gust_arena *arena_seen[20];
 static int arena_n;
 
 static void counting_handler(gust_http_request *req, void *data)
 {
     gust_arena_stats st;
     gust_arena_get_stats(req->arena, &st);
-    if (arena_n < 20)
+    if (arena_n < 20) {
+        arena_seen[arena_n] = req->arena;
+        arena_blocks[arena_n] = st.blocks;
         arena_mallocs[arena_n++] = st.mallocs;
+    }
     struct_handler(req, data);
 }
 
@@ -1144,18 +1238,18 @@ static void test_idle_connection_holds_no_memory(void **state)
     for (int i = 0; i < 10; i++)
         gust_loop_run_once(loop, 0.01);
     assert_int_equal(gust_http_server_connection_count(srv), 1);
-    /* An idle keep-alive connection holds no input buffer, no request
-     * memory and no output buffer. */
-    assert_null(srv->conns->buf);
-    gust_arena_stats st;
-    gust_arena_get_stats(&srv->conns->arena, &st);
-    assert_int_equal(st.blocks, 0);
-    assert_null(srv->conns->out);
-    assert_null(srv->conns->sbody);
-    /* While a request runs, its memory fits the arena's first block. */
+    /* An idle keep-alive connection holds no request context: no input
+     * buffer, no request memory and no output buffer, only a small struct. */
+    assert_null(srv->conns->rq);
+    assert_true(sizeof *srv->conns <= 256);
+    /* While a request runs, its memory fits the arena's first block; the
+     * next request reuses the same context: no new block is malloc'd. */
     assert_int_equal(arena_n, 20);
-    for (int i = 0; i < 20; i++)
-        assert_true(arena_mallocs[i] <= 1);
+    for (int i = 0; i < 20; i++) {
+        assert_true(arena_blocks[i] <= 1);
+        assert_ptr_equal(arena_seen[i], arena_seen[0]);
+        assert_int_equal(arena_mallocs[i], arena_mallocs[0]);
+    }
     close(j.status);
     finish_server(loop, srv);
 }
@@ -1227,6 +1321,7 @@ int main(void)
         cmocka_unit_test_setup(test_max_connections, test_setup),
         cmocka_unit_test_setup(test_idle_connection_holds_no_memory, test_setup),
         cmocka_unit_test_setup(test_sendfile, test_setup),
+        cmocka_unit_test_setup(test_finish_from_data_received, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,9 +9,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -532,6 +534,133 @@ static void test_mime_types(void **state)
     assert_string_equal(gust__mime_type(""), octet);
 }
 
+/* ---- Range ----------------------------------------------------------------- */
+
+static gust__range_result range(const char *h, uint64_t size, uint64_t *start,
+                                uint64_t *len)
+{
+    *start = *len = 777; /* untouched unless PARTIAL */
+    return gust__static_parse_range(h ? gust_str_cstr(h) : GUST_STR_NULL, size,
+                                    start, len);
+}
+
+static void expect_partial(const char *h, uint64_t size, uint64_t s,
+                           uint64_t n)
+{
+    uint64_t start, len;
+    if (range(h, size, &start, &len) != GUST__RANGE_PARTIAL)
+        fail_msg("%s on %" PRIu64 " bytes: not partial", h, size);
+    if (start != s || len != n)
+        fail_msg("%s on %" PRIu64 " bytes: %" PRIu64 "+%" PRIu64
+                 ", expected %" PRIu64 "+%" PRIu64, h, size, start, len, s, n);
+}
+
+static void expect_result(const char *h, uint64_t size, gust__range_result r)
+{
+    uint64_t start, len;
+    if (range(h, size, &start, &len) != r)
+        fail_msg("%s on %" PRIu64 " bytes: expected %d", h ? h : "(none)",
+                 size, (int)r);
+    assert_int_equal(start, 777);
+    assert_int_equal(len, 777);
+}
+
+static void test_range_parse(void **state)
+{
+    (void)state;
+    expect_partial("bytes=0-9", 100, 0, 10);
+    expect_partial("bytes=10-19", 100, 10, 10);
+    expect_partial("bytes=90-", 100, 90, 10);
+    expect_partial("bytes=-10", 100, 90, 10);
+    expect_partial("bytes=99-99", 100, 99, 1);
+    expect_partial("bytes=50-1000", 100, 50, 50);     /* end cut to size */
+    expect_partial("bytes=0-98", 100, 0, 99);
+    expect_partial("BYTES = 1 - 2 ", 100, 1, 2);
+    expect_partial("bytes=1-99999999999999999999999", 100, 1, 99);
+    /* The whole file: 200, as Tornado answers. */
+    expect_result("bytes=0-", 100, GUST__RANGE_FULL);
+    expect_result("bytes=0-99", 100, GUST__RANGE_FULL);
+    expect_result("bytes=-100", 100, GUST__RANGE_FULL);
+    expect_result("bytes=-1000", 100, GUST__RANGE_FULL);
+    /* Ignored: absent, another unit, bad syntax, several ranges. */
+    expect_result(NULL, 100, GUST__RANGE_FULL);
+    expect_result("", 100, GUST__RANGE_FULL);
+    expect_result("items=0-5", 100, GUST__RANGE_FULL);
+    expect_result("bytes=", 100, GUST__RANGE_FULL);
+    expect_result("bytes=-", 100, GUST__RANGE_FULL);
+    expect_result("bytes=5", 100, GUST__RANGE_FULL);
+    expect_result("bytes=a-b", 100, GUST__RANGE_FULL);
+    expect_result("bytes=+1-2", 100, GUST__RANGE_FULL);
+    expect_result("bytes=5-1", 100, GUST__RANGE_FULL);
+    expect_result("bytes=1-2-3", 100, GUST__RANGE_FULL);
+    expect_result("bytes=0-1,5-6", 100, GUST__RANGE_FULL);
+    expect_result("bytes 0-1", 100, GUST__RANGE_FULL);
+    /* Unsatisfiable. */
+    expect_result("bytes=100-", 100, GUST__RANGE_UNSATISFIABLE);
+    expect_result("bytes=100-200", 100, GUST__RANGE_UNSATISFIABLE);
+    expect_result("bytes=99999999999999999999999-", 100,
+                  GUST__RANGE_UNSATISFIABLE);
+    expect_result("bytes=-0", 100, GUST__RANGE_UNSATISFIABLE);
+    expect_result("bytes=0-", 0, GUST__RANGE_UNSATISFIABLE);
+    expect_result("bytes=-5", 0, GUST__RANGE_UNSATISFIABLE);
+}
+
+/* ---- Static file versions ------------------------------------------------ */
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+static void test_static_cache_version(void **state)
+{
+    gust_arena *a = *state;
+    char root[] = "/tmp/gust_static_XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char *file = gust_arena_sprintf(a, "%s/app.js", root);
+    char *sub = gust_arena_sprintf(a, "%s/css", root);
+    char *nested = gust_arena_sprintf(a, "%s/css/site.css", root);
+    char *outside = gust_arena_sprintf(a, "%s.secret", root);
+    char *link = gust_arena_sprintf(a, "%s/leak", root);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    write_file(file, "hello");
+    write_file(nested, "body{}");
+    write_file(outside, "secret");
+    assert_int_equal(symlink(outside, link), 0);
+
+    gust__static_cache *c = gust__static_cache_new(root);
+    assert_non_null(c);
+    /* sha256("hello") = 2cf24dba... */
+    const char *v = gust__static_cache_version(c, "app.js");
+    assert_non_null(v);
+    assert_string_equal(v, "2cf24dba");
+    assert_string_equal(gust__static_cache_version(c, "app.js"), "2cf24dba");
+    assert_non_null(gust__static_cache_version(c, "css/site.css"));
+    /* The version follows the content. */
+    write_file(file, "hello, world, longer");
+    v = gust__static_cache_version(c, "app.js");
+    assert_non_null(v);
+    assert_string_not_equal(v, "2cf24dba");
+    /* Missing, a directory, outside root. */
+    assert_null(gust__static_cache_version(c, "missing.js"));
+    assert_null(gust__static_cache_version(c, "css"));
+    assert_null(gust__static_cache_version(c, "leak"));
+    assert_null(gust__static_cache_version(c, "../x"));
+    assert_null(gust__static_cache_version(c, "css/../../x"));
+    gust__static_cache_free(c);
+    gust__static_cache_free(NULL);
+
+    unlink(link);
+    unlink(outside);
+    unlink(nested);
+    rmdir(sub);
+    unlink(file);
+    rmdir(root);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -544,7 +673,8 @@ int main(void)
         T(test_xsrf_tornado_compat),  T(test_gzip_stream),
         T(test_gzip_small_and_empty), T(test_gzip_emit_error),
         T(test_gzip_types),           T(test_gzip_accept_encoding),
-        T(test_mime_types),
+        T(test_mime_types),           T(test_range_parse),
+        T(test_static_cache_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,11 @@ typedef void (*gust_http_request_cb)(gust_http_request *req, void *data);
  *   data_received     for each body chunk when streaming (borrowed bytes,
  *                     valid during the call). Return < 0 to abort: the
  *                     server answers 400 if nothing was sent, then closes.
+ *                     A delegate may also answer and finish the request
+ *                     here (or later, before the body is complete): finish
+ *                     is then not called, and the rest of the body is read
+ *                     and dropped to keep the connection, under the same
+ *                     bounds as for headers_received below.
  *   finish            once the body is complete: the handler runs here.
  *   on_connection_close  if the connection closes after headers_received
  *                     and before gust_http_request_finish(): while the body
