@@ -63,9 +63,9 @@ typedef struct gust__stream_transport {
     /* Runs first on every fd event once any connect has completed, before
      * the core retries the pending read and the queued writes, so that the
      * transport can move on by itself when neither is pending (a TLS
-     * handshake). It may close the stream. Returns whether it made progress
-     * (a hang-up with no progress ends the stream, as for reads). NULL:
-     * nothing to do. */
+     * handshake). It may close the stream. Returns whether it moved bytes
+     * (counted with the core's own progress when it handles a hang-up).
+     * NULL: nothing to do. */
     bool (*on_event)(gust_stream *stream, unsigned events);
 } gust__stream_transport;
 
