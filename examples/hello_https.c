@@ -3,6 +3,9 @@
  *   hello_https --cert=server.pem --key=server.key [--port=8443]
  *               [--address=127.0.0.1]
  *
+ * GET /protocol answers the request's protocol ("https"), as a handler
+ * behind a proxy or on a TLS server would check it.
+ *
  * The certificate file holds the server's certificate followed by any
  * intermediate CAs (PEM). Clients verify it as usual, e.g.
  *     curl --cacert ca.pem https://localhost:8443/
@@ -11,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gust/gust.h"
 #include "gust/http_server.h"
@@ -23,7 +27,11 @@ static void handle_request(gust_http_request *req, void *data)
 {
     (void)data;
     static const char hello[] = "Hello, world";
-    gust_http_respond(req, 200, "text/plain", hello, sizeof hello - 1);
+    if (strcmp(req->path, "/protocol") == 0)
+        gust_http_respond(req, 200, "text/plain", req->protocol,
+                          strlen(req->protocol));
+    else
+        gust_http_respond(req, 200, "text/plain", hello, sizeof hello - 1);
 }
 
 static void on_all_closed(gust_http_server *srv, void *data)

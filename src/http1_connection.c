@@ -15,6 +15,7 @@
 
 #include "gust/error.h"
 #include "gust/log.h"
+#include "gust/tls.h"
 #include "http_server_internal.h"
 
 /* What the connection timer measures. */
@@ -582,7 +583,9 @@ static int setup_request(gust_http_connection *c)
             return -ENOMEM;
     }
     r->remote_ip = c->rq->peer_ip;
-    r->protocol = c->srv->protocol ? c->srv->protocol : "http";
+    r->protocol = c->srv->protocol ? c->srv->protocol
+                  : c->stream && gust_stream_is_tls(c->stream) ? "https"
+                                                               : "http";
     if (c->srv->opts.xheaders)
         apply_xheaders(c);
     gust__http1_slice host = c->rq->framing.host;

@@ -168,7 +168,8 @@ int gust__gzip_write(gust__gzip *z, const void *in, size_t len, bool flush,
         uInt slice = len > (size_t)UINT32_MAX / 2 ? UINT32_MAX / 2 : (uInt)len;
         z->zs.next_in = (unsigned char *)(uintptr_t)src;
         z->zs.avail_in = slice;
-        src += slice;
+        if (slice) /* src may be NULL with nothing to feed (a flush) */
+            src += slice;
         len -= slice;
         int m = len ? Z_NO_FLUSH : mode;
         int rc;

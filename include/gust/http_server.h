@@ -198,7 +198,8 @@ typedef struct gust_http_server_options {
     bool xheaders;
     /* Close the connection after every response. */
     bool no_keep_alive;
-    /* "https" when TLS is terminated in front of the server; NULL: "http". */
+    /* "https" when TLS is terminated in front of the server; NULL: "https"
+     * on the server's own TLS connections (tcp.tls), else "http". */
     const char *protocol;
     /* Largest request head; larger gets 431. 0: 64 KiB. */
     size_t max_header_size;

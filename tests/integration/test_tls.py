@@ -98,6 +98,12 @@ def test_curl_keep_alive(https, certs):
     assert r.returncode == 60, r.stderr  # peer certificate cannot be verified
 
 
+def test_request_protocol_is_https(https, certs):
+    r = requests.get(f"https://127.0.0.1:{https.port}/protocol",
+                     verify=certs["ca"], timeout=10)
+    assert r.text == "https"
+
+
 def test_requests_verify(https, certs):
     with requests.Session() as s:
         for _ in range(3):
