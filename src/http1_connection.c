@@ -317,20 +317,23 @@ static void on_close(gust_stream *stream, void *data)
 {
     (void)stream;
     gust_http_connection *c = data;
-    c->stream = NULL;
     c->closed = true;
     c->reading = false;
     set_timer(c, T_NONE);
     if (c->rq)
         gust_timer_stop(&c->rq->resume);
+    /* c->stream stays set during the delegate's call: a request finished
+     * from in there (a handler finishing in on_connection_close) sees
+     * c->closed and leaves the free to the code below. */
     if (request_alive(c)) {
         const gust_http_delegate *d = c->srv->handler.delegate;
         if (d && d->on_connection_close)
             d->on_connection_close(&c->rq->req, c->srv->handler.data);
-        /* The request lives until the application finishes it. */
-        if (request_alive(c))
-            return;
     }
+    c->stream = NULL;
+    /* The request lives until the application finishes it. */
+    if (request_alive(c))
+        return;
     conn_free(c);
 }
 

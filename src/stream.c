@@ -6,9 +6,11 @@
  * loop callbacks: the "dispatch" (buffered data for a new read, completed
  * writes, an immediate connect) and the "close dispatch". Each scheduled
  * callback holds a reference; the stream is freed when the close dispatch
- * has run and no reference is left. The fd handler needs no reference: the
+ * has run and no reference is left (gust_stream_ref() adds one too, so a
+ * coroutine can outlive the close). The fd handler needs no reference: the
  * handler is removed at close and the loop drops stale events, and the only
- * place that frees is a loop callback, which cannot run inside the handler.
+ * places that free, a loop callback and the last gust_stream_unref() after
+ * the close, cannot run inside the handler.
  */
 #define GUST__STREAM_PRIVATE
 #include <assert.h>
@@ -199,6 +201,29 @@ static void maybe_free(gust_stream *s)
     gust__stream_rbuf_release(s);
     gust__stream_write_free(s);
     free(s);
+}
+
+/* A user reference holds the memory like a scheduled callback does; with
+ * the fd closed and the close callback run, nothing else can touch it, so
+ * every public call sees `closed` and fails or does nothing. */
+void gust_stream_ref(gust_stream *stream)
+{
+    assert(stream);
+    stream->refs++;
+    stream->user_refs++;
+}
+
+void gust_stream_unref(gust_stream *stream)
+{
+    assert(stream && stream->user_refs > 0 && "unref without a matching ref");
+    stream->user_refs--;
+    stream->refs--;
+    maybe_free(stream);
+}
+
+bool gust__stream_close_delivered(const gust_stream *stream)
+{
+    return stream->close_running;
 }
 
 /* Timer fallback for when the loop cannot queue a callback (out of memory):

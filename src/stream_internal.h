@@ -20,6 +20,11 @@ typedef void (*gust__stream_free_hook)(gust_stream *stream, void *data);
 void gust__stream_set_free_hook(gust_stream *stream, gust__stream_free_hook fn,
                                 void *data);
 
+/* True once the close callback has run (or is running): a close callback
+ * set now would never be called. The stream is then alive only through
+ * gust_stream_ref() references. */
+bool gust__stream_close_delivered(const gust_stream *stream);
+
 /* gust_stream_new() for a socket just made by accept4(SOCK_NONBLOCK |
  * SOCK_CLOEXEC) (or otherwise known to be a non-blocking, CLOEXEC socket):
  * skips the three syscalls that check it. Same result and ownership. */
@@ -159,6 +164,7 @@ struct gust_stream {
     bool found;          /* UNTIL/REGEX: found_len is known (with the read's
                             fields below; here to pack the struct) */
     int refs;            /* scheduled loop callbacks holding the stream */
+    int user_refs;       /* gust_stream_ref(), counted in refs too */
     void *data;
 
     size_t max_buffer_size;

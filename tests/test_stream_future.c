@@ -144,6 +144,7 @@ static void test_reads_and_write(void **state)
     while (closes < 3)
         assert_int_equal(gust_loop_run_once(loop, 1), 0);
     assert_int_equal(closes, 3);
+    spin(loop, 2); /* stream futures release their stream a turn later */
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
@@ -181,6 +182,7 @@ static void test_read_errors(void **state)
     gust_value err;
     assert_int_equal(gust_loop_run_sync(loop, closed, 10, &err), 0);
     assert_null(err.ptr);
+    spin(loop, 2); /* stream futures release their stream a turn later */
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
@@ -221,6 +223,7 @@ static void test_connect_refused(void **state)
                                         GUST_TEST_WAIT_SECONDS, NULL),
                      -ECONNREFUSED);
     run_until_set(loop, &closes);
+    spin(loop, 2); /* stream futures release their stream a turn later */
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
@@ -408,10 +411,127 @@ static void test_connect_result_not_taken(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* ---- Lifetime: a coroutine resumed after its stream closed -------------- */
+
+typedef struct after_close {
+    gust_stream *s;
+    bool wrap;          /* await through gust_with_timeout */
+    int read_status;
+    bool closed;
+    int error, write_status, read_again;
+} after_close;
+
+/* Awaits a read the peer answers by closing; then looks at the stream,
+ * which its close dispatch completed and would have freed at once. */
+static int reader_after_close(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result;
+    after_close *ac = data;
+    gust_future *f = gust_stream_read_until_f(ac->s, "\n", 1, 0);
+    if (ac->wrap)
+        f = gust_with_timeout(loop, f, GUST_TEST_WAIT_SECONDS);
+    ac->read_status = gust_await(f, NULL);
+    ac->closed = gust_stream_closed(ac->s);
+    ac->error = gust_stream_error(ac->s);
+    ac->write_status = gust_stream_write(ac->s, "x", 1, NULL, NULL);
+    ac->read_again = gust_await(gust_stream_read_bytes_f(ac->s, 1, 0), NULL);
+    gust_stream_close(ac->s); /* a no-op now */
+    return 0;
+}
+
+static void run_after_close(bool wrap)
+{
+    gust_loop *loop = new_loop();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    after_close ac = {.wrap = wrap};
+    ac.s = gust_stream_new(loop, sv[0], NULL);
+    assert_non_null(ac.s);
+    gust_stream_set_close_callback(ac.s, count_close_cb, &closes);
+    gust_future *co = gust_spawn(loop, reader_after_close, &ac);
+    spin(loop, 2); /* the coroutine waits in its read */
+    assert_false(gust_future_done(co));
+    close(sv[1]); /* EOF: the stream closes, the read fails */
+    assert_int_equal(gust_loop_run_sync(loop, co, GUST_TEST_WAIT_SECONDS, NULL),
+                     0);
+    assert_int_equal(closes, 1);
+    assert_int_equal(ac.read_status, GUST_ESTREAMCLOSED);
+    assert_true(ac.closed);
+    assert_int_equal(ac.error, 0);
+    assert_int_equal(ac.write_status, GUST_ESTREAMCLOSED);
+    assert_int_equal(ac.read_again, GUST_ESTREAMCLOSED);
+    spin(loop, 2); /* the last reference goes: freed (ASan: no leak) */
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+static void test_resumed_after_close(void **state)
+{
+    (void)state;
+    run_after_close(false);
+}
+
+static void test_resumed_after_close_through_timeout(void **state)
+{
+    (void)state;
+    run_after_close(true);
+}
+
+static void never_read(gust_stream *s, int status, const char *data,
+                       size_t len, void *user)
+{
+    (void)s, (void)status, (void)data, (void)len, (void)user;
+    fail_msg("a read on a closed stream was accepted");
+}
+
+/* gust_stream_ref() from plain callback code: the memory outlives the
+ * close callback until the unref; a ref dropped before the close changes
+ * nothing. */
+static void test_ref_unref(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    gust_stream *s = gust_stream_new(loop, sv[0], NULL);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    gust_stream_ref(s);
+    gust_stream_ref(s);
+    gust_stream_unref(s); /* still open: nothing happens */
+    assert_false(gust_stream_closed(s));
+    gust_stream_close(s);
+    run_until_set(loop, &closes);
+    spin(loop, 2);
+    /* After the close callback, through the reference. */
+    assert_true(gust_stream_closed(s));
+    assert_int_equal(gust_stream_error(s), 0);
+    assert_int_equal(gust_stream_fd(s), -1);
+    assert_int_equal(gust_stream_write(s, "x", 1, NULL, NULL),
+                     GUST_ESTREAMCLOSED);
+    assert_int_equal(gust_stream_read_bytes(s, 1, 0, never_read, NULL),
+                     GUST_ESTREAMCLOSED);
+    gust_stream_close(s);
+    assert_int_equal(closes, 1);
+    /* A close future on it answers at once with the close's error. */
+    gust_future *cf = gust_stream_closed_f(s);
+    assert_true(gust_future_done(cf));
+    assert_int_equal(gust_future_status(cf), 0);
+    assert_null(gust_future_result(cf));
+    gust_future_unref(cf);
+    gust_stream_unref(s); /* freed here */
+    assert_int_equal(gust_loop_free(loop), 0);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_reads_and_write, test_setup),
+        cmocka_unit_test_setup(test_resumed_after_close, test_setup),
+        cmocka_unit_test_setup(test_resumed_after_close_through_timeout,
+                               test_setup),
+        cmocka_unit_test_setup(test_ref_unref, test_setup),
         cmocka_unit_test_setup(test_read_errors, test_setup),
         cmocka_unit_test_setup(test_connect_refused, test_setup),
         cmocka_unit_test_setup(test_echo_coroutines, test_setup),

@@ -85,10 +85,32 @@ static int fetch_get(gust_handler *h)
 static const gust_handler_class fetch_handler = {
     .name = "fetch", .flags = GUST_HANDLER_COROUTINE, .get = fetch_get};
 
+/* Asynchronous, never answers: finishes when the client leaves, from
+ * on_connection_close (a regression test: that finish freed the connection
+ * inside its own close callback). */
+static int hang_get(gust_handler *h)
+{
+    (void)h;
+    in_flight++;
+    return GUST_HANDLER_ASYNC;
+}
+
+static void hang_closed(gust_handler *h)
+{
+    conn_closed++;
+    in_flight--;
+    gust_handler_finish(h);
+}
+
+static const gust_handler_class hang_handler = {
+    .name = "hang", .get = hang_get, .on_finish = count_finish,
+    .on_connection_close = hang_closed};
+
 static const gust_route routes[] = {
     GUST_ROUTE("/sleep", &sleep_handler),
     GUST_ROUTE("/eio", &eio_handler),
     GUST_ROUTE("/fetch", &fetch_handler),
+    GUST_ROUTE("/hang", &hang_handler),
     GUST_ROUTES_END,
 };
 
@@ -294,15 +316,18 @@ static void test_eio_log_line(void **state)
 
 static int leave_main(gust_loop *loop, gust_value *result, void *data)
 {
-    (void)result, (void)data;
+    (void)result;
+    const char *path = data;
     gust_value conn;
     int rc = gust_await(gust_tcp_connect_f(loop, "127.0.0.1", app_port, NULL),
                         &conn);
     if (rc < 0)
         return rc;
     gust_stream *s = conn.ptr;
-    static const char req[] = "GET /sleep?n=1 HTTP/1.1\r\nHost: x\r\n\r\n";
-    rc = gust_await(gust_stream_write_f(s, req, sizeof req - 1), NULL);
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n",
+                     path);
+    rc = gust_await(gust_stream_write_f(s, req, (size_t)n), NULL);
     /* Wait until the handler runs, then leave before its 10 ms sleep ends. */
     for (int i = 0; rc == 0 && in_flight == 0 && i < 1000; i++)
         rc = gust_await(gust_sleep(loop, 0.0005), NULL);
@@ -322,10 +347,27 @@ static void test_client_leaves_during_await(void **state)
     gust_log_set_level(GUST_LOG_WARNING);
     gust_loop *loop = gust_loop_current();
     gust_app *app = start_app(loop);
-    assert_int_equal(gust_loop_run_sync(loop, gust_spawn(loop, leave_main, NULL),
+    assert_int_equal(gust_loop_run_sync(loop,
+                                        gust_spawn(loop, leave_main,
+                                                   "/sleep?n=1"),
                                         GUST_TEST_WAIT_SECONDS, NULL), 0);
     assert_int_equal(conn_closed, 1);
     assert_int_equal(finished, 2);
+    stop_app(loop, app);
+}
+
+static void test_async_finishes_in_on_connection_close(void **state)
+{
+    (void)state;
+    gust_log_set_level(GUST_LOG_WARNING);
+    gust_loop *loop = gust_loop_current();
+    gust_app *app = start_app(loop);
+    assert_int_equal(gust_loop_run_sync(loop,
+                                        gust_spawn(loop, leave_main, "/hang"),
+                                        GUST_TEST_WAIT_SECONDS, NULL), 0);
+    assert_int_equal(conn_closed, 1);
+    assert_int_equal(in_flight, 0);
+    assert_int_equal(finished, 2); /* /hang, then /sleep?n=2 */
     stop_app(loop, app);
 }
 
@@ -337,6 +379,8 @@ int main(void)
         cmocka_unit_test_setup(test_coroutine_errors, test_setup),
         cmocka_unit_test_setup(test_eio_log_line, test_setup),
         cmocka_unit_test_setup(test_client_leaves_during_await, test_setup),
+        cmocka_unit_test_setup(test_async_finishes_in_on_connection_close,
+                               test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

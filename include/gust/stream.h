@@ -59,7 +59,8 @@
  * whose bytes had all reached the kernel), and last the close callback,
  * exactly once. (A connect still in progress gets its callback
  * first, with the error or GUST_ESTREAMCLOSED.) The stream is freed after the
- * close callback returns; the pointer must not be used after that.
+ * close callback returns; the pointer must not be used after that, unless a
+ * reference taken with gust_stream_ref() keeps the memory (see Closing).
  * A peer that hangs up while the stream neither reads nor writes is noticed
  * by the next read or write (the data it sent before is still delivered).
  */
@@ -223,7 +224,9 @@ size_t gust_stream_write_buffer_size(const gust_stream *stream);
 /* ---- Closing ----------------------------------------------------------- */
 
 /* Sets the callback run once after the stream closes (see CLOSING above);
- * the stream is freed when it returns. NULL removes it. */
+ * the stream is freed when it returns (unless references are held, see
+ * gust_stream_ref()). NULL removes it. Set after the close callback has run,
+ * it is never called. */
 void gust_stream_set_close_callback(gust_stream *stream,
                                     gust_stream_close_cb cb, void *user);
 
@@ -241,6 +244,20 @@ bool gust_stream_closed(const gust_stream *stream);
 /* Why the stream closed: 0 for a local close or a clean EOF from the peer,
  * else a negative code (-ECONNRESET, GUST_EBUFFERFULL, ...). */
 int gust_stream_error(const gust_stream *stream);
+
+/* Keeps the stream's memory valid after its close callback, until the
+ * matching gust_stream_unref() (the fd is closed as usual; every call
+ * but gust_stream_closed/_error/_unref then fails with
+ * GUST_ESTREAMCLOSED). For code that learns of the close later, such as
+ * a coroutine resumed by a future.
+ * Calls that return nothing (close, set_close_callback) are then no-ops,
+ * accessors (gust_stream_data, _loop) still answer and gust_stream_fd() is
+ * -1. Dropping the last reference of a stream that is not closed yet frees
+ * nothing: it is freed after its close callback, as without references.
+ * An unref without a matching ref is a programming error (assert). Used on
+ * the stream's loop thread only. */
+void gust_stream_ref(gust_stream *stream);
+void gust_stream_unref(gust_stream *stream);
 
 /* Sets TCP_NODELAY on a TCP stream (ignored for other fds). Returns 0 or a
  * negated errno. */
@@ -273,23 +290,27 @@ int gust_stream_set_nodelay(gust_stream *stream, bool on);
  * data is dropped when it arrives. Close the stream to stop it.
  * Streaming reads (GUST_READ_STREAMING) have no future form.
  *
- * LIFETIME. A stream is freed right after its close callback (see CLOSING),
- * and the futures of operations still pending are completed from that same
- * close (with an error, or with 0 for a write whose bytes had left), just
- * before the free. So when an awaiting coroutine resumes, its stream may be
- * gone, whatever the status. A coroutine that owns a stream therefore
- * watches its close with gust_stream_closed_f() and checks that future
- * before each use of the pointer:
+ * LIFETIME. A stream is freed after its close callback (see CLOSING), and
+ * the futures of operations still pending are completed from that same
+ * close (with an error, or with 0 for a write whose bytes had left). Each
+ * pending future therefore holds a reference to its stream
+ * (gust_stream_ref()), dropped one loop iteration after the future's
+ * callbacks have run: a coroutine resumed by the future, directly or
+ * through one gust_all(), gust_any() or gust_with_timeout(), finds the
+ * stream valid, closed (gust_stream_closed() true, every operation failing
+ * with GUST_ESTREAMCLOSED). (So a loop being torn down needs an iteration
+ * or two after the last stream future completes.) Code that keeps the
+ * pointer across other waits (a sleep, a queue, a lock) holds its own
+ * reference for as long as it uses it:
  *
- *     gust_future *closed = gust_stream_closed_f(s);
- *     while (!gust_future_done(closed)) {
+ *     gust_stream_ref(s);
+ *     for (;;) {
  *         if (gust_await(gust_stream_read_until_f(s, "\n", 1, 0), &v) < 0)
- *             break;
- *         ...
+ *             break;                  (closed or not: still valid)
+ *         ... await anything ...
  *     }
- *     if (!gust_future_done(closed))
- *         gust_stream_close(s);
- *     gust_future_unref(closed);
+ *     gust_stream_close(s);               (a no-op if it is closed)
+ *     gust_stream_unref(s);               (s may be freed here)
  */
 #include "gust/future.h"
 
@@ -334,14 +355,16 @@ GUST_MUST_USE gust_future *gust_stream_connect_f(gust_stream *stream,
                                                  const struct sockaddr *addr,
                                                  socklen_t addrlen);
 
-/* A future that completes when the stream closes, from its close callback,
- * i.e. before the stream is freed: once it is done, the stream pointer must
- * not be used again. Its status is 0 and its result's ptr holds
+/* A future that completes when the stream closes, from its close callback.
+ * Like the others it holds the stream until its callbacks have run (see
+ * LIFETIME); after that only a reference of the caller's keeps the pointer
+ * valid. Its status is 0 and its result's ptr holds
  * gust_stream_error() as an intptr_t (0 for a local close or a clean EOF,
  * else the error). It takes over the stream's close callback: do not set
  * another one afterwards (that one would run instead and this future would
  * never complete). On a stream closed already (its close callback still to
- * come) it completes when that callback would have run. */
+ * come) it completes when that callback would have run; on one whose close
+ * callback has run (kept by gust_stream_ref()) it is done at once. */
 GUST_MUST_USE gust_future *gust_stream_closed_f(gust_stream *stream);
 
 /* net.h's gust_tcp_connect() (resolve host, then connect to port, trying
