@@ -50,7 +50,8 @@ static void check_request(const char *buf, size_t size, int n,
     }
     if (n == GUST_HTTP1_ERROR) {
         CHECK(req->error_reason != NULL);
-        CHECK(req->error_status == 400 || req->error_status == 431 ||
+        CHECK(req->error_status == 400 || req->error_status == 414 ||
+              req->error_status == 431 ||
               req->error_status == 505);
         CHECK(req->error_offset <= size);
         return;
