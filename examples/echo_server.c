@@ -28,8 +28,8 @@ static struct {
     const char *mode;
     int processes;
     bool tag_pid;
-    size_t max_connections;
-} cfg = {8888, "127.0.0.1", "listen", 1, false, 0};
+    int max_connections;
+} cfg;
 
 /* Open connections, so that shutdown can close them all. */
 typedef struct conn {
@@ -118,59 +118,44 @@ static bool no_connections(gust_loop *loop, void *data)
     return conns.next == &conns;
 }
 
-static void usage(const char *prog)
-{
-    fprintf(stderr,
-            "usage: %s [--port=N] [--address=A] [--mode=listen|start|sockets]\n"
-            "          [--processes=N] [--tag-pid] [--max-connections=N]\n",
-            prog);
-    exit(2);
-}
-
-/* "--name=value": the value if arg is that flag, else NULL. */
-static const char *flag(const char *arg, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
-}
-
-static long number(const char *s, const char *prog)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0)
-        usage(prog);
-    return v;
-}
-
 static void parse_args(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if ((v = flag(a, "--port")))
-            cfg.port = (int)number(v, argv[0]);
-        else if ((v = flag(a, "--address")))
-            cfg.address = v;
-        else if ((v = flag(a, "--mode")))
-            cfg.mode = v;
-        else if ((v = flag(a, "--processes")))
-            cfg.processes = (int)number(v, argv[0]);
-        else if ((v = flag(a, "--max-connections")))
-            cfg.max_connections = (size_t)number(v, argv[0]);
-        else if (strcmp(a, "--tag-pid") == 0)
-            cfg.tag_pid = true;
-        else
-            usage(argv[0]);
-    }
+    gust_options_define_int(NULL, "port", &cfg.port, 8888,
+                            "run on the given port", NULL);
+    gust_options_define_string(NULL, "address", &cfg.address, "127.0.0.1",
+                               "listen on this address", NULL);
+    gust_options_define_string(NULL, "mode", &cfg.mode, "listen",
+                               "start form: listen, start (bind + fork) or "
+                               "sockets (bind_sockets, fork, add_sockets)",
+                               NULL);
+    gust_options_define_int(NULL, "processes", &cfg.processes, 1,
+                            "worker processes for start/sockets "
+                            "(0: one per CPU)", NULL);
+    gust_options_define_int(NULL, "max-connections", &cfg.max_connections, 0,
+                            "stop accepting at this many connections "
+                            "(0: no cap)", NULL);
+    gust_options_define_bool(NULL, "tag-pid", &cfg.tag_pid, false,
+                             "prefix each echoed line with the worker's pid",
+                             NULL);
+    gust_options_parse_command_line(NULL, argc, argv);
     if (strcmp(cfg.mode, "listen") && strcmp(cfg.mode, "start") &&
-        strcmp(cfg.mode, "sockets"))
-        usage(argv[0]);
+        strcmp(cfg.mode, "sockets")) {
+        fprintf(stderr, "%s: --mode must be listen, start or sockets\n",
+                argv[0]);
+        exit(2);
+    }
+    if (cfg.processes < 0 || cfg.max_connections < 0) {
+        fprintf(stderr, "%s: --processes and --max-connections must be >= 0\n",
+                argv[0]);
+        exit(2);
+    }
 }
 
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
-    gust_tcp_server_options opts = {.max_connections = cfg.max_connections};
+    gust_tcp_server_options opts = {
+        .max_connections = (size_t)cfg.max_connections};
     int rc;
 
     /* The three start forms of tcp_server.h. No loop exists before the
@@ -198,6 +183,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         gust_log_error("echo", "cannot start: %s", gust_strerror(rc));
         gust_tcp_server_free(server);
+        gust_options_free(gust_options_default());
         return 1;
     }
 
@@ -214,5 +200,6 @@ int main(int argc, char **argv)
     gust_loop_remove_signal(loop, SIGTERM);
     gust_loop_remove_signal(loop, SIGINT);
     gust_tcp_server_free(server);
+    gust_options_free(gust_options_default());
     return gust_loop_free(loop) == 0 ? 0 : 1;
 }

@@ -66,30 +66,17 @@ static void on_signal(gust_loop *loop, int signum, void *data)
     gust_http_server_close_all(server, on_all_closed, loop);
 }
 
-static const char *flag(const char *arg, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
-}
-
 int main(int argc, char **argv)
 {
-    int port = 8888, processes = 1;
-    const char *address = "127.0.0.1";
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if ((v = flag(argv[i], "--port")))
-            port = atoi(v);
-        else if ((v = flag(argv[i], "--address")))
-            address = v;
-        else if ((v = flag(argv[i], "--processes")))
-            processes = atoi(v);
-        else {
-            fprintf(stderr, "usage: %s [--port=N] [--address=A] "
-                            "[--processes=N]\n", argv[0]);
-            return 2;
-        }
-    }
+    int port, processes;
+    const char *address;
+    gust_options_define_int(NULL, "port", &port, 8888,
+                            "run on the given port", NULL);
+    gust_options_define_string(NULL, "address", &address, "127.0.0.1",
+                               "listen on this address", NULL);
+    gust_options_define_int(NULL, "processes", &processes, 1,
+                            "worker processes (0: one per CPU)", NULL);
+    gust_options_parse_command_line(NULL, argc, argv);
     server = gust_http_server_new(gust_http_callback(handle_request, NULL),
                                   NULL);
     int rc = server ? gust_http_server_bind(server, port, address) : -ENOMEM;
@@ -98,6 +85,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         gust_log_error("http", "cannot start: %s", gust_strerror(rc));
         gust_http_server_free(server);
+        gust_options_free(gust_options_default());
         return 1;
     }
     gust_loop *loop = gust_loop_current();
@@ -109,5 +97,6 @@ int main(int argc, char **argv)
     gust_http_server_free(server);
     gust_loop_remove_signal(loop, SIGTERM);
     gust_loop_remove_signal(loop, SIGINT);
+    gust_options_free(gust_options_default());
     return gust_loop_free(loop) == 0 ? 0 : 1;
 }

@@ -18,7 +18,12 @@
 #include "http_server_internal.h"
 
 /* What the connection timer measures. */
-enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER };
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE };
+
+/* close_all(): how long a connection that has not sent its first request
+ * yet gets to send it. It was accepted before the server began to close
+ * (or just then, during a reload), and its client is about to write. */
+#define FIRST_REQUEST_GRACE 2.0
 
 /* How long a connection that sent an error keeps reading (and discarding)
  * so that closing does not reset the connection before the client has
@@ -214,6 +219,7 @@ static void set_timer(gust_http_connection *c, int kind)
     case T_HEAD: secs = o->header_timeout; break;
     case T_BODY: secs = o->body_timeout; break;
     case T_LINGER: secs = LINGER_SECONDS; break;
+    case T_GRACE: secs = FIRST_REQUEST_GRACE; break;
     default: break;
     }
     /* A trickled head keeps its first deadline: that is the point of it. */
@@ -234,6 +240,14 @@ static void set_timer(gust_http_connection *c, int kind)
     c->timer_at = c->deadline;
     if (gust_timer_start_at(&c->timer, c->deadline, 0, on_timer, c) < 0)
         c->timer_kind = T_NONE;
+}
+
+void gust__http_conn_close_idle(gust_http_connection *c)
+{
+    if (c->req_seq == 0 && !c->closed)
+        set_timer(c, T_GRACE);
+    else
+        gust__http_conn_close(c);
 }
 
 /* ---- Output ------------------------------------------------------------ */

@@ -154,10 +154,11 @@ int gust_http_server_close_all(gust_http_server *srv,
     gust_http_connection *next;
     for (gust_http_connection *c = srv->conns; c; c = next) {
         next = c->next;
-        /* Idle ones go now; busy ones close after their response. */
+        /* Idle ones go now (but for a request that may be on its way);
+         * busy ones close after their response. */
         if (c->state == GUST__HTTP_HEAD &&
             (!c->rq || c->rq->off == c->rq->len))
-            gust__http_conn_close(c);
+            gust__http_conn_close_idle(c);
     }
     if (done) {
         gust_loop *loop = gust_loop_current();

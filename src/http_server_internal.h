@@ -135,6 +135,10 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           socklen_t addrlen);
 /* Closes the stream (the connection goes away from its close callback). */
 void gust__http_conn_close(gust_http_connection *c);
+/* close_all() on an idle connection: closes it, unless it has not sent
+ * its first request yet: that one gets a short grace to send it, and is
+ * answered with Connection: close. */
+void gust__http_conn_close_idle(gust_http_connection *c);
 /* Called by gust_http_request_finish() once the response is complete. */
 void gust__http_conn_request_done(gust_http_connection *c);
 /* Whether the connection is kept after the current response (E2). */

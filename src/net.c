@@ -18,6 +18,7 @@
 
 #include "gust/log.h"
 #include "gust/net.h"
+#include "net_internal.h"
 
 #define DEFAULT_BACKLOG 1024
 /* Connections accepted per readable event: enough to drain a burst, few
@@ -111,7 +112,17 @@ static struct addrinfo *localhost_addrs(int family, struct addrinfo lo[2],
 static int listen_one(const struct addrinfo *ai, int port, int backlog,
                       bool reuse_port)
 {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    set_port((struct sockaddr *)&ss, port);
+    /* After a SIGHUP reload the previous image's socket is adopted, so its
+     * accept queue survives (net_inherit.c). */
+    int fd = port ? gust__net_take_inherited((struct sockaddr *)&ss,
+                                             ai->ai_addrlen)
+                  : -1;
+    if (fd >= 0)
+        return fd;
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     ai->ai_protocol);
     if (fd < 0)
         return -errno;
@@ -126,9 +137,6 @@ static int listen_one(const struct addrinfo *ai, int port, int backlog,
     if (ai->ai_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         goto fail;
-    struct sockaddr_storage ss;
-    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    set_port((struct sockaddr *)&ss, port);
     if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) < 0)
         goto fail;
     if (listen(fd, backlog) < 0)
@@ -246,7 +254,14 @@ gust_socket_list *gust_bind_unix_socket(const char *path, unsigned mode,
         errno = ENOMEM;
         return NULL;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Adopted before the stale-file check below would unlink it. */
+    int fd = gust__net_take_inherited((struct sockaddr *)&sun, sizeof sun);
+    if (fd >= 0) {
+        list->count = 1;
+        list->fds[0] = fd;
+        return list;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail_list;
     /* A socket file left by a previous run makes bind() fail; it is safe to

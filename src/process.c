@@ -1,6 +1,8 @@
 /* Multi-process support (Tornado's process module): fork workers, restart the
- * ones that crash, stop them all on SIGTERM. */
+ * ones that crash, stop them all on SIGTERM, and reload the binary on SIGHUP
+ * without closing the listening sockets. */
 #include <errno.h>
+#include <stdio.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,6 +18,7 @@
 #include "gust/log.h"
 #include "gust/process.h"
 #include "loop_internal.h"
+#include "net_internal.h"
 
 /* The one piece of process-wide state besides the current loop: which child
  * this is. Set once in the child right after fork. */
@@ -24,6 +27,10 @@ static int task_id = -1;
 /* How long the parent waits for its children after sending SIGTERM before it
  * sends SIGKILL. */
 #define STOP_GRACE_SECONDS 10
+
+/* Workers of the previous image, to be stopped once the new ones run. */
+#define OLD_WORKERS_ENV "GUST_OLD_WORKERS"
+#define MAX_OLD_WORKERS 1024
 
 int gust_task_id(void)
 {
@@ -46,7 +53,8 @@ int gust_cpu_count(void)
 typedef struct workers {
     pid_t *pids;
     int count;
-    sigset_t waited;   /* SIGCHLD, SIGTERM, SIGINT: blocked in the parent */
+    sigset_t waited;   /* SIGCHLD, SIGTERM, SIGINT, SIGHUP: blocked in the
+                          parent */
     sigset_t old_mask; /* restored in each child */
 } workers;
 
@@ -140,6 +148,147 @@ static _Noreturn void parent_exit(workers *w, int status)
     exit(status);
 }
 
+/* The parent's command line, NULL-terminated (from /proc: nothing has to
+ * be remembered from main()). Freed with free(). */
+static char **read_cmdline(void)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            char *nb = realloc(buf, cap += 4096);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    size_t argc = 0;
+    for (size_t i = 0; i < len; i++)
+        argc += buf[i] == '\0';
+    if (argc == 0) {
+        free(buf);
+        return NULL;
+    }
+    /* One block: the pointer array, then the strings. */
+    char **argv = malloc((argc + 1) * sizeof *argv + len);
+    if (!argv) {
+        free(buf);
+        return NULL;
+    }
+    char *strings = (char *)(argv + argc + 1);
+    memcpy(strings, buf, len);
+    free(buf);
+    size_t k = 0;
+    for (size_t i = 0; i < len && k < argc; k++) {
+        argv[k] = strings + i;
+        i += strlen(strings + i) + 1;
+    }
+    argv[k] = NULL;
+    return argv;
+}
+
+/* SIGHUP: execs the program again with the listening sockets left open and
+ * the workers' pids in the environment. The new image adopts the sockets
+ * when it binds, forks its workers, then stops the old ones (see
+ * stop_old_workers), which finish what they are serving: the accept queue
+ * is never closed, so no connection is refused. Returns only if the exec
+ * failed, after undoing everything. */
+static void reload(workers *w)
+{
+    char **argv = read_cmdline();
+    if (!argv) {
+        gust_log_error("process", "SIGHUP: cannot read the command line, "
+                       "not reloading");
+        return;
+    }
+    int n = gust__net_export_listeners();
+    char pids[MAX_OLD_WORKERS * 12] = "";
+    size_t off = 0;
+    for (int i = 0; i < w->count && off < sizeof pids - 12; i++)
+        if (w->pids[i] > 0)
+            off += (size_t)snprintf(pids + off, sizeof pids - off, "%s%ld",
+                                    off ? "," : "", (long)w->pids[i]);
+    setenv(OLD_WORKERS_ENV, pids, 1);
+    gust_log_info("process", "SIGHUP: reloading %s, handing over %d listening "
+                  "socket(s)", argv[0], n < 0 ? 0 : n);
+    sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
+    execvp(argv[0], argv);
+    int err = -errno;
+    sigprocmask(SIG_BLOCK, &w->waited, NULL);
+    gust__net_unexport_listeners();
+    unsetenv(OLD_WORKERS_ENV);
+    gust_log_error("process", "SIGHUP: cannot exec %s: %s; the current workers "
+                   "go on serving", argv[0], gust_strerror(err));
+    free(argv);
+}
+
+/* Whether pid is a child of this process (so that only our own workers
+ * are ever signalled, whatever the environment says). */
+static bool is_own_child(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    long ppid = -1;
+    /* "pid (comm) state ppid ...": comm may hold spaces and ')'. */
+    char line[512];
+    if (fgets(line, sizeof line, f)) {
+        char *p = strrchr(line, ')');
+        if (p)
+            sscanf(p + 1, " %*c %ld", &ppid);
+    }
+    fclose(f);
+    return ppid == (long)getpid();
+}
+
+/* In a reloaded image, once its own workers are forked: SIGTERM to the
+ * previous image's workers (listed by reload()). They are still our
+ * children, since exec keeps the pid; supervise() reaps them as strangers,
+ * without restarting them. */
+static void stop_old_workers(const pid_t *old, int n)
+{
+    int stopped = 0;
+    for (int i = 0; i < n; i++)
+        if (is_own_child(old[i]) && kill(old[i], SIGTERM) == 0)
+            stopped++;
+    if (n)
+        gust_log_info("process", "reload: new workers started, stopping %d "
+                      "old worker(s)", stopped);
+}
+
+/* Reads and clears the old workers' pids left by reload(). */
+static int take_old_workers(pid_t *old)
+{
+    const char *env = getenv(OLD_WORKERS_ENV);
+    int n = 0;
+    while (env && *env && n < MAX_OLD_WORKERS) {
+        char *end;
+        long pid = strtol(env, &end, 10);
+        if (end == env)
+            break;
+        if (pid > 1)
+            old[n++] = (pid_t)pid;
+        if (*end != ',')
+            break;
+        env = end + 1;
+    }
+    unsetenv(OLD_WORKERS_ENV);
+    return n;
+}
+
 /* The parent's life after the first fork: restart crashed children, stop on
  * SIGTERM/SIGINT, exit when all are done. Returns only in a (re)started
  * child, with its task id. */
@@ -152,6 +301,8 @@ static int supervise(workers *w, int max_restarts)
          * periodic waitpid() sweep makes a lost one harmless. */
         struct timespec tick = {1, 0};
         int sig = sigtimedwait(&w->waited, NULL, &tick);
+        if (sig == SIGHUP)
+            reload(w);
         if (sig == SIGTERM || sig == SIGINT) {
             gust_log_info("process", "received signal %d, stopping %d child(ren)",
                           sig, running);
@@ -235,7 +386,17 @@ int gust_fork_processes(int num_processes, int max_restarts)
     sigaddset(&w.waited, SIGCHLD);
     sigaddset(&w.waited, SIGTERM);
     sigaddset(&w.waited, SIGINT);
+    sigaddset(&w.waited, SIGHUP);
     sigprocmask(SIG_BLOCK, &w.waited, &w.old_mask);
+
+    /* After a reload: inherited sockets this image did not bind are closed
+     * (it no longer serves them), and the old workers are remembered. */
+    pid_t old[MAX_OLD_WORKERS];
+    int nold = take_old_workers(old);
+    int unused = gust__net_close_inherited();
+    if (unused)
+        gust_log_info("process", "reload: closed %d inherited socket(s) no "
+                      "longer bound", unused);
 
     gust_log_info("process", "starting %d processes", num_processes);
     for (int id = 0; id < num_processes; id++) {
@@ -253,5 +414,6 @@ int gust_fork_processes(int num_processes, int max_restarts)
             return err;
         }
     }
+    stop_old_workers(old, nold);
     return supervise(&w, max_restarts);
 }

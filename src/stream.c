@@ -295,6 +295,13 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
             want |= GUST_WRITE;
         if (s->tp->events)
             want = s->tp->events(s, want) & (GUST_READ | GUST_WRITE);
+        /* Data the transport already holds brings no fd event: a read
+         * started or left pending now must be served by the dispatch. */
+        if (s->rkind != GUST__READ_NONE && s->tp->pending && !s->read_again &&
+            s->tp->pending(s) > 0) {
+            s->read_again = true;
+            gust__stream_schedule(s);
+        }
     }
     int r = 0;
     if (!s->registered) {
@@ -384,6 +391,11 @@ static void on_io(gust_loop *loop, int fd, unsigned events, void *data)
         if (s->closed)
             return;
         progress = true;
+    }
+    if (s->tp->on_event) {
+        progress |= s->tp->on_event(s, events);
+        if (s->closed)
+            return;
     }
     /* A transport that remaps events (TLS) may need a read to write or a
      * write to read: then any event retries both. */

@@ -60,6 +60,13 @@ typedef struct gust__stream_transport {
      * (SSL_pending()). While it is > 0 and a read is pending, the core goes
      * on reading without waiting for the fd. NULL: never any. */
     size_t (*pending)(gust_stream *stream);
+    /* Runs first on every fd event once any connect has completed, before
+     * the core retries the pending read and the queued writes, so that the
+     * transport can move on by itself when neither is pending (a TLS
+     * handshake). It may close the stream. Returns whether it moved bytes
+     * (counted with the core's own progress when it handles a hang-up).
+     * NULL: nothing to do. */
+    bool (*on_event)(gust_stream *stream, unsigned events);
 } gust__stream_transport;
 
 /* The plain transport for sockets and pipes. */

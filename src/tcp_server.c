@@ -1,22 +1,33 @@
 /* A non-blocking TCP server (Tornado's TCPServer): listening sockets, one
  * acceptor per socket, a stream per connection handed to handle_stream. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gust/error.h"
 #include "gust/log.h"
 #include "gust/process.h"
 #include "gust/tcp_server.h"
+#include "gust/tls.h"
 #include "stream_internal.h"
+#include "tls_internal.h"
+
+/* A TLS client that says nothing must not hold a connection slot forever. */
+#define TLS_HANDSHAKE_TIMEOUT 10.0
 
 /* The open-connection count lives apart from the server: streams handed out
  * may outlive it, and their free hooks must still have somewhere to count.
  * One reference per open stream plus one for the server. */
+struct tls_accept;
+
 typedef struct conn_count {
     size_t open;
     size_t refs;
     gust_tcp_server *server; /* NULL once the server is freed */
+    struct tls_accept *handshakes; /* TLS streams not yet handed out */
 } conn_count;
 
 typedef struct listener {
@@ -68,6 +79,114 @@ static void on_stream_freed(gust_stream *stream, void *data)
     count_release(c);
 }
 
+static void dispatch_stream(gust_tcp_server *srv, gust_stream *s,
+                            const struct sockaddr *addr, socklen_t addrlen)
+{
+    srv->dispatching++;
+    srv->handle_stream(srv, s, addr, addrlen, srv->data);
+    if (--srv->dispatching == 0 && srv->free_pending)
+        free(srv);
+}
+
+/* An accepted TLS stream waiting for its handshake. The stream's free hook
+ * keeps conns alive until after the handshake callback has run (it runs
+ * before the stream's close dispatch). */
+typedef struct tls_accept {
+    struct tls_accept *prev, *next; /* in conns->handshakes */
+    conn_count *conns;
+    gust_stream *stream;
+    gust_timer timer;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+} tls_accept;
+
+/* "127.0.0.1:5000", "[::1]:5000", or "unix" for the logs. */
+static const char *peer_name(const tls_accept *a, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const struct sockaddr *sa = (const struct sockaddr *)&a->addr;
+    if (a->addrlen >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(buf, size, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (a->addrlen >= sizeof(struct sockaddr_in6) &&
+               sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, size, "unix");
+    }
+    return buf;
+}
+
+static void on_tls_timeout(gust_timer *timer, void *data)
+{
+    (void)timer;
+    tls_accept *a = data;
+    char peer[80];
+    gust_log_debug("tcp_server", "TLS handshake with %s timed out after %.0f s",
+                   peer_name(a, peer, sizeof peer), TLS_HANDSHAKE_TIMEOUT);
+    gust_stream_close(a->stream); /* the handshake callback frees a */
+}
+
+static void on_tls_handshake(gust_stream *stream, int status, void *data)
+{
+    tls_accept *a = data;
+    gust_timer_stop(&a->timer);
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->conns->handshakes = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    gust_tcp_server *srv = a->conns->server;
+    char peer[80];
+    if (status < 0)
+        gust_log_debug("tcp_server", "TLS handshake with %s failed: %s",
+                       peer_name(a, peer, sizeof peer), gust_strerror(status));
+    else if (!srv)
+        gust_stream_close(stream); /* the server is gone */
+    else
+        dispatch_stream(srv, stream, (const struct sockaddr *)&a->addr,
+                        a->addrlen);
+    free(a);
+}
+
+static void start_tls(gust_tcp_server *srv, gust_stream *s,
+                      const struct sockaddr *addr, socklen_t addrlen)
+{
+    tls_accept *a = calloc(1, sizeof *a);
+    if (!a) {
+        gust_log_warning("tcp_server", "out of memory for a TLS handshake");
+        gust_stream_close(s);
+        return;
+    }
+    a->conns = srv->conns;
+    a->stream = s;
+    if (addr && addrlen <= sizeof a->addr) {
+        memcpy(&a->addr, addr, addrlen);
+        a->addrlen = addrlen;
+    }
+    gust_timer_init(srv->loop, &a->timer);
+    int r = gust_stream_start_tls(s, srv->opts.tls, NULL, on_tls_handshake, a);
+    if (r == 0) {
+        a->next = a->conns->handshakes;
+        if (a->next)
+            a->next->prev = a;
+        a->conns->handshakes = a;
+        r = gust_timer_start(&a->timer, TLS_HANDSHAKE_TIMEOUT, 0,
+                             on_tls_timeout, a);
+    } else {
+        free(a);
+        a = NULL;
+    }
+    if (r < 0) {
+        gust_log_warning("tcp_server", "cannot start TLS: %s", gust_strerror(r));
+        gust_stream_close(s); /* with a started handshake, its cb frees a */
+    }
+}
+
 static void on_accept(gust_acceptor *acceptor, int fd,
                       const struct sockaddr *addr, socklen_t addrlen,
                       void *data)
@@ -95,10 +214,10 @@ static void on_accept(gust_acceptor *acceptor, int fd,
         gust_stream_close(s);
         return;
     }
-    srv->dispatching++;
-    srv->handle_stream(srv, s, addr, addrlen, srv->data);
-    if (--srv->dispatching == 0 && srv->free_pending)
-        free(srv);
+    if (srv->opts.tls)
+        start_tls(srv, s, addr, addrlen);
+    else
+        dispatch_stream(srv, s, addr, addrlen);
 }
 
 gust_tcp_server *gust_tcp_server_new(gust_handle_stream_cb handle_stream,
@@ -117,6 +236,8 @@ gust_tcp_server *gust_tcp_server_new(gust_handle_stream_cb handle_stream,
     srv->data = data;
     if (opts)
         srv->opts = *opts;
+    if (srv->opts.tls)
+        gust__tls_context_ref(srv->opts.tls);
     return srv;
 oom:
     free(srv);
@@ -239,11 +360,19 @@ void gust_tcp_server_free(gust_tcp_server *srv)
     if (!srv || srv->free_pending)
         return;
     gust_tcp_server_stop(srv);
+    /* Streams still in their handshake were never handed to anyone: they
+     * are the server's to close. Their callbacks run later and free a. */
+    for (tls_accept *a = srv->conns->handshakes, *next; a; a = next) {
+        next = a->next;
+        gust_stream_close(a->stream);
+    }
     free(srv->listeners);
     srv->listeners = NULL;
     srv->cap = 0;
     srv->conns->server = NULL;
     count_release(srv->conns);
+    gust_tls_context_free(srv->opts.tls);
+    srv->opts.tls = NULL;
     srv->conns = NULL;
     /* From inside handle_stream, on_accept still holds the pointer. */
     if (srv->dispatching)

@@ -12,29 +12,7 @@
 
 #include "gust/http.h"
 
-#define S(lit) GUST_STR(lit)
-
-static void assert_str(gust_str s, const char *expect)
-{
-    assert_non_null(s.ptr);
-    if (s.len != strlen(expect) || memcmp(s.ptr, expect, s.len) != 0)
-        fail_msg("got \"%.*s\", expected \"%s\"", (int)s.len, s.ptr, expect);
-}
-
-static int setup(void **state)
-{
-    gust_arena *a = malloc(sizeof(*a));
-    gust_arena_init(a, 0);
-    *state = a;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    gust_arena_close(*state);
-    free(*state);
-    return 0;
-}
+#include "http_test.h"
 
 /* ------------------------------------------------------------------ */
 

@@ -11,29 +11,7 @@
 
 #include "gust/http.h"
 
-#define S(lit) GUST_STR(lit)
-
-static void assert_str(gust_str s, const char *expect)
-{
-    assert_non_null(s.ptr);
-    assert_int_equal(s.len, strlen(expect));
-    assert_memory_equal(s.ptr, expect, s.len);
-}
-
-static int setup(void **state)
-{
-    gust_arena *a = malloc(sizeof(*a));
-    gust_arena_init(a, 0);
-    *state = a;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    gust_arena_close(*state);
-    free(*state);
-    return 0;
-}
+#include "http_test.h"
 
 static void test_target_origin(void **state)
 {

@@ -8,6 +8,8 @@
 #include "gust/options.h"
 #include "gust/loop.h"
 #include "gust/future.h"
+#include "gust/locks.h"
+#include "gust/queue.h"
 #include "gust/stream.h"
 #include "gust/net.h"
 #include "gust/process.h"
@@ -16,6 +18,7 @@
 #include "gust/http.h"
 #include "gust/http_server.h"
 #include "gust/tls.h"
+#include "gust/web.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1

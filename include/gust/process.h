@@ -30,6 +30,19 @@ extern "C" {
  * SIGTERM or SIGINT to the parent sends SIGTERM to every child, waits for
  * them, and exits 0.
  *
+ * SIGHUP to the parent reloads the program with no refused connection: the
+ * parent execs its own command line again (so a rebuilt binary is picked
+ * up), keeping its listening sockets open and its pid. In the new image,
+ * gust_bind_sockets() (and gust_bind_unix_socket()) adopt the inherited
+ * socket bound to the same address instead of binding a new one, so the
+ * accept queue and the connections waiting in it survive; then
+ * gust_fork_processes() forks the new workers and sends SIGTERM to the old
+ * ones, which stop accepting and finish what they serve (an HTTP server's
+ * gust_http_server_close_all()). Inherited sockets the new image does not
+ * bind are closed when it forks. If the exec fails the old workers go on
+ * and the error is logged. The new image must bind before forking, as the
+ * pattern above does (start forms 2 and 3).
+ *
  * Returns, in the calling process without forking, a negative code:
  * GUST_ELOOPINUSE if the calling thread's current loop has been started or
  * has registered an fd (the message also goes to the log), -EINVAL if

@@ -246,6 +246,115 @@ int gust_stream_error(const gust_stream *stream);
  * negated errno. */
 int gust_stream_set_nodelay(gust_stream *stream, bool on);
 
+/* ---- Futures (for coroutines) ----------------------------------------- */
+/* The same operations as futures, for gust_await() (src/stream_future.c,
+ * built on the calls above):
+ *
+ *     gust_value line;
+ *     int r = gust_await(gust_stream_read_until_f(s, "\n", 1, 4096), &line);
+ *     if (r == 0) {
+ *         gust_bytes *b = line.ptr;      ... b->data, b->len ...
+ *         r = gust_await(gust_stream_write_f(s, b->data, b->len), NULL);
+ *         gust_value_free(&line);
+ *     }
+ *
+ * Each returns a future (one reference for the caller, as everywhere in
+ * Gust) that completes with status 0, or with the error the callback form
+ * would have given (GUST_ESTREAMCLOSED, GUST_EUNSATISFIABLE, -ECONNRESET,
+ * ...). An error the call itself reports at once (GUST_EREADPENDING, a
+ * closed stream, -EINVAL) comes back the same way: as a future already
+ * failed with it, so awaiting code has one place to look. NULL only when
+ * out of memory (errno set).
+ * A read's result is a gust_value whose ptr is a gust_bytes holding a copy
+ * of the data, owned by the future until taken (gust_await(f, &v),
+ * gust_future_take()); free it with gust_value_free().
+ * Cancelling one of these futures does not stop the operation (streams have
+ * no way to withdraw a read): the read stays pending on the stream and its
+ * data is dropped when it arrives. Close the stream to stop it.
+ * Streaming reads (GUST_READ_STREAMING) have no future form.
+ *
+ * LIFETIME. A stream is freed right after its close callback (see CLOSING),
+ * and the futures of operations still pending are completed from that same
+ * close (with an error, or with 0 for a write whose bytes had left), just
+ * before the free. So when an awaiting coroutine resumes, its stream may be
+ * gone, whatever the status. A coroutine that owns a stream therefore
+ * watches its close with gust_stream_closed_f() and checks that future
+ * before each use of the pointer:
+ *
+ *     gust_future *closed = gust_stream_closed_f(s);
+ *     while (!gust_future_done(closed)) {
+ *         if (gust_await(gust_stream_read_until_f(s, "\n", 1, 0), &v) < 0)
+ *             break;
+ *         ...
+ *     }
+ *     if (!gust_future_done(closed))
+ *         gust_stream_close(s);
+ *     gust_future_unref(closed);
+ */
+#include "gust/future.h"
+
+/* The bytes of a read: len bytes at data, followed by a '\0' that is not
+ * counted (so text can be used as a C string). */
+typedef struct gust_bytes {
+    size_t len;
+    char data[];
+} gust_bytes;
+
+/* gust_stream_read_until() as a future of gust_bytes. */
+GUST_MUST_USE gust_future *gust_stream_read_until_f(gust_stream *stream,
+                                                    const void *delim,
+                                                    size_t delim_len,
+                                                    size_t max_bytes);
+
+/* gust_stream_read_until_regex() as a future of gust_bytes. */
+GUST_MUST_USE gust_future *gust_stream_read_until_regex_f(gust_stream *stream,
+                                                          const char *pattern,
+                                                          size_t max_bytes);
+
+/* gust_stream_read_bytes() as a future of gust_bytes. flags may hold
+ * GUST_READ_PARTIAL; GUST_READ_STREAMING gives a future failed with
+ * -EINVAL. */
+GUST_MUST_USE gust_future *gust_stream_read_bytes_f(gust_stream *stream,
+                                                    size_t n, unsigned flags);
+
+/* gust_stream_read_until_close() as a future of gust_bytes: everything up to
+ * the peer's close (or a local close). If the stream closes on an error
+ * instead, the future fails with it and the data received is dropped. */
+GUST_MUST_USE gust_future *gust_stream_read_until_close_f(gust_stream *stream);
+
+/* gust_stream_write() (data is copied as needed) as a future done with
+ * {NULL, NULL} once the bytes are all handed to the kernel. */
+GUST_MUST_USE gust_future *gust_stream_write_f(gust_stream *stream,
+                                               const void *data, size_t len);
+
+/* gust_stream_connect() as a future done with {NULL, NULL} once connected;
+ * on failure it fails with the negated errno and the stream closes (as
+ * gust_stream_connect() says). */
+GUST_MUST_USE gust_future *gust_stream_connect_f(gust_stream *stream,
+                                                 const struct sockaddr *addr,
+                                                 socklen_t addrlen);
+
+/* A future that completes when the stream closes, from its close callback,
+ * i.e. before the stream is freed: once it is done, the stream pointer must
+ * not be used again. Its status is 0 and its result's ptr holds
+ * gust_stream_error() as an intptr_t (0 for a local close or a clean EOF,
+ * else the error). It takes over the stream's close callback: do not set
+ * another one afterwards (that one would run instead and this future would
+ * never complete). On a stream closed already (its close callback still to
+ * come) it completes when that callback would have run. */
+GUST_MUST_USE gust_future *gust_stream_closed_f(gust_stream *stream);
+
+/* net.h's gust_tcp_connect() (resolve host, then connect to port, trying
+ * each address) as a future whose result's ptr is the connected
+ * gust_stream *. Whoever takes the result owns the stream (close it with
+ * gust_stream_close()); a result never taken is closed when the future is
+ * freed, and a connection that completes after the future was cancelled is
+ * closed at once. Fails with what gust_tcp_connect() reports (-ENOENT for
+ * an unknown host, -ECONNREFUSED, ...). opts may be NULL. */
+GUST_MUST_USE gust_future *gust_tcp_connect_f(gust_loop *loop,
+                                              const char *host, int port,
+                                              const gust_stream_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

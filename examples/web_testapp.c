@@ -1,0 +1,315 @@
+/* web_testapp: an application exercising the web framework for
+ * tests/integration/test_web.py (and a tour of web.h):
+ *
+ *   web_testapp [--port=8888] [--address=127.0.0.1] [--debug]
+ *               [--cookie_secret=S] [--static_path=DIR]
+ *
+ *   /                      "Hello, world"
+ *   /args?name=..          the last value of name; /args/many?name=..: all
+ *   /need?q=..             q is required (400 without)
+ *   /item/([0-9]+)         the item's id; named route "item"
+ *   /user/(?<name>[a-z]+)  the named group; reverse_url of item 42
+ *   /cookie/set?name=&value=, /cookie/get?name=, /cookie/clear?name=
+ *   /signed/set?value=     a signed cookie "user"
+ *   /signed/get?days=      its value if valid, else 403
+ *   /xsrf                  GET: the XSRF token; POST/PUT: "ok" (checked)
+ *   /redirect?to=&status=  redirect; /moved: gust_redirect_handler to /
+ *   /big                   a large compressible text (gzip when accepted)
+ *   /json                  {"message": "Hello, World!"}
+ *   /error                 a method failing (500; details with --debug)
+ *   /teapot                send_error(418) with a message
+ *   /coro                  a coroutine awaiting gust_sleep
+ *   /async                 finishes from a timer
+ *   /template?name=        renders examples/templates/page.html
+ *   /static/...            files under --static_path, if given
+ *   /static_url?path=      gust_handler_static_url(path)
+ * Exits 0 on SIGTERM, freeing everything.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gust/gust.h"
+#include "gust/options.h"
+#include "gust/web.h"
+
+static int hello_get(gust_handler *h)
+{
+    return gust_handler_write_str(h, "Hello, world");
+}
+
+static int args_get(gust_handler *h)
+{
+    const char *v = gust_handler_get_argument(h, "name", "(none)");
+    return gust_handler_write_str(h, v);
+}
+
+static int many_get(gust_handler *h)
+{
+    const char **vals;
+    size_t n = gust_handler_get_arguments(h, "name", &vals);
+    for (size_t i = 0; i < n; i++)
+        gust_handler_printf(h, "%s%s", i ? "," : "", vals[i]);
+    return 0;
+}
+
+static int need_get(gust_handler *h)
+{
+    const char *q = gust_handler_get_argument(h, "q", GUST_REQUIRED);
+    return q ? gust_handler_printf(h, "q=%s", q) : 0;
+}
+
+static int item_get(gust_handler *h)
+{
+    return gust_handler_printf(h, "item %s", gust_handler_path_arg(h, 0));
+}
+
+static int user_get(gust_handler *h)
+{
+    return gust_handler_printf(h, "user %s, see %s",
+                               gust_handler_path_kwarg(h, "name"),
+                               gust_handler_reverse_url(h, "item", "42",
+                                                        NULL));
+}
+
+static int cookie_set(gust_handler *h)
+{
+    int rc = gust_handler_set_cookie(
+        h, gust_handler_get_argument(h, "name", "c"),
+        gust_handler_get_argument(h, "value", ""), NULL);
+    if (rc == -EINVAL)
+        return gust_handler_send_error(h, 400, "refused cookie");
+    return rc < 0 ? rc : gust_handler_write_str(h, "set");
+}
+
+static int cookie_get(gust_handler *h)
+{
+    return gust_handler_write_str(
+        h, gust_handler_get_cookie(
+               h, gust_handler_get_argument(h, "name", "c"), "(none)"));
+}
+
+static int cookie_clear(gust_handler *h)
+{
+    int rc = gust_handler_clear_cookie(
+        h, gust_handler_get_argument(h, "name", "c"), NULL, NULL);
+    return rc < 0 ? rc : gust_handler_write_str(h, "cleared");
+}
+
+static int signed_set(gust_handler *h)
+{
+    int rc = gust_handler_set_signed_cookie(
+        h, "user", gust_handler_get_argument(h, "value", "anon"), NULL);
+    return rc < 0 ? rc : gust_handler_write_str(h, "signed");
+}
+
+static int signed_get(gust_handler *h)
+{
+    const char *days = gust_handler_get_argument(h, "days", "31");
+    const char *v = gust_handler_get_signed_cookie(h, "user", atof(days));
+    if (!v)
+        return gust_handler_send_error(h, 403, "no valid signed cookie");
+    return gust_handler_write_str(h, v);
+}
+
+static int xsrf_get(gust_handler *h)
+{
+    const char *t = gust_handler_xsrf_token(h);
+    return t ? gust_handler_write_str(h, t) : -EIO;
+}
+
+static int xsrf_post(gust_handler *h)
+{
+    return gust_handler_write_str(h, "ok");
+}
+
+static int redirect_get(gust_handler *h)
+{
+    const char *to = gust_handler_get_argument(h, "to", "/");
+    int status = atoi(gust_handler_get_argument(h, "status", "302"));
+    int rc = gust_handler_redirect(h, to, status);
+    return rc == -EINVAL ? gust_handler_send_error(h, 400, "bad redirect")
+                         : rc;
+}
+
+static int big_get(gust_handler *h)
+{
+    gust_handler_set_header(h, "Content-Type", "text/plain; charset=UTF-8");
+    for (int i = 0; i < 2000; i++)
+        gust_handler_printf(h, "line %d of a compressible body\n", i);
+    return 0;
+}
+
+static int json_get(gust_handler *h)
+{
+    json_t *j = json_pack("{s:s}", "message", "Hello, World!");
+    int rc = j ? gust_handler_write_json(h, j) : -ENOMEM;
+    json_decref(j);
+    return rc;
+}
+
+static int error_get(gust_handler *h)
+{
+    gust_handler_write_str(h, "never seen");
+    return -EIO;
+}
+
+static int teapot_get(gust_handler *h)
+{
+    return gust_handler_send_error(h, 418, "I'm a <teapot>");
+}
+
+static int coro_get(gust_handler *h)
+{
+    int rc = gust_await(gust_sleep(gust_handler_loop(h), 0.05), NULL);
+    return rc < 0 ? rc : gust_handler_write_str(h, "coroutine done");
+}
+
+static void async_done(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_handler *h = data;
+    gust_handler_write_str(h, "async done");
+    gust_handler_finish(h);
+}
+
+static int async_get(gust_handler *h)
+{
+    if (!gust_loop_call_later(gust_handler_loop(h), 0.05, async_done, h))
+        return -ENOMEM;
+    return GUST_HANDLER_ASYNC;
+}
+
+static int template_get(gust_handler *h)
+{
+    json_t *ctx = json_pack("{s:s, s:[s,s,s]}", "name",
+                            gust_handler_get_argument(h, "name", "world"),
+                            "items", "one", "<two>", "three");
+    if (!ctx)
+        return -ENOMEM;
+    int rc = gust_handler_render(h, "page.html", ctx);
+    json_decref(ctx);
+    return rc;
+}
+
+static int static_url_get(gust_handler *h)
+{
+    return gust_handler_write_str(
+        h, gust_handler_static_url(h, gust_handler_get_argument(h, "path",
+                                                                "x")));
+}
+
+#define CLASS(n, ...)                                                        \
+    static const gust_handler_class n = {.name = #n, __VA_ARGS__}
+CLASS(hello, .get = hello_get, .head = hello_get);
+CLASS(args, .get = args_get, .post = args_get);
+CLASS(many, .get = many_get);
+CLASS(need, .get = need_get);
+CLASS(item, .get = item_get);
+CLASS(user, .get = user_get);
+CLASS(cset, .get = cookie_set);
+CLASS(cget, .get = cookie_get);
+CLASS(cclear, .get = cookie_clear);
+CLASS(sset, .get = signed_set);
+CLASS(sget, .get = signed_get);
+CLASS(xsrf, .get = xsrf_get, .post = xsrf_post, .put = xsrf_post);
+CLASS(redirect, .get = redirect_get);
+CLASS(big, .get = big_get);
+CLASS(json, .get = json_get);
+CLASS(error, .get = error_get);
+CLASS(teapot, .get = teapot_get);
+CLASS(coro, .flags = GUST_HANDLER_COROUTINE, .get = coro_get);
+CLASS(async, .get = async_get);
+CLASS(templ, .get = template_get);
+CLASS(surl, .get = static_url_get);
+
+static gust_app *app;
+
+static void on_all_closed(gust_http_server *srv, void *data)
+{
+    (void)srv;
+    gust_loop_stop(data);
+}
+
+static void on_signal(gust_loop *loop, int signum, void *data)
+{
+    (void)data;
+    (void)signum;
+    gust_http_server_close_all(gust_app_server(app), on_all_closed, loop);
+}
+
+int main(int argc, char **argv)
+{
+    int port;
+    bool debug;
+    const char *address, *secret, *static_path;
+    gust_options_define_int(NULL, "port", &port, 8888, "port", NULL);
+    gust_options_define_string(NULL, "address", &address, "127.0.0.1",
+                               "address", NULL);
+    gust_options_define_bool(NULL, "debug", &debug, false, "debug pages",
+                             NULL);
+    gust_options_define_string(NULL, "cookie_secret", &secret,
+                               "gust-test-secret", "cookie secret", NULL);
+    gust_options_define_string(NULL, "static_path", &static_path, NULL,
+                               "static files", NULL);
+    gust_options_parse_command_line(NULL, argc, argv);
+
+    /* The templates sit next to this source file. */
+    char src[] = __FILE__;
+    char templates[4096];
+    snprintf(templates, sizeof templates, "%s/templates", dirname(src));
+
+    const gust_route routes[] = {
+        {"/", &hello, NULL, "home", NULL},
+        {"/args", &args, NULL, NULL, NULL},
+        {"/args/many", &many, NULL, NULL, NULL},
+        {"/need", &need, NULL, NULL, NULL},
+        {"/item/([0-9]+)", &item, NULL, "item", NULL},
+        {"/user/(?<name>[a-z]+)", &user, NULL, NULL, NULL},
+        {"/cookie/set", &cset, NULL, NULL, NULL},
+        {"/cookie/get", &cget, NULL, NULL, NULL},
+        {"/cookie/clear", &cclear, NULL, NULL, NULL},
+        {"/signed/set", &sset, NULL, NULL, NULL},
+        {"/signed/get", &sget, NULL, NULL, NULL},
+        {"/xsrf", &xsrf, NULL, NULL, NULL},
+        {"/redirect", &redirect, NULL, NULL, NULL},
+        {"/moved", &gust_redirect_handler, (void *)"/", NULL, NULL},
+        {"/big", &big, NULL, NULL, NULL},
+        {"/json", &json, NULL, NULL, NULL},
+        {"/error", &error, NULL, NULL, NULL},
+        {"/teapot", &teapot, NULL, NULL, NULL},
+        {"/coro", &coro, NULL, NULL, NULL},
+        {"/async", &async, NULL, NULL, NULL},
+        {"/template", &templ, NULL, NULL, NULL},
+        {"/static_url", &surl, NULL, NULL, NULL},
+        {NULL, NULL, NULL, NULL, NULL}};
+    gust_app_settings s = {
+        .debug = debug,
+        .cookie_secret = secret,
+        .xsrf_cookies = true,
+        .compress_response = true,
+        .template_path = templates,
+        .static_path = static_path,
+    };
+    app = gust_app_new(routes, &s);
+    int rc = app ? gust_app_listen(app, port, address) : -errno;
+    if (rc < 0) {
+        gust_log_error("web", "cannot start: %s", gust_strerror(rc));
+        gust_app_free(app);
+        gust_options_free(NULL);
+        return 1;
+    }
+    gust_loop *loop = gust_loop_current();
+    gust_loop_add_signal(loop, SIGTERM, on_signal, NULL);
+    gust_log_info("web", "listening on %s:%d", address,
+                  gust_http_server_port(gust_app_server(app)));
+    gust_loop_start(loop);
+    gust_loop_remove_signal(loop, SIGTERM);
+    gust_app_free(app);
+    gust_options_free(NULL);
+    return gust_loop_free(loop) == 0 ? 0 : 1;
+}

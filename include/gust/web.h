@@ -1,0 +1,409 @@
+/* The web framework: applications, routes and request handlers (Tornado's
+ * tornado.web and tornado.routing).
+ *
+ * E4 of shared/TORNADO_EXAMPLES.md, in C:
+ *
+ *     static int main_get(gust_handler *h)
+ *     {
+ *         return gust_handler_write_str(h, "Hello, world");
+ *     }
+ *     static const gust_handler_class main_handler = {.get = main_get};
+ *
+ *     int main(void)
+ *     {
+ *         const gust_route routes[] = {GUST_ROUTE("/", &main_handler),
+ *                                      GUST_ROUTES_END};
+ *         gust_app *app = gust_app_new(routes, NULL);
+ *         gust_app_listen(app, 8888, NULL);
+ *         gust_loop_start(gust_loop_current());
+ *     }
+ *
+ * The explicit form E4 recommends learning first, and the other start forms
+ * of tcp_server.h, take the application as the server's handler:
+ *
+ *     gust_http_server *srv = gust_http_server_new(gust_app_http_handler(app), NULL);
+ *     gust_http_server_listen(srv, 8000, NULL);   (or bind + start(0))
+ *
+ * ROUTING. Each route's pattern is a PCRE2 regex (compiled once, with JIT)
+ * matched against the whole request path, anchored at both ends as Tornado
+ * anchors it (a trailing '$' is added when missing). Capture groups are the
+ * handler's path arguments, percent-decoded: positional in order, or by
+ * name for named groups ((?<id>[0-9]+)). Routes are tried in order; a route
+ * with a host pattern only matches requests whose Host name matches it. No
+ * match gives the default handler, or a 404.
+ *
+ * A HANDLER is a gust_handler_class: per-method functions plus hooks. For
+ * each request the application creates a gust_handler (in the request's
+ * arena), then calls, in order: prepare (if any), the method function, and
+ * on_finish once the response is finished. A missing method function gives
+ * 405 with an Allow header listing the methods the class has.
+ *
+ * THREE STYLES, all first-class, chosen by what a method function returns:
+ *   - plain: it returns 0 and the response is finished for it (if the
+ *     function did not finish it);
+ *   - asynchronous: it returns GUST_HANDLER_ASYNC and finishes later, from
+ *     a callback (timer, future, fetch), with gust_handler_finish();
+ *   - coroutine: the class has flags GUST_HANDLER_COROUTINE; prepare and the
+ *     method run on their own stack (future.h) and may gust_await() any
+ *     future; they return 0 (finish for me) or GUST_HANDLER_ASYNC as above.
+ * A streaming-body class (GUST_HANDLER_STREAM_BODY, Tornado's
+ * stream_request_body) gets prepare when the head arrives, then
+ * data_received per chunk, then the method once the body is complete.
+ *
+ * ERRORS. A method returning < 0 (or a coroutine failing) is logged with
+ * the code and answered 500. gust_handler_send_error() answers any status
+ * through the class's write_error (default: a small HTML page; in debug
+ * mode it also names the handler, the route and the message). Errors
+ * raised by the framework itself (400 for a missing argument, 403 for a
+ * failed XSRF check, 405) go through the same path. Once an error page is
+ * sent, later writes return -EINVAL and the method's return value is
+ * ignored.
+ *
+ * MEMORY. A handler, everything it returns (arguments, cookies, URLs...)
+ * and its class state live in the request's arena and are freed when the
+ * request ends (after on_finish). Nothing a gust_handler_* call returns
+ * needs free().
+ */
+#ifndef GUST_WEB_H
+#define GUST_WEB_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "gust/arena.h"
+#include "gust/future.h"
+#include "gust/http.h"
+#include "gust/http_server.h"
+#include "gust/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Jansson's value type, without pulling jansson.h into every user. */
+struct json_t;
+
+typedef struct gust_app gust_app;
+typedef struct gust_handler gust_handler;
+
+/* A method function's return value for "I will finish later". */
+#define GUST_HANDLER_ASYNC 1
+
+/* gust_handler_class.flags */
+#define GUST_HANDLER_COROUTINE 0x1u   /* prepare and methods run as coroutines */
+#define GUST_HANDLER_STREAM_BODY 0x2u /* body goes to data_received */
+
+/* A method function, prepare: 0, GUST_HANDLER_ASYNC, or < 0 (500). A
+ * prepare that finishes the request (or sends an error) stops the method
+ * from running; a prepare returning GUST_HANDLER_ASYNC is an error
+ * (prepare waits by being a coroutine instead). */
+typedef int (*gust_handler_fn)(gust_handler *h);
+
+typedef struct gust_handler_class {
+    const char *name; /* for logs and debug pages; NULL: "handler" */
+    unsigned flags;
+    /* Bytes of per-request state, zeroed, at gust_handler_state(). */
+    size_t state_size;
+
+    /* Called first, with the route's data (Tornado's initialize(**kwargs)).
+     * Return < 0 to answer 500. */
+    int (*initialize)(gust_handler *h, void *route_data);
+    gust_handler_fn prepare;
+    gust_handler_fn get, head, post, put, delete_, patch, options;
+    /* Streaming body (GUST_HANDLER_STREAM_BODY): each chunk, borrowed.
+     * Return < 0 to abort with 400. */
+    int (*data_received)(gust_handler *h, const char *chunk, size_t len);
+    /* Once the response is finished (also after an error page), or the
+     * client went away: for logging and cleanup, not for writing. */
+    void (*on_finish)(gust_handler *h);
+    /* The client closed the connection while an asynchronous or coroutine
+     * handler still works on it. The handler must still finish (writes
+     * then fail harmlessly). */
+    void (*on_connection_close)(gust_handler *h);
+    /* Writes the body of an error page. status is set already; message is
+     * the one given to send_error (may be NULL). NULL: default page. */
+    void (*write_error)(gust_handler *h, int status, const char *message);
+} gust_handler_class;
+
+/* A route (Tornado's URLSpec). An array of them ends with GUST_ROUTES_END
+ * (a NULL pattern). */
+typedef struct gust_route {
+    const char *pattern;              /* "/item/([0-9]+)" */
+    const gust_handler_class *handler;
+    void *data;                       /* route data: initialize(), route_data() */
+    const char *name;                 /* for reverse_url; NULL: none */
+    const char *host;                 /* host-name regex; NULL: any host */
+} gust_route;
+
+/* A route with designated fields, so that -Wextra stays quiet about the
+ * ones left out: GUST_ROUTE("/item/([0-9]+)", &item, .name = "item"). */
+#define GUST_ROUTE(pattern_, handler_, ...)                                    \
+    {.pattern = (pattern_), .handler = (handler_), __VA_ARGS__}
+#define GUST_ROUTES_END {.pattern = NULL}
+
+/* Per-request access-log hook; default: one INFO line per request on
+ * module "access": "200 GET /path?q (127.0.0.1) 0.42ms" (WARNING for 4xx,
+ * ERROR for 5xx), as Tornado's log_request. */
+typedef void (*gust_log_request_fn)(gust_handler *h, void *data);
+
+typedef struct gust_app_settings {
+    bool debug;              /* error pages say where they came from */
+    /* Key for signed cookies and XSRF tokens. For key rotation give
+     * cookie_secrets instead: NULL-terminated, the secret of version i at
+     * index i, new values signed with key_version. */
+    const char *cookie_secret;
+    const char *const *cookie_secrets;
+    int key_version;
+    bool xsrf_cookies;       /* check _xsrf on POST/PUT/PATCH/DELETE... */
+    /* Static files: static_path adds the route static_url_prefix + "(.*)"
+     * to gust_static_file_handler. Prefix NULL: "/static/". */
+    const char *static_path;
+    const char *static_url_prefix;
+    /* Templates for gust_handler_render(); NULL: render is -ENOENT. */
+    const char *template_path;
+    /* gzip compressible responses for clients that accept it. */
+    bool compress_response;
+    /* Used when no route matches; NULL: 404. */
+    const gust_handler_class *default_handler;
+    void *default_handler_data;
+    /* Access log; NULL: the default line. */
+    gust_log_request_fn log_function;
+    void *log_data;
+    /* Options of the server made by gust_app_listen(). NULL: defaults. */
+    const gust_http_server_options *server_options;
+} gust_app_settings;
+
+/* ---- Application -------------------------------------------------------- */
+
+/* Creates an application from routes (GUST_ROUTES_END-terminated; copied, strings
+ * included; handler classes and route data are borrowed and must outlive
+ * the app) and settings (may be NULL; copied). Returns NULL with errno set:
+ * EINVAL for a pattern that does not compile (logged with the pattern and
+ * PCRE2's message), ENOMEM. */
+gust_app *gust_app_new(const gust_route *routes,
+                       const gust_app_settings *settings);
+
+/* Appends routes matched after the existing ones. Returns 0 or -EINVAL
+ * (bad pattern, logged), -ENOMEM. */
+int gust_app_add_routes(gust_app *app, const gust_route *routes);
+
+/* Shorthand for form 1 of the start forms: creates the app's HTTP server
+ * (settings.server_options) and listens on port (address NULL: all). The
+ * app owns that server. Returns 0 or a negative code. */
+int gust_app_listen(gust_app *app, int port, const char *address);
+
+/* The server made by gust_app_listen(), or NULL. */
+gust_http_server *gust_app_server(const gust_app *app);
+
+/* What gust_http_server_new() takes to serve the app. */
+gust_http_handler gust_app_http_handler(gust_app *app);
+
+/* The URL path of the route named name, its capture groups replaced by
+ * args (percent-escaped; a NULL-terminated list of strings), in arena.
+ * Returns NULL when no route has that name, the route cannot be reversed
+ * (a group that is not a simple capture) or the argument count differs. */
+char *gust_app_reverse_url(gust_app *app, gust_arena *arena,
+                           const char *name, ...);
+
+const gust_app_settings *gust_app_get_settings(const gust_app *app);
+
+/* Frees the app and the server gust_app_listen() made (closing its
+ * connections). Servers made with gust_http_server_new() must be freed
+ * first. NULL: no-op. */
+void gust_app_free(gust_app *app);
+
+/* ---- Handler: what it knows -------------------------------------------- */
+
+gust_http_request *gust_handler_request(gust_handler *h);
+gust_app *gust_handler_app(gust_handler *h);
+const gust_handler_class *gust_handler_get_class(gust_handler *h);
+void *gust_handler_route_data(gust_handler *h);
+/* The class's state_size bytes (zeroed at creation); NULL when 0. */
+void *gust_handler_state(gust_handler *h);
+gust_arena *gust_handler_arena(gust_handler *h);
+gust_loop *gust_handler_loop(gust_handler *h);
+
+/* Path arguments from the route's capture groups, percent-decoded:
+ * positional (index from 0) and named. NULL when absent (an optional group
+ * that did not match, or an index out of range). */
+size_t gust_handler_path_arg_count(gust_handler *h);
+const char *gust_handler_path_arg(gust_handler *h, size_t index);
+const char *gust_handler_path_kwarg(gust_handler *h, const char *name);
+
+/* ---- Handler: arguments, files, cookies -------------------------------- */
+
+/* Pass as a default to make an argument required: when it is missing the
+ * request gets 400 "Missing argument <name>" once the method returns, and
+ * the call returns NULL. */
+extern const char gust_argument_required[];
+#define GUST_REQUIRED gust_argument_required
+
+/* The last value of argument name from the query and the body (Tornado's
+ * get_argument), stripped of surrounding whitespace; def when missing
+ * (NULL is a fine default). */
+const char *gust_handler_get_argument(gust_handler *h, const char *name,
+                                      const char *def);
+const char *gust_handler_get_query_argument(gust_handler *h, const char *name,
+                                            const char *def);
+const char *gust_handler_get_body_argument(gust_handler *h, const char *name,
+                                           const char *def);
+
+/* Every value of argument name, in order: sets *values to an array of
+ * count strings (in the arena) and returns count (0: *values NULL). */
+size_t gust_handler_get_arguments(gust_handler *h, const char *name,
+                                  const char ***values);
+size_t gust_handler_get_query_arguments(gust_handler *h, const char *name,
+                                        const char ***values);
+size_t gust_handler_get_body_arguments(gust_handler *h, const char *name,
+                                       const char ***values);
+
+/* The first uploaded file of form field name, or NULL. All files are in
+ * gust_handler_request(h)->files. */
+const gust_http_file *gust_handler_get_file(gust_handler *h, const char *name);
+
+/* A request cookie's value, or def. */
+const char *gust_handler_get_cookie(gust_handler *h, const char *name,
+                                    const char *def);
+
+/* Adds a Set-Cookie header (opts may be NULL: Path=/). Returns 0, or
+ * -EINVAL for a name, value or attribute that could inject (http.h's
+ * gust_http_format_set_cookie rules). */
+int gust_handler_set_cookie(gust_handler *h, const char *name,
+                            const char *value,
+                            const gust_http_cookie_options *opts);
+/* Expires the cookie (path and domain must match how it was set; NULL
+ * path: "/"). */
+int gust_handler_clear_cookie(gust_handler *h, const char *name,
+                              const char *path, const char *domain);
+
+/* Signed cookies, in Tornado's version 2 format (HMAC-SHA256 over the
+ * name, value and a timestamp, with the key version), so that Gust and
+ * Tornado applications sharing a secret read each other's cookies.
+ * set: signs with the app's cookie secret (-EINVAL when none is set).
+ * get: the value if the signature verifies (constant-time comparison)
+ * under the key version it names and the timestamp is at most
+ * max_age_days old (<= 0: 31 days) and not in the future; NULL otherwise
+ * (tampered, expired, unknown key version, missing). */
+int gust_handler_set_signed_cookie(gust_handler *h, const char *name,
+                                   const char *value,
+                                   const gust_http_cookie_options *opts);
+const char *gust_handler_get_signed_cookie(gust_handler *h, const char *name,
+                                           double max_age_days);
+
+/* The same signing without a handler (Tornado's create_signed_value and
+ * decode_signed_value). secrets: NULL-terminated, by key version. now:
+ * seconds since the epoch. Results in arena; create returns NULL on
+ * -ENOMEM or a bad version, decode NULL for any invalid value. */
+char *gust_create_signed_value(gust_arena *arena, const char *const *secrets,
+                               int key_version, const char *name,
+                               const char *value, time_t now);
+char *gust_decode_signed_value(gust_arena *arena, const char *const *secrets,
+                               const char *name, const char *signed_value,
+                               double max_age_days, time_t now);
+
+/* XSRF (settings.xsrf_cookies): the token for this client (sets the
+ * _xsrf cookie when it has none), Tornado's masked version 2 format; and
+ * the hidden form field carrying it. A non-GET/HEAD/OPTIONS request
+ * without a matching _xsrf argument or X-Xsrftoken / X-Csrftoken header
+ * gets 403 before prepare runs. */
+const char *gust_handler_xsrf_token(gust_handler *h);
+const char *gust_handler_xsrf_form_html(gust_handler *h);
+
+/* ---- Handler: output ---------------------------------------------------- *
+ * The body is buffered until flush or finish. Header calls made after the
+ * headers were sent (after a flush) return -EINVAL. Values with CR, LF or
+ * NUL, and names that are not tokens, are refused with -EINVAL. */
+
+/* reason NULL: the standard phrase; a code outside 100-599 is -EINVAL. */
+int gust_handler_set_status(gust_handler *h, int status, const char *reason);
+int gust_handler_get_status(gust_handler *h);
+int gust_handler_set_header(gust_handler *h, const char *name,
+                            const char *value);
+int gust_handler_add_header(gust_handler *h, const char *name,
+                            const char *value);
+int gust_handler_clear_header(gust_handler *h, const char *name);
+
+/* Body bytes (copied). Default Content-Type: text/html; charset=UTF-8.
+ * Return 0, -EINVAL after finish or an error page, GUST_ESTREAMCLOSED
+ * when the client is gone, -ENOMEM. */
+int gust_handler_write(gust_handler *h, const void *data, size_t len);
+int gust_handler_write_str(gust_handler *h, const char *s);
+int gust_handler_printf(gust_handler *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Writes json (borrowed) compactly and sets Content-Type:
+ * application/json; charset=UTF-8. */
+int gust_handler_write_json(gust_handler *h, const struct json_t *json);
+
+/* Sends headers and what is buffered; the response goes on chunked (or
+ * within a Content-Length the handler set). cb (may be NULL) runs once the
+ * bytes reached the kernel. */
+int gust_handler_flush(gust_handler *h,
+                       void (*cb)(gust_handler *h, int status, void *data),
+                       void *data);
+
+/* Finishes the response (sending what is left), runs on_finish, logs the
+ * request and frees the handler with the request: h must not be used
+ * after. Safe to call once; -EINVAL after. */
+int gust_handler_finish(gust_handler *h);
+bool gust_handler_finished(const gust_handler *h);
+
+/* Redirects to url (relative URLs are sent as given) with status 301, 302
+ * (status 0), 303, 307 or 308, then finishes. -EINVAL for another status,
+ * a URL with CR/LF, or after the headers were sent. */
+int gust_handler_redirect(gust_handler *h, const char *url, int status);
+
+/* Discards what was buffered and headers set, answers status through the
+ * class's write_error with message (may be NULL; printf-style), finishes.
+ * After a flush it can only close the connection. Returns 0. */
+int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Renders template name (settings.template_path, loaded once and cached)
+ * with context (borrowed; may be NULL) and writes the result. The context
+ * seen by the template also holds, unless it has them already:
+ * "request" {method, uri, path, query, host, remote_ip, protocol},
+ * "xsrf_form_html" (when xsrf_cookies is on) and "static_url_prefix".
+ * Returns 0, -ENOENT (no such template or no template_path), or the
+ * template's error code (logged with file and line; the request gets 500
+ * when the method returns that code). */
+int gust_handler_render(gust_handler *h, const char *name,
+                        struct json_t *context);
+/* The same into a string in the arena (*len may be NULL). NULL on error. */
+char *gust_handler_render_string(gust_handler *h, const char *name,
+                                 struct json_t *context, size_t *len);
+
+/* The URL of a static file: static_url_prefix + path + "?v=" + the first
+ * 8 hex digits of the file's SHA-256 (cached per path, recomputed when the
+ * file's mtime changes). Without static_path, or for a missing file, the
+ * URL has no ?v=. In the arena. */
+char *gust_handler_static_url(gust_handler *h, const char *path);
+
+/* reverse_url into the handler's arena. */
+char *gust_handler_reverse_url(gust_handler *h, const char *name, ...);
+
+/* ---- Static files (Tornado's StaticFileHandler) ------------------------- *
+ * Route data: a gust_static_options. Serves files under root with
+ * sendfile: Content-Type by extension, ETag (a hash of size and mtime),
+ * Last-Modified, If-None-Match / If-Modified-Since (304), Range with one
+ * range (206, 416 with Content-Range: bytes * /size), HEAD, Cache-Control
+ * max-age=31536000 when the URL has ?v=; paths with "..", NUL, encoded
+ * dots, or resolving outside root (symlinks included) get 403; missing
+ * files 404; a directory serves default_filename if set, else 403. */
+typedef struct gust_static_options {
+    const char *root;             /* directory served */
+    const char *default_filename; /* e.g. "index.html"; NULL: none */
+} gust_static_options;
+
+extern const gust_handler_class gust_static_file_handler;
+
+/* Redirects to the route data (a const char * URL) with 301, Tornado's
+ * RedirectHandler. */
+extern const gust_handler_class gust_redirect_handler;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GUST_WEB_H */

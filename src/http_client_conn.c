@@ -1,0 +1,932 @@
+/* HTTP client, the wire side: opening a connection (resolve on the
+ * executor, connect to each address in turn, TLS), writing a request,
+ * parsing the response head, and reading the body (Content-Length, chunked
+ * through the server's own decoder, or until close) with gzip decoding.
+ *
+ * A connection may outlive its fetch (a timeout while connecting) and its
+ * client; each callback therefore starts by checking conn->fetch, and the
+ * connection is freed only in its stream's close callback (or when the
+ * resolver answers for one that was closed while resolving).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gust/http_client.h"
+#include "gust/tls.h"
+#include "http_client_internal.h"
+
+#define READ_CHUNK 65536
+#define MAX_TRAILER 16384
+
+/* deliver() results besides 0 and negative codes. */
+#define GONE 1
+
+/* Tries the remaining addresses in order (getaddrinfo's order: IPv6
+ * first for localhost on most systems), one at a time. */
+static void connect_next(gust__hc_conn *conn);
+/* Starts reading the body in the way its framing needs. */
+static void read_body(gust__hc_fetch *f, gust__hc_conn *conn);
+
+/* ---- Connections --------------------------------------------------------- */
+
+/* The last step of a connection, from its stream's close callback (or the
+ * resolver's answer): nothing refers to it any more. */
+static void conn_free(gust__hc_conn *conn)
+{
+    gust_timer_stop(&conn->idle_timer);
+    free(conn->addrs);
+    free(conn->host);
+    free(conn->tls_key);
+    free(conn);
+}
+
+/* Closing is idempotent and never frees a connection that a stream
+ * callback or the resolver will still hand back: those free it. */
+void gust__hc_conn_close(gust__hc_conn *conn)
+{
+    if (conn->state == GUST__HC_CONN_CLOSED)
+        return;
+    gust__hc_conn_unregister(conn);
+    conn->state = GUST__HC_CONN_CLOSED;
+    conn->fetch = NULL;
+    gust_timer_stop(&conn->idle_timer);
+    if (conn->stream)
+        gust_stream_close(conn->stream); /* freed in on_stream_close */
+    else if (!conn->resolving)
+        conn_free(conn);
+}
+
+/* The stream is gone: closed by us (state CLOSED already) or by the peer
+ * or an error while idle or busy. */
+static void on_stream_close(gust_stream *s, void *user)
+{
+    gust__hc_conn *conn = user;
+    (void)s;
+    conn->stream = NULL;
+    if (conn->state != GUST__HC_CONN_CLOSED) {
+        gust__hc_fetch *f = conn->fetch;
+        gust__hc_conn_unregister(conn);
+        conn->state = GUST__HC_CONN_CLOSED;
+        conn->fetch = NULL;
+        /* Normally the pending read told the fetch already. */
+        if (f && f->conn == conn)
+            gust__hc_attempt_failed(f, GUST_ESTREAMCLOSED, "connection lost");
+    }
+    conn_free(conn);
+}
+
+/* The connection failed before it could carry the request. */
+/* Names the peer in the error ("connecting to 127.0.0.1:1"), which is
+ * what a user needs to read a log line. */
+static void conn_fail(gust__hc_conn *conn, int code, const char *what)
+{
+    gust__hc_fetch *f = conn->fetch;
+    if (!f) {
+        gust__hc_conn_close(conn);
+        return;
+    }
+    const char *d = gust_arena_sprintf(&f->arena, "%s %s:%d", what,
+                                       conn->host, conn->port);
+    gust__hc_attempt_failed(f, code, d);
+}
+
+/* TLS is done: the connection is ready for the request. Verification
+ * failures arrive as GUST_ETLSVERIFY, others as GUST_ETLS. */
+static void on_handshake(gust_stream *s, int status, void *user)
+{
+    gust__hc_conn *conn = user;
+    (void)s;
+    if (conn->state == GUST__HC_CONN_CLOSED || !conn->fetch)
+        return;
+    if (status < 0) {
+        conn_fail(conn, status, "TLS handshake with");
+        return;
+    }
+    conn->state = GUST__HC_CONN_BUSY;
+    gust__hc_connected(conn->fetch);
+}
+
+/* One address answered or failed. A failed stream closes itself; its
+ * close callback is taken away first so that the connection (which may
+ * try the next address) is not freed with it. */
+static void on_connect(gust_stream *s, int status, void *user)
+{
+    gust__hc_conn *conn = user;
+    if (conn->state == GUST__HC_CONN_CLOSED)
+        return; /* closed by us: the close callback frees it */
+    if (status < 0) {
+        /* The stream closes itself; this connection moves on without it. */
+        gust_stream_set_close_callback(s, NULL, NULL);
+        conn->stream = NULL;
+        conn->last_err = status;
+        connect_next(conn);
+        return;
+    }
+    gust__hc_fetch *f = conn->fetch;
+    if (!f) {
+        gust__hc_conn_close(conn);
+        return;
+    }
+    gust_stream_set_nodelay(s, true);
+    if (conn->tls) {
+        struct gust_tls_context *ctx = gust__hc_tls_context(conn->client, f);
+        int rc = ctx ? gust_stream_start_tls(s, ctx, conn->host, on_handshake,
+                                             conn)
+                     : GUST_ETLS;
+        if (rc < 0)
+            conn_fail(conn, rc == -ENOMEM ? rc : GUST_ETLS, "TLS setup for");
+        return;
+    }
+    conn->state = GUST__HC_CONN_BUSY;
+    gust__hc_connected(f);
+}
+
+static void connect_next(gust__hc_conn *conn)
+{
+    gust_loop *loop = conn->loop;
+    while (conn->next_addr < conn->naddrs) {
+        const gust_address *a = &conn->addrs[conn->next_addr++];
+        int fd = socket(a->addr.ss_family,
+                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            conn->last_err = -errno;
+            continue;
+        }
+        gust_stream *s = gust_stream_new(loop, fd, NULL);
+        if (!s) {
+            conn->last_err = -errno;
+            close(fd);
+            continue;
+        }
+        conn->stream = s;
+        gust_stream_set_close_callback(s, on_stream_close, conn);
+        int rc = gust_stream_connect(s, (const struct sockaddr *)&a->addr,
+                                     a->len, on_connect, conn);
+        if (rc == 0)
+            return;
+        conn->last_err = rc;
+        gust_stream_set_close_callback(s, NULL, NULL);
+        conn->stream = NULL;
+        gust_stream_close(s);
+    }
+    conn_fail(conn, conn->last_err ? conn->last_err : -EHOSTUNREACH,
+              "connecting to");
+}
+
+/* The executor's answer. The connection may have been closed meanwhile
+ * (connect timeout, client freed), in which case it only has to go. */
+static void on_resolved(gust_loop *loop, int status, const gust_address *addrs,
+                        size_t count, void *data)
+{
+    gust__hc_conn *conn = data;
+    (void)loop;
+    conn->resolving = false;
+    if (conn->state == GUST__HC_CONN_CLOSED) {
+        conn_free(conn);
+        return;
+    }
+    if (!conn->fetch) {
+        gust__hc_conn_close(conn);
+        return;
+    }
+    if (status < 0) {
+        conn_fail(conn, status == -ENOMEM ? status : GUST_EDNS, "resolving");
+        return;
+    }
+    conn->addrs = malloc(count * sizeof *addrs);
+    if (!conn->addrs) {
+        conn_fail(conn, -ENOMEM, "resolving");
+        return;
+    }
+    memcpy(conn->addrs, addrs, count * sizeof *addrs);
+    conn->naddrs = count;
+    connect_next(conn);
+}
+
+/* A numeric host needs no trip through the executor. */
+static bool numeric_address(const char *host, int port, gust_address *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        out->len = sizeof *v4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        out->len = sizeof *v6;
+        return true;
+    }
+    return false;
+}
+
+/* Numeric hosts (the common case for services and benchmarks) connect at
+ * once; names go through getaddrinfo on the loop's executor. */
+int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
+{
+    gust__hc_conn *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        return -ENOMEM;
+    conn->host = strdup(f->host);
+    conn->tls_key = f->tls_key ? strdup(f->tls_key) : NULL;
+    if (!conn->host || (f->tls_key && !conn->tls_key)) {
+        conn_free(conn);
+        return -ENOMEM;
+    }
+    conn->loop = gust__hc_loop(c);
+    gust_timer_init(conn->loop, &conn->idle_timer);
+    conn->port = f->target.port;
+    conn->tls = f->tls;
+    conn->insecure = f->insecure;
+    conn->state = GUST__HC_CONN_CONNECTING;
+    gust_address a;
+    if (numeric_address(conn->host, conn->port, &a)) {
+        conn->addrs = malloc(sizeof a);
+        if (!conn->addrs) {
+            conn_free(conn);
+            return -ENOMEM;
+        }
+        conn->addrs[0] = a;
+        conn->naddrs = 1;
+    } else {
+        conn->resolving = true;
+        if (gust_resolve(gust__hc_loop(c), conn->host, conn->port, AF_UNSPEC,
+                         on_resolved, conn) < 0) {
+            conn->resolving = false;
+            conn_free(conn);
+            return -ENOMEM;
+        }
+    }
+    gust__hc_conn_register(c, conn);
+    conn->fetch = f;
+    f->conn = conn;
+    if (!conn->resolving)
+        connect_next(conn);
+    return 0;
+}
+
+/* ---- The request --------------------------------------------------------- */
+
+/* The user's headers replace the client's defaults of the same name. */
+static bool user_has(const gust__hc_fetch *f, gust_str name)
+{
+    for (size_t i = 0; i < f->num_headers; i++)
+        if (gust_str_eq_nocase(f->headers[i].name, name))
+            return true;
+    return false;
+}
+
+/* The request head is built in a stack buffer (most heads fit in 2 KiB)
+ * and goes out with its body in one write. */
+typedef struct outbuf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+    char stack[2048];
+} outbuf;
+
+static void out_add(outbuf *o, const char *s, size_t n)
+{
+    if (o->failed)
+        return;
+    if (o->len + n > o->cap) {
+        size_t cap = o->cap * 2;
+        while (cap < o->len + n)
+            cap *= 2;
+        char *np = o->p == o->stack ? malloc(cap) : realloc(o->p, cap);
+        if (!np) {
+            o->failed = true;
+            return;
+        }
+        if (o->p == o->stack)
+            memcpy(np, o->stack, o->len);
+        o->p = np;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(outbuf *o, const char *s) { out_add(o, s, strlen(s)); }
+
+static void out_header(outbuf *o, const char *name, gust_str value)
+{
+    out_str(o, name);
+    out_add(o, ": ", 2);
+    out_add(o, value.ptr, value.len);
+    out_add(o, "\r\n", 2);
+}
+
+static void on_head(gust_stream *s, int status, const char *data, size_t len,
+                    void *user);
+
+/* Writes the request and starts reading the response head. The request
+ * is always HTTP/1.1; without keep-alive wanted it says Connection:
+ * close. */
+void gust__hc_send_request(gust__hc_fetch *f)
+{
+    gust__hc_conn *conn = f->conn;
+    gust_http_client *c = f->client;
+    const gust_url *u = &f->target;
+    outbuf o = {.cap = sizeof o.stack};
+    o.p = o.stack;
+
+    out_str(&o, f->method);
+    out_add(&o, " ", 1);
+    if (u->path.len)
+        out_add(&o, u->path.ptr, u->path.len);
+    else
+        out_add(&o, "/", 1);
+    if (u->query.ptr) {
+        out_add(&o, "?", 1);
+        out_add(&o, u->query.ptr, u->query.len);
+    }
+    out_str(&o, " HTTP/1.1\r\n");
+    if (!user_has(f, GUST_STR("Host"))) {
+        char port[16] = "";
+        if (u->port_explicit)
+            snprintf(port, sizeof port, ":%u", (unsigned)u->port);
+        out_str(&o, "Host: ");
+        if (u->host_ipv6)
+            out_add(&o, "[", 1);
+        out_add(&o, u->host.ptr, u->host.len);
+        if (u->host_ipv6)
+            out_add(&o, "]", 1);
+        out_str(&o, port);
+        out_add(&o, "\r\n", 2);
+    }
+    if (!user_has(f, GUST_STR("User-Agent")))
+        out_header(&o, "User-Agent",
+                   gust_str_cstr(f->user_agent ? f->user_agent
+                                               : gust__hc_user_agent(c)));
+    if (f->decompress && !user_has(f, GUST_STR("Accept-Encoding")))
+        out_str(&o, "Accept-Encoding: gzip\r\n");
+    if (f->authorization && !user_has(f, GUST_STR("Authorization")))
+        out_header(&o, "Authorization", gust_str_cstr(f->authorization));
+    if (!gust__hc_keep_alive_wanted(c) && !user_has(f, GUST_STR("Connection")))
+        out_str(&o, "Connection: close\r\n");
+    bool wants_body = !strcmp(f->method, "POST") ||
+                      !strcmp(f->method, "PUT") || !strcmp(f->method, "PATCH");
+    if (f->body || wants_body) {
+        char cl[48];
+        snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", f->body_len);
+        out_str(&o, cl);
+    }
+    for (size_t i = 0; i < f->num_headers; i++) {
+        const gust_http_header *h = &f->headers[i];
+        /* The body given is what is sent: its length is the client's. */
+        if (gust_str_eq_nocase(h->name, GUST_STR("Content-Length")) ||
+            gust_str_eq_nocase(h->name, GUST_STR("Transfer-Encoding")))
+            continue;
+        out_add(&o, h->name.ptr, h->name.len);
+        out_add(&o, ": ", 2);
+        out_add(&o, h->value.ptr, h->value.len);
+        out_add(&o, "\r\n", 2);
+    }
+    out_add(&o, "\r\n", 2);
+    if (f->body_len)
+        out_add(&o, f->body, f->body_len);
+
+    int rc = o.failed ? -ENOMEM
+                      : gust_stream_write(conn->stream, o.p, o.len, NULL, NULL);
+    if (o.p != o.stack)
+        free(o.p);
+    f->head_request = !strcmp(f->method, "HEAD");
+    conn->requests++;
+    if (rc == 0)
+        rc = gust_stream_read_until(conn->stream, "\r\n\r\n", 4,
+                                    gust__hc_max_header(c), on_head, conn);
+    if (rc < 0)
+        gust__hc_attempt_failed(f, rc, "sending the request");
+}
+
+/* ---- The response head ---------------------------------------------------- */
+
+static bool is_ows(char ch) { return ch == ' ' || ch == '\t'; }
+
+/* Strips optional whitespace (SP, HTAB) from both ends. */
+static gust_str trim(gust_str s)
+{
+    while (s.len && is_ows(s.ptr[0])) {
+        s.ptr++;
+        s.len--;
+    }
+    while (s.len && is_ows(s.ptr[s.len - 1]))
+        s.len--;
+    return s;
+}
+
+/* True when a comma-separated field (every line named name) holds token. */
+/* Connection is a list ("keep-alive, Upgrade") and may be repeated. */
+static bool list_has(const gust_http_headers *h, gust_str name, gust_str token)
+{
+    size_t cur = 0;
+    gust_str v;
+    while (gust_http_headers_next(h, name, &cur, &v)) {
+        while (v.len) {
+            const char *comma = memchr(v.ptr, ',', v.len);
+            size_t n = comma ? (size_t)(comma - v.ptr) : v.len;
+            if (gust_str_eq_nocase(trim(gust_str_make(v.ptr, n)), token))
+                return true;
+            v.ptr += comma ? n + 1 : n;
+            v.len -= comma ? n + 1 : n;
+        }
+    }
+    return false;
+}
+
+/* Content-Length: every occurrence and list member must be the same
+ * number. Returns 1 with *out, 0 when absent, -1 when malformed. */
+/* RFC 9110 8.6: a list of equal values is one value; unequal ones make
+ * the framing unknowable, which is an error (never a guess). */
+static int content_length(const gust_http_headers *h, uint64_t *out)
+{
+    size_t cur = 0;
+    gust_str v;
+    int found = 0;
+    while (gust_http_headers_next(h, GUST_STR("Content-Length"), &cur, &v)) {
+        while (true) {
+            const char *comma = memchr(v.ptr, ',', v.len);
+            size_t n = comma ? (size_t)(comma - v.ptr) : v.len;
+            gust_str e = trim(gust_str_make(v.ptr, n));
+            uint64_t x = 0;
+            if (!e.len || e.len > 18)
+                return -1;
+            for (size_t i = 0; i < e.len; i++) {
+                if (e.ptr[i] < '0' || e.ptr[i] > '9')
+                    return -1;
+                x = x * 10 + (uint64_t)(e.ptr[i] - '0');
+            }
+            if (found && x != *out)
+                return -1;
+            *out = x;
+            found = 1;
+            if (!comma)
+                break;
+            v.ptr += n + 1;
+            v.len -= n + 1;
+        }
+    }
+    return found;
+}
+
+/* Calls the header callback on one line. Returns false if f ended. */
+static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
+{
+    if (!f->header_callback)
+        return true;
+    gust__hc_user_enter(f);
+    f->header_callback(f->resp, p, n, f->callback_data);
+    return gust__hc_user_leave(f);
+}
+
+/* Parses the head into f->resp. Returns 0, GONE, or GUST_EPROTO (with
+ * f->error_detail) / -ENOMEM. */
+/* The head is copied into the response's arena first, so that header
+ * slices stay valid as long as the response. Strict like the server's
+ * parser: bare CR or LF, obs-fold, bad names or values are errors. */
+static int parse_head(gust__hc_fetch *f, const char *data, size_t len)
+{
+    gust_http_response *r = f->resp;
+    char *head = gust_arena_memdup(&r->arena, data, len);
+    if (!head)
+        return -ENOMEM;
+    gust_http_headers_clear(&r->headers);
+    const char *p = head, *end = head + len - 2; /* at the final CRLF */
+    const char *eol = memchr(p, '\r', (size_t)(end - p) + 1);
+    if (!eol || eol[1] != '\n') {
+        f->error_detail = "bad status line";
+        return GUST_EPROTO;
+    }
+    gust_str reason;
+    if (gust_http_parse_response_start_line(gust_str_make(p, (size_t)(eol - p)),
+                                            &r->version_minor, &r->code,
+                                            &reason) < 0) {
+        f->error_detail = "bad status line";
+        return GUST_EPROTO;
+    }
+    r->reason = gust_str_dup(&r->arena, reason);
+    if (!r->reason)
+        return -ENOMEM;
+    if (!header_line(f, p, (size_t)(eol - p) + 2))
+        return GONE;
+    p = eol + 2;
+    while (p < end) {
+        eol = memchr(p, '\r', (size_t)(end - p) + 1);
+        if (!eol || eol[1] != '\n' || memchr(p, '\n', (size_t)(eol - p))) {
+            f->error_detail = "bare CR or LF in the response head";
+            return GUST_EPROTO;
+        }
+        if (is_ows(*p)) {
+            f->error_detail = "obsolete line folding in the response head";
+            return GUST_EPROTO;
+        }
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        gust_str name = gust_str_make(p, colon ? (size_t)(colon - p) : 0);
+        if (!colon || !gust_http_token_valid(name)) {
+            f->error_detail = "malformed header line";
+            return GUST_EPROTO;
+        }
+        gust_str value = trim(gust_str_make(colon + 1,
+                                            (size_t)(eol - colon - 1)));
+        if (!gust_http_header_value_valid(value)) {
+            f->error_detail = "invalid header value";
+            return GUST_EPROTO;
+        }
+        if (gust_http_headers_add(&r->headers, name, value,
+                                  GUST_HEADER_TRUSTED) < 0)
+            return -ENOMEM;
+        if (!header_line(f, p, (size_t)(eol - p) + 2))
+            return GONE;
+        p = eol + 2;
+    }
+    if (!header_line(f, "\r\n", 2))
+        return GONE;
+    return 0;
+}
+
+static bool is_redirect(int code)
+{
+    return code == 301 || code == 302 || code == 303 || code == 307 ||
+           code == 308;
+}
+
+/* After the head: framing, keep-alive, redirect, decoding. Returns 0 or a
+ * negative code (f->error_detail set). */
+/* RFC 9112 6.3 for responses: HEAD, 204 and 304 have no body whatever
+ * their headers say; chunked wins over Content-Length (and then the
+ * connection is not trusted again); no length at all means "until the
+ * server closes". */
+static int prepare_body(gust__hc_fetch *f)
+{
+    gust_http_response *r = f->resp;
+    const gust_http_headers *h = &r->headers;
+    int code = r->code;
+
+    if (r->version_minor >= 1)
+        f->keep_alive = !list_has(h, GUST_STR("Connection"), GUST_STR("close"));
+    else
+        f->keep_alive = list_has(h, GUST_STR("Connection"),
+                                 GUST_STR("keep-alive"));
+
+    uint64_t cl = 0;
+    int has_cl = content_length(h, &cl);
+    if (f->head_request || code == 204 || code == 304) {
+        f->body_mode = GUST__HC_BODY_NONE;
+    } else if (gust_http_headers_has(h, GUST_STR("Transfer-Encoding"))) {
+        /* RFC 9112 6.3: chunked last means chunked; anything else runs to
+         * the close. With a Content-Length too, the connection is
+         * suspect and not kept. */
+        gust_str te;
+        if (gust_http_headers_get_joined(h, GUST_STR("Transfer-Encoding"),
+                                         &te) < 0)
+            return -ENOMEM;
+        const char *last = te.ptr + te.len;
+        while (last > te.ptr && last[-1] != ',')
+            last--;
+        if (gust_str_eq_nocase(trim(gust_str_make(last, (size_t)(te.ptr + te.len - last))),
+                               GUST_STR("chunked"))) {
+            f->body_mode = GUST__HC_BODY_CHUNKED;
+            gust__http1_chunked_init(&f->chunked, UINT64_MAX, MAX_TRAILER);
+        } else {
+            f->body_mode = GUST__HC_BODY_CLOSE;
+            f->keep_alive = false;
+        }
+        if (has_cl)
+            f->keep_alive = false;
+    } else if (has_cl < 0) {
+        f->error_detail = "invalid Content-Length";
+        return GUST_EPROTO;
+    } else if (has_cl) {
+        f->body_mode = cl ? GUST__HC_BODY_LENGTH : GUST__HC_BODY_NONE;
+    } else {
+        f->body_mode = GUST__HC_BODY_CLOSE;
+        f->keep_alive = false;
+    }
+
+    if (is_redirect(code) && f->max_redirects >= 0) {
+        gust_str loc = gust_http_headers_get_first(h, GUST_STR("Location"));
+        if (loc.ptr && loc.len) {
+            if (f->redirects < f->max_redirects) {
+                f->discard_body = true;
+                f->location = gust_str_dup(&f->arena, loc);
+                if (!f->location)
+                    return -ENOMEM;
+            } else {
+                f->too_many_redirects = true;
+            }
+        }
+    }
+    f->stream_body = f->streaming_callback && !f->discard_body;
+
+    gust_str ce = gust_http_headers_get_first(h, GUST_STR("Content-Encoding"));
+    if (f->decompress && f->body_mode != GUST__HC_BODY_NONE && ce.ptr &&
+        gust_str_eq_nocase(trim(ce), GUST_STR("gzip")) && !f->discard_body) {
+        memset(&f->z, 0, sizeof f->z);
+        if (inflateInit2(&f->z, 16 + MAX_WBITS) != Z_OK)
+            return -ENOMEM;
+        f->z_ready = f->gzip = true;
+        gust_http_headers_remove(&r->headers, GUST_STR("Content-Encoding"));
+        if (gust_http_headers_add(&r->headers,
+                                  GUST_STR("X-Consumed-Content-Encoding"),
+                                  GUST_STR("gzip"), GUST_HEADER_TRUSTED) < 0)
+            return -ENOMEM;
+    }
+
+    size_t max = gust__hc_max_body(f->client);
+    if (f->body_mode == GUST__HC_BODY_LENGTH && !f->stream_body &&
+        !f->discard_body && !f->gzip) {
+        if (cl > max) {
+            f->error_detail = "response body larger than max_body_size";
+            return GUST_EBUFFERFULL;
+        }
+        /* A small body of known length fits in the response's arena:
+         * one allocation fewer, and exactly cl bytes will come. */
+        if (cl < 4096) {
+            r->body_buf = gust_arena_alloc(&r->arena, (size_t)cl + 1);
+            r->body_in_arena = true;
+        } else {
+            r->body_buf = malloc((size_t)cl + 1);
+        }
+        if (!r->body_buf)
+            return -ENOMEM;
+        r->body_cap = (size_t)cl + 1;
+    }
+    f->content_length = cl;
+    return 0;
+}
+
+/* A complete head (or the error that prevented one). Errors before any
+ * byte of a response are what a stale keep-alive connection gives, and
+ * gust__hc_attempt_failed() retries those. */
+static void on_head(gust_stream *s, int status, const char *data, size_t len,
+                    void *user)
+{
+    gust__hc_conn *conn = user;
+    gust__hc_fetch *f = conn->fetch;
+    if (!f || conn->state == GUST__HC_CONN_CLOSED)
+        return;
+    if (status < 0) {
+        if (status == GUST_EUNSATISFIABLE) {
+            f->keep_alive = false;
+            gust__hc_attempt_failed(f, GUST_EBUFFERFULL,
+                                    "response head larger than max_header_size");
+            return;
+        }
+        int err = gust_stream_error(s);
+        gust__hc_attempt_failed(f, err < 0 ? err : GUST_EPROTO,
+                                "connection closed before the response head");
+        return;
+    }
+    int rc = parse_head(f, data, len);
+    if (rc == GONE)
+        return;
+    if (rc == 0 && f->resp->code == 101) {
+        f->error_detail = "unexpected 101 Switching Protocols";
+        rc = GUST_EPROTO;
+    }
+    if (rc < 0) {
+        gust__hc_attempt_failed(f, rc, f->error_detail);
+        return;
+    }
+    if (f->resp->code < 200) {
+        /* 1xx: informational, the real head follows. */
+        rc = gust_stream_read_until(s, "\r\n\r\n", 4,
+                                    gust__hc_max_header(f->client), on_head,
+                                    conn);
+        if (rc < 0)
+            gust__hc_attempt_failed(f, rc, "reading the response head");
+        return;
+    }
+    rc = prepare_body(f);
+    if (rc < 0) {
+        gust__hc_attempt_failed(f, rc, f->error_detail);
+        return;
+    }
+    read_body(f, conn);
+}
+
+/* ---- The body ------------------------------------------------------------ */
+
+/* Forgets the body state of an attempt (redirects and retries start a new
+ * one). */
+void gust__hc_body_reset(gust__hc_fetch *f)
+{
+    if (f->z_ready)
+        inflateEnd(&f->z);
+    f->z_ready = f->gzip = f->z_end = f->z_input = false;
+    f->stream_body = false;
+    f->body_mode = GUST__HC_BODY_NONE;
+    f->keep_alive = false;
+    free(f->scratch);
+    f->scratch = NULL;
+    f->scratch_cap = 0;
+}
+
+/* Decoded body bytes: to the streaming callback or into resp->body_buf. */
+static int sink(gust__hc_fetch *f, const char *p, size_t n)
+{
+    gust_http_response *r = f->resp;
+    if (f->stream_body) {
+        gust__hc_user_enter(f);
+        f->streaming_callback(r, p, n, f->callback_data);
+        return gust__hc_user_leave(f) ? 0 : GONE;
+    }
+    if (r->body_len + n > gust__hc_max_body(f->client)) {
+        f->error_detail = "response body larger than max_body_size";
+        return GUST_EBUFFERFULL;
+    }
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
+        while (cap < r->body_len + n + 1)
+            cap *= 2;
+        char *nb = r->body_in_arena ? malloc(cap) : realloc(r->body_buf, cap);
+        if (!nb)
+            return -ENOMEM;
+        if (r->body_in_arena)
+            memcpy(nb, r->body_buf, r->body_len);
+        r->body_in_arena = false;
+        r->body_buf = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body_buf + r->body_len, p, n);
+    r->body_len += n;
+    return 0;
+}
+
+/* Raw body bytes: through zlib first when the body is gzip. inflate is
+ * called until it has consumed the input and has room left, so a small
+ * input that expands a lot is decoded fully. */
+static int deliver(gust__hc_fetch *f, const char *p, size_t n)
+{
+    if (f->discard_body || n == 0)
+        return 0;
+    if (!f->gzip)
+        return sink(f, p, n);
+    f->z_input = true;
+    if (f->z_end)
+        return 0; /* bytes after the gzip stream are ignored, as zlib does */
+    f->z.next_in = (Bytef *)(uintptr_t)p;
+    f->z.avail_in = (uInt)n;
+    char out[16384];
+    while (true) {
+        f->z.next_out = (Bytef *)out;
+        f->z.avail_out = sizeof out;
+        int zr = inflate(&f->z, Z_NO_FLUSH);
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+            f->error_detail = "bad gzip body";
+            return GUST_EPROTO;
+        }
+        size_t got = sizeof out - f->z.avail_out;
+        if (got) {
+            int rc = sink(f, out, got);
+            if (rc)
+                return rc;
+        }
+        if (zr == Z_STREAM_END) {
+            f->z_end = true;
+            return 0;
+        }
+        if (f->z.avail_in == 0 && f->z.avail_out != 0)
+            return 0;
+        if (zr == Z_BUF_ERROR && f->z.avail_in == 0)
+            return 0;
+    }
+}
+
+/* A gzip body that stopped before its end is an error: the data is
+ * incomplete even if the framing was right. */
+static void body_done(gust__hc_fetch *f)
+{
+    gust_http_response *r = f->resp;
+    if (f->gzip && f->z_input && !f->z_end) {
+        f->keep_alive = false;
+        gust__hc_attempt_failed(f, GUST_EPROTO, "truncated gzip body");
+        return;
+    }
+    if (r->body_buf) {
+        r->body_buf[r->body_len] = '\0';
+        r->body = r->body_buf;
+    }
+    gust__hc_response_done(f);
+}
+
+/* The connection ended during the body: the stream's own error when it
+ * has one (-ECONNRESET), else a truncated response (GUST_EPROTO). */
+static void body_failed(gust__hc_fetch *f, gust_stream *s, int status)
+{
+    f->keep_alive = false;
+    if (status == GUST_ESTREAMCLOSED) {
+        int err = gust_stream_error(s);
+        gust__hc_attempt_failed(f, err < 0 ? err : GUST_EPROTO,
+                                "connection closed before the end of the body");
+    } else {
+        gust__hc_attempt_failed(f, status, "reading the body");
+    }
+}
+
+/* Content-Length and until-close bodies arrive as streamed chunks, so a
+ * large body is never held twice (stream buffer and response). */
+static void on_body(gust_stream *s, int status, const char *data, size_t len,
+                    void *user)
+{
+    gust__hc_conn *conn = user;
+    gust__hc_fetch *f = conn->fetch;
+    if (!f || conn->state == GUST__HC_CONN_CLOSED)
+        return;
+    int rc = deliver(f, data, len);
+    if (rc == GONE)
+        return;
+    if (rc < 0) {
+        f->keep_alive = false;
+        gust__hc_attempt_failed(f, rc, f->error_detail);
+        return;
+    }
+    if (status < 0)
+        body_failed(f, s, status);
+    else if (status == 0)
+        body_done(f);
+}
+
+static void on_chunked(gust_stream *s, int status, const char *data,
+                       size_t len, void *user)
+{
+    gust__hc_conn *conn = user;
+    gust__hc_fetch *f = conn->fetch;
+    if (!f || conn->state == GUST__HC_CONN_CLOSED)
+        return;
+    if (status < 0) {
+        body_failed(f, s, status);
+        return;
+    }
+    /* The decoder works in place: copy out of the stream's buffer first. */
+    if (len > f->scratch_cap) {
+        char *ns = realloc(f->scratch, len);
+        if (!ns) {
+            gust__hc_attempt_failed(f, -ENOMEM, NULL);
+            return;
+        }
+        f->scratch = ns;
+        f->scratch_cap = len;
+    }
+    memcpy(f->scratch, data, len);
+    size_t dlen = 0;
+    ssize_t used = gust__http1_chunked_decode(&f->chunked, f->scratch, len,
+                                              &dlen);
+    int rc = deliver(f, f->scratch, dlen);
+    if (rc == GONE)
+        return;
+    if (rc < 0 || used == GUST_HTTP1_ERROR) {
+        f->keep_alive = false;
+        gust__hc_attempt_failed(f, rc < 0 ? rc : GUST_EPROTO,
+                                rc < 0 ? f->error_detail
+                                       : "malformed chunked body");
+        return;
+    }
+    if (used >= 0) {
+        /* No pipelining: anything after the body is not ours to read. */
+        if ((size_t)used < len)
+            f->keep_alive = false;
+        body_done(f);
+        return;
+    }
+    rc = gust_stream_read_bytes(s, READ_CHUNK, GUST_READ_PARTIAL, on_chunked,
+                                conn);
+    if (rc < 0)
+        body_failed(f, s, rc);
+}
+
+static void read_body(gust__hc_fetch *f, gust__hc_conn *conn)
+{
+    int rc = 0;
+    switch (f->body_mode) {
+    case GUST__HC_BODY_NONE:
+        body_done(f);
+        return;
+    case GUST__HC_BODY_LENGTH:
+        rc = gust_stream_read_bytes(conn->stream, (size_t)f->content_length,
+                                    GUST_READ_STREAMING, on_body, conn);
+        break;
+    case GUST__HC_BODY_CHUNKED:
+        rc = gust_stream_read_bytes(conn->stream, READ_CHUNK,
+                                    GUST_READ_PARTIAL, on_chunked, conn);
+        break;
+    case GUST__HC_BODY_CLOSE:
+        rc = gust_stream_read_until_close(conn->stream, GUST_READ_STREAMING,
+                                          on_body, conn);
+        break;
+    }
+    if (rc < 0)
+        body_failed(f, conn->stream, rc);
+}

@@ -1,0 +1,179 @@
+/* Internal to the HTTP client (http_client.c: client, queue, pool, fetch
+ * lifecycle and redirects; http_client_conn.c: one connection, the request
+ * on the wire and the response parser). Not installed.
+ *
+ * Lifetimes. A fetch lives from gust_http_client_fetch() until it ends
+ * (success, error, timeout, cancel, client freed); a connection lives until
+ * its stream's close callback (or, while it resolves a name, until the
+ * resolver answers), so it may outlive both its fetch and its client: the
+ * back pointers are cleared then and every stream callback checks them.
+ */
+#ifndef GUST_HTTP_CLIENT_INTERNAL_H
+#define GUST_HTTP_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+#include "gust/http_client.h"
+#include "gust/net.h"
+#include "gust/stream.h"
+#include "http1_parser.h"
+
+typedef struct gust__hc_conn gust__hc_conn;
+typedef struct gust__hc_fetch gust__hc_fetch;
+
+/* How the body of the response being read is delimited. */
+typedef enum gust__hc_body {
+    GUST__HC_BODY_NONE,
+    GUST__HC_BODY_LENGTH,
+    GUST__HC_BODY_CHUNKED,
+    GUST__HC_BODY_CLOSE
+} gust__hc_body;
+
+typedef enum gust__hc_conn_state {
+    GUST__HC_CONN_CONNECTING,
+    GUST__HC_CONN_BUSY,
+    GUST__HC_CONN_IDLE,
+    GUST__HC_CONN_CLOSED
+} gust__hc_conn_state;
+
+struct gust__hc_conn {
+    gust_http_client *client; /* NULL once the client is freed */
+    gust_loop *loop;
+    gust__hc_fetch *fetch;    /* the fetch using it, or NULL */
+    gust_stream *stream;      /* NULL while resolving */
+    gust__hc_conn_state state;
+    gust__hc_conn *prev, *next;           /* client's list of connections */
+    gust__hc_conn *idle_prev, *idle_next; /* client's idle list */
+    gust_timer idle_timer;
+    /* The key: scheme, host, port. */
+    bool tls;
+    int port;
+    char *host;
+    /* TLS settings the connection was made with (part of the key). */
+    bool insecure;
+    char *tls_key; /* ca_file, client_cert, client_key joined; NULL: none */
+    /* Connecting: the addresses still to try. */
+    gust_address *addrs;
+    size_t naddrs, next_addr;
+    int last_err;
+    bool resolving;
+    unsigned requests; /* sent on this connection */
+};
+
+struct gust__hc_fetch {
+    gust_http_client *client;
+    gust_future *future;          /* holds one reference while running */
+    gust__hc_fetch *prev, *next;  /* client's queue or active list */
+    enum { GUST__HC_QUEUED, GUST__HC_ACTIVE, GUST__HC_DONE } state;
+    int busy;                     /* inside a user callback: free later */
+    gust_arena arena;             /* copies of the request */
+    /* The request. */
+    const char *method;
+    const char *url;              /* current URL (changes on redirects) */
+    const char *original_url;
+    const gust_http_header *headers;
+    size_t num_headers;
+    const char *body;
+    size_t body_len;
+    double connect_timeout, request_timeout, queue_timeout;
+    int max_redirects;            /* < 0: do not follow */
+    bool decompress, raise_error, insecure;
+    const char *tls_key;
+    const char *ca_file, *client_cert, *client_key;
+    const char *authorization;    /* "Basic ..." or NULL */
+    const char *user_agent;
+    void (*header_callback)(gust_http_response *, const char *, size_t,
+                            void *);
+    void (*streaming_callback)(gust_http_response *, const char *, size_t,
+                               void *);
+    void *callback_data;
+    /* Where the current attempt goes. */
+    gust_url target;
+    const char *host;             /* NUL-terminated copy of target.host */
+    bool tls;
+    /* Timers and times. */
+    gust_timer queue_timer, connect_timer, request_timer;
+    double t_created, t_started;
+    /* Progress of the current attempt. */
+    gust__hc_conn *conn;
+    gust_http_response *resp;
+    int redirects;
+    bool retried;                 /* resent once after a stale connection */
+    bool head_request;
+    gust__hc_body body_mode;
+    uint64_t content_length;
+    bool keep_alive;              /* the server lets the connection live */
+    bool discard_body;            /* a redirect about to be followed */
+    bool too_many_redirects;      /* a redirect past max_redirects */
+    const char *location;         /* where the redirect goes (f->arena) */
+    bool stream_body;             /* through streaming_callback */
+    bool gzip;
+    bool z_ready;
+    bool z_end;                   /* the gzip stream ended */
+    bool z_input;                 /* some gzip input was seen */
+    z_stream z;
+    gust__http1_chunked chunked;
+    char *scratch;                /* chunked decoding, in place */
+    size_t scratch_cap;
+    const char *error_detail;     /* for error_message */
+};
+
+/* ---- http_client.c: what the connection side calls -------------------- */
+
+/* The client's loop and options. */
+gust_loop *gust__hc_loop(const gust_http_client *c);
+size_t gust__hc_max_header(const gust_http_client *c);
+size_t gust__hc_max_body(const gust_http_client *c);
+const char *gust__hc_user_agent(const gust_http_client *c);
+bool gust__hc_keep_alive_wanted(const gust_http_client *c);
+
+/* The connection of fetch f is connected (TLS done): stops the connect
+ * timer and sends the request. */
+void gust__hc_connected(gust__hc_fetch *f);
+
+/* The response is complete; conn may go back to the pool if keep_alive. */
+void gust__hc_response_done(gust__hc_fetch *f);
+
+/* The attempt failed with code (detail: static text or in f->arena, may be
+ * NULL). Retries a stale keep-alive connection once, else ends f. */
+void gust__hc_attempt_failed(gust__hc_fetch *f, int code, const char *detail);
+
+/* Calls a user callback (header or streaming) on f; returns false if f
+ * ended meanwhile (cancelled, client freed), in which case f is gone and
+ * the caller must return at once without touching f or its connection. */
+bool gust__hc_user_enter(gust__hc_fetch *f);
+bool gust__hc_user_leave(gust__hc_fetch *f);
+
+/* Client bookkeeping for connections. */
+void gust__hc_conn_register(gust_http_client *c, gust__hc_conn *conn);
+void gust__hc_conn_unregister(gust__hc_conn *conn);
+
+/* ---- http_client_conn.c ------------------------------------------------ */
+
+/* Opens a new connection for f's target and attaches it to f: resolve,
+ * TCP, TLS, then gust__hc_connected(f), or gust__hc_attempt_failed(f).
+ * Returns 0, or -ENOMEM (nothing attached, nothing called). */
+int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f);
+
+/* The TLS client context for f's settings (cached by the client), or NULL
+ * with f->error_detail set. */
+struct gust_tls_context *gust__hc_tls_context(gust_http_client *c,
+                                              gust__hc_fetch *f);
+
+/* Sends f's request on its connection and reads the response. */
+void gust__hc_send_request(gust__hc_fetch *f);
+
+/* Closes conn (no-op if closed); it is freed once its stream is closed. */
+void gust__hc_conn_close(gust__hc_conn *conn);
+
+/* Makes conn idle (pool) / takes it out of the pool. */
+void gust__hc_conn_set_idle(gust__hc_conn *conn, double idle_timeout);
+void gust__hc_conn_take(gust__hc_conn *conn, gust__hc_fetch *f);
+
+/* Frees f's decoders (zlib, scratch). */
+void gust__hc_body_reset(gust__hc_fetch *f);
+
+#endif /* GUST_HTTP_CLIENT_INTERNAL_H */

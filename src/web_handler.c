@@ -1,0 +1,573 @@
+/* The handler lifecycle (Tornado's RequestHandler._execute and the
+ * _HandlerDelegate of web.py): route at headers_received, create the
+ * handler in the request arena, initialize, XSRF check, prepare, method,
+ * finish; the three styles; errors and error pages; the access log. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "web_internal.h"
+
+#define LOG_MODULE "web"
+
+static const char *class_name(const gust_handler *h)
+{
+    return h->cls && h->cls->name ? h->cls->name : "handler";
+}
+
+/* ---- What a handler knows ------------------------------------------------ */
+
+gust_http_request *gust_handler_request(gust_handler *h) { return h->req; }
+gust_app *gust_handler_app(gust_handler *h) { return h->app; }
+const gust_handler_class *gust_handler_get_class(gust_handler *h)
+{
+    return h->cls;
+}
+void *gust_handler_route_data(gust_handler *h) { return h->route_data; }
+void *gust_handler_state(gust_handler *h) { return h->state; }
+gust_arena *gust_handler_arena(gust_handler *h) { return h->req->arena; }
+gust_loop *gust_handler_loop(gust_handler *h) { return h->loop; }
+
+size_t gust_handler_path_arg_count(gust_handler *h)
+{
+    return h->match.nargs;
+}
+
+const char *gust_handler_path_arg(gust_handler *h, size_t index)
+{
+    return index < h->match.nargs ? h->match.args[index] : NULL;
+}
+
+const char *gust_handler_path_kwarg(gust_handler *h, const char *name)
+{
+    return gust__web_route_kwarg(h->route, &h->match, name);
+}
+
+char *gust_handler_reverse_url(gust_handler *h, const char *name, ...)
+{
+    va_list ap;
+    va_start(ap, name);
+    char *url = gust__web_router_reverse(&h->app->router, h->req->arena, name,
+                                         ap);
+    va_end(ap);
+    return url;
+}
+
+/* ---- Access log -------------------------------------------------------- */
+
+static void log_request(gust_handler *h)
+{
+    if (h->app->settings.log_function) {
+        h->app->settings.log_function(h, h->app->settings.log_data);
+        return;
+    }
+    int status = gust_http_response_status(h->req);
+    int level = status < 400   ? GUST_LOG_INFO
+                : status < 500 ? GUST_LOG_WARNING
+                               : GUST_LOG_ERROR;
+    if (level < gust_log_level())
+        return;
+    double ms = 1000.0 * (gust_loop_update_time(h->loop) - h->req->start_time);
+    gust_log(level, "access", "%d %s %s (%s) %.2fms", status, h->req->method,
+             h->req->uri, h->req->remote_ip ? h->req->remote_ip : "-", ms);
+}
+
+/* ---- Finishing ----------------------------------------------------------- */
+
+/* The handler lives in the request's arena: the request goes back to the
+ * server only once no call into the class is on the stack. */
+void gust__handler_maybe_release(gust_handler *h)
+{
+    if (!h->finished || h->released || h->busy > 0)
+        return;
+    h->released = true;
+    gust_http_request_finish(h->req);
+}
+
+/* on_finish and the log line, once, whether the response was sent or the
+ * client went away first. */
+static void finish_hooks(gust_handler *h)
+{
+    h->finished = true;
+    h->phase = GUST__PHASE_DONE;
+    if (h->cls && h->cls->on_finish) {
+        h->busy++;
+        h->cls->on_finish(h);
+        h->busy--;
+    }
+    log_request(h);
+}
+
+int gust_handler_finish(gust_handler *h)
+{
+    if (h->finished)
+        return -EINVAL;
+    int rc = 0;
+    if (!h->conn_closed) {
+        rc = gust__handler_prepare_headers(h);
+        if (rc == 0)
+            rc = gust__handler_push(h, true);
+    }
+    finish_hooks(h);
+    gust__handler_maybe_release(h);
+    return rc == GUST_ESTREAMCLOSED ? 0 : rc;
+}
+
+bool gust_handler_finished(const gust_handler *h)
+{
+    return h->finished;
+}
+
+/* ---- Errors -------------------------------------------------------------- */
+
+static char *html_escape(gust_arena *a, const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        n += strchr("<>&\"'", *p) ? 6 : 1;
+    char *out = gust_arena_alloc(a, n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = s; *p; p++) {
+        const char *e = *p == '<'   ? "&lt;"
+                        : *p == '>' ? "&gt;"
+                        : *p == '&' ? "&amp;"
+                        : *p == '"' ? "&quot;"
+                        : *p == '\'' ? "&#39;"
+                                     : NULL;
+        if (e) {
+            strcpy(o, e);
+            o += strlen(e);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void default_write_error(gust_handler *h, int status,
+                                const char *message)
+{
+    const char *reason = gust_http_reason(status);
+    if (!reason)
+        reason = "Unknown";
+    gust_handler_printf(h, "<html><title>%d: %s</title><body>%d: %s", status,
+                        reason, status, reason);
+    if (h->app->settings.debug) {
+        /* Debug mode says where the error came from, as Tornado's
+         * traceback page does. */
+        gust_arena *a = h->req->arena;
+        const char *route = h->route ? h->route->pattern : "(no route)";
+        char *r = html_escape(a, route), *c = html_escape(a, class_name(h));
+        char *m = message ? html_escape(a, message) : NULL;
+        gust_handler_printf(h, "<pre>handler: %s\nroute: %s\nmessage: %s</pre>",
+                            c ? c : "", r ? r : "", m ? m : "");
+    }
+    gust_handler_write_str(h, "</body></html>");
+}
+
+static void clear_for_error(gust_handler *h)
+{
+    /* Cookies survive the error page, as in Tornado (XSRF, sessions). */
+    const gust_http_headers *hd = gust_http_response_headers(h->req);
+    for (;;) {
+        gust_str victim = GUST_STR_NULL;
+        for (size_t i = 0; i < hd->count; i++) {
+            if (!gust_str_eq_nocase(hd->items[i].name,
+                                    GUST_STR("Set-Cookie"))) {
+                victim = hd->items[i].name;
+                break;
+            }
+        }
+        if (!victim.ptr)
+            break;
+        char name[128];
+        size_t n = victim.len < sizeof name - 1 ? victim.len
+                                                : sizeof name - 1;
+        memcpy(name, victim.ptr, n);
+        name[n] = '\0';
+        if (gust_http_response_clear_header(h->req, name) < 0)
+            break;
+    }
+    gust__handler_discard_body(h);
+}
+
+static int send_error_v(gust_handler *h, int status, const char *fmt,
+                        va_list ap)
+{
+    if (h->finished)
+        return 0;
+    if (h->headers_sent || h->conn_closed) {
+        /* Too late for an error page: end what was started. */
+        gust_handler_finish(h);
+        return 0;
+    }
+    char *message = fmt ? gust_arena_vsprintf(h->req->arena, NULL, fmt, ap)
+                        : NULL;
+    clear_for_error(h);
+    /* The page is a new response: its own type and gzip decision. */
+    h->headers_ready = false;
+    h->gzipping = false;
+    h->error_sent = false;
+    if (status < 100 || status > 599)
+        status = 500;
+    gust_http_response_set_status(h->req, status, NULL);
+    if (status == 405 && h->allow)
+        gust_http_response_set_header(h->req, "Allow", h->allow);
+    if (message && status >= 500)
+        gust_log_error(LOG_MODULE, "%d %s %s (%s): %s", status,
+                       h->req->method, h->req->uri, class_name(h), message);
+    h->busy++;
+    if (h->cls && h->cls->write_error)
+        h->cls->write_error(h, status, message);
+    else
+        default_write_error(h, status, message);
+    h->busy--;
+    h->error_sent = true;
+    if (!h->finished)
+        gust_handler_finish(h);
+    gust__handler_maybe_release(h);
+    return 0;
+}
+
+int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = send_error_v(h, status, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- Running the class ------------------------------------------------- */
+
+static gust_handler_fn method_fn(const gust_handler_class *c, const char *m)
+{
+    if (!strcmp(m, "GET"))
+        return c->get;
+    if (!strcmp(m, "HEAD"))
+        return c->head;
+    if (!strcmp(m, "POST"))
+        return c->post;
+    if (!strcmp(m, "PUT"))
+        return c->put;
+    if (!strcmp(m, "DELETE"))
+        return c->delete_;
+    if (!strcmp(m, "PATCH"))
+        return c->patch;
+    if (!strcmp(m, "OPTIONS"))
+        return c->options;
+    return NULL;
+}
+
+static const char *allow_list(gust_handler *h)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT",
+                                        "DELETE", "PATCH", "OPTIONS"};
+    char buf[64] = "";
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (method_fn(h->cls, names[i])) {
+            if (buf[0])
+                strcat(buf, ", ");
+            strcat(buf, names[i]);
+        }
+    }
+    return gust_arena_strdup(h->req->arena, buf);
+}
+
+/* What a prepare or method return value means for the request. Returns
+ * true when the request goes on (to the method). */
+static bool after_call(gust_handler *h, int rc, bool is_prepare)
+{
+    if (h->finished)
+        return false;
+    if (h->missing_arg) {
+        gust_handler_send_error(h, 400, "Missing argument %s",
+                                h->missing_arg);
+        return false;
+    }
+    if (rc < 0) {
+        /* send_error logs it, with the handler's name. */
+        gust_handler_send_error(h, 500, "%s returned %s",
+                                is_prepare ? "prepare" : "the method",
+                                gust_strerror(rc));
+        return false;
+    }
+    if (is_prepare) {
+        if (rc == GUST_HANDLER_ASYNC) {
+            gust_log_error(LOG_MODULE, "%s: prepare returned "
+                           "GUST_HANDLER_ASYNC", class_name(h));
+            gust_handler_send_error(h, 500, "prepare cannot be asynchronous");
+            return false;
+        }
+        return true;
+    }
+    if (rc != GUST_HANDLER_ASYNC)
+        gust_handler_finish(h);
+    return false;
+}
+
+/* Checks that may answer before prepare: 405 and XSRF. True: go on. */
+static bool precheck(gust_handler *h)
+{
+    if (!method_fn(h->cls, h->req->method)) {
+        h->allow = allow_list(h);
+        gust_handler_send_error(h, 405, NULL);
+        return false;
+    }
+    return gust__handler_check_xsrf(h) == 0;
+}
+
+static int call_prepare(gust_handler *h)
+{
+    h->prepared = true;
+    if (!h->cls->prepare)
+        return 0;
+    h->busy++;
+    int rc = h->cls->prepare(h);
+    h->busy--;
+    return rc;
+}
+
+static int call_method(gust_handler *h)
+{
+    h->busy++;
+    int rc = method_fn(h->cls, h->req->method)(h);
+    h->busy--;
+    return rc;
+}
+
+static int coro_body(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)loop;
+    (void)result;
+    gust_handler *h = data;
+    if (!h->prepared) {
+        int rc = call_prepare(h);
+        if (!after_call(h, rc, true))
+            return 0;
+    }
+    after_call(h, call_method(h), false);
+    return 0;
+}
+
+static void coro_done(gust_future *f, void *data)
+{
+    gust_handler *h = data;
+    int st = gust_future_status(f);
+    gust_future_unref(f);
+    h->busy--;
+    if (st < 0 && !h->finished) {
+        gust_log_error(LOG_MODULE, "%s %s: coroutine of %s failed: %s",
+                       h->req->method, h->req->uri, class_name(h),
+                       gust_strerror(st));
+        gust_handler_send_error(h, 500, "coroutine failed: %s",
+                                gust_strerror(st));
+    }
+    gust__handler_maybe_release(h);
+}
+
+/* Prepare (unless done already) and the method, in the class's style. */
+static void execute(gust_handler *h)
+{
+    h->phase = GUST__PHASE_RUNNING;
+    if (h->cls->flags & GUST_HANDLER_COROUTINE) {
+        gust_future *f = gust_spawn(h->loop, coro_body, h);
+        if (!f) {
+            gust_handler_send_error(h, 500, "cannot start a coroutine");
+            return;
+        }
+        /* busy keeps the arena (and h) alive until the coroutine ends. */
+        h->busy++;
+        if (gust_future_add_done_callback(f, coro_done, h) < 0) {
+            /* Cannot learn when it ends: cancel it before it starts. */
+            gust_future_cancel(f);
+            gust_future_unref(f);
+            h->busy--;
+            gust_handler_send_error(h, 500, "out of memory");
+        }
+        return;
+    }
+    if (!h->prepared && !after_call(h, call_prepare(h), true)) {
+        gust__handler_maybe_release(h);
+        return;
+    }
+    after_call(h, call_method(h), false);
+    gust__handler_maybe_release(h);
+}
+
+/* ---- The delegate ------------------------------------------------------ */
+
+static const gust_handler_class not_found_class = {.name = "not found"};
+
+static int on_headers(gust_http_request *req, void *data)
+{
+    gust_app *app = data;
+    gust_handler *h = gust_arena_calloc(req->arena, 1, sizeof *h);
+    if (!h) {
+        gust_http_respond(req, 500, NULL, NULL, 0);
+        return 1;
+    }
+    h->app = app;
+    h->req = req;
+    h->loop = gust_loop_current();
+    req->data = h;
+    int rc = gust__web_router_match(&app->router, req->arena, req->path,
+                                    req->host_name, &h->match);
+    if (rc < 0) {
+        h->cls = &not_found_class;
+        gust_handler_send_error(h, 500, "out of memory");
+        return 1;
+    }
+    if (h->match.route) {
+        h->route = h->match.route;
+        h->cls = h->route->cls;
+        h->route_data = h->route->data;
+    } else if (app->settings.default_handler) {
+        h->cls = app->settings.default_handler;
+        h->route_data = app->settings.default_handler_data;
+    } else {
+        h->cls = &not_found_class;
+        gust_handler_send_error(h, 404, NULL);
+        return 1;
+    }
+    if (h->cls->state_size) {
+        h->state = gust_arena_calloc(req->arena, 1, h->cls->state_size);
+        if (!h->state) {
+            gust_handler_send_error(h, 500, "out of memory");
+            return 1;
+        }
+    }
+    if (h->cls->initialize) {
+        h->busy++;
+        rc = h->cls->initialize(h, h->route_data);
+        h->busy--;
+        if (rc < 0 && !h->finished)
+            gust_handler_send_error(h, 500, "initialize failed: %s",
+                                    gust_strerror(rc));
+        if (h->finished) {
+            gust__handler_maybe_release(h);
+            return 1;
+        }
+    }
+    if (!(h->cls->flags & GUST_HANDLER_STREAM_BODY))
+        return 0;
+    /* Streaming classes prepare now, so that data_received finds them
+     * ready (Tornado's stream_request_body). Their prepare runs plainly:
+     * a coroutine prepare could not hold the body back. */
+    if (gust_http_request_stream_body(req) < 0 || !precheck(h)) {
+        if (!h->finished)
+            gust_handler_send_error(h, 500, "cannot stream the body");
+        gust__handler_maybe_release(h);
+        return 1;
+    }
+    if (!after_call(h, call_prepare(h), true)) {
+        gust__handler_maybe_release(h);
+        return 1;
+    }
+    return 0;
+}
+
+static int on_data(gust_http_request *req, const char *chunk, size_t len,
+                   void *data)
+{
+    (void)data;
+    gust_handler *h = req->data;
+    if (h->finished || !h->cls->data_received)
+        return 0;
+    h->busy++;
+    int rc = h->cls->data_received(h, chunk, len);
+    h->busy--;
+    if (rc < 0 && !h->finished) {
+        gust_handler_send_error(h, 400, "data_received refused the body");
+        return rc;
+    }
+    return 0;
+}
+
+static void on_finish(gust_http_request *req, void *data)
+{
+    (void)data;
+    gust_handler *h = req->data;
+    if (h->finished) {
+        gust__handler_maybe_release(h);
+        return;
+    }
+    if (!(h->cls->flags & GUST_HANDLER_STREAM_BODY) && !precheck(h)) {
+        gust__handler_maybe_release(h);
+        return;
+    }
+    execute(h);
+}
+
+/* The server's on_connection_close must not see its request released
+ * under it: a release decided there is done on the next loop turn. */
+static void release_later(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_handler *h = data;
+    h->busy--;
+    gust__handler_maybe_release(h);
+}
+
+static void defer_release(gust_handler *h)
+{
+    if (!h->finished || h->released)
+        return;
+    h->busy++;
+    if (gust_loop_add_callback(h->loop, release_later, h) < 0) {
+        /* Out of memory: the request stays until the server closes. */
+        h->busy--;
+        gust_log_error(LOG_MODULE, "cannot release a closed request");
+    }
+}
+
+static void on_close(gust_http_request *req, void *data)
+{
+    (void)data;
+    gust_handler *h = req->data;
+    if (!h || h->released)
+        return;
+    h->conn_closed = true;
+    if (h->finished) {
+        defer_release(h);
+        return;
+    }
+    if (h->phase == GUST__PHASE_HEAD) {
+        /* The body never came: nothing will run the method. */
+        if (h->cls->on_connection_close && h->prepared) {
+            h->busy++;
+            h->cls->on_connection_close(h);
+            h->busy--;
+        }
+        if (!h->finished)
+            finish_hooks(h);
+        defer_release(h);
+        return;
+    }
+    if (h->cls->on_connection_close) {
+        h->busy++;
+        h->cls->on_connection_close(h);
+        h->busy--;
+    }
+    defer_release(h);
+}
+
+const gust_http_delegate gust__web_delegate = {on_headers, on_data,
+                                               on_finish, on_close};
+
+/* ---- RedirectHandler ---------------------------------------------------- */
+
+static int redirect_get(gust_handler *h)
+{
+    const char *to = gust_handler_route_data(h);
+    return gust_handler_redirect(h, to ? to : "/", 301);
+}
+
+const gust_handler_class gust_redirect_handler = {
+    .name = "redirect",
+    .get = redirect_get,
+    .head = redirect_get,
+};

@@ -1,0 +1,393 @@
+/* Handler output (Tornado's RequestHandler.write/flush/finish/redirect and
+ * its GZipContentEncoding transform): the body is buffered by the handler,
+ * so that an error page can discard it, and compressed on its way to the
+ * server's structured response. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "web_internal.h"
+
+#define LOG_MODULE "web"
+
+/* ---- Status and headers --------------------------------------------------- */
+
+int gust_handler_set_status(gust_handler *h, int status, const char *reason)
+{
+    if (h->headers_sent || h->finished || status < 100 || status > 599)
+        return -EINVAL;
+    return gust_http_response_set_status(h->req, status, reason);
+}
+
+int gust_handler_get_status(gust_handler *h)
+{
+    return gust_http_response_status(h->req);
+}
+
+int gust_handler_set_header(gust_handler *h, const char *name,
+                            const char *value)
+{
+    if (h->headers_sent || h->finished)
+        return -EINVAL;
+    return gust_http_response_set_header(h->req, name, value);
+}
+
+int gust_handler_add_header(gust_handler *h, const char *name,
+                            const char *value)
+{
+    if (h->headers_sent || h->finished)
+        return -EINVAL;
+    return gust_http_response_add_header(h->req, name, value);
+}
+
+int gust_handler_clear_header(gust_handler *h, const char *name)
+{
+    if (h->headers_sent || h->finished)
+        return -EINVAL;
+    return gust_http_response_clear_header(h->req, name);
+}
+
+void gust__handler_no_compression(gust_handler *h)
+{
+    h->no_compression = true;
+}
+
+static void free_gzip(void *p)
+{
+    gust__gzip_free(p);
+}
+
+/* Default Content-Type and the gzip decision, once, before any byte. */
+int gust__handler_prepare_headers(gust_handler *h)
+{
+    if (h->headers_ready)
+        return 0;
+    h->headers_ready = true;
+    const gust_http_headers *hd = gust_http_response_headers(h->req);
+    if (!gust_http_headers_has(hd, GUST_STR("Content-Type")))
+        gust_http_response_set_header(h->req, "Content-Type",
+                                      "text/html; charset=UTF-8");
+    int status = gust_http_response_status(h->req);
+    if (!h->app->settings.compress_response || h->no_compression ||
+        status < 200 || status == 204 || status == 304 ||
+        !gust__gzip_type_compressible(
+            gust_http_headers_get_first(hd, GUST_STR("Content-Type"))))
+        return 0;
+    int rc = gust_http_response_add_header(h->req, "Vary", "Accept-Encoding");
+    if (rc < 0)
+        return rc;
+    if (!gust__gzip_accepted(&h->req->headers) ||
+        gust_http_headers_has(hd, GUST_STR("Content-Encoding")))
+        return 0;
+    h->gz = gust__gzip_new();
+    if (!h->gz)
+        return -ENOMEM;
+    if (gust_arena_add_cleanup(h->req->arena, free_gzip, h->gz) < 0) {
+        gust__gzip_free(h->gz);
+        h->gz = NULL;
+        return -ENOMEM;
+    }
+    h->gzipping = true;
+    gust_http_response_clear_header(h->req, "Content-Length");
+    return gust_http_response_set_header(h->req, "Content-Encoding", "gzip");
+}
+
+/* ---- Body ------------------------------------------------------------------ */
+
+static void free_body(void *p)
+{
+    gust_handler *h = p;
+    free(h->body);
+    h->body = NULL;
+}
+
+void gust__handler_discard_body(gust_handler *h)
+{
+    h->body_len = 0;
+}
+
+static int append(gust_handler *h, const void *data, size_t len)
+{
+    if (h->body_len + len > h->body_cap) {
+        size_t cap = h->body_cap ? h->body_cap : 1024;
+        while (cap < h->body_len + len)
+            cap *= 2;
+        bool first = h->body == NULL;
+        char *nb = realloc(h->body, cap);
+        if (!nb)
+            return -ENOMEM;
+        if (first && gust_arena_add_cleanup(h->req->arena, free_body, h) < 0) {
+            free(nb);
+            return -ENOMEM;
+        }
+        h->body = nb;
+        h->body_cap = cap;
+    }
+    if (len)
+        memcpy(h->body + h->body_len, data, len);
+    h->body_len += len;
+    return 0;
+}
+
+int gust_handler_write(gust_handler *h, const void *data, size_t len)
+{
+    if (h->finished || h->error_sent)
+        return -EINVAL;
+    if (h->conn_closed)
+        return GUST_ESTREAMCLOSED;
+    return append(h, data, len);
+}
+
+int gust_handler_write_str(gust_handler *h, const char *s)
+{
+    return gust_handler_write(h, s, strlen(s));
+}
+
+int gust_handler_printf(gust_handler *h, const char *fmt, ...)
+{
+    if (h->finished || h->error_sent)
+        return -EINVAL;
+    if (h->conn_closed)
+        return GUST_ESTREAMCLOSED;
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof small)
+        return append(h, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = append(h, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+int gust_handler_write_json(gust_handler *h, const struct json_t *json)
+{
+    if (h->finished || h->error_sent)
+        return -EINVAL;
+    char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s)
+        return -ENOMEM;
+    int rc = 0;
+    if (!h->headers_sent)
+        rc = gust_http_response_set_header(h->req, "Content-Type",
+                                           "application/json; charset=UTF-8");
+    if (rc == 0)
+        rc = gust_handler_write_str(h, s);
+    free(s);
+    return rc;
+}
+
+static int emit(const void *out, size_t len, void *data)
+{
+    gust_handler *h = data;
+    return gust_http_response_write(h->req, out, len);
+}
+
+/* Hands the buffered body to the server (compressed when gzipping); last
+ * ends the gzip stream. */
+int gust__handler_push(gust_handler *h, bool last)
+{
+    int rc;
+    if (h->gzipping) {
+        if (h->body_len == 0 && !last)
+            return 0;
+        rc = gust__gzip_write(h->gz, h->body ? h->body : "", h->body_len,
+                              !last, last, emit, h);
+    } else {
+        rc = h->body_len ? gust_http_response_write(h->req, h->body,
+                                                    h->body_len)
+                         : 0;
+    }
+    h->body_len = 0;
+    return rc;
+}
+
+struct flush_cb {
+    gust_handler *h;
+    void (*cb)(gust_handler *h, int status, void *data);
+    void *data;
+};
+
+static void flushed(gust_http_request *req, int status, void *data)
+{
+    (void)req;
+    struct flush_cb *f = data;
+    f->h->busy++;
+    f->cb(f->h, status, f->data);
+    f->h->busy--;
+    gust__handler_maybe_release(f->h);
+}
+
+int gust_handler_flush(gust_handler *h,
+                       void (*cb)(gust_handler *h, int status, void *data),
+                       void *data)
+{
+    if (h->finished)
+        return -EINVAL;
+    if (h->conn_closed)
+        return GUST_ESTREAMCLOSED;
+    int rc = gust__handler_prepare_headers(h);
+    if (rc == 0)
+        rc = gust__handler_push(h, false);
+    if (rc < 0)
+        return rc;
+    struct flush_cb *f = NULL;
+    if (cb) {
+        f = gust_arena_alloc(h->req->arena, sizeof *f);
+        if (!f)
+            return -ENOMEM;
+        *f = (struct flush_cb){h, cb, data};
+    }
+    h->headers_sent = true;
+    return gust_http_response_flush(h->req, f ? flushed : NULL, f);
+}
+
+int gust__handler_sendfile(gust_handler *h, int fd, off_t offset, size_t len)
+{
+    if (h->finished)
+        return -EINVAL;
+    if (h->conn_closed)
+        return GUST_ESTREAMCLOSED;
+    h->no_compression = true;
+    int rc = gust__handler_prepare_headers(h);
+    if (rc == 0)
+        rc = gust__handler_push(h, false);
+    if (rc == 0)
+        rc = gust_http_response_sendfile(h->req, fd, offset, len, NULL, NULL);
+    if (rc == 0)
+        h->headers_sent = true;
+    return rc;
+}
+
+/* ---- Redirects ------------------------------------------------------------- */
+
+int gust_handler_redirect(gust_handler *h, const char *url, int status)
+{
+    if (status == 0)
+        status = 302;
+    if (h->headers_sent || h->finished || !url ||
+        (status != 301 && status != 302 && status != 303 && status != 307 &&
+         status != 308) ||
+        !gust_http_header_value_valid(gust_str_cstr(url)))
+        return -EINVAL;
+    int rc = gust_http_response_set_status(h->req, status, NULL);
+    if (rc == 0)
+        rc = gust_http_response_set_header(h->req, "Location", url);
+    if (rc < 0)
+        return rc;
+    gust__handler_discard_body(h);
+    return gust_handler_finish(h);
+}
+
+/* ---- Templates --------------------------------------------------------- */
+
+static json_t *render_context(gust_handler *h, json_t *context)
+{
+    json_t *ctx = context ? json_copy(context) : json_object();
+    if (!ctx || !json_is_object(ctx)) {
+        json_decref(ctx);
+        return NULL;
+    }
+    gust_http_request *r = h->req;
+    if (!json_object_get(ctx, "request")) {
+        json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                                "method", r->method, "uri", r->uri, "path",
+                                r->path, "query", r->query, "host",
+                                r->host ? r->host : "", "remote_ip",
+                                r->remote_ip ? r->remote_ip : "", "protocol",
+                                r->protocol ? r->protocol : "http");
+        if (!req || json_object_set_new(ctx, "request", req) < 0)
+            goto fail;
+    }
+    if (h->app->settings.xsrf_cookies &&
+        !json_object_get(ctx, "xsrf_form_html")) {
+        const char *form = gust_handler_xsrf_form_html(h);
+        if (!form || json_object_set_new(ctx, "xsrf_form_html",
+                                         json_string(form)) < 0)
+            goto fail;
+    }
+    if (!json_object_get(ctx, "static_url_prefix") &&
+        json_object_set_new(ctx, "static_url_prefix",
+                            json_string(h->app->settings.static_url_prefix)) <
+            0)
+        goto fail;
+    return ctx;
+fail:
+    json_decref(ctx);
+    return NULL;
+}
+
+char *gust_handler_render_string(gust_handler *h, const char *name,
+                                 struct json_t *context, size_t *len)
+{
+    if (!h->app->loader) {
+        errno = ENOENT;
+        return NULL;
+    }
+    json_t *ctx = render_context(h, context);
+    if (!ctx) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *out = NULL;
+    size_t n = 0;
+    int rc = gust_template_loader_render(h->app->loader, name, ctx, &out, &n);
+    json_decref(ctx);
+    if (rc < 0) {
+        gust_log_error(LOG_MODULE, "template %s: %s", name,
+                       gust_template_loader_error(h->app->loader));
+        h->render_error = rc;
+        errno = -rc;
+        return NULL;
+    }
+    char *copy = gust_arena_memdup(h->req->arena, out, n + 1);
+    free(out);
+    if (!copy) {
+        h->render_error = -ENOMEM;
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (len)
+        *len = n;
+    return copy;
+}
+
+int gust_handler_render(gust_handler *h, const char *name,
+                        struct json_t *context)
+{
+    if (!h->app->loader)
+        return -ENOENT;
+    h->render_error = 0;
+    size_t n;
+    char *s = gust_handler_render_string(h, name, context, &n);
+    if (!s)
+        return h->render_error ? h->render_error : -ENOMEM;
+    return gust_handler_write(h, s, n);
+}
+
+/* ---- Static URLs -------------------------------------------------------- */
+
+char *gust_handler_static_url(gust_handler *h, const char *path)
+{
+    const char *prefix = h->app->settings.static_url_prefix;
+    const char *v = h->app->static_cache
+                        ? gust__static_cache_version(h->app->static_cache,
+                                                     path)
+                        : NULL;
+    if (v)
+        return gust_arena_sprintf(h->req->arena, "%s%s?v=%s", prefix, path,
+                                  v);
+    return gust_arena_sprintf(h->req->arena, "%s%s", prefix, path);
+}
