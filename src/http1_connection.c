@@ -78,6 +78,7 @@ static void buf_put(char *b, size_t cap)
  * normally costs no malloc. Bounded: a burst of busy connections does not
  * leave its contexts behind forever. */
 #define RQ_CACHE 32
+#define RQ_KEEP_BUF (16 * 1024)
 static _Thread_local struct {
     gust__http_rq *free;
     int n;
@@ -155,6 +156,17 @@ static void rq_give_back(gust_http_connection *c)
     q->buf = NULL;
     if (rq_cache.n < RQ_CACHE) {
         gust_arena_reset(&q->arena); /* runs the request's cleanups */
+        /* A large response leaves no large buffer parked in the cache. */
+        if (q->out_cap > RQ_KEEP_BUF) {
+            free(q->out);
+            q->out = NULL;
+            q->out_cap = 0;
+        }
+        if (q->sbody_cap > RQ_KEEP_BUF) {
+            free(q->sbody);
+            q->sbody = NULL;
+            q->sbody_cap = 0;
+        }
         q->next_free = rq_cache.free;
         rq_cache.free = q;
         rq_cache.n++;

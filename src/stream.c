@@ -87,7 +87,6 @@ static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
         s->max_write_buffer_size = opts->max_write_buffer_size;
     }
     s->tp = &gust__stream_plain_transport;
-    gust_timer_init(loop, &s->timer);
     return s;
 }
 
@@ -200,6 +199,7 @@ static void maybe_free(gust_stream *s)
     gust__stream_read_clear(s);
     gust__stream_rbuf_release(s);
     gust__stream_write_free(s);
+    free(s->timer); /* not active: it holds a reference while it is */
     free(s);
 }
 
@@ -244,9 +244,14 @@ static bool schedule_fn(gust_stream *s, gust_callback_fn fn)
         s->refs++;
         return true;
     }
-    if (gust_timer_active(&s->timer))
+    if (s->timer && gust_timer_active(s->timer))
         return true; /* on_timer will see what is due */
-    if (gust_timer_start(&s->timer, 0, 0, on_timer, s) == 0) {
+    if (!s->timer) {
+        s->timer = malloc(sizeof *s->timer);
+        if (s->timer)
+            gust_timer_init(s->loop, s->timer);
+    }
+    if (s->timer && gust_timer_start(s->timer, 0, 0, on_timer, s) == 0) {
         s->refs++;
         return true;
     }

@@ -207,7 +207,9 @@ struct gust_stream {
     gust__stream_free_hook free_hook;
     void *free_hook_data;
 
-    gust_timer timer; /* fallback for scheduling when add_callback is OOM */
+    /* Fallback for scheduling when add_callback is out of memory; made
+     * only then (an idle stream should stay small), freed with the stream. */
+    gust_timer *timer;
 };
 
 /* stream.c */
