@@ -11,12 +11,22 @@
 # -c100; RSS per idle keep-alive connection with IDLE (10,000) connections.
 # Ratios are to nginx. Every server is started here and stopped here, by PID.
 #
+# Application-level rows (issue 4), all from bench/bench_web_server, the web
+# framework with routing, handler objects and the access-log hook:
+#   gust-app   "/"          the hello handler through the router
+#   gust-json  "/json"      TechEmpower's {"message":"Hello, World!"}
+#   gust-tmpl  "/template"  a template render (12 escaped items)
+# After the table, gust-app is compared with the raw HTTP server (gust).
+#
 # Environment:
 #   BUILD_DIR   Gust build with examples (default build/bench)
 #   GUST_SERVER Gust program to run (default $BUILD_DIR/examples/hello_http)
 #   DURATION    seconds per wrk run (default 5)
 #   IDLE        idle connections for the memory figure (default 10000)
-#   SERVERS     which to run (default "gust nginx h2o tornado")
+#   SERVERS     which to run (default "gust gust-app gust-json gust-tmpl
+#               nginx h2o tornado")
+#   WEB_SERVER  the application-level program
+#               (default $BUILD_DIR/bench/bench_web_server)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +35,10 @@ BUILD_DIR=${BUILD_DIR:-$root/build/bench}
 GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/hello_http}
 DURATION=${DURATION:-5}
 IDLE=${IDLE:-10000}
-SERVERS=${SERVERS:-gust nginx h2o tornado}
+SERVERS=${SERVERS:-gust gust-app gust-json gust-tmpl nginx h2o tornado}
+WEB_SERVER=${WEB_SERVER:-$BUILD_DIR/bench/bench_web_server}
+# The path each server is measured on (default "/").
+declare -A URL_PATH=([gust-json]=/json [gust-tmpl]=/template)
 PORT=${PORT:-18080}
 PYTHON=/usr/bin/python3
 
@@ -53,6 +66,15 @@ start_gust() {
         >"$work/gust.log" 2>&1 &
     server_pid=$!
 }
+
+start_web() {
+    taskset -c 0 "$WEB_SERVER" --port="$PORT" --address=127.0.0.1 \
+        >"$work/$1.log" 2>&1 &
+    server_pid=$!
+}
+start_gust-app() { start_web gust-app; }
+start_gust-json() { start_web gust-json; }
+start_gust-tmpl() { start_web gust-tmpl; }
 
 start_nginx() {
     # One worker, no master, no logs: nginx at its leanest on one core.
@@ -133,7 +155,8 @@ stop_server() {
 
 # wrk_rps ARGS...: requests/s of one bounded wrk run on CPU 1.
 wrk_run() {
-    taskset -c 1 wrk -t1 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$PORT/" 2>&1
+    taskset -c 1 wrk -t1 -d"${DURATION}s" --latency "$@" \
+        "http://127.0.0.1:$PORT${path:-/}" 2>&1
 }
 
 rps_of() { awk '/^Requests\/sec:/ {printf "%.0f", $2}'; }
@@ -193,6 +216,11 @@ for name in $SERVERS; do
         echo "compare.sh: $GUST_SERVER not built; skipping Gust" >&2
         continue
     fi
+    if [[ "$name" = gust-* ]] && [ ! -x "$WEB_SERVER" ]; then
+        echo "compare.sh: $WEB_SERVER not built (GUST_BUILD_BENCH); skipping $name" >&2
+        continue
+    fi
+    path=${URL_PATH[$name]:-/}
     echo "== $name" >&2
     "start_$name"
     if ! wait_ready; then
@@ -210,7 +238,12 @@ for name in $SERVERS; do
     P99[$name]=$(p99_of <<<"$out")
     PIPE[$name]=$(wrk_run -c256 -s "$here/pipeline.lua" | rps_of)
     CLOSE[$name]=$(wrk_run -c100 -H "Connection: close" | rps_of)
-    IDLEB[$name]=$(idle_memory || echo "-")
+    # The JSON and template rows run the same program as gust-app.
+    if [ "$name" = gust-json ] || [ "$name" = gust-tmpl ]; then
+        IDLEB[$name]="-"
+    else
+        IDLEB[$name]=$(idle_memory || echo "-")
+    fi
     stop_server
 done
 
@@ -223,12 +256,12 @@ ratio() { # value / nginx's value, 2 decimals
     fi
 }
 
-printf '\n%-8s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
+printf '\n%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
     keepalive/s ratio "ka/cpu-s" ratio pipelined/s ratio close/s ratio \
     "p99(us)" ratio "idle B/conn" ratio
 for name in $SERVERS; do
     [ -n "${KA[$name]:-}" ] || continue
-    printf '%-8s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' "$name" \
+    printf '%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' "$name" \
         "${KA[$name]}" "$(ratio "${KA[$name]}" "${KA[nginx]:-}")" \
         "${KACPU[$name]}" "$(ratio "${KACPU[$name]}" "${KACPU[nginx]:-}")" \
         "${PIPE[$name]}" "$(ratio "${PIPE[$name]}" "${PIPE[nginx]:-}")" \
@@ -236,3 +269,10 @@ for name in $SERVERS; do
         "${P99[$name]}" "$(ratio "${P99[$name]}" "${P99[nginx]:-}")" \
         "${IDLEB[$name]}" "$(ratio "${IDLEB[$name]}" "${IDLEB[nginx]:-}")"
 done
+
+if [ -n "${KA[gust]:-}" ] && [ -n "${KA[gust-app]:-}" ]; then
+    printf '\ngust-app / gust (raw HTTP server): keep-alive %s, per CPU-second %s, pipelined %s\n' \
+        "$(ratio "${KA[gust-app]}" "${KA[gust]}")" \
+        "$(ratio "${KACPU[gust-app]}" "${KACPU[gust]}")" \
+        "$(ratio "${PIPE[gust-app]}" "${PIPE[gust]}")"
+fi

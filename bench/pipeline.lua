@@ -4,7 +4,7 @@ local depth = 16
 init = function(args)
    local r = {}
    for i = 1, depth do
-      r[i] = wrk.format(nil, "/")
+      r[i] = wrk.format(nil, wrk.path) -- the path given in the URL
    end
    req = table.concat(r)
 end

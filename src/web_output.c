@@ -4,7 +4,9 @@
  * server's structured response. */
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +306,26 @@ static bool none_match(gust_str inm, const char *etag)
 /* Tornado's finish(): a whole 200 answer to GET or HEAD gets an ETag (the
  * SHA-1 of its body) unless the handler set one, and becomes a 304 when
  * the client already has that version. */
+/* OpenSSL 3's one-shot SHA1() looks the algorithm up (under a lock) on
+ * every call, which cost more than the rest of a small response: it is
+ * fetched once. The EVP_MD is immutable and shared by all threads. */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha1(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+static void body_sha1(const void *data, size_t len,
+                      unsigned char md[SHA_DIGEST_LENGTH])
+{
+    pthread_once(&sha1_once, fetch_sha1);
+    unsigned int n = 0;
+    if (!sha1_md || !EVP_Digest(data, len, md, &n, sha1_md, NULL))
+        SHA1(data, len, md);
+}
+
 int gust__handler_etag(gust_handler *h)
 {
     const char *m = h->req->method;
@@ -313,12 +335,16 @@ int gust__handler_etag(gust_handler *h)
                               GUST_STR("Etag")))
         return 0;
     unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)(h->body ? h->body : ""), h->body_len, md);
+    body_sha1(h->body ? h->body : "", h->body_len, md);
+    static const char hex[] = "0123456789abcdef";
     char etag[2 * SHA_DIGEST_LENGTH + 3];
     etag[0] = '"';
-    for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(etag + 1 + 2 * i, 3, "%02x", md[i]);
-    strcpy(etag + 1 + 2 * SHA_DIGEST_LENGTH, "\"");
+    for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++) {
+        etag[1 + 2 * i] = hex[md[i] >> 4];
+        etag[2 + 2 * i] = hex[md[i] & 15];
+    }
+    etag[1 + 2 * SHA_DIGEST_LENGTH] = '"';
+    etag[2 + 2 * SHA_DIGEST_LENGTH] = '\0';
     int rc = gust_http_response_set_header(h->req, "Etag", etag);
     if (rc < 0)
         return rc;
