@@ -14,17 +14,14 @@
  *
  * The port comes from options.h (E5's define("port", default=8888)). With
  * --processes=1 the app listens itself (start form 1, gust_app_listen);
- * any other value binds first and forks that many processes (0: one per
- * CPU; start form 2). SIGTERM or SIGINT closes the connections, frees
+ * any other value goes through an explicit server, as E4 recommends
+ * learning first: bind, then fork that many processes (0: one per CPU;
+ * start form 2). SIGTERM or SIGINT closes the connections, frees
  * everything and exits 0.
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 
 #include "gust/gust.h"
-#include "gust/options.h"
-#include "gust/web.h"
 
 static int main_get(gust_handler *h)
 {
@@ -41,21 +38,6 @@ static const gust_handler_class main_handler = {.name = "MainHandler",
 static const gust_handler_class index_handler = {.name = "IndexHandler",
                                                  .get = index_get};
 
-static gust_http_server *server;
-
-static void on_all_closed(gust_http_server *srv, void *data)
-{
-    (void)srv;
-    gust_loop_stop(data);
-}
-
-static void on_signal(gust_loop *loop, int signum, void *data)
-{
-    (void)data;
-    gust_log_info("web", "signal %d: shutting down", signum);
-    gust_http_server_close_all(server, on_all_closed, loop);
-}
-
 int main(int argc, char **argv)
 {
     int port, processes;
@@ -68,40 +50,35 @@ int main(int argc, char **argv)
                             "processes to fork (0: one per CPU)", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
 
-    const gust_route routes[] = {{"/", &main_handler, NULL, "main", NULL},
-                                 {"/index", &index_handler, NULL, "index",
-                                  NULL},
-                                 {NULL, NULL, NULL, NULL, NULL}};
+    const gust_route routes[] = {
+        GUST_ROUTE("/", &main_handler, .name = "main"),
+        GUST_ROUTE("/index", &index_handler, .name = "index"),
+        GUST_ROUTES_END,
+    };
     gust_app *app = gust_app_new(routes, NULL);
-    gust_http_server *own = NULL;
+    gust_http_server *server = NULL, *own = NULL;
     int rc = app ? 0 : -errno;
     if (rc == 0 && processes == 1) {
         rc = gust_app_listen(app, port, address);
         server = gust_app_server(app);
     } else if (rc == 0) {
-        own = gust_http_server_new(gust_app_http_handler(app), NULL);
+        server = own = gust_http_server_new(gust_app_http_handler(app), NULL);
         rc = own ? gust_http_server_bind(own, port, address) : -errno;
         if (rc == 0)
             rc = gust_http_server_start(own, processes);
-        server = own;
     }
+    if (rc == 0)
+        rc = gust_http_server_close_on_signals(server);
     if (rc < 0) {
         gust_log_error("web", "cannot start: %s", gust_strerror(rc));
-        gust_http_server_free(own);
-        gust_app_free(app);
-        gust_options_free(NULL);
-        return 1;
+    } else {
+        gust_log_info("web", "listening on %s:%d", address ? address : "*",
+                      gust_http_server_port(server));
+        gust_loop_start(gust_loop_current());
     }
-    gust_loop *loop = gust_loop_current();
-    gust_loop_add_signal(loop, SIGTERM, on_signal, NULL);
-    gust_loop_add_signal(loop, SIGINT, on_signal, NULL);
-    gust_log_info("web", "listening on %s:%d", address ? address : "*",
-                  gust_http_server_port(server));
-    gust_loop_start(loop);
-    gust_loop_remove_signal(loop, SIGTERM);
-    gust_loop_remove_signal(loop, SIGINT);
     gust_http_server_free(own);
     gust_app_free(app);
     gust_options_free(NULL);
-    return gust_loop_free(loop) == 0 ? 0 : 1;
+    int busy = gust_loop_free(gust_loop_current());
+    return rc == 0 && busy == 0 ? 0 : 1;
 }

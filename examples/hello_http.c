@@ -11,7 +11,6 @@
  * can check an upload byte for byte; any request to /echo is answered with
  * its body.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,19 +52,6 @@ static void handle_request(gust_http_request *req, void *data)
     gust_http_respond(req, 200, "text/plain", hello, sizeof hello - 1);
 }
 
-static void on_all_closed(gust_http_server *srv, void *data)
-{
-    (void)srv;
-    gust_loop_stop(data);
-}
-
-static void on_signal(gust_loop *loop, int signum, void *data)
-{
-    (void)data;
-    gust_log_info("http", "signal %d: shutting down", signum);
-    gust_http_server_close_all(server, on_all_closed, loop);
-}
-
 int main(int argc, char **argv)
 {
     int port, processes;
@@ -89,14 +75,11 @@ int main(int argc, char **argv)
         return 1;
     }
     gust_loop *loop = gust_loop_current();
-    gust_loop_add_signal(loop, SIGTERM, on_signal, NULL);
-    gust_loop_add_signal(loop, SIGINT, on_signal, NULL);
+    gust_http_server_close_on_signals(server);
     gust_log_info("http", "listening on %s:%d", address,
                   gust_http_server_port(server));
     gust_loop_start(loop);
     gust_http_server_free(server);
-    gust_loop_remove_signal(loop, SIGTERM);
-    gust_loop_remove_signal(loop, SIGINT);
     gust_options_free(gust_options_default());
     return gust_loop_free(loop) == 0 ? 0 : 1;
 }

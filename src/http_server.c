@@ -2,6 +2,7 @@
  * handler makes. The reading side of a connection is http1_connection.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,10 +175,51 @@ int gust_http_server_close_all(gust_http_server *srv,
     return 0;
 }
 
+static void on_closed_by_signal(gust_http_server *srv, void *data)
+{
+    (void)data;
+    gust_loop_stop(srv->signal_loop);
+}
+
+static void on_stop_signal(gust_loop *loop, int signum, void *data)
+{
+    gust_http_server *srv = data;
+    if (srv->signals_seen++ > 0) {
+        gust_log_warning("http", "signal %d again: stopping now", signum);
+        gust_loop_stop(loop);
+        return;
+    }
+    gust_log_info("http", "signal %d: closing %zu connection(s)", signum,
+                  srv->count);
+    if (gust_http_server_close_all(srv, on_closed_by_signal, NULL) < 0)
+        gust_loop_stop(loop);
+}
+
+int gust_http_server_close_on_signals(gust_http_server *srv)
+{
+    gust_loop *loop = gust_loop_current();
+    if (!loop)
+        return -ENOMEM;
+    if (srv->signal_loop)
+        return -EINVAL;
+    int rc = gust_loop_add_signal(loop, SIGTERM, on_stop_signal, srv);
+    if (rc == 0 && (rc = gust_loop_add_signal(loop, SIGINT, on_stop_signal,
+                                              srv)) < 0)
+        gust_loop_remove_signal(loop, SIGTERM);
+    if (rc == 0)
+        srv->signal_loop = loop;
+    return rc;
+}
+
 void gust_http_server_free(gust_http_server *srv)
 {
     if (!srv)
         return;
+    if (srv->signal_loop) {
+        gust_loop_remove_signal(srv->signal_loop, SIGTERM);
+        gust_loop_remove_signal(srv->signal_loop, SIGINT);
+        srv->signal_loop = NULL;
+    }
     srv->done = NULL;
     gust_tcp_server_stop(srv->tcp);
     if (srv->count == 0) {

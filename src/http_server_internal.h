@@ -40,6 +40,8 @@ struct gust_http_server {
     void *done_data;
     gust_timer done_timer;
     bool done_timer_set;
+    gust_loop *signal_loop; /* close_on_signals() watches SIGTERM/SIGINT here */
+    int signals_seen;
 };
 
 /* Everything a connection needs only while a request is under way: the

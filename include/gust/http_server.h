@@ -240,6 +240,17 @@ int gust_http_server_close_all(gust_http_server *srv,
                                void (*done)(gust_http_server *srv, void *data),
                                void *data);
 
+/* The graceful stop every server program wants, in one call: on SIGTERM or
+ * SIGINT the server stops accepting and closes its connections as
+ * gust_http_server_close_all() does (current responses finish first),
+ * then stops the current loop, so that gust_loop_start() returns and the
+ * program frees what it made. A second signal stops the loop at once.
+ * Watches both signals on the current loop (gust_loop_add_signal: one
+ * loop per signal in the process); gust_http_server_free() stops
+ * watching them. Returns 0, -EINVAL if already called for this server, or
+ * gust_loop_add_signal()'s error. */
+int gust_http_server_close_on_signals(gust_http_server *srv);
+
 /* Number of open connections. */
 size_t gust_http_server_connection_count(const gust_http_server *srv);
 
