@@ -95,10 +95,10 @@ int main(int argc, char **argv)
                          "<script>alert(\"This should not be displayed "
                          "in a browser alert box.\");</script>",
                          "\u30d5\u30ec\u30fc\u30e0\u30ef\u30fc\u30af");
-    const gust_route routes[] = {{"/", &hello, NULL, NULL, NULL},
-                                 {"/json", &json, NULL, NULL, NULL},
-                                 {"/template", &templ, NULL, NULL, NULL},
-                                 {NULL, NULL, NULL, NULL, NULL}};
+    const gust_route routes[] = {GUST_ROUTE("/", &hello),
+                                 GUST_ROUTE("/json", &json),
+                                 GUST_ROUTE("/template", &templ),
+                                 GUST_ROUTES_END};
     gust_app_settings s = {.template_path = templates};
     gust_app *app = fortunes ? gust_app_new(routes, &s) : NULL;
     gust_http_server *own = NULL;

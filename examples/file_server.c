@@ -88,8 +88,9 @@ int main(int argc, char **argv)
         return 1;
     }
     const gust_route routes[] = {
-        {pattern, &gust_static_file_handler, &files, "static", NULL},
-        {NULL, NULL, NULL, NULL, NULL},
+        GUST_ROUTE(pattern, &gust_static_file_handler, .data = &files,
+                   .name = "static"),
+        GUST_ROUTES_END,
     };
     app = gust_app_new(routes, NULL);
     free(pattern); /* the app copied it */

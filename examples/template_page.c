@@ -76,8 +76,8 @@ int main(int argc, char **argv)
     char templates[4096];
     snprintf(templates, sizeof templates, "%s/templates", dirname(src));
 
-    const gust_route routes[] = {{"/", &page, NULL, NULL, NULL},
-                                 {NULL, NULL, NULL, NULL, NULL}};
+    const gust_route routes[] = {GUST_ROUTE("/", &page),
+                                 GUST_ROUTES_END};
     gust_app_settings s = {
         .template_path = templates,
         .xsrf_cookies = true,
