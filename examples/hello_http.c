@@ -76,6 +76,7 @@ int main(int argc, char **argv)
     }
     gust_loop *loop = gust_loop_current();
     gust_http_server_close_on_signals(server);
+    gust_http_server_log_stats_on_sigusr1(server); /* kill -USR1: a line */
     gust_log_info("http", "listening on %s:%d", address,
                   gust_http_server_port(server));
     gust_loop_start(loop);

@@ -564,6 +564,7 @@ static int setup_request(gust_http_connection *c)
     gust_arena_reset(&c->rq->arena);
     memset(r, 0, sizeof *r);
     c->req_seq++;
+    c->srv->requests_total++;
     r->arena = &c->rq->arena;
     r->method = dup_slice(c, h->method);
     r->uri = dup_slice(c, h->target);
@@ -1087,6 +1088,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     gust_http_connection *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    srv->connections_total++;
     c->srv = srv;
     c->stream = stream;
     if (addrlen > sizeof(struct sockaddr_storage))

@@ -211,10 +211,46 @@ int gust_http_server_close_on_signals(gust_http_server *srv)
     return rc;
 }
 
+void gust_http_server_get_stats(const gust_http_server *srv,
+                                gust_http_server_stats *out)
+{
+    out->connections = srv->count;
+    out->connections_total = srv->connections_total;
+    out->requests_total = srv->requests_total;
+}
+
+static void on_stats_signal(gust_loop *loop, int signum, void *data)
+{
+    (void)loop, (void)signum;
+    gust_http_server_stats st;
+    gust_http_server_get_stats(data, &st);
+    gust_log_info("http", "stats: %zu connections open, %llu accepted, "
+                  "%llu requests", st.connections,
+                  (unsigned long long)st.connections_total,
+                  (unsigned long long)st.requests_total);
+}
+
+int gust_http_server_log_stats_on_sigusr1(gust_http_server *srv)
+{
+    gust_loop *loop = gust_loop_current();
+    if (!loop)
+        return -ENOMEM;
+    if (srv->stats_loop)
+        return -EINVAL;
+    int rc = gust_loop_add_signal(loop, SIGUSR1, on_stats_signal, srv);
+    if (rc == 0)
+        srv->stats_loop = loop;
+    return rc;
+}
+
 void gust_http_server_free(gust_http_server *srv)
 {
     if (!srv)
         return;
+    if (srv->stats_loop) {
+        gust_loop_remove_signal(srv->stats_loop, SIGUSR1);
+        srv->stats_loop = NULL;
+    }
     if (srv->signal_loop) {
         gust_loop_remove_signal(srv->signal_loop, SIGTERM);
         gust_loop_remove_signal(srv->signal_loop, SIGINT);

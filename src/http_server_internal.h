@@ -34,6 +34,8 @@ struct gust_http_server {
     size_t server_header_len;
     gust_http_connection *conns; /* open connections, doubly linked */
     size_t count;
+    uint64_t requests_total;    /* gust_http_server_get_stats() */
+    uint64_t connections_total;
     bool closing_all;
     bool free_pending;   /* freed once the last connection is gone */
     void (*done)(gust_http_server *srv, void *data);
@@ -41,6 +43,7 @@ struct gust_http_server {
     gust_timer done_timer;
     bool done_timer_set;
     gust_loop *signal_loop; /* close_on_signals() watches SIGTERM/SIGINT here */
+    gust_loop *stats_loop;  /* log_stats_on_sigusr1() watches SIGUSR1 here */
     int signals_seen;
 };
 

@@ -53,8 +53,8 @@ int gust_cpu_count(void)
 typedef struct workers {
     pid_t *pids;
     int count;
-    sigset_t waited;   /* SIGCHLD, SIGTERM, SIGINT, SIGHUP: blocked in the
-                          parent */
+    sigset_t waited;   /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1: blocked
+                          in the parent */
     sigset_t old_mask; /* restored in each child */
 } workers;
 
@@ -82,6 +82,9 @@ static pid_t start_child(workers *w, int id)
         _exit(1);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
+    /* The parent passes SIGUSR1 on (statistics); a worker that does not
+     * watch it must not die of it. */
+    signal(SIGUSR1, SIG_IGN);
     sigprocmask(SIG_SETMASK, &w->old_mask, NULL);
     return 0;
 }
@@ -303,6 +306,10 @@ static int supervise(workers *w, int max_restarts)
         int sig = sigtimedwait(&w->waited, NULL, &tick);
         if (sig == SIGHUP)
             reload(w);
+        if (sig == SIGUSR1) /* each worker logs its own statistics */
+            for (int i = 0; i < w->count; i++)
+                if (w->pids[i] > 0)
+                    kill(w->pids[i], SIGUSR1);
         if (sig == SIGTERM || sig == SIGINT) {
             gust_log_info("process", "received signal %d, stopping %d child(ren)",
                           sig, running);
@@ -387,6 +394,7 @@ int gust_fork_processes(int num_processes, int max_restarts)
     sigaddset(&w.waited, SIGTERM);
     sigaddset(&w.waited, SIGINT);
     sigaddset(&w.waited, SIGHUP);
+    sigaddset(&w.waited, SIGUSR1);
     sigprocmask(SIG_BLOCK, &w.waited, &w.old_mask);
 
     /* After a reload: inherited sockets this image did not bind are closed

@@ -53,6 +53,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "gust/arena.h"
@@ -250,6 +251,26 @@ int gust_http_server_close_all(gust_http_server *srv,
  * watching them. Returns 0, -EINVAL if already called for this server, or
  * gust_loop_add_signal()'s error. */
 int gust_http_server_close_on_signals(gust_http_server *srv);
+
+/* What one server (one worker) has done: to watch each worker of a
+ * multi-process server on its own. */
+typedef struct gust_http_server_stats {
+    size_t connections;          /* open now */
+    uint64_t connections_total;  /* accepted since the server started */
+    uint64_t requests_total;     /* request heads parsed since then */
+} gust_http_server_stats;
+
+void gust_http_server_get_stats(const gust_http_server *srv,
+                                gust_http_server_stats *out);
+
+/* Logs one line of srv's statistics each time the process receives
+ * SIGUSR1, with the worker's task id and pid in the log prefix (log.h):
+ * "stats: 12 connections open, 3456 accepted, 78901 requests". The parent
+ * of gust_fork_processes() passes SIGUSR1 on to every worker, so one
+ * `kill -USR1 <parent>` gives a line per worker. Watches SIGUSR1 on the
+ * current loop; gust_http_server_free() stops. Returns 0, -EINVAL if
+ * already called for this server, or gust_loop_add_signal()'s error. */
+int gust_http_server_log_stats_on_sigusr1(gust_http_server *srv);
 
 /* Number of open connections. */
 size_t gust_http_server_connection_count(const gust_http_server *srv);

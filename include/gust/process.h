@@ -18,8 +18,8 @@ extern "C" {
 /* Forks num_processes children (<= 0: one per CPU, gust_cpu_count()).
  *
  * In each child it returns the child's task id, 0 .. num_processes-1. The
- * child dies with SIGTERM when the parent dies (Linux), and its SIGTERM and
- * SIGINT dispositions are reset to the default.
+ * child dies with SIGTERM when the parent dies (Linux), its SIGTERM and
+ * SIGINT dispositions are reset to the default and SIGUSR1 is ignored.
  *
  * The parent never returns on success: it waits for its children and
  * restarts one that dies by a signal or exits non-zero, giving it the same
@@ -42,6 +42,10 @@ extern "C" {
  * bind are closed when it forks. If the exec fails the old workers go on
  * and the error is logged. The new image must bind before forking, as the
  * pattern above does (start forms 2 and 3).
+ *
+ * SIGUSR1 to the parent is passed on to every worker (see
+ * gust_http_server_log_stats_on_sigusr1()); workers start with SIGUSR1
+ * ignored, so one that does not watch it is not harmed.
  *
  * Returns, in the calling process without forking, a negative code:
  * GUST_ELOOPINUSE if the calling thread's current loop has been started or

@@ -121,3 +121,23 @@ def test_failed_exec_keeps_the_old_workers(spawn, program, free_port,
     assert conn.getresponse().read() == b"Hello, world"
     conn.close()
     assert server.stop() == 0
+
+
+def test_sigusr1_logs_one_stats_line_per_worker(spawn, program, free_port):
+    server, workers = start_workers(spawn, program("hello_http"), free_port)
+    for _ in range(5):
+        conn = http.client.HTTPConnection(HOST, free_port, timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"Hello, world"
+        conn.close()
+    server.send_signal(signal.SIGUSR1)
+    log = server.wait_log("stats:", count=2)
+    lines = [l for l in log.splitlines() if "stats:" in l]
+    # Each line names its worker: "[I date time <pid> <task id> http]".
+    pids = {int(l.split("]")[0].split()[3]) for l in lines}
+    tasks = {l.split("]")[0].split()[4] for l in lines}
+    assert pids == set(workers) and tasks == {"0", "1"}, lines
+    served = sum(int(l.split(", ")[2].split()[0]) for l in lines)
+    assert served == 5, lines
+    assert children_of(server.pid) == workers  # nobody died of SIGUSR1
+    assert server.stop() == 0
