@@ -116,7 +116,7 @@ struct gust_handler {
     bool gzipping;
     bool prepared;         /* prepare ran */
     const char *missing_arg; /* first GUST_REQUIRED argument missing */
-    /* Buffered body, malloc'd (freed with the arena). */
+    /* Buffered body, in the request arena. */
     char *body;
     size_t body_len, body_cap;
     gust__gzip *gz;

@@ -100,13 +100,6 @@ int gust__handler_prepare_headers(gust_handler *h)
 
 /* ---- Body ------------------------------------------------------------------ */
 
-static void free_body(void *p)
-{
-    gust_handler *h = p;
-    free(h->body);
-    h->body = NULL;
-}
-
 void gust__handler_discard_body(gust_handler *h)
 {
     h->body_len = 0;
@@ -118,14 +111,11 @@ static int append(gust_handler *h, const void *data, size_t len)
         size_t cap = h->body_cap ? h->body_cap : 1024;
         while (cap < h->body_len + len)
             cap *= 2;
-        bool first = h->body == NULL;
-        char *nb = realloc(h->body, cap);
+        /* The request arena is reset, not freed, between the requests of a
+         * connection: a small body costs no malloc after the first. */
+        char *nb = gust_arena_realloc(h->req->arena, h->body, h->body_cap, cap);
         if (!nb)
             return -ENOMEM;
-        if (first && gust_arena_add_cleanup(h->req->arena, free_body, h) < 0) {
-            free(nb);
-            return -ENOMEM;
-        }
         h->body = nb;
         h->body_cap = cap;
     }
