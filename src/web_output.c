@@ -105,20 +105,29 @@ void gust__handler_discard_body(gust_handler *h)
     h->body_len = 0;
 }
 
+/* Makes room for extra more bytes after the body. */
+static int reserve(gust_handler *h, size_t extra)
+{
+    if (h->body_len + extra <= h->body_cap)
+        return 0;
+    size_t cap = h->body_cap ? h->body_cap : 1024;
+    while (cap < h->body_len + extra)
+        cap *= 2;
+    /* The request arena is reset, not freed, between the requests of a
+     * connection: a small body costs no malloc after the first. */
+    char *nb = gust_arena_realloc(h->req->arena, h->body, h->body_cap, cap);
+    if (!nb)
+        return -ENOMEM;
+    h->body = nb;
+    h->body_cap = cap;
+    return 0;
+}
+
 static int append(gust_handler *h, const void *data, size_t len)
 {
-    if (h->body_len + len > h->body_cap) {
-        size_t cap = h->body_cap ? h->body_cap : 1024;
-        while (cap < h->body_len + len)
-            cap *= 2;
-        /* The request arena is reset, not freed, between the requests of a
-         * connection: a small body costs no malloc after the first. */
-        char *nb = gust_arena_realloc(h->req->arena, h->body, h->body_cap, cap);
-        if (!nb)
-            return -ENOMEM;
-        h->body = nb;
-        h->body_cap = cap;
-    }
+    int rc = reserve(h, len);
+    if (rc < 0)
+        return rc;
     if (len)
         memcpy(h->body + h->body_len, data, len);
     h->body_len += len;
@@ -145,24 +154,25 @@ int gust_handler_printf(gust_handler *h, const char *fmt, ...)
         return -EINVAL;
     if (h->conn_closed)
         return GUST_ESTREAMCLOSED;
-    char small[512];
+    /* Formatted straight into the body's free space; when it does not fit,
+     * the space is made and the text formatted again. */
+    size_t room = h->body_cap - h->body_len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    int n = vsnprintf(room ? h->body + h->body_len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         return -EINVAL;
-    if ((size_t)n < sizeof small)
-        return append(h, small, (size_t)n);
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return -ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    int rc = append(h, big, (size_t)n);
-    free(big);
-    return rc;
+    if ((size_t)n >= room) {
+        int rc = reserve(h, (size_t)n + 1);
+        if (rc < 0)
+            return rc;
+        va_start(ap, fmt);
+        vsnprintf(h->body + h->body_len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    h->body_len += (size_t)n;
+    return 0;
 }
 
 int gust_handler_write_json(gust_handler *h, const struct json_t *json)
