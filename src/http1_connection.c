@@ -136,7 +136,7 @@ static bool rq_take(gust_http_connection *c)
     q->out_len = q->sbody_len = 0;
     q->req.connection = NULL; /* no request yet: send_error checks it */
     q->resp_mode = GUST__RESP_NONE;
-    q->headers_sent = false;
+    q->headers_sent = q->aborted = q->resp_len_set = false;
     gust_timer_init(gust_stream_loop(c->stream), &q->resume);
     format_peer(c, q->peer_ip, sizeof q->peer_ip);
     c->rq = q;
@@ -636,6 +636,7 @@ static int setup_request(gust_http_connection *c)
     c->rq->reason = NULL;
     gust_http_headers_init(&c->rq->resp_headers, &c->rq->arena);
     c->rq->headers_sent = c->rq->resp_chunked = c->rq->resp_no_body = c->rq->resp_close = false;
+    c->rq->aborted = c->rq->resp_len_set = false;
     c->rq->sbody_len = 0;
     c->rq->body = NULL;
     c->rq->body_len = c->rq->body_cap = 0;
@@ -933,7 +934,7 @@ static void next_request(gust_http_connection *c)
 {
     c->rq->off = c->rq->req_end;
     c->rq->resp_mode = GUST__RESP_NONE;
-    c->rq->headers_sent = false;
+    c->rq->headers_sent = c->rq->aborted = c->rq->resp_len_set = false;
     c->state = GUST__HTTP_HEAD;
 }
 
@@ -1026,7 +1027,8 @@ static void on_resume(gust_timer *t, void *data)
 /* E2: whether the connection is kept after this request. */
 static bool keep_alive(gust_http_connection *c)
 {
-    if (c->srv->opts.no_keep_alive || c->srv->closing_all || c->rq->resp_close)
+    if (c->srv->opts.no_keep_alive || c->srv->closing_all ||
+        c->rq->resp_close || c->rq->aborted)
         return false;
     /* Answered from headers_received: kept if the body can be dropped. */
     if ((c->rq->skip_body || c->rq->in_headers_received) &&

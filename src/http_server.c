@@ -2,6 +2,7 @@
  * handler makes. The reading side of a connection is http1_connection.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,6 +523,45 @@ static bool no_body_status(int s)
     return s == 204 || s == 304 || (s >= 100 && s < 200);
 }
 
+/* The application's own Content-Length, if it set one that parses: the
+ * body it sends is then held to it (see count_body). */
+static void note_user_length(gust__http_rq *q)
+{
+    gust_str v = gust_http_headers_get_first(&q->resp_headers,
+                                             GUST_STR("Content-Length"));
+    uint64_t n = 0;
+    if (v.len == 0 || v.len > 19)
+        return;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return;
+        n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+    }
+    q->resp_len_set = true;
+    q->resp_len_left = n;
+}
+
+/* Body bytes about to go out under the application's Content-Length.
+ * More than it announced would be read by the client as the start of the
+ * next response, so they are not sent: the connection is cut instead, as
+ * Tornado's "Tried to write more data than Content-Length" does. */
+static int count_body(gust_http_connection *c, uint64_t n)
+{
+    gust__http_rq *q = c->rq;
+    if (!q->resp_len_set || q->resp_no_body)
+        return 0;
+    if (n > q->resp_len_left) {
+        gust_log_error("http", "%s %s: response body longer than its "
+                       "Content-Length (%" PRIu64 " bytes over); closing",
+                       q->req.method, q->req.uri, n - q->resp_len_left);
+        q->aborted = true;
+        q->resp_len_left = 0;
+        return -EMSGSIZE;
+    }
+    q->resp_len_left -= n;
+    return 0;
+}
+
 /* Sends the head (if not yet) and the buffered body. */
 static int send_structured(gust_http_connection *c, bool final)
 {
@@ -544,7 +584,20 @@ static int send_structured(gust_http_connection *c, bool final)
         if (chunked && c->rq->resp_no_body)
             chunked = false;
         c->rq->resp_chunked = chunked;
+        if (user_len && !c->rq->resp_no_body) {
+            note_user_length(c->rq);
+            /* A whole body that disagrees with it: say Connection: close
+             * in this head already. */
+            if (final && c->rq->resp_len_set &&
+                c->rq->resp_len_left != c->rq->sbody_len)
+                c->rq->resp_close = true;
+        }
         rc = gust__http_conn_write_head(c, chunked, c->rq->sbody_len, has_len);
+    }
+    if (c->rq->sbody_len && !c->rq->resp_no_body && !c->rq->aborted &&
+        count_body(c, c->rq->sbody_len) < 0) {
+        c->rq->sbody_len = 0;
+        rc = -EMSGSIZE;
     }
     if (c->rq->sbody_len && !c->rq->resp_no_body) {
         if (c->rq->resp_chunked) {
@@ -558,8 +611,18 @@ static int send_structured(gust_http_connection *c, bool final)
         }
     }
     c->rq->sbody_len = 0;
-    if (final && c->rq->resp_chunked)
+    if (final && c->rq->resp_chunked && !c->rq->aborted)
         rc = gust__http_conn_out(c, "0\r\n\r\n", 5);
+    if (final && c->rq->resp_len_set && c->rq->resp_len_left &&
+        !c->rq->aborted) {
+        /* Keeping the connection would make the client read the next
+         * response as the rest of this body. */
+        gust_log_error("http", "%s %s: response body %" PRIu64 " bytes "
+                       "short of its Content-Length; closing",
+                       c->rq->req.method, c->rq->req.uri,
+                       c->rq->resp_len_left);
+        c->rq->aborted = true;
+    }
     /* A large body buffer is not kept for the next request. */
     if (c->rq->sbody_cap > 64 * 1024) {
         free(c->rq->sbody);
@@ -638,6 +701,8 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
     if (rc < 0)
         return rc;
     bool skip = c->rq->resp_no_body || len == 0;
+    if (!skip && (c->rq->aborted || count_body(c, len) < 0))
+        return -EMSGSIZE;
     if (!skip && c->rq->resp_chunked) {
         char hex[24];
         int k = snprintf(hex, sizeof hex, "%zx\r\n", len);
@@ -691,6 +756,17 @@ int gust_http_request_finish(gust_http_request *req)
     }
     gust__http_conn_request_done(c);
     return rc;
+}
+
+int gust_http_request_abort(gust_http_request *req)
+{
+    gust_http_connection *c = req->connection;
+    if (!c || !c->app_owns)
+        return -EINVAL;
+    c->rq->sbody_len = 0;
+    c->rq->aborted = true;
+    gust__http_conn_request_done(c);
+    return 0;
 }
 
 int gust_http_respond(gust_http_request *req, int status,

@@ -94,6 +94,9 @@ typedef struct gust__http_rq {
     bool resp_chunked;   /* body sent with chunked framing */
     bool resp_no_body;   /* HEAD, 204, 304 */
     bool resp_close;     /* Connection: close was (to be) sent */
+    bool aborted;        /* cut short: the connection closes after it */
+    bool resp_len_set;   /* the application set a Content-Length */
+    uint64_t resp_len_left; /* body bytes that Content-Length still owes */
     char *sbody;         /* structured body not sent yet (malloc'd) */
     size_t sbody_len, sbody_cap;
 

@@ -82,7 +82,10 @@ void gust__handler_maybe_release(gust_handler *h)
     if (!h->finished || h->released || h->busy > 0)
         return;
     h->released = true;
-    gust_http_request_finish(h->req);
+    if (h->aborted)
+        gust_http_request_abort(h->req);
+    else
+        gust_http_request_finish(h->req);
 }
 
 /* on_finish and the log line, once, whether the response was sent or the
@@ -202,13 +205,25 @@ static int send_error_v(gust_handler *h, int status, const char *fmt,
 {
     if (h->finished)
         return 0;
-    if (h->headers_sent || h->conn_closed) {
-        /* Too late for an error page: end what was started. */
+    char *message = fmt ? gust_arena_vsprintf(h->req->arena, NULL, fmt, ap)
+                        : NULL;
+    if (h->conn_closed) {
         gust_handler_finish(h);
         return 0;
     }
-    char *message = fmt ? gust_arena_vsprintf(h->req->arena, NULL, fmt, ap)
-                        : NULL;
+    if (h->headers_sent) {
+        /* Too late for an error page. Tornado finishes the response here,
+         * which hands the client a truncated body that looks complete;
+         * cutting the connection lets it see the failure. */
+        gust_log_error(LOG_MODULE, "%d %s %s (%s) after the headers were "
+                       "sent; closing the connection%s%s", status,
+                       h->req->method, h->req->uri, class_name(h),
+                       message ? ": " : "", message ? message : "");
+        h->aborted = true;
+        finish_hooks(h);
+        gust__handler_maybe_release(h);
+        return 0;
+    }
     clear_for_error(h);
     /* The page is a new response: its own type and gzip decision. */
     h->headers_ready = false;

@@ -111,6 +111,7 @@ struct gust_handler {
     bool headers_sent;
     int render_error;
     bool error_sent;
+    bool aborted;          /* an error after the headers: the connection is cut */
     bool conn_closed;
     bool no_compression;
     bool gzipping;

@@ -1293,6 +1293,89 @@ static void test_malformed(void **state)
     gust_log_set_level(GUST_LOG_INFO);
 }
 
+/* ---- Responses cut short --------------------------------------------------- */
+
+static int cut_finish_rc;
+
+/* /short: Content-Length 10, 5 bytes. /long: Content-Length 3, 7 bytes.
+ * /abort: a flushed chunk, then gust_http_request_abort. */
+static void cut_handler(gust_http_request *req, void *data)
+{
+    (void)data;
+    if (strcmp(req->path, "/abort") == 0) {
+        gust_http_response_write(req, "part1", 5);
+        gust_http_response_flush(req, NULL, NULL);
+        cut_finish_rc = gust_http_request_abort(req);
+        return;
+    }
+    bool shorter = strcmp(req->path, "/short") == 0;
+    gust_http_response_set_header(req, "Content-Length", shorter ? "10" : "3");
+    gust_http_response_write(req, shorter ? "hello" : "toolong", shorter ? 5 : 7);
+    cut_finish_rc = gust_http_request_finish(req);
+}
+
+static void cut_client(job *j)
+{
+    int fd = client_connect(j->port);
+    send_all(fd, script_req, strlen(script_req));
+    size_t n = 0;
+    j->resp[0] = 0;
+    j->closed = closed_within(fd, 2000, j->resp, sizeof j->resp, &n);
+    j->resp_len = (long)n;
+    close(fd);
+}
+
+static void run_cut(const char *path, job *j)
+{
+    static char req[256];
+    /* A second request pipelined behind: it must not be answered, or the
+     * client would take its bytes for the rest of the first body. */
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n"
+             "GET /next HTTP/1.1\r\nHost: a\r\n\r\n", path);
+    gust_loop *loop = new_loop();
+    gust_http_server *srv = start(gust_http_callback(cut_handler, NULL), NULL);
+    memset(j, 0, sizeof *j);
+    j->fn = cut_client;
+    script_req = req;
+    cut_finish_rc = 1;
+    run_client(loop, srv, j);
+    finish_server(loop, srv);
+}
+
+static void test_response_cut_short(void **state)
+{
+    (void)state;
+    job j;
+    gust_log_set_level(GUST_LOG_NONE); /* the errors are expected */
+
+    run_cut("/short", &j);
+    assert_true(j.closed);
+    assert_int_equal(cut_finish_rc, 0);
+    assert_non_null(strstr(j.resp, "Content-Length: 10\r\n"));
+    assert_non_null(strstr(j.resp, "Connection: close\r\n"));
+    char *body = strstr(j.resp, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "hello");
+
+    run_cut("/long", &j);
+    assert_true(j.closed);
+    assert_int_equal(cut_finish_rc, -EMSGSIZE);
+    body = strstr(j.resp, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, ""); /* not a byte past the length */
+    assert_null(strstr(j.resp, "/next"));
+
+    run_cut("/abort", &j);
+    assert_true(j.closed);
+    assert_int_equal(cut_finish_rc, 0);
+    assert_non_null(strstr(j.resp, "Transfer-Encoding: chunked\r\n"));
+    body = strstr(j.resp, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "5\r\npart1\r\n"); /* no last chunk */
+    assert_int_equal(strstr(j.resp + 1, "HTTP/1.1"), NULL);
+    gust_log_set_level(GUST_LOG_INFO);
+}
+
 static int test_setup(void **state)
 {
     (void)state;
@@ -1322,6 +1405,7 @@ int main(void)
         cmocka_unit_test_setup(test_idle_connection_holds_no_memory, test_setup),
         cmocka_unit_test_setup(test_sendfile, test_setup),
         cmocka_unit_test_setup(test_finish_from_data_received, test_setup),
+        cmocka_unit_test_setup(test_response_cut_short, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

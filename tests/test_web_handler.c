@@ -312,6 +312,29 @@ static int flush_get(gust_handler *h)
 
 static const gust_handler_class flush_class = {.get = flush_get};
 
+static void midfail_flushed(gust_handler *h, int status, void *data)
+{
+    (void)status, (void)data;
+    gust_handler_send_error(h, 500, "the data source failed");
+}
+
+static void midfail_finish(gust_handler *h)
+{
+    (void)h;
+    event("midfail-finish");
+}
+
+/* Fails after the headers and a first chunk went out. */
+static int midfail_get(gust_handler *h)
+{
+    gust_handler_write_str(h, "first");
+    int rc = gust_handler_flush(h, midfail_flushed, NULL);
+    return rc < 0 ? rc : GUST_HANDLER_ASYNC;
+}
+
+static const gust_handler_class midfail_class = {.get = midfail_get,
+                                                 .on_finish = midfail_finish};
+
 typedef struct counter_state {
     int calls;
 } counter_state;
@@ -443,6 +466,7 @@ static const gust_route routes[] = {
     {"/args", &args_class, NULL, NULL, NULL},
     {"/json", &json_class, NULL, NULL, NULL},
     {"/flush", &flush_class, NULL, NULL, NULL},
+    {"/midfail", &midfail_class, NULL, NULL, NULL},
     {"/state/(?<id>[0-9]+)", &state_class, NULL, NULL, NULL},
     {"/gate", &gate_class, NULL, NULL, NULL},
     {"/fail", &fail_class, NULL, NULL, NULL},
@@ -610,6 +634,19 @@ static void test_write_json_and_flush(void **state)
                         "5\r\nfirst\r\n6\r\nsecond\r\n0\r\n\r\n");
 }
 
+static void test_error_after_flush_cuts_connection(void **state)
+{
+    (void)state;
+    /* Keep-alive: only the close can tell the client the body is cut. */
+    static job j = {.reqs = {"GET /midfail HTTP/1.1\r\nHost: t\r\n\r\n"}};
+    run(routes, NULL, &j);
+    assert_int_equal(status_of(j.resp[0]), 200);
+    assert_string_equal(header_of(j.resp[0], "Transfer-Encoding"), "chunked");
+    /* The first chunk, and no last chunk: the response is visibly broken. */
+    assert_string_equal(body_of(j.resp[0]), "5\r\nfirst\r\n");
+    assert_non_null(strstr(events, "midfail-finish"));
+}
+
 static void test_per_request_state(void **state)
 {
     (void)state;
@@ -731,6 +768,7 @@ int main(void)
         cmocka_unit_test_setup(test_redirects, quiet),
         cmocka_unit_test_setup(test_arguments, quiet),
         cmocka_unit_test_setup(test_write_json_and_flush, quiet),
+        cmocka_unit_test_setup(test_error_after_flush_cuts_connection, quiet),
         cmocka_unit_test_setup(test_per_request_state, quiet),
         cmocka_unit_test_setup(test_gzip, quiet),
         cmocka_unit_test_setup(test_client_gone_during_body, quiet),

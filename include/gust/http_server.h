@@ -330,7 +330,12 @@ int gust_http_response_clear_header(gust_http_request *req, const char *name);
 const gust_http_headers *gust_http_response_headers(const gust_http_request *req);
 int gust_http_response_status(const gust_http_request *req);
 
-/* Appends body bytes (copied). Returns 0, GUST_ESTREAMCLOSED, or -ENOMEM. */
+/* Appends body bytes (copied). Returns 0, GUST_ESTREAMCLOSED, or -ENOMEM.
+ *
+ * A Content-Length set by the application is held to: body bytes beyond it
+ * are not sent and flush/sendfile/finish return -EMSGSIZE; a body short
+ * of it at finish is logged. Either way the connection is closed after the
+ * response, since the client would otherwise misread the next one. */
 int gust_http_response_write(gust_http_request *req, const void *data,
                              size_t len);
 
@@ -371,9 +376,19 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
  * for a raw one; a request answered with no call at all gets an empty 200),
  * then the connection reads the next request or closes, following the
  * keep-alive rules. The request is released. Returns 0 or
- * GUST_ESTREAMCLOSED (the request is released all the same), or -EINVAL
- * for a request already finished. */
+ * GUST_ESTREAMCLOSED (the request is released all the same), -EMSGSIZE
+ * for a body longer than the Content-Length the application set (the
+ * connection is closed), or -EINVAL for a request already finished. */
 int gust_http_request_finish(gust_http_request *req);
+
+/* For a handler that cannot complete its response (an error after the
+ * headers went out): sends nothing more, drops body bytes not yet flushed,
+ * closes the connection once the bytes already sent are out, and releases
+ * the request. The client sees a response cut short (a short body, or no
+ * last chunk), never one that looks complete; a request aborted before
+ * anything was sent gets no response at all. Returns 0, or -EINVAL for a
+ * request already finished. */
+int gust_http_request_abort(gust_http_request *req);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
  * finish. Returns the first error of those steps (the request is finished

@@ -368,7 +368,9 @@ int gust_handler_redirect(gust_handler *h, const char *url, int status);
 
 /* Discards what was buffered and headers set, answers status through the
  * class's write_error with message (may be NULL; printf-style), finishes.
- * After a flush it can only close the connection. Returns 0. */
+ * After a flush the headers are gone: it logs the error and closes the
+ * connection without ending the body (no last chunk), so the client sees
+ * a failed response rather than a short one that looks whole. Returns 0. */
 int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
