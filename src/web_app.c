@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "gust/log.h"
+#include "gust/tls.h"
+#include "tls_internal.h"
 #include "web_internal.h"
 
 /* Copies s into the app's list of owned strings. *ok turns false when out
@@ -58,9 +60,16 @@ static bool copy_settings(gust_app *app, const gust_app_settings *s)
             d->key_version = 0;
     }
     if (s->server_options) {
-        /* The server copies its options itself; only the struct is kept. */
-        app->server_options = *s->server_options;
-        d->server_options = &app->server_options;
+        /* The server is made later, by gust_app_listen: until then the
+         * caller's strings and TLS context may be gone, so the app keeps
+         * its own. */
+        gust_http_server_options *o = &app->server_options;
+        *o = *s->server_options;
+        o->protocol = own(app, o->protocol, &ok);
+        o->server_header = own(app, o->server_header, &ok);
+        if (o->tcp.tls)
+            o->tcp.tls = gust__tls_context_ref(o->tcp.tls);
+        d->server_options = o;
     }
     return ok;
 }
@@ -178,6 +187,7 @@ void gust_app_free(gust_app *app)
     gust_template_loader_free(app->loader);
     if (app->static_cache)
         gust__static_cache_free(app->static_cache);
+    gust_tls_context_free(app->server_options.tcp.tls);
     for (size_t i = 0; i < app->nowned; i++)
         free(app->owned[i]);
     free(app->owned);

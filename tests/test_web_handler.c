@@ -647,6 +647,39 @@ static void test_error_after_flush_cuts_connection(void **state)
     assert_non_null(strstr(events, "midfail-finish"));
 }
 
+static void test_app_owns_server_option_strings(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    assert_non_null(loop);
+    gust_loop_make_current(loop);
+    char name[32];
+    strcpy(name, "Mine/1.0");
+    gust_http_server_options o = {.server_header = name};
+    gust_app_settings settings = {.server_options = &o};
+    gust_app *app = gust_app_new(routes, &settings);
+    assert_non_null(app);
+    /* The caller's strings may be gone before the app listens. */
+    strcpy(name, "Clobbered");
+    o.server_header = NULL;
+    assert_int_equal(gust_app_listen(app, 0, "127.0.0.1"), 0);
+    static job j = {.reqs = {GET("/plain")}};
+    j.loop = loop;
+    j.port = gust_http_server_port(gust_app_server(app));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, client_main, &j), 0);
+    assert_int_equal(gust_loop_start(loop), 0);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 20; i++)
+        gust_loop_run_once(loop, 0.005);
+    assert_int_equal(status_of(j.resp[0]), 200);
+    assert_string_equal(header_of(j.resp[0], "Server"), "Mine/1.0");
+    gust_app_free(app);
+    for (int i = 0; i < 5; i++)
+        gust_loop_run_once(loop, 0.001);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 static void test_per_request_state(void **state)
 {
     (void)state;
@@ -769,6 +802,7 @@ int main(void)
         cmocka_unit_test_setup(test_arguments, quiet),
         cmocka_unit_test_setup(test_write_json_and_flush, quiet),
         cmocka_unit_test_setup(test_error_after_flush_cuts_connection, quiet),
+        cmocka_unit_test_setup(test_app_owns_server_option_strings, quiet),
         cmocka_unit_test_setup(test_per_request_state, quiet),
         cmocka_unit_test_setup(test_gzip, quiet),
         cmocka_unit_test_setup(test_client_gone_during_body, quiet),

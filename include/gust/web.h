@@ -185,7 +185,9 @@ typedef struct gust_app_settings {
 
 /* Creates an application from routes (GUST_ROUTES_END-terminated; copied, strings
  * included; handler classes and route data are borrowed and must outlive
- * the app) and settings (may be NULL; copied). Returns NULL with errno set:
+ * the app) and settings (may be NULL; copied, strings included, also those
+ * of server_options, whose TLS context gets a reference of the app's own).
+ * Returns NULL with errno set:
  * EINVAL for a pattern that does not compile (logged with the pattern and
  * PCRE2's message), ENOMEM. */
 gust_app *gust_app_new(const gust_route *routes,
