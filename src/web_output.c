@@ -307,22 +307,42 @@ static bool none_match(gust_str inm, const char *etag)
  * SHA-1 of its body) unless the handler set one, and becomes a 304 when
  * the client already has that version. */
 /* OpenSSL 3's one-shot SHA1() looks the algorithm up (under a lock) on
- * every call, which cost more than the rest of a small response: it is
- * fetched once. The EVP_MD is immutable and shared by all threads. */
+ * every call, and EVP_Digest() allocates a context each time: together
+ * they cost more than the rest of a small response. The algorithm is
+ * fetched once (an EVP_MD is immutable and shared by all threads) and each
+ * thread keeps one context, freed when the thread exits. */
 static EVP_MD *sha1_md;
+static pthread_key_t sha1_ctx_key;
 static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+static _Thread_local EVP_MD_CTX *sha1_ctx;
+
+static void free_ctx(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
 
 static void fetch_sha1(void)
 {
     sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+    if (pthread_key_create(&sha1_ctx_key, free_ctx) != 0) {
+        EVP_MD_free(sha1_md); /* no per-thread cleanup: use the slow path */
+        sha1_md = NULL;
+    }
 }
 
 static void body_sha1(const void *data, size_t len,
                       unsigned char md[SHA_DIGEST_LENGTH])
 {
     pthread_once(&sha1_once, fetch_sha1);
+    if (sha1_md && !sha1_ctx) {
+        sha1_ctx = EVP_MD_CTX_new();
+        if (sha1_ctx)
+            pthread_setspecific(sha1_ctx_key, sha1_ctx);
+    }
     unsigned int n = 0;
-    if (!sha1_md || !EVP_Digest(data, len, md, &n, sha1_md, NULL))
+    if (!sha1_ctx || !EVP_DigestInit_ex2(sha1_ctx, sha1_md, NULL) ||
+        !EVP_DigestUpdate(sha1_ctx, data, len) ||
+        !EVP_DigestFinal_ex(sha1_ctx, md, &n))
         SHA1(data, len, md);
 }
 
