@@ -66,7 +66,7 @@ for _ in range(rounds):
 for s in ss:
     s.close()
 PY
-    kill -INT "$pid"
+    kill -TERM "$pid"
     wait "$pid" || true
     pid=""
     callgrind_annotate "$work/cg.out" 2>/dev/null |
