@@ -18,13 +18,18 @@
 #   gust-tmpl  "/template"  a template render (12 escaped items)
 # After the table, gust-app is compared with the raw HTTP server (gust).
 #
+# The "floor" row is bench/peers/http_floor: the system calls of an epoll
+# server (one read and one sendmsg per request) and nothing else, no HTTP
+# parsing at all. No server on epoll can pass it on this machine, so its
+# ratio to nginx is the most any of them can show.
+#
 # Environment:
 #   BUILD_DIR   Gust build with examples (default build/bench)
 #   GUST_SERVER Gust program to run (default $BUILD_DIR/examples/hello_http)
 #   DURATION    seconds per wrk run (default 5)
 #   IDLE        idle connections for the memory figure (default 10000)
 #   SERVERS     which to run (default "gust gust-app gust-json gust-tmpl
-#               nginx h2o tornado")
+#               floor nginx h2o tornado")
 #   WEB_SERVER  the application-level program
 #               (default $BUILD_DIR/bench/bench_web_server)
 set -euo pipefail
@@ -35,7 +40,7 @@ BUILD_DIR=${BUILD_DIR:-$root/build/bench}
 GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/hello_http}
 DURATION=${DURATION:-5}
 IDLE=${IDLE:-10000}
-SERVERS=${SERVERS:-gust gust-app gust-json gust-tmpl nginx h2o tornado}
+SERVERS=${SERVERS:-gust gust-app gust-json gust-tmpl floor nginx h2o tornado}
 WEB_SERVER=${WEB_SERVER:-$BUILD_DIR/bench/bench_web_server}
 # The path each server is measured on (default "/").
 declare -A URL_PATH=([gust-json]=/json [gust-tmpl]=/template)
@@ -75,6 +80,12 @@ start_web() {
 start_gust-app() { start_web gust-app; }
 start_gust-json() { start_web gust-json; }
 start_gust-tmpl() { start_web gust-tmpl; }
+
+start_floor() {
+    taskset -c 0 "$BUILD_DIR/bench/http_floor" --port="$PORT" --address=127.0.0.1 \
+        >"$work/floor.log" 2>&1 &
+    server_pid=$!
+}
 
 start_nginx() {
     # One worker, no master, no logs: nginx at its leanest on one core.
@@ -216,6 +227,10 @@ for name in $SERVERS; do
         echo "compare.sh: $GUST_SERVER not built; skipping Gust" >&2
         continue
     fi
+    if [ "$name" = floor ] && [ ! -x "$BUILD_DIR/bench/http_floor" ]; then
+        echo "compare.sh: $BUILD_DIR/bench/http_floor not built; skipping floor" >&2
+        continue
+    fi
     if [[ "$name" = gust-* ]] && [ ! -x "$WEB_SERVER" ]; then
         echo "compare.sh: $WEB_SERVER not built (GUST_BUILD_BENCH); skipping $name" >&2
         continue
@@ -237,9 +252,15 @@ for name in $SERVERS; do
     KACPU[$name]=$(per_cpu "${KA[$name]}" "$t0" "$t1")
     P99[$name]=$(p99_of <<<"$out")
     PIPE[$name]=$(wrk_run -c256 -s "$here/pipeline.lua" | rps_of)
-    CLOSE[$name]=$(wrk_run -c100 -H "Connection: close" | rps_of)
+    # The floor ignores Connection: close and holds fixed buffers: those
+    # two columns would not mean anything for it.
+    if [ "$name" = floor ]; then
+        CLOSE[$name]="-"
+    else
+        CLOSE[$name]=$(wrk_run -c100 -H "Connection: close" | rps_of)
+    fi
     # The JSON and template rows run the same program as gust-app.
-    if [ "$name" = gust-json ] || [ "$name" = gust-tmpl ]; then
+    if [ "$name" = gust-json ] || [ "$name" = gust-tmpl ] || [ "$name" = floor ]; then
         IDLEB[$name]="-"
     else
         IDLEB[$name]=$(idle_memory || echo "-")
@@ -249,7 +270,7 @@ done
 
 ratio() { # value / nginx's value, 2 decimals
     local v=$1 n=$2
-    if [ -n "$v" ] && [ -n "$n" ] && [ "$n" != 0 ]; then
+    if [ -n "$v" ] && [ "$v" != - ] && [ -n "$n" ] && [ "$n" != - ] && [ "$n" != 0 ]; then
         awk -v a="$v" -v b="$n" 'BEGIN {printf "%.2fx", a / b}'
     else
         echo "-"
