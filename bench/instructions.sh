@@ -12,6 +12,8 @@
 # subtracted, so start-up and shutdown cancel out:
 #   (instructions(MANY) - instructions(FEW)) / ((MANY - FEW) * CONNS)
 # Only the server's own process is counted (the kernel is not).
+# PROFILE=FILE keeps the callgrind profile of the longer run there, for
+# callgrind_annotate --inclusive=yes FILE.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -75,5 +77,6 @@ PY
 
 few=$(count "$FEW")
 many=$(count "$MANY")
+[ -n "${PROFILE:-}" ] && cp "$work/cg.out" "$PROFILE"
 awk -v a="$few" -v b="$many" -v r=$((MANY - FEW)) -v c="$CONNS" -v s="$SERVER" -v p="$URLPATH" \
     'BEGIN { printf "%s %s: %.0f instructions per request\n", s, p, (b - a) / (r * c) }'

@@ -375,6 +375,15 @@ int gust_http_response_set_header(gust_http_request *req, const char *name,
                                  gust_str_cstr(value), GUST_HEADER_COPY);
 }
 
+int gust__http_response_put_header(gust_http_request *req, gust_str name,
+                                   gust_str value, unsigned flags)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c) || c->rq->headers_sent)
+        return -EINVAL;
+    return gust_http_headers_set(&c->rq->resp_headers, name, value, flags);
+}
+
 int gust_http_response_add_header(gust_http_request *req, const char *name,
                                   const char *value)
 {

@@ -157,6 +157,12 @@ int gust__http_conn_flush(gust_http_connection *c);
 /* Writes the start of a structured response (status line and headers). */
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
                                size_t content_length, bool has_length);
+/* gust_http_response_set_header for the layers above (web.h) setting
+ * headers they built themselves: flags as gust_http_headers_set, so a
+ * known-good constant can skip the checks (GUST_HEADER_TRUSTED) and the
+ * copy (no GUST_HEADER_COPY: name and value must outlive the request). */
+int gust__http_response_put_header(gust_http_request *req, gust_str name,
+                                   gust_str value, unsigned flags);
 /* Freed from the server once it has no connections. */
 void gust__http_server_conn_gone(gust_http_server *srv);
 

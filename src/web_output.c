@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gust/log.h"
+#include "http_server_internal.h"
 #include "web_internal.h"
 
 #define LOG_MODULE "web"
@@ -71,8 +72,9 @@ int gust__handler_prepare_headers(gust_handler *h)
     h->headers_ready = true;
     const gust_http_headers *hd = gust_http_response_headers(h->req);
     if (!gust_http_headers_has(hd, GUST_STR("Content-Type")))
-        gust_http_response_set_header(h->req, "Content-Type",
-                                      "text/html; charset=UTF-8");
+        gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
+                                       GUST_STR("text/html; charset=UTF-8"),
+                                       GUST_HEADER_TRUSTED);
     int status = gust_http_response_status(h->req);
     if (!h->app->settings.compress_response || h->no_compression ||
         status < 200 || status == 204 || status == 304 ||
@@ -184,8 +186,9 @@ int gust_handler_write_json(gust_handler *h, const struct json_t *json)
         return -ENOMEM;
     int rc = 0;
     if (!h->headers_sent)
-        rc = gust_http_response_set_header(h->req, "Content-Type",
-                                           "application/json; charset=UTF-8");
+        rc = gust__http_response_put_header(
+            h->req, GUST_STR("Content-Type"),
+            GUST_STR("application/json; charset=UTF-8"), GUST_HEADER_TRUSTED);
     if (rc == 0)
         rc = gust_handler_write_str(h, s);
     free(s);
@@ -357,7 +360,10 @@ int gust__handler_etag(gust_handler *h)
     unsigned char md[SHA_DIGEST_LENGTH];
     body_sha1(h->body ? h->body : "", h->body_len, md);
     static const char hex[] = "0123456789abcdef";
-    char etag[2 * SHA_DIGEST_LENGTH + 3];
+    /* In the arena, built here: the header needs no check and no copy. */
+    char *etag = gust_arena_alloc(h->req->arena, 2 * SHA_DIGEST_LENGTH + 3);
+    if (!etag)
+        return -ENOMEM;
     etag[0] = '"';
     for (size_t i = 0; i < SHA_DIGEST_LENGTH; i++) {
         etag[1 + 2 * i] = hex[md[i] >> 4];
@@ -365,7 +371,9 @@ int gust__handler_etag(gust_handler *h)
     }
     etag[1 + 2 * SHA_DIGEST_LENGTH] = '"';
     etag[2 + 2 * SHA_DIGEST_LENGTH] = '\0';
-    int rc = gust_http_response_set_header(h->req, "Etag", etag);
+    int rc = gust__http_response_put_header(
+        h->req, GUST_STR("Etag"), gust_str_make(etag, 2 * SHA_DIGEST_LENGTH + 2),
+        GUST_HEADER_TRUSTED);
     if (rc < 0)
         return rc;
     gust_str inm = gust_http_headers_get_first(&h->req->headers,
