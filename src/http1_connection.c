@@ -481,6 +481,9 @@ static void start_read(gust_http_connection *c)
     if (c->reading || c->closed || !c->stream ||
         c->state == GUST__HTTP_CLOSING)
         return;
+    /* A paused body is held back by TCP flow control, not buffered. */
+    if (c->state == GUST__HTTP_BODY && c->rq && c->rq->body_paused)
+        return;
     size_t room = c->rq ? c->rq->cap - c->rq->len
                         : c->srv->opts.max_header_size + BUF_SLACK;
     if (room == 0)
@@ -641,6 +644,7 @@ static int setup_request(gust_http_connection *c)
     c->rq->body = NULL;
     c->rq->body_len = c->rq->body_cap = 0;
     c->rq->streaming = c->rq->skip_body = c->rq->finish_called = false;
+    c->rq->body_paused = false;
     c->rq->body_started = false;
     c->rq->discard_failed = false;
     c->rq->cookies_parsed = false;
@@ -1000,6 +1004,10 @@ static void process(gust_http_connection *c)
             }
             continue;
         }
+        if (c->rq->body_paused) {
+            set_timer(c, T_NONE); /* the application is the slow one */
+            break;
+        }
         int r = body_step(c);
         if (r < 0 || r == 2)
             continue; /* answered or closing; or now dropping the body */
@@ -1022,6 +1030,19 @@ static void on_resume(gust_timer *t, void *data)
 {
     (void)t;
     process(data);
+}
+
+int gust__http_conn_pause_body(gust_http_connection *c, bool pause)
+{
+    if (c->state != GUST__HTTP_BODY || c->rq->skip_body || c->closed)
+        return pause ? -EINVAL : 0; /* nothing left to hold back */
+    if (c->rq->body_paused == pause)
+        return 0;
+    c->rq->body_paused = pause;
+    /* Never inside the caller's call: process() runs on a later turn. */
+    if (!pause && !c->in_batch)
+        gust_timer_start(&c->rq->resume, 0, 0, on_resume, c);
+    return 0;
 }
 
 /* E2: whether the connection is kept after this request. */

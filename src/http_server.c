@@ -305,6 +305,22 @@ int gust_http_request_stream_body(gust_http_request *req)
     return 0;
 }
 
+int gust_http_request_pause_body(gust_http_request *req)
+{
+    gust_http_connection *c = req->connection;
+    if (!c || !c->app_owns || !c->rq->streaming)
+        return -EINVAL;
+    return gust__http_conn_pause_body(c, true);
+}
+
+int gust_http_request_resume_body(gust_http_request *req)
+{
+    gust_http_connection *c = req->connection;
+    if (!c || !c->app_owns || !c->rq->streaming)
+        return -EINVAL;
+    return gust__http_conn_pause_body(c, false);
+}
+
 /* ---- Responses --------------------------------------------------------- */
 
 int gust_http_request_write(gust_http_request *req, const void *data, size_t len)

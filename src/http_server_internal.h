@@ -77,6 +77,7 @@ typedef struct gust__http_rq {
     char *body;          /* body assembled in the arena (NULL: in buf) */
     size_t body_len, body_cap;
     bool streaming;      /* body goes to data_received */
+    bool body_paused;    /* gust_http_request_pause_body: no reads, no data_received */
     bool body_started;   /* body_left / chunked describe the body being read */
     bool in_headers_received;
     bool skip_body;      /* the delegate answered from headers_received */
@@ -147,6 +148,8 @@ void gust__http_conn_close(gust_http_connection *c);
  * its first request yet: that one gets a short grace to send it, and is
  * answered with Connection: close. */
 void gust__http_conn_close_idle(gust_http_connection *c);
+/* gust_http_request_pause_body / resume_body. */
+int gust__http_conn_pause_body(gust_http_connection *c, bool pause);
 /* Called by gust_http_request_finish() once the response is complete. */
 void gust__http_conn_request_done(gust_http_connection *c);
 /* Whether the connection is kept after the current response (E2). */

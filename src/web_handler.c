@@ -416,6 +416,52 @@ static void execute(gust_handler *h)
     gust__handler_maybe_release(h);
 }
 
+/* A streaming coroutine class's prepare: the body is paused until it has
+ * returned, so the first chunk never finds it half done. */
+static int coro_prepare(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)loop;
+    (void)result;
+    gust_handler *h = data;
+    after_call(h, call_prepare(h), true);
+    return 0;
+}
+
+static void coro_prepare_done(gust_future *f, void *data)
+{
+    gust_handler *h = data;
+    int st = gust_future_status(f);
+    gust_future_unref(f);
+    h->busy--;
+    if (st < 0 && !h->finished) {
+        gust_log_error(LOG_MODULE, "%s %s: prepare coroutine of %s failed: %s",
+                       h->req->method, h->req->uri, class_name(h),
+                       gust_strerror(st));
+        gust_handler_send_error(h, 500, "coroutine failed: %s",
+                                gust_strerror(st));
+    }
+    if (!h->finished && !h->conn_closed)
+        gust_http_request_resume_body(h->req);
+    gust__handler_maybe_release(h);
+}
+
+static bool start_coro_prepare(gust_handler *h)
+{
+    if (gust_http_request_pause_body(h->req) < 0)
+        return false;
+    gust_future *f = gust_spawn(h->loop, coro_prepare, h);
+    if (!f)
+        return false;
+    h->busy++;
+    if (gust_future_add_done_callback(f, coro_prepare_done, h) < 0) {
+        gust_future_cancel(f);
+        gust_future_unref(f);
+        h->busy--;
+        return false;
+    }
+    return true;
+}
+
 /* ---- The delegate ------------------------------------------------------ */
 
 static const gust_handler_class not_found_class = {.name = "not found"};
@@ -473,13 +519,22 @@ static int on_headers(gust_http_request *req, void *data)
     if (!(h->cls->flags & GUST_HANDLER_STREAM_BODY))
         return 0;
     /* Streaming classes prepare now, so that data_received finds them
-     * ready (Tornado's stream_request_body). Their prepare runs plainly:
-     * a coroutine prepare could not hold the body back. */
+     * ready (Tornado's stream_request_body). A coroutine prepare holds the
+     * body back (gust_http_request_pause_body) until it returns. */
     if (gust_http_request_stream_body(req) < 0 || !precheck(h)) {
         if (!h->finished)
             gust_handler_send_error(h, 500, "cannot stream the body");
         gust__handler_maybe_release(h);
         return 1;
+    }
+    if ((h->cls->flags & GUST_HANDLER_COROUTINE) && h->cls->prepare) {
+        h->prepared = true;
+        if (!start_coro_prepare(h)) {
+            gust_handler_send_error(h, 500, "cannot start a coroutine");
+            gust__handler_maybe_release(h);
+            return 1;
+        }
+        return 0;
     }
     if (!after_call(h, call_prepare(h), true)) {
         gust__handler_maybe_release(h);

@@ -578,6 +578,81 @@ static void test_streaming_delegate(void **state)
     finish_server(loop, srv);
 }
 
+/* Pause from headers_received until a timer, then pause after every chunk
+ * and resume from a timer: a consumer slower than the client. */
+typedef struct paused_stats {
+    stream_stats st;
+    gust_timer timer;
+    gust_http_request *req;
+    bool paused;       /* we paused and have not resumed yet */
+    int early_chunks;  /* chunks delivered while paused: must stay 0 */
+    int resumes;
+} paused_stats;
+
+static void pz_resume(gust_timer *t, void *data)
+{
+    (void)t;
+    paused_stats *p = data;
+    p->paused = false;
+    p->resumes++;
+    assert_int_equal(gust_http_request_resume_body(p->req), 0);
+}
+
+static int pz_headers(gust_http_request *req, void *data)
+{
+    paused_stats *p = data;
+    p->req = req;
+    assert_int_equal(gust_http_request_pause_body(req), -EINVAL); /* not yet */
+    int rc = gust_http_request_stream_body(req);
+    if (rc == 0 && gust_http_request_pause_body(req) == 0) {
+        p->paused = true;
+        gust_timer_start(&p->timer, 0.05, 0, pz_resume, p);
+    }
+    return rc;
+}
+
+static int pz_data(gust_http_request *req, const char *chunk, size_t len,
+                   void *data)
+{
+    paused_stats *p = data;
+    if (p->paused)
+        p->early_chunks++;
+    sd_data(req, chunk, len, &p->st);
+    if (gust_http_request_pause_body(req) == 0) {
+        p->paused = true;
+        gust_timer_start(&p->timer, 0.001, 0, pz_resume, p);
+    }
+    return 0;
+}
+
+static void pz_finish(gust_http_request *req, void *data)
+{
+    paused_stats *p = data;
+    gust_timer_stop(&p->timer);
+    sd_finish(req, &p->st);
+}
+
+static void test_streaming_pause_resume(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    paused_stats p = {0};
+    gust_timer_init(loop, &p.timer);
+    static const gust_http_delegate d = {pz_headers, pz_data, pz_finish, NULL};
+    gust_http_server *srv = start(gust_http_delegate_handler(&d, &p), NULL);
+    job j = {.fn = big_client};
+    run_client(loop, srv, &j);
+    assert_int_equal(p.st.bytes, BIG_BODY);
+    assert_false(p.st.bad);
+    assert_int_equal(p.early_chunks, 0);
+    assert_true(p.resumes > 1);
+    assert_int_equal(p.st.finished, 1);
+    char want[32];
+    snprintf(want, sizeof want, "\r\n\r\n%u", BIG_BODY);
+    assert_non_null(strstr(j.resp, want));
+    finish_server(loop, srv);
+}
+
 /* ---- Early answer from headers_received ---------------------------------- */
 
 static int early_headers(gust_http_request *req, void *data)
@@ -1395,6 +1470,7 @@ int main(void)
         cmocka_unit_test_setup(test_timeouts, test_setup),
         cmocka_unit_test_setup(test_body_timeout, test_setup),
         cmocka_unit_test_setup(test_streaming_delegate, test_setup),
+        cmocka_unit_test_setup(test_streaming_pause_resume, test_setup),
         cmocka_unit_test_setup(test_early_answer_drops_body, test_setup),
         cmocka_unit_test_setup(test_early_answer_async, test_setup),
         cmocka_unit_test_setup(test_async_handler, test_setup),

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gust/future.h"
 #include "gust/log.h"
 #include "gust/web.h"
 #include "gust_test.h"
@@ -422,6 +423,42 @@ static const gust_handler_class stream_class = {
     .prepare = stream_prepare, .data_received = stream_data,
     .post = stream_post};
 
+typedef struct cstream_state {
+    bool ready; /* prepare came back from its await */
+    size_t bytes;
+} cstream_state;
+
+/* A coroutine prepare that waits before the body may flow. */
+static int cstream_prepare(gust_handler *h)
+{
+    event("cstream-prepare,");
+    int rc = gust_await(gust_sleep(gust_handler_loop(h), 0.02), NULL);
+    cstream_state *st = gust_handler_state(h);
+    st->ready = true;
+    return rc;
+}
+
+static int cstream_data(gust_handler *h, const char *chunk, size_t len)
+{
+    (void)chunk;
+    cstream_state *st = gust_handler_state(h);
+    if (!st->ready)
+        return -EINVAL; /* a chunk before prepare finished: 400 */
+    st->bytes += len;
+    return 0;
+}
+
+static int cstream_post(gust_handler *h)
+{
+    cstream_state *st = gust_handler_state(h);
+    return gust_handler_printf(h, "ready=%d bytes=%zu", st->ready, st->bytes);
+}
+
+static const gust_handler_class cstream_class = {
+    .flags = GUST_HANDLER_STREAM_BODY | GUST_HANDLER_COROUTINE,
+    .state_size = sizeof(cstream_state), .prepare = cstream_prepare,
+    .data_received = cstream_data, .post = cstream_post};
+
 static void slow_later(gust_loop *loop, void *data)
 {
     (void)loop;
@@ -456,6 +493,7 @@ static const gust_handler_class slow_class = {
 
 static const gust_route routes[] = {
     {"/stream", &stream_class, NULL, NULL, NULL},
+    {"/cstream", &cstream_class, NULL, NULL, NULL},
     {"/slow", &slow_class, NULL, NULL, NULL},
     {"/plain", &plain_class, NULL, NULL, NULL},
     {"/async", &async_class, NULL, NULL, NULL},
@@ -751,6 +789,29 @@ static void test_stream_body(void **state)
                                 "stream-prepare,");
 }
 
+static void test_stream_body_coroutine_prepare(void **state)
+{
+    (void)state;
+    size_t body = 200 * 1000;
+    int n = snprintf(big_post, sizeof big_post,
+                     "POST /cstream HTTP/1.1\r\nHost: t\r\nConnection: close"
+                     "\r\nContent-Length: %zu\r\n\r\n", body);
+    memset(big_post + n, 'z', body);
+    big_post[(size_t)n + body] = '\0';
+    static job j;
+    memset(&j, 0, sizeof j);
+    j.reqs[0] = big_post; /* the body arrives with the head */
+    j.reqs[1] = "POST /cstream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                "Content-Length: 0\r\n\r\n";
+    run(routes, NULL, &j);
+    assert_int_equal(status_of(j.resp[0]), 200);
+    assert_string_equal(body_of(j.resp[0]), "ready=1 bytes=200000");
+    /* No body at all: the method still waits for prepare. */
+    assert_int_equal(status_of(j.resp[1]), 200);
+    assert_string_equal(body_of(j.resp[1]), "ready=1 bytes=0");
+    assert_string_equal(events, "cstream-prepare,cstream-prepare,");
+}
+
 static void test_async_client_gone(void **state)
 {
     (void)state;
@@ -807,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup(test_gzip, quiet),
         cmocka_unit_test_setup(test_client_gone_during_body, quiet),
         cmocka_unit_test_setup(test_stream_body, quiet),
+        cmocka_unit_test_setup(test_stream_body_coroutine_prepare, quiet),
         cmocka_unit_test_setup(test_async_client_gone, quiet),
         cmocka_unit_test_setup(test_etag_304, quiet),
     };

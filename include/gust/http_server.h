@@ -293,6 +293,18 @@ const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
  * outside headers_received. */
 int gust_http_request_stream_body(gust_http_request *req);
 
+/* Flow control for a streamed body (after gust_http_request_stream_body):
+ * pause stops reading from the client and calling data_received, and the
+ * body timeout, until resume; the client is then held back by TCP itself,
+ * so a slow consumer costs no memory. Use it from headers_received to do
+ * asynchronous work before the first chunk, or from data_received while a
+ * chunk is being written somewhere slow. resume delivers again from a
+ * later loop turn, never inside the call. Both return 0, or -EINVAL for a
+ * request that does not stream its body or is finished; pause also
+ * returns -EINVAL once the whole body was delivered. */
+int gust_http_request_pause_body(gust_http_request *req);
+int gust_http_request_resume_body(gust_http_request *req);
+
 /* ---- Requests: responding ---------------------------------------------- *
  *
  * Two ways, not to be mixed in one response:

@@ -49,10 +49,10 @@
  * A streaming-body class (GUST_HANDLER_STREAM_BODY, Tornado's
  * stream_request_body) gets prepare when the head arrives, then
  * data_received per chunk, then the method once the body is complete.
- * Its prepare always runs in the plain style (also with
- * GUST_HANDLER_COROUTINE, where only the method is a coroutine), so that
- * the first chunk never arrives before prepare has returned; its XSRF
- * check can only use the X-Xsrftoken / X-Csrftoken headers.
+ * The first chunk never arrives before prepare has returned: with
+ * GUST_HANDLER_COROUTINE, prepare is a coroutine too and the body is held
+ * back (gust_http_request_pause_body) while it awaits. Its XSRF check can
+ * only use the X-Xsrftoken / X-Csrftoken headers.
  * A handler finished from inside one of its own functions (a plain method
  * calling gust_handler_finish) stays valid until that function returns.
  *
