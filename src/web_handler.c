@@ -384,7 +384,30 @@ static void coro_done(gust_future *f, void *data)
         gust_handler_send_error(h, 500, "coroutine failed: %s",
                                 gust_strerror(st));
     }
+    if (h->body_held) { /* coro_prepare is done: let the body flow */
+        h->body_held = false;
+        if (!h->finished && !h->conn_closed)
+            gust_http_request_resume_body(h->req);
+    }
     gust__handler_maybe_release(h);
+}
+
+/* Runs fn(h) as a coroutine; coro_done follows. False if it cannot. */
+static bool spawn(gust_handler *h, gust_coro_fn fn)
+{
+    gust_future *f = gust_spawn(h->loop, fn, h);
+    if (!f)
+        return false;
+    /* busy keeps the arena (and h) alive until the coroutine ends. */
+    h->busy++;
+    if (gust_future_add_done_callback(f, coro_done, h) < 0) {
+        /* Cannot learn when it ends: cancel it before it starts. */
+        gust_future_cancel(f);
+        gust_future_unref(f);
+        h->busy--;
+        return false;
+    }
+    return true;
 }
 
 /* Prepare (unless done already) and the method, in the class's style. */
@@ -392,20 +415,8 @@ static void execute(gust_handler *h)
 {
     h->phase = GUST__PHASE_RUNNING;
     if (h->cls->flags & GUST_HANDLER_COROUTINE) {
-        gust_future *f = gust_spawn(h->loop, coro_body, h);
-        if (!f) {
+        if (!spawn(h, coro_body))
             gust_handler_send_error(h, 500, "cannot start a coroutine");
-            return;
-        }
-        /* busy keeps the arena (and h) alive until the coroutine ends. */
-        h->busy++;
-        if (gust_future_add_done_callback(f, coro_done, h) < 0) {
-            /* Cannot learn when it ends: cancel it before it starts. */
-            gust_future_cancel(f);
-            gust_future_unref(f);
-            h->busy--;
-            gust_handler_send_error(h, 500, "out of memory");
-        }
         return;
     }
     if (!h->prepared && !after_call(h, call_prepare(h), true)) {
@@ -425,41 +436,6 @@ static int coro_prepare(gust_loop *loop, gust_value *result, void *data)
     gust_handler *h = data;
     after_call(h, call_prepare(h), true);
     return 0;
-}
-
-static void coro_prepare_done(gust_future *f, void *data)
-{
-    gust_handler *h = data;
-    int st = gust_future_status(f);
-    gust_future_unref(f);
-    h->busy--;
-    if (st < 0 && !h->finished) {
-        gust_log_error(LOG_MODULE, "%s %s: prepare coroutine of %s failed: %s",
-                       h->req->method, h->req->uri, class_name(h),
-                       gust_strerror(st));
-        gust_handler_send_error(h, 500, "coroutine failed: %s",
-                                gust_strerror(st));
-    }
-    if (!h->finished && !h->conn_closed)
-        gust_http_request_resume_body(h->req);
-    gust__handler_maybe_release(h);
-}
-
-static bool start_coro_prepare(gust_handler *h)
-{
-    if (gust_http_request_pause_body(h->req) < 0)
-        return false;
-    gust_future *f = gust_spawn(h->loop, coro_prepare, h);
-    if (!f)
-        return false;
-    h->busy++;
-    if (gust_future_add_done_callback(f, coro_prepare_done, h) < 0) {
-        gust_future_cancel(f);
-        gust_future_unref(f);
-        h->busy--;
-        return false;
-    }
-    return true;
 }
 
 /* ---- The delegate ------------------------------------------------------ */
@@ -529,7 +505,8 @@ static int on_headers(gust_http_request *req, void *data)
     }
     if ((h->cls->flags & GUST_HANDLER_COROUTINE) && h->cls->prepare) {
         h->prepared = true;
-        if (!start_coro_prepare(h)) {
+        h->body_held = gust_http_request_pause_body(req) == 0;
+        if (!h->body_held || !spawn(h, coro_prepare)) {
             gust_handler_send_error(h, 500, "cannot start a coroutine");
             gust__handler_maybe_release(h);
             return 1;

@@ -116,6 +116,7 @@ struct gust_handler {
     bool no_compression;
     bool gzipping;
     bool prepared;         /* prepare ran */
+    bool body_held;        /* the body waits for a coroutine prepare */
     const char *missing_arg; /* first GUST_REQUIRED argument missing */
     /* Buffered body, in the request arena. */
     char *body;
