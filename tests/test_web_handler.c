@@ -765,18 +765,24 @@ static void test_client_gone_during_body(void **state)
 
 static char big_post[300 * 1024];
 
+/* A POST to path with 200,000 bytes of 'z', sent with its head. */
+static const char *big_z_post(const char *path)
+{
+    size_t body = 200 * 1000;
+    int n = snprintf(big_post, sizeof big_post,
+                     "POST %s HTTP/1.1\r\nHost: t\r\nConnection: close"
+                     "\r\nContent-Length: %zu\r\n\r\n", path, body);
+    memset(big_post + n, 'z', body);
+    big_post[(size_t)n + body] = '\0';
+    return big_post;
+}
+
 static void test_stream_body(void **state)
 {
     (void)state;
-    size_t body = 200 * 1000;
-    int n = snprintf(big_post, sizeof big_post,
-                     "POST /stream HTTP/1.1\r\nHost: t\r\nConnection: close"
-                     "\r\nContent-Length: %zu\r\n\r\n", body);
-    memset(big_post + n, 'z', body);
-    big_post[(size_t)n + body] = '\0';
     static job j;
     memset(&j, 0, sizeof j);
-    j.reqs[0] = big_post;
+    j.reqs[0] = big_z_post("/stream");
     j.reqs[1] = "POST /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                 "Content-Length: 3\r\n\r\nzaz";
     run(routes, NULL, &j);
@@ -792,15 +798,9 @@ static void test_stream_body(void **state)
 static void test_stream_body_coroutine_prepare(void **state)
 {
     (void)state;
-    size_t body = 200 * 1000;
-    int n = snprintf(big_post, sizeof big_post,
-                     "POST /cstream HTTP/1.1\r\nHost: t\r\nConnection: close"
-                     "\r\nContent-Length: %zu\r\n\r\n", body);
-    memset(big_post + n, 'z', body);
-    big_post[(size_t)n + body] = '\0';
     static job j;
     memset(&j, 0, sizeof j);
-    j.reqs[0] = big_post; /* the body arrives with the head */
+    j.reqs[0] = big_z_post("/cstream"); /* the body arrives with the head */
     j.reqs[1] = "POST /cstream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                 "Content-Length: 0\r\n\r\n";
     run(routes, NULL, &j);
