@@ -5,7 +5,7 @@
 #   bench/compare.sh                 (after `make bench` built build/bench)
 #   BUILD_DIR=build/bench DURATION=5 bench/compare.sh
 #
-# Rows: requests/s with keep-alive (wrk -t1 -c100) and the same per second
+# Rows: requests/s with keep-alive (-c100, wrk -t1 by default) and the same per second
 # of server CPU time (ka/cpu-s), pipelined 16 deep
 # (-c256, bench/pipeline.lua), and with Connection: close; p99 latency at
 # -c100; RSS per idle keep-alive connection with IDLE (10,000) connections.
@@ -30,6 +30,11 @@
 #   IDLE        idle connections for the memory figure (default 10000)
 #   SERVERS     which to run (default "gust gust-app gust-json gust-tmpl
 #               floor nginx h2o tornado")
+#   LOADGEN     wrk (default, as issue 3 specifies) or http_load
+#               (bench/peers/http_load.c, io_uring): wrk -t1 saturates its
+#               own core near 80k requests/s, below what the servers can
+#               do; http_load costs less per request, so the server's core
+#               saturates first and the table compares the servers.
 #   WEB_SERVER  the application-level program
 #               (default $BUILD_DIR/bench/bench_web_server)
 set -euo pipefail
@@ -46,6 +51,15 @@ WEB_SERVER=${WEB_SERVER:-$BUILD_DIR/bench/bench_web_server}
 declare -A URL_PATH=([gust-json]=/json [gust-tmpl]=/template)
 PORT=${PORT:-18080}
 PYTHON=/usr/bin/python3
+
+LOADGEN=${LOADGEN:-wrk}
+HTTP_LOAD=${HTTP_LOAD:-$BUILD_DIR/bench/http_load}
+case $LOADGEN in
+    wrk) ;;
+    http_load)
+        [ -x "$HTTP_LOAD" ] || { echo "compare.sh: $HTTP_LOAD not built (needs liburing-dev; make bench)" >&2; exit 1; } ;;
+    *) echo "compare.sh: LOADGEN must be wrk or http_load" >&2; exit 1 ;;
+esac
 
 for tool in wrk nginx h2o taskset; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool missing (make bench installs it)" >&2; exit 1; }
@@ -164,10 +178,27 @@ stop_server() {
     sleep 0.5 # let the port's connections drain before the next server binds
 }
 
-# wrk_rps ARGS...: requests/s of one bounded wrk run on CPU 1.
-wrk_run() {
-    taskset -c 1 wrk -t1 -d"${DURATION}s" --latency "$@" \
-        "http://127.0.0.1:$PORT${path:-/}" 2>&1
+# load MODE: one bounded run of the load generator on CPU 1, printing
+# wrk-style output (both generators print "Requests/sec:" and "99%" lines).
+# MODE: ka (keep-alive, 100 connections), pipe (16 deep, 256 connections),
+# close (Connection: close, 100 connections).
+load() {
+    local url="http://127.0.0.1:$PORT${path:-/}"
+    if [ "$LOADGEN" = http_load ]; then
+        local args=(-c100)
+        case $1 in
+            pipe) args=(-c256 -p16) ;;
+            close) args=(-c100 -H "Connection: close") ;;
+        esac
+        taskset -c 1 "$HTTP_LOAD" -d "$DURATION" "${args[@]}" "$url" 2>&1
+    else
+        local args=(-c100)
+        case $1 in
+            pipe) args=(-c256 -s "$here/pipeline.lua") ;;
+            close) args=(-c100 -H "Connection: close") ;;
+        esac
+        taskset -c 1 wrk -t1 -d"${DURATION}s" --latency "${args[@]}" "$url" 2>&1
+    fi
 }
 
 rps_of() { awk '/^Requests\/sec:/ {printf "%.0f", $2}'; }
@@ -244,20 +275,20 @@ for name in $SERVERS; do
         stop_server
         continue
     fi
-    wrk_run -c100 >/dev/null # warm-up
+    load ka >/dev/null # warm-up
     t0=$(cpu_ticks "$server_pid")
-    out=$(wrk_run -c100)
+    out=$(load ka)
     t1=$(cpu_ticks "$server_pid")
     KA[$name]=$(rps_of <<<"$out")
     KACPU[$name]=$(per_cpu "${KA[$name]}" "$t0" "$t1")
     P99[$name]=$(p99_of <<<"$out")
-    PIPE[$name]=$(wrk_run -c256 -s "$here/pipeline.lua" | rps_of)
+    PIPE[$name]=$(load pipe | rps_of)
     # The floor ignores Connection: close and holds fixed buffers: those
     # two columns would not mean anything for it.
     if [ "$name" = floor ]; then
         CLOSE[$name]="-"
     else
-        CLOSE[$name]=$(wrk_run -c100 -H "Connection: close" | rps_of)
+        CLOSE[$name]=$(load close | rps_of)
     fi
     # The JSON and template rows run the same program as gust-app.
     if [ "$name" = gust-json ] || [ "$name" = gust-tmpl ] || [ "$name" = floor ]; then
@@ -277,6 +308,7 @@ ratio() { # value / nginx's value, 2 decimals
     fi
 }
 
+printf '\nload generator: %s on CPU 1, servers on CPU 0, %ss per run\n' "$LOADGEN" "$DURATION"
 printf '\n%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
     keepalive/s ratio "ka/cpu-s" ratio pipelined/s ratio close/s ratio \
     "p99(us)" ratio "idle B/conn" ratio
