@@ -268,6 +268,11 @@ for name in $SERVERS; do
     fi
     path=${URL_PATH[$name]:-/}
     echo "== $name" >&2
+    # Something else answering on the port would be measured instead.
+    if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+        echo "compare.sh: port $PORT is already in use; set PORT=" >&2
+        exit 1
+    fi
     "start_$name"
     if ! wait_ready; then
         echo "compare.sh: $name did not start; log:" >&2
