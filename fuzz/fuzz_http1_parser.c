@@ -1,8 +1,9 @@
 /* libFuzzer target: the request head parser and the framing decision.
  * Checks that the parser never reads outside its input (the input sits in a
  * heap block of exactly its size), that every slice lies inside the head,
- * that parsed values are what the grammar allows, and that feeding the bytes
- * in two pieces, with or without the prev_len hint, gives the same result. */
+ * that parsed values are what the grammar allows, that feeding the bytes
+ * in two pieces, with or without the prev_len hint, gives the same result,
+ * and that gust__http1_parse_fields() alone reads the same fields. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,20 @@ static void check_request(const char *buf, size_t size, int n,
             CHECK(first != ' ' && first != '\t' && last != ' ' && last != '\t');
         }
     }
+}
+
+/* The field section on its own (after " HTTP/x.y" CRLF) gives the same
+ * fields as the request parser, which inlines the same loop. */
+static void check_fields_alone(const char *buf, size_t size, int n,
+                               const gust__http1_request *req, size_t max_head)
+{
+    static gust__http1_header slots[GUST_HTTP1_MAX_HEADERS];
+    gust__http1_fields f = {slots, GUST_HTTP1_MAX_HEADERS, 0, 0, 0, 0, NULL, 0};
+    size_t off = (size_t)(req->target.ptr + req->target.len - buf) + 11;
+
+    CHECK(gust__http1_parse_fields(buf, size, off, max_head, &f) == n);
+    CHECK(f.num_headers == req->num_headers && f.num_folded == 0);
+    CHECK(memcmp(slots, req->headers, f.num_headers * sizeof *slots) == 0);
 }
 
 /* An accepted Content-Length field holds only digits, commas and OWS, and
@@ -169,8 +184,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     n = gust__http1_parse_request(buf, size, 0, max_head, whole);
     check_request(buf, size, n, whole, max_head);
-    if (n > 0)
+    if (n > 0) {
         check_framing(buf, size, n, whole);
+        check_fields_alone(buf, size, n, whole, max_head);
+    }
 
     /* Any split: the prefix is INCOMPLETE or already the final answer, and
      * continuing with the hint reaches the same answer. Long inputs are

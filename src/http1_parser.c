@@ -1,4 +1,5 @@
-/* HTTP/1 request parser: request head, body framing, chunked decoder.
+/* HTTP/1 parser: request and response heads (one field-section parser for
+ * both), body framing, chunked decoder.
  *
  * Strictness is the point: every byte a lenient parser would "fix up" is a
  * byte a proxy in front of us may have read differently, which is how request
@@ -42,6 +43,15 @@ static const unsigned char cls[256] = {
 };
 
 #define IS_OWS(c) ((c) == ' ' || (c) == '\t')
+
+/* The field-section loop is shared by both heads but is the request hot
+ * path: inlined into each caller, flags being a constant there, the
+ * request parser pays nothing for the response-only obs-fold branch. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Scanners: the two long runs of a head are the target and field values.
@@ -112,6 +122,162 @@ static const unsigned char *scan_token(const unsigned char *p,
     while (p < end && (cls[*p] & C_TCHAR))
         p++;
     return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Field section: *( field-line CRLF ) CRLF (RFC 9112 5) */
+
+/* Where the field loop stopped: on error, the status, the reason and the
+ * deciding byte; on GUST_HTTP1_INCOMPLETE, the byte it needs next (callers
+ * turn that into 431 when max_head bytes are there). */
+typedef struct fields_state {
+    gust__http1_header *headers;
+    size_t max_headers, num_headers, num_folded;
+    int status;
+    const char *reason;
+    const unsigned char *at;
+} fields_state;
+
+#define FIELDS_FAIL(st, reason_)                                               \
+    do {                                                                       \
+        fs->status = (st);                                                     \
+        fs->reason = (reason_);                                                \
+        fs->at = p;                                                            \
+        return GUST_HTTP1_ERROR;                                               \
+    } while (0)
+#define FIELDS_MORE()                                                          \
+    do {                                                                       \
+        fs->at = p;                                                            \
+        return GUST_HTTP1_INCOMPLETE;                                          \
+    } while (0)
+
+/* Parses fields from p up to end (the readable part of the buffer b, capped
+ * at max_head). Returns the head length, INCOMPLETE or ERROR. */
+static ALWAYS_INLINE int parse_fields(const unsigned char *b,
+                                      const unsigned char *p,
+                                      const unsigned char *end, unsigned flags,
+                                      fields_state *fs)
+{
+    for (;;) {
+        const unsigned char *start, *crlf, *vend;
+        gust__http1_header *h;
+        bool folded = false;
+
+        if (p == end)
+            FIELDS_MORE();
+        if (*p == '\r') {
+            if (++p == end)
+                FIELDS_MORE();
+            if (*p != '\n')
+                FIELDS_FAIL(400, "bare CR");
+            return (int)(p + 1 - b);
+        }
+        start = p;
+        p = scan_token(p, end);
+        if (p == end)
+            FIELDS_MORE();
+        if (*p != ':') {
+            if (p != start)
+                FIELDS_FAIL(400, IS_OWS(*p) ? "whitespace before colon"
+                                            : "invalid character in field name");
+            FIELDS_FAIL(400, IS_OWS(*p) ? "obs-fold or whitespace at line start"
+                             : *p == '\n' ? "bare LF"
+                                          : "invalid character in field name");
+        }
+        if (p == start)
+            FIELDS_FAIL(400, "empty field name");
+        if (fs->num_headers == fs->max_headers)
+            FIELDS_FAIL(431, "too many header fields");
+        h = &fs->headers[fs->num_headers];
+        h->name.ptr = (const char *)start;
+        h->name.len = (size_t)(p - start);
+
+        p++;
+        while (p < end && IS_OWS(*p))
+            p++;
+        start = p;
+        for (;;) {
+            p = scan_value(p, end);
+            if (p == end)
+                FIELDS_MORE();
+            if (*p != '\r')
+                FIELDS_FAIL(400, *p == '\n' ? "bare LF"
+                                            : "invalid character in field value");
+            crlf = p;
+            if (++p == end)
+                FIELDS_MORE();
+            if (*p != '\n')
+                FIELDS_FAIL(400, "bare CR");
+            p++;
+            if (!(flags & GUST_HTTP1_FIELDS_OBS_FOLD))
+                break;
+            /* obs-fold = OWS CRLF RWS: whether this line goes on is known
+             * only from the next byte. */
+            if (p == end)
+                FIELDS_MORE();
+            if (!IS_OWS(*p))
+                break;
+            folded = true;
+        }
+        vend = crlf;
+        if (folded) {
+            /* Folds at either end are whitespace once unfolded. */
+            while (vend > start && (IS_OWS(vend[-1]) || vend[-1] == '\r' ||
+                                    vend[-1] == '\n'))
+                vend--;
+            while (start < vend && (IS_OWS(*start) || *start == '\r' ||
+                                    *start == '\n'))
+                start++;
+            fs->num_folded++;
+        } else {
+            while (vend > start && IS_OWS(vend[-1]))
+                vend--;
+        }
+        h->value.ptr = (const char *)start;
+        h->value.len = (size_t)(vend - start);
+        fs->num_headers++;
+    }
+}
+
+#undef FIELDS_FAIL
+#undef FIELDS_MORE
+
+int gust__http1_parse_fields(const char *buf, size_t len, size_t off,
+                             size_t max_head, gust__http1_fields *f)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    fields_state fs = {f->headers, f->max_headers, 0, 0, 0, NULL, NULL};
+    int n;
+
+    if (max_head > INT_MAX)
+        max_head = INT_MAX;
+    if (off > len)
+        off = len;
+    n = f->flags & GUST_HTTP1_FIELDS_OBS_FOLD
+            ? parse_fields(b, b + off, b + (len < max_head ? len : max_head),
+                           GUST_HTTP1_FIELDS_OBS_FOLD, &fs)
+            : parse_fields(b, b + off, b + (len < max_head ? len : max_head),
+                           0, &fs);
+    f->num_headers = fs.num_headers;
+    f->num_folded = fs.num_folded;
+    if (n == GUST_HTTP1_INCOMPLETE && len >= max_head) {
+        fs.status = 431;
+        fs.reason = "head too large";
+        n = GUST_HTTP1_ERROR;
+    }
+    if (n == GUST_HTTP1_ERROR) {
+        f->error_status = fs.status;
+        f->error_reason = fs.reason;
+        f->error_offset = (size_t)(fs.at - b);
+    }
+    return n;
+}
+
+void gust__http1_unfold(char *value, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (value[i] == '\r' || value[i] == '\n')
+            value[i] = ' ';
 }
 
 /* ------------------------------------------------------------------------ */
@@ -270,59 +436,138 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     req->minor_version = minor > 0;
     p++;
 
-    /* *( field-line CRLF ) CRLF (RFC 9112 5) */
-    for (;;) {
-        gust__http1_header *h;
-        const unsigned char *vend;
+    /* *( field-line CRLF ) CRLF (RFC 9112 5): obs-fold is an error in a
+     * request (400 is allowed by RFC 9112 5.2, and safest for smuggling). */
+    {
+        fields_state fs = {req->headers, GUST_HTTP1_MAX_HEADERS, 0, 0, 0,
+                           NULL, NULL};
+        int n = parse_fields(b, p, end, 0, &fs);
+        req->num_headers = fs.num_headers;
+        if (n == GUST_HTTP1_INCOMPLETE)
+            return head_more(req, len, max_head, fs.at, b);
+        if (n == GUST_HTTP1_ERROR)
+            return head_fail(req, fs.status, fs.reason, fs.at, b);
+        return n;
+    }
+}
 
-        if (p == end)
-            MORE();
-        if (*p == '\r') {
-            if (++p == end)
-                MORE();
-            if (*p != '\n')
-                FAIL(400, "bare CR");
-            return (int)(p + 1 - b);
-        }
-        start = p;
-        p = scan_token(p, end);
-        if (p == end)
-            MORE();
-        if (*p != ':') {
-            if (p != start)
-                FAIL(400, IS_OWS(*p) ? "whitespace before colon"
-                                     : "invalid character in field name");
-            FAIL(400, IS_OWS(*p) ? "obs-fold or whitespace at line start"
-                      : *p == '\n' ? "bare LF"
-                                   : "invalid character in field name");
-        }
-        if (p == start)
-            FAIL(400, "empty field name");
-        if (req->num_headers == GUST_HTTP1_MAX_HEADERS)
-            FAIL(431, "too many header fields");
-        h = &req->headers[req->num_headers];
-        h->name.ptr = (const char *)start;
-        h->name.len = (size_t)(p - start);
+#undef FAIL
+#undef MORE
 
-        p++;
-        while (p < end && IS_OWS(*p))
-            p++;
-        start = p;
-        p = scan_value(p, end);
+/* ------------------------------------------------------------------------ */
+/* Response head */
+
+static int resp_fail(gust__http1_response *resp, int status, const char *reason,
+                     const unsigned char *at, const unsigned char *buf)
+{
+    resp->error_status = status;
+    resp->error_reason = reason;
+    resp->error_offset = (size_t)(at - buf);
+    return GUST_HTTP1_ERROR;
+}
+
+static int resp_more(gust__http1_response *resp, size_t len, size_t max_head,
+                     const unsigned char *at, const unsigned char *buf)
+{
+    if (len >= max_head)
+        return resp_fail(resp, 431, "response head too large", at, buf);
+    return GUST_HTTP1_INCOMPLETE;
+}
+
+#define FAIL(status, reason) return resp_fail(resp, (status), (reason), p, b)
+#define MORE() return resp_more(resp, len, max_head, p, b)
+
+int gust__http1_parse_response(const char *buf, size_t len, size_t prev_len,
+                               size_t max_head, unsigned flags,
+                               gust__http1_response *resp)
+{
+    const unsigned char *b = (const unsigned char *)buf, *p = b, *end, *start;
+    int major, status = 0;
+
+    if (max_head > INT_MAX)
+        max_head = INT_MAX;
+    if (prev_len > 0 && prev_len <= len && len < max_head &&
+        !head_may_end(b, prev_len, len))
+        return GUST_HTTP1_INCOMPLETE;
+    end = b + (len < max_head ? len : max_head);
+    resp->num_headers = 0;
+    resp->num_folded = 0;
+
+    /* HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3); no empty line
+     * before it: unlike a server, a client has no reason to expect one. */
+    for (const char *v = "HTTP/"; *v; v++, p++) {
         if (p == end)
             MORE();
-        if (*p != '\r')
-            FAIL(400, *p == '\n' ? "bare LF" : "invalid character in field value");
-        for (vend = p; vend > start && IS_OWS(vend[-1]); vend--)
-            ;
+        if (*p != (unsigned char)*v)
+            FAIL(400, *p == '\n' ? "bare LF" : "invalid HTTP version");
+    }
+    if (p == end)
+        MORE();
+    if (*p < '0' || *p > '9')
+        FAIL(400, "invalid HTTP version");
+    major = *p++ - '0';
+    if (p == end)
+        MORE();
+    if (*p != '.')
+        FAIL(400, "invalid HTTP version");
+    if (++p == end)
+        MORE();
+    if (*p < '0' || *p > '9')
+        FAIL(400, "invalid HTTP version");
+    resp->minor_version = *p++ - '0';
+    if (p == end)
+        MORE();
+    if (*p != ' ')
+        FAIL(400, "invalid HTTP version");
+    if (major != 1)
+        FAIL(505, "HTTP version not supported");
+
+    /* status-code = 3DIGIT, from 100 (RFC 9110 15) */
+    for (int i = 0; i < 3; i++) {
         if (++p == end)
             MORE();
-        if (*p != '\n')
-            FAIL(400, "bare CR");
-        h->value.ptr = (const char *)start;
-        h->value.len = (size_t)(vend - start);
-        req->num_headers++;
+        if (*p < '0' || *p > '9' || (i == 0 && *p == '0'))
+            FAIL(400, "invalid status code");
+        status = status * 10 + (*p - '0');
+    }
+    if (++p == end)
+        MORE();
+    /* SP [ reason-phrase ]: the SP may be missing too ("HTTP/1.1 200"),
+     * which servers send and which is unambiguous. */
+    if (*p == ' ') {
         p++;
+    } else if (*p != '\r') {
+        FAIL(400, *p == '\n' ? "bare LF" : "invalid status code");
+    }
+    start = p;
+    p = scan_value(p, end);
+    if (p == end)
+        MORE();
+    if (*p != '\r')
+        FAIL(400, *p == '\n' ? "bare LF" : "invalid character in reason phrase");
+    resp->reason.ptr = (const char *)start;
+    resp->reason.len = (size_t)(p - start);
+    if (++p == end)
+        MORE();
+    if (*p != '\n')
+        FAIL(400, "bare CR");
+    resp->status = status;
+    p++;
+
+    /* The same field rules as a request, obs-fold aside (RFC 9112 5.2). */
+    {
+        fields_state fs = {resp->headers, resp->max_headers, 0, 0, 0, NULL,
+                           NULL};
+        int n = flags & GUST_HTTP1_FIELDS_OBS_FOLD
+                    ? parse_fields(b, p, end, GUST_HTTP1_FIELDS_OBS_FOLD, &fs)
+                    : parse_fields(b, p, end, 0, &fs);
+        resp->num_headers = fs.num_headers;
+        resp->num_folded = fs.num_folded;
+        if (n == GUST_HTTP1_INCOMPLETE)
+            return resp_more(resp, len, max_head, fs.at, b);
+        if (n == GUST_HTTP1_ERROR)
+            return resp_fail(resp, fs.status, fs.reason, fs.at, b);
+        return n;
     }
 }
 
@@ -424,11 +669,77 @@ static const char *parse_content_length(gust__http1_slice v, uint64_t *value,
     }
 }
 
+/* Transfer-Encoding, over every field of that name: several fields form
+ * one list, in order (RFC 9110 5.3). */
+typedef struct te_list {
+    bool seen;          /* a Transfer-Encoding field */
+    bool chunked_last;  /* the last coding so far is chunked, no parameters */
+    bool other;         /* a coding other than chunked */
+    const char *error;  /* why the list is not acceptable in a request */
+} te_list;
+
+/* transfer-coding = token *( OWS ";" OWS parameter ). Every member is
+ * looked at even after an error, since a response needs the final one. */
+static void te_list_add(te_list *te, gust__http1_slice v)
+{
+    const char *p = v.ptr, *end = p + v.len;
+    gust__http1_slice e;
+
+    te->seen = true;
+    while (list_next(&p, end, &e)) {
+        size_t n = token_len(e.ptr, e.len), k = n;
+        bool chunked = slice_is(e.ptr, n, "chunked", 7);
+
+        while (k < e.len && IS_OWS(e.ptr[k]))
+            k++;
+        if (te->error)
+            ;
+        else if (n == 0 || (k < e.len && e.ptr[k] != ';'))
+            te->error = "invalid Transfer-Encoding";
+        else if (te->chunked_last)
+            te->error = "chunked is not the final transfer coding";
+        else if (chunked && n != e.len)
+            te->error = "parameters on chunked coding";
+        te->chunked_last = chunked && n == e.len;
+        if (!chunked)
+            te->other = true;
+    }
+}
+
+/* Connection tokens (RFC 9110 7.6.1). Returns false on a member that is not
+ * a token (the request rule; responses ignore it). */
+static bool connection_list(gust__http1_slice v, gust__http1_framing *out)
+{
+    const char *p = v.ptr, *end = p + v.len;
+    gust__http1_slice e;
+    bool ok = true;
+
+    while (list_next(&p, end, &e)) {
+        if (token_len(e.ptr, e.len) != e.len)
+            ok = false;
+        else if (SLICE_IS(e, "close"))
+            out->connection_close = 1;
+        else if (SLICE_IS(e, "keep-alive"))
+            out->connection_keep_alive = 1;
+        else if (SLICE_IS(e, "upgrade"))
+            out->connection_upgrade = 1;
+    }
+    return ok;
+}
+
+/* RFC 9112 9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with
+ * "keep-alive". */
+static unsigned char keep_alive(int minor_version, const gust__http1_framing *f)
+{
+    return minor_version >= 1 ? !f->connection_close
+                              : f->connection_keep_alive && !f->connection_close;
+}
+
 int gust__http1_request_framing(const gust__http1_request *req,
                                 gust__http1_framing *out)
 {
-    bool has_cl = false, has_te = false, te_chunked_last = false;
-    bool te_other = false;
+    bool has_cl = false;
+    te_list te = {false, false, false, NULL};
     unsigned hosts = 0;
     uint64_t cl = 0;
 
@@ -463,16 +774,8 @@ int gust__http1_request_framing(const gust__http1_request *req,
         case 10:
             if (!SLICE_IS(h->name, "connection"))
                 break;
-            while (list_next(&p, end, &e)) {
-                if (token_len(e.ptr, e.len) != e.len)
-                    return framing_fail(out, 400, "invalid Connection value");
-                if (SLICE_IS(e, "close"))
-                    out->connection_close = 1;
-                else if (SLICE_IS(e, "keep-alive"))
-                    out->connection_keep_alive = 1;
-                else if (SLICE_IS(e, "upgrade"))
-                    out->connection_upgrade = 1;
-            }
+            if (!connection_list(h->value, out))
+                return framing_fail(out, 400, "invalid Connection value");
             break;
         case 14: {
             const char *err;
@@ -485,34 +788,16 @@ int gust__http1_request_framing(const gust__http1_request *req,
         case 17:
             if (!SLICE_IS(h->name, "transfer-encoding"))
                 break;
-            /* Several fields form one list, in order (RFC 9110 5.3). */
-            has_te = true;
-            while (list_next(&p, end, &e)) {
-                size_t n = token_len(e.ptr, e.len), k = n;
-                while (k < e.len && IS_OWS(e.ptr[k]))
-                    k++;
-                /* transfer-coding = token *( OWS ";" OWS parameter ) */
-                if (n == 0 || (k < e.len && e.ptr[k] != ';'))
-                    return framing_fail(out, 400, "invalid Transfer-Encoding");
-                if (te_chunked_last)
-                    return framing_fail(out, 400,
-                                        "chunked is not the final transfer coding");
-                if (slice_is(e.ptr, n, "chunked", 7)) {
-                    if (n != e.len)
-                        return framing_fail(out, 400,
-                                            "parameters on chunked coding");
-                    te_chunked_last = true;
-                } else {
-                    te_other = true;
-                }
-            }
+            te_list_add(&te, h->value);
+            if (te.error)
+                return framing_fail(out, 400, te.error);
             break;
         default:
             break;
         }
     }
 
-    if (has_te) {
+    if (te.seen) {
         /* RFC 9112 6.1: Transfer-Encoding in 1.0 means faulty framing; with
          * Content-Length it is the classic smuggling vector: reject both. */
         if (req->minor_version == 0)
@@ -520,10 +805,10 @@ int gust__http1_request_framing(const gust__http1_request *req,
         if (has_cl)
             return framing_fail(out, 400,
                                 "both Transfer-Encoding and Content-Length");
-        if (!te_chunked_last)
+        if (!te.chunked_last)
             return framing_fail(out, 400,
                                 "chunked is not the final transfer coding");
-        if (te_other)
+        if (te.other)
             return framing_fail(out, 501, "transfer coding not implemented");
         out->body = GUST_HTTP1_BODY_CHUNKED;
     } else if (has_cl) {
@@ -532,8 +817,59 @@ int gust__http1_request_framing(const gust__http1_request *req,
     }
     if (hosts == 0 && req->minor_version == 1)
         return framing_fail(out, 400, "missing Host field");
-    out->keep_alive = req->minor_version == 1 ? !out->connection_close
-                      : out->connection_keep_alive && !out->connection_close;
+    out->keep_alive = keep_alive(req->minor_version, out);
+    return 0;
+}
+
+int gust__http1_response_framing(const gust__http1_response *resp,
+                                 gust__http1_slice method,
+                                 gust__http1_framing *out)
+{
+    bool has_cl = false;
+    te_list te = {false, false, false, NULL};
+    const char *cl_error = NULL;
+    uint64_t cl = 0;
+    int status = resp->status;
+
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < resp->num_headers; i++) {
+        const gust__http1_header *h = &resp->headers[i];
+
+        if (h->name.len == 10 && SLICE_IS(h->name, "connection"))
+            (void)connection_list(h->value, out);
+        else if (h->name.len == 14 && SLICE_IS(h->name, "content-length") &&
+                 !cl_error)
+            cl_error = parse_content_length(h->value, &cl, &has_cl);
+        else if (h->name.len == 17 && SLICE_IS(h->name, "transfer-encoding"))
+            te_list_add(&te, h->value);
+    }
+    out->keep_alive = keep_alive(resp->minor_version, out);
+
+    /* RFC 9112 6.3 items 1 and 2: these never have a body, whatever the
+     * fields say. */
+    if ((method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0) ||
+        status < 200 || status == 204 || status == 304 ||
+        (status < 300 && method.len == 7 && memcmp(method.ptr, "CONNECT", 7) == 0))
+        return 0;
+    if (te.seen) {
+        /* Item 3: chunked last, else until close; Transfer-Encoding wins
+         * over Content-Length, but such a response (or one in 1.0, RFC
+         * 9112 6.1) may be a smuggling attempt: not reused. */
+        out->body = te.chunked_last ? GUST_HTTP1_BODY_CHUNKED
+                                    : GUST_HTTP1_BODY_CLOSE;
+        if (has_cl || cl_error || resp->minor_version == 0)
+            out->keep_alive = 0;
+    } else if (cl_error) {
+        /* Item 5: an invalid length is unrecoverable, never a guess. */
+        return framing_fail(out, 400, cl_error);
+    } else if (has_cl) {
+        out->body = GUST_HTTP1_BODY_LENGTH;
+        out->content_length = cl;
+    } else {
+        out->body = GUST_HTTP1_BODY_CLOSE; /* item 8 */
+    }
+    if (out->body == GUST_HTTP1_BODY_CLOSE)
+        out->keep_alive = 0;
     return 0;
 }
 

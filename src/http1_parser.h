@@ -1,7 +1,7 @@
-/* Gust's HTTP/1 request parser: strict (RFC 9110, RFC 9112), zero-copy,
+/* Gust's HTTP/1 parser: strict (RFC 9110, RFC 9112), zero-copy,
  * allocation-free, pure functions over bytes. Not installed.
  *
- * Three pieces, used in this order by the HTTP/1 connection:
+ * Requests, used in this order by the HTTP/1 server connection:
  *   1. gust__http1_parse_request() parses the request head (request line and
  *      header fields) into slices of the caller's buffer;
  *   2. gust__http1_request_framing() decides how the body is delimited (none,
@@ -9,12 +9,22 @@
  *      Expect, Host), rejecting every ambiguity a smuggling attack relies on;
  *   3. gust__http1_chunked_decode() decodes a chunked body incrementally, in
  *      place.
+ * Responses, used the same way by the HTTP client:
+ *   1. gust__http1_parse_response() parses the status line and the fields;
+ *   2. gust__http1_response_framing() applies RFC 9112 section 6.3 (no body,
+ *      Content-Length, chunked or until close) given the request method;
+ *   3. gust__http1_chunked_decode(), as for requests.
+ * Both heads share one field-section parser, gust__http1_parse_fields(), so
+ * the two directions follow the same field-line rules; they differ only
+ * where RFC 9112 does: obs-fold (section 5.2) may be accepted in responses.
  *
  * Errors never depend on bytes past the one in error, so feeding the same
  * byte stream in any number of pieces gives the same final result as feeding
- * it whole. On error the caller answers with the status stored in the result
- * (400, 413, 431, 501 or 505) and closes the connection. docs/http1_parser.md
- * lists every rule with its RFC section.
+ * it whole. On a request error the caller answers with the status stored in
+ * the result (400, 413, 431, 501 or 505) and closes the connection; a
+ * response error carries the status a server would give the same fault in a
+ * request, for the log. docs/http1_parser.md lists every rule with its RFC
+ * section.
  */
 #ifndef GUST_HTTP1_PARSER_H
 #define GUST_HTTP1_PARSER_H
@@ -54,6 +64,57 @@ typedef struct gust__http1_header {
     gust__http1_slice name;
     gust__http1_slice value;
 } gust__http1_header;
+
+/* Flags for the field-section parser. */
+enum {
+    /* Accept obs-fold (a field line continued on a line that starts with SP
+     * or HTAB, RFC 9112 section 5.2) as part of the previous field's value,
+     * which then spans the fold: see gust__http1_unfold(). Without it a line
+     * starting with SP or HTAB is an error (400), as in requests. A line
+     * starting with whitespace right after the start line is always an
+     * error (RFC 9112 section 2.2). */
+    GUST_HTTP1_FIELDS_OBS_FOLD = 1
+};
+
+/* The field section of a head, for gust__http1_parse_fields(). The caller
+ * sets headers, max_headers and flags; the parser sets the rest. */
+typedef struct gust__http1_fields {
+    gust__http1_header *headers; /* caller's array, filled in received order */
+    size_t max_headers;          /* its length: one more field gives 431 */
+    unsigned flags;              /* GUST_HTTP1_FIELDS_* */
+    size_t num_headers;          /* entries used in headers[] */
+    size_t num_folded;           /* fields whose value holds an obs-fold */
+    int error_status;            /* 400 or 431 after GUST_HTTP1_ERROR */
+    const char *error_reason;    /* static text for the log, after an error */
+    size_t error_offset;         /* offset in buf of the deciding byte */
+} gust__http1_fields;
+
+/* Parses the field section *( field-line CRLF ) CRLF (RFC 9112 section 5)
+ * that starts at buf + off, where buf is the start of the head (off is the
+ * length of the start line, CRLF included). Request and response heads both
+ * use it; the rules are the table "Fields" of docs/http1_parser.md.
+ *
+ * max_head bounds the whole head, buf[0..max_head) (values above INT_MAX are
+ * treated as INT_MAX). Returns the head length (> 0, from buf, final CRLF
+ * included), GUST_HTTP1_INCOMPLETE when every byte so far is valid but the
+ * section is not complete, or GUST_HTTP1_ERROR with f->error_status:
+ *   400 bare CR or LF, CTL other than HTAB in a value, whitespace before a
+ *       colon, empty or invalid field name, line starting with SP or HTAB
+ *       (unless it is an obs-fold and GUST_HTTP1_FIELDS_OBS_FOLD is set);
+ *   431 head over max_head, or more than f->max_headers fields.
+ * Names and values are slices of buf; a value has its leading and trailing
+ * whitespace (and, with obs-fold, the folds around it) removed. buf is never
+ * read past len. */
+int gust__http1_parse_fields(const char *buf, size_t len, size_t off,
+                             size_t max_head, gust__http1_fields *f);
+
+/* Replaces, in place, each CR and LF of a field value by SP. Applied to a
+ * value that gust__http1_parse_fields() returned with obs-fold accepted
+ * (num_folded > 0; a value holds a CR only if it was folded), it yields
+ * the value RFC 9112 section 5.2 asks a user agent to interpret: each
+ * obs-fold replaced by SP octets (the value keeps its length). The caller
+ * must own the bytes: parse a copy it may write to. */
+void gust__http1_unfold(char *value, size_t len);
 
 /* The parsed request head. All slices point into the parsed buffer; nothing
  * is allocated, so the struct can be reused for every request of a
@@ -100,14 +161,16 @@ typedef struct gust__http1_request {
 int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
                               size_t max_head, gust__http1_request *req);
 
-/* How the request body is delimited (RFC 9112 section 6.3). */
+/* How a message body is delimited (RFC 9112 section 6.3). */
 typedef enum gust__http1_body {
     GUST_HTTP1_BODY_NONE,    /* no body: the next request follows the head */
     GUST_HTTP1_BODY_LENGTH,  /* exactly content_length bytes (may be 0) */
-    GUST_HTTP1_BODY_CHUNKED  /* Transfer-Encoding: chunked */
+    GUST_HTTP1_BODY_CHUNKED, /* Transfer-Encoding: chunked */
+    GUST_HTTP1_BODY_CLOSE    /* responses only: until the server closes */
 } gust__http1_body;
 
-/* What gust__http1_request_framing() found. */
+/* What gust__http1_request_framing() or gust__http1_response_framing()
+ * found. For responses host, expect_continue and expect_other stay 0. */
 typedef struct gust__http1_framing {
     gust__http1_body body;
     uint64_t content_length;     /* valid when body == GUST_HTTP1_BODY_LENGTH */
@@ -139,6 +202,70 @@ typedef struct gust__http1_framing {
  * are accepted as one. */
 int gust__http1_request_framing(const gust__http1_request *req,
                                 gust__http1_framing *out);
+
+/* The parsed response head. The caller sets headers and max_headers (its
+ * own array, of any length) before each parse; all slices point into the
+ * parsed buffer. Fields are meaningful only after a call returned > 0,
+ * except error_status, error_reason and error_offset after an error. */
+typedef struct gust__http1_response {
+    int minor_version;           /* the digit after "HTTP/1." (0-9) */
+    int status;                  /* status code, 100-999 */
+    gust__http1_slice reason;    /* reason-phrase as received, may be empty */
+    gust__http1_header *headers; /* caller's array, filled in received order */
+    size_t max_headers;          /* its length: one more field gives 431 */
+    size_t num_headers;          /* entries used in headers[] */
+    size_t num_folded;           /* fields whose value holds an obs-fold */
+    int error_status;            /* 400, 431 or 505 after GUST_HTTP1_ERROR */
+    const char *error_reason;    /* static text for the log, after an error */
+    size_t error_offset;         /* offset of the byte that decided the error */
+} gust__http1_response;
+
+/* Parses the response head at the start of buf[0..len): the status line
+ * HTTP-version SP 3DIGIT SP reason-phrase CRLF (RFC 9112 section 4), then
+ * the fields with gust__http1_parse_fields() and flags (0, or
+ * GUST_HTTP1_FIELDS_OBS_FOLD for a user agent, RFC 9112 section 5.2).
+ *
+ * The version must be "HTTP/1." DIGIT (case-sensitive); the status code
+ * three digits from 100 to 999; the reason-phrase may be empty, and the SP
+ * before it may be missing ("HTTP/1.1 200" CRLF, which servers send). No
+ * empty line may precede the status line. max_head and prev_len work as in
+ * gust__http1_parse_request().
+ *
+ * Returns the head length (> 0; the body starts at buf + result),
+ * GUST_HTTP1_INCOMPLETE, or GUST_HTTP1_ERROR with resp->error_status:
+ *   400 malformed status line (version syntax, status code, a byte outside
+ *       HTAB / SP / VCHAR / obs-text in the reason, bare CR or LF) or
+ *       field section (see gust__http1_parse_fields());
+ *   431 head over max_head or more than resp->max_headers fields;
+ *   505 well-formed version whose major number is not 1 ("HTTP/2.0").
+ * Slices in resp point into buf; buf is never read past len. */
+int gust__http1_parse_response(const char *buf, size_t len, size_t prev_len,
+                               size_t max_head, unsigned flags,
+                               gust__http1_response *resp);
+
+/* Decides how the body of a response parsed by gust__http1_parse_response()
+ * is delimited (RFC 9112 section 6.3), given the method of the request it
+ * answers (a token, e.g. "GET"), and reads Connection:
+ *   - a response to HEAD, a 1xx, 204 or 304, a 2xx to CONNECT: no body,
+ *     whatever the fields say (Content-Length is not even checked);
+ *   - Transfer-Encoding whose final coding is chunked (without parameters):
+ *     GUST_HTTP1_BODY_CHUNKED; any other Transfer-Encoding:
+ *     GUST_HTTP1_BODY_CLOSE. Content-Length is then ignored, but the
+ *     connection is not reused (keep_alive 0), nor after Transfer-Encoding
+ *     in an HTTP/1.0 response (RFC 9112 section 6.1);
+ *   - Content-Length (several values must all be equal):
+ *     GUST_HTTP1_BODY_LENGTH with content_length (may be 0);
+ *   - otherwise GUST_HTTP1_BODY_CLOSE.
+ * keep_alive is HTTP/1.1 (or 1.x above) without "close", or HTTP/1.0 with
+ * "keep-alive" and without "close", and never with BODY_CLOSE. Connection
+ * members that are not tokens are ignored.
+ *
+ * Returns 0 with *out filled, or GUST_HTTP1_ERROR with out->error_status
+ * 400: Content-Length not 1*DIGIT, above GUST_HTTP1_MAX_CONTENT_LENGTH, or
+ * several differing values, when it decides the framing. */
+int gust__http1_response_framing(const gust__http1_response *resp,
+                                 gust__http1_slice method,
+                                 gust__http1_framing *out);
 
 /* State of an incremental chunked body decoder (RFC 9112 section 7.1).
  * Initialise with gust__http1_chunked_init(); the fields are private. */

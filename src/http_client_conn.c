@@ -413,74 +413,6 @@ void gust__hc_send_request(gust__hc_fetch *f)
 
 /* ---- The response head ---------------------------------------------------- */
 
-static bool is_ows(char ch) { return ch == ' ' || ch == '\t'; }
-
-/* Strips optional whitespace (SP, HTAB) from both ends. */
-static gust_str trim(gust_str s)
-{
-    while (s.len && is_ows(s.ptr[0])) {
-        s.ptr++;
-        s.len--;
-    }
-    while (s.len && is_ows(s.ptr[s.len - 1]))
-        s.len--;
-    return s;
-}
-
-/* True when a comma-separated field (every line named name) holds token. */
-/* Connection is a list ("keep-alive, Upgrade") and may be repeated. */
-static bool list_has(const gust_http_headers *h, gust_str name, gust_str token)
-{
-    size_t cur = 0;
-    gust_str v;
-    while (gust_http_headers_next(h, name, &cur, &v)) {
-        while (v.len) {
-            const char *comma = memchr(v.ptr, ',', v.len);
-            size_t n = comma ? (size_t)(comma - v.ptr) : v.len;
-            if (gust_str_eq_nocase(trim(gust_str_make(v.ptr, n)), token))
-                return true;
-            v.ptr += comma ? n + 1 : n;
-            v.len -= comma ? n + 1 : n;
-        }
-    }
-    return false;
-}
-
-/* Content-Length: every occurrence and list member must be the same
- * number. Returns 1 with *out, 0 when absent, -1 when malformed. */
-/* RFC 9110 8.6: a list of equal values is one value; unequal ones make
- * the framing unknowable, which is an error (never a guess). */
-static int content_length(const gust_http_headers *h, uint64_t *out)
-{
-    size_t cur = 0;
-    gust_str v;
-    int found = 0;
-    while (gust_http_headers_next(h, GUST_STR("Content-Length"), &cur, &v)) {
-        while (true) {
-            const char *comma = memchr(v.ptr, ',', v.len);
-            size_t n = comma ? (size_t)(comma - v.ptr) : v.len;
-            gust_str e = trim(gust_str_make(v.ptr, n));
-            uint64_t x = 0;
-            if (!e.len || e.len > 18)
-                return -1;
-            for (size_t i = 0; i < e.len; i++) {
-                if (e.ptr[i] < '0' || e.ptr[i] > '9')
-                    return -1;
-                x = x * 10 + (uint64_t)(e.ptr[i] - '0');
-            }
-            if (found && x != *out)
-                return -1;
-            *out = x;
-            found = 1;
-            if (!comma)
-                break;
-            v.ptr += n + 1;
-            v.len -= n + 1;
-        }
-    }
-    return found;
-}
-
 /* Calls the header callback on one line. Returns false if f ended. */
 static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
 {
@@ -491,69 +423,107 @@ static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
     return gust__hc_user_leave(f);
 }
 
-/* Parses the head into f->resp. Returns 0, GONE, or GUST_EPROTO (with
- * f->error_detail) / -ENOMEM. */
-/* The head is copied into the response's arena first, so that header
- * slices stay valid as long as the response. Strict like the server's
- * parser: bare CR or LF, obs-fold, bad names or values are errors. */
-static int parse_head(gust__hc_fetch *f, const char *data, size_t len)
+/* RFC 9112 5.2 asks a user agent to replace each obs-fold by SP rather than
+ * reject the response; the parser and the code below can do that with
+ * GUST_HTTP1_FIELDS_OBS_FOLD. The client still rejects obs-fold (0), as it
+ * always has and as tests/test_http_client.c expects, until that test is
+ * changed with the flag. */
+#define RESPONSE_FIELD_FLAGS 0
+
+/* Header slots on the stack; a response with more fields uses the heap. */
+#define HEAD_SLOTS 32
+
+/* The parsed head into f->resp (header callback called line by line), and
+ * its framing into *fr. Returns 0, GONE, or GUST_EPROTO (with
+ * f->error_detail) / -ENOMEM. head is the response's own copy (so header
+ * slices live as long as the response, and folds can be undone in place);
+ * pr->headers has room for every line. */
+static int take_head(gust__hc_fetch *f, char *head, size_t len,
+                     gust__http1_response *pr, gust__http1_framing *fr)
+{
+    gust_http_response *r = f->resp;
+    int n = gust__http1_parse_response(head, len, 0, SIZE_MAX,
+                                       RESPONSE_FIELD_FLAGS, pr);
+    /* The stream delivered up to the first CRLF CRLF: a valid head ends
+     * exactly there. */
+    if (n < 0 || (size_t)n != len) {
+        f->error_detail = gust_arena_sprintf(
+            &f->arena, "malformed response head: %s",
+            n == GUST_HTTP1_ERROR ? pr->error_reason : "incomplete");
+        if (!f->error_detail)
+            f->error_detail = "malformed response head";
+        return GUST_EPROTO;
+    }
+    r->version_minor = pr->minor_version;
+    r->code = pr->status;
+    r->reason = gust_str_dup(&r->arena, gust_str_make(pr->reason.ptr,
+                                                      pr->reason.len));
+    if (!r->reason)
+        return -ENOMEM;
+    const char *lf = memchr(head, '\n', len); /* the status line's end */
+    if (!header_line(f, head, (size_t)(lf + 1 - head)))
+        return GONE;
+    for (size_t i = 0; i < pr->num_headers; i++) {
+        const gust__http1_header *h = &pr->headers[i];
+        /* A field's line (or lines, folded) runs to the next field's name,
+         * or to the final CRLF. */
+        const char *next = i + 1 < pr->num_headers ? pr->headers[i + 1].name.ptr
+                                                   : head + len - 2;
+        /* Unfolding the whole line (its own CRLF aside) also gives the
+         * header callback a folded field as one line. */
+        if (pr->num_folded) {
+            const char *after_name = h->name.ptr + h->name.len;
+            gust__http1_unfold(head + (after_name - head),
+                               (size_t)(next - 2 - after_name));
+        }
+        if (gust_http_headers_add(&r->headers,
+                                  gust_str_make(h->name.ptr, h->name.len),
+                                  gust_str_make(h->value.ptr, h->value.len),
+                                  GUST_HEADER_TRUSTED) < 0)
+            return -ENOMEM;
+        if (!header_line(f, h->name.ptr, (size_t)(next - h->name.ptr)))
+            return GONE;
+    }
+    if (!header_line(f, "\r\n", 2))
+        return GONE;
+    if (gust__http1_response_framing(
+            pr, (gust__http1_slice){f->method, strlen(f->method)}, fr) < 0) {
+        f->error_detail = fr->error_reason;
+        return GUST_EPROTO;
+    }
+    return 0;
+}
+
+/* Parses the head with the server's own parser (src/http1_parser.c), so
+ * both directions follow the same field rules: bare CR or LF, NUL and other
+ * CTLs, bad names, whitespace before a colon are errors. */
+static int parse_head(gust__hc_fetch *f, const char *data, size_t len,
+                      gust__http1_framing *fr)
 {
     gust_http_response *r = f->resp;
     char *head = gust_arena_memdup(&r->arena, data, len);
     if (!head)
         return -ENOMEM;
     gust_http_headers_clear(&r->headers);
-    const char *p = head, *end = head + len - 2; /* at the final CRLF */
-    const char *eol = memchr(p, '\r', (size_t)(end - p) + 1);
-    if (!eol || eol[1] != '\n') {
-        f->error_detail = "bad status line";
-        return GUST_EPROTO;
-    }
-    gust_str reason;
-    if (gust_http_parse_response_start_line(gust_str_make(p, (size_t)(eol - p)),
-                                            &r->version_minor, &r->code,
-                                            &reason) < 0) {
-        f->error_detail = "bad status line";
-        return GUST_EPROTO;
-    }
-    r->reason = gust_str_dup(&r->arena, reason);
-    if (!r->reason)
-        return -ENOMEM;
-    if (!header_line(f, p, (size_t)(eol - p) + 2))
-        return GONE;
-    p = eol + 2;
-    while (p < end) {
-        eol = memchr(p, '\r', (size_t)(end - p) + 1);
-        if (!eol || eol[1] != '\n' || memchr(p, '\n', (size_t)(eol - p))) {
-            f->error_detail = "bare CR or LF in the response head";
-            return GUST_EPROTO;
-        }
-        if (is_ows(*p)) {
-            f->error_detail = "obsolete line folding in the response head";
-            return GUST_EPROTO;
-        }
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        gust_str name = gust_str_make(p, colon ? (size_t)(colon - p) : 0);
-        if (!colon || !gust_http_token_valid(name)) {
-            f->error_detail = "malformed header line";
-            return GUST_EPROTO;
-        }
-        gust_str value = trim(gust_str_make(colon + 1,
-                                            (size_t)(eol - colon - 1)));
-        if (!gust_http_header_value_valid(value)) {
-            f->error_detail = "invalid header value";
-            return GUST_EPROTO;
-        }
-        if (gust_http_headers_add(&r->headers, name, value,
-                                  GUST_HEADER_TRUSTED) < 0)
+    /* A field takes at least one line, so there are fewer fields than LFs:
+     * the parser can never run out of slots (the size limit is the
+     * client's max_header_size, enforced by the stream). */
+    size_t lines = 0;
+    for (const char *q = head; (q = memchr(q, '\n', (size_t)(head + len - q)));
+         q++)
+        lines++;
+    gust__http1_header stack[HEAD_SLOTS];
+    gust__http1_response pr = {.headers = stack, .max_headers = HEAD_SLOTS};
+    if (lines > HEAD_SLOTS) {
+        pr.headers = malloc(lines * sizeof *pr.headers);
+        if (!pr.headers)
             return -ENOMEM;
-        if (!header_line(f, p, (size_t)(eol - p) + 2))
-            return GONE;
-        p = eol + 2;
+        pr.max_headers = lines;
     }
-    if (!header_line(f, "\r\n", 2))
-        return GONE;
-    return 0;
+    int rc = take_head(f, head, len, &pr, fr);
+    if (pr.headers != stack)
+        free(pr.headers);
+    return rc;
 }
 
 static bool is_redirect(int code)
@@ -563,56 +533,33 @@ static bool is_redirect(int code)
 }
 
 /* After the head: framing, keep-alive, redirect, decoding. Returns 0 or a
- * negative code (f->error_detail set). */
-/* RFC 9112 6.3 for responses: HEAD, 204 and 304 have no body whatever
- * their headers say; chunked wins over Content-Length (and then the
- * connection is not trusted again); no length at all means "until the
- * server closes". */
-static int prepare_body(gust__hc_fetch *f)
+ * negative code (f->error_detail set). The framing (RFC 9112 6.3) comes
+ * from gust__http1_response_framing(): HEAD, 204 and 304 have no body;
+ * chunked last means chunked (with a Content-Length too, the connection is
+ * not trusted again); no length at all means "until the server closes". */
+static int prepare_body(gust__hc_fetch *f, const gust__http1_framing *fr)
 {
     gust_http_response *r = f->resp;
     const gust_http_headers *h = &r->headers;
     int code = r->code;
-
-    if (r->version_minor >= 1)
-        f->keep_alive = !list_has(h, GUST_STR("Connection"), GUST_STR("close"));
-    else
-        f->keep_alive = list_has(h, GUST_STR("Connection"),
-                                 GUST_STR("keep-alive"));
-
     uint64_t cl = 0;
-    int has_cl = content_length(h, &cl);
-    if (f->head_request || code == 204 || code == 304) {
+
+    f->keep_alive = fr->keep_alive;
+    switch (fr->body) {
+    case GUST_HTTP1_BODY_NONE:
         f->body_mode = GUST__HC_BODY_NONE;
-    } else if (gust_http_headers_has(h, GUST_STR("Transfer-Encoding"))) {
-        /* RFC 9112 6.3: chunked last means chunked; anything else runs to
-         * the close. With a Content-Length too, the connection is
-         * suspect and not kept. */
-        gust_str te;
-        if (gust_http_headers_get_joined(h, GUST_STR("Transfer-Encoding"),
-                                         &te) < 0)
-            return -ENOMEM;
-        const char *last = te.ptr + te.len;
-        while (last > te.ptr && last[-1] != ',')
-            last--;
-        if (gust_str_eq_nocase(trim(gust_str_make(last, (size_t)(te.ptr + te.len - last))),
-                               GUST_STR("chunked"))) {
-            f->body_mode = GUST__HC_BODY_CHUNKED;
-            gust__http1_chunked_init(&f->chunked, UINT64_MAX, MAX_TRAILER);
-        } else {
-            f->body_mode = GUST__HC_BODY_CLOSE;
-            f->keep_alive = false;
-        }
-        if (has_cl)
-            f->keep_alive = false;
-    } else if (has_cl < 0) {
-        f->error_detail = "invalid Content-Length";
-        return GUST_EPROTO;
-    } else if (has_cl) {
+        break;
+    case GUST_HTTP1_BODY_LENGTH:
+        cl = fr->content_length;
         f->body_mode = cl ? GUST__HC_BODY_LENGTH : GUST__HC_BODY_NONE;
-    } else {
+        break;
+    case GUST_HTTP1_BODY_CHUNKED:
+        f->body_mode = GUST__HC_BODY_CHUNKED;
+        gust__http1_chunked_init(&f->chunked, UINT64_MAX, MAX_TRAILER);
+        break;
+    case GUST_HTTP1_BODY_CLOSE:
         f->body_mode = GUST__HC_BODY_CLOSE;
-        f->keep_alive = false;
+        break;
     }
 
     if (is_redirect(code) && f->max_redirects >= 0) {
@@ -632,7 +579,7 @@ static int prepare_body(gust__hc_fetch *f)
 
     gust_str ce = gust_http_headers_get_first(h, GUST_STR("Content-Encoding"));
     if (f->decompress && f->body_mode != GUST__HC_BODY_NONE && ce.ptr &&
-        gust_str_eq_nocase(trim(ce), GUST_STR("gzip")) && !f->discard_body) {
+        gust_str_eq_nocase(ce, GUST_STR("gzip")) && !f->discard_body) {
         memset(&f->z, 0, sizeof f->z);
         if (inflateInit2(&f->z, 16 + MAX_WBITS) != Z_OK)
             return -ENOMEM;
@@ -689,7 +636,8 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
                                 "connection closed before the response head");
         return;
     }
-    int rc = parse_head(f, data, len);
+    gust__http1_framing fr;
+    int rc = parse_head(f, data, len, &fr);
     if (rc == GONE)
         return;
     if (rc == 0 && f->resp->code == 101) {
@@ -709,7 +657,7 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
             gust__hc_attempt_failed(f, rc, "reading the response head");
         return;
     }
-    rc = prepare_body(f);
+    rc = prepare_body(f, &fr);
     if (rc < 0) {
         gust__hc_attempt_failed(f, rc, f->error_detail);
         return;

@@ -1,6 +1,7 @@
-/* HTTP/1 request parser: valid and malformed tables (RFC 9110/9112 and
+/* HTTP/1 parser: valid and malformed tables (RFC 9110/9112 and
  * request-smuggling classics), split-invariance properties, guard-page
- * over-read checks, and the chunked decoder. */
+ * over-read checks, and the chunked decoder, for requests; the same for
+ * response heads and their framing (the HTTP client's side). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -663,6 +664,501 @@ static void test_guard_page(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Responses: status line, the shared field rules, obs-fold, framing */
+
+#define RESP_SLOTS 16
+#define FOLD GUST_HTTP1_FIELDS_OBS_FOLD
+
+typedef struct resp_buf {
+    gust__http1_response r;
+    gust__http1_header slots[RESP_SLOTS];
+} resp_buf;
+
+static int parse_resp(const char *buf, size_t len, size_t prev, size_t max_head,
+                      unsigned flags, resp_buf *rb)
+{
+    rb->r.headers = rb->slots;
+    rb->r.max_headers = RESP_SLOTS;
+    return gust__http1_parse_response(buf, len, prev, max_head, flags, &rb->r);
+}
+
+static void assert_same_response(int n1, const gust__http1_response *a,
+                                 const char *abuf, int n2,
+                                 const gust__http1_response *b,
+                                 const char *bbuf)
+{
+    assert_int_equal(n1, n2);
+    if (n1 == GUST_HTTP1_ERROR) {
+        assert_int_equal(a->error_status, b->error_status);
+        assert_int_equal(a->error_offset, b->error_offset);
+        assert_string_equal(a->error_reason, b->error_reason);
+    }
+    if (n1 <= 0)
+        return;
+    assert_int_equal(a->minor_version, b->minor_version);
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->reason.ptr - abuf, b->reason.ptr - bbuf);
+    assert_int_equal(a->reason.len, b->reason.len);
+    assert_int_equal(a->num_headers, b->num_headers);
+    assert_int_equal(a->num_folded, b->num_folded);
+    for (size_t i = 0; i < a->num_headers; i++) {
+        assert_int_equal(a->headers[i].name.ptr - abuf, b->headers[i].name.ptr - bbuf);
+        assert_int_equal(a->headers[i].name.len, b->headers[i].name.len);
+        assert_int_equal(a->headers[i].value.ptr - abuf, b->headers[i].value.ptr - bbuf);
+        assert_int_equal(a->headers[i].value.len, b->headers[i].value.len);
+    }
+}
+
+struct resp_case {
+    const char *raw;
+    size_t len;
+    unsigned flags;
+    int minor, status;
+    const char *reason;
+    size_t num_headers, num_folded;
+    const char *headers[8][2]; /* values as interpreted (unfolded) */
+};
+
+#define NGINX_200                                                              \
+    "HTTP/1.1 200 OK\r\n"                                                      \
+    "Server: nginx/1.24.0\r\n"                                                 \
+    "Date: Mon, 23 Nov 2026 12:00:00 GMT\r\n"                                  \
+    "Content-Type: text/html; charset=utf-8\r\n"                               \
+    "Content-Length: 615\r\n"                                                  \
+    "Last-Modified: Tue, 11 Apr 2023 01:45:34 GMT\r\n"                         \
+    "Connection: keep-alive\r\n"                                               \
+    "ETag: \"6434bbbe-267\"\r\n"                                               \
+    "Accept-Ranges: bytes\r\n"                                                 \
+    "\r\n"
+
+static const struct resp_case resp_cases[] = {
+    {S("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"), 0, 1, 200, "OK", 1, 0,
+     {{"Content-Length", "2"}}},
+    {S("HTTP/1.0 404 Not Found\r\n\r\n"), 0, 0, 404, "Not Found", 0, 0, {{0}}},
+    {S("HTTP/1.1 204 \r\n\r\n"), 0, 1, 204, "", 0, 0, {{0}}},
+    {S("HTTP/1.1 200\r\nX: a\r\n\r\n"), 0, 1, 200, "", 1, 0, {{"X", "a"}}},
+    {S("HTTP/1.1 599 caf\xc3\xa9 \t x \r\n\r\n"), 0, 1, 599, "caf\xc3\xa9 \t x ", 0,
+     0, {{0}}},
+    {S("HTTP/1.1 100 Continue\r\n\r\n"), 0, 1, 100, "Continue", 0, 0, {{0}}},
+    {S("HTTP/1.2 999 Later\r\n\r\n"), 0, 2, 999, "Later", 0, 0, {{0}}},
+    {S("HTTP/1.1 200 OK\r\nX:  \t a b\t \r\nY:\r\nZ: a:b\r\n\r\n"), 0, 1, 200,
+     "OK", 3, 0, {{"X", "a b"}, {"Y", ""}, {"Z", "a:b"}}},
+    {S(NGINX_200), 0, 1, 200, "OK", 8, 0,
+     {{"Server", "nginx/1.24.0"}, {"Date", "Mon, 23 Nov 2026 12:00:00 GMT"},
+      {"Content-Type", "text/html; charset=utf-8"}, {"Content-Length", "615"},
+      {"Last-Modified", "Tue, 11 Apr 2023 01:45:34 GMT"},
+      {"Connection", "keep-alive"}, {"ETag", "\"6434bbbe-267\""},
+      {"Accept-Ranges", "bytes"}}},
+    /* obs-fold, accepted as a user agent must (RFC 9112 5.2): each fold
+     * becomes SP octets, the folds at either end are trimmed. */
+    {S("HTTP/1.1 200 OK\r\nX: a\r\n  b\r\n\tc \r\nY: d\r\n\r\n"), FOLD, 1, 200,
+     "OK", 2, 1, {{"X", "a    b  \tc"}, {"Y", "d"}}},
+    {S("HTTP/1.1 200 OK\r\nX:\r\n b\r\n\r\n"), FOLD, 1, 200, "OK", 1, 1,
+     {{"X", "b"}}},
+    {S("HTTP/1.1 200 OK\r\nX: a\r\n \r\nY: b\r\n \t\r\n\r\n"), FOLD, 1, 200, "OK",
+     2, 2, {{"X", "a"}, {"Y", "b"}}},
+    {S("HTTP/1.1 200 OK\r\nX: a\r\nY: b\r\n\r\n"), FOLD, 1, 200, "OK", 2, 0,
+     {{"X", "a"}, {"Y", "b"}}},
+};
+
+struct resp_bad_case {
+    const char *raw;
+    size_t len;
+    unsigned flags; /* FOLD, or 0 to check both with and without it */
+    int status;
+};
+
+#define R11 "HTTP/1.1 200 OK\r\n"
+static const struct resp_bad_case resp_bad_cases[] = {
+    /* status line (RFC 9112 4) */
+    {S("HTTP/2 200 OK\r\n\r\n"), 0, 400},
+    {S("HTTP/2.0 200 OK\r\n\r\n"), 0, 505},
+    {S("HTTP/0.9 200 OK\r\n\r\n"), 0, 505},
+    {S("HTTP/1.10 200 OK\r\n\r\n"), 0, 400},
+    {S("http/1.1 200 OK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1  200 OK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 20 OK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 2000 OK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 099 Low\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 2x0 OK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 200\tOK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 200 O\0K\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 200 O\x7fK\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 200 OK\rX: a\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 200 OK\nX: a\r\n\r\n"), 0, 400},
+    {S("HTTP/1.1 200 OK\n\n"), 0, 400},
+    {S("\r\nHTTP/1.1 200 OK\r\n\r\n"), 0, 400},
+    {S(" HTTP/1.1 200 OK\r\n\r\n"), 0, 400},
+    /* fields: the request rules, with and without obs-fold accepted */
+    {S(R11 "Bad Header: x\r\n\r\n"), 0, 400},
+    {S(R11 "X : a\r\n\r\n"), 0, 400},
+    {S(R11 "X\t: a\r\n\r\n"), 0, 400},
+    {S(R11 ": a\r\n\r\n"), 0, 400},
+    {S(R11 "X(y): a\r\n\r\n"), 0, 400},
+    {S(R11 "X\xc3\xa9: a\r\n\r\n"), 0, 400},
+    {S(R11 "NoColon\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\0b\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\x01\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\x7f\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\rb\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\r\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\nY: b\r\n\r\n"), 0, 400},
+    {S(R11 "X: a\r\n\n"), 0, 400},
+    {S(R11 "\r\r\n"), 0, 400},
+    /* whitespace right after the status line is never a fold (2.2) */
+    {S(R11 " X: a\r\n\r\n"), 0, 400},
+    {S(R11 "\tX: a\r\n\r\n"), 0, 400},
+    /* inside a fold, the same byte rules */
+    {S(R11 "X: a\r\n b\rc\r\n\r\n"), FOLD, 400},
+    {S(R11 "X: a\r\n b\0\r\n\r\n"), FOLD, 400},
+    {S(R11 "X: a\r\n b\nY: c\r\n\r\n"), FOLD, 400},
+    {S(R11 "X: a\r\n \r\r\n"), FOLD, 400},
+};
+
+/* The fold cases are errors without the flag. */
+static const char *const fold_only[] = {
+    R11 "X: a\r\n b\r\n\r\n",
+    R11 "X: a\r\n\tb\r\n\r\n",
+    R11 "X:\r\n b\r\n\r\n",
+};
+
+static void test_valid_responses(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof resp_cases / sizeof resp_cases[0]; c++) {
+        const struct resp_case *rc = &resp_cases[c];
+        resp_buf rb;
+        char *copy = malloc(rc->len + 20);
+        assert_non_null(copy);
+        memcpy(copy, rc->raw, rc->len);
+        /* a body after the head does not change the result */
+        memcpy(copy + rc->len, "HTTP/1.1 200 OK\r\n", 17);
+        int n = parse_resp(copy, rc->len + 17, 0, MAX_HEAD, rc->flags, &rb);
+        if (n != (int)rc->len)
+            fail_msg("response case %zu: got %d (%s), want %zu", c, n,
+                     n == GUST_HTTP1_ERROR ? rb.r.error_reason : "", rc->len);
+        assert_int_equal(rb.r.minor_version, rc->minor);
+        assert_int_equal(rb.r.status, rc->status);
+        assert_slice(rb.r.reason, rc->reason);
+        assert_int_equal(rb.r.num_headers, rc->num_headers);
+        assert_int_equal(rb.r.num_folded, rc->num_folded);
+        for (size_t i = 0; i < rc->num_headers; i++) {
+            gust__http1_header *h = &rb.r.headers[i];
+            assert_slice(h->name, rc->headers[i][0]);
+            if (rb.r.num_folded)
+                gust__http1_unfold(copy + (h->value.ptr - copy), h->value.len);
+            else
+                assert_null(memchr(h->value.ptr, '\r', h->value.len));
+            assert_slice(h->value, rc->headers[i][1]);
+        }
+        free(copy);
+    }
+}
+
+static void test_bad_responses(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof resp_bad_cases / sizeof resp_bad_cases[0]; c++) {
+        const struct resp_bad_case *bc = &resp_bad_cases[c];
+        for (unsigned flags = 0; flags <= FOLD; flags++) {
+            resp_buf rb;
+            if (bc->flags && flags != bc->flags)
+                continue;
+            int n = parse_resp(bc->raw, bc->len, 0, MAX_HEAD, flags, &rb);
+            if (n != GUST_HTTP1_ERROR || rb.r.error_status != bc->status)
+                fail_msg("bad response %zu flags %u: got %d/%d, want %d", c,
+                         flags, n, rb.r.error_status, bc->status);
+            assert_non_null(rb.r.error_reason);
+            assert_true(rb.r.error_offset < bc->len);
+        }
+    }
+    for (size_t c = 0; c < sizeof fold_only / sizeof fold_only[0]; c++) {
+        resp_buf rb;
+        size_t len = strlen(fold_only[c]);
+        assert_int_equal(parse_resp(fold_only[c], len, 0, MAX_HEAD, 0, &rb),
+                         GUST_HTTP1_ERROR);
+        assert_int_equal(rb.r.error_status, 400);
+        assert_int_equal(parse_resp(fold_only[c], len, 0, MAX_HEAD, FOLD, &rb),
+                         (int)len);
+        assert_int_equal(rb.r.num_folded, 1);
+    }
+}
+
+/* The caller's slot count bounds the fields (431 beyond), and so does
+ * max_head; gust__http1_parse_fields() is the same loop on its own. */
+static void test_response_limits(void **state)
+{
+    const char raw[] = R11 "A: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    size_t len = sizeof raw - 1;
+    gust__http1_header slots[3];
+    gust__http1_response r = {.headers = slots, .max_headers = 3};
+    gust__http1_fields f = {.headers = slots, .max_headers = 2};
+    (void)state;
+
+    assert_int_equal(gust__http1_parse_response(raw, len, 0, MAX_HEAD, 0, &r),
+                     (int)len);
+    r.max_headers = 2;
+    assert_int_equal(gust__http1_parse_response(raw, len, 0, MAX_HEAD, 0, &r),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(r.error_status, 431);
+    r.max_headers = 3;
+    assert_int_equal(gust__http1_parse_response(raw, len, 0, len, 0, &r), (int)len);
+    assert_int_equal(gust__http1_parse_response(raw, len, 0, len - 1, 0, &r),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(r.error_status, 431);
+    assert_int_equal(gust__http1_parse_response(raw, len - 2, 0, len - 1, 0, &r),
+                     GUST_HTTP1_INCOMPLETE);
+
+    /* fields alone, from the end of the status line */
+    assert_int_equal(gust__http1_parse_fields(raw, len, 17, MAX_HEAD, &f),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(f.error_status, 431);
+    assert_int_equal(f.error_offset, 30); /* the colon after the third name */
+    f.max_headers = 3;
+    assert_int_equal(gust__http1_parse_fields(raw, len, 17, MAX_HEAD, &f), (int)len);
+    assert_int_equal(f.num_headers, 3);
+    assert_slice(slots[2].name, "C");
+    assert_slice(slots[2].value, "3");
+    assert_int_equal(gust__http1_parse_fields(raw, len - 1, 17, MAX_HEAD, &f),
+                     GUST_HTTP1_INCOMPLETE);
+    assert_int_equal(gust__http1_parse_fields(raw, len, 17, len - 1, &f),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(f.error_status, 431);
+    f.flags = FOLD;
+    assert_int_equal(gust__http1_parse_fields(S(R11 "X: a\r\n b\r\n\r\n"), 17,
+                                              MAX_HEAD, &f), 29);
+    assert_int_equal(f.num_folded, 1);
+    f.flags = 0;
+    assert_int_equal(gust__http1_parse_fields(S(R11 "X: a\r\n b\r\n\r\n"), 17,
+                                              MAX_HEAD, &f), GUST_HTTP1_ERROR);
+    assert_int_equal(f.error_status, 400);
+}
+
+struct resp_framing_case {
+    const char *raw;
+    size_t len;
+    const char *method;
+    int error;          /* 0, or the error status expected */
+    gust__http1_body body;
+    uint64_t content_length;
+    unsigned char keep_alive;
+};
+
+#define R10 "HTTP/1.0 200 OK\r\n"
+static const struct resp_framing_case resp_framing_cases[] = {
+    {S(R11 "Content-Length: 5\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_LENGTH, 5, 1},
+    {S(R11 "Content-Length: 0\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_LENGTH, 0, 1},
+    {S(R11 "Content-Length: 5\r\ncontent-length: 5\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_LENGTH, 5, 1},
+    {S(R11 "Content-Length: 5, 5\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_LENGTH, 5, 1},
+    {S(R11 "Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), "GET", 400, 0, 0, 0},
+    {S(R11 "Content-Length: 5, 6\r\n\r\n"), "GET", 400, 0, 0, 0},
+    {S(R11 "Content-Length: x\r\n\r\n"), "GET", 400, 0, 0, 0},
+    {S(R11 "Content-Length: +5\r\n\r\n"), "GET", 400, 0, 0, 0},
+    {S(R11 "Content-Length: 99999999999999999999\r\n\r\n"), "GET", 400, 0, 0, 0},
+    {S(R11 "Transfer-Encoding: chunked\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_CHUNKED, 0, 1},
+    {S(R11 "Transfer-Encoding: gzip, chunked\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_CHUNKED, 0, 1},
+    {S(R11 "Transfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+     "GET", 0, GUST_HTTP1_BODY_CHUNKED, 0, 1},
+    {S(R11 "Transfer-Encoding: gzip\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_CLOSE, 0, 0},
+    {S(R11 "Transfer-Encoding: chunked, gzip\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_CLOSE, 0, 0},
+    {S(R11 "Transfer-Encoding: chunked;q=1\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_CLOSE, 0, 0},
+    {S(R11 "Transfer-Encoding:\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_CLOSE, 0, 0},
+    /* CL with TE: TE wins (6.3 item 3), the connection is not reused */
+    {S(R11 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_CHUNKED, 0, 0},
+    {S(R11 "Transfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_CHUNKED, 0, 0},
+    {S(R10 "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"), "GET",
+     0, GUST_HTTP1_BODY_CHUNKED, 0, 0},
+    /* neither: until close */
+    {S(R11 "X: y\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_CLOSE, 0, 0},
+    {S(R11 "X: y\r\n\r\n"), "POST", 0, GUST_HTTP1_BODY_CLOSE, 0, 0},
+    /* no body whatever the fields say (6.3 items 1, 2) */
+    {S(R11 "Content-Length: 5\r\n\r\n"), "HEAD", 0, GUST_HTTP1_BODY_NONE, 0, 1},
+    {S(R11 "Content-Length: x\r\n\r\n"), "HEAD", 0, GUST_HTTP1_BODY_NONE, 0, 1},
+    {S(R11 "Transfer-Encoding: chunked\r\n\r\n"), "HEAD", 0, GUST_HTTP1_BODY_NONE, 0, 1},
+    {S("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_NONE, 0, 1},
+    {S("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"), "GET",
+     0, GUST_HTTP1_BODY_NONE, 0, 1},
+    {S("HTTP/1.1 304 Not Modified\r\nContent-Length: 5, 6\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_NONE, 0, 1},
+    {S("HTTP/1.1 100 Continue\r\n\r\n"), "POST", 0, GUST_HTTP1_BODY_NONE, 0, 1},
+    {S("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_NONE, 0, 1},
+    {S(R11 "\r\n"), "CONNECT", 0, GUST_HTTP1_BODY_NONE, 0, 1},
+    {S("HTTP/1.1 407 Auth\r\nContent-Length: 3\r\n\r\n"), "CONNECT", 0,
+     GUST_HTTP1_BODY_LENGTH, 3, 1},
+    /* "HEAD" is case-sensitive: "head" is another method */
+    {S(R11 "Content-Length: 5\r\n\r\n"), "head", 0, GUST_HTTP1_BODY_LENGTH, 5, 1},
+    /* keep-alive (RFC 9112 9.3) */
+    {S(R11 "Connection: close\r\nContent-Length: 1\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_LENGTH, 1, 0},
+    {S(R11 "Connection: x y, Close\r\nContent-Length: 1\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_LENGTH, 1, 0},
+    {S(R10 "Content-Length: 1\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_LENGTH, 1, 0},
+    {S(R10 "Connection: keep-alive\r\nContent-Length: 1\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_LENGTH, 1, 1},
+    {S(R10 "Connection: keep-alive, close\r\nContent-Length: 1\r\n\r\n"), "GET", 0,
+     GUST_HTTP1_BODY_LENGTH, 1, 0},
+    {S(R10 "Connection: keep-alive\r\n\r\n"), "GET", 0, GUST_HTTP1_BODY_CLOSE, 0, 0},
+};
+
+static void test_response_framing(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof resp_framing_cases / sizeof resp_framing_cases[0];
+         c++) {
+        const struct resp_framing_case *fc = &resp_framing_cases[c];
+        gust__http1_slice method = {fc->method, strlen(fc->method)};
+        gust__http1_framing fr;
+        resp_buf rb;
+
+        assert_int_equal(parse_resp(fc->raw, fc->len, 0, MAX_HEAD, 0, &rb),
+                         (int)fc->len);
+        int rc = gust__http1_response_framing(&rb.r, method, &fr);
+        if (fc->error) {
+            if (rc != GUST_HTTP1_ERROR || fr.error_status != fc->error)
+                fail_msg("response framing %zu: rc %d, want error %d", c, rc,
+                         fc->error);
+            assert_non_null(fr.error_reason);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("response framing %zu: %s", c, fr.error_reason);
+        if (fr.body != fc->body || fr.content_length != fc->content_length ||
+            fr.keep_alive != fc->keep_alive)
+            fail_msg("response framing %zu: body %d len %llu keep %d", c,
+                     (int)fr.body, (unsigned long long)fr.content_length,
+                     fr.keep_alive);
+        assert_null(fr.host.ptr);
+    }
+}
+
+/* A whole response, head then chunked body, as the client reads it. */
+static void test_response_chunked_body(void **state)
+{
+    char raw[] = R11 "Transfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: v\r\n\r\n"
+                     "HTTP/1.1";
+    gust__http1_framing fr;
+    gust__http1_chunked ch;
+    resp_buf rb;
+    size_t data_len;
+    (void)state;
+
+    int n = parse_resp(raw, sizeof raw - 1, 0, MAX_HEAD, 0, &rb);
+    assert_int_equal(n, 47);
+    assert_int_equal(gust__http1_response_framing(&rb.r,
+                         (gust__http1_slice){"GET", 3}, &fr), 0);
+    assert_int_equal(fr.body, GUST_HTTP1_BODY_CHUNKED);
+    gust__http1_chunked_init(&ch, UINT64_MAX, 1024);
+    ssize_t used = gust__http1_chunked_decode(&ch, raw + n, sizeof raw - 1 - (size_t)n,
+                                              &data_len);
+    assert_int_equal(used, (ssize_t)(sizeof raw - 1 - (size_t)n - 8));
+    assert_int_equal(data_len, 11);
+    assert_memory_equal(raw + n, "hello world", 11);
+}
+
+/* Split invariance, as for requests: any prefix is INCOMPLETE or the final
+ * answer, and pieces fed with the prev_len hint reach the same answer. */
+static int parse_resp_pieces(const char *buf, size_t len, const size_t *cuts,
+                             size_t ncuts, unsigned flags, resp_buf *rb)
+{
+    size_t prev = 0;
+    int n = GUST_HTTP1_INCOMPLETE;
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t upto = i < ncuts ? cuts[i] : len;
+        n = parse_resp(buf, upto, prev, MAX_HEAD, flags, rb);
+        if (n != GUST_HTTP1_INCOMPLETE)
+            return n;
+        prev = upto;
+    }
+    return n;
+}
+
+static void check_resp_splits(const char *buf, size_t len, unsigned flags)
+{
+    resp_buf whole, part;
+    int n = parse_resp(buf, len, 0, MAX_HEAD, flags, &whole);
+
+    for (size_t k = 0; k < len; k++) {
+        int m = parse_resp(buf, k, 0, MAX_HEAD, flags, &part);
+        if (m != GUST_HTTP1_INCOMPLETE)
+            assert_same_response(n, &whole.r, buf, m, &part.r, buf);
+        m = parse_resp_pieces(buf, len, &k, 1, flags, &part);
+        assert_same_response(n, &whole.r, buf, m, &part.r, buf);
+    }
+    {
+        size_t cuts[4096], ncuts = 0;
+        for (size_t k = 1; k < len && ncuts < 4096; k++)
+            cuts[ncuts++] = k;
+        int m = parse_resp_pieces(buf, len, cuts, ncuts, flags, &part);
+        assert_same_response(n, &whole.r, buf, m, &part.r, buf);
+    }
+    for (int round = 0; round < 20; round++) {
+        size_t cuts[4096], ncuts = 0, at = 0;
+        while (ncuts < 4096) {
+            at += 1 + rng() % 7;
+            if (at >= len)
+                break;
+            cuts[ncuts++] = at;
+        }
+        int m = parse_resp_pieces(buf, len, cuts, ncuts, flags, &part);
+        assert_same_response(n, &whole.r, buf, m, &part.r, buf);
+    }
+}
+
+static void test_response_splits(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof resp_cases / sizeof resp_cases[0]; c++)
+        for (unsigned flags = 0; flags <= FOLD; flags++)
+            check_resp_splits(resp_cases[c].raw, resp_cases[c].len, flags);
+    for (size_t c = 0; c < sizeof resp_bad_cases / sizeof resp_bad_cases[0]; c++)
+        for (unsigned flags = 0; flags <= FOLD; flags++)
+            check_resp_splits(resp_bad_cases[c].raw, resp_bad_cases[c].len, flags);
+    for (size_t c = 0; c < sizeof resp_framing_cases / sizeof resp_framing_cases[0];
+         c++)
+        check_resp_splits(resp_framing_cases[c].raw, resp_framing_cases[c].len, 0);
+}
+
+static void resp_guard_prefixes(struct guard *g, const char *raw, size_t len)
+{
+    gust__http1_framing fr;
+    for (unsigned flags = 0; flags <= FOLD; flags++) {
+        for (size_t k = 0; k <= len; k++) {
+            resp_buf at_guard, ref;
+            const char *at = guard_place(g, raw, k);
+            int n = parse_resp(at, k, 0, MAX_HEAD, flags, &at_guard);
+            int m = parse_resp(raw, k, 0, MAX_HEAD, flags, &ref);
+            assert_same_response(m, &ref.r, raw, n, &at_guard.r, at);
+            if (n > 0)
+                (void)gust__http1_response_framing(&at_guard.r,
+                                                   (gust__http1_slice){"GET", 3}, &fr);
+            if (k > 0)
+                (void)parse_resp(at, k, k - 1, MAX_HEAD, flags, &at_guard);
+        }
+    }
+}
+
+static void test_response_guard_page(void **state)
+{
+    struct guard g = guard_open();
+    (void)state;
+    for (size_t c = 0; c < sizeof resp_cases / sizeof resp_cases[0]; c++)
+        resp_guard_prefixes(&g, resp_cases[c].raw, resp_cases[c].len);
+    for (size_t c = 0; c < sizeof resp_bad_cases / sizeof resp_bad_cases[0]; c++)
+        resp_guard_prefixes(&g, resp_bad_cases[c].raw, resp_bad_cases[c].len);
+    guard_close(&g);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Chunked decoder */
 
 struct chunked_case {
@@ -853,6 +1349,13 @@ int main(void)
         cmocka_unit_test(test_splits_valid),
         cmocka_unit_test(test_splits_bad),
         cmocka_unit_test(test_guard_page),
+        cmocka_unit_test(test_valid_responses),
+        cmocka_unit_test(test_bad_responses),
+        cmocka_unit_test(test_response_limits),
+        cmocka_unit_test(test_response_framing),
+        cmocka_unit_test(test_response_chunked_body),
+        cmocka_unit_test(test_response_splits),
+        cmocka_unit_test(test_response_guard_page),
         cmocka_unit_test(test_chunked_splits),
         cmocka_unit_test(test_chunked_errors_split_and_guard),
         cmocka_unit_test(test_chunked_limits),
