@@ -423,12 +423,9 @@ static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
     return gust__hc_user_leave(f);
 }
 
-/* RFC 9112 5.2 asks a user agent to replace each obs-fold by SP rather than
- * reject the response; the parser and the code below can do that with
- * GUST_HTTP1_FIELDS_OBS_FOLD. The client still rejects obs-fold (0), as it
- * always has and as tests/test_http_client.c expects, until that test is
- * changed with the flag. */
-#define RESPONSE_FIELD_FLAGS 0
+/* RFC 9112 5.2: a user agent replaces each obs-fold in a response by SP
+ * rather than reject it (a server rejects them in requests). */
+#define RESPONSE_FIELD_FLAGS GUST_HTTP1_FIELDS_OBS_FOLD
 
 /* Header slots on the stack; a response with more fields uses the heap. */
 #define HEAD_SLOTS 32

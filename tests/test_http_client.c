@@ -795,7 +795,6 @@ static const char *bad_responses[] = {
     "HTTP/2 200 OK\r\n\r\n",
     "HTTP/1.1 20 OK\r\n\r\n",
     "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
-    "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -833,6 +832,37 @@ static void test_malformed_responses(void **state)
         assert_true(strlen(r->error_message) > 0);
         gust_future_unref(f);
     }
+    gust_http_client_free(c);
+    raw_stop(&srv);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+static const char *script_folded(raw_server *srv, int n, bool *close_after,
+                                 size_t *len)
+{
+    (void)srv, (void)n, (void)len;
+    *close_after = true;
+    return "HTTP/1.1 200 OK\r\nX: a\r\n  b\r\nContent-Length: 2\r\n\r\nok";
+}
+
+/* RFC 9112 5.2: a user agent unfolds obs-fold in a response (SP for the
+ * fold), where a server would reject it in a request. */
+static void test_obs_fold_unfolded(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    raw_server srv;
+    raw_start(&srv, loop, script_folded);
+    gust_http_client *c = gust_http_client_new(loop, NULL);
+    char u[256];
+    gust_http_response *r;
+    assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, srv.port, "/")),
+                               &r), 0);
+    gust_str v = gust_http_headers_get_first(&r->headers, GUST_STR("X"));
+    assert_int_equal(v.len, 6);
+    assert_memory_equal(v.ptr, "a    b", 6);
+    assert_string_equal(r->body, "ok");
+    gust_http_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -1482,6 +1512,7 @@ int main(void)
         cmocka_unit_test_setup(test_gzip, test_setup),
         cmocka_unit_test_setup(test_body_until_close, test_setup),
         cmocka_unit_test_setup(test_malformed_responses, test_setup),
+        cmocka_unit_test_setup(test_obs_fold_unfolded, test_setup),
         cmocka_unit_test_setup(test_size_limits, test_setup),
         cmocka_unit_test_setup(test_header_and_streaming_callbacks, test_setup),
         cmocka_unit_test_setup(test_callback_form, test_setup),
