@@ -133,6 +133,8 @@ typedef struct config {
     recv_mode recv;
     setup_mode setup;
     bool poll_first;
+    unsigned batch;        /* completions to wait for; 0: automatic */
+    unsigned wait_us;      /* longest wait for a batch */
     const char *url;
     int family;            /* AF_INET or AF_INET6 */
     uint16_t port;
@@ -170,6 +172,7 @@ typedef struct loadgen {
     recv_buf *orphans;
     struct __kernel_timespec deadline;
     uint64_t now, issued;
+    unsigned sends;        /* sends prepared since the last wait */
     bool stopping;
     char fatal[256];       /* why the run stopped early, if it did */
     stats st;
@@ -347,6 +350,8 @@ static void parse_args(int argc, char **argv, config *cfg)
         {"recv", required_argument, NULL, 'R'},
         {"setup", required_argument, NULL, 'S'},
         {"poll-first", no_argument, NULL, 'F'},
+        {"batch", required_argument, NULL, 'B'},
+        {"wait-us", required_argument, NULL, 'W'},
         {"latency", no_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -407,6 +412,16 @@ static void parse_args(int argc, char **argv, config *cfg)
             break;
         case 'F':
             cfg->poll_first = true;
+            break;
+        case 'B':
+            if (parse_u64(optarg, 0, 4096, &v) < 0)
+                bad = "--batch wants 0 (automatic) to 4096";
+            cfg->batch = (unsigned)v;
+            break;
+        case 'W':
+            if (parse_u64(optarg, 1, 1000000, &v) < 0)
+                bad = "--wait-us wants 1 to 1000000";
+            cfg->wait_us = (unsigned)v;
             break;
         case 'L':
             break;
@@ -567,6 +582,7 @@ static void conn_send(loadgen *g, conn *c)
     io_uring_prep_send(sqe, c->fd, g->reqs + off, c->out_bytes, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, conn_tag(c, OP_SEND));
     c->send_busy = true;
+    g->sends++;
 }
 
 static bool can_issue(const loadgen *g)
@@ -1276,6 +1292,26 @@ static void close_deferred(loadgen *g)
     g->nclose = 0;
 }
 
+/* How many completions to wait for. A send to a loopback socket completes
+ * inside the submit, so those are counted in first; beyond them, waiting
+ * for a few responses rather than one means fewer, larger loop turns (a
+ * sleep and a wake-up cost more than a response does). The timeout bounds
+ * the wait when fewer come. */
+static unsigned wait_nr(loadgen *g)
+{
+    unsigned batch = g->cfg.batch;
+    if (batch == 0) {
+        /* A quarter of the connections: measured on this machine, 1 costs
+         * 1.6x the CPU per response of 25 at -c100, and the other three
+         * quarters keep the server busy meanwhile. */
+        batch = (unsigned)g->cfg.connections / 4;
+        batch = batch < 1 ? 1 : batch > 64 ? 64 : batch;
+    }
+    unsigned n = g->sends + batch;
+    g->sends = 0;
+    return n;
+}
+
 static uint64_t error_count(const stats *st)
 {
     return st->non2xx + st->malformed + st->socket_errors;
@@ -1286,7 +1322,8 @@ int main(int argc, char **argv)
     static loadgen lg; /* large (the config's header buffer): not on the stack */
     loadgen *g = &lg;
     g->cfg = (config){.connections = 100, .duration = 5, .pipeline = 1,
-                      .recv = RECV_MULTISHOT, .setup = SETUP_DEFER};
+                      .recv = RECV_MULTISHOT, .setup = SETUP_DEFER,
+                      .wait_us = 1000};
     parse_args(argc, argv, &g->cfg);
     const config *cfg = &g->cfg;
     signal(SIGPIPE, SIG_IGN);
@@ -1344,6 +1381,9 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nconn; i++)
         conn_start(g, &g->conns[i]);
 
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec wait_ts = {.tv_sec = cfg->wait_us / 1000000,
+                                        .tv_nsec = cfg->wait_us % 1000000 * 1000};
     while (!g->stopping) {
         for (unsigned i = 0; i < g->ndirty; i++) {
             conn *c = g->dirty[i];
@@ -1352,7 +1392,9 @@ int main(int argc, char **argv)
                 conn_send(g, c);
         }
         g->ndirty = 0;
-        int rc = io_uring_submit_and_wait(&g->ring, 1);
+        int rc = io_uring_submit_and_wait_timeout(&g->ring, &cqe, wait_nr(g), &wait_ts, NULL);
+        if (rc == -ETIME)
+            rc = 0;
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             snprintf(g->fatal, sizeof g->fatal, "io_uring_enter: %s", strerror(-rc));
             break;
@@ -1360,7 +1402,6 @@ int main(int argc, char **argv)
         close_deferred(g);
         g->now = now_ns();
         unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
         io_uring_for_each_cqe(&g->ring, head, cqe) {
             on_cqe(g, cqe);
             seen++;
