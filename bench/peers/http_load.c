@@ -150,6 +150,7 @@ typedef struct stats {
     uint64_t non2xx, malformed, socket_errors;
     uint64_t closes, eofs, failed_closes, reconnects;
     uint64_t bytes;
+    uint64_t turns, rearms; /* loop turns; multishot receives re-armed */
     uint64_t sum_ns, max_ns;
     uint32_t *hist;
 } stats;
@@ -1052,8 +1053,10 @@ static void on_recv_result(loadgen *g, conn *c, int res, const char *data,
     } else if (res == -ENOBUFS || res == -EINTR || res == -EAGAIN) {
         /* Out of provided buffers: the multishot receive ended; the buffers
          * come back at the end of this turn, before it is re-armed. */
-        if (!more && !g->stopping)
+        if (!more && !g->stopping) {
+            g->st.rearms++;
             conn_arm_recv(g, c);
+        }
     } else {
         conn_fail(g, c, ERR_SOCKET, strerror(-res));
     }
@@ -1160,7 +1163,7 @@ static void setup_ring(loadgen *g)
  * buffers that every connection can have a few completions waiting. */
 static void setup_buffers(loadgen *g)
 {
-    unsigned n = 256;
+    unsigned n = 1024;
     while (n < 4u * (unsigned)g->cfg.connections && n < 16384)
         n *= 2;
     g->nbufs = n;
@@ -1267,6 +1270,9 @@ static void report(const loadgen *g, double elapsed, double self_cpu,
                fmt_time(percentile_us(st, pct[i].q), b1, sizeof b1));
     printf("  %" PRIu64 " requests in %.2fs, %.2fMB read\n", st->requests,
            elapsed, (double)st->bytes / 1048576.0);
+    printf("  %" PRIu64 " loop turns (%.1f responses each), %" PRIu64
+           " receives re-armed for want of buffers\n", st->turns,
+           st->turns ? (double)st->requests / (double)st->turns : 0.0, st->rearms);
     printf("Requests/sec: %.2f\n", elapsed > 0 ? (double)st->requests / elapsed : 0);
     printf("requests: %" PRIu64 "\n", st->requests);
     printf("errors: %" PRIu64 " (non-2xx %" PRIu64 ", malformed %" PRIu64
@@ -1401,6 +1407,7 @@ int main(int argc, char **argv)
         }
         close_deferred(g);
         g->now = now_ns();
+        g->st.turns++;
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&g->ring, head, cqe) {
             on_cqe(g, cqe);
