@@ -16,8 +16,9 @@
  * Content-Length or chunked bodies (sizes decoded, trailers skipped), split
  * anywhere across receives. A non-2xx status, a malformed response or a
  * socket error counts as an error; `Connection: close` or an end of file
- * makes it reconnect (a blocking connect) and go on. More than 1% errors
- * fails the run.
+ * makes it reconnect and go on (the old socket is cancelled and closed and
+ * the new one connected through the ring: two syscalls per reconnect,
+ * socket and setsockopt). More than 1% errors fails the run.
  *
  * The output imitates wrk's, so that scripts written for wrk read it
  * (`Requests/sec:`, the latency percentiles), and adds `requests:`,
@@ -63,12 +64,20 @@ enum {
     ERRORS_SHOWN = 5,     /* a dying server fails everything: name a few */
 };
 
-/* What a completion is for, in the low 2 bits of its user_data. Multishot
- * receives and sends carry the connection's index and generation, so a late
- * completion for a connection that has since been replaced is recognised
- * and dropped. A single-shot receive carries its buffer's address instead
- * (see recv_buf). The deadline timer's user_data is 0. */
-enum op { OP_DEADLINE = 0, OP_RECV = 1, OP_SEND = 2, OP_RECV_SINGLE = 3 };
+/* What a completion is for, in the low 3 bits of its user_data. Multishot
+ * receives, sends and connects carry the connection's index and generation,
+ * so a late completion for a connection that has since been replaced is
+ * recognised and dropped. A single-shot receive carries its buffer's
+ * address instead (see recv_buf). The deadline timer's user_data is 0. */
+enum op {
+    OP_DEADLINE = 0,
+    OP_RECV = 1,
+    OP_SEND = 2,
+    OP_RECV_SINGLE = 3,
+    OP_CONNECT = 4,
+    OP_IGNORE = 5,  /* cancel and close of a dropped socket */
+};
+#define OP_MASK 7u
 
 typedef enum parse_state {
     P_HEAD,          /* status line and headers, until CRLF CRLF */
@@ -100,6 +109,7 @@ typedef struct conn {
     bool send_busy;      /* a send is outstanding */
     bool dirty;          /* listed in the loop's dirty array */
     bool recv_armed;     /* single-shot mode: a receive is outstanding */
+    bool connecting;     /* a reconnect's connect is outstanding */
     recv_buf *rbuf;      /* single-shot mode: this connection's buffer */
     /* Response parser. */
     parse_state state;
@@ -162,8 +172,8 @@ typedef struct loadgen {
     conn *conns;
     conn **dirty;          /* connections with bytes to send */
     unsigned ndirty;
-    int *to_close;         /* shut down, closed after the next submit */
-    unsigned nclose, close_cap;
+    struct sockaddr_storage addr; /* the server */
+    socklen_t addr_len;
     char *reqs;            /* the request, pipeline times in a row */
     size_t req_len;
     struct io_uring_buf_ring *br;
@@ -188,7 +198,7 @@ static uint64_t now_ns(void)
 
 static uint64_t conn_tag(const conn *c, enum op op)
 {
-    return (uint64_t)c->gen << 32 | (uint64_t)c->idx << 2 | (uint64_t)op;
+    return (uint64_t)c->gen << 32 | (uint64_t)c->idx << 3 | (uint64_t)op;
 }
 
 static void usage(FILE *out)
@@ -477,26 +487,47 @@ static double self_cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* A blocking connect: the kernel completes the handshake against the listen
- * backlog, without waiting for the server's loop. Returns the fd or -errno. */
-static int connect_one(const config *cfg)
+static void set_address(loadgen *g)
 {
-    int fd = socket(cfg->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&g->addr, 0, sizeof g->addr);
+    if (g->cfg.family == AF_INET) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&g->addr;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(g->cfg.port);
+        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        g->addr_len = sizeof *sa;
+    } else {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&g->addr;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(g->cfg.port);
+        sa->sin6_addr = in6addr_loopback;
+        g->addr_len = sizeof *sa;
+    }
+}
+
+/* A TCP socket with TCP_NODELAY (set before connecting: it carries over).
+ * Returns the fd or -errno. */
+static int new_socket(const loadgen *g)
+{
+    int fd = socket(g->cfg.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1, rc;
-    if (cfg->family == AF_INET) {
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons(cfg->port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    } else {
-        struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
-                                  .sin6_port = htons(cfg->port),
-                                  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
     }
-    if (rc < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+    return fd;
+}
+
+/* A blocking connect, for the connections opened before the clock starts:
+ * the kernel completes the handshake against the listen backlog, without
+ * waiting for the server's loop. Returns the fd or -errno. */
+static int connect_one(const loadgen *g)
+{
+    int fd = new_socket(g);
+    if (fd >= 0 && connect(fd, (const struct sockaddr *)&g->addr, g->addr_len) < 0) {
         int err = errno;
         close(fd);
         return -err;
@@ -614,22 +645,33 @@ static void conn_start(loadgen *g, conn *c)
         conn_queue(g, c);
 }
 
-/* Drops c's socket and opens a new one in its place. Requests in flight on
- * the old socket are forgotten (not counted as sent). The old fd is shut
- * down now, which completes its outstanding operations, but closed only
- * after the next submit: an SQE already prepared for it must not find its
- * number reused by another connection's socket. */
+/* Drops a socket through the ring: cancel what is outstanding on it (the
+ * receive), then close it. Both run in order in the next submit, after any
+ * operation already prepared for this fd, and until then the number stays
+ * taken, so no new socket can be mistaken for it. No syscall here: with
+ * Connection: close this happens once per request. */
+static void drop_socket(loadgen *g, int fd)
+{
+    struct io_uring_sqe *sqe = get_sqe(g);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, OP_IGNORE);
+    if (!(sqe = get_sqe(g)))
+        return;
+    io_uring_prep_close(sqe, fd);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, OP_IGNORE);
+}
+
+/* Drops c's socket and connects a new one in its place, through the ring;
+ * the new one starts when its connect completes (on_connect). Requests in
+ * flight on the old socket are forgotten (not counted as sent). */
 static void conn_reconnect(loadgen *g, conn *c)
 {
     if (c->fd >= 0) {
-        shutdown(c->fd, SHUT_RDWR);
-        if (g->nclose == g->close_cap) {
-            io_uring_submit(&g->ring);
-            for (unsigned i = 0; i < g->nclose; i++)
-                close(g->to_close[i]);
-            g->nclose = 0;
-        }
-        g->to_close[g->nclose++] = c->fd;
+        drop_socket(g, c->fd);
         c->fd = -1;
     }
     if (c->recv_armed && c->rbuf) {
@@ -649,17 +691,35 @@ static void conn_reconnect(loadgen *g, conn *c)
     c->send_busy = false;
     c->state = P_HEAD;
     c->head_len = 0;
+    c->connecting = false;
     c->gen++;
     if (g->stopping)
         return;
-    int fd = connect_one(&g->cfg);
-    if (fd < 0) {
+    int fd = new_socket(g);
+    struct io_uring_sqe *sqe = fd >= 0 ? get_sqe(g) : NULL;
+    if (!sqe) {
+        if (fd >= 0)
+            close(fd);
         snprintf(g->fatal, sizeof g->fatal, "reconnect to %s failed: %s",
-                 g->cfg.authority, strerror(-fd));
+                 g->cfg.authority, fd < 0 ? strerror(-fd) : "no SQE");
         g->stopping = true;
         return;
     }
     c->fd = fd;
+    c->connecting = true;
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&g->addr, g->addr_len);
+    io_uring_sqe_set_data64(sqe, conn_tag(c, OP_CONNECT));
+}
+
+static void on_connect(loadgen *g, conn *c, int res)
+{
+    c->connecting = false;
+    if (res < 0) {
+        snprintf(g->fatal, sizeof g->fatal, "reconnect to %s failed: %s",
+                 g->cfg.authority, strerror(-res));
+        g->stopping = true;
+        return;
+    }
     g->st.reconnects++;
     conn_start(g, c);
 }
@@ -1081,13 +1141,15 @@ static void on_send(loadgen *g, conn *c, int res)
 static void on_cqe(loadgen *g, const struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    enum op op = (enum op)(ud & 3);
+    enum op op = (enum op)(ud & OP_MASK);
     if (op == OP_DEADLINE) {
         g->stopping = true;
         return;
     }
+    if (op == OP_IGNORE)
+        return; /* a cancel that found nothing left to cancel */
     if (op == OP_RECV_SINGLE) {
-        recv_buf *rb = (recv_buf *)(uintptr_t)(ud & ~(uint64_t)3);
+        recv_buf *rb = (recv_buf *)(uintptr_t)(ud & ~(uint64_t)OP_MASK);
         if (!rb->owner) { /* its connection was replaced meanwhile */
             orphan_unlink(g, rb);
             free(rb);
@@ -1097,8 +1159,13 @@ static void on_cqe(loadgen *g, const struct io_uring_cqe *cqe)
         on_recv_result(g, rb->owner, cqe->res, rb->data, false);
         return;
     }
-    conn *c = &g->conns[(ud >> 2) & 0x3fffffff];
+    conn *c = &g->conns[(ud >> 3) & 0x1fffffff];
     bool current = (uint32_t)(ud >> 32) == c->gen && c->fd >= 0;
+    if (op == OP_CONNECT) {
+        if (current)
+            on_connect(g, c, cqe->res);
+        return;
+    }
     if (op == OP_SEND) {
         if (current)
             on_send(g, c, cqe->res);
@@ -1291,13 +1358,6 @@ static void report(const loadgen *g, double elapsed, double self_cpu,
 
 /* ---- main --------------------------------------------------------------- */
 
-static void close_deferred(loadgen *g)
-{
-    for (unsigned i = 0; i < g->nclose; i++)
-        close(g->to_close[i]);
-    g->nclose = 0;
-}
-
 /* How many completions to wait for. A send to a loopback socket completes
  * inside the submit, so those are counted in first; beyond them, waiting
  * for a few responses rather than one means fewer, larger loop turns (a
@@ -1346,6 +1406,7 @@ int main(int argc, char **argv)
     }
 
     build_requests(g);
+    set_address(g);
     setup_ring(g);
     if (cfg->recv == RECV_MULTISHOT)
         setup_buffers(g);
@@ -1353,9 +1414,7 @@ int main(int argc, char **argv)
     g->st.hist = calloc(HIST_US, sizeof(uint32_t));
     g->conns = calloc(nconn, sizeof *g->conns);
     g->dirty = calloc(nconn, sizeof *g->dirty);
-    g->close_cap = nconn;
-    g->to_close = calloc(g->close_cap, sizeof *g->to_close);
-    if (!g->st.hist || !g->conns || !g->dirty || !g->to_close) {
+    if (!g->st.hist || !g->conns || !g->dirty) {
         fprintf(stderr, "http_load: out of memory\n");
         return 1;
     }
@@ -1363,7 +1422,7 @@ int main(int argc, char **argv)
         conn *c = &g->conns[i];
         c->idx = i;
         c->sent_ns = calloc(cfg->pipeline, sizeof(uint64_t));
-        c->fd = connect_one(cfg);
+        c->fd = connect_one(g);
         if (c->fd < 0 || !c->sent_ns) {
             fprintf(stderr, "http_load: connect to %s: %s\n", cfg->authority,
                     c->fd < 0 ? strerror(-c->fd) : "out of memory");
@@ -1405,7 +1464,6 @@ int main(int argc, char **argv)
             snprintf(g->fatal, sizeof g->fatal, "io_uring_enter: %s", strerror(-rc));
             break;
         }
-        close_deferred(g);
         g->now = now_ns();
         g->st.turns++;
         unsigned head, seen = 0;
@@ -1453,7 +1511,6 @@ int main(int argc, char **argv)
     /* Tearing down the ring cancels what is outstanding; then nothing the
      * kernel holds points into our buffers any more. */
     io_uring_queue_exit(&g->ring);
-    close_deferred(g);
     for (unsigned i = 0; i < nconn; i++) {
         conn *c = &g->conns[i];
         if (c->fd >= 0)
@@ -1472,7 +1529,6 @@ int main(int argc, char **argv)
     free(g->bufs);
     free(g->conns);
     free(g->dirty);
-    free(g->to_close);
     free(g->st.hist);
     free(g->reqs);
     return status;
