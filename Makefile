@@ -19,7 +19,7 @@ TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strac
               openssl nginx-light
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
-              libcurl4-openssl-dev
+              libcurl4-openssl-dev liburing-dev
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help
