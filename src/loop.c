@@ -195,6 +195,7 @@ static int start_backend(gust_loop *loop)
     loop->backend_fork_gen =
         atomic_load_explicit(&g_fork_gen, memory_order_relaxed);
     loop->backend_started = true;
+    gust__batch_start(loop);
     /* Published last: a poster that sees it may write to it. */
     atomic_store(&loop->wake_wfd, wfd);
     return 0;
@@ -305,6 +306,7 @@ int gust_loop_free(gust_loop *loop)
         if (!forked)
             loop->backend->del(loop->backend_state, loop->wake_rfd, GUST_READ);
         loop->backend->destroy(loop->backend_state);
+        gust__batch_free(loop);
         close(loop->wake_rfd);
         if (wfd != loop->wake_rfd)
             close(wfd);
@@ -603,6 +605,30 @@ static void dispatch(gust_loop *loop, int n)
     }
 }
 
+/* The backend's wait, again after an interruption for what is left of
+ * ms: a signal Gust handles wakes the loop through its own fd, and io_uring
+ * interrupts a wait now and then to run its work (after a ring is torn
+ * down), which must not end a wait early. */
+static int poll_ready(gust_loop *loop, int ms)
+{
+    uint64_t start = ms > 0 ? gust__loop_clock_ns() : 0;
+    for (;;) {
+        int n = loop->backend->poll(loop->backend_state, ms, loop->ready,
+                                    loop->ready_max);
+        if (n != -EINTR)
+            return n;
+        if (ms == 0)
+            return 0;
+        if (ms > 0) {
+            uint64_t spent = (gust__loop_clock_ns() - start) / 1000000u;
+            if (spent >= (uint64_t)ms)
+                return 0;
+            ms -= (int)spent;
+            start = gust__loop_clock_ns();
+        }
+    }
+}
+
 int gust_loop_run_once(gust_loop *loop, double timeout)
 {
     assert(!loop->in_iteration && "the loop is already running an iteration");
@@ -610,20 +636,28 @@ int gust_loop_run_once(gust_loop *loop, double timeout)
     if (r < 0)
         return r;
     loop->in_iteration = true;
+    loop->batching = loop->batch != NULL;
     loop->now_ns = gust__loop_clock_ns();
     run_callbacks(loop);
-    int n = loop->backend->poll(loop->backend_state, wait_ms(loop, timeout),
-                                loop->ready, loop->ready_max);
+    /* Sends deferred by the callbacks leave before the wait. */
+    gust__loop_flush_writes(loop);
+    int n = poll_ready(loop, wait_ms(loop, timeout));
     if (n < 0) {
+        loop->batching = false;
         loop->in_iteration = false;
         return n;
     }
     if (n > 0) {
         loop->now_ns = gust__loop_clock_ns();
+        gust__batch_reads(loop, n);
         dispatch(loop, n);
+        gust__batch_reads_done(loop);
+        gust__loop_flush_writes(loop);
     }
     loop->now_ns = gust__loop_clock_ns();
     gust__timer_run_due(loop);
+    gust__loop_flush_writes(loop);
+    loop->batching = false;
     loop->in_iteration = false;
     return 0;
 }

@@ -29,7 +29,17 @@ typedef struct gust__fd_slot {
     uint8_t events;   /* GUST_READ | GUST_WRITE as last given to the backend */
     uint8_t used;
     uint8_t internal; /* the wake-up fd: not counted as a user handler */
+    const gust__io_ops *io; /* batched reads (loop_batch.c), or NULL */
 } gust__fd_slot;
+
+/* loop_batch.c: the io_uring batches, NULL when not available. */
+typedef struct gust__batch gust__batch;
+void gust__batch_start(gust_loop *loop);
+void gust__batch_free(gust_loop *loop);
+/* Reads the readable fds among ready[0, n) that have io ops, in one call. */
+void gust__batch_reads(gust_loop *loop, int n);
+/* After dispatch: read_finish for what gust__batch_reads read. */
+void gust__batch_reads_done(gust_loop *loop);
 
 typedef struct gust__heap_entry {
     uint64_t deadline_ns;
@@ -81,6 +91,9 @@ struct gust_loop {
     int ready_max;
     int wake_rfd;          /* read end (same fd as wake_wfd for eventfd) */
     atomic_int wake_wfd;   /* -1 until the backend starts */
+
+    gust__batch *batch;    /* io_uring batches (loop_batch.c), or NULL */
+    bool batching;         /* inside an iteration with a batch: defer sends */
 
     /* fd table */
     gust__fd_slot *fds;

@@ -83,7 +83,7 @@ static int ep_poll(void *state, int timeout_ms, gust__ready *out, int max)
         max = EP_EVENTS;
     int n = epoll_wait(s->epfd, s->events, max, timeout_ms);
     if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+        return -errno; /* -EINTR: the core waits again */
     for (int i = 0; i < n; i++) {
         uint32_t e = s->events[i].events;
         uint64_t u = s->events[i].data.u64;

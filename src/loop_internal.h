@@ -42,7 +42,7 @@ typedef struct gust__backend {
      * this call returns (the core calls it before the fd is closed). */
     int (*del)(void *state, int fd, unsigned old_events);
     /* Waits up to timeout_ms (-1: forever, 0: do not block) and fills at
-     * most max entries of out. Returns the count, 0 on timeout or EINTR, or
+     * most max entries of out. Returns the count, 0 on timeout, -EINTR, or
      * -errno on failure. */
     int (*poll)(void *state, int timeout_ms, gust__ready *out, int max);
 } gust__backend;
@@ -54,6 +54,49 @@ extern const gust__backend gust__backend_epoll;
 extern const gust__backend gust__backend_kqueue;
 #endif
 extern const gust__backend gust__backend_poll;
+
+/* ---- Batched socket I/O (io_uring) ----------------------------------------
+ *
+ * On this kind of machine a system call costs more than the rest of a small
+ * request's work, and an event-loop server makes two per request (one read,
+ * one send). With io_uring available, the loop makes them in batches: the
+ * reads of every readable fd of a turn go to the kernel in one call before
+ * the handlers run, and the sends queued during the turn in one call after
+ * them. Readiness still comes from the backend (epoll); only the read and
+ * the send are batched, and each still happens in the same turn, so the
+ * model the layers above see does not change. GUST_IO_URING=0 in the
+ * environment turns it off; without io_uring (old kernel, seccomp) the
+ * calls are made one by one as before. */
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct gust__io_ops {
+    /* Where the next read of this fd would go: false for no read now. */
+    bool (*read_target)(void *data, char **buf, size_t *len);
+    /* The read's result (bytes, 0 for EOF, or -errno), before any handler
+     * of the turn runs. */
+    void (*read_done)(void *data, ssize_t res);
+    /* After the turn's handlers ran; pairs with a read_target that
+     * returned true (a reference the caller may hold until then). */
+    void (*read_finish)(void *data);
+    /* Fills iov with the bytes to send (at most max entries); returns the
+     * count, 0 to send nothing through the batch. */
+    int (*write_gather)(void *data, struct iovec *iov, int max);
+    /* The send's result (bytes sent or -errno); pairs with a successful
+     * gust__loop_defer_write. */
+    void (*write_done)(void *data, ssize_t res);
+} gust__io_ops;
+
+/* Lets the loop batch the reads of fd (registered with data as its
+ * handler's data); ops must outlive the registration. */
+void gust__loop_set_io_ops(gust_loop *loop, int fd, const gust__io_ops *ops);
+/* Queues a send on fd for the batch at the end of this turn: ops->write_gather
+ * and write_done are called then. False when nothing is batched now (no
+ * io_uring, or outside an iteration): the caller writes itself. */
+bool gust__loop_defer_write(gust_loop *loop, int fd, void *data,
+                            const gust__io_ops *ops);
+/* Sends everything deferred so far (the loop does it before it waits). */
+void gust__loop_flush_writes(gust_loop *loop);
 
 /* The calling thread's current loop, or NULL; never creates one. */
 gust_loop *gust__loop_current_if_any(void);

@@ -116,7 +116,7 @@ static int pl_poll(void *state, int timeout_ms, gust__ready *out, int max)
     poll_state *s = state;
     int n = poll(s->pfds, (nfds_t)s->len, timeout_ms);
     if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+        return -errno; /* -EINTR: the core waits again */
     if (n == 0 || s->len == 0)
         return 0;
     int count = 0;

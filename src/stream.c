@@ -213,6 +213,20 @@ void gust_stream_ref(gust_stream *stream)
     stream->user_refs++;
 }
 
+void gust__stream_release(gust_stream *s)
+{
+    s->refs--;
+    maybe_free(s);
+}
+
+const gust__io_ops gust__stream_io_ops = {
+    .read_target = gust__stream_read_target,
+    .read_done = gust__stream_read_done,
+    .read_finish = gust__stream_read_finish,
+    .write_gather = gust__stream_write_gather,
+    .write_done = gust__stream_write_done,
+};
+
 void gust_stream_unref(gust_stream *stream)
 {
     assert(stream && stream->user_refs > 0 && "unref without a matching ref");
@@ -316,7 +330,8 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
          * dropped when a READ event finds no read pending. */
         if (s->rkind != GUST__READ_NONE || (keep_read && (s->events & GUST_READ)))
             want |= GUST_READ;
-        if (s->whead && !s->corked)
+        /* A send in the loop's batch is not waiting for the fd. */
+        if (s->whead && !s->corked && !s->in_batch)
             want |= GUST_WRITE;
         if (s->tp->events)
             want = s->tp->events(s, want) & (GUST_READ | GUST_WRITE);
@@ -334,6 +349,8 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
             return;
         r = gust_loop_add_handler(s->loop, s->fd, want, on_io, s);
         if (r == 0) {
+            if (s->is_socket)
+                gust__loop_set_io_ops(s->loop, s->fd, &gust__stream_io_ops);
             s->registered = true;
             s->hup_parked = false;
             s->events = want;
@@ -524,6 +541,9 @@ void gust_stream_close(gust_stream *stream)
     /* Writes gathered in this read callback would have been sent by now
      * without the gathering: give them their try. */
     gust__stream_uncork(stream);
+    /* So does a send waiting in the loop's batch. */
+    if (stream->in_batch && !stream->closed && stream->whead)
+        gust__stream_flush(stream);
     gust__stream_close_with(stream, 0);
 }
 

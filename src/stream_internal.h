@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "gust/stream.h"
+#include "loop_internal.h"
 
 /* Called once, just before the stream's memory is freed (after the user's
  * close callback has returned). The TCP server uses it to count open
@@ -163,6 +164,9 @@ struct gust_stream {
     bool corked;         /* small writes from a read callback wait in the queue */
     bool found;          /* UNTIL/REGEX: found_len is known (with the read's
                             fields below; here to pack the struct) */
+    bool in_batch;       /* a send is queued in the loop's batch (holds a ref) */
+    uint8_t pf_state;    /* a batched read's result not taken yet (GUST__PF_*) */
+    int16_t pf_err;      /* GUST__PF_ERROR: the negated errno */
     int refs;            /* scheduled loop callbacks holding the stream */
     int user_refs;       /* gust_stream_ref(), counted in refs too */
     void *data;
@@ -221,6 +225,19 @@ void gust__stream_schedule(gust_stream *s);
 enum { GUST__CACHE_RBUF, GUST__CACHE_WSEG, GUST__CACHE_KINDS };
 void *gust__stream_cache_get(int kind);
 bool gust__stream_cache_put(int kind, void *buf);
+
+/* The loop's batched reads and sends (loop_internal.h) for plain sockets:
+ * read hooks in stream_read.c, send hooks in stream_write.c. */
+enum { GUST__PF_NONE, GUST__PF_DATA, GUST__PF_EOF, GUST__PF_ERROR };
+extern const gust__io_ops gust__stream_io_ops;
+bool gust__stream_read_target(void *data, char **buf, size_t *len);
+void gust__stream_read_done(void *data, ssize_t res);
+void gust__stream_read_finish(void *data);
+int gust__stream_write_gather(void *data, struct iovec *iov, int max);
+void gust__stream_write_done(void *data, ssize_t res);
+/* stream.c: drops a reference taken for the loop, freeing if it was the
+ * last one. */
+void gust__stream_release(gust_stream *s);
 
 /* stream_read.c */
 void gust__stream_read_clear(gust_stream *s);

@@ -324,35 +324,112 @@ void gust__stream_deliver(gust_stream *s)
     }
 }
 
+/* ---- Batched reads (the loop's io_uring batch) ----------------------------
+ *
+ * Before the turn's handlers run, the loop asks each readable plain socket
+ * where its next read would go, reads them all in one call and reports
+ * each result. Bytes are added to the buffer at once, so nothing can move
+ * or lose them; handle_read then takes the result in place of its first
+ * read() system call. */
+
+static bool plain_socket(const gust_stream *s)
+{
+    return s->is_socket && s->tp == &gust__stream_plain_transport;
+}
+
+/* Where handle_read's next read would go: false when it would not read. */
+static bool read_room(gust_stream *s, size_t *room)
+{
+    size_t live = s->rend - s->rstart;
+    if (live >= s->max_buffer_size)
+        return false;
+    size_t r = s->max_buffer_size - live;
+    if (!ensure_space(s, r < s->read_chunk_size ? r : s->read_chunk_size))
+        return false;
+    /* Ask for read_chunk_size even when a cached buffer has more room:
+     * it is the caller's knob for how much one read() may take. */
+    if (r > s->read_chunk_size)
+        r = s->read_chunk_size;
+    if (r > s->rcap - s->rend)
+        r = s->rcap - s->rend;
+    *room = r;
+    return true;
+}
+
+bool gust__stream_read_target(void *data, char **buf, size_t *len)
+{
+    gust_stream *s = data;
+    size_t n;
+    int status;
+    if (s->closed || s->connecting || !plain_socket(s) || s->delivering ||
+        s->rkind == GUST__READ_NONE || s->pf_state != GUST__PF_NONE ||
+        gust__stream_find_read(s, &n, &status) != GUST__FOUND_NONE ||
+        !read_room(s, len))
+        return false;
+    *buf = s->rbuf + s->rend;
+    s->refs++; /* until read_finish */
+    return true;
+}
+
+void gust__stream_read_done(void *data, ssize_t res)
+{
+    gust_stream *s = data;
+    if (res > 0) {
+        s->rend += (size_t)res;
+        s->pf_state = GUST__PF_DATA;
+    } else if (res == 0) {
+        s->pf_state = GUST__PF_EOF;
+    } else if (res != -EAGAIN && res != -EWOULDBLOCK && res != -EINTR) {
+        s->pf_state = GUST__PF_ERROR;
+        s->pf_err = (int16_t)res;
+    }
+}
+
+void gust__stream_read_finish(void *data)
+{
+    gust_stream *s = data;
+    /* Its handler did not run this turn (the fd was re-registered): the
+     * result waits in the buffer for the dispatch. */
+    if (s->pf_state != GUST__PF_NONE && !s->closed) {
+        s->read_again = true;
+        gust__stream_schedule(s);
+    }
+    gust__stream_release(s);
+}
+
 bool gust__stream_handle_read(gust_stream *s)
 {
     bool progress = false;
     bool eof = false;
     int err = 0;
     int reads = 0;
-    while (s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
+    /* A batched read done for this turn stands for the first read(). */
+    switch (s->pf_state) {
+    case GUST__PF_DATA:
+        progress = true;
+        reads++;
+        break;
+    case GUST__PF_EOF:
+        eof = true;
+        break;
+    case GUST__PF_ERROR:
+        err = s->pf_err;
+        break;
+    }
+    s->pf_state = GUST__PF_NONE;
+    while (!eof && !err && s->rkind != GUST__READ_NONE && reads < READS_PER_EVENT) {
         size_t len;
         int status;
         if (gust__stream_find_read(s, &len, &status) != GUST__FOUND_NONE) {
             progress = true; /* the delivery below moves things on */
             break;
         }
-        size_t live = s->rend - s->rstart;
-        if (live >= s->max_buffer_size) {
-            gust__stream_close_with(s, GUST_EBUFFERFULL);
+        size_t room;
+        if (!read_room(s, &room)) {
+            gust__stream_close_with(s, s->rend - s->rstart >= s->max_buffer_size
+                                           ? GUST_EBUFFERFULL : -ENOMEM);
             return true;
         }
-        size_t room = s->max_buffer_size - live;
-        if (!ensure_space(s, room < s->read_chunk_size ? room : s->read_chunk_size)) {
-            gust__stream_close_with(s, -ENOMEM);
-            return true;
-        }
-        /* Ask for read_chunk_size even when a cached buffer has more room:
-         * it is the caller's knob for how much one read() may take. */
-        if (room > s->read_chunk_size)
-            room = s->read_chunk_size;
-        if (room > s->rcap - s->rend)
-            room = s->rcap - s->rend;
         ssize_t n = s->tp->read(s, s->rbuf + s->rend, room);
         if (n > 0) {
             s->rend += (size_t)n;

@@ -339,12 +339,63 @@ ssize_t gust__stream_flush(gust_stream *s)
  * Anything that cannot wait (a big write, write_ref, sendfile, close) sends
  * the gathered data first, so the order never changes. */
 
+/* ---- Batched sends (the loop's io_uring batch) ----------------------------
+ *
+ * Inside a loop turn, a send on a plain socket is queued and left to the
+ * loop, which hands every such send of the turn to the kernel in one call
+ * when the handlers are done (before it waits again). The bytes wait in the
+ * write queue as they would for a full socket; the stream holds a reference
+ * until write_done. */
+
+static bool defer_send(gust_stream *s)
+{
+    if (s->in_batch)
+        return true;
+    if (!s->is_socket || s->tp != &gust__stream_plain_transport ||
+        s->connecting || s->closed ||
+        !gust__loop_defer_write(s->loop, s->fd, s, &gust__stream_io_ops))
+        return false;
+    s->in_batch = true;
+    s->refs++;
+    return true;
+}
+
+int gust__stream_write_gather(void *data, struct iovec *iov, int max)
+{
+    gust_stream *s = data;
+    size_t total;
+    return s->closed ? 0 : gather(s, iov, max, &total);
+}
+
+void gust__stream_write_done(void *data, ssize_t res)
+{
+    gust_stream *s = data;
+    s->in_batch = false;
+    if (!s->closed) {
+        if (res < 0 && res != -EAGAIN && res != -EWOULDBLOCK && res != -EINTR) {
+            gust__stream_close_with(s, (int)res);
+        } else {
+            if (res > 0)
+                consume(s, (size_t)res);
+            /* What the batch did not take (a file, more pieces than it
+             * gathers, or a full socket) goes the usual way. */
+            if (s->whead)
+                gust__stream_flush(s);
+            if (!s->closed && marks_due(s))
+                gust__stream_fire_marks(s);
+            if (!s->closed)
+                gust__stream_update_events(s, true);
+        }
+    }
+    gust__stream_release(s);
+}
+
 void gust__stream_uncork(gust_stream *s)
 {
     if (!s->corked)
         return;
     s->corked = false;
-    if (!s->closed && !s->connecting && s->whead)
+    if (!s->closed && !s->connecting && s->whead && !defer_send(s))
         gust__stream_flush(s);
 }
 
@@ -368,7 +419,7 @@ static ssize_t try_writev(gust_stream *s, const struct iovec *iov, int cnt)
     gust__stream_uncork(s);
     if (s->closed)
         return -EPIPE; /* the flush above failed; the stream has its error */
-    if (s->whead || s->connecting || s->fd < 0)
+    if (s->whead || s->connecting || s->fd < 0 || defer_send(s))
         return 0;
     for (;;) {
         ssize_t n = s->tp->writev(s, iov, cnt);

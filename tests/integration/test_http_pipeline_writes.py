@@ -8,7 +8,12 @@ its single read returns them all. The connection then parses and answers
 every buffered request before it returns to the loop, gathering the
 responses, and writes them once at the end of the batch. (Were the first
 request answered before the rest were parsed, there would be 2 writes; the
-server does not work that way, so the test asserts 1.)"""
+server does not work that way, so the test asserts 1.)
+
+strace cannot see inside io_uring_enter, so the servers run with
+GUST_IO_URING=0 (one sendmsg per send, src/loop_batch.c unused). With
+io_uring the same gathered bytes are one send operation of the turn's
+batch: the gathering is the stream's and the HTTP layer's, not the loop's."""
 import os
 import re
 import signal
@@ -64,6 +69,7 @@ def test_pipelined_batch_is_one_write(tmp_path, name):
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
                            ":detect_leaks=0").lstrip(":")
+    env["GUST_IO_URING"] = "0"
     proc = subprocess.Popen(
         [STRACE, "-f", "-qq", "-s", "0",
          "-e", "trace=write,writev,sendmsg,sendto,accept,accept4",
