@@ -105,7 +105,6 @@ typedef struct conn {
     size_t out_bytes;    /* bytes of queued requests the kernel has not taken */
     bool send_busy;      /* a send is outstanding */
     bool dirty;          /* listed in the loop's dirty array */
-    bool connecting;     /* a reconnect's connect is outstanding */
     /* Response parser. */
     parse_state state;
     int status;
@@ -115,7 +114,6 @@ typedef struct conn {
     size_t head_len;     /* bytes of a split response head kept in head_buf */
     char *head_buf;      /* MAX_HEAD bytes, allocated on the first split head */
 } conn;
-
 
 typedef struct config {
     int connections;
@@ -605,7 +603,6 @@ static void conn_reconnect(loadgen *g, conn *c)
     c->send_busy = false;
     c->state = P_HEAD;
     c->head_len = 0;
-    c->connecting = false;
     c->gen++;
     if (g->stopping)
         return;
@@ -620,14 +617,12 @@ static void conn_reconnect(loadgen *g, conn *c)
         return;
     }
     c->fd = fd;
-    c->connecting = true;
     io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&g->addr, g->addr_len);
     io_uring_sqe_set_data64(sqe, conn_tag(c, OP_CONNECT));
 }
 
 static void on_connect(loadgen *g, conn *c, int res)
 {
-    c->connecting = false;
     if (res < 0) {
         snprintf(g->fatal, sizeof g->fatal, "reconnect to %s failed: %s",
                  g->cfg.authority, strerror(-res));
