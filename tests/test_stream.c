@@ -793,6 +793,50 @@ static void test_new_rejects_bad_fds(void **state)
 
 #define T(fn) cmocka_unit_test_setup(fn, test_setup)
 
+/* A plain fd handler that reads what arrives itself. */
+static void raw_reader(gust_loop *loop, int fd, unsigned events, void *data)
+{
+    (void)loop, (void)events;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0)
+        *(int *)data += (int)n;
+}
+
+/* A stream's fd number reused by a plain handler: the loop must not treat
+ * the newcomer as a stream (its batched reads are the stream's). */
+static void test_fd_reused_by_plain_handler(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int a, b;
+    tcp_pair(&a, &b);
+    rec r = {0}, closes = {0};
+    gust_stream *s = new_stream(loop, a, NULL, &closes);
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, rec_cb, &r), 0);
+    write_all(b, "one\n", 4);
+    run_until_set(loop, &r.calls);
+    assert_int_equal(gust_stream_read_until(s, "\n", 1, 0, rec_cb, &r), 0);
+    gust_stream_close(s);
+    run_until_set(loop, &closes.closes);
+    /* a's number is free again: a new socket takes it. */
+    int c, peer;
+    tcp_pair(&c, &peer);
+    int e = dup2(c, a);
+    assert_int_equal(e, a);
+    close(c);
+    int got = 0;
+    assert_int_equal(gust_loop_add_handler(loop, e, GUST_READ, raw_reader, &got), 0);
+    write_all(peer, "two\n", 4);
+    for (int i = 0; i < 100 && got < 4; i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_int_equal(got, 4);
+    assert_int_equal(gust_loop_remove_handler(loop, e), 0);
+    close(e), close(peer), close(b);
+    assert_int_equal(gust_loop_free(loop), 0);
+    rec_reset(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,6 +861,7 @@ int main(void)
         T(test_close_inside_read_callback),
         T(test_close_inside_close_callback),
         T(test_new_rejects_bad_fds),
+        T(test_fd_reused_by_plain_handler),
     };
     int failed = cmocka_run_group_tests_name("stream_epoll", tests,
                                              setup_default, teardown_env);
