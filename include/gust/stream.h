@@ -29,7 +29,11 @@
  * is given back (to a small per-thread cache) whenever it becomes empty.
  *
  * WRITES. gust_stream_write() tries the syscall at once and copies only what
- * the kernel did not take; gust_stream_write_ref() borrows the caller's
+ * the kernel did not take (inside a loop iteration, on a plain socket with
+ * the loop's io_uring batches on, the bytes are queued and sent with the
+ * other sends of the phase when it ends: loop.h, BATCHED SOCKET I/O; a
+ * gust_stream_close() first sends what is queued so, as it would have been
+ * without batches); gust_stream_write_ref() borrows the caller's
  * buffers until its callback; gust_stream_sendfile() sends a file range. The
  * queue goes out with writev() in order. A write callback
  *     cb(stream, status, user)
