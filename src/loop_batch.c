@@ -21,6 +21,14 @@
 enum {
     ENTRIES = 256,   /* operations per io_uring_enter */
     IOV_PER_SEND = 8,
+    /* Reads land in the loop's slab, one slot each, and are copied into
+     * the stream from there: a stream's own buffer (64 KiB) for every
+     * ready fd at once would be megabytes touched per turn. */
+    READ_SLOT = 8192,
+    /* Deferred sends' bytes: bump-allocated in chunks kept from turn to
+     * turn, instead of one malloc'd copy per send. */
+    TURN_CHUNK = 64 * 1024,
+    TURN_MAX_ALLOC = 16 * 1024,
 };
 
 typedef struct batch_item {
@@ -44,6 +52,11 @@ struct gust__batch {
     ssize_t res[ENTRIES];
     bool sent[ENTRIES];
     bool broken; /* a wait failed: batches are off from now on */
+    char *slab;  /* ENTRIES * READ_SLOT, made on the first batched read */
+    /* Turn memory: chunks[0, nchunks), filled up to used in chunks[cur]. */
+    char **chunks;
+    size_t nchunks, chunk, used;
+    int flushing; /* nesting of gust__loop_flush_writes */
 };
 
 void gust__batch_start(gust_loop *loop)
@@ -78,6 +91,10 @@ void gust__batch_free(gust_loop *loop)
     if (!b)
         return;
     io_uring_queue_exit(&b->ring);
+    for (size_t i = 0; i < b->nchunks; i++)
+        free(b->chunks[i]);
+    free(b->chunks);
+    free(b->slab);
     free(b->reads);
     free(b->writes);
     free(b);
@@ -132,13 +149,16 @@ static void run(gust__batch *b, unsigned want,
 
 static void read_result(gust__batch *b, size_t idx, ssize_t res)
 {
-    b->reads[idx].ops->read_done(b->reads[idx].data, res);
+    b->reads[idx].ops->read_done(b->reads[idx].data,
+                                 b->slab + (idx % ENTRIES) * READ_SLOT, res);
 }
 
 void gust__batch_reads(gust_loop *loop, int n)
 {
     gust__batch *b = loop->batch;
     if (!b || b->broken)
+        return;
+    if (!b->slab && !(b->slab = malloc((size_t)ENTRIES * READ_SLOT)))
         return;
     unsigned queued = 0;
     for (int i = 0; i < n; i++) {
@@ -151,22 +171,24 @@ void gust__batch_reads(gust_loop *loop, int n)
             continue;
         if (!reserve(&b->reads, b->nreads, &b->reads_cap))
             break; /* out of memory: the rest read one by one */
-        char *buf;
         size_t len;
-        if (!slot->io->read_target(slot->data, &buf, &len))
+        if (!slot->io->read_target(slot->data, &len))
             continue;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
-        if (!sqe) {
+        /* Slots are reused by the next chunk of ENTRIES reads, whose
+         * results are only reported after this chunk's are. */
+        if (queued == ENTRIES) {
             run(b, queued, read_result);
             queued = 0;
             if (b->broken) {
-                slot->io->read_done(slot->data, -EAGAIN);
+                slot->io->read_done(slot->data, NULL, -EAGAIN);
                 b->reads[b->nreads++] = (batch_item){slot->data, slot->io, r->fd};
                 return;
             }
-            sqe = io_uring_get_sqe(&b->ring);
         }
-        io_uring_prep_recv(sqe, r->fd, buf, len, MSG_DONTWAIT);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+        char *buf = b->slab + (b->nreads % ENTRIES) * READ_SLOT;
+        io_uring_prep_recv(sqe, r->fd, buf, len < READ_SLOT ? len : READ_SLOT,
+                           MSG_DONTWAIT);
         io_uring_sqe_set_data64(sqe, b->nreads);
         b->reads[b->nreads++] = (batch_item){slot->data, slot->io, r->fd};
         queued++;
@@ -205,11 +227,37 @@ static void send_result(gust__batch *b, size_t idx, ssize_t res)
     b->res[idx] = res;
 }
 
+void *gust__loop_turn_alloc(gust_loop *loop, size_t n)
+{
+    gust__batch *b = loop->batch;
+    if (!loop->batching || !b || b->broken || n > TURN_MAX_ALLOC)
+        return NULL;
+    n = (n + 15) & ~(size_t)15;
+    if (b->nchunks == 0 || b->used + n > TURN_CHUNK) {
+        if (b->nchunks > 0 && b->chunk + 1 < b->nchunks) {
+            b->chunk++;
+        } else {
+            char **c = realloc(b->chunks, (b->nchunks + 1) * sizeof *c);
+            if (!c)
+                return NULL;
+            b->chunks = c;
+            if (!(c[b->nchunks] = malloc(TURN_CHUNK)))
+                return NULL;
+            b->chunk = b->nchunks++;
+        }
+        b->used = 0;
+    }
+    void *p = b->chunks[b->chunk] + b->used;
+    b->used += n;
+    return p;
+}
+
 void gust__loop_flush_writes(gust_loop *loop)
 {
     gust__batch *b = loop->batch;
-    if (!b)
+    if (!b || b->flushing)
         return;
+    b->flushing++;
     /* write_done may queue more (a write callback writing): go on until
      * nothing is left. */
     while (b->nwrites > 0) {
@@ -243,6 +291,10 @@ void gust__loop_flush_writes(gust_loop *loop)
             it->ops->write_done(it->data, b->sent[j] && !b->broken ? b->res[j] : 0);
         }
     }
+    /* Every deferred send is done and has moved what it did not send out
+     * of the turn memory (write_done): it can be reused. */
+    b->chunk = b->used = 0;
+    b->flushing--;
 }
 
 #else /* !GUST_HAVE_URING */
@@ -277,6 +329,12 @@ bool gust__loop_defer_write(gust_loop *loop, int fd, void *data,
 void gust__loop_flush_writes(gust_loop *loop)
 {
     (void)loop;
+}
+
+void *gust__loop_turn_alloc(gust_loop *loop, size_t n)
+{
+    (void)loop, (void)n;
+    return NULL;
 }
 
 #endif

@@ -71,11 +71,13 @@ extern const gust__backend gust__backend_poll;
 #include <sys/uio.h>
 
 typedef struct gust__io_ops {
-    /* Where the next read of this fd would go: false for no read now. */
-    bool (*read_target)(void *data, char **buf, size_t *len);
-    /* The read's result (bytes, 0 for EOF, or -errno), before any handler
-     * of the turn runs. */
-    void (*read_done)(void *data, ssize_t res);
+    /* Whether the next read of this fd is due now, and how much it may
+     * take (*len). The loop reads into memory of its own. */
+    bool (*read_target)(void *data, size_t *len);
+    /* The read's result (res bytes at buf, 0 for EOF, or -errno), before
+     * any handler of the turn runs; buf is the loop's until the call
+     * returns. */
+    void (*read_done)(void *data, const char *buf, ssize_t res);
     /* After the turn's handlers ran; pairs with a read_target that
      * returned true (a reference the caller may hold until then). */
     void (*read_finish)(void *data);
@@ -97,6 +99,11 @@ bool gust__loop_defer_write(gust_loop *loop, int fd, void *data,
                             const gust__io_ops *ops);
 /* Sends everything deferred so far (the loop does it before it waits). */
 void gust__loop_flush_writes(gust_loop *loop);
+/* n bytes that stay valid until the current batch of sends is done (the
+ * end of the next gust__loop_flush_writes), for the bytes of a deferred
+ * send: they then need no malloc'd copy each. NULL when not batching or n
+ * is large; the caller copies into its own memory instead. */
+void *gust__loop_turn_alloc(gust_loop *loop, size_t n);
 
 /* The calling thread's current loop, or NULL; never creates one. */
 gust_loop *gust__loop_current_if_any(void);

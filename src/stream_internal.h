@@ -110,7 +110,10 @@ enum gust__read_found {
 
 /* One piece of the write queue. Copies coalesce into the tail COPY segment;
  * REF borrows the caller's iovecs; FILE sends a file range. */
-enum gust__wseg_kind { GUST__WSEG_COPY, GUST__WSEG_REF, GUST__WSEG_FILE };
+/* TURN: like COPY, but the bytes are the loop's turn memory
+ * (gust__loop_turn_alloc) until the batched send is done. */
+enum gust__wseg_kind { GUST__WSEG_COPY, GUST__WSEG_REF, GUST__WSEG_FILE,
+                       GUST__WSEG_TURN };
 
 typedef struct gust__wseg {
     struct gust__wseg *next;
@@ -230,8 +233,8 @@ bool gust__stream_cache_put(int kind, void *buf);
  * read hooks in stream_read.c, send hooks in stream_write.c. */
 enum { GUST__PF_NONE, GUST__PF_DATA, GUST__PF_EOF, GUST__PF_ERROR };
 extern const gust__io_ops gust__stream_io_ops;
-bool gust__stream_read_target(void *data, char **buf, size_t *len);
-void gust__stream_read_done(void *data, ssize_t res);
+bool gust__stream_read_target(void *data, size_t *len);
+void gust__stream_read_done(void *data, const char *buf, ssize_t res);
 void gust__stream_read_finish(void *data);
 int gust__stream_write_gather(void *data, struct iovec *iov, int max);
 void gust__stream_write_done(void *data, ssize_t res);

@@ -327,10 +327,11 @@ void gust__stream_deliver(gust_stream *s)
 /* ---- Batched reads (the loop's io_uring batch) ----------------------------
  *
  * Before the turn's handlers run, the loop asks each readable plain socket
- * where its next read would go, reads them all in one call and reports
- * each result. Bytes are added to the buffer at once, so nothing can move
- * or lose them; handle_read then takes the result in place of its first
- * read() system call. */
+ * whether it reads and how much, reads them all in one call into memory of
+ * its own and reports each result. The bytes are copied into the stream's
+ * buffer at once (an exact-size one when it has none: every ready stream
+ * holds its bytes at the same time here), so nothing can move or lose
+ * them; handle_read then takes the result in place of its first read(). */
 
 static bool plain_socket(const gust_stream *s)
 {
@@ -356,25 +357,49 @@ static bool read_room(gust_stream *s, size_t *room)
     return true;
 }
 
-bool gust__stream_read_target(void *data, char **buf, size_t *len)
+bool gust__stream_read_target(void *data, size_t *len)
 {
     gust_stream *s = data;
     size_t n;
     int status;
     if (s->closed || s->connecting || !plain_socket(s) || s->delivering ||
         s->rkind == GUST__READ_NONE || s->pf_state != GUST__PF_NONE ||
-        gust__stream_find_read(s, &n, &status) != GUST__FOUND_NONE ||
-        !read_room(s, len))
+        gust__stream_find_read(s, &n, &status) != GUST__FOUND_NONE)
         return false;
-    *buf = s->rbuf + s->rend;
+    size_t live = s->rend - s->rstart;
+    if (live >= s->max_buffer_size)
+        return false; /* handle_read reports it */
+    n = s->max_buffer_size - live;
+    *len = n < s->read_chunk_size ? n : s->read_chunk_size;
     s->refs++; /* until read_finish */
     return true;
 }
 
-void gust__stream_read_done(void *data, ssize_t res)
+/* Room for n more bytes; a stream with no buffer gets one of just that
+ * size (grown by ensure_space later if it needs more). */
+static bool room_for(gust_stream *s, size_t n)
+{
+    if (s->rbuf)
+        return ensure_space(s, n);
+    size_t cap = (n + 255) & ~(size_t)255;
+    s->rbuf = malloc(cap);
+    if (!s->rbuf)
+        return false;
+    s->rcap = cap;
+    s->rstart = s->rend = 0;
+    return true;
+}
+
+void gust__stream_read_done(void *data, const char *buf, ssize_t res)
 {
     gust_stream *s = data;
     if (res > 0) {
+        if (!room_for(s, (size_t)res)) {
+            s->pf_state = GUST__PF_ERROR;
+            s->pf_err = -ENOMEM;
+            return;
+        }
+        memcpy(s->rbuf + s->rend, buf, (size_t)res);
         s->rend += (size_t)res;
         s->pf_state = GUST__PF_DATA;
     } else if (res == 0) {

@@ -162,6 +162,52 @@ void gust__stream_write_free(gust_stream *s)
 }
 
 /* Appends a copy of data, into the tail copy buffer when it fits. */
+static int append_copy(gust_stream *s, const char *data, size_t len);
+
+/* Appends data for a send waiting in the loop's batch: into the loop's turn
+ * memory when it has room (no malloc'd copy; see settle_turn), else as a
+ * copy. */
+static int append_deferred(gust_stream *s, const char *data, size_t len)
+{
+    char *mem = s->in_batch ? gust__loop_turn_alloc(s->loop, len) : NULL;
+    gust__wseg *g = mem ? malloc(sizeof *g) : NULL;
+    if (!g)
+        return append_copy(s, data, len);
+    memcpy(mem, data, len);
+    g->kind = GUST__WSEG_TURN;
+    g->u.copy.buf = mem;
+    g->u.copy.cap = g->u.copy.len = len;
+    g->u.copy.off = 0;
+    seg_append(s, g);
+    return 0;
+}
+
+/* After the batched send: bytes it did not send move out of the turn
+ * memory, which the loop reuses. Returns false if out of memory. */
+static bool settle_turn(gust_stream *s)
+{
+    for (gust__wseg **p = &s->whead; *p; p = &(*p)->next) {
+        gust__wseg *g = *p;
+        if (g->kind != GUST__WSEG_TURN)
+            continue;
+        size_t n = g->u.copy.len - g->u.copy.off;
+        gust__wseg *c = malloc(sizeof *c + n);
+        if (!c)
+            return false;
+        *c = *g;
+        c->kind = GUST__WSEG_COPY;
+        c->u.copy.buf = (char *)(c + 1);
+        memcpy(c->u.copy.buf, g->u.copy.buf + g->u.copy.off, n);
+        c->u.copy.off = 0;
+        c->u.copy.len = c->u.copy.cap = n;
+        if (s->wtail == g)
+            s->wtail = c;
+        *p = c;
+        free(g);
+    }
+    return true;
+}
+
 static int append_copy(gust_stream *s, const char *data, size_t len)
 {
     gust__wseg *t = s->wtail;
@@ -195,7 +241,7 @@ static void consume(gust_stream *s, size_t n)
     while (n > 0) {
         gust__wseg *g = s->whead;
         assert(g && g->kind != GUST__WSEG_FILE);
-        if (g->kind == GUST__WSEG_COPY) {
+        if (g->kind == GUST__WSEG_COPY || g->kind == GUST__WSEG_TURN) {
             size_t take = g->u.copy.len - g->u.copy.off;
             if (take > n)
                 take = n;
@@ -230,7 +276,7 @@ static int gather(gust_stream *s, struct iovec *iov, int max, size_t *total)
     *total = 0;
     for (gust__wseg *g = s->whead; g && g->kind != GUST__WSEG_FILE && cnt < max;
          g = g->next) {
-        if (g->kind == GUST__WSEG_COPY) {
+        if (g->kind == GUST__WSEG_COPY || g->kind == GUST__WSEG_TURN) {
             iov[cnt].iov_base = g->u.copy.buf + g->u.copy.off;
             iov[cnt].iov_len = g->u.copy.len - g->u.copy.off;
             *total += iov[cnt++].iov_len;
@@ -381,6 +427,8 @@ void gust__stream_write_done(void *data, ssize_t res)
              * gathers, or a full socket) goes the usual way. */
             if (s->whead)
                 gust__stream_flush(s);
+            if (!s->closed && s->whead && !settle_turn(s))
+                gust__stream_close_with(s, -ENOMEM);
             if (!s->closed && marks_due(s))
                 gust__stream_fire_marks(s);
             if (!s->closed)
@@ -463,7 +511,7 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
             err = (int)sent;
             sent = 0;
         } else if ((size_t)sent < len &&
-                   append_copy(s, (const char *)data + sent, len - (size_t)sent) < 0) {
+                   append_deferred(s, (const char *)data + sent, len - (size_t)sent) < 0) {
             if (sent == 0)
                 return -ENOMEM;
             err = -ENOMEM; /* part went out: cannot take the call back */
