@@ -1126,7 +1126,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     } else {
         memcpy(&c->peer, addr, addrlen);
     }
-    c->peer_len = addrlen;
+    c->peer_len = (uint8_t)addrlen;
     c->state = GUST__HTTP_HEAD;
     c->timer_kind = T_NONE;
     gust_loop *loop = gust_stream_loop(stream);

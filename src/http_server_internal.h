@@ -119,7 +119,7 @@ struct gust_http_connection {
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } peer;
-    socklen_t peer_len;
+    uint8_t peer_len;    /* <= sizeof(struct sockaddr_storage) */
     uint8_t state;       /* enum gust__http_state */
     uint8_t timer_kind;  /* what the timer measures (enum in the .c) */
     bool reading;        /* a stream read is pending */
@@ -127,11 +127,11 @@ struct gust_http_connection {
     bool closed;         /* the stream is closed or closing */
     bool lingering;      /* error sent: discarding input until EOF */
     bool app_owns;       /* the application holds the request until finish() */
-    struct sockaddr *peer_big;
     /* Counts requests, so that a callback due after its request finished
      * can tell it is stale (wrapping is harmless: only the current request
-     * is compared). */
+     * is compared). Here, and peer_len in 8 bits, to pack the struct. */
     uint32_t req_seq;
+    struct sockaddr *peer_big;
     double deadline;     /* loop time when timer_kind runs out */
     double timer_at;     /* loop time the timer is scheduled for */
     gust_timer timer;

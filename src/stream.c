@@ -66,6 +66,11 @@ static int prepare_fd(int fd, bool *is_socket)
     return 0;
 }
 
+static uint32_t clamp32(size_t v)
+{
+    return v > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)v;
+}
+
 static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
                                  const gust_stream_options *opts)
 {
@@ -81,10 +86,10 @@ static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
     s->read_chunk_size = DEFAULT_CHUNK;
     if (opts) {
         if (opts->max_buffer_size)
-            s->max_buffer_size = opts->max_buffer_size;
+            s->max_buffer_size = clamp32(opts->max_buffer_size);
         if (opts->read_chunk_size)
-            s->read_chunk_size = opts->read_chunk_size;
-        s->max_write_buffer_size = opts->max_write_buffer_size;
+            s->read_chunk_size = clamp32(opts->read_chunk_size);
+        s->max_write_buffer_size = clamp32(opts->max_write_buffer_size);
     }
     s->tp = &gust__stream_plain_transport;
     return s;

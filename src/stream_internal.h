@@ -147,7 +147,7 @@ typedef struct gust__wmark {
     void *user;
 } gust__wmark;
 
-#define GUST__DELIM_INLINE 16
+#define GUST__DELIM_INLINE 8
 
 struct gust_stream {
     gust_loop *loop;
@@ -172,11 +172,12 @@ struct gust_stream {
     int16_t pf_err;      /* GUST__PF_ERROR: the negated errno */
     int refs;            /* scheduled loop callbacks holding the stream */
     int user_refs;       /* gust_stream_ref(), counted in refs too */
+    /* Limits, 32 bits to keep an idle connection small (options above
+     * 4 GiB are taken as 4 GiB - 1). */
+    uint32_t read_chunk_size;
     void *data;
-
-    size_t max_buffer_size;
-    size_t max_write_buffer_size;
-    size_t read_chunk_size;
+    uint32_t max_buffer_size;
+    uint32_t max_write_buffer_size;
 
     const gust__stream_transport *tp;
     void *tp_state;

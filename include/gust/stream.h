@@ -119,6 +119,8 @@ typedef struct gust_stream_options {
     size_t max_write_buffer_size;
     /* Bytes asked of each read(). 0: the default, 64 KiB. */
     size_t read_chunk_size;
+    /* (Each limit is kept in 32 bits: a value of 4 GiB or more counts as
+     * 4 GiB - 1.) */
 } gust_stream_options;
 
 /* Wraps fd, which must be a socket or pipe; it is made non-blocking and
