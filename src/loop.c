@@ -117,7 +117,7 @@ static int register_fd(gust_loop *loop, int fd, unsigned events,
         return r;
     slot->cb = cb;
     slot->data = data;
-    slot->io = NULL; /* a stream sets its own after this */
+    slot->io = 0; /* a stream sets its own after this */
     slot->gen = gen;
     slot->events = (uint8_t)events;
     slot->used = 1;

@@ -172,7 +172,8 @@ void gust__batch_reads(gust_loop *loop, int n)
         if (!reserve(&b->reads, b->nreads, &b->reads_cap))
             break; /* out of memory: the rest read one by one */
         size_t len;
-        if (!slot->io->read_target(slot->data, &len))
+        const gust__io_ops *io = loop->io_ops;
+        if (!io->read_target(slot->data, &len))
             continue;
         /* Slots are reused by the next chunk of ENTRIES reads, whose
          * results are only reported after this chunk's are. */
@@ -180,8 +181,8 @@ void gust__batch_reads(gust_loop *loop, int n)
             run(b, queued, read_result);
             queued = 0;
             if (b->broken) {
-                slot->io->read_done(slot->data, NULL, -EAGAIN);
-                b->reads[b->nreads++] = (batch_item){slot->data, slot->io, r->fd};
+                io->read_done(slot->data, NULL, -EAGAIN);
+                b->reads[b->nreads++] = (batch_item){slot->data, io, r->fd};
                 return;
             }
         }
@@ -190,7 +191,7 @@ void gust__batch_reads(gust_loop *loop, int n)
         io_uring_prep_recv(sqe, r->fd, buf, len < READ_SLOT ? len : READ_SLOT,
                            MSG_DONTWAIT);
         io_uring_sqe_set_data64(sqe, b->nreads);
-        b->reads[b->nreads++] = (batch_item){slot->data, slot->io, r->fd};
+        b->reads[b->nreads++] = (batch_item){slot->data, io, r->fd};
         queued++;
     }
     if (queued)
@@ -341,6 +342,11 @@ void *gust__loop_turn_alloc(gust_loop *loop, size_t n)
 
 void gust__loop_set_io_ops(gust_loop *loop, int fd, const gust__io_ops *ops)
 {
-    if (fd >= 0 && fd < loop->fds_cap && loop->fds[fd].used)
-        loop->fds[fd].io = ops;
+    /* One set of hooks per loop (only streams use them). */
+    if (loop->io_ops && loop->io_ops != ops)
+        return;
+    if (fd >= 0 && fd < loop->fds_cap && loop->fds[fd].used) {
+        loop->io_ops = ops;
+        loop->fds[fd].io = 1;
+    }
 }

@@ -29,7 +29,7 @@ typedef struct gust__fd_slot {
     uint8_t events;   /* GUST_READ | GUST_WRITE as last given to the backend */
     uint8_t used;
     uint8_t internal; /* the wake-up fd: not counted as a user handler */
-    const gust__io_ops *io; /* batched reads (loop_batch.c), or NULL */
+    uint8_t io;       /* batched reads through loop->io_ops (loop_batch.c) */
 } gust__fd_slot;
 
 /* loop_batch.c: the io_uring batches, NULL when not available. */
@@ -93,6 +93,9 @@ struct gust_loop {
     atomic_int wake_wfd;   /* -1 until the backend starts */
 
     gust__batch *batch;    /* io_uring batches (loop_batch.c), or NULL */
+    /* The read hooks of the fds whose slot has io set: one set for all
+     * (streams'), so a slot spends a byte on it, not a pointer. */
+    const gust__io_ops *io_ops;
     bool batching;         /* inside an iteration with a batch: defer sends */
 
     /* fd table */

@@ -90,7 +90,8 @@ typedef struct gust__io_ops {
 } gust__io_ops;
 
 /* Lets the loop batch the reads of fd (registered with data as its
- * handler's data); ops must outlive the registration. */
+ * handler's data); ops must outlive the loop. A loop takes one set of
+ * hooks (the streams'): a call with another set is ignored. */
 void gust__loop_set_io_ops(gust_loop *loop, int fd, const gust__io_ops *ops);
 /* Queues a send on fd for the batch at the end of this turn: ops->write_gather
  * and write_done are called then. False when nothing is batched now (no
