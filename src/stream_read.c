@@ -339,38 +339,37 @@ static bool plain_socket(const gust_stream *s)
 }
 
 /* Where handle_read's next read would go: false when it would not read. */
-static bool read_room(gust_stream *s, size_t *room)
+/* How much the next read may take: read_chunk_size (the caller's knob for
+ * one read(), even when a cached buffer has more room), less near
+ * max_buffer_size; 0 when the buffer is full. */
+static size_t read_want(const gust_stream *s)
 {
     size_t live = s->rend - s->rstart;
     if (live >= s->max_buffer_size)
-        return false;
+        return 0;
     size_t r = s->max_buffer_size - live;
-    if (!ensure_space(s, r < s->read_chunk_size ? r : s->read_chunk_size))
+    return r < s->read_chunk_size ? r : s->read_chunk_size;
+}
+
+static bool read_room(gust_stream *s, size_t *room)
+{
+    size_t r = read_want(s);
+    if (r == 0 || !ensure_space(s, r))
         return false;
-    /* Ask for read_chunk_size even when a cached buffer has more room:
-     * it is the caller's knob for how much one read() may take. */
-    if (r > s->read_chunk_size)
-        r = s->read_chunk_size;
-    if (r > s->rcap - s->rend)
-        r = s->rcap - s->rend;
-    *room = r;
+    *room = r < s->rcap - s->rend ? r : s->rcap - s->rend;
     return true;
 }
 
 bool gust__stream_read_target(void *data, size_t *len)
 {
     gust_stream *s = data;
-    size_t n;
-    int status;
+    /* Bytes already buffered may satisfy the pending read: then the
+     * handler reads for itself (or not at all), and the hot path does not
+     * search the buffer twice. */
     if (s->closed || s->connecting || !plain_socket(s) || s->delivering ||
         s->rkind == GUST__READ_NONE || s->pf_state != GUST__PF_NONE ||
-        gust__stream_find_read(s, &n, &status) != GUST__FOUND_NONE)
+        s->rend != s->rstart || (*len = read_want(s)) == 0)
         return false;
-    size_t live = s->rend - s->rstart;
-    if (live >= s->max_buffer_size)
-        return false; /* handle_read reports it */
-    n = s->max_buffer_size - live;
-    *len = n < s->read_chunk_size ? n : s->read_chunk_size;
     s->refs++; /* until read_finish */
     return true;
 }
