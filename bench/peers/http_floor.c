@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_floor.h"
+
 enum { IN_CAP = 8192, OUT_CAP = 64 * 1024, MAX_EVENTS = 512 };
 
 typedef struct conn {
@@ -41,38 +43,6 @@ typedef struct conn {
     char in[IN_CAP];
     char out[OUT_CAP];
 } conn;
-
-/* "HTTP/1.1 200 OK\r\nDate: <29 chars>\r\n..." with the date patched in. */
-static char response[] = "HTTP/1.1 200 OK\r\n"
-                         "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
-                         "Server: Gust/0.1.0\r\n"
-                         "Content-Type: text/plain\r\n"
-                         "Content-Length: 12\r\n"
-                         "\r\n"
-                         "Hello, world";
-enum { DATE_AT = 23, DATE_LEN = 29 };
-static time_t date_sec = -1;
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
-
-static void update_date(void)
-{
-    time_t now = time(NULL);
-    if (now == date_sec)
-        return;
-    date_sec = now;
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char d[DATE_LEN + 1];
-    strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    memcpy(response + DATE_AT, d, DATE_LEN);
-}
 
 static void drop(int ep, conn *c)
 {
@@ -113,59 +83,27 @@ static bool on_readable(int ep, conn *c)
     if (k < 0)
         return true;
     c->in_len += (size_t)k;
-    char *p = c->in, *end = c->in + c->in_len, *e;
-    while ((e = memmem(p, (size_t)(end - p), "\r\n\r\n", 4))) {
-        if (c->out_len + sizeof response - 1 > OUT_CAP)
-            return false; /* a client that never reads: not our case */
-        memcpy(c->out + c->out_len, response, sizeof response - 1);
-        c->out_len += sizeof response - 1;
-        p = e + 4;
-    }
-    c->in_len = (size_t)(end - p);
-    memmove(c->in, p, c->in_len);
-    if (c->in_len == IN_CAP)
+    if (floor_answer(c->in, &c->in_len, c->out, &c->out_len, OUT_CAP) < 0 ||
+        c->in_len == IN_CAP)
         return false; /* a head larger than the buffer */
     return flush_out(ep, c);
 }
 
 int main(int argc, char **argv)
 {
-    int port = 0;
-    const char *address = "127.0.0.1";
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--port=", 7) == 0)
-            port = atoi(argv[i] + 7);
-        else if (strncmp(argv[i], "--address=", 10) == 0)
-            address = argv[i] + 10;
-        else {
-            fprintf(stderr, "usage: %s --port=N [--address=A]\n", argv[0]);
-            return 2;
-        }
-    }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (port <= 0 || port > 65535 || inet_pton(AF_INET, address, &a.sin_addr) != 1) {
-        fprintf(stderr, "http_floor: need --port=N and an IPv4 --address\n");
-        return 2;
-    }
+    int ls = floor_listen(argc, argv, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (ls < 0)
+        return -ls;
     int one = 1;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 4096) < 0) {
-        perror("http_floor: listen");
-        return 1;
-    }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &lev);
     struct epoll_event evs[MAX_EVENTS];
-    while (!stopping) {
+    while (!floor_stopping) {
         int n = epoll_wait(ep, evs, MAX_EVENTS, -1);
         if (n < 0 && errno == EINTR)
             continue;
-        update_date();
+        floor_update_date();
         for (int i = 0; i < n; i++) {
             conn *c = evs[i].data.ptr;
             if (!c) {

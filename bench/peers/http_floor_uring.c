@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_floor.h"
+
 enum {
     IN_CAP = 8192,
     OUT_CAP = 64 * 1024,
@@ -51,39 +53,9 @@ typedef struct conn {
     char out[OUT_CAP]; /* [0, out_len) sending; [out_len, out_more) queued */
 } conn;
 
-static char response[] = "HTTP/1.1 200 OK\r\n"
-                         "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
-                         "Server: Gust/0.1.0\r\n"
-                         "Content-Type: text/plain\r\n"
-                         "Content-Length: 12\r\n"
-                         "\r\n"
-                         "Hello, world";
-enum { DATE_AT = 23, DATE_LEN = 29 };
-static time_t date_sec = -1;
-
 static struct io_uring ring;
 static struct io_uring_buf_ring *bufs;
 static char *buf_mem;
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
-
-static void update_date(void)
-{
-    time_t now = time(NULL);
-    if (now == date_sec)
-        return;
-    date_sec = now;
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char d[DATE_LEN + 1];
-    strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    memcpy(response + DATE_AT, d, DATE_LEN);
-}
 
 static struct io_uring_sqe *sqe(void)
 {
@@ -175,18 +147,10 @@ static void on_recv(conn *c, struct io_uring_cqe *cqe)
     memcpy(c->in + c->in_len, buf_mem + (size_t)bid * BUF_SIZE, n);
     give_back(bid);
     c->in_len += n;
-    char *p = c->in, *end = c->in + c->in_len, *e;
-    while ((e = memmem(p, (size_t)(end - p), "\r\n\r\n", 4))) {
-        if (c->out_more + sizeof response - 1 > OUT_CAP) {
-            drop(c);
-            return;
-        }
-        memcpy(c->out + c->out_more, response, sizeof response - 1);
-        c->out_more += sizeof response - 1;
-        p = e + 4;
+    if (floor_answer(c->in, &c->in_len, c->out, &c->out_more, OUT_CAP) < 0) {
+        drop(c);
+        return;
     }
-    c->in_len = (size_t)(end - p);
-    memmove(c->in, p, c->in_len);
     send_queued(c);
     if (!more)
         arm_recv(c);
@@ -242,48 +206,25 @@ static int setup_ring(void)
 
 int main(int argc, char **argv)
 {
-    int port = 0;
-    const char *address = "127.0.0.1";
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--port=", 7) == 0)
-            port = atoi(argv[i] + 7);
-        else if (strncmp(argv[i], "--address=", 10) == 0)
-            address = argv[i] + 10;
-        else {
-            fprintf(stderr, "usage: %s --port=N [--address=A]\n", argv[0]);
-            return 2;
-        }
-    }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (port <= 0 || port > 65535 || inet_pton(AF_INET, address, &a.sin_addr) != 1) {
-        fprintf(stderr, "http_floor_uring: need --port=N and an IPv4 --address\n");
-        return 2;
-    }
+    int ls = floor_listen(argc, argv, SOCK_CLOEXEC);
+    if (ls < 0)
+        return -ls;
     int one = 1;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 4096) < 0) {
-        perror("http_floor_uring: listen");
-        return 1;
-    }
     int rc = setup_ring();
     if (rc < 0) {
         fprintf(stderr, "http_floor_uring: io_uring: %s\n", strerror(-rc));
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     struct io_uring_sqe *s = sqe();
     io_uring_prep_multishot_accept(s, ls, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data(s, tag(NULL, OP_ACCEPT));
-    while (!stopping) {
+    while (!floor_stopping) {
         rc = io_uring_submit_and_wait(&ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             fprintf(stderr, "http_floor_uring: %s\n", strerror(-rc));
             break;
         }
-        update_date();
+        floor_update_date();
         struct io_uring_cqe *cqe;
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&ring, head, cqe) {
