@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_time.h"
+
 /* Latency histogram: 1 µs buckets up to HIST_US; slower echoes go into the
  * last bucket (and still count in the mean and the max). 2^20 µs ≈ 1 s. */
 #define HIST_US (1u << 20)
@@ -159,39 +161,6 @@ static int parse_args(int argc, char **argv, config *cfg)
         }
     }
     return (optind == argc && cfg->port) ? 0 : -1;
-}
-
-/* utime + stime of pid in seconds, or -1. Fields 14 and 15 of
- * /proc/PID/stat; the command name (field 2) may hold spaces, so the scan
- * starts after its closing parenthesis. */
-static double proc_cpu_seconds(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    unsigned long long utime, stime;
-    /* After ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime(14) stime(15). */
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &utime, &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static int connect_one(int port)

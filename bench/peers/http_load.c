@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_time.h"
+
 /* Latency histogram: 1 µs buckets up to HIST_US (2^20 µs, about 1 s); a
  * slower response lands in the last bucket but still counts in mean and max. */
 #define HIST_US (1u << 20)
@@ -406,37 +408,6 @@ static void parse_args(int argc, char **argv, config *cfg)
     }
     cfg->url = argv[optind];
     parse_url(cfg, cfg->url);
-}
-
-/* utime + stime of pid in seconds, or -1. Fields 14 and 15 of
- * /proc/PID/stat; the command name (field 2) may hold spaces, so the scan
- * starts after its closing parenthesis. */
-static double proc_cpu_seconds(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long utime, stime;
-    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u"
-                            " %llu %llu", &utime, &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Our own CPU time, all threads (io_uring's workers are threads of this
- * process, so whatever they do is counted too). */
-static double self_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static void set_address(loadgen *g)
