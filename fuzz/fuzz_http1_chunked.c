@@ -8,14 +8,7 @@
 #include <string.h>
 
 #include "http1_parser.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            __builtin_trap();                                                  \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_BODY ((uint64_t)1 << 16)
 #define MAX_TRAILER 512

@@ -10,14 +10,7 @@
 #include <strings.h>
 
 #include "http1_parser.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            __builtin_trap();                                                  \
-    } while (0)
+#include "fuzz.h"
 
 static void check_slice(gust__http1_slice s, const char *buf, int head)
 {
@@ -124,10 +117,7 @@ static void check_framing(const char *buf, size_t size, int n,
                           const gust__http1_request *req)
 {
     gust__http1_framing fr;
-    gust__http1_chunked ch;
-    size_t rest = size - (size_t)n, data_len;
-    char *body;
-    ssize_t rc;
+    size_t rest = size - (size_t)n;
 
     /* Smuggling guards, checked independently of the parser's own logic. */
     size_t te = 0, cl = 0, host = 0;
@@ -159,15 +149,7 @@ static void check_framing(const char *buf, size_t size, int n,
     if (fr.body != GUST_HTTP1_BODY_CHUNKED)
         return;
     CHECK(req->minor_version == 1);
-    body = malloc(rest ? rest : 1);
-    if (!body)
-        return;
-    memcpy(body, buf + n, rest);
-    gust__http1_chunked_init(&ch, 1 << 20, 4096);
-    rc = gust__http1_chunked_decode(&ch, body, rest, &data_len);
-    CHECK(rc == GUST_HTTP1_INCOMPLETE || rc == GUST_HTTP1_ERROR ||
-          (rc >= 0 && (size_t)rc <= rest && data_len <= (size_t)rc));
-    free(body);
+    fuzz_check_chunked(buf + n, rest);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

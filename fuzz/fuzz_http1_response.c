@@ -12,14 +12,7 @@
 #include <strings.h>
 
 #include "http1_parser.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            __builtin_trap();                                                  \
-    } while (0)
+#include "fuzz.h"
 
 #define SLOTS 64
 
@@ -172,20 +165,8 @@ static void check_framing(const char *buf, size_t size, int n,
         if (fr.keep_alive)
             CHECK(!fr.connection_close);
 
-        if (fr.body == GUST_HTTP1_BODY_CHUNKED && m == 0) {
-            size_t rest = size - (size_t)n, data_len;
-            gust__http1_chunked ch;
-            char *body = malloc(rest ? rest : 1);
-            ssize_t used;
-            if (!body)
-                return;
-            memcpy(body, buf + n, rest);
-            gust__http1_chunked_init(&ch, 1 << 20, 4096);
-            used = gust__http1_chunked_decode(&ch, body, rest, &data_len);
-            CHECK(used == GUST_HTTP1_INCOMPLETE || used == GUST_HTTP1_ERROR ||
-                  (used >= 0 && (size_t)used <= rest && data_len <= (size_t)used));
-            free(body);
-        }
+        if (fr.body == GUST_HTTP1_BODY_CHUNKED && m == 0)
+            fuzz_check_chunked(buf + n, size - (size_t)n);
     }
 }
 

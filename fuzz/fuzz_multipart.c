@@ -18,14 +18,7 @@
 #include <string.h>
 
 #include "gust/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            __builtin_trap();                                                  \
-    } while (0)
+#include "fuzz.h"
 
 static int within(gust_str s, const char *buf, size_t len)
 {

@@ -16,14 +16,7 @@
 #include <string.h>
 
 #include "gust/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            __builtin_trap();                                                  \
-    } while (0)
+#include "fuzz.h"
 
 static const char *g_buf;
 static size_t g_len;

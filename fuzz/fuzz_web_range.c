@@ -17,14 +17,7 @@
 
 #include "gust/web.h"
 #include "web_parts.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            __builtin_trap();                                                  \
-    } while (0)
+#include "fuzz.h"
 
 static const char *const secrets[] = {"fuzz secret", "second", NULL};
 
