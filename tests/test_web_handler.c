@@ -101,15 +101,18 @@ static void *client_main(void *p)
     return NULL;
 }
 
-/* Serves routes with settings until the client has sent every request. */
-static void run(const gust_route *routes, const gust_app_settings *settings,
-                job *j)
+static gust_loop *new_current_loop(void)
 {
     gust_loop *loop = gust_loop_new();
     assert_non_null(loop);
     gust_loop_make_current(loop);
-    gust_app *app = gust_app_new(routes, settings);
-    assert_non_null(app);
+    return loop;
+}
+
+/* Serves app (made on loop) until the client has sent every request, then
+ * frees both. */
+static void serve(gust_loop *loop, gust_app *app, job *j)
+{
     assert_int_equal(gust_app_listen(app, 0, "127.0.0.1"), 0);
     j->loop = loop;
     j->port = gust_http_server_port(gust_app_server(app));
@@ -129,6 +132,16 @@ static void run(const gust_route *routes, const gust_app_settings *settings,
     for (int i = 0; i < 5; i++)
         gust_loop_run_once(loop, 0.001);
     assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* Serves routes with settings until the client has sent every request. */
+static void run(const gust_route *routes, const gust_app_settings *settings,
+                job *j)
+{
+    gust_loop *loop = new_current_loop();
+    gust_app *app = gust_app_new(routes, settings);
+    assert_non_null(app);
+    serve(loop, app, j);
 }
 
 static int status_of(const char *resp)
@@ -688,9 +701,7 @@ static void test_error_after_flush_cuts_connection(void **state)
 static void test_app_owns_server_option_strings(void **state)
 {
     (void)state;
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    gust_loop_make_current(loop);
+    gust_loop *loop = new_current_loop();
     char name[32];
     strcpy(name, "Mine/1.0");
     gust_http_server_options o = {.server_header = name};
@@ -700,22 +711,10 @@ static void test_app_owns_server_option_strings(void **state)
     /* The caller's strings may be gone before the app listens. */
     strcpy(name, "Clobbered");
     o.server_header = NULL;
-    assert_int_equal(gust_app_listen(app, 0, "127.0.0.1"), 0);
     static job j = {.reqs = {GET("/plain")}};
-    j.loop = loop;
-    j.port = gust_http_server_port(gust_app_server(app));
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, client_main, &j), 0);
-    assert_int_equal(gust_loop_start(loop), 0);
-    pthread_join(t, NULL);
-    for (int i = 0; i < 20; i++)
-        gust_loop_run_once(loop, 0.005);
+    serve(loop, app, &j);
     assert_int_equal(status_of(j.resp[0]), 200);
     assert_string_equal(header_of(j.resp[0], "Server"), "Mine/1.0");
-    gust_app_free(app);
-    for (int i = 0; i < 5; i++)
-        gust_loop_run_once(loop, 0.001);
-    assert_int_equal(gust_loop_free(loop), 0);
 }
 
 static void test_per_request_state(void **state)
