@@ -635,8 +635,8 @@ static int framing_fail(gust__http1_framing *out, int status, const char *reason
 /* Content-Length = 1*DIGIT (RFC 9110 8.6). A list of equal values ("5, 5",
  * as some intermediaries produce) is accepted as one; anything else, even
  * "+5" or an empty member, is an error. Merges into *value / *seen. */
-static const char *parse_content_length(gust__http1_slice v, uint64_t *value,
-                                        bool *seen)
+const char *gust__http1_parse_content_length(gust__http1_slice v, uint64_t *value,
+                                           bool *seen)
 {
     const char *p = v.ptr, *end = v.ptr + v.len;
 
@@ -781,7 +781,7 @@ int gust__http1_request_framing(const gust__http1_request *req,
             const char *err;
             if (!SLICE_IS(h->name, "content-length"))
                 break;
-            if ((err = parse_content_length(h->value, &cl, &has_cl)) != NULL)
+            if ((err = gust__http1_parse_content_length(h->value, &cl, &has_cl)) != NULL)
                 return framing_fail(out, 400, err);
             break;
         }
@@ -839,7 +839,7 @@ int gust__http1_response_framing(const gust__http1_response *resp,
             (void)connection_list(h->value, out);
         else if (h->name.len == 14 && SLICE_IS(h->name, "content-length") &&
                  !cl_error)
-            cl_error = parse_content_length(h->value, &cl, &has_cl);
+            cl_error = gust__http1_parse_content_length(h->value, &cl, &has_cl);
         else if (h->name.len == 17 && SLICE_IS(h->name, "transfer-encoding"))
             te_list_add(&te, h->value);
     }

@@ -29,6 +29,7 @@
 #ifndef GUST_HTTP1_PARSER_H
 #define GUST_HTTP1_PARSER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -184,6 +185,14 @@ typedef struct gust__http1_framing {
     int error_status;            /* 400 or 501 after GUST_HTTP1_ERROR */
     const char *error_reason;    /* static text for the log, after an error */
 } gust__http1_framing;
+
+/* One Content-Length field value (RFC 9110 8.6: 1*DIGIT, at most
+ * GUST_HTTP1_MAX_CONTENT_LENGTH; a list of equal values counts as one),
+ * merged into *value / *seen so that several fields must agree too.
+ * Returns NULL, or the reason it is invalid (static text). The framing
+ * functions use it; so does the server for a length the application set. */
+const char *gust__http1_parse_content_length(gust__http1_slice v,
+                                             uint64_t *value, bool *seen);
 
 /* Decides the body framing of a request parsed by gust__http1_parse_request()
  * (which must have returned > 0; the slices must still be valid) and reads

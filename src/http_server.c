@@ -555,15 +555,12 @@ static void note_user_length(gust__http_rq *q)
     gust_str v = gust_http_headers_get_first(&q->resp_headers,
                                              GUST_STR("Content-Length"));
     uint64_t n = 0;
-    if (v.len == 0 || v.len > 19)
-        return;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.ptr[i] < '0' || v.ptr[i] > '9')
-            return;
-        n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+    bool seen = false;
+    if (gust__http1_parse_content_length((gust__http1_slice){v.ptr, v.len},
+                                         &n, &seen) == NULL) {
+        q->resp_len_set = true;
+        q->resp_len_left = n;
     }
-    q->resp_len_set = true;
-    q->resp_len_left = n;
 }
 
 /* Body bytes about to go out under the application's Content-Length.
