@@ -12,6 +12,9 @@
 # subtracted, so start-up and shutdown cancel out:
 #   (instructions(MANY) - instructions(FEW)) / ((MANY - FEW) * CONNS)
 # Only the server's own process is counted (the kernel is not).
+# DEPTH=N pipelines: each round sends N requests at once on every
+# connection, so that per-read costs are shared as under pipelined load
+# (the requests counted are then rounds * CONNS * DEPTH).
 # PROFILE=FILE keeps the callgrind profile of the longer run there, for
 # callgrind_annotate --inclusive=yes FILE.
 set -euo pipefail
@@ -23,6 +26,7 @@ PORT=${PORT:-18111}
 CONNS=${CONNS:-10}
 FEW=${FEW:-100}
 MANY=${MANY:-600}
+DEPTH=${DEPTH:-1}
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind missing" >&2; exit 1; }
 [ -x "$SERVER" ] || { echo "instructions.sh: $SERVER not built (make bench)" >&2; exit 1; }
 work=$(mktemp -d /tmp/gust-instr.XXXXXX)
@@ -37,9 +41,10 @@ count() { # rounds -> total instructions
     valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
         "$SERVER" --port="$PORT" --address=127.0.0.1 >"$work/server.log" 2>&1 &
     pid=$!
-    /usr/bin/python3 - "$PORT" "$URLPATH" "$1" "$CONNS" <<'PY'
+    /usr/bin/python3 - "$PORT" "$URLPATH" "$1" "$CONNS" "$DEPTH" <<'PY'
 import socket, sys, time
-port, path, rounds, conns = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+port, path, rounds, conns, depth = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
+                                    int(sys.argv[4]), int(sys.argv[5]))
 deadline = time.monotonic() + 60
 while True:  # valgrind starts slowly
     try:
@@ -49,22 +54,24 @@ while True:  # valgrind starts slowly
         if time.monotonic() > deadline:
             sys.exit("server did not start")
         time.sleep(0.2)
-req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() * depth
 ss = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(conns)]
 for _ in range(rounds):
     for s in ss:
         s.sendall(req)
     for s in ss:
         buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(65536)
-        head, _, body = buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            sys.exit("unexpected response: %r" % head[:80])
-        cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
-        n = int(cl[0].split(b":")[1]) if cl else 0
-        while len(body) < n:
-            body += s.recv(65536)
+        for _ in range(depth):  # one whole response at a time
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(65536)
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                sys.exit("unexpected response: %r" % head[:80])
+            cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            n = int(cl[0].split(b":")[1]) if cl else 0
+            while len(buf) < n:
+                buf += s.recv(65536)
+            buf = buf[n:]
 for s in ss:
     s.close()
 PY
@@ -78,5 +85,5 @@ PY
 few=$(count "$FEW")
 many=$(count "$MANY")
 [ -n "${PROFILE:-}" ] && cp "$work/cg.out" "$PROFILE"
-awk -v a="$few" -v b="$many" -v r=$((MANY - FEW)) -v c="$CONNS" -v s="$SERVER" -v p="$URLPATH" \
+awk -v a="$few" -v b="$many" -v r=$((MANY - FEW)) -v c=$((CONNS * DEPTH)) -v s="$SERVER" -v p="$URLPATH" \
     'BEGIN { printf "%s %s: %.0f instructions per request\n", s, p, (b - a) / (r * c) }'

@@ -357,9 +357,10 @@ int gust_handler_flush(gust_handler *h,
 /* Finishes the response (sending what is left), runs on_finish, logs the
  * request and frees the handler with the request: h must not be used
  * after. Safe to call once; -EINVAL after. As Tornado's finish, a 200
- * answer to GET or HEAD that was not flushed gets an Etag header (the
- * SHA-1 of its body, unless the handler set one) and becomes a 304 with
- * no body when the request's If-None-Match names it. */
+ * answer to GET or HEAD that was not flushed gets an Etag header (a hash
+ * of its body, unless the handler set one: Tornado uses SHA-1, Gust the
+ * faster XXH3-128, 32 hex digits) and becomes a 304 with no body when the
+ * request's If-None-Match names it. */
 int gust_handler_finish(gust_handler *h);
 bool gust_handler_finished(const gust_handler *h);
 
