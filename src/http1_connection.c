@@ -559,6 +559,41 @@ static void apply_xheaders(gust_http_connection *c)
         r->protocol = "https";
 }
 
+/* The method as a number, and a constant string for the known ones, so
+ * that neither needs a copy nor a strcmp later. */
+static gust_http_method method_of(gust__http1_slice m, const char **name)
+{
+    static const char *const names[] = {
+        [GUST_HTTP_GET] = "GET",       [GUST_HTTP_HEAD] = "HEAD",
+        [GUST_HTTP_POST] = "POST",     [GUST_HTTP_PUT] = "PUT",
+        [GUST_HTTP_DELETE] = "DELETE", [GUST_HTTP_PATCH] = "PATCH",
+        [GUST_HTTP_OPTIONS] = "OPTIONS", [GUST_HTTP_CONNECT] = "CONNECT",
+        [GUST_HTTP_TRACE] = "TRACE",
+    };
+    gust_http_method id = GUST_HTTP_OTHER;
+    switch (m.len) {
+    case 3:
+        id = m.ptr[0] == 'G' ? GUST_HTTP_GET : GUST_HTTP_PUT;
+        break;
+    case 4:
+        id = m.ptr[0] == 'H' ? GUST_HTTP_HEAD : GUST_HTTP_POST;
+        break;
+    case 5:
+        id = m.ptr[0] == 'P' ? GUST_HTTP_PATCH : GUST_HTTP_TRACE;
+        break;
+    case 6:
+        id = GUST_HTTP_DELETE;
+        break;
+    case 7:
+        id = m.ptr[0] == 'O' ? GUST_HTTP_OPTIONS : GUST_HTTP_CONNECT;
+        break;
+    }
+    if (id != GUST_HTTP_OTHER && memcmp(m.ptr, names[id], m.len) != 0)
+        id = GUST_HTTP_OTHER;
+    *name = names[id];
+    return id;
+}
+
 /* Fills c->rq->req from the parsed head. Returns 0 or -ENOMEM. */
 static int setup_request(gust_http_connection *c)
 {
@@ -569,7 +604,9 @@ static int setup_request(gust_http_connection *c)
     c->req_seq++;
     c->srv->requests_total++;
     r->arena = &c->rq->arena;
-    r->method = dup_slice(c, h->method);
+    r->method_id = method_of(h->method, &r->method);
+    if (r->method_id == GUST_HTTP_OTHER)
+        r->method = dup_slice(c, h->method);
     r->uri = dup_slice(c, h->target);
     if (!r->method || !r->uri)
         return -ENOMEM;
@@ -1058,7 +1095,7 @@ static bool keep_alive(gust_http_connection *c)
     if (c->rq->req.version_minor >= 1)
         return !c->rq->framing.connection_close;
     if (gust_http_headers_has(&c->rq->req.headers, GUST_STR("Content-Length")) ||
-        strcmp(c->rq->req.method, "HEAD") == 0 || strcmp(c->rq->req.method, "GET") == 0)
+        c->rq->req.method_id == GUST_HTTP_HEAD || c->rq->req.method_id == GUST_HTTP_GET)
         return c->rq->framing.connection_keep_alive && !c->rq->framing.connection_close;
     return false;
 }

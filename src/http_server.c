@@ -591,7 +591,7 @@ static int send_structured(gust_http_connection *c, bool final)
     int rc = 0;
     if (!c->rq->headers_sent) {
         c->rq->resp_no_body = no_body_status(c->rq->status) ||
-                          strcmp(r->method, "HEAD") == 0;
+                          r->method_id == GUST_HTTP_HEAD;
         bool user_len = gust_http_headers_has(&c->rq->resp_headers,
                                               GUST_STR("Content-Length"));
         bool has_len = false, chunked = false;

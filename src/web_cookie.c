@@ -225,9 +225,9 @@ const char *gust_handler_xsrf_form_html(gust_handler *h)
 
 int gust__handler_check_xsrf(gust_handler *h)
 {
-    const char *m = h->req->method;
-    if (!h->app->settings.xsrf_cookies || !strcmp(m, "GET") ||
-        !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS"))
+    gust_http_method m = h->req->method_id;
+    if (!h->app->settings.xsrf_cookies || m == GUST_HTTP_GET ||
+        m == GUST_HTTP_HEAD || m == GUST_HTTP_OPTIONS)
         return 0;
     const char *given = gust_handler_get_argument(h, "_xsrf", NULL);
     gust_str hv;
@@ -241,7 +241,8 @@ int gust__handler_check_xsrf(gust_handler *h)
             given = gust_str_dup(h->req->arena, hv);
     }
     if (!given) {
-        gust_handler_send_error(h, 403, "'_xsrf' argument missing from %s", m);
+        gust_handler_send_error(h, 403, "'_xsrf' argument missing from %s",
+                                h->req->method);
         return -EACCES;
     }
     unsigned char want[GUST__XSRF_TOKEN_BYTES], got[GUST__XSRF_TOKEN_BYTES];
@@ -253,8 +254,8 @@ int gust__handler_check_xsrf(gust_handler *h)
     }
     if (gust__xsrf_decode(gust_str_cstr(given), got, &ts) < 0 ||
         !gust__xsrf_equal(want, got)) {
-        gust_handler_send_error(h, 403,
-                                "XSRF cookie does not match %s argument", m);
+        gust_handler_send_error(h, 403, "XSRF cookie does not match %s "
+                                "argument", h->req->method);
         return -EACCES;
     }
     return 0;

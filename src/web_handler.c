@@ -261,35 +261,36 @@ int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
 
 /* ---- Running the class ------------------------------------------------- */
 
-static gust_handler_fn method_fn(const gust_handler_class *c, const char *m)
+static gust_handler_fn method_fn(const gust_handler_class *c,
+                                 gust_http_method m)
 {
-    if (!strcmp(m, "GET"))
-        return c->get;
-    if (!strcmp(m, "HEAD"))
-        return c->head;
-    if (!strcmp(m, "POST"))
-        return c->post;
-    if (!strcmp(m, "PUT"))
-        return c->put;
-    if (!strcmp(m, "DELETE"))
-        return c->delete_;
-    if (!strcmp(m, "PATCH"))
-        return c->patch;
-    if (!strcmp(m, "OPTIONS"))
-        return c->options;
-    return NULL;
+    switch (m) {
+    case GUST_HTTP_GET: return c->get;
+    case GUST_HTTP_HEAD: return c->head;
+    case GUST_HTTP_POST: return c->post;
+    case GUST_HTTP_PUT: return c->put;
+    case GUST_HTTP_DELETE: return c->delete_;
+    case GUST_HTTP_PATCH: return c->patch;
+    case GUST_HTTP_OPTIONS: return c->options;
+    default: return NULL;
+    }
 }
 
 static const char *allow_list(gust_handler *h)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT",
-                                        "DELETE", "PATCH", "OPTIONS"};
+    static const struct {
+        gust_http_method id;
+        const char *name;
+    } methods[] = {{GUST_HTTP_GET, "GET"},       {GUST_HTTP_HEAD, "HEAD"},
+                   {GUST_HTTP_POST, "POST"},     {GUST_HTTP_PUT, "PUT"},
+                   {GUST_HTTP_DELETE, "DELETE"}, {GUST_HTTP_PATCH, "PATCH"},
+                   {GUST_HTTP_OPTIONS, "OPTIONS"}};
     char buf[64] = "";
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        if (method_fn(h->cls, names[i])) {
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        if (method_fn(h->cls, methods[i].id)) {
             if (buf[0])
                 strcat(buf, ", ");
-            strcat(buf, names[i]);
+            strcat(buf, methods[i].name);
         }
     }
     return gust_arena_strdup(h->req->arena, buf);
@@ -330,7 +331,7 @@ static bool after_call(gust_handler *h, int rc, bool is_prepare)
 /* Checks that may answer before prepare: 405 and XSRF. True: go on. */
 static bool precheck(gust_handler *h)
 {
-    if (!method_fn(h->cls, h->req->method)) {
+    if (!method_fn(h->cls, h->req->method_id)) {
         h->allow = allow_list(h);
         gust_handler_send_error(h, 405, NULL);
         return false;
@@ -352,7 +353,7 @@ static int call_prepare(gust_handler *h)
 static int call_method(gust_handler *h)
 {
     h->busy++;
-    int rc = method_fn(h->cls, h->req->method)(h);
+    int rc = method_fn(h->cls, h->req->method_id)(h);
     h->busy--;
     return rc;
 }

@@ -317,9 +317,9 @@ static bool none_match(gust_str inm, const char *etag)
 
 int gust__handler_etag(gust_handler *h)
 {
-    const char *m = h->req->method;
+    gust_http_method m = h->req->method_id;
     if (h->headers_sent || gust_http_response_status(h->req) != 200 ||
-        (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) ||
+        (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD) ||
         gust_http_headers_has(gust_http_response_headers(h->req),
                               GUST_STR("Etag")))
         return 0;

@@ -1237,6 +1237,50 @@ static void test_request_fields(void **state)
     assert_non_null(strstr(j.resp, "\r\n\r\n127.0.0.1 http h h / "));
 }
 
+/* Answers "method method_id". */
+static void method_handler(gust_http_request *req, void *data)
+{
+    (void)data;
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "%s %d", req->method,
+                     (int)req->method_id);
+    gust_http_respond(req, 200, "text/plain", msg, (size_t)n);
+}
+
+/* method_id names the methods of RFC 9110 and PATCH; methods are
+ * case-sensitive, so "get" and other tokens are GUST_HTTP_OTHER, with
+ * their name as sent. */
+static void test_method_ids(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method;
+        gust_http_method id;
+    } cases[] = {
+        {"GET", GUST_HTTP_GET},         {"HEAD", GUST_HTTP_HEAD},
+        {"POST", GUST_HTTP_POST},       {"PUT", GUST_HTTP_PUT},
+        {"DELETE", GUST_HTTP_DELETE},   {"PATCH", GUST_HTTP_PATCH},
+        {"OPTIONS", GUST_HTTP_OPTIONS}, {"TRACE", GUST_HTTP_TRACE},
+        {"get", GUST_HTTP_OTHER},       {"PUSH", GUST_HTTP_OTHER},
+        {"PURGE", GUST_HTTP_OTHER},     {"GETX", GUST_HTTP_OTHER},
+        {"DELETES", GUST_HTTP_OTHER},   {"OPTION", GUST_HTTP_OTHER},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char req[128], want[64];
+        snprintf(req, sizeof req, "%s /m HTTP/1.1\r\nHost: h\r\n"
+                 "Connection: close\r\n\r\n", cases[i].method);
+        job j;
+        run_script(NULL, gust_http_callback(method_handler, NULL), req, NULL,
+                   &j);
+        snprintf(want, sizeof want, "\r\n\r\n%s %d", cases[i].method,
+                 (int)cases[i].id);
+        if (cases[i].id == GUST_HTTP_HEAD)
+            assert_non_null(strstr(j.resp, "HTTP/1.1 200"));
+        else
+            assert_non_null(strstr(j.resp, want));
+    }
+}
+
 /* ---- max_connections ----------------------------------------------------- */
 
 static void cap_client(job *j)
@@ -1477,6 +1521,7 @@ int main(void)
         cmocka_unit_test_setup(test_half_close, test_setup),
         cmocka_unit_test_setup(test_malformed, test_setup),
         cmocka_unit_test_setup(test_request_fields, test_setup),
+        cmocka_unit_test_setup(test_method_ids, test_setup),
         cmocka_unit_test_setup(test_max_connections, test_setup),
         cmocka_unit_test_setup(test_idle_connection_holds_no_memory, test_setup),
         cmocka_unit_test_setup(test_sendfile, test_setup),
