@@ -2,6 +2,7 @@
  * compiled once with JIT, anchored at both ends, matched with one match
  * data block per application so that a request allocates nothing but its
  * decoded path arguments (in the request arena). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,9 @@ static pcre2_code *compile(const char *pattern, const char *what)
 }
 
 /* Tornado's URLSpec._find_groups: a pattern is reversible when its text
- * outside groups is literal (escapes allowed) and groups do not nest. */
+ * outside groups is literal (escaped punctuation allowed: an escaped
+ * letter or digit is a class or a special character, as re_unescape
+ * refuses it) and groups do not nest. */
 static int make_pieces(gust__web_route *rt)
 {
     const char *p = rt->pattern;
@@ -93,7 +96,8 @@ static int make_pieces(gust__web_route *rt)
     for (size_t i = 0; i < n && ok; i++) {
         char c = p[i];
         if (c == '\\') {
-            if (i + 1 >= n || strchr("dDwWsSbBAZz0123456789", p[i + 1]))
+            if (i + 1 >= n || isalnum((unsigned char)p[i + 1]) ||
+                (unsigned char)p[i + 1] >= 0x80)
                 ok = false;
             else
                 buf[bl++] = p[++i];
@@ -170,6 +174,12 @@ static int route_init(gust__web_route *rt, const gust_route *src)
     pcre2_pattern_info(rt->re, PCRE2_INFO_NAMETABLE, &rt->name_table);
     if (make_pieces(rt) < 0)
         goto nomem;
+    /* A pattern that is one literal (most routes: "/", "/index") is
+     * matched by comparing bytes, not by running the regex. */
+    if (rt->pieces && rt->npieces == 1 && rt->groups == 0) {
+        rt->literal = rt->pieces[0].text;
+        rt->literal_len = strlen(rt->literal);
+    }
     return 0;
 nomem:
     errno = ENOMEM;
@@ -245,6 +255,13 @@ int gust__web_router_match(gust__web_router *r, gust_arena *arena,
                             !matches(rt->host_re, r->md, host_name,
                                      strlen(host_name))))
             continue;
+        if (rt->literal) {
+            if (plen != rt->literal_len ||
+                memcmp(path, rt->literal, plen) != 0)
+                continue;
+            m->route = rt;
+            return 0;
+        }
         int rc = pcre2_match(rt->re, (PCRE2_SPTR)path, plen, 0, 0, r->md,
                              NULL);
         if (rc < 0)

@@ -78,6 +78,42 @@ static void test_anchoring_and_order(void **state)
     free_app();
 }
 
+/* A pattern that is one literal is compared as bytes; it must match
+ * exactly what its regex matches. */
+static void test_literal_routes(void **state)
+{
+    (void)state;
+    const gust_route routes[] = {{"/file\\.txt", &cls_a, NULL, NULL, NULL},
+                                 {"^/x-y/$", &cls_a, NULL, NULL, NULL},
+                                 {"/a\\n", &cls_a, NULL, "nl", NULL},
+                                 {"/", &cls_b, NULL, NULL, NULL},
+                                 {"/Case", &cls_b, NULL, NULL, NULL},
+                                 {NULL, NULL, NULL, NULL, NULL}};
+    make_app(routes);
+    gust__web_match m;
+    assert_non_null(fx.app->router.routes[0].literal);
+    assert_non_null(fx.app->router.routes[1].literal);
+    /* "\n" is a newline to PCRE2, not the letter: a regex, and not
+     * reversible (Tornado's re_unescape refuses it too). */
+    assert_null(fx.app->router.routes[2].literal);
+    assert_null(gust_app_reverse_url(fx.app, &fx.arena, "nl", NULL));
+    assert_non_null(match("/file.txt", NULL, &m));
+    assert_null(match("/fileXtxt", NULL, &m));
+    assert_null(match("/file.txt/", NULL, &m));
+    assert_null(match("/file.tx", NULL, &m));
+    assert_non_null(match("/x-y/", NULL, &m));
+    assert_null(match("/x-y", NULL, &m));
+    assert_non_null(match("/a\n", NULL, &m));
+    assert_null(match("/an", NULL, &m));
+    assert_ptr_equal(match("/", NULL, &m)->cls, &cls_b);
+    assert_null(match("//", NULL, &m));
+    assert_null(match("", NULL, &m));
+    assert_non_null(match("/Case", NULL, &m));
+    assert_null(match("/case", NULL, &m));
+    assert_int_equal(m.nargs, 0);
+    free_app();
+}
+
 static void test_groups_and_decoding(void **state)
 {
     (void)state;
@@ -215,6 +251,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_anchoring_and_order),
+        cmocka_unit_test(test_literal_routes),
         cmocka_unit_test(test_groups_and_decoding),
         cmocka_unit_test(test_hosts),
         cmocka_unit_test(test_reverse_url),
