@@ -476,10 +476,29 @@ static char *put(char *p, const char *s, size_t n)
     return p + n;
 }
 
+/* The response headers the server adds unless the application set them,
+ * found in one pass (each lookup was a walk of its own). */
+static unsigned resp_present(const gust_http_headers *h)
+{
+    unsigned present = 0;
+    for (size_t i = 0; i < h->count; i++) {
+        gust_str n = h->items[i].name;
+        if (n.len == 4 && gust_str_eq_nocase(n, GUST_STR("Date")))
+            present |= GUST__HAS_DATE;
+        else if (n.len == 6 && gust_str_eq_nocase(n, GUST_STR("Server")))
+            present |= GUST__HAS_SERVER;
+        else if (n.len == 14 &&
+                 gust_str_eq_nocase(n, GUST_STR("Content-Length")))
+            present |= GUST__HAS_LENGTH;
+    }
+    return present;
+}
+
 /* The head is assembled in one buffer and queued with one call: it was a
  * dozen small gathers (and a snprintf) per response. */
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
-                               size_t content_length, bool has_length)
+                               size_t content_length, bool has_length,
+                               unsigned present)
 {
     gust__http_rq *q = c->rq;
     bool keep = gust__http_conn_will_keep(c);
@@ -490,9 +509,8 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
         reason = "Unknown";
     size_t reason_len = strlen(reason);
     gust_http_headers *h = &q->resp_headers;
-    bool date = !gust_http_headers_has(h, GUST_STR("Date"));
-    bool server = c->srv->server_header_len &&
-                  !gust_http_headers_has(h, GUST_STR("Server"));
+    bool date = !(present & GUST__HAS_DATE);
+    bool server = c->srv->server_header_len && !(present & GUST__HAS_SERVER);
     size_t ws = gust_http_headers_wire_size(h);
     size_t need = 13 + reason_len + 2 + GUST_HTTP_DATE_LEN + 8 +
                   c->srv->server_header_len + ws + 40 + 28 + 24 + 2;
@@ -592,8 +610,8 @@ static int send_structured(gust_http_connection *c, bool final)
     if (!c->rq->headers_sent) {
         c->rq->resp_no_body = no_body_status(c->rq->status) ||
                           r->method_id == GUST_HTTP_HEAD;
-        bool user_len = gust_http_headers_has(&c->rq->resp_headers,
-                                              GUST_STR("Content-Length"));
+        unsigned present = resp_present(&c->rq->resp_headers);
+        bool user_len = present & GUST__HAS_LENGTH;
         bool has_len = false, chunked = false;
         if (!user_len && !no_body_status(c->rq->status)) {
             if (final)
@@ -614,7 +632,8 @@ static int send_structured(gust_http_connection *c, bool final)
                 c->rq->resp_len_left != c->rq->sbody_len)
                 c->rq->resp_close = true;
         }
-        rc = gust__http_conn_write_head(c, chunked, c->rq->sbody_len, has_len);
+        rc = gust__http_conn_write_head(c, chunked, c->rq->sbody_len, has_len,
+                                        present);
     }
     if (c->rq->sbody_len && !c->rq->resp_no_body && !c->rq->aborted &&
         count_body(c, c->rq->sbody_len) < 0) {

@@ -157,9 +157,13 @@ bool gust__http_conn_will_keep(gust_http_connection *c);
 /* Queues bytes for the connection; sent at the end of the batch or now. */
 int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n);
 int gust__http_conn_flush(gust_http_connection *c);
-/* Writes the start of a structured response (status line and headers). */
+/* Writes the start of a structured response (status line and headers);
+ * present: which of Date, Server and Content-Length the application set
+ * (GUST__HAS_* bits; one pass over the headers finds them all). */
+enum { GUST__HAS_DATE = 1, GUST__HAS_SERVER = 2, GUST__HAS_LENGTH = 4 };
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
-                               size_t content_length, bool has_length);
+                               size_t content_length, bool has_length,
+                               unsigned present);
 /* gust_http_response_set_header for the layers above (web.h) setting
  * headers they built themselves: flags as gust_http_headers_set, so a
  * known-good constant can skip the checks (GUST_HEADER_TRUSTED) and the
