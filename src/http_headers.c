@@ -1,6 +1,7 @@
 /* Slices, token and value checks, and the header collection (Tornado's
  * HTTPHeaders). See include/gust/http.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "gust/http.h"
@@ -17,8 +18,17 @@ bool gust_str_eq_nocase(gust_str a, gust_str b)
         return false;
     const unsigned char *x = (const unsigned char *)a.ptr;
     const unsigned char *y = (const unsigned char *)b.ptr;
-    for (size_t i = 0; i < a.len; i++) {
-        /* Most bytes are already equal; lower-case only on a mismatch. */
+    size_t i = 0;
+    /* Names are mostly compared with the case they were written in: eight
+     * equal bytes at a time, then byte by byte from the first difference. */
+    for (; i + 8 <= a.len; i += 8) {
+        uint64_t u, v;
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        if (u != v)
+            break;
+    }
+    for (; i < a.len; i++) {
         if (x[i] != y[i] && gust__http_lower(x[i]) != gust__http_lower(y[i]))
             return false;
     }

@@ -397,6 +397,9 @@ int gust__http_response_put_header(gust_http_request *req, gust_str name,
     gust_http_connection *c = req->connection;
     if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
+    if (flags & GUST__PUT_APPEND)
+        return gust_http_headers_add(&c->rq->resp_headers, name, value,
+                                     flags & ~GUST__PUT_APPEND);
     return gust_http_headers_set(&c->rq->resp_headers, name, value, flags);
 }
 

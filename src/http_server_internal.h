@@ -167,7 +167,10 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
 /* gust_http_response_set_header for the layers above (web.h) setting
  * headers they built themselves: flags as gust_http_headers_set, so a
  * known-good constant can skip the checks (GUST_HEADER_TRUSTED) and the
- * copy (no GUST_HEADER_COPY: name and value must outlive the request). */
+ * copy (no GUST_HEADER_COPY: name and value must outlive the request).
+ * With GUST__PUT_APPEND the caller knows the name is not there yet: the
+ * field is appended without a search. */
+#define GUST__PUT_APPEND (1u << 8)
 int gust__http_response_put_header(gust_http_request *req, gust_str name,
                                    gust_str value, unsigned flags);
 /* Freed from the server once it has no connections. */

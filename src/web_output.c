@@ -70,9 +70,10 @@ int gust__handler_prepare_headers(gust_handler *h)
     h->headers_ready = true;
     const gust_http_headers *hd = gust_http_response_headers(h->req);
     if (!gust_http_headers_has(hd, GUST_STR("Content-Type")))
-        gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
-                                       GUST_STR("text/html; charset=UTF-8"),
-                                       GUST_HEADER_TRUSTED);
+        gust__http_response_put_header(
+            h->req, GUST_STR("Content-Type"),
+            GUST_STR("text/html; charset=UTF-8"),
+            GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
     int status = gust_http_response_status(h->req);
     if (!h->app->settings.compress_response || h->no_compression ||
         status < 200 || status == 204 || status == 304 ||
@@ -353,7 +354,7 @@ int gust__handler_etag(gust_handler *h)
     etag[2 + ETAG_HEX] = '\0';
     int rc = gust__http_response_put_header(
         h->req, GUST_STR("Etag"), gust_str_make(etag, ETAG_HEX + 2),
-        GUST_HEADER_TRUSTED);
+        GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
     if (rc < 0)
         return rc;
     gust_str inm = gust_http_headers_get_first(&h->req->headers,

@@ -29,6 +29,21 @@ static void test_str_compare(void **state)
     assert_false(gust_str_eq_nocase(S("["), S("{")));
     /* Non-ASCII bytes compare exactly, no locale folding. */
     assert_false(gust_str_eq_nocase(S("\xc3\xa9"), S("\xc3\x89")));
+    /* Long names: equal words are skipped eight bytes at a time, and a
+     * difference in any position, before or after them, still counts. */
+    assert_true(gust_str_eq_nocase(S("Access-Control-Allow-Origin"),
+                                   S("Access-Control-Allow-Origin")));
+    assert_true(gust_str_eq_nocase(S("Access-Control-Allow-Origin"),
+                                   S("access-control-allow-origin")));
+    assert_true(gust_str_eq_nocase(S("Access-Control-Allow-Origin"),
+                                   S("Access-Control-ALLOW-Origin")));
+    assert_false(gust_str_eq_nocase(S("Access-Control-Allow-Origin"),
+                                    S("Access-Control-Allow-Origio")));
+    assert_false(gust_str_eq_nocase(S("Access-Control-Allow-Origin"),
+                                    S("Access_Control-Allow-Origin")));
+    assert_false(gust_str_eq_nocase(S("Access-Control-Allow-Origin"),
+                                    S("Access-Control@Allow-Origin")));
+    assert_false(gust_str_eq_nocase(S("If-None-Matcx"), S("If-None-Match")));
 }
 
 static void test_str_dup(void **state)
