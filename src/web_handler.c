@@ -108,10 +108,7 @@ int gust_handler_finish(gust_handler *h)
         return -EINVAL;
     int rc = 0;
     if (!h->conn_closed) {
-        if (!h->error_sent)
-            rc = gust__handler_etag(h);
-        if (rc == 0)
-            rc = gust__handler_prepare_headers(h);
+        rc = gust__handler_finish_headers(h, !h->error_sent);
         if (rc == 0)
             rc = gust__handler_push(h, true);
     }

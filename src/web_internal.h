@@ -142,9 +142,10 @@ int gust__handler_prepare_headers(gust_handler *h);
 int gust__handler_check_xsrf(gust_handler *h);
 /* Hands the buffered body to the server; last ends a gzip stream. */
 int gust__handler_push(gust_handler *h, bool last);
-/* Sets the automatic ETag of a whole 200 GET/HEAD answer and turns it
- * into a 304 when If-None-Match names it. */
-int gust__handler_etag(gust_handler *h);
+/* gust_handler_finish's headers: with etag, the automatic ETag of a
+ * whole 200 GET/HEAD answer (a 304 when If-None-Match names it); then
+ * gust__handler_prepare_headers's work, if not done yet. */
+int gust__handler_finish_headers(gust_handler *h, bool etag);
 /* Drops the buffered body (for error pages). */
 void gust__handler_discard_body(gust_handler *h);
 

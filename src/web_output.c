@@ -62,29 +62,52 @@ static void free_gzip(void *p)
     gust__gzip_free(p);
 }
 
-/* Default Content-Type and the gzip decision, once, before any byte. */
-int gust__handler_prepare_headers(gust_handler *h)
+/* What the handler set among the headers finish and the gzip decision
+ * look at, found in one pass over the response headers. */
+typedef struct seen_headers {
+    bool etag;
+    bool content_encoding;
+    gust_str content_type; /* GUST_STR_NULL: not set */
+} seen_headers;
+
+static void scan_headers(gust_handler *h, seen_headers *s)
 {
-    if (h->headers_ready)
-        return 0;
-    h->headers_ready = true;
     const gust_http_headers *hd = gust_http_response_headers(h->req);
-    if (!gust_http_headers_has(hd, GUST_STR("Content-Type")))
-        gust__http_response_put_header(
-            h->req, GUST_STR("Content-Type"),
-            GUST_STR("text/html; charset=UTF-8"),
-            GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
+    *s = (seen_headers){false, false, GUST_STR_NULL};
+    for (size_t i = 0; i < hd->count; i++) {
+        gust_str n = hd->items[i].name;
+        if (n.len == 4 && gust_str_eq_nocase(n, GUST_STR("Etag"))) {
+            s->etag = true;
+        } else if (n.len == 12 &&
+                   gust_str_eq_nocase(n, GUST_STR("Content-Type"))) {
+            if (!s->content_type.ptr)
+                s->content_type = hd->items[i].value;
+        } else if (n.len == 16 &&
+                   gust_str_eq_nocase(n, GUST_STR("Content-Encoding"))) {
+            s->content_encoding = true;
+        }
+    }
+}
+
+/* Default Content-Type and the gzip decision, once, before any byte. */
+static int prepare_headers(gust_handler *h, seen_headers *s)
+{
+    h->headers_ready = true;
+    if (!s->content_type.ptr) {
+        s->content_type = GUST_STR("text/html; charset=UTF-8");
+        gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
+                                       s->content_type,
+                                       GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
+    }
     int status = gust_http_response_status(h->req);
     if (!h->app->settings.compress_response || h->no_compression ||
         status < 200 || status == 204 || status == 304 ||
-        !gust__gzip_type_compressible(
-            gust_http_headers_get_first(hd, GUST_STR("Content-Type"))))
+        !gust__gzip_type_compressible(s->content_type))
         return 0;
     int rc = gust_http_response_add_header(h->req, "Vary", "Accept-Encoding");
     if (rc < 0)
         return rc;
-    if (!gust__gzip_accepted(&h->req->headers) ||
-        gust_http_headers_has(hd, GUST_STR("Content-Encoding")))
+    if (!gust__gzip_accepted(&h->req->headers) || s->content_encoding)
         return 0;
     h->gz = gust__gzip_new();
     if (!h->gz)
@@ -97,6 +120,15 @@ int gust__handler_prepare_headers(gust_handler *h)
     h->gzipping = true;
     gust_http_response_clear_header(h->req, "Content-Length");
     return gust_http_response_set_header(h->req, "Content-Encoding", "gzip");
+}
+
+int gust__handler_prepare_headers(gust_handler *h)
+{
+    if (h->headers_ready)
+        return 0;
+    seen_headers s;
+    scan_headers(h, &s);
+    return prepare_headers(h, &s);
 }
 
 /* ---- Body ------------------------------------------------------------------ */
@@ -309,12 +341,13 @@ static bool none_match(gust_str inm, const char *etag)
  * hash of its body) unless the handler set one, and becomes a 304 when the
  * client already has that version. Tornado hashes with SHA-1; an ETag is
  * opaque to clients, so any hash that changes with the body will do, and
- * XXH3-128 costs a few nanoseconds where SHA-1 through OpenSSL's EVP cost
- * more than the rest of a small response (and 0.6 us per KiB of body).
- * It is the same on every machine and process, so the servers behind one
- * balancer agree on a body's ETag. Not collision resistant: a validator
- * only has to notice that a representation changed. */
-#define ETAG_HEX 32
+ * XXH3 costs a few nanoseconds where SHA-1 through OpenSSL's EVP cost more
+ * than the rest of a small response (and 0.6 us per KiB of body). It is
+ * the same on every machine and process, so the servers behind one
+ * balancer agree on a body's ETag. 64 bits, not collision resistant: a
+ * validator only has to notice that a representation changed (nginx's
+ * are its file's mtime and size). */
+#define ETAG_HEX 16
 
 /* Sixteen lower-case hex digits of v, most significant first, without a
  * loop per digit: each nibble is spread into its own byte, and bytes over
@@ -326,7 +359,8 @@ static void hex64(uint64_t v, char out[16])
         n = (n | n << 16) & 0x0000FFFF0000FFFFull;
         n = (n | n << 8) & 0x00FF00FF00FF00FFull;
         n = (n | n << 4) & 0x0F0F0F0F0F0F0F0Full;
-        uint64_t over9 = ((n + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+        uint64_t over9 =
+            ((n + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
         n += 0x3030303030303030ull + over9 * ('a' - '9' - 1);
         /* The lowest nibble is in the first byte: reverse them. */
         n = __builtin_bswap64(n);
@@ -334,22 +368,20 @@ static void hex64(uint64_t v, char out[16])
     }
 }
 
-int gust__handler_etag(gust_handler *h)
+static int set_etag(gust_handler *h, const seen_headers *s)
 {
     gust_http_method m = h->req->method_id;
-    if (h->headers_sent || gust_http_response_status(h->req) != 200 ||
-        (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD) ||
-        gust_http_headers_has(gust_http_response_headers(h->req),
-                              GUST_STR("Etag")))
+    if (h->headers_sent || s->etag ||
+        gust_http_response_status(h->req) != 200 ||
+        (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD))
         return 0;
-    XXH128_hash_t x = XXH3_128bits(h->body ? h->body : "", h->body_len);
+    uint64_t x = XXH3_64bits(h->body ? h->body : "", h->body_len);
     /* In the arena, built here: the header needs no check and no copy. */
     char *etag = gust_arena_alloc(h->req->arena, ETAG_HEX + 3);
     if (!etag)
         return -ENOMEM;
     etag[0] = '"';
-    hex64(x.high64, etag + 1);
-    hex64(x.low64, etag + 17);
+    hex64(x, etag + 1);
     etag[1 + ETAG_HEX] = '"';
     etag[2 + ETAG_HEX] = '\0';
     int rc = gust__http_response_put_header(
@@ -363,6 +395,18 @@ int gust__handler_etag(gust_handler *h)
         h->body_len = 0;
         rc = gust_http_response_set_status(h->req, 304, NULL);
     }
+    return rc;
+}
+
+int gust__handler_finish_headers(gust_handler *h, bool etag)
+{
+    if (h->headers_ready && (!etag || h->headers_sent))
+        return 0;
+    seen_headers s;
+    scan_headers(h, &s);
+    int rc = etag ? set_etag(h, &s) : 0;
+    if (rc == 0 && !h->headers_ready)
+        rc = prepare_headers(h, &s);
     return rc;
 }
 

@@ -827,11 +827,10 @@ static void test_async_client_gone(void **state)
 static void test_etag_304(void **state)
 {
     (void)state;
-    /* XXH3-128 of "plain", in hex: where Tornado's compute_etag has SHA-1. */
-    XXH128_hash_t x = XXH3_128bits("plain", 5);
+    /* XXH3-64 of "plain", in hex: where Tornado's compute_etag has SHA-1. */
     char want[64], inm[160];
-    snprintf(want, sizeof want, "\"%016llx%016llx\"",
-             (unsigned long long)x.high64, (unsigned long long)x.low64);
+    snprintf(want, sizeof want, "\"%016llx\"",
+             (unsigned long long)XXH3_64bits("plain", 5));
     snprintf(inm, sizeof inm,
              "GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
              "If-None-Match: \"x\", W/%s\r\n\r\n", want);

@@ -359,8 +359,8 @@ int gust_handler_flush(gust_handler *h,
  * after. Safe to call once; -EINVAL after. As Tornado's finish, a 200
  * answer to GET or HEAD that was not flushed gets an Etag header (a hash
  * of its body, unless the handler set one: Tornado uses SHA-1, Gust the
- * faster XXH3-128, 32 hex digits) and becomes a 304 with no body when the
- * request's If-None-Match names it. */
+ * faster 64-bit XXH3, 16 hex digits) and becomes a 304 with no body when
+ * the request's If-None-Match names it. */
 int gust_handler_finish(gust_handler *h);
 bool gust_handler_finished(const gust_handler *h);
 
