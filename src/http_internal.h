@@ -2,9 +2,19 @@
 #ifndef GUST_HTTP_INTERNAL_H
 #define GUST_HTTP_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "gust/http.h"
+
+/* Whether the field name n is the literal lit (ignoring case). The exact
+ * spelling, by far the most common, is a few inlined compares; only other
+ * spellings take gust_str_eq_nocase's call. */
+#define GUST__NAME_IS(n, lit)                                              \
+    ((n).len == sizeof(lit) - 1 &&                                         \
+     (memcmp((n).ptr, lit, sizeof(lit) - 1) == 0 ||                        \
+      gust_str_eq_nocase((n), GUST_STR(lit))))
 
 /* Character classes, one bit each, in gust__http_cc[byte]. */
 enum {

@@ -14,6 +14,7 @@
 #include "gust/error.h"
 #include "gust/gust.h"
 #include "gust/log.h"
+#include "http_internal.h"
 #include "http_server_internal.h"
 
 /* ---- Server ------------------------------------------------------------ */
@@ -486,12 +487,11 @@ static unsigned resp_present(const gust_http_headers *h)
     unsigned present = 0;
     for (size_t i = 0; i < h->count; i++) {
         gust_str n = h->items[i].name;
-        if (n.len == 4 && gust_str_eq_nocase(n, GUST_STR("Date")))
+        if (GUST__NAME_IS(n, "Date"))
             present |= GUST__HAS_DATE;
-        else if (n.len == 6 && gust_str_eq_nocase(n, GUST_STR("Server")))
+        else if (GUST__NAME_IS(n, "Server"))
             present |= GUST__HAS_SERVER;
-        else if (n.len == 14 &&
-                 gust_str_eq_nocase(n, GUST_STR("Content-Length")))
+        else if (GUST__NAME_IS(n, "Content-Length"))
             present |= GUST__HAS_LENGTH;
     }
     return present;

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "gust/log.h"
+#include "http_internal.h"
 #include "http_server_internal.h"
 #include "web_internal.h"
 
@@ -76,14 +77,12 @@ static void scan_headers(gust_handler *h, seen_headers *s)
     *s = (seen_headers){false, false, GUST_STR_NULL};
     for (size_t i = 0; i < hd->count; i++) {
         gust_str n = hd->items[i].name;
-        if (n.len == 4 && gust_str_eq_nocase(n, GUST_STR("Etag"))) {
+        if (GUST__NAME_IS(n, "Etag")) {
             s->etag = true;
-        } else if (n.len == 12 &&
-                   gust_str_eq_nocase(n, GUST_STR("Content-Type"))) {
+        } else if (GUST__NAME_IS(n, "Content-Type")) {
             if (!s->content_type.ptr)
                 s->content_type = hd->items[i].value;
-        } else if (n.len == 16 &&
-                   gust_str_eq_nocase(n, GUST_STR("Content-Encoding"))) {
+        } else if (GUST__NAME_IS(n, "Content-Encoding")) {
             s->content_encoding = true;
         }
     }
