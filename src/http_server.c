@@ -802,6 +802,32 @@ int gust_http_request_finish(gust_http_request *req)
     return rc;
 }
 
+int gust__http_request_finish_with(gust_http_request *req, const char *body,
+                                   size_t len)
+{
+    gust_http_connection *c = req->connection;
+    if (!len || !c || !c->app_owns || c->closed || !c->stream ||
+        c->rq->resp_mode == GUST__RESP_RAW || c->rq->sbody_len) {
+        int rc = len ? gust_http_response_write(req, body, len) : 0;
+        int frc = gust_http_request_finish(req);
+        return rc ? rc : frc;
+    }
+    /* send_structured sends sbody and leaves it empty; with no capacity
+     * it never frees or grows the borrowed bytes. */
+    char *own = c->rq->sbody;
+    size_t cap = c->rq->sbody_cap;
+    c->rq->sbody = (char *)body;
+    c->rq->sbody_len = len;
+    c->rq->sbody_cap = 0;
+    c->rq->resp_mode = GUST__RESP_STRUCT;
+    int rc = send_structured(c, true);
+    c->rq->sbody = own;
+    c->rq->sbody_cap = cap;
+    c->rq->sbody_len = 0;
+    gust__http_conn_request_done(c);
+    return rc;
+}
+
 int gust_http_request_abort(gust_http_request *req)
 {
     gust_http_connection *c = req->connection;

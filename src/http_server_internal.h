@@ -173,6 +173,11 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
 #define GUST__PUT_APPEND (1u << 8)
 int gust__http_response_put_header(gust_http_request *req, gust_str name,
                                    gust_str value, unsigned flags);
+/* gust_http_request_finish() with len last body bytes at body, borrowed
+ * for the call: the web layer's buffered body goes out without first
+ * being copied into the response's buffer. */
+int gust__http_request_finish_with(gust_http_request *req, const char *body,
+                                   size_t len);
 /* Freed from the server once it has no connections. */
 void gust__http_server_conn_gone(gust_http_server *srv);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gust/log.h"
+#include "http_server_internal.h"
 #include "web_internal.h"
 
 #define LOG_MODULE "web"
@@ -84,8 +85,8 @@ void gust__handler_maybe_release(gust_handler *h)
     h->released = true;
     if (h->aborted)
         gust_http_request_abort(h->req);
-    else
-        gust_http_request_finish(h->req);
+    else /* what finish left in the body goes out without another copy */
+        gust__http_request_finish_with(h->req, h->body, h->body_len);
 }
 
 /* on_finish and the log line, once, whether the response was sent or the
@@ -109,8 +110,11 @@ int gust_handler_finish(gust_handler *h)
     int rc = 0;
     if (!h->conn_closed) {
         rc = gust__handler_finish_headers(h, !h->error_sent);
-        if (rc == 0)
+        /* Unless it is compressed, the body is handed over on release. */
+        if (rc == 0 && h->gzipping)
             rc = gust__handler_push(h, true);
+        if (rc < 0)
+            gust__handler_discard_body(h);
     }
     finish_hooks(h);
     gust__handler_maybe_release(h);
