@@ -32,6 +32,8 @@
  *   /upload                the files of a multipart POST
  *   /template/broken       a template with a render error (500)
  *   / with Host api.example.com   "api host" (a host-based route)
+ *   /greet/en, /greet/fr   one class, route data through initialize;
+ *                          /greet/none: initialize fails (500)
  *
  *   More options, for the audit tests:
  *   --form=app|explicit|sockets   start form: gust_app_listen, or
@@ -355,6 +357,28 @@ static int broken_template_get(gust_handler *h)
     return gust_handler_render(h, "broken.html", NULL);
 }
 
+/* One class, several routes: the route data (Tornado's kwargs) reaches
+ * initialize, which keeps what the method needs in the handler's state. */
+typedef struct greet_state {
+    const char *greeting;
+} greet_state;
+
+static int greet_initialize(gust_handler *h, void *route_data)
+{
+    if (!route_data)
+        return -EINVAL;
+    greet_state *st = gust_handler_state(h);
+    st->greeting = route_data;
+    return 0;
+}
+
+static int greet_get(gust_handler *h)
+{
+    greet_state *st = gust_handler_state(h);
+    return gust_handler_printf(h, "%s, %s", st->greeting,
+                               gust_handler_get_argument(h, "who", "you"));
+}
+
 static int api_host_get(gust_handler *h)
 {
     return gust_handler_write_str(h, "api host");
@@ -409,6 +433,8 @@ CLASS(upload, .post = upload_post);
 CLASS(broken, .get = broken_template_get);
 CLASS(fallback, .get = fallback_get);
 CLASS(api, .get = api_host_get);
+CLASS(greet, .state_size = sizeof(greet_state),
+      .initialize = greet_initialize, .get = greet_get);
 
 static gust_app *app;
 static gust_http_server *server; /* the one serving app, whatever the form */
@@ -529,6 +555,9 @@ int main(int argc, char **argv)
         GUST_ROUTE("/status", &status),
         GUST_ROUTE("/headers", &headers),
         GUST_ROUTE("/upload", &upload),
+        GUST_ROUTE("/greet/en", &greet, .data = (void *)"Hello"),
+        GUST_ROUTE("/greet/fr", &greet, .data = (void *)"Bonjour"),
+        GUST_ROUTE("/greet/none", &greet),
         GUST_ROUTES_END};
     /* cookie_secrets is NULL-terminated. */
     const char *secrets[9] = {NULL};

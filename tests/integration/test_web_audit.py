@@ -436,7 +436,20 @@ def test_access_log_line(app):
                          r" \(127\.0\.0\.1\) \d+\.\d\dms$", log, re.M), line
 
 
-# ---- Routing: host-based routes, start forms -----------------------------
+# ---- Routing: route data, host-based routes, start forms -----------------
+
+def test_route_data_reaches_initialize(app):
+    s = app()
+    b = s.base
+    assert requests.get(b + "/greet/en?who=Ann", timeout=10).text == \
+        "Hello, Ann"
+    assert requests.get(b + "/greet/fr", timeout=10).text == "Bonjour, you"
+    # initialize failing: 500, the method never runs.
+    r = requests.get(b + "/greet/none", timeout=10)
+    assert r.status_code == 500 and "you" not in r.text
+    assert s.stop() == 0
+    assert "initialize failed" in s.log()
+
 
 def test_host_based_route(app):
     s = app()
@@ -543,3 +556,47 @@ def test_template_error_names_file_and_line(app):
     assert "missing" not in r.text  # details stay in the log
     assert s.stop() == 0
     assert "broken.html:3: name 'missing' is not defined" in s.log()
+
+
+# ---- Responses without a body carry no representation metadata ----------
+# RFC 9110 15.4.5 (304: SHOULD NOT send representation metadata beyond the
+# listed fields) and Tornado's finish(), which clears Content-Type,
+# Content-Encoding and Content-Language for 1xx, 204 and 304. Gust adds its
+# default Content-Type to them: the fix is in src/web_output.c
+# (gust__handler_prepare_headers), which the lead owns; see AUDIT.md.
+BODYLESS_XFAIL = pytest.mark.xfail(
+    strict=True, reason="web_output.c adds Content-Type to 204/304 "
+    "(fix proposed in AUDIT.md)")
+
+
+@BODYLESS_XFAIL
+def test_304_and_204_without_content_type(app):
+    s = app()
+    etag = requests.get(s.base + "/", timeout=10).headers["Etag"]
+    lines = head_lines(raw_get(s.port, b"/", b"If-None-Match: " +
+                               etag.encode() + b"\r\n"))
+    assert lines[0].startswith(b"HTTP/1.1 304 ")
+    assert b"Etag: " + etag.encode() in lines  # the validator stays
+    assert not [l for l in lines if l.lower().startswith(b"content-type")]
+    lines = head_lines(raw_get(s.port, b"/status?code=204"))
+    assert lines[0].startswith(b"HTTP/1.1 204 ")
+    assert not [l for l in lines if l.lower().startswith(b"content-type")]
+    assert s.stop() == 0
+
+
+@BODYLESS_XFAIL
+def test_static_304_without_content_type(app, tmp_path):
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "a.css").write_text("a { }\n")
+    s = app(f"--static_path={root}")
+    r = requests.get(s.base + "/static/a.css", timeout=10)
+    lines = head_lines(raw_get(s.port, b"/static/a.css",
+                               b"If-None-Match: " +
+                               r.headers["ETag"].encode() + b"\r\n"))
+    assert lines[0].startswith(b"HTTP/1.1 304 ")
+    # ETag and Last-Modified stay (they guide the cache), the type goes.
+    assert b"ETag: " + r.headers["ETag"].encode() in lines
+    assert [l for l in lines if l.startswith(b"Last-Modified: ")]
+    assert not [l for l in lines if l.lower().startswith(b"content-type")]
+    assert s.stop() == 0
