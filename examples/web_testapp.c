@@ -30,7 +30,8 @@
  *   /cookie/attrs?...      set_cookie with every attribute from the query
  *   /args/split?name=      query and body arguments apart
  *   /upload                the files of a multipart POST
- *   /template/broken       a template with a render error (500)
+ *   /template/broken       a template with a render error (500);
+ *                          ?syntax=1: one with a syntax error
  *   / with Host api.example.com   "api host" (a host-based route)
  *   /greet/en, /greet/fr   one class, route data through initialize;
  *                          /greet/none: initialize fails (500)
@@ -354,7 +355,9 @@ static int upload_post(gust_handler *h)
 
 static int broken_template_get(gust_handler *h)
 {
-    return gust_handler_render(h, "broken.html", NULL);
+    const char *which = gust_handler_get_argument(h, "syntax", NULL);
+    return gust_handler_render(h, which ? "unclosed.html" : "broken.html",
+                               NULL);
 }
 
 /* One class, several routes: the route data (Tornado's kwargs) reaches

@@ -554,8 +554,14 @@ def test_template_error_names_file_and_line(app):
     r = requests.get(s.base + "/template/broken", timeout=10)
     assert r.status_code == 500
     assert "missing" not in r.text  # details stay in the log
+    r = requests.get(s.base + "/template/broken?syntax=1", timeout=10)
+    assert r.status_code == 500 and "expected" not in r.text
     assert s.stop() == 0
-    assert "broken.html:3: name 'missing' is not defined" in s.log()
+    log = s.log()
+    assert "broken.html:3: name 'missing' is not defined" in log
+    # A syntax error: file, line, and what was expected.
+    assert "unclosed.html:5: expected {% end %} for {% for %} opened at " \
+        "line 2" in log
 
 
 # ---- Responses without a body carry no representation metadata ----------
