@@ -30,6 +30,7 @@
  *   /cookie/attrs?...      set_cookie with every attribute from the query
  *   /args/split?name=      query and body arguments apart
  *   /upload                the files of a multipart POST
+ *   /sink                  PUT: a streamed body, counted and hashed
  *   /template/broken       a template with a render error (500);
  *                          ?syntax=1: one with a syntax error
  *   / with Host api.example.com   "api host" (a host-based route)
@@ -382,6 +383,41 @@ static int greet_get(gust_handler *h)
                                gust_handler_get_argument(h, "who", "you"));
 }
 
+/* A streaming body (Tornado's stream_request_body): chunks are counted
+ * and hashed (FNV-1a, 32 bits) as they come; nothing is buffered. */
+typedef struct sink_state {
+    size_t bytes, chunks;
+    uint32_t fnv;
+} sink_state;
+
+static int sink_prepare(gust_handler *h)
+{
+    sink_state *st = gust_handler_state(h);
+    st->fnv = 2166136261u;
+    return 0;
+}
+
+static int sink_data(gust_handler *h, const char *chunk, size_t len)
+{
+    sink_state *st = gust_handler_state(h);
+    for (size_t i = 0; i < len; i++) {
+        st->fnv ^= (unsigned char)chunk[i];
+        st->fnv *= 16777619u;
+    }
+    st->bytes += len;
+    st->chunks++;
+    return 0;
+}
+
+static int sink_put(gust_handler *h)
+{
+    sink_state *st = gust_handler_state(h);
+    return gust_handler_printf(h, "bytes=%zu chunks=%zu buffered=%zu "
+                               "fnv=%08x", st->bytes, st->chunks,
+                               gust_handler_request(h)->body.len,
+                               (unsigned)st->fnv);
+}
+
 static int api_host_get(gust_handler *h)
 {
     return gust_handler_write_str(h, "api host");
@@ -436,6 +472,8 @@ CLASS(upload, .post = upload_post);
 CLASS(broken, .get = broken_template_get);
 CLASS(fallback, .get = fallback_get);
 CLASS(api, .get = api_host_get);
+CLASS(sink, .flags = GUST_HANDLER_STREAM_BODY,
+      .state_size = sizeof(sink_state), .prepare = sink_prepare, .data_received = sink_data, .put = sink_put);
 CLASS(greet, .state_size = sizeof(greet_state),
       .initialize = greet_initialize, .get = greet_get);
 
@@ -558,6 +596,7 @@ int main(int argc, char **argv)
         GUST_ROUTE("/status", &status),
         GUST_ROUTE("/headers", &headers),
         GUST_ROUTE("/upload", &upload),
+        GUST_ROUTE("/sink", &sink),
         GUST_ROUTE("/greet/en", &greet, .data = (void *)"Hello"),
         GUST_ROUTE("/greet/fr", &greet, .data = (void *)"Bonjour"),
         GUST_ROUTE("/greet/none", &greet),

@@ -398,6 +398,40 @@ def test_uploaded_files(app):
     assert s.stop() == 0
 
 
+# ---- Streaming body ---------------------------------------------------------
+
+def fnv1a32(data):
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def test_streaming_body(app):
+    s = app()
+    sess, token = xsrf_session(s.base)
+    data = bytes((i * 7 + i // 251) & 0xFF for i in range(3 * 1024 * 1024))
+
+    def pieces():  # sent chunked, as a client streaming an upload does
+        for i in range(0, len(data), 100000):
+            yield data[i:i + 100000]
+    r = sess.put(s.base + "/sink", data=pieces(),
+                 headers={"X-Xsrftoken": token}, timeout=60)
+    assert r.status_code == 200, r.text
+    fields = dict(f.split("=") for f in r.text.split())
+    # Every byte reached data_received, in several chunks, none buffered.
+    assert fields["bytes"] == str(len(data))
+    assert int(fields["chunks"]) > 1 and fields["buffered"] == "0"
+    assert fields["fnv"] == f"{fnv1a32(data):08x}"
+    # With Content-Length too; the XSRF check can only use the header.
+    r = sess.put(s.base + "/sink", data=data[:5000],
+                 headers={"X-Xsrftoken": token}, timeout=60)
+    assert r.text.startswith("bytes=5000 ")
+    assert sess.put(s.base + "/sink", data=b"x" * 10,
+                    timeout=60).status_code == 403
+    assert s.stop() == 0
+
+
 # ---- Settings: default handler, log function, access log --------------------
 
 def test_default_handler_setting(app):
