@@ -640,3 +640,23 @@ def test_static_304_without_content_type(app, tmp_path):
     assert [l for l in lines if l.startswith(b"Last-Modified: ")]
     assert not [l for l in lines if l.lower().startswith(b"content-type")]
     assert s.stop() == 0
+
+
+def test_clear_prefixed_cookie(app):
+    # A "__Host-" / "__Secure-" cookie is only replaced by a Set-Cookie
+    # with Secure (browsers ignore others, and set_cookie refuses them), so
+    # clear_cookie must send Secure for such names.
+    s = app()
+    for name in ("__Host-sid", "__Secure-sid"):
+        sess = requests.Session()
+        attrs(s.base, sess, name=name, value="1", secure="1")
+        assert [c.name for c in sess.cookies] == [name]
+        r = sess.get(s.base + f"/cookie/clear?name={name}", timeout=10)
+        assert r.status_code == 200, name
+        assert re.fullmatch(name + r"=; Path=/; Expires=[^;]+; Max-Age=0; "
+                            r"Secure", set_cookie_header(r)), name
+        assert name not in sess.cookies
+    # Other names are cleared without Secure, as before.
+    r = requests.get(s.base + "/cookie/clear?name=plain", timeout=10)
+    assert not set_cookie_header(r).endswith("Secure")
+    assert s.stop() == 0
