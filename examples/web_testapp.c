@@ -24,6 +24,27 @@
  *   /template?name=        renders examples/templates/page.html
  *   /static/...            files under --static_path, if given
  *   /static_url?path=      gust_handler_static_url(path)
+ *   /methods               every method, each answering its name
+ *   /status?code=&reason=  set_status with or without a reason
+ *   /headers?bad=          set_header, add_header, clear_header
+ *   /cookie/attrs?...      set_cookie with every attribute from the query
+ *   /args/split?name=      query and body arguments apart
+ *   /upload                the files of a multipart POST
+ *   /sink                  PUT: a streamed body, counted and hashed
+ *   /template/broken       a template with a render error (500);
+ *                          ?syntax=1: one with a syntax error
+ *   / with Host api.example.com   "api host" (a host-based route)
+ *   /greet/en, /greet/fr   one class, route data through initialize;
+ *                          /greet/none: initialize fails (500)
+ *
+ *   More options, for the audit tests:
+ *   --form=app|explicit|sockets   start form: gust_app_listen, or
+ *       gust_http_server_new + listen, or bind_sockets + fork_processes(2)
+ *       + add_sockets
+ *   --default_handler      unmatched paths go to a handler of ours
+ *   --custom_log           settings.log_function instead of the default line
+ *   --key_secrets=a,b --key_version=1   cookie_secrets with key versions
+ *   --static_url_prefix=/s/  --compress_response=false   those settings
  * Exits 0 on SIGTERM, freeing everything.
  */
 #include <errno.h>
@@ -225,6 +246,197 @@ static int static_url_get(gust_handler *h)
                                                                 "x")));
 }
 
+static int method_name(gust_handler *h)
+{
+    const char *m = gust_handler_request(h)->method;
+    gust_handler_set_header(h, "X-Method", m);
+    return gust_handler_write_str(h, m);
+}
+
+static int status_get(gust_handler *h)
+{
+    int code = atoi(gust_handler_get_argument(h, "code", "200"));
+    int rc = gust_handler_set_status(h, code,
+                                     gust_handler_get_argument(h, "reason",
+                                                               NULL));
+    if (rc == -EINVAL)
+        return gust_handler_send_error(h, 400, "bad status");
+    return rc < 0 ? rc : gust_handler_write_str(h, "status set");
+}
+
+static int headers_get(gust_handler *h)
+{
+    gust_handler_set_header(h, "X-Set", "first");
+    gust_handler_set_header(h, "X-Set", "second"); /* replaces */
+    gust_handler_add_header(h, "X-Multi", "one");
+    gust_handler_add_header(h, "X-Multi", "two");  /* another line */
+    gust_handler_set_header(h, "X-Gone", "soon");
+    gust_handler_clear_header(h, "X-Gone");
+    const char *bad = gust_handler_get_argument(h, "bad", NULL);
+    if (bad)
+        return gust_handler_printf(h, "set=%d add=%d",
+                                   gust_handler_set_header(h, "X-Bad", bad),
+                                   gust_handler_add_header(h, "X-Bad", bad));
+    return gust_handler_write_str(h, "headers");
+}
+
+/* Every attribute of gust_http_cookie_options from the query. */
+static int cookie_attrs(gust_handler *h)
+{
+    gust_http_cookie_options o = {0};
+    o.domain = gust_handler_get_argument(h, "domain", NULL);
+    o.path = gust_handler_get_argument(h, "path", NULL);
+    const char *expires = gust_handler_get_argument(h, "expires", NULL);
+    if (expires) {
+        o.has_expires = true;
+        o.expires = (time_t)atoll(expires);
+    }
+    const char *max_age = gust_handler_get_argument(h, "max_age", NULL);
+    if (max_age) {
+        o.has_max_age = true;
+        o.max_age = atoll(max_age);
+    }
+    o.secure = gust_handler_get_argument(h, "secure", NULL) != NULL;
+    o.httponly = gust_handler_get_argument(h, "httponly", NULL) != NULL;
+    const char *ss = gust_handler_get_argument(h, "samesite", "");
+    o.samesite = !strcmp(ss, "strict") ? GUST_SAMESITE_STRICT
+                 : !strcmp(ss, "lax")  ? GUST_SAMESITE_LAX
+                 : !strcmp(ss, "none") ? GUST_SAMESITE_NONE
+                                       : GUST_SAMESITE_UNSET;
+    int rc = gust_handler_set_cookie(
+        h, gust_handler_get_argument(h, "name", "c"),
+        gust_handler_get_argument(h, "value", "v"), &o);
+    if (rc == -EINVAL)
+        return gust_handler_send_error(h, 400, "refused cookie");
+    return rc < 0 ? rc : gust_handler_write_str(h, "set");
+}
+
+static void join_args(gust_handler *h, const char **vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gust_handler_printf(h, "%s%s", i ? "," : "", vals[i]);
+}
+
+static int split_args(gust_handler *h)
+{
+    const char **vals;
+    size_t n;
+    gust_handler_printf(
+        h, "query=%s body=%s any=%s",
+        gust_handler_get_query_argument(h, "name", "-"),
+        gust_handler_get_body_argument(h, "name", "-"),
+        gust_handler_get_argument(h, "name", "-"));
+    gust_handler_write_str(h, " queries=");
+    n = gust_handler_get_query_arguments(h, "name", &vals);
+    join_args(h, vals, n);
+    gust_handler_write_str(h, " bodies=");
+    n = gust_handler_get_body_arguments(h, "name", &vals);
+    join_args(h, vals, n);
+    gust_handler_write_str(h, " all=");
+    n = gust_handler_get_arguments(h, "name", &vals);
+    join_args(h, vals, n);
+    return 0;
+}
+
+static int upload_post(gust_handler *h)
+{
+    gust_handler_set_header(h, "Content-Type", "text/plain; charset=UTF-8");
+    const gust_http_file *f = gust_handler_get_file(h, "doc");
+    if (!f)
+        return gust_handler_send_error(h, 400, "no file");
+    gust_handler_printf(h, "%.*s|%.*s|%zu|", (int)f->filename.len,
+                        f->filename.ptr, (int)f->content_type.len,
+                        f->content_type.ptr, f->body.len);
+    gust_handler_write(h, f->body.ptr, f->body.len);
+    gust_handler_printf(h, "|files=%zu|note=%s",
+                        gust_handler_request(h)->files.count,
+                        gust_handler_get_body_argument(h, "note", "-"));
+    return 0;
+}
+
+static int broken_template_get(gust_handler *h)
+{
+    const char *which = gust_handler_get_argument(h, "syntax", NULL);
+    return gust_handler_render(h, which ? "unclosed.html" : "broken.html",
+                               NULL);
+}
+
+/* One class, several routes: the route data (Tornado's kwargs) reaches
+ * initialize, which keeps what the method needs in the handler's state. */
+typedef struct greet_state {
+    const char *greeting;
+} greet_state;
+
+static int greet_initialize(gust_handler *h, void *route_data)
+{
+    if (!route_data)
+        return -EINVAL;
+    greet_state *st = gust_handler_state(h);
+    st->greeting = route_data;
+    return 0;
+}
+
+static int greet_get(gust_handler *h)
+{
+    greet_state *st = gust_handler_state(h);
+    return gust_handler_printf(h, "%s, %s", st->greeting,
+                               gust_handler_get_argument(h, "who", "you"));
+}
+
+/* A streaming body (Tornado's stream_request_body): chunks are counted
+ * and hashed (FNV-1a, 32 bits) as they come; nothing is buffered. */
+typedef struct sink_state {
+    size_t bytes, chunks;
+    uint32_t fnv;
+} sink_state;
+
+static int sink_prepare(gust_handler *h)
+{
+    sink_state *st = gust_handler_state(h);
+    st->fnv = 2166136261u;
+    return 0;
+}
+
+static int sink_data(gust_handler *h, const char *chunk, size_t len)
+{
+    sink_state *st = gust_handler_state(h);
+    for (size_t i = 0; i < len; i++) {
+        st->fnv ^= (unsigned char)chunk[i];
+        st->fnv *= 16777619u;
+    }
+    st->bytes += len;
+    st->chunks++;
+    return 0;
+}
+
+static int sink_put(gust_handler *h)
+{
+    sink_state *st = gust_handler_state(h);
+    return gust_handler_printf(h, "bytes=%zu chunks=%zu buffered=%zu "
+                               "fnv=%08x", st->bytes, st->chunks,
+                               gust_handler_request(h)->body.len,
+                               (unsigned)st->fnv);
+}
+
+static int api_host_get(gust_handler *h)
+{
+    return gust_handler_write_str(h, "api host");
+}
+
+static int fallback_get(gust_handler *h)
+{
+    gust_handler_set_status(h, 404, NULL);
+    return gust_handler_printf(h, "no route for %s",
+                               gust_handler_request(h)->path);
+}
+
+static void custom_log(gust_handler *h, void *data)
+{
+    gust_http_request *r = gust_handler_request(h);
+    gust_log_info("custom", "%s custom-log %d %s %s", (const char *)data,
+                  gust_handler_get_status(h), r->method, r->uri);
+}
+
 #define CLASS(n, ...)                                                        \
     static const gust_handler_class n = {.name = #n, __VA_ARGS__}
 CLASS(hello, .get = hello_get, .head = hello_get);
@@ -249,8 +461,24 @@ CLASS(coro, .flags = GUST_HANDLER_COROUTINE, .get = coro_get);
 CLASS(async, .get = async_get);
 CLASS(templ, .get = template_get);
 CLASS(surl, .get = static_url_get);
+CLASS(methods, .get = method_name, .head = method_name, .post = method_name,
+      .put = method_name, .delete_ = method_name, .patch = method_name,
+      .options = method_name);
+CLASS(status, .get = status_get);
+CLASS(headers, .get = headers_get);
+CLASS(cattrs, .get = cookie_attrs);
+CLASS(split, .get = split_args, .post = split_args);
+CLASS(upload, .post = upload_post);
+CLASS(broken, .get = broken_template_get);
+CLASS(fallback, .get = fallback_get);
+CLASS(api, .get = api_host_get);
+CLASS(sink, .flags = GUST_HANDLER_STREAM_BODY,
+      .state_size = sizeof(sink_state), .prepare = sink_prepare, .data_received = sink_data, .put = sink_put);
+CLASS(greet, .state_size = sizeof(greet_state),
+      .initialize = greet_initialize, .get = greet_get);
 
 static gust_app *app;
+static gust_http_server *server; /* the one serving app, whatever the form */
 
 static void on_all_closed(gust_http_server *srv, void *data)
 {
@@ -262,14 +490,49 @@ static void on_signal(gust_loop *loop, int signum, void *data)
 {
     (void)data;
     (void)signum;
-    gust_http_server_close_all(gust_app_server(app), on_all_closed, loop);
+    gust_http_server_close_all(server, on_all_closed, loop);
+}
+
+/* Starts serving app the way --form says. */
+static int start(const char *form, int port, const char *address)
+{
+    if (!strcmp(form, "app")) {
+        int rc = gust_app_listen(app, port, address);
+        server = gust_app_server(app);
+        return rc;
+    }
+    if (!strcmp(form, "explicit")) {
+        server = gust_http_server_new(gust_app_http_handler(app), NULL);
+        if (!server)
+            return -errno;
+        return gust_http_server_listen(server, port, address);
+    }
+    if (!strcmp(form, "sockets")) {
+        /* Start form 3: bind, fork two workers, each with its own server. */
+        gust_socket_list *socks = gust_bind_sockets(port, address, NULL);
+        if (!socks)
+            return -errno;
+        int rc = gust_fork_processes(2, 0);
+        if (rc < 0) {
+            gust_socket_list_free(socks);
+            return rc;
+        }
+        server = gust_http_server_new(gust_app_http_handler(app), NULL);
+        if (!server) {
+            gust_socket_list_free(socks);
+            return -errno;
+        }
+        return gust_http_server_add_sockets(server, socks);
+    }
+    return -EINVAL;
 }
 
 int main(int argc, char **argv)
 {
-    int port;
-    bool debug;
-    const char *address, *secret, *static_path;
+    int port, key_version;
+    bool debug, default_handler, log_custom, compress;
+    const char *address, *secret, *static_path, *static_prefix, *form;
+    gust_string_list key_secrets;
     gust_options_define_int(NULL, "port", &port, 8888, "port", NULL);
     gust_options_define_string(NULL, "address", &address, "127.0.0.1",
                                "address", NULL);
@@ -279,6 +542,20 @@ int main(int argc, char **argv)
                                "gust-test-secret", "cookie secret", NULL);
     gust_options_define_string(NULL, "static_path", &static_path, NULL,
                                "static files", NULL);
+    gust_options_define_string(NULL, "static_url_prefix", &static_prefix,
+                               NULL, "URL prefix of static files", NULL);
+    gust_options_define_bool(NULL, "compress_response", &compress, true,
+                             "gzip for clients that accept it", NULL);
+    gust_options_define_string(NULL, "form", &form, "app",
+                               "start form: app, explicit or sockets", NULL);
+    gust_options_define_bool(NULL, "default_handler", &default_handler, false,
+                             "a handler of ours for unmatched paths", NULL);
+    gust_options_define_bool(NULL, "custom_log", &log_custom, false,
+                             "settings.log_function", NULL);
+    gust_options_define_string_list(NULL, "key_secrets", &key_secrets, NULL,
+                                    "cookie secrets by key version", NULL);
+    gust_options_define_int(NULL, "key_version", &key_version, 0,
+                            "key version of new signed values", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
 
     /* The templates sit next to this source file. */
@@ -287,15 +564,19 @@ int main(int argc, char **argv)
     snprintf(templates, sizeof templates, "%s/templates", dirname(src));
 
     const gust_route routes[] = {
+        /* Host-based: only for api.example.com; others fall through. */
+        GUST_ROUTE("/", &api, .host = "api\\.example\\.com"),
         GUST_ROUTE("/", &hello, .name = "home"),
         GUST_ROUTE("/args", &args),
         GUST_ROUTE("/args/many", &many),
+        GUST_ROUTE("/args/split", &split),
         GUST_ROUTE("/need", &need),
         GUST_ROUTE("/item/([0-9]+)", &item, .name = "item"),
         GUST_ROUTE("/user/(?<name>[a-z]+)", &user),
         GUST_ROUTE("/cookie/set", &cset),
         GUST_ROUTE("/cookie/get", &cget),
         GUST_ROUTE("/cookie/clear", &cclear),
+        GUST_ROUTE("/cookie/attrs", &cattrs),
         GUST_ROUTE("/signed/set", &sset),
         GUST_ROUTE("/signed/get", &sget),
         GUST_ROUTE("/xsrf", &xsrf),
@@ -309,20 +590,41 @@ int main(int argc, char **argv)
         GUST_ROUTE("/coro", &coro),
         GUST_ROUTE("/async", &async),
         GUST_ROUTE("/template", &templ),
+        GUST_ROUTE("/template/broken", &broken),
         GUST_ROUTE("/static_url", &surl),
+        GUST_ROUTE("/methods", &methods),
+        GUST_ROUTE("/status", &status),
+        GUST_ROUTE("/headers", &headers),
+        GUST_ROUTE("/upload", &upload),
+        GUST_ROUTE("/sink", &sink),
+        GUST_ROUTE("/greet/en", &greet, .data = (void *)"Hello"),
+        GUST_ROUTE("/greet/fr", &greet, .data = (void *)"Bonjour"),
+        GUST_ROUTE("/greet/none", &greet),
         GUST_ROUTES_END};
+    /* cookie_secrets is NULL-terminated. */
+    const char *secrets[9] = {NULL};
+    for (size_t i = 0; i < key_secrets.count && i < 8; i++)
+        secrets[i] = key_secrets.items[i];
     gust_app_settings s = {
         .debug = debug,
         .cookie_secret = secret,
+        .cookie_secrets = key_secrets.count ? secrets : NULL,
+        .key_version = key_version,
         .xsrf_cookies = true,
-        .compress_response = true,
+        .compress_response = compress,
         .template_path = templates,
         .static_path = static_path,
+        .static_url_prefix = static_prefix,
+        .default_handler = default_handler ? &fallback : NULL,
+        .log_function = log_custom ? custom_log : NULL,
+        .log_data = (void *)"data-ok",
     };
     app = gust_app_new(routes, &s);
-    int rc = app ? gust_app_listen(app, port, address) : -errno;
+    int rc = app ? start(form, port, address) : -errno;
     if (rc < 0) {
         gust_log_error("web", "cannot start: %s", gust_strerror(rc));
+        if (server != gust_app_server(app))
+            gust_http_server_free(server);
         gust_app_free(app);
         gust_options_free(NULL);
         return 1;
@@ -330,9 +632,11 @@ int main(int argc, char **argv)
     gust_loop *loop = gust_loop_current();
     gust_loop_add_signal(loop, SIGTERM, on_signal, NULL);
     gust_log_info("web", "listening on %s:%d", address,
-                  gust_http_server_port(gust_app_server(app)));
+                  gust_http_server_port(server));
     gust_loop_start(loop);
     gust_loop_remove_signal(loop, SIGTERM);
+    if (server != gust_app_server(app))
+        gust_http_server_free(server);
     gust_app_free(app);
     gust_options_free(NULL);
     return gust_loop_free(loop) == 0 ? 0 : 1;

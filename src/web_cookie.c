@@ -142,6 +142,10 @@ int gust_handler_clear_cookie(gust_handler *h, const char *name,
     o.expires = time(NULL) - 365 * 24 * 3600;
     o.has_max_age = true;
     o.max_age = 0;
+    /* A prefixed cookie is only replaced by one with Secure (browsers
+     * ignore the others, and set_cookie refuses to make them). */
+    o.secure = name && (strncmp(name, "__Secure-", 9) == 0 ||
+                        strncmp(name, "__Host-", 7) == 0);
     return gust_handler_set_cookie(h, name, "", &o);
 }
 
