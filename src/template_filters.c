@@ -244,7 +244,8 @@ static json_t *url_escape(struct render *r, int line, const json_t *v, bool plus
         unsigned char c = (unsigned char)in.p[i];
         char hex[4];
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '_' || c == '.' || c == '-' || c == '~') {
+            c == '_' || c == '.' || c == '-' || c == '~' ||
+            (c == '/' && !plus)) { /* quote() keeps '/', quote_plus() not */
             sb_add(&out, (const char *)&c, 1);
         } else if (c == ' ' && plus) {
             sb_add(&out, "+", 1);

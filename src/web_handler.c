@@ -235,9 +235,12 @@ static int send_error_v(gust_handler *h, int status, const char *fmt,
     gust_http_response_set_status(h->req, status, NULL);
     if (status == 405 && h->allow)
         gust_http_response_set_header(h->req, "Allow", h->allow);
-    if (message && status >= 500)
-        gust_log_error(LOG_MODULE, "%d %s %s (%s): %s", status,
-                       h->req->method, h->req->uri, class_name(h), message);
+    /* As Tornado's log_exception: the reason of a 4xx (a missing
+     * argument, a failed XSRF check) is worth a warning. */
+    if (message && status >= 400)
+        gust_log(status >= 500 ? GUST_LOG_ERROR : GUST_LOG_WARNING,
+                 LOG_MODULE, "%d %s %s (%s): %s", status, h->req->method,
+                 h->req->uri, class_name(h), message);
     h->busy++;
     if (h->cls && h->cls->write_error)
         h->cls->write_error(h, status, message);

@@ -92,15 +92,24 @@ static void scan_headers(gust_handler *h, seen_headers *s)
 static int prepare_headers(gust_handler *h, seen_headers *s)
 {
     h->headers_ready = true;
+    int status = gust_http_response_status(h->req);
+    if (status < 200 || status == 204 || status == 304) {
+        /* No body, so no representation metadata (RFC 9110 section 15.4.5;
+         * Tornado's _clear_representation_headers). */
+        if (s->content_type.ptr)
+            gust_http_response_clear_header(h->req, "Content-Type");
+        if (s->content_encoding)
+            gust_http_response_clear_header(h->req, "Content-Encoding");
+        gust_http_response_clear_header(h->req, "Content-Language");
+        return 0;
+    }
     if (!s->content_type.ptr) {
         s->content_type = GUST_STR("text/html; charset=UTF-8");
         gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
                                        s->content_type,
                                        GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
     }
-    int status = gust_http_response_status(h->req);
     if (!h->app->settings.compress_response || h->no_compression ||
-        status < 200 || status == 204 || status == 304 ||
         !gust__gzip_type_compressible(s->content_type))
         return 0;
     int rc = gust_http_response_add_header(h->req, "Vary", "Accept-Encoding");

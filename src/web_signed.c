@@ -26,6 +26,9 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 
+/* Seconds a signed value's timestamp may be ahead of our clock. */
+#define SIGNED_SKEW 300
+
 /* Lower-case hex HMAC-SHA256 of msg under secret into out (65 bytes). */
 static int sign(const char *secret, const char *msg, size_t len,
                 char out[SIG_HEX_LEN + 1])
@@ -212,13 +215,13 @@ char *gust_decode_signed_value(gust_arena *arena, const char *const *secrets,
     if (!gust_str_eq(nm, gust_str_cstr(name)))
         return NULL;
     /* The name is signed too, so a value cannot be replayed under another
-     * cookie name. A timestamp ahead of our clock is refused (Tornado's
-     * version 2 does not check): only a skewed clock or a leaked key
-     * produces one. */
+     * cookie name. A timestamp far ahead of our clock is refused (Tornado's
+     * version 2 does not check): the servers behind one balancer may
+     * differ by seconds, so up to SIGNED_SKEW is allowed. */
     if (max_age_days <= 0)
         max_age_days = 31;
     if ((double)timestamp < (double)now - max_age_days * 86400.0 ||
-        timestamp > (long long)now)
+        timestamp > (long long)now + SIGNED_SKEW)
         return NULL;
     return base64_decode(arena, val);
 }

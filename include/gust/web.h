@@ -282,7 +282,8 @@ int gust_handler_set_cookie(gust_handler *h, const char *name,
                             const char *value,
                             const gust_http_cookie_options *opts);
 /* Expires the cookie (path and domain must match how it was set; NULL
- * path: "/"). */
+ * path: "/"). A __Secure- or __Host- name is cleared with Secure, without
+ * which browsers ignore the Set-Cookie. */
 int gust_handler_clear_cookie(gust_handler *h, const char *name,
                               const char *path, const char *domain);
 
@@ -293,7 +294,8 @@ int gust_handler_clear_cookie(gust_handler *h, const char *name,
  * opts NULL: Path=/ and Expires in 30 days (Tornado's expires_days=30).
  * get: the value if the signature verifies (constant-time comparison)
  * under the key version it names and the timestamp is at most
- * max_age_days old (<= 0: 31 days) and not in the future; NULL otherwise
+ * max_age_days old (<= 0: 31 days) and at most 5 minutes in the future
+ * (clock skew between servers); NULL otherwise
  * (tampered, expired, unknown key version, missing). */
 int gust_handler_set_signed_cookie(gust_handler *h, const char *name,
                                    const char *value,
