@@ -88,8 +88,14 @@ static void scan_headers(gust_handler *h, seen_headers *s)
     }
 }
 
-/* Default Content-Type and the gzip decision, once, before any byte. */
-static int prepare_headers(gust_handler *h, seen_headers *s)
+/* Below this a whole body is not compressed: the gzip header and trailer
+ * and Content-Encoding would eat the gain (Tornado's MIN_LENGTH). A body
+ * that is flushed in parts is compressed whatever its size. */
+#define GZIP_MIN_LENGTH 1024
+
+/* Default Content-Type and the gzip decision, once, before any byte;
+ * finishing: the buffered body is the whole body. */
+static int prepare_headers(gust_handler *h, seen_headers *s, bool finishing)
 {
     h->headers_ready = true;
     int status = gust_http_response_status(h->req);
@@ -115,7 +121,8 @@ static int prepare_headers(gust_handler *h, seen_headers *s)
     int rc = gust_http_response_add_header(h->req, "Vary", "Accept-Encoding");
     if (rc < 0)
         return rc;
-    if (!gust__gzip_accepted(&h->req->headers) || s->content_encoding)
+    if (!gust__gzip_accepted(&h->req->headers) || s->content_encoding ||
+        (finishing && h->body_len < GZIP_MIN_LENGTH))
         return 0;
     h->gz = gust__gzip_new();
     if (!h->gz)
@@ -136,7 +143,7 @@ int gust__handler_prepare_headers(gust_handler *h)
         return 0;
     seen_headers s;
     scan_headers(h, &s);
-    return prepare_headers(h, &s);
+    return prepare_headers(h, &s, false);
 }
 
 /* ---- Body ------------------------------------------------------------------ */
@@ -414,7 +421,7 @@ int gust__handler_finish_headers(gust_handler *h, bool etag)
     scan_headers(h, &s);
     int rc = etag ? set_etag(h, &s) : 0;
     if (rc == 0 && !h->headers_ready)
-        rc = prepare_headers(h, &s);
+        rc = prepare_headers(h, &s, true);
     return rc;
 }
 

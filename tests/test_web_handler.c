@@ -189,6 +189,16 @@ static int plain_get(gust_handler *h)
     return gust_handler_write_str(h, "plain");
 }
 
+/* 2,000 bytes of text: over gzip's 1 KiB threshold. */
+static int big_get(gust_handler *h)
+{
+    for (int i = 0; i < 100; i++)
+        gust_handler_write_str(h, "0123456789abcdefghi\n");
+    return 0;
+}
+
+static const gust_handler_class big_class = {.name = "big", .get = big_get};
+
 static int plain_prepare(gust_handler *h)
 {
     (void)h;
@@ -510,6 +520,7 @@ static const gust_route routes[] = {
     {"/cstream", &cstream_class, NULL, NULL, NULL},
     {"/slow", &slow_class, NULL, NULL, NULL},
     {"/plain", &plain_class, NULL, NULL, NULL},
+    {"/big", &big_class, NULL, NULL, NULL},
     {"/async", &async_class, NULL, NULL, NULL},
     {"/coro", &coro_class, NULL, NULL, NULL},
     {"/teapot", &teapot_class, NULL, NULL, NULL},
@@ -734,9 +745,11 @@ static void test_gzip(void **state)
 {
     (void)state;
     static job j = {
-        .reqs = {"GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                 "Accept-Encoding: gzip\r\n\r\n",
-                 GET("/plain")}};
+        .reqs = {"GET /big HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip"
+                 "\r\n\r\n",
+                 "GET /plain HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip"
+                 "\r\n\r\n",
+                 GET("/big")}};
     gust_app_settings s = {.compress_response = true};
     run(routes, &s, &j);
     assert_int_equal(status_of(j.resp[0]), 200);
@@ -744,9 +757,14 @@ static void test_gzip(void **state)
     assert_string_equal(header_of(j.resp[0], "Vary"), "Accept-Encoding");
     /* The gzip magic number starts the body. */
     assert_memory_equal(body_of(j.resp[0]), "\x1f\x8b", 2);
+    /* Under 1 KiB a whole body is not worth compressing (Tornado's
+     * MIN_LENGTH); it still varies with Accept-Encoding. */
     assert_null(header_of(j.resp[1], "Content-Encoding"));
     assert_string_equal(header_of(j.resp[1], "Vary"), "Accept-Encoding");
     assert_string_equal(body_of(j.resp[1]), "plain");
+    assert_null(header_of(j.resp[2], "Content-Encoding"));
+    assert_string_equal(header_of(j.resp[2], "Vary"), "Accept-Encoding");
+    assert_int_equal(strlen(body_of(j.resp[2])), 2000);
 }
 
 static void test_client_gone_during_body(void **state)

@@ -169,7 +169,8 @@ typedef struct gust_app_settings {
     const char *static_url_prefix;
     /* Templates for gust_handler_render(); NULL: render is -ENOENT. */
     const char *template_path;
-    /* gzip compressible responses for clients that accept it. */
+    /* gzip compressible responses for clients that accept it (a whole
+     * body under 1 KiB is sent as it is, as Tornado does). */
     bool compress_response;
     /* Used when no route matches; NULL: 404. */
     const gust_handler_class *default_handler;
