@@ -473,7 +473,8 @@ CLASS(broken, .get = broken_template_get);
 CLASS(fallback, .get = fallback_get);
 CLASS(api, .get = api_host_get);
 CLASS(sink, .flags = GUST_HANDLER_STREAM_BODY,
-      .state_size = sizeof(sink_state), .prepare = sink_prepare, .data_received = sink_data, .put = sink_put);
+      .state_size = sizeof(sink_state), .prepare = sink_prepare,
+      .data_received = sink_data, .put = sink_put);
 CLASS(greet, .state_size = sizeof(greet_state),
       .initialize = greet_initialize, .get = greet_get);
 
