@@ -4,7 +4,8 @@
 #      the event loop, bench_coro for coroutines, ...);
 #   2. echo.sh (Gust's echo server against libevent's and a bare epoll
 #      server), with 1 then 16 lines in flight per connection;
-#   3. compare.sh (HTTP against nginx, h2o, Tornado) once hello_http exists.
+#   3. compare.sh (HTTP against nginx, h2o, Tornado) once hello_http exists;
+#   4. app_vs_raw.sh (the web framework against the raw HTTP server).
 # Called by `make bench` with BUILD_DIR=build/bench after a release build;
 # without BUILD_DIR, it builds build/bench itself first.
 #
@@ -74,6 +75,15 @@ if [[ -x $BUILD_DIR/examples/hello_http ]]; then
         echo "compare.sh FAILED or timed out (status $?)"; status=1; }
 else
     echo "== compare.sh: skipped ($BUILD_DIR/examples/hello_http not built yet)"
+fi
+
+echo
+if [[ -x $BUILD_DIR/bench/bench_web_server && -x $BUILD_DIR/bench/http_load ]]; then
+    echo "== app_vs_raw.sh"
+    BUILD_DIR=$BUILD_DIR timeout -k 10 "$ECHO_TIMEOUT" bash bench/app_vs_raw.sh || {
+        echo "app_vs_raw.sh FAILED or timed out (status $?)"; status=1; }
+else
+    echo "== app_vs_raw.sh: skipped (bench_web_server or http_load not built)"
 fi
 
 exit "$status"

@@ -256,7 +256,7 @@ int gust__web_router_match(gust__web_router *r, gust_arena *arena,
                                      strlen(host_name))))
             continue;
         if (rt->literal) {
-            if (plen != rt->literal_len ||
+            if (plen != rt->literal_len || path[0] != rt->literal[0] ||
                 memcmp(path, rt->literal, plen) != 0)
                 continue;
             m->route = rt;
