@@ -377,8 +377,11 @@ static void hex64(uint64_t v, char out[16])
         uint64_t over9 =
             ((n + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
         n += 0x3030303030303030ull + over9 * ('a' - '9' - 1);
-        /* The lowest nibble is in the first byte: reverse them. */
+        /* The lowest nibble is in the lowest byte, which a little-endian
+         * store writes first: reverse them. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         n = __builtin_bswap64(n);
+#endif
         memcpy(out + 8 * half, &n, 8);
     }
 }
