@@ -559,17 +559,24 @@ static void apply_xheaders(gust_http_connection *c)
         r->protocol = "https";
 }
 
+static const char *const method_names[] = {
+    [GUST_HTTP_GET] = "GET",         [GUST_HTTP_HEAD] = "HEAD",
+    [GUST_HTTP_POST] = "POST",       [GUST_HTTP_PUT] = "PUT",
+    [GUST_HTTP_DELETE] = "DELETE",   [GUST_HTTP_PATCH] = "PATCH",
+    [GUST_HTTP_OPTIONS] = "OPTIONS", [GUST_HTTP_CONNECT] = "CONNECT",
+    [GUST_HTTP_TRACE] = "TRACE",
+};
+
+const char *gust__http_method_name(gust_http_method m)
+{
+    return m > GUST_HTTP_OTHER && m <= GUST_HTTP_TRACE ? method_names[m]
+                                                        : NULL;
+}
+
 /* The method as a number, and a constant string for the known ones, so
  * that neither needs a copy nor a strcmp later. */
 static gust_http_method method_of(gust__http1_slice m, const char **name)
 {
-    static const char *const names[] = {
-        [GUST_HTTP_GET] = "GET",       [GUST_HTTP_HEAD] = "HEAD",
-        [GUST_HTTP_POST] = "POST",     [GUST_HTTP_PUT] = "PUT",
-        [GUST_HTTP_DELETE] = "DELETE", [GUST_HTTP_PATCH] = "PATCH",
-        [GUST_HTTP_OPTIONS] = "OPTIONS", [GUST_HTTP_CONNECT] = "CONNECT",
-        [GUST_HTTP_TRACE] = "TRACE",
-    };
     gust_http_method id = GUST_HTTP_OTHER;
     switch (m.len) {
     case 3:
@@ -588,9 +595,9 @@ static gust_http_method method_of(gust__http1_slice m, const char **name)
         id = m.ptr[0] == 'O' ? GUST_HTTP_OPTIONS : GUST_HTTP_CONNECT;
         break;
     }
-    if (id != GUST_HTTP_OTHER && memcmp(m.ptr, names[id], m.len) != 0)
+    if (id != GUST_HTTP_OTHER && memcmp(m.ptr, method_names[id], m.len) != 0)
         id = GUST_HTTP_OTHER;
-    *name = names[id];
+    *name = method_names[id];
     return id;
 }
 

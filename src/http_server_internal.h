@@ -173,6 +173,9 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
 #define GUST__PUT_APPEND (1u << 8)
 int gust__http_response_put_header(gust_http_request *req, gust_str name,
                                    gust_str value, unsigned flags);
+/* The name of a known method ("GET" for GUST_HTTP_GET), NULL for
+ * GUST_HTTP_OTHER. */
+const char *gust__http_method_name(gust_http_method m);
 /* gust_http_request_finish() with len last body bytes at body, borrowed
  * for the call: the web layer's buffered body goes out without first
  * being copied into the response's buffer. */

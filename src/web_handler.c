@@ -282,19 +282,13 @@ static gust_handler_fn method_fn(const gust_handler_class *c,
 
 static const char *allow_list(gust_handler *h)
 {
-    static const struct {
-        gust_http_method id;
-        const char *name;
-    } methods[] = {{GUST_HTTP_GET, "GET"},       {GUST_HTTP_HEAD, "HEAD"},
-                   {GUST_HTTP_POST, "POST"},     {GUST_HTTP_PUT, "PUT"},
-                   {GUST_HTTP_DELETE, "DELETE"}, {GUST_HTTP_PATCH, "PATCH"},
-                   {GUST_HTTP_OPTIONS, "OPTIONS"}};
+    /* The enum's order, GET to OPTIONS, is the Allow list's. */
     char buf[64] = "";
-    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
-        if (method_fn(h->cls, methods[i].id)) {
+    for (gust_http_method m = GUST_HTTP_GET; m <= GUST_HTTP_OPTIONS; m++) {
+        if (method_fn(h->cls, m)) {
             if (buf[0])
                 strcat(buf, ", ");
-            strcat(buf, methods[i].name);
+            strcat(buf, gust__http_method_name(m));
         }
     }
     return gust_arena_strdup(h->req->arena, buf);
