@@ -681,6 +681,8 @@ static int setup_request(gust_http_connection *c)
     c->rq->resp_mode = GUST__RESP_NONE;
     c->rq->status = 200;
     c->rq->reason = NULL;
+    c->rq->head_line = NULL;
+    c->rq->head_line_len = 0;
     gust_http_headers_init(&c->rq->resp_headers, &c->rq->arena);
     c->rq->headers_sent = c->rq->resp_chunked = c->rq->resp_no_body = c->rq->resp_close = false;
     c->rq->aborted = c->rq->resp_len_set = false;

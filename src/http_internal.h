@@ -10,11 +10,27 @@
 
 /* Whether the field name n is the literal lit (ignoring case). The exact
  * spelling, by far the most common, is a few inlined compares; only other
- * spellings take gust_str_eq_nocase's call. */
+ * spellings with the same length and first letter (lit starts with a
+ * letter) take gust_str_eq_nocase's call. */
 #define GUST__NAME_IS(n, lit)                                              \
     ((n).len == sizeof(lit) - 1 &&                                         \
      (memcmp((n).ptr, lit, sizeof(lit) - 1) == 0 ||                        \
-      gust_str_eq_nocase((n), GUST_STR(lit))))
+      (((n).ptr[0] | 0x20) == (lit[0] | 0x20) &&                           \
+       gust_str_eq_nocase((n), GUST_STR(lit)))))
+
+/* gust_http_headers_add(h, name, value, GUST_HEADER_TRUSTED), inlined for
+ * the usual case of a free slot: for fields a layer built itself, valid
+ * and living as long as the headers. */
+static inline int gust__http_headers_push(gust_http_headers *h, gust_str name,
+                                          gust_str value)
+{
+    if (h->count == h->cap || !value.ptr)
+        return gust_http_headers_add(h, name, value, GUST_HEADER_TRUSTED);
+    h->items[h->count].name = name;
+    h->items[h->count].value = value;
+    h->count++;
+    return 0;
+}
 
 /* Character classes, one bit each, in gust__http_cc[byte]. */
 enum {

@@ -398,10 +398,23 @@ int gust__http_response_put_header(gust_http_request *req, gust_str name,
     gust_http_connection *c = req->connection;
     if (structured(c) || c->rq->headers_sent)
         return -EINVAL;
+    if (flags == (GUST__PUT_APPEND | GUST_HEADER_TRUSTED))
+        return gust__http_headers_push(&c->rq->resp_headers, name, value);
     if (flags & GUST__PUT_APPEND)
         return gust_http_headers_add(&c->rq->resp_headers, name, value,
                                      flags & ~GUST__PUT_APPEND);
     return gust_http_headers_set(&c->rq->resp_headers, name, value, flags);
+}
+
+int gust__http_response_put_line(gust_http_request *req, const char *line,
+                                 size_t len)
+{
+    gust_http_connection *c = req->connection;
+    if (structured(c) || c->rq->headers_sent)
+        return -EINVAL;
+    c->rq->head_line = line;
+    c->rq->head_line_len = len;
+    return 0;
 }
 
 int gust_http_response_add_header(gust_http_request *req, const char *name,
@@ -516,7 +529,8 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
     bool server = c->srv->server_header_len && !(present & GUST__HAS_SERVER);
     size_t ws = gust_http_headers_wire_size(h);
     size_t need = 13 + reason_len + 2 + GUST_HTTP_DATE_LEN + 8 +
-                  c->srv->server_header_len + ws + 40 + 28 + 24 + 2;
+                  c->srv->server_header_len + ws + q->head_line_len + 40 +
+                  28 + 24 + 2;
     char stackbuf[2048];
     char *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
     if (!buf)
@@ -538,6 +552,8 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
         gust_http_headers_serialize(h, p);
         p += ws;
     }
+    if (q->head_line_len)
+        p = put(p, q->head_line, q->head_line_len);
     if (has_length) {
         char digits[24];
         size_t nd = 0;

@@ -91,6 +91,8 @@ typedef struct gust__http_rq {
     int status;
     const char *reason;
     gust_http_headers resp_headers;
+    const char *head_line; /* gust__http_response_put_line's, or NULL */
+    size_t head_line_len;
     bool headers_sent;
     bool resp_chunked;   /* body sent with chunked framing */
     bool resp_no_body;   /* HEAD, 204, 304 */
@@ -173,6 +175,13 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
 #define GUST__PUT_APPEND (1u << 8)
 int gust__http_response_put_header(gust_http_request *req, gust_str name,
                                    gust_str value, unsigned flags);
+/* A whole field line ("Name: value\r\n") that a layer above built itself,
+ * written after the response's headers without a check or a copy: the
+ * web layer's automatic ETag. It is not in gust_http_response_headers().
+ * line must live until the head is sent; a second call replaces the
+ * first. Returns 0, or -EINVAL once the head is sent (or in raw mode). */
+int gust__http_response_put_line(gust_http_request *req, const char *line,
+                                 size_t len);
 /* The name of a known method ("GET" for GUST_HTTP_GET), NULL for
  * GUST_HTTP_OTHER. */
 const char *gust__http_method_name(gust_http_method m);

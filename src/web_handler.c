@@ -418,10 +418,14 @@ static void execute(gust_handler *h)
             gust_handler_send_error(h, 500, "cannot start a coroutine");
         return;
     }
-    if (!h->prepared && !after_call(h, call_prepare(h), true)) {
+    /* Without prepare (the usual class) nothing can have stopped the
+     * request since precheck but a missing argument in initialize. */
+    if (!h->prepared && (h->cls->prepare || h->missing_arg) &&
+        !after_call(h, call_prepare(h), true)) {
         gust__handler_maybe_release(h);
         return;
     }
+    h->prepared = true;
     after_call(h, call_method(h), false);
     gust__handler_maybe_release(h);
 }

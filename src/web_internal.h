@@ -131,7 +131,8 @@ struct gust_handler {
     unsigned char xsrf_bytes[GUST__XSRF_TOKEN_BYTES];
     time_t xsrf_time;
     const char *allow;     /* Allow header of a 405 */
-    char etag[20];         /* the automatic ETag: '"', 16 hex digits, '"' */
+    char etag_line[26];    /* the automatic ETag's field line:
+                              Etag: "<16 hex digits>"\r\n */
 };
 
 /* Releases the request if the handler finished and nothing runs in it. */
