@@ -5,12 +5,13 @@
  *   /coroutine   get() awaits one fetch, then writes;
  *   /parallel    get() awaits two fetches at once with gust_all().
  *
- *   async_fetch [--port=8888] [--upstream=URL]   (--help: the options)
+ *   async_fetch [--port=8888] [--upstream=URL] [--upstream-delay=0.2]
+ *               (--help: the options)
  *
  * Each route answers with the body it fetched from URL/a (and URL/b for
  * /parallel); a failed fetch answers 502. Without --upstream the program is
- * its own upstream: /upstream/a and /upstream/b answer after 0.2 s, so
- * /parallel takes 0.2 s, not 0.4 s. SIGTERM or SIGINT: graceful stop.
+ * its own upstream: /upstream/a and /upstream/b answer after 0.2 s
+ * (--upstream-delay), so /parallel takes 0.2 s, not 0.4 s. SIGTERM or SIGINT: graceful stop.
  */
 #include <errno.h>
 #include <signal.h>
@@ -87,9 +88,12 @@ static const gust_handler_class parallel_handler = {
 
 /* ---- The built-in upstream: a slow server ----------------------------- */
 
+static double upstream_delay;
+
 static int upstream_get(gust_handler *h)
 {
-    int rc = gust_await(gust_sleep(gust_handler_loop(h), 0.2), NULL);
+    int rc = gust_await(gust_sleep(gust_handler_loop(h), upstream_delay),
+                        NULL);
     if (rc < 0)
         return rc;
     gust_handler_set_header(h, "Content-Type", "text/plain");
@@ -130,6 +134,9 @@ int main(int argc, char **argv)
     gust_options_define_string(NULL, "upstream", &upstream, NULL,
                                "base URL fetched (URL/a, URL/b); default: "
                                "this server's own /upstream", NULL);
+    gust_options_define_double(NULL, "upstream_delay", &upstream_delay, 0.2,
+                               "seconds the own /upstream takes to answer",
+                               NULL);
     gust_options_parse_command_line(NULL, argc, argv);
     if (upstream) {
         snprintf(url_a, sizeof url_a, "%s/a", upstream);
