@@ -89,9 +89,7 @@ void gust__handler_maybe_release(gust_handler *h)
         gust__http_request_finish_with(h->req, h->body, h->body_len);
 }
 
-/* on_finish and the log line, once, whether the response was sent or the
- * client went away first. */
-static void finish_hooks(gust_handler *h)
+void gust__handler_finish_hooks(gust_handler *h)
 {
     h->finished = true;
     h->phase = GUST__PHASE_DONE;
@@ -101,24 +99,6 @@ static void finish_hooks(gust_handler *h)
         h->busy--;
     }
     log_request(h);
-}
-
-int gust_handler_finish(gust_handler *h)
-{
-    if (h->finished)
-        return -EINVAL;
-    int rc = 0;
-    if (!h->conn_closed) {
-        rc = gust__handler_finish_headers(h, !h->error_sent);
-        /* Unless it is compressed, the body is handed over on release. */
-        if (rc == 0 && h->gzipping)
-            rc = gust__handler_push(h, true);
-        if (rc < 0)
-            gust__handler_discard_body(h);
-    }
-    finish_hooks(h);
-    gust__handler_maybe_release(h);
-    return rc == GUST_ESTREAMCLOSED ? 0 : rc;
 }
 
 bool gust_handler_finished(const gust_handler *h)
@@ -221,7 +201,7 @@ static int send_error_v(gust_handler *h, int status, const char *fmt,
                        h->req->method, h->req->uri, class_name(h),
                        message ? ": " : "", message ? message : "");
         h->aborted = true;
-        finish_hooks(h);
+        gust__handler_finish_hooks(h);
         gust__handler_maybe_release(h);
         return 0;
     }
@@ -596,7 +576,7 @@ static void on_close(gust_http_request *req, void *data)
             h->busy--;
         }
         if (!h->finished)
-            finish_hooks(h);
+            gust__handler_finish_hooks(h);
         defer_release(h);
         return;
     }

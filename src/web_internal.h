@@ -135,6 +135,9 @@ struct gust_handler {
                               Etag: "<16 hex digits>"\r\n */
 };
 
+/* on_finish and the access log line, once, whether the response was sent
+ * or the client went away first. */
+void gust__handler_finish_hooks(gust_handler *h);
 /* Releases the request if the handler finished and nothing runs in it. */
 void gust__handler_maybe_release(gust_handler *h);
 /* Headers and gzip decision before the first bytes go out. */
@@ -144,10 +147,6 @@ int gust__handler_prepare_headers(gust_handler *h);
 int gust__handler_check_xsrf(gust_handler *h);
 /* Hands the buffered body to the server; last ends a gzip stream. */
 int gust__handler_push(gust_handler *h, bool last);
-/* gust_handler_finish's headers: with etag, the automatic ETag of a
- * whole 200 GET/HEAD answer (a 304 when If-None-Match names it); then
- * gust__handler_prepare_headers's work, if not done yet. */
-int gust__handler_finish_headers(gust_handler *h, bool etag);
 /* Drops the buffered body (for error pages). */
 void gust__handler_discard_body(gust_handler *h);
 

@@ -432,7 +432,10 @@ static int set_etag(gust_handler *h, const seen_headers *s)
     return rc;
 }
 
-int gust__handler_finish_headers(gust_handler *h, bool etag)
+/* gust_handler_finish's headers: with etag, the automatic ETag of a whole
+ * 200 GET/HEAD answer (a 304 when If-None-Match names it); then
+ * prepare_headers's work, if not done yet. */
+static int finish_headers(gust_handler *h, bool etag)
 {
     if (h->headers_ready && (!etag || h->headers_sent))
         return 0;
@@ -443,6 +446,25 @@ int gust__handler_finish_headers(gust_handler *h, bool etag)
         rc = prepare_headers(h, &s, true);
     return rc;
 }
+
+int gust_handler_finish(gust_handler *h)
+{
+    if (h->finished)
+        return -EINVAL;
+    int rc = 0;
+    if (!h->conn_closed) {
+        rc = finish_headers(h, !h->error_sent);
+        /* Unless it is compressed, the body is handed over on release. */
+        if (rc == 0 && h->gzipping)
+            rc = gust__handler_push(h, true);
+        if (rc < 0)
+            gust__handler_discard_body(h);
+    }
+    gust__handler_finish_hooks(h);
+    gust__handler_maybe_release(h);
+    return rc == GUST_ESTREAMCLOSED ? 0 : rc;
+}
+
 
 /* ---- Redirects ------------------------------------------------------------- */
 
