@@ -51,43 +51,53 @@ bool gust__stream_write_pending(const gust_stream *s)
  * gone out. */
 static int marks_reserve(gust_stream *s)
 {
-    if (s->mcount < s->mcap)
+    gust__wmarks *r = s->marks;
+    if (r && r->count < r->cap)
         return 0;
-    if (s->mcap > UINT32_MAX / 2)
+    if (r && r->cap > UINT32_MAX / 2)
         return -ENOMEM; /* the ring's indexes are 32-bit */
-    size_t cap = s->mcap ? (size_t)s->mcap * 2 : 4;
-    gust__wmark *m = malloc(cap * sizeof *m);
-    if (!m)
+    size_t cap = r ? (size_t)r->cap * 2 : 4;
+    gust__wmarks *n = malloc(sizeof *n + cap * sizeof n->m[0]);
+    if (!n)
         return -ENOMEM;
-    for (size_t i = 0; i < s->mcount; i++)
-        m[i] = s->marks[(s->mhead + i) & (s->mcap - 1)];
-    free(s->marks);
-    s->marks = m;
-    s->mcap = (uint32_t)cap;
-    s->mhead = 0;
+    n->cap = (uint32_t)cap;
+    n->head = 0;
+    n->count = r ? r->count : 0;
+    for (size_t i = 0; i < n->count; i++)
+        n->m[i] = r->m[(r->head + i) & (r->cap - 1)];
+    free(r);
+    s->marks = n;
     return 0;
 }
 
 static void marks_push(gust_stream *s, gust_stream_write_cb cb, void *user)
 {
-    assert(s->mcount < s->mcap);
-    gust__wmark *m = &s->marks[(s->mhead + s->mcount) & (s->mcap - 1)];
+    gust__wmarks *r = s->marks;
+    assert(r && r->count < r->cap);
+    gust__wmark *m = &r->m[(r->head + r->count) & (r->cap - 1)];
     m->at = s->wqueued;
     m->cb = cb;
     m->user = user;
-    s->mcount++;
+    r->count++;
+}
+
+static size_t marks_count(const gust_stream *s)
+{
+    return s->marks ? s->marks->count : 0;
 }
 
 static bool marks_due(const gust_stream *s)
 {
-    return s->mcount > 0 && s->marks[s->mhead].at <= s->wsent;
+    const gust__wmarks *r = s->marks;
+    return r && r->count > 0 && r->m[r->head].at <= s->wsent;
 }
 
 static gust__wmark marks_pop(gust_stream *s)
 {
-    gust__wmark m = s->marks[s->mhead];
-    s->mhead = (s->mhead + 1) & (s->mcap - 1);
-    s->mcount--;
+    gust__wmarks *r = s->marks;
+    gust__wmark m = r->m[r->head];
+    r->head = (r->head + 1) & (r->cap - 1);
+    r->count--;
     return m;
 }
 
@@ -95,7 +105,7 @@ void gust__stream_fire_marks(gust_stream *s)
 {
     /* Only marks that existed on entry: one made by a write inside these
      * callbacks is run by the dispatch, never inside its own write call. */
-    size_t n = s->mcount;
+    size_t n = marks_count(s);
     while (n-- > 0 && !s->closed && marks_due(s)) {
         gust__wmark m = marks_pop(s);
         m.cb(s, 0, m.user);
@@ -107,7 +117,7 @@ void gust__stream_fire_marks(gust_stream *s)
 /* Called from the close dispatch: every callback still owed. */
 void gust__stream_write_on_close(gust_stream *s)
 {
-    while (s->mcount > 0) {
+    while (marks_count(s) > 0) {
         gust__wmark m = marks_pop(s);
         m.cb(s, m.at <= s->wsent ? 0 : GUST_ESTREAMCLOSED, m.user);
     }
@@ -158,7 +168,6 @@ void gust__stream_write_free(gust_stream *s)
     segs_free(s);
     free(s->marks);
     s->marks = NULL;
-    s->mcap = s->mcount = s->mhead = 0;
 }
 
 /* Appends a copy of data, into the tail copy buffer when it fits. */
@@ -300,9 +309,10 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
 {
     size_t want = g->u.file.left < SENDFILE_MAX ? g->u.file.left : SENDFILE_MAX;
     ssize_t n;
-    if (!g->u.file.no_sendfile && s->tp->sendfile) {
+    const gust__stream_transport *tp = gust__stream_tp(s);
+    if (!g->u.file.no_sendfile && tp->sendfile) {
         off_t off = g->u.file.off;
-        n = s->tp->sendfile(s, g->u.file.fd, &off, want);
+        n = tp->sendfile(s, g->u.file.fd, &off, want);
         if (n == -EINVAL || n == -ENOSYS)
             g->u.file.no_sendfile = true; /* e.g. the source is a pipe */
         else if (n == 0)
@@ -310,7 +320,7 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
         else if (n < 0)
             return n;
     }
-    if (g->u.file.no_sendfile || !s->tp->sendfile) {
+    if (g->u.file.no_sendfile || !tp->sendfile) {
         /* On the heap: this may run on a coroutine's small stack. */
         size_t k = want < FILE_CHUNK ? want : FILE_CHUNK;
         char *buf = malloc(k);
@@ -325,7 +335,7 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
             return e == EINTR ? -EINTR : -e;
         }
         struct iovec v = { buf, (size_t)got };
-        n = s->tp->writev(s, &v, 1);
+        n = tp->writev(s, &v, 1);
         free(buf);
         if (n <= 0)
             return n == 0 ? -EAGAIN : n;
@@ -350,7 +360,7 @@ ssize_t gust__stream_flush(gust_stream *s)
             struct iovec iov[GATHER_MAX];
             size_t want;
             int cnt = gather(s, iov, GATHER_MAX, &want);
-            n = s->tp->writev(s, iov, cnt);
+            n = gust__stream_tp(s)->writev(s, iov, cnt);
             if (n > 0) {
                 consume(s, (size_t)n);
                 /* A short write means the kernel buffer is full: skip the
@@ -397,7 +407,7 @@ static bool defer_send(gust_stream *s)
 {
     if (s->in_batch)
         return true;
-    if (!s->is_socket || s->tp != &gust__stream_plain_transport ||
+    if (!s->is_socket || s->custom_tp ||
         s->connecting || s->closed ||
         !gust__loop_defer_write(s->loop, s->fd, s, &gust__stream_io_ops))
         return false;
@@ -470,7 +480,7 @@ static ssize_t try_writev(gust_stream *s, const struct iovec *iov, int cnt)
     if (s->whead || s->connecting || s->fd < 0 || defer_send(s))
         return 0;
     for (;;) {
-        ssize_t n = s->tp->writev(s, iov, cnt);
+        ssize_t n = gust__stream_tp(s)->writev(s, iov, cnt);
         if (n >= 0)
             return n;
         if (n == -EAGAIN)

@@ -161,7 +161,7 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
  * max_buffer_size. delim is copied. The search resumes where the previous
  * one stopped, so a head arriving in many pieces is scanned once.
  * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, -EINVAL (no delimiter,
- * NULL cb) or -ENOMEM. */
+ * one of 4 GiB or more, NULL cb) or -ENOMEM. */
 int gust_stream_read_until(gust_stream *stream, const void *delim,
                            size_t delim_len, size_t max_bytes,
                            gust_stream_read_cb cb, void *user);
