@@ -186,29 +186,164 @@ static const gust_http_server_options *opts_of(gust_http_connection *c)
     return &c->srv->opts;
 }
 
-/* ---- Timers ------------------------------------------------------------ */
+/* ---- Timers ------------------------------------------------------------
+ *
+ * A connection waiting with a deadline (idle, a head or body trickling in,
+ * lingering) is in one of its server's deadline queues, one per duration.
+ * Every entry of a queue was given the same duration, later entries later,
+ * so each queue is in deadline order by construction and one timer per
+ * server, armed for the earliest head, serves them all: an idle connection
+ * holds two links and a deadline instead of a timer of its own, and the
+ * loop's timer heap one entry per server instead of one per connection. */
 
-static void on_timer(gust_timer *t, void *data)
+enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_COUNT };
+
+typedef struct conn_queue {
+    gust_http_connection *head, *tail;
+} conn_queue;
+
+/* A server's queues, made when one of its connections first needs a
+ * deadline and freed with its last connection. The server struct is not
+ * this file's: they are found by server, in a short per-thread list. */
+typedef struct conn_timers {
+    struct conn_timers *next;
+    gust_http_server *srv;
+    conn_queue q[Q_COUNT];
+    double timer_at;     /* when the timer is armed for */
+    gust_timer timer;
+} conn_timers;
+
+static _Thread_local conn_timers *tl_timers;
+
+static int queue_of(int kind)
 {
-    gust_http_connection *c = data;
-    if (c->timer_kind == T_NONE)
-        return; /* cleared since it was scheduled: nothing to enforce */
-    if (gust_loop_time(t->loop) < c->deadline) {
-        /* The deadline moved later since: sleep until then. */
-        c->timer_at = c->deadline;
-        if (gust_timer_start_at(t, c->deadline, 0, on_timer, c) < 0)
-            gust__http_conn_close(c);
-        return;
+    switch (kind) {
+    case T_IDLE: return Q_IDLE;
+    case T_HEAD: return Q_HEAD;
+    case T_BODY: return Q_BODY;
+    default: return Q_SHORT; /* T_LINGER, T_GRACE: both 2 s */
     }
+}
+
+static conn_timers *timers_find(const gust_http_server *srv)
+{
+    conn_timers *t = tl_timers;
+    while (t && t->srv != srv)
+        t = t->next;
+    return t;
+}
+
+static void on_timers(gust_timer *timer, void *data);
+
+static conn_timers *timers_get(gust_http_connection *c)
+{
+    conn_timers *t = timers_find(c->srv);
+    if (t || !c->stream)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->srv = c->srv;
+    gust_timer_init(gust_stream_loop(c->stream), &t->timer);
+    t->next = tl_timers;
+    tl_timers = t;
+    return t;
+}
+
+/* Frees srv's queues (it has no connection left). */
+static void timers_free(const gust_http_server *srv)
+{
+    for (conn_timers **p = &tl_timers; *p; p = &(*p)->next) {
+        if ((*p)->srv == srv) {
+            conn_timers *t = *p;
+            *p = t->next;
+            gust_timer_stop(&t->timer);
+            free(t);
+            return;
+        }
+    }
+}
+
+static void timers_arm(conn_timers *t, double at)
+{
+    if (gust_timer_active(&t->timer) && t->timer_at <= at)
+        return;
+    t->timer_at = at;
+    if (gust_timer_start_at(&t->timer, at, 0, on_timers, t) < 0)
+        t->timer_at = 0; /* retried by the next deadline set */
+}
+
+static void unlink_timer(gust_http_connection *c, conn_timers *t)
+{
+    conn_queue *q = &t->q[queue_of(c->timer_kind)];
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        q->head = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        q->tail = c->tprev;
+    c->tprev = c->tnext = NULL;
+    c->timer_kind = T_NONE;
+}
+
+/* Links c into its kind's queue, after every entry due no later. */
+static void link_timer(gust_http_connection *c, conn_timers *t, int kind)
+{
+    conn_queue *q = &t->q[queue_of(kind)];
+    gust_http_connection *after = q->tail;
+    while (after && after->deadline > c->deadline)
+        after = after->tprev; /* a duration changed: rare, and short */
+    c->tprev = after;
+    c->tnext = after ? after->tnext : q->head;
+    if (c->tnext)
+        c->tnext->tprev = c;
+    else
+        q->tail = c;
+    if (after)
+        after->tnext = c;
+    else
+        q->head = c;
+    c->timer_kind = (uint8_t)kind;
+    if (!after)
+        timers_arm(t, c->deadline);
+}
+
+static void timeout(gust_http_connection *c, int kind)
+{
     char ip[64];
     format_peer(c, ip, sizeof ip);
-    if (c->timer_kind == T_HEAD)
+    if (kind == T_HEAD)
         gust_log_warning("http", "%s: request head not complete in time, "
                          "closing", ip);
-    else if (c->timer_kind == T_BODY)
+    else if (kind == T_BODY)
         gust_log_warning("http", "%s: request body timed out, closing", ip);
-    c->timer_kind = T_NONE;
     gust__http_conn_close(c);
+}
+
+static void on_timers(gust_timer *timer, void *data)
+{
+    conn_timers *t = data;
+    double now = gust_loop_time(timer->loop);
+    double next = 0;
+    bool any = false;
+    /* Closing only starts here (the connections go away later, from their
+     * close callbacks), so t and the queues stay valid throughout. */
+    for (int i = 0; i < Q_COUNT; i++) {
+        gust_http_connection *c;
+        while ((c = t->q[i].head) && c->deadline <= now) {
+            int kind = c->timer_kind;
+            unlink_timer(c, t);
+            timeout(c, kind);
+        }
+        if (c && (!any || c->deadline < next)) {
+            next = c->deadline;
+            any = true;
+        }
+    }
+    if (any)
+        timers_arm(t, next);
 }
 
 static void set_timer(gust_http_connection *c, int kind)
@@ -226,21 +361,17 @@ static void set_timer(gust_http_connection *c, int kind)
     /* A trickled head keeps its first deadline: that is the point of it. */
     if (kind == T_HEAD && c->timer_kind == T_HEAD)
         return;
-    /* Every keep-alive request moves the deadline (idle, then none, then
-     * idle again). The heap is touched only when the timer has to fire
-     * earlier than it is scheduled: a timer that fires for a cleared or
-     * later deadline just returns or re-arms (on_timer). */
-    if (kind == T_NONE || secs < 0) {
-        c->timer_kind = T_NONE;
-        return;
+    conn_timers *t = NULL;
+    if (c->timer_kind != T_NONE) {
+        t = timers_find(c->srv);
+        unlink_timer(c, t);
     }
-    c->timer_kind = kind;
-    c->deadline = gust_loop_time(c->timer.loop) + secs;
-    if (gust_timer_active(&c->timer) && c->timer_at <= c->deadline)
+    if (kind == T_NONE || secs < 0)
         return;
-    c->timer_at = c->deadline;
-    if (gust_timer_start_at(&c->timer, c->deadline, 0, on_timer, c) < 0)
-        c->timer_kind = T_NONE;
+    if (!t && !(t = timers_get(c)))
+        return; /* out of memory: no deadline, as with no timeout */
+    c->deadline = gust_loop_time(t->timer.loop) + secs;
+    link_timer(c, t, kind);
 }
 
 void gust__http_conn_close_idle(gust_http_connection *c)
@@ -306,7 +437,7 @@ int gust__http_conn_flush(gust_http_connection *c)
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
-    gust_timer_stop(&c->timer); /* may be armed for a cleared deadline */
+    set_timer(c, T_NONE);
     rq_give_back(c);
     free(c->peer_big);
     if (c->prev)
@@ -317,6 +448,8 @@ static void conn_free(gust_http_connection *c)
         c->next->prev = c->prev;
     srv->count--;
     free(c);
+    if (srv->count == 0)
+        timers_free(srv);
     gust__http_server_conn_gone(srv);
 }
 
@@ -385,7 +518,6 @@ static void on_last_written(gust_stream *s, int status, void *user)
         return;
     }
     shutdown(gust_stream_fd(s), SHUT_WR);
-    c->timer_kind = T_NONE;
     set_timer(c, T_LINGER);
     if (!c->reading) {
         if (gust_stream_read_bytes(s, 64 * 1024, GUST_READ_PARTIAL,
@@ -1173,8 +1305,6 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     c->peer_len = (uint8_t)addrlen;
     c->state = GUST__HTTP_HEAD;
     c->timer_kind = T_NONE;
-    gust_loop *loop = gust_stream_loop(stream);
-    gust_timer_init(loop, &c->timer);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
