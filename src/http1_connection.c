@@ -5,6 +5,7 @@
  * keep-alive rules (shared/TORNADO_EXAMPLES.md E2) and the limits. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,8 +194,15 @@ static const gust_http_server_options *opts_of(gust_http_connection *c)
  * Every entry of a queue was given the same duration, later entries later,
  * so each queue is in deadline order by construction and one timer per
  * server, armed for the earliest head, serves them all: an idle connection
- * holds two links and a deadline instead of a timer of its own, and the
- * loop's timer heap one entry per server instead of one per connection. */
+ * holds two links and two times instead of a timer of its own, and the
+ * loop's timer heap one entry per server instead of one per connection.
+ *
+ * Keep-alive requests cost no queue change: a request starting suspends
+ * the idle deadline (deadline = INFINITY) and going idle again moves it
+ * later, both in place. So a queue is ordered by `due`, when the entry was
+ * last placed (plus its duration), which is never later than its deadline;
+ * when the timer finds a head due but not expired, it places it again,
+ * by its deadline now (or drops it, if suspended). */
 
 enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_COUNT };
 
@@ -215,15 +223,11 @@ typedef struct conn_timers {
 
 static _Thread_local conn_timers *tl_timers;
 
-static int queue_of(int kind)
-{
-    switch (kind) {
-    case T_IDLE: return Q_IDLE;
-    case T_HEAD: return Q_HEAD;
-    case T_BODY: return Q_BODY;
-    default: return Q_SHORT; /* T_LINGER, T_GRACE: both 2 s */
-    }
-}
+/* The queue of each kind of deadline (T_LINGER and T_GRACE: both 2 s). */
+static const uint8_t queue_of[] = {
+    [T_NONE] = Q_IDLE, [T_IDLE] = Q_IDLE, [T_HEAD] = Q_HEAD,
+    [T_BODY] = Q_BODY, [T_LINGER] = Q_SHORT, [T_GRACE] = Q_SHORT,
+};
 
 static conn_timers *timers_find(const gust_http_server *srv)
 {
@@ -275,7 +279,7 @@ static void timers_arm(conn_timers *t, double at)
 
 static void unlink_timer(gust_http_connection *c, conn_timers *t)
 {
-    conn_queue *q = &t->q[queue_of(c->timer_kind)];
+    conn_queue *q = &t->q[queue_of[c->timer_kind]];
     if (c->tprev)
         c->tprev->tnext = c->tnext;
     else
@@ -288,13 +292,17 @@ static void unlink_timer(gust_http_connection *c, conn_timers *t)
     c->timer_kind = T_NONE;
 }
 
-/* Links c into its kind's queue, after every entry due no later. */
+/* Links c into its kind's queue, due at its deadline, after every entry
+ * due no later. */
 static void link_timer(gust_http_connection *c, conn_timers *t, int kind)
 {
-    conn_queue *q = &t->q[queue_of(kind)];
+    conn_queue *q = &t->q[queue_of[kind]];
+    c->due = c->deadline;
+    /* Usually last: entries are placed in time order with one duration.
+     * An idle head placed again (on_timers) may go a little before. */
     gust_http_connection *after = q->tail;
-    while (after && after->deadline > c->deadline)
-        after = after->tprev; /* a duration changed: rare, and short */
+    while (after && after->due > c->due)
+        after = after->tprev;
     c->tprev = after;
     c->tnext = after ? after->tnext : q->head;
     if (c->tnext)
@@ -332,13 +340,17 @@ static void on_timers(gust_timer *timer, void *data)
      * close callbacks), so t and the queues stay valid throughout. */
     for (int i = 0; i < Q_COUNT; i++) {
         gust_http_connection *c;
-        while ((c = t->q[i].head) && c->deadline <= now) {
+        while ((c = t->q[i].head) && c->due <= now) {
             int kind = c->timer_kind;
             unlink_timer(c, t);
-            timeout(c, kind);
+            if (c->deadline <= now)
+                timeout(c, kind);
+            else if (c->deadline != INFINITY)
+                link_timer(c, t, kind); /* moved later since: wait on */
+            /* else suspended: a request is under way, it leaves the queue */
         }
-        if (c && (!any || c->deadline < next)) {
-            next = c->deadline;
+        if (c && (!any || c->due < next)) {
+            next = c->due;
             any = true;
         }
     }
@@ -346,9 +358,30 @@ static void on_timers(gust_timer *timer, void *data)
         timers_arm(t, next);
 }
 
-static void set_timer(gust_http_connection *c, int kind)
+/* Ends c's deadline, if it has one. */
+static void clear_timer(gust_http_connection *c)
 {
-    double secs = 0;
+    if (c->timer_kind != T_NONE)
+        unlink_timer(c, timers_find(c->srv));
+}
+
+/* A request head arrived: no deadline while it is handled. An idle one is
+ * only suspended, in place (see above). */
+static void pause_timer(gust_http_connection *c)
+{
+    if (c->timer_kind == T_IDLE)
+        c->deadline = INFINITY;
+    else
+        clear_timer(c);
+}
+
+/* Gives c a deadline of kind (T_NONE: none), replacing the one it had. */
+static void set_timer_slow(gust_http_connection *c, int kind)
+{
+    /* A trickled head keeps its first deadline: that is the point of it. */
+    if (kind == T_HEAD && c->timer_kind == T_HEAD)
+        return;
+    double secs;
     const gust_http_server_options *o = opts_of(c);
     switch (kind) {
     case T_IDLE: secs = o->idle_connection_timeout; break;
@@ -356,22 +389,31 @@ static void set_timer(gust_http_connection *c, int kind)
     case T_BODY: secs = o->body_timeout; break;
     case T_LINGER: secs = LINGER_SECONDS; break;
     case T_GRACE: secs = FIRST_REQUEST_GRACE; break;
-    default: break;
+    default: secs = -1; break;
     }
-    /* A trickled head keeps its first deadline: that is the point of it. */
-    if (kind == T_HEAD && c->timer_kind == T_HEAD)
+    clear_timer(c);
+    if (secs < 0)
         return;
-    conn_timers *t = NULL;
-    if (c->timer_kind != T_NONE) {
-        t = timers_find(c->srv);
-        unlink_timer(c, t);
-    }
-    if (kind == T_NONE || secs < 0)
-        return;
-    if (!t && !(t = timers_get(c)))
+    conn_timers *t = timers_get(c);
+    if (!t)
         return; /* out of memory: no deadline, as with no timeout */
     c->deadline = gust_loop_time(t->timer.loop) + secs;
     link_timer(c, t, kind);
+}
+
+static inline void set_timer(gust_http_connection *c, int kind)
+{
+    /* The keep-alive case: still queued from the last idle period, the
+     * deadline moves in place (later, so `due` stays no later than it). */
+    if (kind == T_IDLE && c->timer_kind == T_IDLE && c->stream) {
+        double d = gust_loop_time(gust_stream_loop(c->stream)) +
+                   opts_of(c)->idle_connection_timeout;
+        if (d >= c->due) {
+            c->deadline = d;
+            return;
+        }
+    }
+    set_timer_slow(c, kind);
 }
 
 void gust__http_conn_close_idle(gust_http_connection *c)
@@ -437,7 +479,7 @@ int gust__http_conn_flush(gust_http_connection *c)
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
-    set_timer(c, T_NONE);
+    clear_timer(c);
     rq_give_back(c);
     free(c->peer_big);
     if (c->prev)
@@ -464,7 +506,7 @@ static void on_close(gust_stream *stream, void *data)
     gust_http_connection *c = data;
     c->closed = true;
     c->reading = false;
-    set_timer(c, T_NONE);
+    clear_timer(c);
     if (c->rq)
         gust_timer_stop(&c->rq->resume);
     /* c->stream stays set during the delegate's call: a request finished
@@ -537,7 +579,7 @@ static void close_after_write(gust_http_connection *c, bool linger)
     c->lingering = linger;
     if (c->closed || !c->stream)
         return;
-    set_timer(c, T_NONE);
+    clear_timer(c);
     if (c->rq && c->rq->out_len) {
         gust_stream_write(c->stream, c->rq->out, c->rq->out_len, NULL, NULL);
         c->rq->out_len = 0;
@@ -604,7 +646,7 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
         return;
     }
     if (c->state == GUST__HTTP_BODY)
-        set_timer(c, T_NONE); /* restarted if the body is still short */
+        clear_timer(c); /* restarted if the body is still short */
     process(c);
 }
 
@@ -939,7 +981,7 @@ static void dispatch(gust_http_connection *c)
     c->state = GUST__HTTP_HANDLER;
     c->rq->finish_called = true;
     c->app_owns = true;
-    set_timer(c, T_NONE);
+    pause_timer(c);
     const gust_http_delegate *d = c->srv->handler.delegate;
     if (d) {
         if (d->finish)
@@ -1153,8 +1195,7 @@ static void process(gust_http_connection *c)
                 send_error(c, c->rq->head.error_status, c->rq->head.error_reason);
                 break;
             }
-            if (c->timer_kind != T_NONE)
-                set_timer(c, T_NONE);
+            pause_timer(c);
             if (start_request(c, (size_t)n) < 0)
                 continue; /* answered, closing, or the delegate took it */
         }
@@ -1181,7 +1222,7 @@ static void process(gust_http_connection *c)
             continue;
         }
         if (c->rq->body_paused) {
-            set_timer(c, T_NONE); /* the application is the slow one */
+            clear_timer(c); /* the application is the slow one */
             break;
         }
         int r = body_step(c);
