@@ -128,12 +128,11 @@ static bool ensure_space(gust_stream *s, size_t want)
     }
     /* Offsets are 32-bit: no buffer reaches 4 GiB (max_buffer_size is
      * below it, and reads never ask for more than it allows). */
+    if (live + want > UINT32_MAX)
+        return false;
     size_t cap = s->rcap;
-    while (cap < live + want) {
-        if (cap > UINT32_MAX / 2)
-            return false;
-        cap *= 2;
-    }
+    while (cap < live + want)
+        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
     char *b = malloc(cap);
     if (!b)
         return false;

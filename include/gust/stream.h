@@ -146,8 +146,9 @@ void *gust_stream_data(const gust_stream *stream);
  * unix socket) is reported through cb the same way. Reads and writes may be
  * queued before the connect completes; they start once it does.
  * Returns 0, or a negative code (nothing is called) if it cannot start:
- * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), or connect()'s own
- * misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
+ * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), -ENOMEM (the few
+ * bytes a connecting stream keeps could not be allocated), or connect()'s
+ * own misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
 int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
                         socklen_t addrlen, gust_stream_connect_cb cb,
                         void *user);
