@@ -72,7 +72,7 @@ static uint32_t clamp32(size_t v)
 }
 
 /* See the layout's comment in stream_internal.h. */
-_Static_assert(sizeof(gust_stream) <= 200, "an idle stream should fit a 208-byte malloc chunk");
+_Static_assert(sizeof(gust_stream) <= 184, "an idle stream should fit a 192-byte malloc chunk");
 
 static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
                                  const gust_stream_options *opts)
@@ -92,7 +92,15 @@ static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
             s->max_buffer_size = clamp32(opts->max_buffer_size);
         if (opts->read_chunk_size)
             s->read_chunk_size = clamp32(opts->read_chunk_size);
-        s->max_write_buffer_size = clamp32(opts->max_write_buffer_size);
+        if (opts->max_write_buffer_size) {
+            if (!gust__stream_rare_get(s)) {
+                free(s);
+                errno = ENOMEM;
+                return NULL;
+            }
+            s->rare->max_write_buffer_size = clamp32(opts->max_write_buffer_size);
+            s->wlimit = true;
+        }
     }
     return s;
 }

@@ -150,9 +150,12 @@ typedef struct gust__wmark {
 } gust__wmark;
 
 /* The ring of pending write callbacks, made by the first write that has
- * one (most streams never do) and kept until the stream is freed. */
+ * one (most streams never do) and kept until the stream is freed. Marks
+ * count bytes from the ring's making: a mark is due once `sent` reaches
+ * its `at`. */
 typedef struct gust__wmarks {
     uint32_t cap, head, count;
+    uint64_t sent;  /* bytes handed to the kernel since the ring was made */
     gust__wmark m[];
 } gust__wmarks;
 
@@ -162,6 +165,7 @@ typedef struct gust__wmarks {
 typedef struct gust__stream_rare {
     const gust__stream_transport *tp; /* the transport when custom_tp */
     void *tp_state;
+    uint32_t max_write_buffer_size; /* when wlimit */
     gust_stream_connect_cb connect_cb;
     void *connect_user;
     /* Fallback for scheduling when add_callback is out of memory; made
@@ -175,7 +179,7 @@ typedef struct gust__stream_rare {
  * stays open, so every byte counts: sizes are 32 bits (buffers are capped
  * below 4 GiB, as max_buffer_size is), the state of the two kinds of
  * delimited read shares a union, flags that are seldom set are bits, and
- * rarely needed fields live in `rare`. 200 bytes, one 208-byte malloc
+ * rarely needed fields live in `rare`. 184 bytes, one 192-byte malloc
  * chunk; keep it there (a static assert in stream.c checks it). */
 struct gust_stream {
     gust_loop *loop;
@@ -188,7 +192,8 @@ struct gust_stream {
     /* The pending read. */
     gust_stream_read_cb rcb;
     void *ruser;
-    size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX: max_bytes */
+    size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX:
+                         max_bytes, then the result's length once found */
     union {
         struct {
             union {
@@ -206,7 +211,7 @@ struct gust_stream {
 
     /* Write queue. */
     gust__wseg *whead, *wtail;
-    uint64_t wqueued, wsent; /* bytes accepted and handed to the kernel */
+    uint64_t wbuffered;      /* bytes accepted, not handed to the kernel yet */
     gust__wmarks *marks;     /* NULL until a write has a callback */
 
     gust_stream_close_cb close_cb;
@@ -219,12 +224,11 @@ struct gust_stream {
                             open, pf_state ERROR's negated errno */
     int refs;            /* scheduled loop callbacks holding the stream */
     int user_refs;       /* gust_stream_ref(), counted in refs too */
-    /* Limits (options above 4 GiB are taken as 4 GiB - 1). */
+    /* Limits (options above 4 GiB are taken as 4 GiB - 1); the seldom set
+     * max_write_buffer_size is in rare. */
     uint32_t read_chunk_size;
     uint32_t max_buffer_size;
-    uint32_t max_write_buffer_size;
     uint32_t rcap, rstart, rend;
-    uint32_t found_len;  /* UNTIL/REGEX: the result length, once found */
 
     uint8_t delivering;  /* > 0 while a read callback holds a buffer pointer */
     uint8_t events;      /* mask registered with the loop */
@@ -233,7 +237,7 @@ struct gust_stream {
     bool closed;
     bool registered;     /* fd has a handler on the loop */
     bool corked;         /* small writes from a read callback wait in the queue */
-    bool found;          /* UNTIL/REGEX: found_len is known */
+    bool found;          /* UNTIL/REGEX: the result's length is in rn */
     bool in_batch;       /* a send is queued in the loop's batch (holds a ref) */
     bool dispatch_queued;
     unsigned rflags : 2;         /* GUST_READ_PARTIAL | GUST_READ_STREAMING */
@@ -245,6 +249,7 @@ struct gust_stream {
     unsigned connecting : 1;
     unsigned connect_ready : 1;  /* connect() succeeded at once: cb due in dispatch */
     unsigned read_again : 1;     /* the transport holds data: dispatch reads on */
+    unsigned wlimit : 1;         /* rare->max_write_buffer_size applies */
 };
 
 /* The stream's transport. */

@@ -190,7 +190,7 @@ static const char *search(const char *hay, size_t n, const char *needle,
 static int find_until(gust_stream *s, size_t live, size_t *len)
 {
     if (s->found) {
-        *len = s->found_len;
+        *len = s->rn;
         return GUST__FOUND_READY;
     }
     size_t max = s->rn;
@@ -203,9 +203,9 @@ static int find_until(gust_stream *s, size_t live, size_t *len)
                                                  : s->r.until.d.heap;
         const char *p = search(base + scan, lim - scan, d, dl);
         if (p) {
-            /* Remembered: the read loop and the delivery both ask. */
-            s->found_len = (uint32_t)((size_t)(p - base) + dl);
-            *len = s->found_len;
+            /* Remembered (in rn: max_bytes is done with): the read loop
+             * and the delivery both ask. */
+            *len = s->rn = (size_t)(p - base) + dl;
             s->found = true;
             return GUST__FOUND_READY;
         }
@@ -222,7 +222,7 @@ static int find_regex(gust_stream *s, size_t live, size_t *len)
 {
     size_t max = s->rn;
     if (s->found) {
-        *len = s->found_len;
+        *len = s->rn;
         return GUST__FOUND_READY;
     }
     if (live == 0)
@@ -231,8 +231,7 @@ static int find_regex(gust_stream *s, size_t live, size_t *len)
     int rc = pcre2_match(s->r.regex.re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim,
                          0, 0, s->r.regex.md, NULL);
     if (rc >= 0) {
-        s->found_len = (uint32_t)pcre2_get_ovector_pointer(s->r.regex.md)[1];
-        *len = s->found_len;
+        *len = s->rn = pcre2_get_ovector_pointer(s->r.regex.md)[1];
         s->found = true;
         return GUST__FOUND_READY;
     }

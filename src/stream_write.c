@@ -37,7 +37,7 @@ bool gust_stream_writing(const gust_stream *stream)
 
 size_t gust_stream_write_buffer_size(const gust_stream *stream)
 {
-    return stream->closed ? 0 : (size_t)(stream->wqueued - stream->wsent);
+    return stream->closed ? 0 : (size_t)stream->wbuffered;
 }
 
 bool gust__stream_write_pending(const gust_stream *s)
@@ -63,6 +63,7 @@ static int marks_reserve(gust_stream *s)
     n->cap = (uint32_t)cap;
     n->head = 0;
     n->count = r ? r->count : 0;
+    n->sent = r ? r->sent : 0;
     for (size_t i = 0; i < n->count; i++)
         n->m[i] = r->m[(r->head + i) & (r->cap - 1)];
     free(r);
@@ -75,7 +76,7 @@ static void marks_push(gust_stream *s, gust_stream_write_cb cb, void *user)
     gust__wmarks *r = s->marks;
     assert(r && r->count < r->cap);
     gust__wmark *m = &r->m[(r->head + r->count) & (r->cap - 1)];
-    m->at = s->wqueued;
+    m->at = r->sent + s->wbuffered; /* every byte accepted so far */
     m->cb = cb;
     m->user = user;
     r->count++;
@@ -89,7 +90,7 @@ static size_t marks_count(const gust_stream *s)
 static bool marks_due(const gust_stream *s)
 {
     const gust__wmarks *r = s->marks;
-    return r && r->count > 0 && r->m[r->head].at <= s->wsent;
+    return r && r->count > 0 && r->m[r->head].at <= r->sent;
 }
 
 static gust__wmark marks_pop(gust_stream *s)
@@ -119,7 +120,7 @@ void gust__stream_write_on_close(gust_stream *s)
 {
     while (marks_count(s) > 0) {
         gust__wmark m = marks_pop(s);
-        m.cb(s, m.at <= s->wsent ? 0 : GUST_ESTREAMCLOSED, m.user);
+        m.cb(s, m.at <= s->marks->sent ? 0 : GUST_ESTREAMCLOSED, m.user);
     }
 }
 
@@ -243,10 +244,20 @@ static int append_copy(gust_stream *s, const char *data, size_t len)
     return 0;
 }
 
+/* Accounts n bytes accepted, of which sent went to the kernel at once. */
+static void accepted(gust_stream *s, size_t n, size_t sent)
+{
+    s->wbuffered += n - sent;
+    if (s->marks)
+        s->marks->sent += sent;
+}
+
 /* Accounts n bytes of gathered segments as sent. */
 static void consume(gust_stream *s, size_t n)
 {
-    s->wsent += n;
+    s->wbuffered -= n;
+    if (s->marks)
+        s->marks->sent += n;
     while (n > 0) {
         gust__wseg *g = s->whead;
         assert(g && g->kind != GUST__WSEG_FILE);
@@ -342,7 +353,9 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
     }
     g->u.file.off += n;
     g->u.file.left -= (size_t)n;
-    s->wsent += (uint64_t)n;
+    s->wbuffered -= (uint64_t)n;
+    if (s->marks)
+        s->marks->sent += (uint64_t)n;
     if (g->u.file.left == 0)
         seg_pop(s);
     return n;
@@ -497,11 +510,11 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
     assert(s && (data || len == 0));
     if (s->closed)
         return GUST_ESTREAMCLOSED;
-    size_t unsent = (size_t)(s->wqueued - s->wsent);
-    if (s->max_write_buffer_size &&
-        (len > s->max_write_buffer_size ||
-         unsent > s->max_write_buffer_size - len))
-        return GUST_EBUFFERFULL;
+    if (s->wlimit) {
+        size_t max = s->rare->max_write_buffer_size;
+        if (len > max || s->wbuffered > max - len)
+            return GUST_EBUFFERFULL;
+    }
     if (cb && marks_reserve(s) < 0)
         return -ENOMEM;
     ssize_t sent = 0;
@@ -527,8 +540,7 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
             err = -ENOMEM; /* part went out: cannot take the call back */
         }
     }
-    s->wqueued += len;
-    s->wsent += (uint64_t)sent;
+    accepted(s, len, (size_t)sent);
     if (cb)
         marks_push(s, cb, user);
     if (err) {
@@ -590,8 +602,7 @@ int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
             seg_append(s, g);
         }
     }
-    s->wqueued += total;
-    s->wsent += (uint64_t)sent;
+    accepted(s, total, (size_t)sent);
     marks_push(s, cb, user);
     if (err) {
         gust__stream_close_with(s, err);
@@ -615,7 +626,7 @@ int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
     gust__stream_uncork(s);
     if (s->closed) {
         /* Accepted: the flush failed, the callback hears of it at close. */
-        s->wqueued += len;
+        accepted(s, len, 0);
         marks_push(s, cb, user);
         return 0;
     }
@@ -630,7 +641,7 @@ int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
         g->u.file.left = len;
         bool was_empty = s->whead == NULL;
         seg_append(s, g);
-        s->wqueued += len;
+        accepted(s, len, 0);
         marks_push(s, cb, user);
         if (was_empty && !s->connecting && gust__stream_flush(s) < 0)
             return 0; /* closed: the callback gets the error */
