@@ -276,7 +276,7 @@ EOF
 # floor holds fixed buffers: no idle-memory figure for them.
 has_idle() { [ "$1" != gust-json ] && [ "$1" != gust-tmpl ] && [ "$1" != floor ]; }
 
-median() { tr ' ' '\n' | grep -v '^-\?$' | sort -n | awk '{v[NR] = $1} END {
+median() { tr ' ' '\n' | { grep -v '^-\?$' || true; } | sort -n | awk '{v[NR] = $1} END {
     if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
     else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
