@@ -8,8 +8,15 @@
 # Rows: requests/s with keep-alive (-c100, wrk -t1 by default) and the same per second
 # of server CPU time (ka/cpu-s), pipelined 16 deep
 # (-c256, bench/pipeline.lua), and with Connection: close; p99 latency at
-# -c100; RSS per idle keep-alive connection with IDLE (10,000) connections.
-# Ratios are to nginx. Every server is started here and stopped here, by PID.
+# -c100; RSS per idle keep-alive connection with IDLE (10,000) connections,
+# twice: "fresh" on a server just started for it (no load has run, so the
+# heap holds nothing the connections could reuse), and "after load" once the
+# loads have run. Ratios are to nginx. Every server is started here and
+# stopped here, by PID.
+#
+#   MEMORY_ONLY=1 bench/compare.sh   (or bench/idle_memory.sh): the fresh
+#   idle-memory figure alone, MEM_RUNS times per server (default 3, each on
+#   a new server), with the median; no load is run.
 #
 # Application-level rows (issue 4), all from bench/bench_web_server, the web
 # framework with routing, handler objects and the access-log hook:
@@ -28,6 +35,10 @@
 #   GUST_SERVER Gust program to run (default $BUILD_DIR/examples/hello_http)
 #   DURATION    seconds per wrk run (default 5)
 #   IDLE        idle connections for the memory figure (default 10000)
+#   MEM_RUNS    fresh servers measured per server for the fresh figure
+#               (default 1, or 3 with MEMORY_ONLY=1); the median is shown
+#   MEMORY_ONLY 1: only the fresh idle-memory figures (default SERVERS
+#               "gust gust-app nginx")
 #   SERVERS     which to run (default "gust gust-app gust-json gust-tmpl
 #               floor nginx h2o tornado")
 #   LOADGEN     wrk (default, as issue 3 specifies) or http_load
@@ -45,7 +56,14 @@ BUILD_DIR=${BUILD_DIR:-$root/build/bench}
 GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/hello_http}
 DURATION=${DURATION:-5}
 IDLE=${IDLE:-10000}
-SERVERS=${SERVERS:-gust gust-app gust-json gust-tmpl floor nginx h2o tornado}
+MEMORY_ONLY=${MEMORY_ONLY:-}
+if [ -n "$MEMORY_ONLY" ]; then
+    SERVERS=${SERVERS:-gust gust-app nginx}
+    MEM_RUNS=${MEM_RUNS:-3}
+else
+    SERVERS=${SERVERS:-gust gust-app gust-json gust-tmpl floor nginx h2o tornado}
+    MEM_RUNS=${MEM_RUNS:-1}
+fi
 WEB_SERVER=${WEB_SERVER:-$BUILD_DIR/bench/bench_web_server}
 # The path each server is measured on (default "/").
 declare -A URL_PATH=([gust-json]=/json [gust-tmpl]=/template)
@@ -61,7 +79,9 @@ case $LOADGEN in
     *) echo "compare.sh: LOADGEN must be wrk or http_load" >&2; exit 1 ;;
 esac
 
-for tool in wrk nginx h2o taskset; do
+tools="wrk nginx h2o taskset"
+[ -n "$MEMORY_ONLY" ] && tools="nginx taskset"
+for tool in $tools; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool missing (make bench installs it)" >&2; exit 1; }
 done
 
@@ -252,7 +272,36 @@ for s in conns:
 EOF
 }
 
-declare -A KA KACPU PIPE CLOSE P99 IDLEB
+# The JSON and template rows run the same program as gust-app, and the
+# floor holds fixed buffers: no idle-memory figure for them.
+has_idle() { [ "$1" != gust-json ] && [ "$1" != gust-tmpl ] && [ "$1" != floor ]; }
+
+median() { tr ' ' '\n' | { grep -v '^-\?$' || true; } | sort -n | awk '{v[NR] = $1} END {
+    if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+    else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# fresh_idle NAME: MEM_RUNS times, starts NAME, measures idle_memory on it
+# before anything else than wait_ready's one request, and stops it. Sets
+# IDLEF[NAME] to the median and IDLEF_RUNS[NAME] to every figure.
+fresh_idle() {
+    local name=$1 runs="" v
+    for _ in $(seq 1 "$MEM_RUNS"); do
+        "start_$name"
+        if wait_ready; then
+            v=$(idle_memory || echo "-")
+        else
+            echo "compare.sh: $name did not start; log:" >&2
+            cat "$work/$name.log" "$work/$name.err" 2>/dev/null >&2 || true
+            v="-"
+        fi
+        stop_server
+        runs="$runs${runs:+ }$v"
+    done
+    IDLEF[$name]=$(median <<<"$runs")
+    IDLEF_RUNS[$name]=$runs
+}
+
+declare -A KA KACPU PIPE CLOSE P99 IDLEB IDLEF IDLEF_RUNS
 for name in $SERVERS; do
     if [ "$name" = gust ] && [ ! -x "$GUST_SERVER" ]; then
         echo "compare.sh: $GUST_SERVER not built; skipping Gust" >&2
@@ -273,6 +322,12 @@ for name in $SERVERS; do
         echo "compare.sh: port $PORT is already in use; set PORT=" >&2
         exit 1
     fi
+    if has_idle "$name"; then
+        fresh_idle "$name"
+    else
+        IDLEF[$name]="-"
+    fi
+    [ -n "$MEMORY_ONLY" ] && continue
     "start_$name"
     if ! wait_ready; then
         echo "compare.sh: $name did not start; log:" >&2
@@ -295,11 +350,10 @@ for name in $SERVERS; do
     else
         CLOSE[$name]=$(load close | rps_of)
     fi
-    # The JSON and template rows run the same program as gust-app.
-    if [ "$name" = gust-json ] || [ "$name" = gust-tmpl ] || [ "$name" = floor ]; then
-        IDLEB[$name]="-"
-    else
+    if has_idle "$name"; then
         IDLEB[$name]=$(idle_memory || echo "-")
+    else
+        IDLEB[$name]="-"
     fi
     stop_server
 done
@@ -313,18 +367,31 @@ ratio() { # value / nginx's value, 2 decimals
     fi
 }
 
+if [ -n "$MEMORY_ONLY" ]; then
+    printf '\nidle keep-alive connections: %s per server, fresh server each run, %s runs\n' \
+        "$IDLE" "$MEM_RUNS"
+    printf '\n%-9s %14s %7s  %s\n' server "fresh B/conn" ratio "runs (B/conn)"
+    for name in $SERVERS; do
+        [ -n "${IDLEF[$name]:-}" ] || continue
+        printf '%-9s %14s %7s  %s\n' "$name" "${IDLEF[$name]}" \
+            "$(ratio "${IDLEF[$name]}" "${IDLEF[nginx]:-}")" "${IDLEF_RUNS[$name]}"
+    done
+    exit 0
+fi
+
 printf '\nload generator: %s on CPU 1, servers on CPU 0, %ss per run\n' "$LOADGEN" "$DURATION"
-printf '\n%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' server \
+printf '\n%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s %10s %7s\n' server \
     keepalive/s ratio "ka/cpu-s" ratio pipelined/s ratio close/s ratio \
-    "p99(us)" ratio "idle B/conn" ratio
+    "p99(us)" ratio "idle fresh" ratio "idle after" ratio
 for name in $SERVERS; do
     [ -n "${KA[$name]:-}" ] || continue
-    printf '%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s\n' "$name" \
+    printf '%-9s %12s %7s %12s %7s %12s %7s %12s %7s %9s %7s %10s %7s %10s %7s\n' "$name" \
         "${KA[$name]}" "$(ratio "${KA[$name]}" "${KA[nginx]:-}")" \
         "${KACPU[$name]}" "$(ratio "${KACPU[$name]}" "${KACPU[nginx]:-}")" \
         "${PIPE[$name]}" "$(ratio "${PIPE[$name]}" "${PIPE[nginx]:-}")" \
         "${CLOSE[$name]}" "$(ratio "${CLOSE[$name]}" "${CLOSE[nginx]:-}")" \
         "${P99[$name]}" "$(ratio "${P99[$name]}" "${P99[nginx]:-}")" \
+        "${IDLEF[$name]}" "$(ratio "${IDLEF[$name]}" "${IDLEF[nginx]:-}")" \
         "${IDLEB[$name]}" "$(ratio "${IDLEB[$name]}" "${IDLEB[nginx]:-}")"
 done
 

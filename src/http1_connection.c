@@ -5,6 +5,7 @@
  * keep-alive rules (shared/TORNADO_EXAMPLES.md E2) and the limits. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,34 +187,201 @@ static const gust_http_server_options *opts_of(gust_http_connection *c)
     return &c->srv->opts;
 }
 
-/* ---- Timers ------------------------------------------------------------ */
+/* ---- Timers ------------------------------------------------------------
+ *
+ * A connection waiting with a deadline (idle, a head or body trickling in,
+ * lingering) is in one of its server's deadline queues, one per duration.
+ * Every entry of a queue was given the same duration, later entries later,
+ * so each queue is in deadline order by construction and one timer per
+ * server, armed for the earliest head, serves them all: an idle connection
+ * holds two links and two times instead of a timer of its own, and the
+ * loop's timer heap one entry per server instead of one per connection.
+ *
+ * Keep-alive requests cost no queue change: a request starting suspends
+ * the idle deadline (deadline = INFINITY) and going idle again moves it
+ * later, both in place. So a queue is ordered by `due`, when the entry was
+ * last placed (plus its duration), which is never later than its deadline;
+ * when the timer finds a head due but not expired, it places it again,
+ * by its deadline now (or drops it, if suspended). */
 
-static void on_timer(gust_timer *t, void *data)
+enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_COUNT };
+
+typedef struct conn_queue {
+    gust_http_connection *head, *tail;
+} conn_queue;
+
+/* A server's queues, made when one of its connections first needs a
+ * deadline and freed with its last connection. The server struct is not
+ * this file's: they are found by server, in a short per-thread list. */
+typedef struct conn_timers {
+    struct conn_timers *next;
+    gust_http_server *srv;
+    conn_queue q[Q_COUNT];
+    double timer_at;     /* when the timer is armed for */
+    gust_timer timer;
+} conn_timers;
+
+static _Thread_local conn_timers *tl_timers;
+
+/* The queue of each kind of deadline (T_LINGER and T_GRACE: both 2 s). */
+static const uint8_t queue_of[] = {
+    [T_NONE] = Q_IDLE, [T_IDLE] = Q_IDLE, [T_HEAD] = Q_HEAD,
+    [T_BODY] = Q_BODY, [T_LINGER] = Q_SHORT, [T_GRACE] = Q_SHORT,
+};
+
+static conn_timers *timers_find(const gust_http_server *srv)
 {
-    gust_http_connection *c = data;
-    if (c->timer_kind == T_NONE)
-        return; /* cleared since it was scheduled: nothing to enforce */
-    if (gust_loop_time(t->loop) < c->deadline) {
-        /* The deadline moved later since: sleep until then. */
-        c->timer_at = c->deadline;
-        if (gust_timer_start_at(t, c->deadline, 0, on_timer, c) < 0)
-            gust__http_conn_close(c);
-        return;
+    conn_timers *t = tl_timers;
+    while (t && t->srv != srv)
+        t = t->next;
+    return t;
+}
+
+static void on_timers(gust_timer *timer, void *data);
+
+static conn_timers *timers_get(gust_http_connection *c)
+{
+    conn_timers *t = timers_find(c->srv);
+    if (t || !c->stream)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->srv = c->srv;
+    gust_timer_init(gust_stream_loop(c->stream), &t->timer);
+    t->next = tl_timers;
+    tl_timers = t;
+    return t;
+}
+
+/* Frees srv's queues (it has no connection left). */
+static void timers_free(const gust_http_server *srv)
+{
+    for (conn_timers **p = &tl_timers; *p; p = &(*p)->next) {
+        if ((*p)->srv == srv) {
+            conn_timers *t = *p;
+            *p = t->next;
+            gust_timer_stop(&t->timer);
+            free(t);
+            return;
+        }
     }
+}
+
+static void timers_arm(conn_timers *t, double at)
+{
+    if (gust_timer_active(&t->timer) && t->timer_at <= at)
+        return;
+    t->timer_at = at;
+    if (gust_timer_start_at(&t->timer, at, 0, on_timers, t) < 0)
+        t->timer_at = 0; /* retried by the next deadline set */
+}
+
+static void unlink_timer(gust_http_connection *c, conn_timers *t)
+{
+    conn_queue *q = &t->q[queue_of[c->timer_kind]];
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        q->head = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        q->tail = c->tprev;
+    c->tprev = c->tnext = NULL;
+    c->timer_kind = T_NONE;
+}
+
+/* Links c into its kind's queue, due at its deadline, after every entry
+ * due no later. */
+static void link_timer(gust_http_connection *c, conn_timers *t, int kind)
+{
+    conn_queue *q = &t->q[queue_of[kind]];
+    c->due = c->deadline;
+    /* Usually last: entries are placed in time order with one duration.
+     * An idle head placed again (on_timers) may go a little before. */
+    gust_http_connection *after = q->tail;
+    while (after && after->due > c->due)
+        after = after->tprev;
+    c->tprev = after;
+    c->tnext = after ? after->tnext : q->head;
+    if (c->tnext)
+        c->tnext->tprev = c;
+    else
+        q->tail = c;
+    if (after)
+        after->tnext = c;
+    else
+        q->head = c;
+    c->timer_kind = (uint8_t)kind;
+    if (!after)
+        timers_arm(t, c->deadline);
+}
+
+static void timeout(gust_http_connection *c, int kind)
+{
     char ip[64];
     format_peer(c, ip, sizeof ip);
-    if (c->timer_kind == T_HEAD)
+    if (kind == T_HEAD)
         gust_log_warning("http", "%s: request head not complete in time, "
                          "closing", ip);
-    else if (c->timer_kind == T_BODY)
+    else if (kind == T_BODY)
         gust_log_warning("http", "%s: request body timed out, closing", ip);
-    c->timer_kind = T_NONE;
     gust__http_conn_close(c);
 }
 
-static void set_timer(gust_http_connection *c, int kind)
+static void on_timers(gust_timer *timer, void *data)
 {
-    double secs = 0;
+    conn_timers *t = data;
+    double now = gust_loop_time(timer->loop);
+    double next = 0;
+    bool any = false;
+    /* Closing only starts here (the connections go away later, from their
+     * close callbacks), so t and the queues stay valid throughout. */
+    for (int i = 0; i < Q_COUNT; i++) {
+        gust_http_connection *c;
+        while ((c = t->q[i].head) && c->due <= now) {
+            int kind = c->timer_kind;
+            unlink_timer(c, t);
+            if (c->deadline <= now)
+                timeout(c, kind);
+            else if (c->deadline != INFINITY)
+                link_timer(c, t, kind); /* moved later since: wait on */
+            /* else suspended: a request is under way, it leaves the queue */
+        }
+        if (c && (!any || c->due < next)) {
+            next = c->due;
+            any = true;
+        }
+    }
+    if (any)
+        timers_arm(t, next);
+}
+
+/* Ends c's deadline, if it has one. */
+static void clear_timer(gust_http_connection *c)
+{
+    if (c->timer_kind != T_NONE)
+        unlink_timer(c, timers_find(c->srv));
+}
+
+/* A request head arrived: no deadline while it is handled. An idle one is
+ * only suspended, in place (see above). */
+static void pause_timer(gust_http_connection *c)
+{
+    if (c->timer_kind == T_IDLE)
+        c->deadline = INFINITY;
+    else
+        clear_timer(c);
+}
+
+/* Gives c a deadline of kind (T_NONE: none), replacing the one it had. */
+static void set_timer_slow(gust_http_connection *c, int kind)
+{
+    /* A trickled head keeps its first deadline: that is the point of it. */
+    if (kind == T_HEAD && c->timer_kind == T_HEAD)
+        return;
+    double secs;
     const gust_http_server_options *o = opts_of(c);
     switch (kind) {
     case T_IDLE: secs = o->idle_connection_timeout; break;
@@ -221,26 +389,31 @@ static void set_timer(gust_http_connection *c, int kind)
     case T_BODY: secs = o->body_timeout; break;
     case T_LINGER: secs = LINGER_SECONDS; break;
     case T_GRACE: secs = FIRST_REQUEST_GRACE; break;
-    default: break;
+    default: secs = -1; break;
     }
-    /* A trickled head keeps its first deadline: that is the point of it. */
-    if (kind == T_HEAD && c->timer_kind == T_HEAD)
+    clear_timer(c);
+    if (secs < 0)
         return;
-    /* Every keep-alive request moves the deadline (idle, then none, then
-     * idle again). The heap is touched only when the timer has to fire
-     * earlier than it is scheduled: a timer that fires for a cleared or
-     * later deadline just returns or re-arms (on_timer). */
-    if (kind == T_NONE || secs < 0) {
-        c->timer_kind = T_NONE;
-        return;
+    conn_timers *t = timers_get(c);
+    if (!t)
+        return; /* out of memory: no deadline, as with no timeout */
+    c->deadline = gust_loop_time(t->timer.loop) + secs;
+    link_timer(c, t, kind);
+}
+
+static inline void set_timer(gust_http_connection *c, int kind)
+{
+    /* The keep-alive case: still queued from the last idle period, the
+     * deadline moves in place (later, so `due` stays no later than it). */
+    if (kind == T_IDLE && c->timer_kind == T_IDLE && c->stream) {
+        double d = gust_loop_time(gust_stream_loop(c->stream)) +
+                   opts_of(c)->idle_connection_timeout;
+        if (d >= c->due) {
+            c->deadline = d;
+            return;
+        }
     }
-    c->timer_kind = kind;
-    c->deadline = gust_loop_time(c->timer.loop) + secs;
-    if (gust_timer_active(&c->timer) && c->timer_at <= c->deadline)
-        return;
-    c->timer_at = c->deadline;
-    if (gust_timer_start_at(&c->timer, c->deadline, 0, on_timer, c) < 0)
-        c->timer_kind = T_NONE;
+    set_timer_slow(c, kind);
 }
 
 void gust__http_conn_close_idle(gust_http_connection *c)
@@ -306,7 +479,7 @@ int gust__http_conn_flush(gust_http_connection *c)
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
-    gust_timer_stop(&c->timer); /* may be armed for a cleared deadline */
+    clear_timer(c);
     rq_give_back(c);
     free(c->peer_big);
     if (c->prev)
@@ -317,6 +490,8 @@ static void conn_free(gust_http_connection *c)
         c->next->prev = c->prev;
     srv->count--;
     free(c);
+    if (srv->count == 0)
+        timers_free(srv);
     gust__http_server_conn_gone(srv);
 }
 
@@ -331,7 +506,7 @@ static void on_close(gust_stream *stream, void *data)
     gust_http_connection *c = data;
     c->closed = true;
     c->reading = false;
-    set_timer(c, T_NONE);
+    clear_timer(c);
     if (c->rq)
         gust_timer_stop(&c->rq->resume);
     /* c->stream stays set during the delegate's call: a request finished
@@ -385,7 +560,6 @@ static void on_last_written(gust_stream *s, int status, void *user)
         return;
     }
     shutdown(gust_stream_fd(s), SHUT_WR);
-    c->timer_kind = T_NONE;
     set_timer(c, T_LINGER);
     if (!c->reading) {
         if (gust_stream_read_bytes(s, 64 * 1024, GUST_READ_PARTIAL,
@@ -405,7 +579,7 @@ static void close_after_write(gust_http_connection *c, bool linger)
     c->lingering = linger;
     if (c->closed || !c->stream)
         return;
-    set_timer(c, T_NONE);
+    clear_timer(c);
     if (c->rq && c->rq->out_len) {
         gust_stream_write(c->stream, c->rq->out, c->rq->out_len, NULL, NULL);
         c->rq->out_len = 0;
@@ -472,7 +646,7 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
         return;
     }
     if (c->state == GUST__HTTP_BODY)
-        set_timer(c, T_NONE); /* restarted if the body is still short */
+        clear_timer(c); /* restarted if the body is still short */
     process(c);
 }
 
@@ -809,7 +983,7 @@ static void dispatch(gust_http_connection *c)
     c->state = GUST__HTTP_HANDLER;
     c->rq->finish_called = true;
     c->app_owns = true;
-    set_timer(c, T_NONE);
+    pause_timer(c);
     const gust_http_delegate *d = c->srv->handler.delegate;
     if (d) {
         if (d->finish)
@@ -1023,8 +1197,7 @@ static void process(gust_http_connection *c)
                 send_error(c, c->rq->head.error_status, c->rq->head.error_reason);
                 break;
             }
-            if (c->timer_kind != T_NONE)
-                set_timer(c, T_NONE);
+            pause_timer(c);
             if (start_request(c, (size_t)n) < 0)
                 continue; /* answered, closing, or the delegate took it */
         }
@@ -1051,7 +1224,7 @@ static void process(gust_http_connection *c)
             continue;
         }
         if (c->rq->body_paused) {
-            set_timer(c, T_NONE); /* the application is the slow one */
+            clear_timer(c); /* the application is the slow one */
             break;
         }
         int r = body_step(c);
@@ -1175,8 +1348,6 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     c->peer_len = (uint8_t)addrlen;
     c->state = GUST__HTTP_HEAD;
     c->timer_kind = T_NONE;
-    gust_loop *loop = gust_stream_loop(stream);
-    gust_timer_init(loop, &c->timer);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;

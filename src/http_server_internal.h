@@ -134,9 +134,13 @@ struct gust_http_connection {
      * is compared). Here, and peer_len in 8 bits, to pack the struct. */
     uint32_t req_seq;
     struct sockaddr *peer_big;
+    /* While timer_kind is not T_NONE: the links of the server's deadline
+     * queue for that kind (see http1_connection.c), the deadline
+     * (INFINITY: suspended while a request is handled) and when the entry
+     * is due in its queue (never later than the deadline). */
+    gust_http_connection *tprev, *tnext;
     double deadline;     /* loop time when timer_kind runs out */
-    double timer_at;     /* loop time the timer is scheduled for */
-    gust_timer timer;
+    double due;
 };
 
 /* http1_connection.c */

@@ -71,6 +71,9 @@ static uint32_t clamp32(size_t v)
     return v > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)v;
 }
 
+/* See the layout's comment in stream_internal.h. */
+_Static_assert(sizeof(gust_stream) <= 184, "an idle stream should fit a 192-byte malloc chunk");
+
 static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
                                  const gust_stream_options *opts)
 {
@@ -89,9 +92,16 @@ static gust_stream *stream_alloc(gust_loop *loop, int fd, bool is_socket,
             s->max_buffer_size = clamp32(opts->max_buffer_size);
         if (opts->read_chunk_size)
             s->read_chunk_size = clamp32(opts->read_chunk_size);
-        s->max_write_buffer_size = clamp32(opts->max_write_buffer_size);
+        if (opts->max_write_buffer_size) {
+            if (!gust__stream_rare_get(s)) {
+                free(s);
+                errno = ENOMEM;
+                return NULL;
+            }
+            s->rare->max_write_buffer_size = clamp32(opts->max_write_buffer_size);
+            s->wlimit = true;
+        }
     }
-    s->tp = &gust__stream_plain_transport;
     return s;
 }
 
@@ -148,7 +158,8 @@ bool gust_stream_closed(const gust_stream *stream)
 
 int gust_stream_error(const gust_stream *stream)
 {
-    return stream->error;
+    /* While open, error may hold a batched read's failure not taken yet. */
+    return stream->closed ? stream->error : 0;
 }
 
 void gust_stream_set_close_callback(gust_stream *stream,
@@ -165,16 +176,33 @@ void gust__stream_set_free_hook(gust_stream *stream, gust__stream_free_hook fn,
     stream->free_hook_data = data;
 }
 
-void gust__stream_set_transport(gust_stream *stream,
-                                const gust__stream_transport *tp, void *state)
+gust__stream_rare *gust__stream_rare_get(gust_stream *s)
 {
-    stream->tp = tp ? tp : &gust__stream_plain_transport;
-    stream->tp_state = state;
+    if (!s->rare)
+        s->rare = calloc(1, sizeof *s->rare);
+    return s->rare;
+}
+
+int gust__stream_set_transport(gust_stream *stream,
+                               const gust__stream_transport *tp, void *state)
+{
+    bool plain = !tp || tp == &gust__stream_plain_transport;
+    if (plain && !state && !stream->rare) {
+        stream->custom_tp = false;
+        return 0;
+    }
+    gust__stream_rare *r = gust__stream_rare_get(stream);
+    if (!r)
+        return -ENOMEM;
+    r->tp = plain ? NULL : tp;
+    r->tp_state = state;
+    stream->custom_tp = !plain;
+    return 0;
 }
 
 void *gust__stream_transport_state(const gust_stream *stream)
 {
-    return stream->tp_state;
+    return stream->rare ? stream->rare->tp_state : NULL;
 }
 
 int gust_stream_set_nodelay(gust_stream *stream, bool on)
@@ -204,7 +232,10 @@ static void maybe_free(gust_stream *s)
     gust__stream_read_clear(s);
     gust__stream_rbuf_release(s);
     gust__stream_write_free(s);
-    free(s->timer); /* not active: it holds a reference while it is */
+    if (s->rare) {
+        free(s->rare->timer); /* not active: it holds a reference while it is */
+        free(s->rare);
+    }
     free(s);
 }
 
@@ -263,14 +294,15 @@ static bool schedule_fn(gust_stream *s, gust_callback_fn fn)
         s->refs++;
         return true;
     }
-    if (s->timer && gust_timer_active(s->timer))
+    gust__stream_rare *r = gust__stream_rare_get(s);
+    if (r && r->timer && gust_timer_active(r->timer))
         return true; /* on_timer will see what is due */
-    if (!s->timer) {
-        s->timer = malloc(sizeof *s->timer);
-        if (s->timer)
-            gust_timer_init(s->loop, s->timer);
+    if (r && !r->timer) {
+        r->timer = malloc(sizeof *r->timer);
+        if (r->timer)
+            gust_timer_init(s->loop, r->timer);
     }
-    if (s->timer && gust_timer_start(s->timer, 0, 0, on_timer, s) == 0) {
+    if (r && r->timer && gust_timer_start(r->timer, 0, 0, on_timer, s) == 0) {
         s->refs++;
         return true;
     }
@@ -302,10 +334,10 @@ static void dispatch(gust_loop *loop, void *data)
     }
     if (s->connect_ready) {
         s->connect_ready = false;
-        gust_stream_connect_cb cb = s->connect_cb;
-        s->connect_cb = NULL;
+        gust_stream_connect_cb cb = s->rare->connect_cb;
+        s->rare->connect_cb = NULL;
         if (cb)
-            cb(s, 0, s->connect_user);
+            cb(s, 0, s->rare->connect_user);
     }
     if (!s->closed && s->read_again) {
         s->read_again = false;
@@ -338,14 +370,17 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
         /* A send in the loop's batch is not waiting for the fd. */
         if (s->whead && !s->corked && !s->in_batch)
             want |= GUST_WRITE;
-        if (s->tp->events)
-            want = s->tp->events(s, want) & (GUST_READ | GUST_WRITE);
-        /* Data the transport already holds brings no fd event: a read
-         * started or left pending now must be served by the dispatch. */
-        if (s->rkind != GUST__READ_NONE && s->tp->pending && !s->read_again &&
-            s->tp->pending(s) > 0) {
-            s->read_again = true;
-            gust__stream_schedule(s);
+        if (s->custom_tp) {
+            const gust__stream_transport *tp = s->rare->tp;
+            if (tp->events)
+                want = tp->events(s, want) & (GUST_READ | GUST_WRITE);
+            /* Data the transport already holds brings no fd event: a read
+             * started or left pending now must be served by the dispatch. */
+            if (s->rkind != GUST__READ_NONE && tp->pending && !s->read_again &&
+                tp->pending(s) > 0) {
+                s->read_again = true;
+                gust__stream_schedule(s);
+            }
         }
     }
     int r = 0;
@@ -358,12 +393,12 @@ void gust__stream_update_events(gust_stream *s, bool keep_read)
                 gust__loop_set_io_ops(s->loop, s->fd, &gust__stream_io_ops);
             s->registered = true;
             s->hup_parked = false;
-            s->events = want;
+            s->events = (uint8_t)want;
         }
     } else if (want != s->events) {
         r = gust_loop_update_handler(s->loop, s->fd, want);
         if (r == 0)
-            s->events = want;
+            s->events = (uint8_t)want;
     }
     if (r < 0)
         gust__stream_close_with(s, r);
@@ -392,10 +427,10 @@ static void finish_connect(gust_stream *s)
     /* Data queued during the connect goes first. */
     if (s->whead && gust__stream_flush(s) < 0)
         return;
-    gust_stream_connect_cb cb = s->connect_cb;
-    s->connect_cb = NULL;
+    gust_stream_connect_cb cb = s->rare->connect_cb;
+    s->rare->connect_cb = NULL;
     if (cb)
-        cb(s, 0, s->connect_user);
+        cb(s, 0, s->rare->connect_user);
 }
 
 /* A hang-up or error event that reading and writing did not consume. */
@@ -439,14 +474,18 @@ static void on_io(gust_loop *loop, int fd, unsigned events, void *data)
             return;
         progress = true;
     }
-    if (s->tp->on_event) {
-        progress |= s->tp->on_event(s, events);
-        if (s->closed)
-            return;
-    }
     /* A transport that remaps events (TLS) may need a read to write or a
      * write to read: then any event retries both. */
-    bool any = s->tp->events != NULL;
+    bool any = false;
+    if (s->custom_tp) {
+        const gust__stream_transport *tp = s->rare->tp;
+        if (tp->on_event) {
+            progress |= tp->on_event(s, events);
+            if (s->closed)
+                return;
+        }
+        any = tp->events != NULL;
+    }
     bool was_reading = s->rkind != GUST__READ_NONE;
     if (was_reading && (any || (events & (GUST_READ | GUST_ERROR))))
         progress |= gust__stream_handle_read(s);
@@ -459,7 +498,7 @@ static void on_io(gust_loop *loop, int fd, unsigned events, void *data)
         progress |= n > 0;
     }
     /* Writes completed here or by the connect: run their callbacks now. */
-    if (s->mcount > 0) {
+    if (s->marks && s->marks->count > 0) {
         gust__stream_fire_marks(s);
         if (s->closed)
             return;
@@ -484,9 +523,12 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
         return GUST_ESTREAMCLOSED;
     if (s->connecting || s->connect_ready)
         return -EALREADY;
+    gust__stream_rare *r = gust__stream_rare_get(s);
+    if (!r)
+        return -ENOMEM;
     if (connect(s->fd, addr, addrlen) == 0) {
-        s->connect_cb = cb;
-        s->connect_user = user;
+        r->connect_cb = cb;
+        r->connect_user = user;
         s->connect_ready = true;
         gust__stream_schedule(s);
         return 0;
@@ -495,8 +537,8 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
     switch (err) {
     case EINPROGRESS:
     case EINTR: /* the connect goes on asynchronously */
-        s->connect_cb = cb;
-        s->connect_user = user;
+        r->connect_cb = cb;
+        r->connect_user = user;
         s->connecting = true;
         gust__stream_update_events(s, true);
         return 0;
@@ -512,8 +554,8 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
     default:
         /* The connection itself failed (ECONNREFUSED on a unix socket,
          * ENETUNREACH...): report it like an asynchronous failure. */
-        s->connect_cb = cb;
-        s->connect_user = user;
+        r->connect_cb = cb;
+        r->connect_user = user;
         gust__stream_close_with(s, -err);
         return 0;
     }
@@ -532,8 +574,8 @@ void gust__stream_close_with(gust_stream *s, int err)
         gust_loop_remove_handler(s->loop, s->fd);
         s->registered = false;
     }
-    if (s->tp->close)
-        s->tp->close(s);
+    if (s->custom_tp && s->rare->tp->close)
+        s->rare->tp->close(s);
     close(s->fd);
     s->fd = -1;
     /* Unsent data goes now; the callbacks owed are kept for the dispatch. */
@@ -564,10 +606,11 @@ static void close_dispatch(gust_loop *loop, void *data)
     }
     s->close_running = true;
     s->connect_ready = false;
-    gust_stream_connect_cb ccb = s->connect_cb;
-    s->connect_cb = NULL;
-    if (ccb)
-        ccb(s, s->error ? s->error : GUST_ESTREAMCLOSED, s->connect_user);
+    gust_stream_connect_cb ccb = s->rare ? s->rare->connect_cb : NULL;
+    if (ccb) {
+        s->rare->connect_cb = NULL;
+        ccb(s, s->error ? s->error : GUST_ESTREAMCLOSED, s->rare->connect_user);
+    }
     gust__stream_read_on_close(s);
     gust__stream_write_on_close(s);
     gust_stream_close_cb cb = s->close_cb;

@@ -79,8 +79,10 @@ typedef struct gust__stream_transport {
 extern const gust__stream_transport gust__stream_plain_transport;
 
 /* Replaces the stream's transport (e.g. to start TLS on a fresh stream).
- * state is the transport's own, read back with gust__stream_transport_state. */
-void gust__stream_set_transport(gust_stream *stream,
+ * state is the transport's own, read back with gust__stream_transport_state.
+ * Returns 0, or -ENOMEM (nothing changed): a transport other than the
+ * plain one is kept in memory the stream makes for it. */
+int gust__stream_set_transport(gust_stream *stream,
                                 const gust__stream_transport *tp, void *state);
 void *gust__stream_transport_state(const gust_stream *stream);
 
@@ -147,78 +149,117 @@ typedef struct gust__wmark {
     void *user;
 } gust__wmark;
 
+/* The ring of pending write callbacks, made by the first write that has
+ * one (most streams never do) and kept until the stream is freed. Marks
+ * count bytes from the ring's making: a mark is due once `sent` reaches
+ * its `at`. */
+typedef struct gust__wmarks {
+    uint32_t cap, head, count;
+    uint64_t sent;  /* bytes handed to the kernel since the ring was made */
+    gust__wmark m[];
+} gust__wmarks;
+
+/* What few streams need, made the first time one of them is: a transport
+ * other than the plain one (TLS, tests), a connect in progress, the
+ * fallback timer. An accepted server connection never has one. */
+typedef struct gust__stream_rare {
+    const gust__stream_transport *tp; /* the transport when custom_tp */
+    void *tp_state;
+    uint32_t max_write_buffer_size; /* when wlimit */
+    gust_stream_connect_cb connect_cb;
+    void *connect_user;
+    /* Fallback for scheduling when add_callback is out of memory; made
+     * only then, freed with the stream. */
+    gust_timer *timer;
+} gust__stream_rare;
+
 #define GUST__DELIM_INLINE 8
 
+/* An idle keep-alive connection holds one of these for as long as it
+ * stays open, so every byte counts: sizes are 32 bits (buffers are capped
+ * below 4 GiB, as max_buffer_size is), the state of the two kinds of
+ * delimited read shares a union, flags that are seldom set are bits, and
+ * rarely needed fields live in `rare`. 184 bytes, one 192-byte malloc
+ * chunk; keep it there (a static assert in stream.c checks it). */
 struct gust_stream {
     gust_loop *loop;
-    int fd;
-    int error;           /* why it closed (0: local close or clean EOF) */
-    unsigned events;     /* mask registered with the loop */
-    bool registered;     /* fd has a handler on the loop */
-    bool hup_parked;     /* handler removed after a hang-up while idle */
-    bool is_socket;
-    bool closed;
-    bool close_running;  /* the close dispatch has started */
-    bool close_done;     /* ... and finished: free when refs reaches 0 */
-    bool connecting;
-    bool connect_ready;  /* connect() succeeded at once: cb due in dispatch */
-    bool dispatch_queued;
-    bool read_again;     /* the transport holds data: dispatch reads on */
-    bool corked;         /* small writes from a read callback wait in the queue */
-    bool found;          /* UNTIL/REGEX: found_len is known (with the read's
-                            fields below; here to pack the struct) */
-    bool in_batch;       /* a send is queued in the loop's batch (holds a ref) */
-    uint8_t pf_state;    /* a batched read's result not taken yet (GUST__PF_*) */
-    int16_t pf_err;      /* GUST__PF_ERROR: the negated errno */
-    int refs;            /* scheduled loop callbacks holding the stream */
-    int user_refs;       /* gust_stream_ref(), counted in refs too */
-    /* Limits, 32 bits to keep an idle connection small (options above
-     * 4 GiB are taken as 4 GiB - 1). */
-    uint32_t read_chunk_size;
     void *data;
-    uint32_t max_buffer_size;
-    uint32_t max_write_buffer_size;
-
-    const gust__stream_transport *tp;
-    void *tp_state;
+    gust__stream_rare *rare; /* NULL until needed */
 
     /* Read buffer: live bytes are rbuf[rstart, rend). NULL when empty. */
     char *rbuf;
-    size_t rcap, rstart, rend;
-    unsigned delivering; /* > 0 while a read callback holds a buffer pointer */
 
     /* The pending read. */
-    int rkind;
-    unsigned rflags;
-    uint32_t mcap, mhead, mcount; /* ring of pending write callbacks (see
-                                     marks below; here to pack the struct) */
     gust_stream_read_cb rcb;
     void *ruser;
-    size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX: max_bytes */
-    size_t scan;      /* UNTIL: where the next search starts, from rstart */
-    size_t found_len; /* UNTIL/REGEX: the result length, once found */
-    char *delim;
-    size_t delim_len;
-    char delim_inline[GUST__DELIM_INLINE];
-    pcre2_code *re;
-    pcre2_match_data *md;
+    size_t rn;        /* BYTES: bytes still to deliver; UNTIL/REGEX:
+                         max_bytes, then the result's length once found */
+    union {
+        struct {
+            union {
+                char inline_[GUST__DELIM_INLINE]; /* len <= DELIM_INLINE */
+                char *heap;                       /* longer (malloc'd) */
+            } d;
+            uint32_t len;
+            uint32_t scan; /* where the next search starts, from rstart */
+        } until;
+        struct {
+            pcre2_code *re;
+            pcre2_match_data *md;
+        } regex;
+    } r;
 
     /* Write queue. */
     gust__wseg *whead, *wtail;
-    uint64_t wqueued, wsent; /* bytes accepted and handed to the kernel */
-    gust__wmark *marks;      /* ring of pending write callbacks */
+    uint64_t wbuffered;      /* bytes accepted, not handed to the kernel yet */
+    gust__wmarks *marks;     /* NULL until a write has a callback */
 
-    gust_stream_connect_cb connect_cb;
-    void *connect_user;
     gust_stream_close_cb close_cb;
     void *close_user;
     gust__stream_free_hook free_hook;
     void *free_hook_data;
 
-    /* Fallback for scheduling when add_callback is out of memory; made
-     * only then (an idle stream should stay small), freed with the stream. */
-    gust_timer *timer;
+    int fd;
+    int error;           /* why it closed (0: local close or clean EOF); while
+                            open, pf_state ERROR's negated errno */
+    int refs;            /* scheduled loop callbacks holding the stream */
+    int user_refs;       /* gust_stream_ref(), counted in refs too */
+    /* Limits (options above 4 GiB are taken as 4 GiB - 1); the seldom set
+     * max_write_buffer_size is in rare. */
+    uint32_t read_chunk_size;
+    uint32_t max_buffer_size;
+    uint32_t rcap, rstart, rend;
+
+    uint8_t delivering;  /* > 0 while a read callback holds a buffer pointer */
+    uint8_t events;      /* mask registered with the loop */
+    uint8_t rkind;       /* enum gust__read_kind */
+    uint8_t pf_state;    /* a batched read's result not taken yet (GUST__PF_*) */
+    bool closed;
+    bool registered;     /* fd has a handler on the loop */
+    bool corked;         /* small writes from a read callback wait in the queue */
+    bool found;          /* UNTIL/REGEX: the result's length is in rn */
+    bool in_batch;       /* a send is queued in the loop's batch (holds a ref) */
+    bool dispatch_queued;
+    unsigned rflags : 2;         /* GUST_READ_PARTIAL | GUST_READ_STREAMING */
+    unsigned custom_tp : 1;      /* rare->tp, not the plain transport */
+    unsigned is_socket : 1;
+    unsigned hup_parked : 1;     /* handler removed after a hang-up while idle */
+    unsigned close_running : 1;  /* the close dispatch has started */
+    unsigned close_done : 1;     /* ... and finished: free when refs reaches 0 */
+    unsigned connecting : 1;
+    unsigned connect_ready : 1;  /* connect() succeeded at once: cb due in dispatch */
+    unsigned read_again : 1;     /* the transport holds data: dispatch reads on */
+    unsigned wlimit : 1;         /* rare->max_write_buffer_size applies */
 };
+
+/* The stream's transport. */
+static inline const gust__stream_transport *gust__stream_tp(const gust_stream *s)
+{
+    return s->custom_tp ? s->rare->tp : &gust__stream_plain_transport;
+}
+
+/* s->rare, made if needed; NULL if out of memory. */
+gust__stream_rare *gust__stream_rare_get(gust_stream *s);
 
 /* stream.c */
 void gust__stream_close_with(gust_stream *s, int err);

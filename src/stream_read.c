@@ -112,7 +112,7 @@ static bool ensure_space(gust_stream *s, size_t want)
         if (!b)
             return false;
         s->rbuf = b;
-        s->rcap = cap;
+        s->rcap = (uint32_t)cap;
         s->rstart = s->rend = 0;
         return true;
     }
@@ -123,24 +123,25 @@ static bool ensure_space(gust_stream *s, size_t want)
     if (s->rstart > 0 && live + want <= s->rcap) {
         memmove(s->rbuf, s->rbuf + s->rstart, live);
         s->rstart = 0;
-        s->rend = live;
+        s->rend = (uint32_t)live;
         return true;
     }
+    /* Offsets are 32-bit: no buffer reaches 4 GiB (max_buffer_size is
+     * below it, and reads never ask for more than it allows). */
+    if (live + want > UINT32_MAX)
+        return false;
     size_t cap = s->rcap;
-    while (cap < live + want) {
-        if (cap > SIZE_MAX / 2)
-            return false;
-        cap *= 2;
-    }
+    while (cap < live + want)
+        cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
     char *b = malloc(cap);
     if (!b)
         return false;
     memcpy(b, s->rbuf + s->rstart, live);
     buf_free(s->rbuf, s->rcap);
     s->rbuf = b;
-    s->rcap = cap;
+    s->rcap = (uint32_t)cap;
     s->rstart = 0;
-    s->rend = live;
+    s->rend = (uint32_t)live;
     return true;
 }
 
@@ -148,21 +149,18 @@ static bool ensure_space(gust_stream *s, size_t want)
 
 void gust__stream_read_clear(gust_stream *s)
 {
+    int kind = s->rkind;
     s->rkind = GUST__READ_NONE;
     s->found = false;
     s->rcb = NULL;
     s->ruser = NULL;
-    if (s->delim && s->delim != s->delim_inline)
-        free(s->delim);
-    s->delim = NULL;
-    s->delim_len = 0;
-    if (s->md) {
-        pcre2_match_data_free(s->md);
-        s->md = NULL;
-    }
-    if (s->re) {
-        pcre2_code_free(s->re);
-        s->re = NULL;
+    /* The union's state belongs to the kind that just ended. */
+    if (kind == GUST__READ_UNTIL) {
+        if (s->r.until.len > GUST__DELIM_INLINE)
+            free(s->r.until.d.heap);
+    } else if (kind == GUST__READ_REGEX) {
+        pcre2_match_data_free(s->r.regex.md);
+        pcre2_code_free(s->r.regex.re);
     }
 }
 
@@ -192,24 +190,28 @@ static const char *search(const char *hay, size_t n, const char *needle,
 static int find_until(gust_stream *s, size_t live, size_t *len)
 {
     if (s->found) {
-        *len = s->found_len;
+        *len = s->rn;
         return GUST__FOUND_READY;
     }
     size_t max = s->rn;
     size_t lim = max && max < live ? max : live;
-    size_t dl = s->delim_len;
-    if (lim >= s->scan + dl) {
+    size_t dl = s->r.until.len;
+    size_t scan = s->r.until.scan;
+    if (lim >= scan + dl) {
         const char *base = s->rbuf + s->rstart;
-        const char *p = search(base + s->scan, lim - s->scan, s->delim, dl);
+        const char *d = dl <= GUST__DELIM_INLINE ? s->r.until.d.inline_
+                                                 : s->r.until.d.heap;
+        const char *p = search(base + scan, lim - scan, d, dl);
         if (p) {
-            /* Remembered: the read loop and the delivery both ask. */
-            *len = s->found_len = (size_t)(p - base) + dl;
+            /* Remembered (in rn: max_bytes is done with): the read loop
+             * and the delivery both ask. */
+            *len = s->rn = (size_t)(p - base) + dl;
             s->found = true;
             return GUST__FOUND_READY;
         }
         /* Nothing starts before here: a match straddling the end of what
          * we have begins in its last dl - 1 bytes at the earliest. */
-        s->scan = lim - (dl - 1);
+        s->r.until.scan = (uint32_t)(lim - (dl - 1));
     }
     if (max && live >= max)
         return GUST__FOUND_UNSAT;
@@ -220,16 +222,16 @@ static int find_regex(gust_stream *s, size_t live, size_t *len)
 {
     size_t max = s->rn;
     if (s->found) {
-        *len = s->found_len;
+        *len = s->rn;
         return GUST__FOUND_READY;
     }
     if (live == 0)
         return GUST__FOUND_NONE;
     size_t lim = max && max < live ? max : live;
-    int rc = pcre2_match(s->re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim, 0, 0,
-                         s->md, NULL);
+    int rc = pcre2_match(s->r.regex.re, (PCRE2_SPTR)(s->rbuf + s->rstart), lim,
+                         0, 0, s->r.regex.md, NULL);
     if (rc >= 0) {
-        *len = s->found_len = pcre2_get_ovector_pointer(s->md)[1];
+        *len = s->rn = pcre2_get_ovector_pointer(s->r.regex.md)[1];
         s->found = true;
         return GUST__FOUND_READY;
     }
@@ -300,7 +302,7 @@ void gust__stream_deliver(gust_stream *s)
             continue;
         }
         const char *p = len ? s->rbuf + s->rstart : "";
-        s->rstart += len;
+        s->rstart += (uint32_t)len;
         if (status == GUST_STREAM_CHUNK) {
             if (s->rkind == GUST__READ_BYTES)
                 s->rn -= len;
@@ -335,7 +337,7 @@ void gust__stream_deliver(gust_stream *s)
 
 static bool plain_socket(const gust_stream *s)
 {
-    return s->is_socket && s->tp == &gust__stream_plain_transport;
+    return s->is_socket && !s->custom_tp;
 }
 
 /* Where handle_read's next read would go: false when it would not read. */
@@ -384,7 +386,7 @@ static bool room_for(gust_stream *s, size_t n)
     s->rbuf = malloc(cap);
     if (!s->rbuf)
         return false;
-    s->rcap = cap;
+    s->rcap = (uint32_t)cap;
     s->rstart = s->rend = 0;
     return true;
 }
@@ -395,17 +397,17 @@ void gust__stream_read_done(void *data, const char *buf, ssize_t res)
     if (res > 0) {
         if (!room_for(s, (size_t)res)) {
             s->pf_state = GUST__PF_ERROR;
-            s->pf_err = -ENOMEM;
+            s->error = -ENOMEM;
             return;
         }
         memcpy(s->rbuf + s->rend, buf, (size_t)res);
-        s->rend += (size_t)res;
+        s->rend += (uint32_t)res;
         s->pf_state = GUST__PF_DATA;
     } else if (res == 0) {
         s->pf_state = GUST__PF_EOF;
     } else if (res != -EAGAIN && res != -EWOULDBLOCK && res != -EINTR) {
         s->pf_state = GUST__PF_ERROR;
-        s->pf_err = (int16_t)res;
+        s->error = (int)res;
     }
 }
 
@@ -437,7 +439,8 @@ bool gust__stream_handle_read(gust_stream *s)
         eof = true;
         break;
     case GUST__PF_ERROR:
-        err = s->pf_err;
+        err = s->error;
+        s->error = 0; /* set again by the close below */
         break;
     }
     s->pf_state = GUST__PF_NONE;
@@ -454,9 +457,9 @@ bool gust__stream_handle_read(gust_stream *s)
                                            ? GUST_EBUFFERFULL : -ENOMEM);
             return true;
         }
-        ssize_t n = s->tp->read(s, s->rbuf + s->rend, room);
+        ssize_t n = gust__stream_tp(s)->read(s, s->rbuf + s->rend, room);
         if (n > 0) {
-            s->rend += (size_t)n;
+            s->rend += (uint32_t)n;
             progress = true;
             reads++;
         } else if (n == 0) {
@@ -477,8 +480,8 @@ bool gust__stream_handle_read(gust_stream *s)
     }
     /* A transport holding data of its own will get no readiness event for
      * it: come back on the next iteration. */
-    if (!s->closed && s->rkind != GUST__READ_NONE && s->tp->pending &&
-        s->tp->pending(s) > 0) {
+    if (s->custom_tp && !s->closed && s->rkind != GUST__READ_NONE &&
+        s->rare->tp->pending && s->rare->tp->pending(s) > 0) {
         s->read_again = true;
         gust__stream_schedule(s);
     }
@@ -526,10 +529,9 @@ static int read_begin(gust_stream *s, int kind, unsigned flags,
                       gust_stream_read_cb cb, void *user)
 {
     s->rkind = kind;
-    s->rflags = flags;
+    s->rflags = flags & (GUST_READ_PARTIAL | GUST_READ_STREAMING);
     s->rcb = cb;
     s->ruser = user;
-    s->scan = 0;
     /* Started from a read callback: the delivery loop that called it goes
      * on with this read as soon as the callback returns. */
     if (s->delivering && !s->close_running) {
@@ -559,15 +561,19 @@ int gust_stream_read_until(gust_stream *stream, const void *delim,
         return r;
     if (!delim || delim_len == 0)
         return -EINVAL;
-    char *d = s->delim_inline;
+    /* Its length is 32-bit: a longer one could never fit the buffer. */
+    if (delim_len > UINT32_MAX - 1)
+        return -EINVAL;
+    char *d = s->r.until.d.inline_;
     if (delim_len > GUST__DELIM_INLINE) {
         d = malloc(delim_len);
         if (!d)
             return -ENOMEM;
+        s->r.until.d.heap = d;
     }
     memcpy(d, delim, delim_len);
-    s->delim = d;
-    s->delim_len = delim_len;
+    s->r.until.len = (uint32_t)delim_len;
+    s->r.until.scan = 0;
     s->rn = max_bytes;
     return read_begin(s, GUST__READ_UNTIL, 0, cb, user);
 }
@@ -595,8 +601,8 @@ int gust_stream_read_until_regex(gust_stream *stream, const char *pattern,
         pcre2_code_free(re);
         return -ENOMEM;
     }
-    s->re = re;
-    s->md = md;
+    s->r.regex.re = re;
+    s->r.regex.md = md;
     s->rn = max_bytes;
     return read_begin(s, GUST__READ_REGEX, 0, cb, user);
 }

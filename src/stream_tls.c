@@ -288,7 +288,7 @@ static bool hs_step(gust_stream *s, tls_conn *t)
 
 static ssize_t tls_read(gust_stream *s, void *buf, size_t len)
 {
-    tls_conn *t = s->tp_state;
+    tls_conn *t = s->rare->tp_state;
     if (!t || t->hs != HS_DONE)
         return -EAGAIN; /* the handshake moves on in on_event */
     t->read_wants_write = false;
@@ -330,7 +330,7 @@ static const void *chunk_at(const struct iovec *iov, int cnt, int idx,
 
 static ssize_t tls_writev(gust_stream *s, const struct iovec *iov, int iovcnt)
 {
-    tls_conn *t = s->tp_state;
+    tls_conn *t = s->rare->tp_state;
     if (!t || t->hs != HS_DONE)
         return -EAGAIN;
     t->write_wants_read = false;
@@ -416,7 +416,7 @@ static void conn_free(tls_conn *t)
 /* Called by the core just before it closes the fd. */
 static void tls_close(gust_stream *s)
 {
-    tls_conn *t = s->tp_state;
+    tls_conn *t = s->rare->tp_state;
     if (!t)
         return;
     if (t->hs == HS_DONE && !t->fatal) {
@@ -440,7 +440,7 @@ static void tls_close(gust_stream *s)
 
 static unsigned tls_events(gust_stream *s, unsigned want)
 {
-    tls_conn *t = s->tp_state;
+    tls_conn *t = s->rare->tp_state;
     if (!t)
         return want;
     if (t->hs == HS_RUNNING)
@@ -454,7 +454,7 @@ static unsigned tls_events(gust_stream *s, unsigned want)
 
 static size_t tls_pending(gust_stream *s)
 {
-    tls_conn *t = s->tp_state;
+    tls_conn *t = s->rare->tp_state;
     if (!t || t->hs != HS_DONE)
         return 0;
     int n = SSL_pending(t->ssl);
@@ -465,7 +465,7 @@ static size_t tls_pending(gust_stream *s)
 
 static bool tls_on_event(gust_stream *s, unsigned events)
 {
-    tls_conn *t = s->tp_state;
+    tls_conn *t = s->rare->tp_state;
     if (!t)
         return false;
     if (t->hs == HS_RUNNING)
@@ -532,7 +532,7 @@ int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
     assert(s && ctx);
     if (s->closed)
         return GUST_ESTREAMCLOSED;
-    if (s->tp != &gust__stream_plain_transport || !s->is_socket ||
+    if (s->custom_tp || !s->is_socket ||
         s->rkind != GUST__READ_NONE || s->whead || s->rend > s->rstart)
         return -EINVAL;
     bool client = !gust__tls_context_is_server(ctx);
@@ -541,6 +541,9 @@ int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
         return -EINVAL;
     pthread_once(&bio_once, bio_method_init);
     if (!bio_method)
+        return -ENOMEM;
+    /* Made first, so that setting the transport below cannot fail. */
+    if (!gust__stream_rare_get(s))
         return -ENOMEM;
     tls_conn *t = calloc(1, sizeof *t);
     if (!t)
@@ -583,21 +586,21 @@ int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
      * so the handshake (and any failure) starts on the loop, never here. */
     t->hs = HS_RUNNING;
     t->hs_want = client ? GUST_WRITE : GUST_READ;
-    gust__stream_set_transport(s, &tls_transport, t);
+    (void)gust__stream_set_transport(s, &tls_transport, t);
     gust__stream_update_events(s, true);
     return 0;
 }
 
 bool gust_stream_is_tls(const gust_stream *stream)
 {
-    return stream->tp == &tls_transport;
+    return gust__stream_tp(stream) == &tls_transport;
 }
 
 static tls_conn *done_conn(const gust_stream *stream)
 {
-    if (stream->tp != &tls_transport)
+    if (gust__stream_tp(stream) != &tls_transport)
         return NULL;
-    tls_conn *t = stream->tp_state;
+    tls_conn *t = stream->rare->tp_state;
     return t && t->hs == HS_DONE ? t : NULL;
 }
 

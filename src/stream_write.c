@@ -37,7 +37,7 @@ bool gust_stream_writing(const gust_stream *stream)
 
 size_t gust_stream_write_buffer_size(const gust_stream *stream)
 {
-    return stream->closed ? 0 : (size_t)(stream->wqueued - stream->wsent);
+    return stream->closed ? 0 : (size_t)stream->wbuffered;
 }
 
 bool gust__stream_write_pending(const gust_stream *s)
@@ -51,43 +51,54 @@ bool gust__stream_write_pending(const gust_stream *s)
  * gone out. */
 static int marks_reserve(gust_stream *s)
 {
-    if (s->mcount < s->mcap)
+    gust__wmarks *r = s->marks;
+    if (r && r->count < r->cap)
         return 0;
-    if (s->mcap > UINT32_MAX / 2)
+    if (r && r->cap > UINT32_MAX / 2)
         return -ENOMEM; /* the ring's indexes are 32-bit */
-    size_t cap = s->mcap ? (size_t)s->mcap * 2 : 4;
-    gust__wmark *m = malloc(cap * sizeof *m);
-    if (!m)
+    size_t cap = r ? (size_t)r->cap * 2 : 4;
+    gust__wmarks *n = malloc(sizeof *n + cap * sizeof n->m[0]);
+    if (!n)
         return -ENOMEM;
-    for (size_t i = 0; i < s->mcount; i++)
-        m[i] = s->marks[(s->mhead + i) & (s->mcap - 1)];
-    free(s->marks);
-    s->marks = m;
-    s->mcap = (uint32_t)cap;
-    s->mhead = 0;
+    n->cap = (uint32_t)cap;
+    n->head = 0;
+    n->count = r ? r->count : 0;
+    n->sent = r ? r->sent : 0;
+    for (size_t i = 0; i < n->count; i++)
+        n->m[i] = r->m[(r->head + i) & (r->cap - 1)];
+    free(r);
+    s->marks = n;
     return 0;
 }
 
 static void marks_push(gust_stream *s, gust_stream_write_cb cb, void *user)
 {
-    assert(s->mcount < s->mcap);
-    gust__wmark *m = &s->marks[(s->mhead + s->mcount) & (s->mcap - 1)];
-    m->at = s->wqueued;
+    gust__wmarks *r = s->marks;
+    assert(r && r->count < r->cap);
+    gust__wmark *m = &r->m[(r->head + r->count) & (r->cap - 1)];
+    m->at = r->sent + s->wbuffered; /* every byte accepted so far */
     m->cb = cb;
     m->user = user;
-    s->mcount++;
+    r->count++;
+}
+
+static size_t marks_count(const gust_stream *s)
+{
+    return s->marks ? s->marks->count : 0;
 }
 
 static bool marks_due(const gust_stream *s)
 {
-    return s->mcount > 0 && s->marks[s->mhead].at <= s->wsent;
+    const gust__wmarks *r = s->marks;
+    return r && r->count > 0 && r->m[r->head].at <= r->sent;
 }
 
 static gust__wmark marks_pop(gust_stream *s)
 {
-    gust__wmark m = s->marks[s->mhead];
-    s->mhead = (s->mhead + 1) & (s->mcap - 1);
-    s->mcount--;
+    gust__wmarks *r = s->marks;
+    gust__wmark m = r->m[r->head];
+    r->head = (r->head + 1) & (r->cap - 1);
+    r->count--;
     return m;
 }
 
@@ -95,7 +106,7 @@ void gust__stream_fire_marks(gust_stream *s)
 {
     /* Only marks that existed on entry: one made by a write inside these
      * callbacks is run by the dispatch, never inside its own write call. */
-    size_t n = s->mcount;
+    size_t n = marks_count(s);
     while (n-- > 0 && !s->closed && marks_due(s)) {
         gust__wmark m = marks_pop(s);
         m.cb(s, 0, m.user);
@@ -107,9 +118,9 @@ void gust__stream_fire_marks(gust_stream *s)
 /* Called from the close dispatch: every callback still owed. */
 void gust__stream_write_on_close(gust_stream *s)
 {
-    while (s->mcount > 0) {
+    while (marks_count(s) > 0) {
         gust__wmark m = marks_pop(s);
-        m.cb(s, m.at <= s->wsent ? 0 : GUST_ESTREAMCLOSED, m.user);
+        m.cb(s, m.at <= s->marks->sent ? 0 : GUST_ESTREAMCLOSED, m.user);
     }
 }
 
@@ -158,7 +169,6 @@ void gust__stream_write_free(gust_stream *s)
     segs_free(s);
     free(s->marks);
     s->marks = NULL;
-    s->mcap = s->mcount = s->mhead = 0;
 }
 
 /* Appends a copy of data, into the tail copy buffer when it fits. */
@@ -234,10 +244,20 @@ static int append_copy(gust_stream *s, const char *data, size_t len)
     return 0;
 }
 
+/* Accounts n bytes accepted, of which sent went to the kernel at once. */
+static void accepted(gust_stream *s, size_t n, size_t sent)
+{
+    s->wbuffered += n - sent;
+    if (s->marks)
+        s->marks->sent += sent;
+}
+
 /* Accounts n bytes of gathered segments as sent. */
 static void consume(gust_stream *s, size_t n)
 {
-    s->wsent += n;
+    s->wbuffered -= n;
+    if (s->marks)
+        s->marks->sent += n;
     while (n > 0) {
         gust__wseg *g = s->whead;
         assert(g && g->kind != GUST__WSEG_FILE);
@@ -300,9 +320,10 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
 {
     size_t want = g->u.file.left < SENDFILE_MAX ? g->u.file.left : SENDFILE_MAX;
     ssize_t n;
-    if (!g->u.file.no_sendfile && s->tp->sendfile) {
+    const gust__stream_transport *tp = gust__stream_tp(s);
+    if (!g->u.file.no_sendfile && tp->sendfile) {
         off_t off = g->u.file.off;
-        n = s->tp->sendfile(s, g->u.file.fd, &off, want);
+        n = tp->sendfile(s, g->u.file.fd, &off, want);
         if (n == -EINVAL || n == -ENOSYS)
             g->u.file.no_sendfile = true; /* e.g. the source is a pipe */
         else if (n == 0)
@@ -310,7 +331,7 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
         else if (n < 0)
             return n;
     }
-    if (g->u.file.no_sendfile || !s->tp->sendfile) {
+    if (g->u.file.no_sendfile || !tp->sendfile) {
         /* On the heap: this may run on a coroutine's small stack. */
         size_t k = want < FILE_CHUNK ? want : FILE_CHUNK;
         char *buf = malloc(k);
@@ -325,14 +346,16 @@ static ssize_t send_file_seg(gust_stream *s, gust__wseg *g)
             return e == EINTR ? -EINTR : -e;
         }
         struct iovec v = { buf, (size_t)got };
-        n = s->tp->writev(s, &v, 1);
+        n = tp->writev(s, &v, 1);
         free(buf);
         if (n <= 0)
             return n == 0 ? -EAGAIN : n;
     }
     g->u.file.off += n;
     g->u.file.left -= (size_t)n;
-    s->wsent += (uint64_t)n;
+    s->wbuffered -= (uint64_t)n;
+    if (s->marks)
+        s->marks->sent += (uint64_t)n;
     if (g->u.file.left == 0)
         seg_pop(s);
     return n;
@@ -350,7 +373,7 @@ ssize_t gust__stream_flush(gust_stream *s)
             struct iovec iov[GATHER_MAX];
             size_t want;
             int cnt = gather(s, iov, GATHER_MAX, &want);
-            n = s->tp->writev(s, iov, cnt);
+            n = gust__stream_tp(s)->writev(s, iov, cnt);
             if (n > 0) {
                 consume(s, (size_t)n);
                 /* A short write means the kernel buffer is full: skip the
@@ -397,7 +420,7 @@ static bool defer_send(gust_stream *s)
 {
     if (s->in_batch)
         return true;
-    if (!s->is_socket || s->tp != &gust__stream_plain_transport ||
+    if (!s->is_socket || s->custom_tp ||
         s->connecting || s->closed ||
         !gust__loop_defer_write(s->loop, s->fd, s, &gust__stream_io_ops))
         return false;
@@ -470,7 +493,7 @@ static ssize_t try_writev(gust_stream *s, const struct iovec *iov, int cnt)
     if (s->whead || s->connecting || s->fd < 0 || defer_send(s))
         return 0;
     for (;;) {
-        ssize_t n = s->tp->writev(s, iov, cnt);
+        ssize_t n = gust__stream_tp(s)->writev(s, iov, cnt);
         if (n >= 0)
             return n;
         if (n == -EAGAIN)
@@ -487,11 +510,11 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
     assert(s && (data || len == 0));
     if (s->closed)
         return GUST_ESTREAMCLOSED;
-    size_t unsent = (size_t)(s->wqueued - s->wsent);
-    if (s->max_write_buffer_size &&
-        (len > s->max_write_buffer_size ||
-         unsent > s->max_write_buffer_size - len))
-        return GUST_EBUFFERFULL;
+    if (s->wlimit) {
+        size_t max = s->rare->max_write_buffer_size;
+        if (len > max || s->wbuffered > max - len)
+            return GUST_EBUFFERFULL;
+    }
     if (cb && marks_reserve(s) < 0)
         return -ENOMEM;
     ssize_t sent = 0;
@@ -517,8 +540,7 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
             err = -ENOMEM; /* part went out: cannot take the call back */
         }
     }
-    s->wqueued += len;
-    s->wsent += (uint64_t)sent;
+    accepted(s, len, (size_t)sent);
     if (cb)
         marks_push(s, cb, user);
     if (err) {
@@ -580,8 +602,7 @@ int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
             seg_append(s, g);
         }
     }
-    s->wqueued += total;
-    s->wsent += (uint64_t)sent;
+    accepted(s, total, (size_t)sent);
     marks_push(s, cb, user);
     if (err) {
         gust__stream_close_with(s, err);
@@ -605,7 +626,7 @@ int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
     gust__stream_uncork(s);
     if (s->closed) {
         /* Accepted: the flush failed, the callback hears of it at close. */
-        s->wqueued += len;
+        accepted(s, len, 0);
         marks_push(s, cb, user);
         return 0;
     }
@@ -620,7 +641,7 @@ int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
         g->u.file.left = len;
         bool was_empty = s->whead == NULL;
         seg_append(s, g);
-        s->wqueued += len;
+        accepted(s, len, 0);
         marks_push(s, cb, user);
         if (was_empty && !s->connecting && gust__stream_flush(s) < 0)
             return 0; /* closed: the callback gets the error */

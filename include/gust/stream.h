@@ -146,8 +146,9 @@ void *gust_stream_data(const gust_stream *stream);
  * unix socket) is reported through cb the same way. Reads and writes may be
  * queued before the connect completes; they start once it does.
  * Returns 0, or a negative code (nothing is called) if it cannot start:
- * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), or connect()'s own
- * misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
+ * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), -ENOMEM (the few
+ * bytes a connecting stream keeps could not be allocated), or connect()'s
+ * own misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
 int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
                         socklen_t addrlen, gust_stream_connect_cb cb,
                         void *user);
@@ -161,7 +162,7 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
  * max_buffer_size. delim is copied. The search resumes where the previous
  * one stopped, so a head arriving in many pieces is scanned once.
  * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, -EINVAL (no delimiter,
- * NULL cb) or -ENOMEM. */
+ * one of 4 GiB or more, NULL cb) or -ENOMEM. */
 int gust_stream_read_until(gust_stream *stream, const void *delim,
                            size_t delim_len, size_t max_bytes,
                            gust_stream_read_cb cb, void *user);
