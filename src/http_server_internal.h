@@ -143,6 +143,19 @@ struct gust_http_connection {
     double due;
 };
 
+/* gust_http_response_status and gust_http_response_headers, inlined for
+ * the web layer, which looks at both several times per request. */
+static inline int gust__http_resp_status(const gust_http_request *req)
+{
+    return req->connection->rq->status;
+}
+
+static inline const gust_http_headers *
+gust__http_resp_headers(const gust_http_request *req)
+{
+    return &req->connection->rq->resp_headers;
+}
+
 /* http1_connection.c */
 gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           gust_stream *stream,

@@ -38,9 +38,8 @@ typedef struct gust__web_route {
     gust__web_piece *pieces;
     size_t npieces;
     /* The whole pattern is this literal text (pieces[0]): matched with
-     * memcmp. NULL for a real regex. */
+     * strcmp. NULL for a real regex. */
     const char *literal;
-    size_t literal_len;
 } gust__web_route;
 
 typedef struct gust__web_router {

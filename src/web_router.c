@@ -176,10 +176,8 @@ static int route_init(gust__web_route *rt, const gust_route *src)
         goto nomem;
     /* A pattern that is one literal (most routes: "/", "/index") is
      * matched by comparing bytes, not by running the regex. */
-    if (rt->pieces && rt->npieces == 1 && rt->groups == 0) {
+    if (rt->pieces && rt->npieces == 1 && rt->groups == 0)
         rt->literal = rt->pieces[0].text;
-        rt->literal_len = strlen(rt->literal);
-    }
     return 0;
 nomem:
     errno = ENOMEM;
@@ -247,8 +245,10 @@ int gust__web_router_match(gust__web_router *r, gust_arena *arena,
                            const char *path, const char *host_name,
                            gust__web_match *m)
 {
-    memset(m, 0, sizeof *m);
-    size_t plen = strlen(path);
+    m->route = NULL;
+    m->args = NULL;
+    m->nargs = 0;
+    size_t plen = SIZE_MAX; /* measured for the first regex */
     for (size_t i = 0; i < r->count; i++) {
         const gust__web_route *rt = &r->routes[i];
         if (rt->host_re && (!host_name ||
@@ -256,12 +256,13 @@ int gust__web_router_match(gust__web_router *r, gust_arena *arena,
                                      strlen(host_name))))
             continue;
         if (rt->literal) {
-            if (plen != rt->literal_len || path[0] != rt->literal[0] ||
-                memcmp(path, rt->literal, plen) != 0)
+            if (path[0] != rt->literal[0] || strcmp(path, rt->literal) != 0)
                 continue;
             m->route = rt;
             return 0;
         }
+        if (plen == SIZE_MAX)
+            plen = strlen(path);
         int rc = pcre2_match(rt->re, (PCRE2_SPTR)path, plen, 0, 0, r->md,
                              NULL);
         if (rc < 0)
