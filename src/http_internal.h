@@ -32,6 +32,23 @@ static inline int gust__http_headers_push(gust_http_headers *h, gust_str name,
     return 0;
 }
 
+/* gust_http_headers_get_first, inlined for the per-request lookups of a
+ * literal name: fields of another length cost a compare each, and the
+ * usual spelling needs no case folding. */
+#define GUST__HEADERS_FIND(hd, lit)                                        \
+    gust__http_headers_find((hd), GUST_STR(lit))
+static inline gust_str gust__http_headers_find(const gust_http_headers *h,
+                                               gust_str name)
+{
+    for (size_t i = 0; i < h->count; i++) {
+        gust_str n = h->items[i].name;
+        if (n.len == name.len && (memcmp(n.ptr, name.ptr, name.len) == 0 ||
+                                  gust_str_eq_nocase(n, name)))
+            return h->items[i].value;
+    }
+    return GUST_STR_NULL;
+}
+
 /* Character classes, one bit each, in gust__http_cc[byte]. */
 enum {
     GUST__CC_TCHAR = 0x01,    /* token character (RFC 9110 section 5.6.2) */

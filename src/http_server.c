@@ -406,17 +406,6 @@ int gust__http_response_put_header(gust_http_request *req, gust_str name,
     return gust_http_headers_set(&c->rq->resp_headers, name, value, flags);
 }
 
-int gust__http_response_put_line(gust_http_request *req, const char *line,
-                                 size_t len)
-{
-    gust_http_connection *c = req->connection;
-    if (structured(c) || c->rq->headers_sent)
-        return -EINVAL;
-    c->rq->head_line = line;
-    c->rq->head_line_len = len;
-    return 0;
-}
-
 int gust_http_response_add_header(gust_http_request *req, const char *name,
                                   const char *value)
 {

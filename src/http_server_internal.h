@@ -4,6 +4,7 @@
 #ifndef GUST_HTTP_SERVER_INTERNAL_H
 #define GUST_HTTP_SERVER_INTERNAL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -156,6 +157,23 @@ gust__http_resp_headers(const gust_http_request *req)
     return &req->connection->rq->resp_headers;
 }
 
+/* A whole field line ("Name: value\r\n") that a layer above built itself,
+ * written after the response's headers without a check or a copy: the
+ * web layer's automatic ETag. It is not in gust_http_response_headers().
+ * line must live until the head is sent; a second call replaces the
+ * first. Returns 0, or -EINVAL once the head is sent (or in raw mode). */
+static inline int gust__http_response_put_line(gust_http_request *req,
+                                               const char *line, size_t len)
+{
+    gust__http_rq *q = req->connection->rq;
+    if (q->resp_mode == GUST__RESP_RAW || q->headers_sent)
+        return -EINVAL;
+    q->resp_mode = GUST__RESP_STRUCT;
+    q->head_line = line;
+    q->head_line_len = len;
+    return 0;
+}
+
 /* http1_connection.c */
 gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           gust_stream *stream,
@@ -192,13 +210,6 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
 #define GUST__PUT_APPEND (1u << 8)
 int gust__http_response_put_header(gust_http_request *req, gust_str name,
                                    gust_str value, unsigned flags);
-/* A whole field line ("Name: value\r\n") that a layer above built itself,
- * written after the response's headers without a check or a copy: the
- * web layer's automatic ETag. It is not in gust_http_response_headers().
- * line must live until the head is sent; a second call replaces the
- * first. Returns 0, or -EINVAL once the head is sent (or in raw mode). */
-int gust__http_response_put_line(gust_http_request *req, const char *line,
-                                 size_t len);
 /* The name of a known method ("GET" for GUST_HTTP_GET), NULL for
  * GUST_HTTP_OTHER. */
 const char *gust__http_method_name(gust_http_method m);

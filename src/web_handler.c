@@ -28,7 +28,13 @@ const gust_handler_class *gust_handler_get_class(gust_handler *h)
 void *gust_handler_route_data(gust_handler *h) { return h->route_data; }
 void *gust_handler_state(gust_handler *h) { return h->state; }
 gust_arena *gust_handler_arena(gust_handler *h) { return h->req->arena; }
-gust_loop *gust_handler_loop(gust_handler *h) { return h->loop; }
+/* Looked up on first use: most requests never need it. */
+gust_loop *gust_handler_loop(gust_handler *h)
+{
+    if (!h->loop)
+        h->loop = gust_loop_current();
+    return h->loop;
+}
 
 size_t gust_handler_path_arg_count(gust_handler *h)
 {
@@ -69,7 +75,7 @@ static void log_request(gust_handler *h)
                                : GUST_LOG_ERROR;
     if (level < gust_log_level())
         return;
-    double ms = 1000.0 * (gust_loop_update_time(h->loop) - h->req->start_time);
+    double ms = 1000.0 * (gust_loop_update_time(gust_handler_loop(h)) - h->req->start_time);
     gust_log(level, "access", "%d %s %s (%s) %.2fms", status, h->req->method,
              h->req->uri, h->req->remote_ip ? h->req->remote_ip : "-", ms);
 }
@@ -309,12 +315,13 @@ static bool after_call(gust_handler *h, int rc, bool is_prepare)
 /* Checks that may answer before prepare: 405 and XSRF. True: go on. */
 static bool precheck(gust_handler *h)
 {
-    if (!method_fn(h->cls, h->req->method_id)) {
+    h->method = method_fn(h->cls, h->req->method_id);
+    if (!h->method) {
         h->allow = allow_list(h);
         gust_handler_send_error(h, 405, NULL);
         return false;
     }
-    return gust__handler_check_xsrf(h) == 0;
+    return !h->app->settings.xsrf_cookies || gust__handler_check_xsrf(h) == 0;
 }
 
 static int call_prepare(gust_handler *h)
@@ -331,7 +338,7 @@ static int call_prepare(gust_handler *h)
 static int call_method(gust_handler *h)
 {
     h->busy++;
-    int rc = method_fn(h->cls, h->req->method_id)(h);
+    int rc = h->method(h);
     h->busy--;
     return rc;
 }
@@ -374,7 +381,7 @@ static void coro_done(gust_future *f, void *data)
 /* Runs fn(h) as a coroutine; coro_done follows. False if it cannot. */
 static bool spawn(gust_handler *h, gust_coro_fn fn)
 {
-    gust_future *f = gust_spawn(h->loop, fn, h);
+    gust_future *f = gust_spawn(gust_handler_loop(h), fn, h);
     if (!f)
         return false;
     /* busy keeps the arena (and h) alive until the coroutine ends. */
@@ -435,7 +442,6 @@ static int on_headers(gust_http_request *req, void *data)
     }
     h->app = app;
     h->req = req;
-    h->loop = gust_loop_current();
     req->data = h;
     int rc = gust__web_router_match(&app->router, req->arena, req->path,
                                     req->host_name, &h->match);
@@ -550,7 +556,7 @@ static void defer_release(gust_handler *h)
     if (!h->finished || h->released)
         return;
     h->busy++;
-    if (gust_loop_add_callback(h->loop, release_later, h) < 0) {
+    if (gust_loop_add_callback(gust_handler_loop(h), release_later, h) < 0) {
         /* Out of memory: the request stays until the server closes. */
         h->busy--;
         gust_log_error(LOG_MODULE, "cannot release a closed request");

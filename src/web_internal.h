@@ -101,11 +101,12 @@ struct gust_handler {
     gust_app *app;
     gust_http_request *req;
     const gust_handler_class *cls;
+    gust_handler_fn method; /* cls's function for the request's method */
     void *route_data;
     const gust__web_route *route; /* NULL for the default handler / 404 */
     gust__web_match match;
     void *state;
-    gust_loop *loop;
+    gust_loop *loop;       /* NULL until gust_handler_loop() */
     enum gust__handler_phase phase;
     int busy;              /* calls into the class in progress */
     bool finished;         /* gust_handler_finish() done */

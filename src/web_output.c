@@ -75,7 +75,7 @@ typedef struct seen_headers {
     gust_str content_type; /* GUST_STR_NULL: not set */
 } seen_headers;
 
-static void scan_headers(gust_handler *h, seen_headers *s)
+static inline void scan_headers(gust_handler *h, seen_headers *s)
 {
     const gust_http_headers *hd = gust__http_resp_headers(h->req);
     *s = (seen_headers){false, false, GUST_STR_NULL};
@@ -99,7 +99,8 @@ static void scan_headers(gust_handler *h, seen_headers *s)
 
 /* Default Content-Type and the gzip decision, once, before any byte;
  * finishing: the buffered body is the whole body. */
-static int prepare_headers(gust_handler *h, seen_headers *s, bool finishing)
+static inline int prepare_headers(gust_handler *h, seen_headers *s,
+                                  bool finishing)
 {
     h->headers_ready = true;
     int status = gust__http_resp_status(h->req);
@@ -424,8 +425,7 @@ static int set_etag(gust_handler *h, const seen_headers *s)
     int rc = gust__http_response_put_line(h->req, line, sizeof h->etag_line);
     if (rc < 0)
         return rc;
-    gust_str inm = gust_http_headers_get_first(&h->req->headers,
-                                               GUST_STR("If-None-Match"));
+    gust_str inm = GUST__HEADERS_FIND(&h->req->headers, "If-None-Match");
     if (inm.ptr && none_match(inm, gust_str_make(line + 6, ETAG_HEX + 2))) {
         h->body_len = 0;
         rc = gust_http_response_set_status(h->req, 304, NULL);
