@@ -11,7 +11,8 @@
  * Each route answers with the body it fetched from URL/a (and URL/b for
  * /parallel); a failed fetch answers 502. Without --upstream the program is
  * its own upstream: /upstream/a and /upstream/b answer after 0.2 s
- * (--upstream-delay), so /parallel takes 0.2 s, not 0.4 s. SIGTERM or SIGINT: graceful stop.
+ * (--upstream-delay), so /parallel takes 0.2 s, not 0.4 s. SIGTERM or
+ * SIGINT: graceful stop.
  */
 #include <errno.h>
 #include <signal.h>

@@ -75,7 +75,8 @@ static void log_request(gust_handler *h)
                                : GUST_LOG_ERROR;
     if (level < gust_log_level())
         return;
-    double ms = 1000.0 * (gust_loop_update_time(gust_handler_loop(h)) - h->req->start_time);
+    double now = gust_loop_update_time(gust_handler_loop(h));
+    double ms = 1000.0 * (now - h->req->start_time);
     gust_log(level, "access", "%d %s %s (%s) %.2fms", status, h->req->method,
              h->req->uri, h->req->remote_ip ? h->req->remote_ip : "-", ms);
 }

@@ -466,7 +466,6 @@ int gust_handler_finish(gust_handler *h)
     return rc == GUST_ESTREAMCLOSED ? 0 : rc;
 }
 
-
 /* ---- Redirects ------------------------------------------------------------- */
 
 int gust_handler_redirect(gust_handler *h, const char *url, int status)

@@ -363,7 +363,9 @@ int gust_handler_flush(gust_handler *h,
  * answer to GET or HEAD that was not flushed gets an Etag header (a hash
  * of its body, unless the handler set one: Tornado uses SHA-1, Gust the
  * faster 64-bit XXH3, 16 hex digits) and becomes a 304 with no body when
- * the request's If-None-Match names it. */
+ * the request's If-None-Match names it. That Etag is written straight into
+ * the head: on_finish and the log function do not find it among
+ * gust_http_response_headers(). */
 int gust_handler_finish(gust_handler *h);
 bool gust_handler_finished(const gust_handler *h);
 
