@@ -426,6 +426,22 @@ void gust__http_conn_close_idle(gust_http_connection *c)
 
 /* ---- Output ------------------------------------------------------------ */
 
+/* Makes room for n more gathered bytes. */
+static int out_reserve(gust_http_connection *c, size_t n)
+{
+    if (c->rq->out_len + n <= c->rq->out_cap)
+        return 0;
+    size_t cap = c->rq->out_cap ? c->rq->out_cap : 4096;
+    while (cap < c->rq->out_len + n)
+        cap *= 2;
+    char *o = realloc(c->rq->out, cap);
+    if (!o)
+        return -ENOMEM;
+    c->rq->out = o;
+    c->rq->out_cap = cap;
+    return 0;
+}
+
 int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
 {
     if (c->closed || !c->stream || !c->rq)
@@ -440,19 +456,29 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
             return rc;
         return gust_stream_write(c->stream, p, n, NULL, NULL);
     }
-    if (c->rq->out_len + n > c->rq->out_cap) {
-        size_t cap = c->rq->out_cap ? c->rq->out_cap : 4096;
-        while (cap < c->rq->out_len + n)
-            cap *= 2;
-        char *o = realloc(c->rq->out, cap);
-        if (!o)
-            return -ENOMEM;
-        c->rq->out = o;
-        c->rq->out_cap = cap;
-    }
+    int rc = out_reserve(c, n);
+    if (rc < 0)
+        return rc;
     memcpy(c->rq->out + c->rq->out_len, p, n);
     c->rq->out_len += n;
     return 0;
+}
+
+int gust__http_conn_out_room(gust_http_connection *c, size_t n, char **at)
+{
+    if (c->closed || !c->stream || !c->rq)
+        return GUST_ESTREAMCLOSED;
+    int rc = out_reserve(c, n);
+    if (rc < 0)
+        return rc;
+    *at = c->rq->out + c->rq->out_len;
+    return 0;
+}
+
+int gust__http_conn_out_commit(gust_http_connection *c, size_t n)
+{
+    c->rq->out_len += n;
+    return c->in_batch ? 0 : gust__http_conn_flush(c);
 }
 
 int gust__http_conn_flush(gust_http_connection *c)

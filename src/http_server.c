@@ -520,10 +520,13 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
     size_t need = 13 + reason_len + 2 + GUST_HTTP_DATE_LEN + 8 +
                   c->srv->server_header_len + ws + q->head_line_len + 40 +
                   28 + 24 + 2;
-    char stackbuf[2048];
-    char *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
-    if (!buf)
-        return -ENOMEM;
+    char *buf;
+    int rc = gust__http_conn_out_room(c, need, &buf);
+    if (rc < 0) {
+        if (rc == GUST_ESTREAMCLOSED) /* as if sent: nothing more will be */
+            q->headers_sent = true;
+        return rc;
+    }
     char *p = buf;
     int st = q->status; /* 100..999 (set_status checks) */
     p = put(p, "HTTP/1.1 ", 9);
@@ -563,10 +566,7 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
         p = put(p, "Connection: keep-alive\r\n", 24);
     p = put(p, "\r\n", 2);
     q->headers_sent = true;
-    int rc = gust__http_conn_out(c, buf, (size_t)(p - buf));
-    if (buf != stackbuf)
-        free(buf);
-    return rc;
+    return gust__http_conn_out_commit(c, (size_t)(p - buf));
 }
 
 static bool no_body_status(int s)

@@ -194,6 +194,14 @@ bool gust__http_conn_will_keep(gust_http_connection *c);
 /* Queues bytes for the connection; sent at the end of the batch or now. */
 int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n);
 int gust__http_conn_flush(gust_http_connection *c);
+/* Bytes built in place, after what is gathered: *at gets room for n bytes
+ * (0, GUST_ESTREAMCLOSED or -ENOMEM), and _commit adds the first n written
+ * there to the output (sent at once outside a batch, as
+ * gust__http_conn_out). A response head is built this way: in a buffer on
+ * the stack, then copied, its place depended on how deep the call was,
+ * and so did its cost. */
+int gust__http_conn_out_room(gust_http_connection *c, size_t n, char **at);
+int gust__http_conn_out_commit(gust_http_connection *c, size_t n);
 /* Writes the start of a structured response (status line and headers);
  * present: which of Date, Server and Content-Length the application set
  * (GUST__HAS_* bits; one pass over the headers finds them all). */
