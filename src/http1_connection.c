@@ -429,17 +429,8 @@ void gust__http_conn_close_idle(gust_http_connection *c)
 /* Makes room for n more gathered bytes. */
 static int out_reserve(gust_http_connection *c, size_t n)
 {
-    if (c->rq->out_len + n <= c->rq->out_cap)
-        return 0;
-    size_t cap = c->rq->out_cap ? c->rq->out_cap : 4096;
-    while (cap < c->rq->out_len + n)
-        cap *= 2;
-    char *o = realloc(c->rq->out, cap);
-    if (!o)
-        return -ENOMEM;
-    c->rq->out = o;
-    c->rq->out_cap = cap;
-    return 0;
+    return gust__http_buf_reserve(&c->rq->out, &c->rq->out_cap,
+                                  c->rq->out_len + n, 4096);
 }
 
 int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)

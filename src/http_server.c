@@ -443,16 +443,9 @@ int gust_http_response_write(gust_http_request *req, const void *data,
         return -EINVAL;
     if (c->closed)
         return GUST_ESTREAMCLOSED;
-    if (c->rq->sbody_len + len > c->rq->sbody_cap) {
-        size_t cap = c->rq->sbody_cap ? c->rq->sbody_cap : 1024;
-        while (cap < c->rq->sbody_len + len)
-            cap *= 2;
-        char *b = realloc(c->rq->sbody, cap);
-        if (!b)
-            return -ENOMEM;
-        c->rq->sbody = b;
-        c->rq->sbody_cap = cap;
-    }
+    if (gust__http_buf_reserve(&c->rq->sbody, &c->rq->sbody_cap,
+                               c->rq->sbody_len + len, 1024) < 0)
+        return -ENOMEM;
     memcpy(c->rq->sbody + c->rq->sbody_len, data, len);
     c->rq->sbody_len += len;
     return 0;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -143,6 +144,25 @@ struct gust_http_connection {
     double deadline;     /* loop time when timer_kind runs out */
     double due;
 };
+
+/* Grows the malloc'd *buf (*cap bytes) to hold need bytes, doubling from
+ * first: the response body and the gathered output. 0 or -ENOMEM (the
+ * buffer is then unchanged). */
+static inline int gust__http_buf_reserve(char **buf, size_t *cap, size_t need,
+                                         size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : first;
+    while (ncap < need)
+        ncap *= 2;
+    char *b = realloc(*buf, ncap);
+    if (!b)
+        return -ENOMEM;
+    *buf = b;
+    *cap = ncap;
+    return 0;
+}
 
 /* gust_http_response_status and gust_http_response_headers, inlined for
  * the web layer, which looks at both several times per request. */
