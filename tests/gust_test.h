@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gust/http_server.h"
 #include "gust/loop.h"
 #include "gust/stream.h"
 
@@ -81,6 +82,27 @@ static inline double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void test_on_all_closed(gust_http_server *srv, void *data)
+{
+    (void)srv;
+    *(bool *)data = true;
+}
+
+/* Graceful shutdown of an HTTP server on loop: close_all, run the loop
+ * until its done callback (5 s at most), check that no connection is
+ * left, free the server. */
+static inline void close_http_server(gust_loop *loop, gust_http_server *srv)
+{
+    bool done = false;
+    assert_int_equal(
+        gust_http_server_close_all(srv, test_on_all_closed, &done), 0);
+    for (int i = 0; i < 500 && !done; i++)
+        gust_loop_run_once(loop, 0.01);
+    assert_true(done);
+    assert_int_equal(gust_http_server_connection_count(srv), 0);
+    gust_http_server_free(srv);
 }
 
 #endif /* GUST_TEST_H */

@@ -26,17 +26,11 @@
 #include "gust/http_server.h"
 #include "gust/log.h"
 #include "gust/loop.h"
+#include "gust_test.h"
 
 #define MAX_CONNS 64
 
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int client_connect(int port)
 {
@@ -133,23 +127,6 @@ static void watch(job *j, const int *fds, int n, double t0, double limit)
     }
 }
 
-static void on_all_closed(gust_http_server *srv, void *data)
-{
-    (void)srv;
-    *(bool *)data = true;
-}
-
-static void close_server(gust_loop *loop, gust_http_server *srv)
-{
-    bool done = false;
-    assert_int_equal(gust_http_server_close_all(srv, on_all_closed, &done), 0);
-    for (int i = 0; i < 500 && !done; i++)
-        gust_loop_run_once(loop, 0.01);
-    assert_true(done);
-    assert_int_equal(gust_http_server_connection_count(srv), 0);
-    gust_http_server_free(srv);
-}
-
 static void hello(gust_http_request *req, void *data)
 {
     (void)data;
@@ -230,7 +207,7 @@ static void test_mixed_deadlines(void **state)
     assert_true(j.closed_at[1] >= 2.5 && j.closed_at[1] < 7.0);
     /* The trickled head has its own, longer deadline. */
     assert_true(j.closed_at[2] >= 1.9 && j.closed_at[2] < 7.0);
-    close_server(loop, srv);
+    close_http_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
     gust_log_set_level(GUST_LOG_INFO);
 }
@@ -273,7 +250,7 @@ static void test_many_idle(void **state)
     for (int i = 0; i < 100 && gust_http_server_connection_count(srv) > 0; i++)
         gust_loop_run_once(loop, 0.01);
     assert_int_equal(gust_http_server_connection_count(srv), 0);
-    close_server(loop, srv);
+    close_http_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
@@ -312,16 +289,9 @@ static void test_two_servers(void **state)
     assert_true(j.ok);
     assert_true(j.closed_at[0] >= 0.2 && j.closed_at[0] < 2.5);
     assert_true(j.closed_at[1] >= 2.9 && j.closed_at[1] < 7.0);
-    close_server(loop, a);
-    close_server(loop, b);
+    close_http_server(loop, a);
+    close_http_server(loop, b);
     assert_int_equal(gust_loop_free(loop), 0);
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(60);
-    return 0;
 }
 
 int main(void)

@@ -24,6 +24,7 @@
 #include "gust/http_server.h"
 #include "gust/log.h"
 #include "gust/loop.h"
+#include "gust_test.h"
 #include "http_server_internal.h"
 
 /* ---- Client side (runs in a thread) ------------------------------------ */
@@ -140,22 +141,10 @@ static void run_client(gust_loop *loop, gust_http_server *srv, job *j)
     pthread_join(t, NULL);
 }
 
-static void on_all_closed(gust_http_server *srv, void *data)
-{
-    (void)srv;
-    *(bool *)data = true;
-}
-
-/* Graceful shutdown: close_all, wait for its done callback, free. */
+/* Graceful shutdown, then the loop must free with nothing left. */
 static void finish_server(gust_loop *loop, gust_http_server *srv)
 {
-    bool done = false;
-    assert_int_equal(gust_http_server_close_all(srv, on_all_closed, &done), 0);
-    for (int i = 0; i < 500 && !done; i++)
-        gust_loop_run_once(loop, 0.01);
-    assert_true(done);
-    assert_int_equal(gust_http_server_connection_count(srv), 0);
-    gust_http_server_free(srv);
+    close_http_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
@@ -1493,13 +1482,6 @@ static void test_response_cut_short(void **state)
     assert_string_equal(body + 4, "5\r\npart1\r\n"); /* no last chunk */
     assert_int_equal(strstr(j.resp + 1, "HTTP/1.1"), NULL);
     gust_log_set_level(GUST_LOG_INFO);
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(120);
-    return 0;
 }
 
 int main(void)
