@@ -13,7 +13,7 @@
 
 #include "gust/error.h"
 #include "gust/log.h"
-#include "gust/process.h"
+#include "gust/common.h"
 
 /* The level is read on every call from any thread: an atomic int, lazily
  * seeded from GUST_LOG_LEVEL so programs need no set-up call. */

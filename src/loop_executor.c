@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "gust/loop.h"
-#include "gust/process.h"
+#include "gust/common.h"
 #include "loop_core_internal.h"
 
 struct gust__executor {

@@ -1,6 +1,9 @@
-/* Internal interface between the loop core (loop.c) and its backends
- * (loop_epoll.c, loop_poll.c, later loop_kqueue.c), plus the few internal
- * calls other modules make into the loop. Not installed.
+/* Internal interface between the loop core (loop.c, loop_core_internal.h)
+ * and its backends (loop_epoll.c, loop_poll.c, later loop_kqueue.c), plus
+ * the few internal calls the layers above make into the loop: the streams'
+ * batched I/O (through stream_internal.h) and process.c's fork check (the
+ * process layer sits above the loop, so that call points down). Not
+ * installed.
  *
  * A backend is one file implementing one gust__backend. CMake compiles only
  * the backends the platform has; loop.c picks one at backend start-up (the

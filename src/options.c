@@ -18,7 +18,6 @@
 #include "gust/error.h"
 #include "gust/log.h"
 #include "gust/options.h"
-#include "gust/process.h"
 
 /* A list option may not expand beyond this many items: "1:2000000000" is a
  * typo, not a request for 8 GB. */

@@ -3,7 +3,6 @@
  * without closing the listening sockets. */
 #include <errno.h>
 #include <stdio.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,15 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common_internal.h"
 #include "gust/error.h"
 #include "gust/log.h"
 #include "gust/process.h"
 #include "loop_internal.h"
 #include "net_internal.h"
-
-/* The one piece of process-wide state besides the current loop: which child
- * this is. Set once in the child right after fork. */
-static int task_id = -1;
 
 /* How long the parent waits for its children after sending SIGTERM before it
  * sends SIGKILL. */
@@ -31,23 +27,6 @@ static int task_id = -1;
 /* Workers of the previous image, to be stopped once the new ones run. */
 #define OLD_WORKERS_ENV "GUST_OLD_WORKERS"
 #define MAX_OLD_WORKERS 1024
-
-int gust_task_id(void)
-{
-    return task_id;
-}
-
-int gust_cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
 
 /* The parent's bookkeeping: pid of each task id, 0 when not running. */
 typedef struct workers {
@@ -72,7 +51,7 @@ static pid_t start_child(workers *w, int id)
         return pid;
     }
 
-    task_id = id;
+    gust__common_set_task_id(id);
     /* A child must not outlive a parent that was killed outright: it would
      * keep serving an old binary on the shared socket with nobody to stop
      * it. The getppid() check closes the race with a parent that died
@@ -365,9 +344,9 @@ static int supervise(workers *w, int max_restarts)
 
 int gust_fork_processes(int num_processes, int max_restarts)
 {
-    if (task_id >= 0) {
+    if (gust_task_id() >= 0) {
         gust_log_error("process", "gust_fork_processes() called in child %d",
-                       task_id);
+                       gust_task_id());
         return -EINVAL;
     }
     gust_loop *loop = gust__loop_current_if_any();

@@ -3,6 +3,7 @@
 #ifndef GUST_GUST_H
 #define GUST_GUST_H
 
+#include "gust/common.h"
 #include "gust/error.h"
 #include "gust/log.h"
 #include "gust/options.h"

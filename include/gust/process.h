@@ -11,6 +11,9 @@
 #ifndef GUST_PROCESS_H
 #define GUST_PROCESS_H
 
+/* gust_task_id() and gust_cpu_count() are declared in common.h. */
+#include "gust/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -52,14 +55,6 @@ extern "C" {
  * has registered an fd (the message also goes to the log), -EINVAL if
  * called again in a child, or the errno of a failed fork(). */
 int gust_fork_processes(int num_processes, int max_restarts);
-
-/* The task id of this process if it was started by gust_fork_processes(),
- * else -1. */
-int gust_task_id(void);
-
-/* Number of CPUs this process may run on (sched_getaffinity, else
- * sysconf), at least 1. */
-int gust_cpu_count(void);
 
 #ifdef __cplusplus
 }
