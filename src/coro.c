@@ -19,6 +19,7 @@
 
 #include "gust/future.h"
 #include "gust/log.h"
+#define GUST__FUTURE_PRIVATE
 #include "future_internal.h"
 
 #ifdef GUST__ASAN

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#define GUST__FUTURE_PRIVATE
 #include "future_internal.h"
 
 #if defined(GUST__CTX_ASM) && defined(__x86_64__)

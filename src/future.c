@@ -16,6 +16,7 @@
 
 #include "gust/future.h"
 #include "gust/log.h"
+#define GUST__FUTURE_PRIVATE
 #include "future_internal.h"
 
 void gust_value_free(gust_value *v)
@@ -200,6 +201,52 @@ int gust_future_set_error(gust_future *f, int error)
 {
     assert(f && error < 0);
     return complete(f, error, GUST_VALUE_NONE);
+}
+
+/* ---- Producers (future_internal.h) ------------------------------------ */
+
+gust_future *gust__future_resolved(gust_loop *loop, gust_value value)
+{
+    gust_future *f = gust_future_new(loop);
+    if (!f) {
+        gust_value_free(&value);
+        return NULL;
+    }
+    gust_future_set_result(f, value);
+    return f;
+}
+
+void *gust__future_impl(const gust_future *f)
+{
+    return f->impl;
+}
+
+void gust__future_set_impl(gust_future *f, void *impl)
+{
+    f->impl = impl;
+}
+
+void gust__future_set_cancel(gust_future *f, gust__cancel_fn fn)
+{
+    f->cancel = fn;
+}
+
+int gust__future_fail_with(gust_future *f, int error, gust_value value)
+{
+    assert(f && error < 0);
+    return complete(f, error, value);
+}
+
+void *gust__future_error_value(const gust_future *f)
+{
+    if (!f->done || f->status >= 0 || f->cancelled)
+        return NULL;
+    return f->value.ptr;
+}
+
+bool gust__future_unobserved(const gust_future *f)
+{
+    return f->refs == 1 && !f->cbs.head;
 }
 
 bool gust_future_cancel(gust_future *f)

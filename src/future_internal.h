@@ -1,6 +1,12 @@
-/* Internal to the future layer (future.c, coro.c, coro_switch.c): the layout
- * of a future, embedded callback nodes, and the context switch. Not
- * installed.
+/* Calls into futures for the code that completes them (producers:
+ * http_client.c, locks.c, queue.c through waitq_internal.h), and the
+ * private layout shared by the future layer's own files (future.c, coro.c,
+ * coro_switch.c), which define GUST__FUTURE_PRIVATE. Not installed.
+ *
+ * A producer makes its future (gust_future_new(), or gust__future_alloc()
+ * for one block with its own state), completes it with the public
+ * gust_future_set_result() / gust_future_set_error(), and may hook its
+ * cancellation; it never touches the struct.
  */
 #ifndef GUST_FUTURE_INTERNAL_H
 #define GUST_FUTURE_INTERNAL_H
@@ -10,6 +16,51 @@
 #include <stdint.h>
 
 #include "gust/future.h"
+
+/* ---- For producers ----------------------------------------------------- */
+
+/* Called once when a pending future is cancelled, after it has completed
+ * with GUST_ECANCELED: the producer stops its work and drops what it
+ * holds. It may drop the producer's reference to f. */
+typedef void (*gust__cancel_fn)(gust_future *f);
+
+/* A pending future (one reference, the caller's) with extra bytes for its
+ * producer, at gust__future_impl(f) (max-aligned), freed with the future.
+ * NULL if out of memory. */
+gust_future *gust__future_alloc(gust_loop *loop, size_t extra);
+
+/* A future already completed with value (for an operation that did not
+ * have to wait). NULL if out of memory (value freed, errno set). */
+gust_future *gust__future_resolved(gust_loop *loop, gust_value value);
+
+/* The producer's state: the extra bytes of gust__future_alloc(), or what
+ * gust__future_set_impl() stored; NULL for neither. */
+void *gust__future_impl(const gust_future *f);
+void gust__future_set_impl(gust_future *f, void *impl);
+
+/* Sets (NULL: clears) the hook gust_future_cancel() calls on a pending f.
+ * Clear it once the producer has finished with f, so that a cancel after
+ * that reaches nothing the producer has freed. */
+void gust__future_set_cancel(gust_future *f, gust__cancel_fn fn);
+
+/* Completes f with error (< 0) and keeps value as the future's, freed with
+ * it and readable through gust__future_error_value() (the HTTP client's
+ * response to a failed fetch). Returns what gust_future_set_error()
+ * returns; on failure value is freed. */
+int gust__future_fail_with(gust_future *f, int error, gust_value value);
+
+/* The value kept by gust__future_fail_with() on a failed, not cancelled
+ * f; NULL otherwise. Does not count as retrieving the error. */
+void *gust__future_error_value(const gust_future *f);
+
+/* True if nobody but the caller can observe pending f any more: the
+ * caller's is its only reference and no done-callback is waiting (e.g. the
+ * coroutine that awaited it was cancelled). */
+bool gust__future_unobserved(const gust_future *f);
+
+/* ---- Private to the future layer's own files --------------------------- */
+
+#ifdef GUST__FUTURE_PRIVATE
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GUST__ASAN 1
@@ -39,11 +90,6 @@ struct gust__fnode {
     bool heap;
 };
 
-/* Called once when a pending future is cancelled, after it has completed
- * with GUST_ECANCELED: the producer stops its work and drops what it
- * holds. */
-typedef void (*gust__cancel_fn)(gust_future *f);
-
 struct gust_future {
     gust_loop *loop;
     uint32_t refs;
@@ -58,9 +104,6 @@ struct gust_future {
     gust__cancel_fn cancel;
     void *impl;        /* the producer's state */
 };
-
-/* A future with extra bytes for its producer, at f->impl (max-aligned). */
-gust_future *gust__future_alloc(gust_loop *loop, size_t extra);
 
 /* Appends a caller-owned node (cb and data set) to f's callbacks; scheduled
  * like gust_future_add_done_callback(), but cannot fail. */
@@ -96,5 +139,7 @@ void gust__ctx_switch(gust__ctx *from, gust__ctx *to);
 
 /* "x86_64", "aarch64" or "ucontext". */
 const char *gust__ctx_impl(void);
+
+#endif /* GUST__FUTURE_PRIVATE */
 
 #endif /* GUST_FUTURE_INTERNAL_H */

@@ -339,9 +339,9 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
 
     gust_future *fut = f->future;
     f->future = NULL;
-    fut->cancel = NULL;
-    fut->impl = NULL;
-    if (fut->done) {
+    gust__future_set_cancel(fut, NULL);
+    gust__future_set_impl(fut, NULL);
+    if (gust_future_done(fut)) {
         /* Cancelled by its owner: nobody wants the response. */
         gust_http_response_free(r);
     } else if (code == 0 || !r) {
@@ -349,12 +349,10 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
             gust_future_set_result(fut, (gust_value){r, response_free_fn});
         else
             gust_future_set_error(fut, -ENOMEM);
-    } else if (gust_future_set_error(fut, code) == 0) {
+    } else {
         /* The error keeps its response readable for as long as the future
          * lives (gust_http_client_error_response); the future frees it. */
-        fut->value = (gust_value){r, response_free_fn};
-    } else {
-        gust_http_response_free(r);
+        gust__future_fail_with(fut, code, (gust_value){r, response_free_fn});
     }
     gust_future_unref(fut);
 
@@ -368,7 +366,7 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
  * fetch only stops (its connection closes, its slot frees). */
 static void on_future_cancelled(gust_future *fut)
 {
-    gust__hc_fetch *f = fut->impl;
+    gust__hc_fetch *f = gust__future_impl(fut);
     if (f)
         fetch_end(f, GUST_ECANCELED, NULL);
 }
@@ -784,8 +782,8 @@ gust_future *gust_http_client_fetch(gust_http_client *c,
     }
     f->client = c;
     f->future = gust_future_ref(fut);
-    fut->impl = f;
-    fut->cancel = on_future_cancelled;
+    gust__future_set_impl(fut, f);
+    gust__future_set_cancel(fut, on_future_cancelled);
     gust_timer_init(c->loop, &f->queue_timer);
     gust_timer_init(c->loop, &f->connect_timer);
     gust_timer_init(c->loop, &f->request_timer);
@@ -829,9 +827,7 @@ gust_future *gust_http_fetch(gust_http_client *c, const char *url)
  * fetch_end); for any other future the value of an error is empty. */
 gust_http_response *gust_http_client_error_response(gust_future *f)
 {
-    if (!f || !f->done || f->status >= 0 || f->cancelled)
-        return NULL;
-    return f->value.ptr;
+    return f ? gust__future_error_value(f) : NULL;
 }
 
 /* The callback form rides on the future: the user's callback is one of its

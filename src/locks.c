@@ -37,7 +37,7 @@ static void waitq_unlink(gust__waiter *w)
     w->q = NULL;
     q->len--;
     gust_timer_stop(&w->timer);
-    w->f->cancel = NULL;
+    gust__future_set_cancel(w->f, NULL);
 }
 
 /* The timer runs from the loop, so completing the future here cannot run
@@ -56,7 +56,7 @@ static void waiter_timed_out(gust_timer *t, void *data)
 /* The future was cancelled (and is already completed as such). */
 static void waiter_cancelled(gust_future *f)
 {
-    gust__waiter *w = f->impl;
+    gust__waiter *w = gust__future_impl(f);
     waitq_unlink(w);
     gust_value_free(&w->item);
     gust_future_unref(f);
@@ -73,7 +73,7 @@ gust_future *gust__waitq_add(gust_loop *loop, gust__waitq *q, double timeout,
     }
     /* The waiter is the future's producer state: one block for both, freed
      * with the future. */
-    gust__waiter *w = f->impl;
+    gust__waiter *w = gust__future_impl(f);
     w->f = f;
     w->item = item;
     gust_timer_init(loop, &w->timer);
@@ -82,7 +82,7 @@ gust_future *gust__waitq_add(gust_loop *loop, gust__waitq *q, double timeout,
     if (timeout > 0 &&
         gust_timer_start(&w->timer, timeout, 0, waiter_timed_out, w) < 0) {
         gust_value_free(&w->item);
-        free(f);
+        gust_future_unref(f);
         errno = ENOMEM;
         return NULL;
     }
@@ -94,8 +94,8 @@ gust_future *gust__waitq_add(gust_loop *loop, gust__waitq *q, double timeout,
         q->head = w;
     q->tail = w;
     q->len++;
-    f->refs++; /* the queue's */
-    f->cancel = waiter_cancelled;
+    gust_future_ref(f); /* the queue's */
+    gust__future_set_cancel(f, waiter_cancelled);
     return f;
 }
 
@@ -103,7 +103,7 @@ gust_future *gust__waitq_add(gust_loop *loop, gust__waitq *q, double timeout,
  * hand a slot or an item to no one. */
 static bool abandoned(const gust_future *f)
 {
-    return f->refs == 1 && !f->cbs.head;
+    return gust__future_unobserved(f);
 }
 
 gust_future *gust__waitq_pop(gust__waitq *q, bool skip_abandoned,
@@ -142,19 +142,6 @@ void gust__waitq_fail_all(gust__waitq *q, int error)
         gust_future_set_error(f, error);
         gust_future_unref(f);
     }
-}
-
-/* Gust has no ready-made constructor for a completed future: this is the
- * one place that makes them for locks and queues. */
-gust_future *gust__future_resolved(gust_loop *loop, gust_value value)
-{
-    gust_future *f = gust_future_new(loop);
-    if (!f) {
-        gust_value_free(&value);
-        return NULL;
-    }
-    gust_future_set_result(f, value);
-    return f;
 }
 
 /* ---- Semaphore --------------------------------------------------------- */

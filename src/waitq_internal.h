@@ -55,8 +55,4 @@ gust_future *gust__waitq_pop(gust__waitq *q, bool skip_abandoned,
 /* Empties q: every waiter fails with error and its item is freed. */
 void gust__waitq_fail_all(gust__waitq *q, int error);
 
-/* A future already completed with value (for an operation that did not
- * have to wait). NULL if out of memory (value freed, errno set). */
-gust_future *gust__future_resolved(gust_loop *loop, gust_value value);
-
 #endif /* GUST_WAITQ_INTERNAL_H */
