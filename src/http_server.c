@@ -406,6 +406,18 @@ int gust__http_response_put_header(gust_http_request *req, gust_str name,
     return gust_http_headers_set(&c->rq->resp_headers, name, value, flags);
 }
 
+int gust__http_response_put_line(gust_http_request *req, const char *line,
+                                 size_t len)
+{
+    gust__http_rq *q = req->connection->rq;
+    if (q->resp_mode == GUST__RESP_RAW || q->headers_sent)
+        return -EINVAL;
+    q->resp_mode = GUST__RESP_STRUCT;
+    q->head_line = line;
+    q->head_line_len = len;
+    return 0;
+}
+
 int gust_http_response_add_header(gust_http_request *req, const char *name,
                                   const char *value)
 {

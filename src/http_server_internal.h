@@ -1,6 +1,8 @@
 /* Private layout of the HTTP/1 server and its connections, shared by
- * http_server.c (server, request and response calls) and http1_connection.c
- * (reading, parsing, framing, keep-alive). Not installed. */
+ * http_server.c (the server object, its public calls, and the response:
+ * head serialisation and body framing) and http1_connection.c (the
+ * connection: reading, parsing, timers, keep-alive, output gathering).
+ * The layers above use http_server_contract.h instead. Not installed. */
 #ifndef GUST_HTTP_SERVER_INTERNAL_H
 #define GUST_HTTP_SERVER_INTERNAL_H
 
@@ -15,6 +17,7 @@
 #include "gust/http_server.h"
 #include "gust/stream.h"
 #include "http1_parser.h"
+#include "http_server_contract.h"
 
 /* Where a connection is in its request cycle. */
 enum gust__http_state {
@@ -164,36 +167,6 @@ static inline int gust__http_buf_reserve(char **buf, size_t *cap, size_t need,
     return 0;
 }
 
-/* gust_http_response_status and gust_http_response_headers, inlined for
- * the web layer, which looks at both several times per request. */
-static inline int gust__http_resp_status(const gust_http_request *req)
-{
-    return req->connection->rq->status;
-}
-
-static inline const gust_http_headers *
-gust__http_resp_headers(const gust_http_request *req)
-{
-    return &req->connection->rq->resp_headers;
-}
-
-/* A whole field line ("Name: value\r\n") that a layer above built itself,
- * written after the response's headers without a check or a copy: the
- * web layer's automatic ETag. It is not in gust_http_response_headers().
- * line must live until the head is sent; a second call replaces the
- * first. Returns 0, or -EINVAL once the head is sent (or in raw mode). */
-static inline int gust__http_response_put_line(gust_http_request *req,
-                                               const char *line, size_t len)
-{
-    gust__http_rq *q = req->connection->rq;
-    if (q->resp_mode == GUST__RESP_RAW || q->headers_sent)
-        return -EINVAL;
-    q->resp_mode = GUST__RESP_STRUCT;
-    q->head_line = line;
-    q->head_line_len = len;
-    return 0;
-}
-
 /* http1_connection.c */
 gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           gust_stream *stream,
@@ -229,23 +202,10 @@ enum { GUST__HAS_DATE = 1, GUST__HAS_SERVER = 2, GUST__HAS_LENGTH = 4 };
 int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
                                size_t content_length, bool has_length,
                                unsigned present);
-/* gust_http_response_set_header for the layers above (web.h) setting
- * headers they built themselves: flags as gust_http_headers_set, so a
- * known-good constant can skip the checks (GUST_HEADER_TRUSTED) and the
- * copy (no GUST_HEADER_COPY: name and value must outlive the request).
- * With GUST__PUT_APPEND the caller knows the name is not there yet: the
- * field is appended without a search. */
-#define GUST__PUT_APPEND (1u << 8)
-int gust__http_response_put_header(gust_http_request *req, gust_str name,
-                                   gust_str value, unsigned flags);
-/* The name of a known method ("GET" for GUST_HTTP_GET), NULL for
- * GUST_HTTP_OTHER. */
-const char *gust__http_method_name(gust_http_method m);
-/* gust_http_request_finish() with len last body bytes at body, borrowed
- * for the call: the web layer's buffered body goes out without first
- * being copied into the response's buffer. */
-int gust__http_request_finish_with(gust_http_request *req, const char *body,
-                                   size_t len);
+/* gust__http_response_put_header, gust__http_response_put_line,
+ * gust__http_request_finish_with (http_server.c) and
+ * gust__http_method_name (http1_connection.c): the web-to-server contract,
+ * declared in http_server_contract.h. */
 /* Freed from the server once it has no connections. */
 void gust__http_server_conn_gone(gust_http_server *srv);
 

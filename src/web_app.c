@@ -7,7 +7,7 @@
 
 #include "gust/log.h"
 #include "gust/tls.h"
-#include "tls_internal.h"
+#include "http_server_contract.h"
 #include "web_internal.h"
 
 /* Copies s into the app's list of owned strings. *ok turns false when out

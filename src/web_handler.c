@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "gust/log.h"
-#include "http_server_internal.h"
+#include "http_server_contract.h"
 #include "web_internal.h"
 
 #define LOG_MODULE "web"
@@ -69,7 +69,7 @@ static void log_request(gust_handler *h)
         h->app->settings.log_function(h, h->app->settings.log_data);
         return;
     }
-    int status = gust__http_resp_status(h->req);
+    int status = gust_http_response_status(h->req);
     int level = status < 400   ? GUST_LOG_INFO
                 : status < 500 ? GUST_LOG_WARNING
                                : GUST_LOG_ERROR;
@@ -165,7 +165,7 @@ static void default_write_error(gust_handler *h, int status,
 static void clear_for_error(gust_handler *h)
 {
     /* Cookies survive the error page, as in Tornado (XSRF, sessions). */
-    const gust_http_headers *hd = gust__http_resp_headers(h->req);
+    const gust_http_headers *hd = gust_http_response_headers(h->req);
     for (;;) {
         gust_str victim = GUST_STR_NULL;
         for (size_t i = 0; i < hd->count; i++) {
