@@ -1,14 +1,15 @@
-/* HTTP client, the wire side: opening a connection (resolve on the
- * executor, connect to each address in turn, TLS), writing a request,
+/* HTTP client, the wire side: opening a connection (net_internal.h's
+ * connect request: resolve, connect to each address in turn; then TLS),
+ * writing a request,
  * parsing the response head, and reading the body (Content-Length, chunked
  * through the server's own decoder, or until close) with gzip decoding.
  *
  * A connection may outlive its fetch (a timeout while connecting) and its
  * client; each callback therefore starts by checking conn->fetch, and the
- * connection is freed only in its stream's close callback (or when the
- * resolver answers for one that was closed while resolving).
+ * connection is freed only in its stream's close callback (or at once
+ * when it is closed while its connect request is pending: the request is
+ * cancelled and calls back no more).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -28,9 +29,6 @@
 /* deliver() results besides 0 and negative codes. */
 #define GONE 1
 
-/* Tries the remaining addresses in order (getaddrinfo's order: IPv6
- * first for localhost on most systems), one at a time. */
-static void connect_next(gust__hc_conn *conn);
 /* Starts reading the body in the way its framing needs. */
 static void read_body(gust__hc_fetch *f, gust__hc_conn *conn);
 
@@ -41,14 +39,13 @@ static void read_body(gust__hc_fetch *f, gust__hc_conn *conn);
 static void conn_free(gust__hc_conn *conn)
 {
     gust_timer_stop(&conn->idle_timer);
-    free(conn->addrs);
     free(conn->host);
     free(conn->tls_key);
     free(conn);
 }
 
 /* Closing is idempotent and never frees a connection that a stream
- * callback or the resolver will still hand back: those free it. */
+ * callback will still hand back: that one frees it. */
 void gust__hc_conn_close(gust__hc_conn *conn)
 {
     if (conn->state == GUST__HC_CONN_CLOSED)
@@ -57,10 +54,12 @@ void gust__hc_conn_close(gust__hc_conn *conn)
     conn->state = GUST__HC_CONN_CLOSED;
     conn->fetch = NULL;
     gust_timer_stop(&conn->idle_timer);
-    if (conn->stream)
+    if (conn->stream) {
         gust_stream_close(conn->stream); /* freed in on_stream_close */
-    else if (!conn->resolving)
+    } else {
+        gust__connect_cancel(conn->connect);
         conn_free(conn);
+    }
 }
 
 /* The stream is gone: closed by us (state CLOSED already) or by the peer
@@ -113,22 +112,23 @@ static void on_handshake(gust_stream *s, int status, void *user)
     gust__hc_connected(conn->fetch);
 }
 
-/* One address answered or failed. A failed stream closes itself; its
- * close callback is taken away first so that the connection (which may
- * try the next address) is not freed with it. */
-static void on_connect(gust_stream *s, int status, void *user)
+/* The connect request is done: one address answered, or none did. */
+static void on_connect(gust__connect *req, int status, bool resolving,
+                       gust_stream *s, void *user)
 {
+    (void)req;
     gust__hc_conn *conn = user;
-    if (conn->state == GUST__HC_CONN_CLOSED)
-        return; /* closed by us: the close callback frees it */
+    conn->connect = NULL;
     if (status < 0) {
-        /* The stream closes itself; this connection moves on without it. */
-        gust_stream_set_close_callback(s, NULL, NULL);
-        conn->stream = NULL;
-        conn->last_err = status;
-        connect_next(conn);
+        if (resolving)
+            conn_fail(conn, status == -ENOMEM ? status : GUST_EDNS,
+                      "resolving");
+        else
+            conn_fail(conn, status, "connecting to");
         return;
     }
+    conn->stream = s;
+    gust_stream_set_close_callback(s, on_stream_close, conn);
     gust__hc_fetch *f = conn->fetch;
     if (!f) {
         gust__hc_conn_close(conn);
@@ -148,91 +148,9 @@ static void on_connect(gust_stream *s, int status, void *user)
     gust__hc_connected(f);
 }
 
-static void connect_next(gust__hc_conn *conn)
-{
-    gust_loop *loop = conn->loop;
-    while (conn->next_addr < conn->naddrs) {
-        const gust_address *a = &conn->addrs[conn->next_addr++];
-        int fd = socket(a->addr.ss_family,
-                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            conn->last_err = -errno;
-            continue;
-        }
-        gust_stream *s = gust_stream_new(loop, fd, NULL);
-        if (!s) {
-            conn->last_err = -errno;
-            close(fd);
-            continue;
-        }
-        conn->stream = s;
-        gust_stream_set_close_callback(s, on_stream_close, conn);
-        int rc = gust_stream_connect(s, (const struct sockaddr *)&a->addr,
-                                     a->len, on_connect, conn);
-        if (rc == 0)
-            return;
-        conn->last_err = rc;
-        gust_stream_set_close_callback(s, NULL, NULL);
-        conn->stream = NULL;
-        gust_stream_close(s);
-    }
-    conn_fail(conn, conn->last_err ? conn->last_err : -EHOSTUNREACH,
-              "connecting to");
-}
-
-/* The executor's answer. The connection may have been closed meanwhile
- * (connect timeout, client freed), in which case it only has to go. */
-static void on_resolved(gust_loop *loop, int status, const gust_address *addrs,
-                        size_t count, void *data)
-{
-    gust__hc_conn *conn = data;
-    (void)loop;
-    conn->resolving = false;
-    if (conn->state == GUST__HC_CONN_CLOSED) {
-        conn_free(conn);
-        return;
-    }
-    if (!conn->fetch) {
-        gust__hc_conn_close(conn);
-        return;
-    }
-    if (status < 0) {
-        conn_fail(conn, status == -ENOMEM ? status : GUST_EDNS, "resolving");
-        return;
-    }
-    conn->addrs = malloc(count * sizeof *addrs);
-    if (!conn->addrs) {
-        conn_fail(conn, -ENOMEM, "resolving");
-        return;
-    }
-    memcpy(conn->addrs, addrs, count * sizeof *addrs);
-    conn->naddrs = count;
-    connect_next(conn);
-}
-
-/* A numeric host needs no trip through the executor. */
-static bool numeric_address(const char *host, int port, gust_address *out)
-{
-    memset(out, 0, sizeof *out);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->addr;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->addr;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        out->len = sizeof *v4;
-        return true;
-    }
-    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        out->len = sizeof *v6;
-        return true;
-    }
-    return false;
-}
-
 /* Numeric hosts (the common case for services and benchmarks) connect at
- * once; names go through getaddrinfo on the loop's executor. */
+ * once; names go through getaddrinfo on the loop's executor (both inside
+ * the connect request). */
 int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
 {
     gust__hc_conn *conn = calloc(1, sizeof *conn);
@@ -250,29 +168,15 @@ int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
     conn->tls = f->tls;
     conn->insecure = f->insecure;
     conn->state = GUST__HC_CONN_CONNECTING;
-    gust_address a;
-    if (numeric_address(conn->host, conn->port, &a)) {
-        conn->addrs = malloc(sizeof a);
-        if (!conn->addrs) {
-            conn_free(conn);
-            return -ENOMEM;
-        }
-        conn->addrs[0] = a;
-        conn->naddrs = 1;
-    } else {
-        conn->resolving = true;
-        if (gust_resolve(gust__hc_loop(c), conn->host, conn->port, AF_UNSPEC,
-                         on_resolved, conn) < 0) {
-            conn->resolving = false;
-            conn_free(conn);
-            return -ENOMEM;
-        }
+    int rc = gust__connect_start(conn->loop, conn->host, conn->port, NULL,
+                                 on_connect, conn, &conn->connect);
+    if (rc < 0) {
+        conn_free(conn);
+        return rc == -EINVAL ? rc : -ENOMEM;
     }
     gust__hc_conn_register(c, conn);
     conn->fetch = f;
     f->conn = conn;
-    if (!conn->resolving)
-        connect_next(conn);
     return 0;
 }
 

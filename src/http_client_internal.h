@@ -20,6 +20,7 @@
 #include "gust/net.h"
 #include "gust/stream.h"
 #include "http1_parser.h"
+#include "net_internal.h"
 
 typedef struct gust__hc_conn gust__hc_conn;
 typedef struct gust__hc_fetch gust__hc_fetch;
@@ -43,7 +44,7 @@ struct gust__hc_conn {
     gust_http_client *client; /* NULL once the client is freed */
     gust_loop *loop;
     gust__hc_fetch *fetch;    /* the fetch using it, or NULL */
-    gust_stream *stream;      /* NULL while resolving */
+    gust_stream *stream;      /* NULL while connecting */
     gust__hc_conn_state state;
     gust__hc_conn *prev, *next;           /* client's list of connections */
     gust__hc_conn *idle_prev, *idle_next; /* client's idle list */
@@ -55,11 +56,7 @@ struct gust__hc_conn {
     /* TLS settings the connection was made with (part of the key). */
     bool insecure;
     char *tls_key; /* ca_file, client_cert, client_key joined; NULL: none */
-    /* Connecting: the addresses still to try. */
-    gust_address *addrs;
-    size_t naddrs, next_addr;
-    int last_err;
-    bool resolving;
+    gust__connect *connect;   /* the connect request while connecting */
     unsigned requests; /* sent on this connection */
 };
 

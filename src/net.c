@@ -1,5 +1,5 @@
-/* Sockets: binding listeners, accepting connections, resolving names and
- * connecting (Tornado's netutil and tcpclient). */
+/* Sockets: binding listeners, accepting connections and resolving names
+ * (Tornado's netutil); connecting is in net_connect.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -571,109 +571,5 @@ int gust_resolve(gust_loop *loop, const char *host, int port, int family,
         free(r->host);
         free(r);
     }
-    return rc;
-}
-
-/* ---- Connecting -------------------------------------------------------- */
-
-typedef struct connect_req {
-    gust_loop *loop;
-    bool has_opts;
-    gust_stream_options opts;
-    gust_tcp_connect_cb cb;
-    void *data;
-    gust_address *addrs;
-    size_t count, next;
-    int last_err;
-} connect_req;
-
-static void connect_finish(connect_req *r, int status, gust_stream *s)
-{
-    r->cb(r->loop, status, s, r->data);
-    free(r->addrs);
-    free(r);
-}
-
-static void try_next(connect_req *r);
-
-static void on_connected(gust_stream *s, int status, void *user)
-{
-    connect_req *r = user;
-    if (status == 0) {
-        connect_finish(r, 0, s);
-        return;
-    }
-    /* The stream closes itself after a failed connect. */
-    r->last_err = status;
-    try_next(r);
-}
-
-/* Tries the remaining addresses in order, one at a time (Tornado also races
- * the second family after 0.3 s; a plain sequence is enough here). */
-static void try_next(connect_req *r)
-{
-    while (r->next < r->count) {
-        const gust_address *a = &r->addrs[r->next++];
-        int fd = socket(a->addr.ss_family,
-                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            r->last_err = -errno;
-            continue;
-        }
-        gust_stream *s = gust_stream_new(r->loop, fd,
-                                         r->has_opts ? &r->opts : NULL);
-        if (!s) {
-            r->last_err = -errno;
-            close(fd);
-            continue;
-        }
-        int rc = gust_stream_connect(s, (const struct sockaddr *)&a->addr,
-                                     a->len, on_connected, r);
-        if (rc == 0)
-            return;
-        r->last_err = rc;
-        gust_stream_close(s);
-    }
-    connect_finish(r, r->last_err ? r->last_err : -ENOENT, NULL);
-}
-
-static void on_resolved(gust_loop *loop, int status, const gust_address *addrs,
-                        size_t count, void *data)
-{
-    (void)loop;
-    connect_req *r = data;
-    if (status < 0) {
-        connect_finish(r, status, NULL);
-        return;
-    }
-    r->addrs = malloc(count * sizeof *addrs);
-    if (!r->addrs) {
-        connect_finish(r, -ENOMEM, NULL);
-        return;
-    }
-    memcpy(r->addrs, addrs, count * sizeof *addrs);
-    r->count = count;
-    try_next(r);
-}
-
-int gust_tcp_connect(gust_loop *loop, const char *host, int port,
-                     const gust_stream_options *opts, gust_tcp_connect_cb cb,
-                     void *data)
-{
-    if (!loop || !host || !cb)
-        return -EINVAL;
-    connect_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return -ENOMEM;
-    r->loop = loop;
-    if (opts) {
-        r->has_opts = true;
-        r->opts = *opts;
-    }
-    r->cb = cb;
-    r->data = data;
-    int rc = gust_resolve(loop, host, port, AF_UNSPEC, on_resolved, r);
-    if (rc < 0)
-        free(r);
     return rc;
 }

@@ -225,37 +225,3 @@ gust_future *gust_stream_closed_f(gust_stream *s)
 }
 
 /* ---- Resolve and connect ----------------------------------------------- */
-
-/* A gust_free_fn for a connected stream: an untaken result closes it. */
-static void close_stream(void *stream)
-{
-    gust_stream_close(stream);
-}
-
-static void on_tcp_connect(gust_loop *loop, int status, gust_stream *s,
-                           void *data)
-{
-    (void)loop;
-    gust_future *f = data;
-    if (status < 0)
-        gust_future_set_error(f, status);
-    else
-        /* Closes s itself if f was cancelled meanwhile. */
-        gust_future_set_result(f, (gust_value){s, close_stream});
-    gust_future_unref(f);
-}
-
-gust_future *gust_tcp_connect_f(gust_loop *loop, const char *host, int port,
-                                const gust_stream_options *opts)
-{
-    gust_future *f = gust_future_new(loop);
-    if (!f)
-        return NULL;
-    gust_future_ref(f); /* the connect callback's */
-    int rc = gust_tcp_connect(loop, host, port, opts, on_tcp_connect, f);
-    if (rc < 0) {
-        gust_future_unref(f); /* the callback will never run */
-        gust_future_set_error(f, rc);
-    }
-    return f;
-}

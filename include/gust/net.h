@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "gust/future.h"
 #include "gust/loop.h"
 #include "gust/stream.h"
 
@@ -117,7 +118,8 @@ int gust_resolve(gust_loop *loop, const char *host, int port, int family,
                  gust_resolve_cb cb, void *data);
 
 /* status 0: stream is connected and now belongs to the callback. Else stream
- * is NULL and status says why (-ECONNREFUSED, -ENOENT for an unknown host...). */
+ * is NULL and status says why (-ECONNREFUSED from the last address tried,
+ * -ENOENT for an unknown host or a name with no address...). */
 typedef void (*gust_tcp_connect_cb)(gust_loop *loop, int status,
                                     gust_stream *stream, void *data);
 
@@ -127,6 +129,17 @@ typedef void (*gust_tcp_connect_cb)(gust_loop *loop, int status,
 int gust_tcp_connect(gust_loop *loop, const char *host, int port,
                      const gust_stream_options *opts, gust_tcp_connect_cb cb,
                      void *data);
+
+/* gust_tcp_connect() (resolve host, then connect to port, trying
+ * each address) as a future whose result's ptr is the connected
+ * gust_stream *. Whoever takes the result owns the stream (close it with
+ * gust_stream_close()); a result never taken is closed when the future is
+ * freed, and a connection that completes after the future was cancelled is
+ * closed at once. Fails with what gust_tcp_connect() reports (-ENOENT for
+ * an unknown host, -ECONNREFUSED, ...). opts may be NULL. */
+GUST_MUST_USE gust_future *gust_tcp_connect_f(gust_loop *loop,
+                                              const char *host, int port,
+                                              const gust_stream_options *opts);
 
 #ifdef __cplusplus
 }

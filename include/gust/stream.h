@@ -374,17 +374,6 @@ GUST_MUST_USE gust_future *gust_stream_connect_f(gust_stream *stream,
  * callback has run (kept by gust_stream_ref()) it is done at once. */
 GUST_MUST_USE gust_future *gust_stream_closed_f(gust_stream *stream);
 
-/* net.h's gust_tcp_connect() (resolve host, then connect to port, trying
- * each address) as a future whose result's ptr is the connected
- * gust_stream *. Whoever takes the result owns the stream (close it with
- * gust_stream_close()); a result never taken is closed when the future is
- * freed, and a connection that completes after the future was cancelled is
- * closed at once. Fails with what gust_tcp_connect() reports (-ENOENT for
- * an unknown host, -ECONNREFUSED, ...). opts may be NULL. */
-GUST_MUST_USE gust_future *gust_tcp_connect_f(gust_loop *loop,
-                                              const char *host, int port,
-                                              const gust_stream_options *opts);
-
 #ifdef __cplusplus
 }
 #endif
