@@ -25,6 +25,8 @@
 #ifndef GUST_ARENA_H
 #define GUST_ARENA_H
 
+#include "gust/common.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -69,30 +71,30 @@ typedef struct gust_arena_stats {
  * GUST_ARENA_DEFAULT_BLOCK); nothing is allocated until the first
  * allocation, so init cannot fail. keep_max starts at
  * GUST_ARENA_DEFAULT_KEEP (see gust_arena_set_keep). */
-void gust_arena_init(gust_arena *arena, size_t first_block);
+GUST_EXTERN void gust_arena_init(gust_arena *arena, size_t first_block);
 
 /* Runs the cleanups (last added first) and frees every block. The arena may
  * be initialised again afterwards; closing twice is harmless. */
-void gust_arena_close(gust_arena *arena);
+GUST_EXTERN void gust_arena_close(gust_arena *arena);
 
 /* Runs the cleanups (last added first), then frees every block but one: the
  * largest block no larger than the keep bound, which becomes empty and is
  * reused by the next allocations. Every pointer from the arena becomes
  * invalid. */
-void gust_arena_reset(gust_arena *arena);
+GUST_EXTERN void gust_arena_reset(gust_arena *arena);
 
 /* Sets the largest block gust_arena_reset() keeps (0 keeps nothing, so
  * reset frees everything). */
-void gust_arena_set_keep(gust_arena *arena, size_t keep_max);
+GUST_EXTERN void gust_arena_set_keep(gust_arena *arena, size_t keep_max);
 
 /* Returns size bytes aligned for any type (max_align_t), uninitialised, or
  * NULL when out of memory or when size is too large to be represented.
  * size 0 is treated as 1, so the result is a valid, distinct pointer. */
-void *gust_arena_alloc(gust_arena *arena, size_t size);
+GUST_EXTERN void *gust_arena_alloc(gust_arena *arena, size_t size);
 
 /* Like gust_arena_alloc() for n elements of size bytes each, zero-filled;
  * NULL on OOM or when n * size overflows. */
-void *gust_arena_calloc(gust_arena *arena, size_t n, size_t size);
+GUST_EXTERN void *gust_arena_calloc(gust_arena *arena, size_t n, size_t size);
 
 /* Resizes ptr (a block of old_size bytes from gust_arena_alloc/calloc/
  * realloc of this arena, or NULL with old_size 0) to new_size bytes. When ptr
@@ -101,29 +103,31 @@ void *gust_arena_calloc(gust_arena *arena, size_t n, size_t size);
  * are copied (the old bytes are not reclaimed before reset). Returns the
  * (possibly moved) pointer, or NULL on OOM, in which case ptr is unchanged.
  * Used to grow arrays in an arena at amortised constant cost. */
-void *gust_arena_realloc(gust_arena *arena, void *ptr, size_t old_size,
-                         size_t new_size);
+GUST_EXTERN void *gust_arena_realloc(gust_arena *arena, void *ptr,
+                                     size_t old_size, size_t new_size);
 
 /* Copies n bytes of p into the arena (no alignment guarantee). NULL on OOM.
  * p may be NULL when n is 0. */
-void *gust_arena_memdup(gust_arena *arena, const void *p, size_t n);
+GUST_EXTERN void *gust_arena_memdup(gust_arena *arena, const void *p, size_t n);
 
 /* Copies the first n bytes of s (stopping early at a NUL) and adds a NUL.
  * NULL on OOM. */
-char *gust_arena_strndup(gust_arena *arena, const char *s, size_t n);
+GUST_EXTERN char *gust_arena_strndup(gust_arena *arena, const char *s,
+                                     size_t n);
 
 /* Copies the NUL-terminated string s. NULL on OOM. */
-char *gust_arena_strdup(gust_arena *arena, const char *s);
+GUST_EXTERN char *gust_arena_strdup(gust_arena *arena, const char *s);
 
 /* printf into the arena: returns the NUL-terminated result (formatted by
  * vsnprintf, so %f follows the C locale of the thread), or NULL on OOM or a
  * format error. The string is formatted straight into the current block
  * when it fits there. gust_arena_vsprintf() also stores the length without
  * the NUL in *len when len is not NULL. */
-char *gust_arena_sprintf(gust_arena *arena, const char *fmt, ...)
+GUST_EXTERN char *gust_arena_sprintf(gust_arena *arena, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-char *gust_arena_vsprintf(gust_arena *arena, size_t *len, const char *fmt,
-                          va_list ap) __attribute__((format(printf, 3, 0)));
+GUST_EXTERN char *gust_arena_vsprintf(gust_arena *arena, size_t *len,
+                                      const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Registers fn(ptr) to run at the next gust_arena_reset() or
  * gust_arena_close(), in reverse order of registration (so an object
@@ -132,11 +136,12 @@ char *gust_arena_vsprintf(gust_arena *arena, size_t *len, const char *fmt,
  * record lives in the arena itself. Returns 0, or -ENOMEM when the record
  * could not be allocated, in which case fn is not registered and the caller
  * still owns ptr. A cleanup must not allocate from or reset the arena. */
-int gust_arena_add_cleanup(gust_arena *arena, void (*fn)(void *ptr),
-                           void *ptr);
+GUST_EXTERN int gust_arena_add_cleanup(gust_arena *arena, void (*fn)(void *ptr),
+                                       void *ptr);
 
 /* Fills *out with the arena's counters. */
-void gust_arena_get_stats(const gust_arena *arena, gust_arena_stats *out);
+GUST_EXTERN void gust_arena_get_stats(const gust_arena *arena,
+                                      gust_arena_stats *out);
 
 #ifdef __cplusplus
 }

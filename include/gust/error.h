@@ -15,6 +15,8 @@
 #ifndef GUST_ERROR_H
 #define GUST_ERROR_H
 
+#include "gust/common.h"
+
 #include <errno.h>
 
 #ifdef __cplusplus
@@ -56,11 +58,11 @@ enum gust_error {
 
 /* A human-readable message for a Gust code or a negated errno value.
  * Returns a static string; never NULL (unknown codes give "unknown error"). */
-const char *gust_strerror(int code);
+GUST_EXTERN const char *gust_strerror(int code);
 
 /* The symbolic name of a code: "GUST_ESTREAMCLOSED", "ECONNRESET", ...
  * Returns a static string; never NULL ("UNKNOWN" for unknown codes). */
-const char *gust_err_name(int code);
+GUST_EXTERN const char *gust_err_name(int code);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,8 @@
 #ifndef GUST_FUTURE_H
 #define GUST_FUTURE_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,7 +87,7 @@ typedef struct gust_value {
 #define GUST_VALUE_NONE ((gust_value){NULL, NULL})
 
 /* Calls v->free_fn(v->ptr) if both are set, then clears *v. NULL is a no-op. */
-void gust_value_free(gust_value *v);
+GUST_EXTERN void gust_value_free(gust_value *v);
 
 /* ---- Futures ----------------------------------------------------------- */
 
@@ -95,14 +97,14 @@ typedef void (*gust_future_cb)(gust_future *f, void *data);
 
 /* A new pending future on loop; the caller holds the only reference.
  * Returns NULL if out of memory. */
-GUST_MUST_USE gust_future *gust_future_new(gust_loop *loop);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_future_new(gust_loop *loop);
 
 /* Adds a reference; returns f, for gust_await(gust_future_ref(f), ...). */
-gust_future *gust_future_ref(gust_future *f);
+GUST_EXTERN gust_future *gust_future_ref(gust_future *f);
 
 /* Drops a reference; the last one frees f and its value (and logs an error
  * nobody read, see ERRORS). NULL is a no-op. */
-void gust_future_unref(gust_future *f);
+GUST_EXTERN void gust_future_unref(gust_future *f);
 
 /* Completes f with a result. The future owns value.ptr from this call on,
  * even when the call fails (it is freed at once then), so a producer never
@@ -111,40 +113,40 @@ void gust_future_unref(gust_future *f);
  * know its consumer gave up); -EALREADY if f was already completed
  * otherwise, which is a programming error and is logged. The done-callbacks
  * are scheduled on the loop, never run inside this call. */
-int gust_future_set_result(gust_future *f, gust_value value);
+GUST_EXTERN int gust_future_set_result(gust_future *f, gust_value value);
 
 /* Completes f with error, a negative code (asserted). Returns as
  * gust_future_set_result(). */
-int gust_future_set_error(gust_future *f, int error);
+GUST_EXTERN int gust_future_set_error(gust_future *f, int error);
 
 /* Cancels f: if it is pending, it completes with GUST_ECANCELED, whatever
  * produces it is told (a sleep's timer stops; a coroutine's next await
  * returns GUST_ECANCELED; all/any/with_timeout cancel what they wait for;
  * executor work cannot be stopped and its result is dropped), and true is
  * returned. A done future is left alone and false is returned. */
-bool gust_future_cancel(gust_future *f);
+GUST_EXTERN bool gust_future_cancel(gust_future *f);
 
 /* True once f is completed (result, error or cancelled). */
-bool gust_future_done(const gust_future *f);
+GUST_EXTERN bool gust_future_done(const gust_future *f);
 
 /* True if f completed by cancellation. */
-bool gust_future_cancelled(const gust_future *f);
+GUST_EXTERN bool gust_future_cancelled(const gust_future *f);
 
 /* -EINPROGRESS while f is pending; then 0 for a result, or the error.
  * Reading it counts as retrieving the error (see ERRORS). */
-int gust_future_status(gust_future *f);
+GUST_EXTERN int gust_future_status(gust_future *f);
 
 /* The result's pointer, borrowed: valid while f lives and the value has not
  * been taken. NULL while pending, on error, or after a take. */
-void *gust_future_result(const gust_future *f);
+GUST_EXTERN void *gust_future_result(const gust_future *f);
 
 /* Takes the result out: the caller owns it (free with gust_value_free()),
  * the future keeps {NULL, NULL}. Returns GUST_VALUE_NONE while pending, on
  * error, or if already taken. */
-gust_value gust_future_take(gust_future *f);
+GUST_EXTERN gust_value gust_future_take(gust_future *f);
 
 /* The loop f belongs to. */
-gust_loop *gust_future_loop(const gust_future *f);
+GUST_EXTERN gust_loop *gust_future_loop(const gust_future *f);
 
 /* Adds cb(f, data) to run on the loop when f is done. Callbacks run in the
  * order added; one added to a done future runs in the next iteration, never
@@ -152,8 +154,8 @@ gust_loop *gust_future_loop(const gust_future *f);
  * callbacks have run, but a pending future is kept alive only by its
  * references: hold one until it completes if nothing else does.
  * Returns 0 or -ENOMEM (then cb is never called). */
-int gust_future_add_done_callback(gust_future *f, gust_future_cb cb,
-                                  void *data);
+GUST_EXTERN int gust_future_add_done_callback(gust_future *f, gust_future_cb cb,
+                                              void *data);
 
 /* ---- Combinators and sources ------------------------------------------- */
 
@@ -166,32 +168,37 @@ int gust_future_add_done_callback(gust_future *f, gust_future_cb cb,
  * {NULL, NULL}. Consumes the n references in fs (the array itself is the
  * caller's). Cancelling it cancels the futures still pending.
  * Returns NULL if out of memory (the references are still consumed). */
-GUST_MUST_USE gust_future *gust_all(gust_loop *loop, gust_future *const *fs,
-                                    size_t n);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_all(gust_loop *loop,
+                                                gust_future *const *fs,
+                                                size_t n);
 
 /* A future done as soon as any of the n futures is: same status, and its
  * value taken over. If winner is not NULL, the index in fs of that future is
  * stored in *winner when it completes (winner must stay valid until then).
  * The others are cancelled. n must be > 0. Consumes the references in fs.
  * Returns NULL if out of memory (the references are still consumed). */
-GUST_MUST_USE gust_future *gust_any(gust_loop *loop, gust_future *const *fs,
-                                    size_t n, size_t *winner);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_any(gust_loop *loop,
+                                                gust_future *const *fs,
+                                                size_t n, size_t *winner);
 
 /* A future that completes as f does, or with GUST_ETIMEOUT after timeout
  * seconds, whichever comes first. On timeout f is NOT cancelled (as in
  * Tornado): it runs on, and its outcome is dropped; keep your own reference
  * to cancel it. Cancelling the returned future cancels f. Consumes f.
  * Returns NULL if out of memory (f is still consumed). */
-GUST_MUST_USE gust_future *gust_with_timeout(gust_loop *loop, gust_future *f,
-                                             double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_with_timeout(gust_loop *loop,
+                                                         gust_future *f,
+                                                         double timeout);
 
 /* A future that completes with {NULL, NULL} after seconds (counted as for
  * gust_timer_start()). Cancelling it stops its timer. NULL if out of
  * memory. */
-GUST_MUST_USE gust_future *gust_sleep(gust_loop *loop, double seconds);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_sleep(gust_loop *loop,
+                                                  double seconds);
 
 /* Same, at deadline on the loop clock (gust_loop_time()). */
-GUST_MUST_USE gust_future *gust_sleep_until(gust_loop *loop, double deadline);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_sleep_until(gust_loop *loop,
+                                                        double deadline);
 
 /* Blocking work: runs on an executor thread, fills *result (initially
  * {NULL, NULL}), returns 0 or a negative code. */
@@ -202,9 +209,9 @@ typedef int (*gust_blocking_fn)(gust_value *result, void *data);
  * code otherwise (and any value it set is freed). If the future was
  * cancelled meanwhile, the value is freed on the loop. NULL if the work
  * could not be queued (errno set). */
-GUST_MUST_USE gust_future *gust_run_in_executor(gust_loop *loop,
-                                                gust_blocking_fn fn,
-                                                void *data);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_run_in_executor(gust_loop *loop,
+                                                            gust_blocking_fn fn,
+                                                            void *data);
 
 /* Tornado's IOLoop.run_sync: runs loop until f is done or timeout seconds
  * pass (<= 0: no limit). Returns f's status (0 or its error); or
@@ -213,8 +220,8 @@ GUST_MUST_USE gust_future *gust_run_in_executor(gust_loop *loop,
  * a cancelled coroutine unwind before freeing the loop). If result is
  * not NULL, f's value is taken into it (GUST_VALUE_NONE on error). Consumes
  * f. Not callable from inside a coroutine or a loop iteration (assert). */
-int gust_loop_run_sync(gust_loop *loop, gust_future *f, double timeout,
-                       gust_value *result);
+GUST_EXTERN int gust_loop_run_sync(gust_loop *loop, gust_future *f,
+                                   double timeout, gust_value *result);
 
 /* ---- Coroutines -------------------------------------------------------- */
 
@@ -237,8 +244,8 @@ typedef int (*gust_coro_fn)(gust_loop *loop, gust_value *result, void *data);
  * reads is logged (see ERRORS).
  * Stacks: gust_coro_set_stack_size(). Returns NULL if out of memory or no
  * stack could be mapped (errno set). */
-GUST_MUST_USE gust_future *gust_spawn(gust_loop *loop, gust_coro_fn fn,
-                                      void *data);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_spawn(gust_loop *loop,
+                                                  gust_coro_fn fn, void *data);
 
 /* Suspends the calling coroutine until f is done, without blocking the loop,
  * holding a reference to f meanwhile. (A coroutine waiting on a future that
@@ -251,33 +258,33 @@ GUST_MUST_USE gust_future *gust_spawn(gust_loop *loop, gust_coro_fn fn,
  * or during the wait; reported once; f itself is not cancelled).
  * Returns -EPERM when called outside a coroutine, and -EDEADLK when f is the
  * calling coroutine's own future (f is consumed in both cases). */
-int gust_await(gust_future *f, gust_value *out);
+GUST_EXTERN int gust_await(gust_future *f, gust_value *out);
 
 /* True when called from inside a coroutine. */
-bool gust_in_coroutine(void);
+GUST_EXTERN bool gust_in_coroutine(void);
 
 /* The future of the calling coroutine (borrowed), or NULL outside one. */
-gust_future *gust_coro_self(void);
+GUST_EXTERN gust_future *gust_coro_self(void);
 
 /* Sets the size of the usable stack of coroutines spawned from now on, in
  * bytes, rounded up to whole pages; one PROT_NONE guard page sits below
  * each stack. Default 64 KiB; the environment variable GUST_CORO_STACK_SIZE
  * (bytes) sets the initial default. Process-wide. Returns 0, or -EINVAL for
  * less than 16 KiB or more than 1 GiB. */
-int gust_coro_set_stack_size(size_t bytes);
+GUST_EXTERN int gust_coro_set_stack_size(size_t bytes);
 
 /* The current stack size (bytes, usable, whole pages). */
-size_t gust_coro_stack_size(void);
+GUST_EXTERN size_t gust_coro_stack_size(void);
 
 /* Finished coroutines give their stack back to a pool (one per thread) for
  * the next spawn; the pool keeps at most n stacks (default 64) and unmaps
  * the rest. Returns 0. The new bound applies to stacks released after the
  * call; gust_coro_pool_trim() applies it at once. Process-wide. */
-int gust_coro_set_pool_max(size_t n);
+GUST_EXTERN int gust_coro_set_pool_max(size_t n);
 
 /* Unmaps every stack kept in the calling thread's pool. A thread's pool is
  * also unmapped when the thread exits. */
-void gust_coro_pool_trim(void);
+GUST_EXTERN void gust_coro_pool_trim(void);
 
 /* Counters for the calling thread (for tests and monitoring). */
 typedef struct gust_coro_stats {
@@ -286,7 +293,7 @@ typedef struct gust_coro_stats {
     size_t pooled;  /* stacks in the pool, ready for reuse */
     size_t reused;  /* spawns served from the pool since the thread began */
 } gust_coro_stats;
-void gust_coro_get_stats(gust_coro_stats *stats);
+GUST_EXTERN void gust_coro_get_stats(gust_coro_stats *stats);
 
 /* Opt-in detection of coroutine stack overflow. Installs, once per process,
  * a SIGSEGV/SIGBUS handler that runs on an alternate signal stack: a fault
@@ -298,11 +305,11 @@ void gust_coro_get_stats(gust_coro_stats *stats);
  * overflow still hits the guard page and the process dies of a plain
  * SIGSEGV: nothing is ever silently overwritten by a frame smaller than a
  * page. Returns 0 or a negative errno. */
-int gust_coro_install_overflow_handler(void);
+GUST_EXTERN int gust_coro_install_overflow_handler(void);
 
 /* The context switch compiled in: "x86_64", "aarch64" or "ucontext" (the
  * portable fallback, forced by building with -DGUST_CORO_UCONTEXT=1). */
-const char *gust_coro_switch_impl(void);
+GUST_EXTERN const char *gust_coro_switch_impl(void);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@
 #ifndef GUST_HTTP_H
 #define GUST_HTTP_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,16 +68,16 @@ static inline gust_str gust_str_cstr(const char *s)
 }
 
 /* True when a and b hold the same bytes. */
-bool gust_str_eq(gust_str a, gust_str b);
+GUST_EXTERN bool gust_str_eq(gust_str a, gust_str b);
 
 /* True when a and b are equal ignoring ASCII case (bytes >= 0x80 compare
  * exactly; no locale is involved). */
-bool gust_str_eq_nocase(gust_str a, gust_str b);
+GUST_EXTERN bool gust_str_eq_nocase(gust_str a, gust_str b);
 
 /* Copies the len bytes of s (NUL bytes included) into the arena and adds
  * a terminating NUL. Returns the copy (an empty string for an absent s),
  * or NULL on OOM. */
-char *gust_str_dup(gust_arena *arena, gust_str s);
+GUST_EXTERN char *gust_str_dup(gust_arena *arena, gust_str s);
 
 /* ---------------------------------------------------------------------
  * Tokens, field names and values (RFC 9110 sections 5.1, 5.5, 5.6.2)
@@ -83,18 +85,18 @@ char *gust_str_dup(gust_arena *arena, gust_str s);
 
 /* True when s is a non-empty token (tchar: ALPHA DIGIT !#$%&'*+-.^_`|~):
  * a valid field name, method, cookie name or parameter name. */
-bool gust_http_token_valid(gust_str s);
+GUST_EXTERN bool gust_http_token_valid(gust_str s);
 
 /* True when s is a syntactically valid method (a token, RFC 9110 section
  * 9.1). Methods are case-sensitive; this does not check that it is known. */
-bool gust_http_method_valid(gust_str s);
+GUST_EXTERN bool gust_http_method_valid(gust_str s);
 
 /* True when s may be sent as a field value: every byte is VCHAR, SP, HTAB or
  * obs-text (0x80-0xFF). CR, LF, NUL and the other control characters are
  * refused, so a value that passes cannot inject a header or split a
  * response. Leading and trailing whitespace is allowed (it is trimmed by
  * recipients). */
-bool gust_http_header_value_valid(gust_str s);
+GUST_EXTERN bool gust_http_header_value_valid(gust_str s);
 
 /* ---------------------------------------------------------------------
  * Headers (Tornado's HTTPHeaders)
@@ -135,49 +137,54 @@ enum gust_http_header_flags {
 /* Prepares empty headers allocating from arena. Allocates nothing; the
  * first addition allocates room for 16 field lines. After the arena is
  * reset the headers must be initialised again. */
-void gust_http_headers_init(gust_http_headers *h, gust_arena *arena);
+GUST_EXTERN void gust_http_headers_init(gust_http_headers *h,
+                                        gust_arena *arena);
 
 /* Makes room for n field lines in total. Returns 0 or -ENOMEM. */
-int gust_http_headers_reserve(gust_http_headers *h, size_t n);
+GUST_EXTERN int gust_http_headers_reserve(gust_http_headers *h, size_t n);
 
 /* Appends the field line name: value. Unless GUST_HEADER_TRUSTED is given,
  * name must be a token and value must pass gust_http_header_value_valid().
  * Returns 0, -EINVAL (invalid name or value: nothing is added, so a CR LF in
  * an application's value can never inject a header), or -ENOMEM. */
-int gust_http_headers_add(gust_http_headers *h, gust_str name, gust_str value,
-                          unsigned flags);
+GUST_EXTERN int gust_http_headers_add(gust_http_headers *h, gust_str name,
+                                      gust_str value, unsigned flags);
 
 /* Replaces every field line named name by one name: value, kept at the
  * position of the first one (appended when there was none). Same checks,
  * flags and returns as gust_http_headers_add(); on error nothing changes. */
-int gust_http_headers_set(gust_http_headers *h, gust_str name, gust_str value,
-                          unsigned flags);
+GUST_EXTERN int gust_http_headers_set(gust_http_headers *h, gust_str name,
+                                      gust_str value, unsigned flags);
 
 /* Removes every field line named name, keeping the others in order.
  * Returns how many were removed. */
-size_t gust_http_headers_remove(gust_http_headers *h, gust_str name);
+GUST_EXTERN size_t gust_http_headers_remove(gust_http_headers *h,
+                                            gust_str name);
 
 /* Removes every field line (keeps the allocated slots). */
-void gust_http_headers_clear(gust_http_headers *h);
+GUST_EXTERN void gust_http_headers_clear(gust_http_headers *h);
 
 /* The value of the first field line named name, or an absent slice
  * (ptr NULL) when there is none. The slice is the stored one (borrowed or
  * in the arena). */
-gust_str gust_http_headers_get_first(const gust_http_headers *h, gust_str name);
+GUST_EXTERN gust_str gust_http_headers_get_first(const gust_http_headers *h,
+                                                 gust_str name);
 
 /* True when at least one field line is named name. */
-bool gust_http_headers_has(const gust_http_headers *h, gust_str name);
+GUST_EXTERN bool gust_http_headers_has(const gust_http_headers *h,
+                                       gust_str name);
 
 /* Number of field lines named name. */
-size_t gust_http_headers_count_name(const gust_http_headers *h, gust_str name);
+GUST_EXTERN size_t gust_http_headers_count_name(const gust_http_headers *h,
+                                                gust_str name);
 
 /* The values of every field line named name joined by ", " (RFC 9110
  * section 5.3), as Tornado's HTTPHeaders.get does. With one occurrence the
  * stored value is returned with no copy; with several the result is
  * allocated in the arena. Not meaningful for Set-Cookie. Returns 0,
  * -ENOENT (no such field: *out is absent) or -ENOMEM. */
-int gust_http_headers_get_joined(const gust_http_headers *h, gust_str name,
-                                 gust_str *out);
+GUST_EXTERN int gust_http_headers_get_joined(const gust_http_headers *h,
+                                             gust_str name, gust_str *out);
 
 /* Iterates over the values of the field lines named name, in order
  * (Tornado's get_list):
@@ -185,16 +192,18 @@ int gust_http_headers_get_joined(const gust_http_headers *h, gust_str name,
  *     while (gust_http_headers_next(h, GUST_STR("Accept"), &i, &v)) ...
  * *cursor must start at 0. Returns true with *value set, or false at the
  * end. Do not add, set or remove field lines during an iteration. */
-bool gust_http_headers_next(const gust_http_headers *h, gust_str name,
-                            size_t *cursor, gust_str *value);
+GUST_EXTERN bool gust_http_headers_next(const gust_http_headers *h,
+                                        gust_str name, size_t *cursor,
+                                        gust_str *value);
 
 /* Bytes gust_http_headers_serialize() writes: sum of name ": " value CRLF. */
-size_t gust_http_headers_wire_size(const gust_http_headers *h);
+GUST_EXTERN size_t gust_http_headers_wire_size(const gust_http_headers *h);
 
 /* Writes every field line as "name: value\r\n" to dst, which must have room
  * for gust_http_headers_wire_size(h) bytes. Returns the end of what was
  * written (no NUL). */
-char *gust_http_headers_serialize(const gust_http_headers *h, char *dst);
+GUST_EXTERN char *gust_http_headers_serialize(const gust_http_headers *h,
+                                              char *dst);
 
 /* ---------------------------------------------------------------------
  * Request targets and URLs (RFC 9112 section 3.2, RFC 3986)
@@ -225,7 +234,7 @@ typedef struct gust_http_target {
  * absolute-form target must parse with gust_url_parse() (its fragment is
  * refused). Which form fits which method is the server's business (CONNECT
  * takes only the authority form, OPTIONS alone may use "*"). */
-int gust_http_target_split(gust_str target, gust_http_target *out);
+GUST_EXTERN int gust_http_target_split(gust_str target, gust_http_target *out);
 
 /* Flags for gust_url_unescape() and gust_url_escape(). */
 enum gust_url_flags {
@@ -249,21 +258,22 @@ enum gust_url_flags {
  * Invalid escapes are kept as they are (as Tornado and Python do) unless
  * GUST_URL_STRICT. Decoded bytes are not checked for UTF-8. Returns 0,
  * -EINVAL (GUST_URL_STRICT or GUST_URL_NO_NUL refused the input) or -ENOMEM. */
-int gust_url_unescape(gust_arena *arena, gust_str in, unsigned flags,
-                      gust_str *out);
+GUST_EXTERN int gust_url_unescape(gust_arena *arena, gust_str in,
+                                  unsigned flags, gust_str *out);
 
 /* Percent-decodes buf[0..len) in place (same rules and flags as
  * gust_url_unescape) and returns the new length, or -EINVAL. The output is
  * never longer than the input. */
-long gust_url_unescape_inplace(char *buf, size_t len, unsigned flags);
+GUST_EXTERN long gust_url_unescape_inplace(char *buf, size_t len,
+                                           unsigned flags);
 
 /* Percent-encodes in: unreserved characters (ALPHA DIGIT - . _ ~) are kept,
  * '/' too with GUST_URL_KEEP_SLASH, a space becomes '+' with GUST_URL_PLUS,
  * everything else becomes %XX (upper-case hex). When nothing needs encoding
  * *out is in itself; otherwise a NUL-terminated copy in the arena. Returns 0
  * or -ENOMEM. */
-int gust_url_escape(gust_arena *arena, gust_str in, unsigned flags,
-                    gust_str *out);
+GUST_EXTERN int gust_url_escape(gust_arena *arena, gust_str in, unsigned flags,
+                                gust_str *out);
 
 /* An absolute URL split into its components. Every slice points into the
  * parsed string; nothing is decoded. */
@@ -289,7 +299,7 @@ typedef struct gust_url {
  * (an empty port after ':' means the default), characters not allowed in a
  * URI (space, controls, bytes >= 0x80, '"', '<', '>', '\\', '^', '`', '{',
  * '|', '}') and '%' not followed by two hex digits. */
-int gust_url_parse(gust_str in, gust_url *out);
+GUST_EXTERN int gust_url_parse(gust_str in, gust_url *out);
 
 /* Splits "host[:port]" or "[v6][:port]" (a Host header value, RFC 9110
  * section 7.2). *host gets the host, a slice of in (without brackets for
@@ -298,7 +308,8 @@ int gust_url_parse(gust_str in, gust_url *out);
  * itself whether an empty Host is acceptable), a reg-name with characters
  * outside RFC 3986's set, an invalid IPv6 literal, a second ':', a port that
  * is not 1-5 digits in 0-65535. */
-int gust_http_split_host_port(gust_str in, gust_str *host, int *port);
+GUST_EXTERN int gust_http_split_host_port(gust_str in, gust_str *host,
+                                          int *port);
 
 /* ---------------------------------------------------------------------
  * Arguments (Tornado's request.arguments): an ordered multimap
@@ -320,25 +331,29 @@ typedef struct gust_http_args {
 } gust_http_args;
 
 /* Prepares an empty multimap allocating from arena (nothing allocated yet). */
-void gust_http_args_init(gust_http_args *args, gust_arena *arena);
+GUST_EXTERN void gust_http_args_init(gust_http_args *args, gust_arena *arena);
 
 /* Appends name=value, both borrowed (they must outlive args). Returns 0 or
  * -ENOMEM. */
-int gust_http_args_add(gust_http_args *args, gust_str name, gust_str value);
+GUST_EXTERN int gust_http_args_add(gust_http_args *args, gust_str name,
+                                   gust_str value);
 
 /* The first value for name, or an absent slice (ptr NULL). */
-gust_str gust_http_args_get_first(const gust_http_args *args, gust_str name);
+GUST_EXTERN gust_str gust_http_args_get_first(const gust_http_args *args,
+                                              gust_str name);
 
 /* The last value for name (Tornado's get_argument), or an absent slice. */
-gust_str gust_http_args_get_last(const gust_http_args *args, gust_str name);
+GUST_EXTERN gust_str gust_http_args_get_last(const gust_http_args *args,
+                                             gust_str name);
 
 /* Number of values for name. */
-size_t gust_http_args_count_name(const gust_http_args *args, gust_str name);
+GUST_EXTERN size_t gust_http_args_count_name(const gust_http_args *args,
+                                             gust_str name);
 
 /* Iterates over the values for name in order, like gust_http_headers_next
  * (*cursor starts at 0). */
-bool gust_http_args_next(const gust_http_args *args, gust_str name,
-                         size_t *cursor, gust_str *value);
+GUST_EXTERN bool gust_http_args_next(const gust_http_args *args, gust_str name,
+                                     size_t *cursor, gust_str *value);
 
 /* Parses application/x-www-form-urlencoded bytes (a query string or a form
  * body) and appends the pairs to args (WHATWG URL "application/x-www-form-
@@ -348,7 +363,8 @@ bool gust_http_args_next(const gust_http_args *args, gust_str name,
  * space and %XX is decoded; invalid escapes are kept literally. Names and
  * values without escapes point into data (zero-copy); decoded ones are in
  * the arena. Returns 0 or -ENOMEM. */
-int gust_http_args_parse_urlencoded(gust_http_args *args, gust_str data);
+GUST_EXTERN int gust_http_args_parse_urlencoded(gust_http_args *args,
+                                                gust_str data);
 
 /* Tornado's url_concat: appends the n pairs of args to url as an
  * urlencoded query (names and values escaped with GUST_URL_PLUS), after '?'
@@ -356,8 +372,9 @@ int gust_http_args_parse_urlencoded(gust_http_args *args, gust_str data);
  * trailing '?' or '&'). A fragment stays at the end. *out is a
  * NUL-terminated string in the arena (url itself, not copied, when n is 0).
  * Returns 0 or -ENOMEM. */
-int gust_url_concat(gust_arena *arena, gust_str url,
-                    const gust_http_arg *args, size_t n, gust_str *out);
+GUST_EXTERN int gust_url_concat(gust_arena *arena, gust_str url,
+                                const gust_http_arg *args, size_t n,
+                                gust_str *out);
 
 /* ---------------------------------------------------------------------
  * Content-Type and multipart/form-data (RFC 9110 section 8.3, RFC 7578,
@@ -384,16 +401,16 @@ typedef struct gust_http_content_type {
  * (-EINVAL): a missing or non-token type or subtype, whitespace around '=',
  * an unterminated quoted-string, a parameter without '=', a duplicated
  * parameter name, control characters. Returns 0, -EINVAL or -ENOMEM. */
-int gust_http_parse_content_type(gust_arena *arena, gust_str in,
-                                 gust_http_content_type *out);
+GUST_EXTERN int gust_http_parse_content_type(gust_arena *arena, gust_str in,
+                                             gust_http_content_type *out);
 
 /* The value of parameter name (case-insensitive) or an absent slice. */
-gust_str gust_http_content_type_param(const gust_http_content_type *ct,
-                                      gust_str name);
+GUST_EXTERN gust_str
+gust_http_content_type_param(const gust_http_content_type *ct, gust_str name);
 
 /* True when boundary is a valid multipart boundary (RFC 2046 section
  * 5.1.1: 1 to 70 bchars, not ending with a space). */
-bool gust_http_boundary_valid(gust_str boundary);
+GUST_EXTERN bool gust_http_boundary_valid(gust_str boundary);
 
 /* One uploaded file of a multipart/form-data body (Tornado's HTTPFile). */
 typedef struct gust_http_file {
@@ -413,11 +430,12 @@ typedef struct gust_http_files {
 } gust_http_files;
 
 /* Prepares an empty file list allocating from arena. */
-void gust_http_files_init(gust_http_files *files, gust_arena *arena);
+GUST_EXTERN void gust_http_files_init(gust_http_files *files,
+                                      gust_arena *arena);
 
 /* The first file uploaded under field name, or NULL. */
-const gust_http_file *gust_http_files_get(const gust_http_files *files,
-                                          gust_str name);
+GUST_EXTERN const gust_http_file *gust_http_files_get(
+    const gust_http_files *files, gust_str name);
 
 /* Parses a multipart/form-data body (RFC 7578) with the given boundary (the
  * unquoted parameter value). A part whose Content-Disposition has a
@@ -436,8 +454,9 @@ const gust_http_file *gust_http_files_get(const gust_http_files *files,
  * ("--boundary--") is accepted. Parameter filename* is ignored (RFC 7578
  * section 4.2). Returns 0, -EINVAL or -ENOMEM; after an error args and
  * files may hold the parts before the faulty one. */
-int gust_http_parse_multipart(gust_str boundary, gust_str body,
-                              gust_http_args *args, gust_http_files *files);
+GUST_EXTERN int gust_http_parse_multipart(gust_str boundary, gust_str body,
+                                          gust_http_args *args,
+                                          gust_http_files *files);
 
 /* ---------------------------------------------------------------------
  * Incremental multipart/form-data parser, for uploads too large to buffer
@@ -500,20 +519,22 @@ struct gust_multipart {
  * parameters are allocated from arena. cb (which must stay valid) and data
  * are passed to every callback. Returns 0, or -EINVAL for an invalid
  * boundary. */
-int gust_multipart_init(gust_multipart *mp, gust_str boundary,
-                        size_t max_header, gust_arena *arena,
-                        const gust_multipart_callbacks *cb, void *data);
+GUST_EXTERN int gust_multipart_init(gust_multipart *mp, gust_str boundary,
+                                    size_t max_header, gust_arena *arena,
+                                    const gust_multipart_callbacks *cb,
+                                    void *data);
 
 /* Feeds the next len bytes of the body. Returns 0 (all consumed; more may
  * follow), -EINVAL (malformed body), -E2BIG (a part's headers exceed
  * max_header), -ENOMEM, or a callback's negative code. Errors are sticky. */
-int gust_multipart_feed(gust_multipart *mp, const char *buf, size_t len);
+GUST_EXTERN int gust_multipart_feed(gust_multipart *mp, const char *buf,
+                                    size_t len);
 
 /* Ends the body. Returns 0 when the final delimiter was seen, -EINVAL when
  * the body stopped early (the last part then gets no part_end), or the
  * sticky error. Bytes fed after the final delimiter (the epilogue) are
  * ignored. */
-int gust_multipart_finish(gust_multipart *mp);
+GUST_EXTERN int gust_multipart_finish(gust_multipart *mp);
 
 /* Tornado's parse_body_arguments: parses body according to content_type
  * (the Content-Type value, may be absent). application/x-www-form-urlencoded
@@ -526,9 +547,11 @@ int gust_multipart_finish(gust_multipart *mp);
  * Content-Encoding (Tornado skips those too). Returns 0, -EINVAL or
  * -ENOMEM. files may be NULL when the caller refuses uploads, in which case
  * a file part gives -EINVAL. */
-int gust_http_parse_body_arguments(gust_arena *arena, gust_str content_type,
-                                   gust_str body, gust_http_args *args,
-                                   gust_http_files *files);
+GUST_EXTERN int gust_http_parse_body_arguments(gust_arena *arena,
+                                               gust_str content_type,
+                                               gust_str body,
+                                               gust_http_args *args,
+                                               gust_http_files *files);
 
 /* ---------------------------------------------------------------------
  * Cookies (RFC 6265)
@@ -541,7 +564,7 @@ int gust_http_parse_body_arguments(gust_arena *arena, gust_str content_type,
  * value, a pair without '=' or with an empty name is skipped. No decoding:
  * every slice points into header. Duplicate names are kept (the first is
  * the most specific path, RFC 6265 section 5.4). Returns 0 or -ENOMEM. */
-int gust_http_parse_cookie(gust_str header, gust_http_args *out);
+GUST_EXTERN int gust_http_parse_cookie(gust_str header, gust_http_args *out);
 
 /* SameSite attribute values. */
 typedef enum gust_http_samesite {
@@ -576,10 +599,9 @@ typedef struct gust_http_cookie_options {
  * HTTP date; SameSite=None without secure; a "__Secure-" name without
  * secure, a "__Host-" name without secure, with a domain or with a path
  * other than "/". Returns 0, -EINVAL or -ENOMEM. */
-int gust_http_format_set_cookie(gust_arena *arena, gust_str name,
-                                gust_str value,
-                                const gust_http_cookie_options *opts,
-                                gust_str *out);
+GUST_EXTERN int gust_http_format_set_cookie(
+    gust_arena *arena, gust_str name, gust_str value,
+    const gust_http_cookie_options *opts, gust_str *out);
 
 /* ---------------------------------------------------------------------
  * HTTP dates (RFC 9110 section 5.6.7)
@@ -593,7 +615,7 @@ int gust_http_format_set_cookie(gust_arena *arena, gust_str name,
 /* Writes t as an IMF-fixdate plus a NUL into buf (GUST_HTTP_DATE_SIZE
  * bytes). No locale, no allocation, no system call. Returns 0, or -EINVAL
  * when t falls outside years 0000-9999 (buf then holds ""). */
-int gust_http_date_format(time_t t, char buf[GUST_HTTP_DATE_SIZE]);
+GUST_EXTERN int gust_http_date_format(time_t t, char buf[GUST_HTTP_DATE_SIZE]);
 
 /* Parses an HTTP date in any of the three forms of RFC 9110 section 5.6.7:
  *     Sun, 06 Nov 1994 08:49:37 GMT    (IMF-fixdate)
@@ -605,7 +627,7 @@ int gust_http_date_format(time_t t, char buf[GUST_HTTP_DATE_SIZE]);
  * when that would be more than 50 years in the future (RFC 9110). The day name must be a valid one
  * but is not checked against the date; second 60 (a leap second) is read as
  * 59. Returns 0 or -EINVAL (any other syntax, an impossible date). */
-int gust_http_date_parse(gust_str s, time_t *out);
+GUST_EXTERN int gust_http_date_parse(gust_str s, time_t *out);
 
 /* ---------------------------------------------------------------------
  * Status codes (RFC 9110 section 15 and the IANA registry)
@@ -616,7 +638,7 @@ int gust_http_date_parse(gust_str s, time_t *out);
  * 226, 421-429, 431, 451, 506-511; 418 "I'm a Teapot" as Python names it).
  * Returns a static string, or NULL for a code without one (the caller
  * chooses: Tornado says "Unknown"). */
-const char *gust_http_reason(int code);
+GUST_EXTERN const char *gust_http_reason(int code);
 
 /* Parses a response status line without its CRLF (RFC 9112 section 4),
  * for the HTTP client: "HTTP/1." DIGIT SP 3DIGIT [SP reason-phrase], the
@@ -625,8 +647,10 @@ const char *gust_http_reason(int code);
  * Sets *minor_version (0-9), *code (100-999) and *reason (a slice of line,
  * empty when none). Returns 0, or -EINVAL for anything else (another major
  * version, a code below 100, control characters). */
-int gust_http_parse_response_start_line(gust_str line, int *minor_version,
-                                        int *code, gust_str *reason);
+GUST_EXTERN int gust_http_parse_response_start_line(gust_str line,
+                                                    int *minor_version,
+                                                    int *code,
+                                                    gust_str *reason);
 
 #ifdef __cplusplus
 }

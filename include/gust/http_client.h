@@ -54,6 +54,8 @@
 #ifndef GUST_HTTP_CLIENT_H
 #define GUST_HTTP_CLIENT_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -199,15 +201,15 @@ struct gust_http_response {
 
 /* Creates a client on loop. opts may be NULL (defaults); it is copied.
  * Returns NULL with errno set (ENOMEM, EINVAL for a negative max_clients). */
-gust_http_client *gust_http_client_new(gust_loop *loop,
-                                       const gust_http_client_options *opts);
+GUST_EXTERN gust_http_client *gust_http_client_new(
+    gust_loop *loop, const gust_http_client_options *opts);
 
 /* Fails every queued and running fetch with GUST_ECANCELED (their futures
  * complete and callbacks run on the loop later, as always), closes every
  * connection and frees the client. Connections still resolving a name
  * finish in the background (the loop cannot be freed until the executor
  * work is done). Safe from inside a fetch callback. NULL: no-op. */
-void gust_http_client_free(gust_http_client *c);
+GUST_EXTERN void gust_http_client_free(gust_http_client *c);
 
 /* Starts fetching r and returns a future, the caller's reference. On
  * success its result is the gust_http_response * (value freed with
@@ -217,32 +219,31 @@ void gust_http_client_free(gust_http_client *c);
  * future lives. Cancelling the future stops the fetch and closes its
  * connection. Returns NULL if out of memory (errno set); every other
  * problem, a bad URL included, comes through the future. */
-GUST_MUST_USE gust_future *
+GUST_EXTERN GUST_MUST_USE gust_future *
 gust_http_client_fetch(gust_http_client *c, const gust_http_client_request *r);
 
 /* GET url with the default settings: gust_http_client_fetch with
  * {.url = url}. For coroutines: gust_await(gust_http_fetch(c, url), &v). */
-GUST_MUST_USE gust_future *gust_http_fetch(gust_http_client *c,
-                                           const char *url);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_http_fetch(gust_http_client *c,
+                                                       const char *url);
 
 /* The response of a failed fetch future (GUST_EHTTP: the server's
  * response; GUST_ETOOMANYREDIRECTS: the last redirect; others: code 599
  * with error and error_message set), borrowed: valid while f lives. NULL
  * while f is pending, after a success (use the result), or when f was
  * cancelled. */
-gust_http_response *gust_http_client_error_response(gust_future *f);
+GUST_EXTERN gust_http_response *gust_http_client_error_response(gust_future *f);
 
 /* Callback form: cb(resp, data) runs once on the loop when the fetch ends,
  * never inside this call, with resp->error 0 or the failure (see ERRORS;
  * raise_error is applied the same way). resp is borrowed: it is freed when
  * cb returns. Returns 0, or -ENOMEM (cb is then never called). */
-int gust_http_client_fetch_cb(gust_http_client *c,
-                              const gust_http_client_request *r,
-                              void (*cb)(gust_http_response *resp, void *data),
-                              void *data);
+GUST_EXTERN int gust_http_client_fetch_cb(
+    gust_http_client *c, const gust_http_client_request *r,
+    void (*cb)(gust_http_response *resp, void *data), void *data);
 
 /* Frees a response and everything it points to. NULL: no-op. */
-void gust_http_response_free(gust_http_response *resp);
+GUST_EXTERN void gust_http_response_free(gust_http_response *resp);
 
 /* Counters, for tests and monitoring. */
 typedef struct gust_http_client_stats {
@@ -252,8 +253,8 @@ typedef struct gust_http_client_stats {
     size_t connections;   /* connections opened since the client began */
     size_t reused;        /* requests sent on a reused connection */
 } gust_http_client_stats;
-void gust_http_client_get_stats(const gust_http_client *c,
-                                gust_http_client_stats *out);
+GUST_EXTERN void gust_http_client_get_stats(const gust_http_client *c,
+                                            gust_http_client_stats *out);
 
 #ifdef __cplusplus
 }

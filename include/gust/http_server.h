@@ -50,6 +50,8 @@
 #ifndef GUST_HTTP_SERVER_H
 #define GUST_HTTP_SERVER_H
 
+#include "gust/common.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -236,27 +238,29 @@ typedef struct gust_http_server_options {
 
 /* Creates a server that passes requests to handler. opts may be NULL (all
  * defaults); it is copied, strings included. Returns NULL with errno set. */
-gust_http_server *gust_http_server_new(gust_http_handler handler,
-                                       const gust_http_server_options *opts);
+GUST_EXTERN gust_http_server *gust_http_server_new(
+    gust_http_handler handler, const gust_http_server_options *opts);
 
 /* As gust_tcp_server_listen / _bind / _start / _add_sockets / _stop / _port
  * (tcp_server.h), for HTTP. */
-int gust_http_server_listen(gust_http_server *srv, int port,
-                            const char *address);
-int gust_http_server_bind(gust_http_server *srv, int port,
-                          const char *address);
-int gust_http_server_start(gust_http_server *srv, int num_processes);
-int gust_http_server_add_sockets(gust_http_server *srv,
-                                 gust_socket_list *sockets);
-int gust_http_server_stop(gust_http_server *srv);
-int gust_http_server_port(const gust_http_server *srv);
+GUST_EXTERN int gust_http_server_listen(gust_http_server *srv, int port,
+                                        const char *address);
+GUST_EXTERN int gust_http_server_bind(gust_http_server *srv, int port,
+                                      const char *address);
+GUST_EXTERN int gust_http_server_start(gust_http_server *srv,
+                                       int num_processes);
+GUST_EXTERN int gust_http_server_add_sockets(gust_http_server *srv,
+                                             gust_socket_list *sockets);
+GUST_EXTERN int gust_http_server_stop(gust_http_server *srv);
+GUST_EXTERN int gust_http_server_port(const gust_http_server *srv);
 
 /* Stops accepting, closes idle connections at once and the others when
  * their current response is finished; calls done(srv, data) on the loop
  * once no connection is left (graceful shutdown). */
-int gust_http_server_close_all(gust_http_server *srv,
-                               void (*done)(gust_http_server *srv, void *data),
-                               void *data);
+GUST_EXTERN int gust_http_server_close_all(gust_http_server *srv,
+                                           void (*done)(gust_http_server *srv,
+                                                        void *data),
+                                           void *data);
 
 /* The graceful stop every server program wants, in one call: on SIGTERM or
  * SIGINT the server stops accepting and closes its connections as
@@ -267,7 +271,7 @@ int gust_http_server_close_all(gust_http_server *srv,
  * loop per signal in the process); gust_http_server_free() stops
  * watching them. Returns 0, -EINVAL if already called for this server, or
  * gust_loop_add_signal()'s error. */
-int gust_http_server_close_on_signals(gust_http_server *srv);
+GUST_EXTERN int gust_http_server_close_on_signals(gust_http_server *srv);
 
 /* What one server (one worker) has done: to watch each worker of a
  * multi-process server on its own. */
@@ -277,8 +281,8 @@ typedef struct gust_http_server_stats {
     uint64_t requests_total;     /* request heads parsed since then */
 } gust_http_server_stats;
 
-void gust_http_server_get_stats(const gust_http_server *srv,
-                                gust_http_server_stats *out);
+GUST_EXTERN void gust_http_server_get_stats(const gust_http_server *srv,
+                                            gust_http_server_stats *out);
 
 /* Logs one line of srv's statistics each time the process receives
  * SIGUSR1, with the worker's task id and pid in the log prefix (log.h):
@@ -287,28 +291,30 @@ void gust_http_server_get_stats(const gust_http_server *srv,
  * `kill -USR1 <parent>` gives a line per worker. Watches SIGUSR1 on the
  * current loop; gust_http_server_free() stops. Returns 0, -EINVAL if
  * already called for this server, or gust_loop_add_signal()'s error. */
-int gust_http_server_log_stats_on_sigusr1(gust_http_server *srv);
+GUST_EXTERN int gust_http_server_log_stats_on_sigusr1(gust_http_server *srv);
 
 /* Number of open connections. */
-size_t gust_http_server_connection_count(const gust_http_server *srv);
+GUST_EXTERN size_t
+gust_http_server_connection_count(const gust_http_server *srv);
 
 /* Frees the server. Call it once no connection is left (after close_all's
  * done callback); connections still open are closed first. NULL: no-op. */
-void gust_http_server_free(gust_http_server *srv);
+GUST_EXTERN void gust_http_server_free(gust_http_server *srv);
 
 /* ---- Requests: reading ------------------------------------------------- */
 
 /* Cookies from the Cookie header(s), parsed on first call. Never NULL. */
-const gust_http_args *gust_http_request_cookies(gust_http_request *req);
+GUST_EXTERN const gust_http_args *gust_http_request_cookies(
+    gust_http_request *req);
 
 /* The peer address, for logs. */
-const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
-                                              socklen_t *len);
+GUST_EXTERN const struct sockaddr *gust_http_request_peer(
+    const gust_http_request *req, socklen_t *len);
 
 /* Inside headers_received: deliver the body through data_received instead
  * of buffering it (Tornado's stream_request_body). Returns 0 or -EINVAL
  * outside headers_received. */
-int gust_http_request_stream_body(gust_http_request *req);
+GUST_EXTERN int gust_http_request_stream_body(gust_http_request *req);
 
 /* Flow control for a streamed body (after gust_http_request_stream_body):
  * pause stops reading from the client and calling data_received, and the
@@ -319,8 +325,8 @@ int gust_http_request_stream_body(gust_http_request *req);
  * later loop turn, never inside the call. Both return 0, or -EINVAL for a
  * request that does not stream its body or is finished; pause also
  * returns -EINVAL once the whole body was delivered. */
-int gust_http_request_pause_body(gust_http_request *req);
-int gust_http_request_resume_body(gust_http_request *req);
+GUST_EXTERN int gust_http_request_pause_body(gust_http_request *req);
+GUST_EXTERN int gust_http_request_resume_body(gust_http_request *req);
 
 /* ---- Requests: responding ---------------------------------------------- *
  *
@@ -339,25 +345,30 @@ int gust_http_request_resume_body(gust_http_request *req);
 
 /* Raw write: copies len bytes to the connection. Returns 0,
  * GUST_ESTREAMCLOSED, or -EINVAL after a structured response started. */
-int gust_http_request_write(gust_http_request *req, const void *data,
-                            size_t len);
-int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
+GUST_EXTERN int gust_http_request_write(gust_http_request *req,
+                                        const void *data, size_t len);
+GUST_EXTERN int gust_http_request_printf(gust_http_request *req,
+                                         const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Structured response. set_status: reason NULL uses the standard phrase
  * (gust_http_reason). Header names must be tokens and values free of CR,
  * LF and NUL: -EINVAL otherwise (no header injection). Setting status or
  * headers after they were sent returns -EINVAL. */
-int gust_http_response_set_status(gust_http_request *req, int code,
-                                  const char *reason);
-int gust_http_response_set_header(gust_http_request *req, const char *name,
-                                  const char *value);
-int gust_http_response_add_header(gust_http_request *req, const char *name,
-                                  const char *value);
-int gust_http_response_clear_header(gust_http_request *req, const char *name);
+GUST_EXTERN int gust_http_response_set_status(gust_http_request *req, int code,
+                                              const char *reason);
+GUST_EXTERN int gust_http_response_set_header(gust_http_request *req,
+                                              const char *name,
+                                              const char *value);
+GUST_EXTERN int gust_http_response_add_header(gust_http_request *req,
+                                              const char *name,
+                                              const char *value);
+GUST_EXTERN int gust_http_response_clear_header(gust_http_request *req,
+                                                const char *name);
 /* The response headers set so far (read-only). */
-const gust_http_headers *gust_http_response_headers(const gust_http_request *req);
-int gust_http_response_status(const gust_http_request *req);
+GUST_EXTERN const gust_http_headers *gust_http_response_headers(
+    const gust_http_request *req);
+GUST_EXTERN int gust_http_response_status(const gust_http_request *req);
 
 /* Appends body bytes (copied). Returns 0, GUST_ESTREAMCLOSED, or -ENOMEM.
  *
@@ -365,17 +376,17 @@ int gust_http_response_status(const gust_http_request *req);
  * are not sent and flush/sendfile/finish return -EMSGSIZE; a body short
  * of it at finish is logged. Either way the connection is closed after the
  * response, since the client would otherwise misread the next one. */
-int gust_http_response_write(gust_http_request *req, const void *data,
-                             size_t len);
+GUST_EXTERN int gust_http_response_write(gust_http_request *req,
+                                         const void *data, size_t len);
 
 /* Sends what is buffered (headers first if not sent yet; chunked framing
  * from then on unless a Content-Length was set). cb (may be NULL) runs once
  * the bytes are handed to the kernel, for flow control of large bodies.
  * Returns 0 or GUST_ESTREAMCLOSED. */
-int gust_http_response_flush(gust_http_request *req,
-                             void (*cb)(gust_http_request *req, int status,
-                                        void *data),
-                             void *data);
+GUST_EXTERN int gust_http_response_flush(gust_http_request *req,
+                                         void (*cb)(gust_http_request *req,
+                                                    int status, void *data),
+                                         void *data);
 
 /* Queues len bytes of file_fd, from offset, as body bytes of a structured
  * response, after whatever was written before: sent with sendfile(2), so
@@ -395,11 +406,9 @@ int gust_http_response_flush(gust_http_request *req,
  * control, before finishing, not for cleanup). Returns 0, GUST_ESTREAMCLOSED,
  * -EINVAL (file_fd < 0, offset < 0, or a raw response), -ENOMEM, or the
  * negated errno of dup(). */
-int gust_http_response_sendfile(gust_http_request *req, int file_fd,
-                                off_t offset, size_t len,
-                                void (*cb)(gust_http_request *req, int status,
-                                           void *data),
-                                void *data);
+GUST_EXTERN int gust_http_response_sendfile(
+    gust_http_request *req, int file_fd, off_t offset, size_t len,
+    void (*cb)(gust_http_request *req, int status, void *data), void *data);
 
 /* Ends the request: sends the rest of a structured response (or nothing
  * for a raw one; a request answered with no call at all gets an empty 200),
@@ -408,7 +417,7 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
  * GUST_ESTREAMCLOSED (the request is released all the same), -EMSGSIZE
  * for a body longer than the Content-Length the application set (the
  * connection is closed), or -EINVAL for a request already finished. */
-int gust_http_request_finish(gust_http_request *req);
+GUST_EXTERN int gust_http_request_finish(gust_http_request *req);
 
 /* For a handler that cannot complete its response (an error after the
  * headers went out): sends nothing more, drops body bytes not yet flushed,
@@ -417,13 +426,14 @@ int gust_http_request_finish(gust_http_request *req);
  * last chunk), never one that looks complete; a request aborted before
  * anything was sent gets no response at all. Returns 0, or -EINVAL for a
  * request already finished. */
-int gust_http_request_abort(gust_http_request *req);
+GUST_EXTERN int gust_http_request_abort(gust_http_request *req);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
  * finish. Returns the first error of those steps (the request is finished
  * in any case). */
-int gust_http_respond(gust_http_request *req, int status,
-                      const char *content_type, const void *body, size_t len);
+GUST_EXTERN int gust_http_respond(gust_http_request *req, int status,
+                                  const char *content_type, const void *body,
+                                  size_t len);
 
 #ifdef __cplusplus
 }

@@ -48,6 +48,8 @@
 #ifndef GUST_LOCKS_H
 #define GUST_LOCKS_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -66,30 +68,31 @@ typedef struct gust_lock gust_lock;
 
 /* A new unlocked lock on loop. Free with gust_lock_free(). NULL if out of
  * memory. */
-GUST_MUST_USE gust_lock *gust_lock_new(gust_loop *loop);
+GUST_EXTERN GUST_MUST_USE gust_lock *gust_lock_new(gust_loop *loop);
 
 /* Frees the lock; waiting acquires fail with GUST_ECANCELED. NULL is a
  * no-op. */
-void gust_lock_free(gust_lock *lock);
+GUST_EXTERN void gust_lock_free(gust_lock *lock);
 
 /* Asks for the lock. The returned future (one reference for the caller)
  * completes with status 0 once the caller holds the lock: at once if it is
  * free, otherwise when every earlier waiter has had its turn. GUST_ETIMEOUT
  * after timeout seconds (> 0) without getting it; GUST_ECANCELED if the lock
  * is freed first. NULL if out of memory. */
-GUST_MUST_USE gust_future *gust_lock_acquire(gust_lock *lock, double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_lock_acquire(gust_lock *lock,
+                                                         double timeout);
 
 /* Takes the lock if it is free, without waiting. Returns true if taken. */
-bool gust_lock_try_acquire(gust_lock *lock);
+GUST_EXTERN bool gust_lock_try_acquire(gust_lock *lock);
 
 /* Releases the lock: the longest waiting acquire gets it next (its future
  * completes; its callbacks run on a later iteration), or it becomes free.
  * Returns 0, or -EPERM if the lock is not held (Tornado's RuntimeError). */
-int gust_lock_release(gust_lock *lock);
+GUST_EXTERN int gust_lock_release(gust_lock *lock);
 
 /* True while someone holds the lock (including a waiter it was handed to
  * whose callbacks have not run yet). */
-bool gust_lock_locked(const gust_lock *lock);
+GUST_EXTERN bool gust_lock_locked(const gust_lock *lock);
 
 /* ---- Semaphore and BoundedSemaphore ----------------------------------- */
 
@@ -98,36 +101,36 @@ bool gust_lock_locked(const gust_lock *lock);
 typedef struct gust_semaphore gust_semaphore;
 
 /* A semaphore with value free slots. NULL if out of memory. */
-GUST_MUST_USE gust_semaphore *gust_semaphore_new(gust_loop *loop,
-                                                 unsigned value);
+GUST_EXTERN GUST_MUST_USE gust_semaphore *gust_semaphore_new(gust_loop *loop,
+                                                             unsigned value);
 
 /* Tornado's BoundedSemaphore: releasing it when it is back at value is an
  * error (it catches a release without a matching acquire). NULL if out of
  * memory. */
-GUST_MUST_USE gust_semaphore *gust_bounded_semaphore_new(gust_loop *loop,
-                                                         unsigned value);
+GUST_EXTERN GUST_MUST_USE gust_semaphore *gust_bounded_semaphore_new(
+    gust_loop *loop, unsigned value);
 
 /* Frees it; waiting acquires fail with GUST_ECANCELED. NULL is a no-op. */
-void gust_semaphore_free(gust_semaphore *sem);
+GUST_EXTERN void gust_semaphore_free(gust_semaphore *sem);
 
 /* Takes a slot. The future (one reference for the caller) completes with 0
  * once a slot is the caller's: at once if one is free, otherwise when it is
  * this waiter's turn after a release. GUST_ETIMEOUT after timeout seconds
  * (> 0); GUST_ECANCELED if the semaphore is freed first. NULL if out of
  * memory. */
-GUST_MUST_USE gust_future *gust_semaphore_acquire(gust_semaphore *sem,
-                                                  double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_semaphore_acquire(
+    gust_semaphore *sem, double timeout);
 
 /* Takes a slot if one is free, without waiting. Returns true if taken. */
-bool gust_semaphore_try_acquire(gust_semaphore *sem);
+GUST_EXTERN bool gust_semaphore_try_acquire(gust_semaphore *sem);
 
 /* Gives a slot back; the longest waiting acquire gets it, if any.
  * Returns 0, or -EOVERFLOW (nothing changes) if a bounded semaphore is
  * already at its initial value, or the counter would overflow. */
-int gust_semaphore_release(gust_semaphore *sem);
+GUST_EXTERN int gust_semaphore_release(gust_semaphore *sem);
 
 /* The number of free slots now. */
-unsigned gust_semaphore_value(const gust_semaphore *sem);
+GUST_EXTERN unsigned gust_semaphore_value(const gust_semaphore *sem);
 
 /* ---- Event ------------------------------------------------------------- */
 
@@ -137,25 +140,26 @@ unsigned gust_semaphore_value(const gust_semaphore *sem);
 typedef struct gust_event gust_event;
 
 /* A new, clear event. NULL if out of memory. */
-GUST_MUST_USE gust_event *gust_event_new(gust_loop *loop);
+GUST_EXTERN GUST_MUST_USE gust_event *gust_event_new(gust_loop *loop);
 
 /* Frees it; waiting futures fail with GUST_ECANCELED. NULL is a no-op. */
-void gust_event_free(gust_event *ev);
+GUST_EXTERN void gust_event_free(gust_event *ev);
 
 /* Sets the flag and completes (status 0) every waiting future. */
-void gust_event_set(gust_event *ev);
+GUST_EXTERN void gust_event_set(gust_event *ev);
 
 /* Clears the flag: waits from now on wait for the next gust_event_set(). */
-void gust_event_clear(gust_event *ev);
+GUST_EXTERN void gust_event_clear(gust_event *ev);
 
 /* The flag. */
-bool gust_event_is_set(const gust_event *ev);
+GUST_EXTERN bool gust_event_is_set(const gust_event *ev);
 
 /* A future (one reference for the caller) done with 0 when the flag is
  * set: already done if it is set now. GUST_ETIMEOUT after timeout seconds
  * (> 0); GUST_ECANCELED if the event is freed first. NULL if out of
  * memory. */
-GUST_MUST_USE gust_future *gust_event_wait(gust_event *ev, double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_event_wait(gust_event *ev,
+                                                       double timeout);
 
 /* ---- Condition --------------------------------------------------------- */
 
@@ -165,24 +169,24 @@ GUST_MUST_USE gust_future *gust_event_wait(gust_event *ev, double timeout);
 typedef struct gust_condition gust_condition;
 
 /* A new condition. NULL if out of memory. */
-GUST_MUST_USE gust_condition *gust_condition_new(gust_loop *loop);
+GUST_EXTERN GUST_MUST_USE gust_condition *gust_condition_new(gust_loop *loop);
 
 /* Frees it; waiting futures fail with GUST_ECANCELED. NULL is a no-op. */
-void gust_condition_free(gust_condition *cond);
+GUST_EXTERN void gust_condition_free(gust_condition *cond);
 
 /* A future (one reference for the caller) that completes with 0 when a
  * notify reaches it (always pending when returned). GUST_ETIMEOUT after
  * timeout seconds (> 0) (Tornado resolves it with False instead);
  * GUST_ECANCELED if the condition is freed first. NULL if out of memory. */
-GUST_MUST_USE gust_future *gust_condition_wait(gust_condition *cond,
-                                               double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_condition_wait(gust_condition *cond,
+                                                           double timeout);
 
 /* Wakes up to n waiters, longest waiting first (cancelled and abandoned ones
  * do not count). Returns how many were woken. */
-size_t gust_condition_notify(gust_condition *cond, size_t n);
+GUST_EXTERN size_t gust_condition_notify(gust_condition *cond, size_t n);
 
 /* Wakes every waiter. Returns how many were woken. */
-size_t gust_condition_notify_all(gust_condition *cond);
+GUST_EXTERN size_t gust_condition_notify_all(gust_condition *cond);
 
 #ifdef __cplusplus
 }

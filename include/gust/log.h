@@ -8,6 +8,8 @@
 #ifndef GUST_LOG_H
 #define GUST_LOG_H
 
+#include "gust/common.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 
@@ -26,18 +28,18 @@ enum gust_log_level {
 /* Messages below the threshold are dropped. Default GUST_LOG_INFO, or the
  * level named by the environment variable GUST_LOG_LEVEL ("debug", "info",
  * "warning", "error", "none") when it is set. */
-void gust_log_set_level(int level);
-int gust_log_level(void);
+GUST_EXTERN void gust_log_set_level(int level);
+GUST_EXTERN int gust_log_level(void);
 
 /* Parses "debug" / "info" / "warning" / "error" / "none" (any case).
  * Returns the level, or -EINVAL. */
-int gust_log_level_from_name(const char *name);
+GUST_EXTERN int gust_log_level_from_name(const char *name);
 
 /* Replaces the output: fn gets each formatted message (no trailing newline)
  * with its level and module. NULL restores the default stderr writer. */
 typedef void (*gust_log_fn)(int level, const char *module, const char *msg,
                             void *data);
-void gust_log_set_handler(gust_log_fn fn, void *data);
+GUST_EXTERN void gust_log_set_handler(gust_log_fn fn, void *data);
 
 /* Writes log lines to the file at path (appended to; created if missing),
  * in the stderr format without colour, instead of stderr, or as well with
@@ -48,16 +50,17 @@ void gust_log_set_handler(gust_log_fn fn, void *data);
  * gust_log_set_handler(). Returns 0, or a negated errno if the file cannot
  * be opened (logging is then unchanged). Call it, and gust_log_close_file(),
  * while no other thread logs (e.g. at start-up in main). */
-int gust_log_to_file(const char *path, long max_size, int backups,
-                     bool also_stderr);
+GUST_EXTERN int gust_log_to_file(const char *path, long max_size, int backups,
+                                 bool also_stderr);
 
 /* Closes the log file and restores the stderr writer. No-op if none. */
-void gust_log_close_file(void);
+GUST_EXTERN void gust_log_close_file(void);
 
 /* Logs a printf-style message for module ("loop", "stream", "http"...). */
-void gust_log(int level, const char *module, const char *fmt, ...)
+GUST_EXTERN void gust_log(int level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void gust_vlog(int level, const char *module, const char *fmt, va_list ap);
+GUST_EXTERN void gust_vlog(int level, const char *module, const char *fmt,
+                           va_list ap);
 
 #define gust_log_debug(mod, ...) gust_log(GUST_LOG_DEBUG, mod, __VA_ARGS__)
 #define gust_log_info(mod, ...) gust_log(GUST_LOG_INFO, mod, __VA_ARGS__)

@@ -53,6 +53,8 @@
 #ifndef GUST_LOOP_H
 #define GUST_LOOP_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,55 +80,55 @@ enum gust_io_event {
 
 /* Creates a loop. It does not become the current loop of any thread (see
  * gust_loop_make_current()). Returns NULL with errno set on failure. */
-gust_loop *gust_loop_new(void);
+GUST_EXTERN gust_loop *gust_loop_new(void);
 
 /* Frees a loop that has nothing left: no fd handlers, no pending timers, no
  * queued callbacks, no signal watchers, no executor work in flight.
  * Returns 0 and frees it; or -EBUSY and frees nothing, logging what is left
  * (tests use this to catch leaked handles). If the loop was the calling
  * thread's current loop, the thread has no current loop afterwards. */
-int gust_loop_free(gust_loop *loop);
+GUST_EXTERN int gust_loop_free(gust_loop *loop);
 
 /* The calling thread's current loop, created on first use (Tornado's
  * IOLoop.current()). Returns NULL only if creation fails (out of memory).
  * The loop stays owned by the thread: free it with gust_loop_free(), which
  * also clears it as current. */
-gust_loop *gust_loop_current(void);
+GUST_EXTERN gust_loop *gust_loop_current(void);
 
 /* Makes loop the calling thread's current loop (NULL: none). Does not take
  * ownership. */
-void gust_loop_make_current(gust_loop *loop);
+GUST_EXTERN void gust_loop_make_current(gust_loop *loop);
 
 /* The process-wide loop (Tornado's IOLoop.instance()): created on first
  * call, and made current for the calling thread if that thread had no current
  * loop. Every thread gets the same loop, but only one may run it. */
-gust_loop *gust_loop_instance(void);
+GUST_EXTERN gust_loop *gust_loop_instance(void);
 
 /* The name of the loop's backend: "epoll", "kqueue" or "poll". Before the
  * backend has started, the one it would start now. */
-const char *gust_loop_backend(const gust_loop *loop);
+GUST_EXTERN const char *gust_loop_backend(const gust_loop *loop);
 
 /* ---- Running ----------------------------------------------------------- */
 
 /* Runs iterations until gust_loop_stop() is called. Returns 0 when stopped,
  * or a negative code if the backend fails (e.g. GUST_EFORKED). The loop may
  * be started again afterwards. */
-int gust_loop_start(gust_loop *loop);
+GUST_EXTERN int gust_loop_start(gust_loop *loop);
 
 /* Makes gust_loop_start() (or run_until) return after the current
  * iteration. Safe to call from any callback; a stop requested while the loop
  * is not running makes the next start() return after one iteration. */
-void gust_loop_stop(gust_loop *loop);
+GUST_EXTERN void gust_loop_stop(gust_loop *loop);
 
 /* Same as gust_loop_stop(), callable from any thread. */
-void gust_loop_stop_threadsafe(gust_loop *loop);
+GUST_EXTERN void gust_loop_stop_threadsafe(gust_loop *loop);
 
 /* Runs one iteration (see the order above). timeout: the longest the wait
  * may block, in seconds; < 0 means no limit beyond the next timer, 0 means
  * do not block. Returns 0, or a negative code on backend failure.
  * Calling it (or start/run_until) from inside an iteration of the same loop
  * is a programming error (assert). */
-int gust_loop_run_once(gust_loop *loop, double timeout);
+GUST_EXTERN int gust_loop_run_once(gust_loop *loop, double timeout);
 
 /* A condition for gust_loop_run_until(). */
 typedef bool (*gust_loop_cond_fn)(gust_loop *loop, void *data);
@@ -139,24 +141,24 @@ typedef bool (*gust_loop_cond_fn)(gust_loop *loop, void *data);
  * stopped or timed out). Returns 0 if cond became true, GUST_ETIMEOUT on
  * timeout, GUST_ECANCELED if stopped, or a backend error.
  * (future.h adds a form that waits for a future.) */
-int gust_loop_run_until(gust_loop *loop, gust_loop_cond_fn cond, void *data,
-                        double timeout);
+GUST_EXTERN int gust_loop_run_until(gust_loop *loop, gust_loop_cond_fn cond,
+                                    void *data, double timeout);
 
 /* True while gust_loop_start()/run_until() is running this loop. */
-bool gust_loop_running(const gust_loop *loop);
+GUST_EXTERN bool gust_loop_running(const gust_loop *loop);
 
 /* ---- Time -------------------------------------------------------------- */
 
 /* The loop's time in seconds on a monotonic clock, cached at the start of
  * each phase (cheap; no syscall). Deadlines passed to gust_loop_call_at()
  * use this clock. */
-double gust_loop_time(const gust_loop *loop);
+GUST_EXTERN double gust_loop_time(const gust_loop *loop);
 
 /* Refreshes the cached time from the clock and returns it. */
-double gust_loop_update_time(gust_loop *loop);
+GUST_EXTERN double gust_loop_update_time(gust_loop *loop);
 
 /* The cached time in nanoseconds, for code that wants integers. */
-uint64_t gust_loop_now_ns(const gust_loop *loop);
+GUST_EXTERN uint64_t gust_loop_now_ns(const gust_loop *loop);
 
 /* ---- File descriptors -------------------------------------------------- */
 
@@ -170,19 +172,20 @@ typedef void (*gust_fd_cb)(gust_loop *loop, int fd, unsigned events,
  * implied). One handler per fd. The loop never closes fd.
  * Returns 0; -EEXIST if fd already has a handler; -EBADF/-EINVAL for a bad
  * fd or mask; GUST_EFORKED; or a backend errno. */
-int gust_loop_add_handler(gust_loop *loop, int fd, unsigned events,
-                          gust_fd_cb cb, void *data);
+GUST_EXTERN int gust_loop_add_handler(gust_loop *loop, int fd, unsigned events,
+                                      gust_fd_cb cb, void *data);
 
 /* Changes the events watched for fd. No syscall is made when the mask does
  * not change. Returns 0, -ENOENT if fd has no handler, -EINVAL for a bad
  * mask, GUST_EFORKED, or a backend errno. */
-int gust_loop_update_handler(gust_loop *loop, int fd, unsigned events);
+GUST_EXTERN int gust_loop_update_handler(gust_loop *loop, int fd,
+                                         unsigned events);
 
 /* Stops watching fd. A ready event for fd already collected in the current
  * iteration is dropped. Returns 0, -ENOENT if fd has no handler, or
  * GUST_EFORKED (in a forked child: the parent's epoll set is left alone).
  * Call it before closing fd. */
-int gust_loop_remove_handler(gust_loop *loop, int fd);
+GUST_EXTERN int gust_loop_remove_handler(gust_loop *loop, int fd);
 
 /* ---- Callbacks --------------------------------------------------------- */
 
@@ -191,13 +194,15 @@ typedef void (*gust_callback_fn)(gust_loop *loop, void *data);
 /* Queues cb(loop, data) to run in the next iteration's callback phase,
  * after those already queued (FIFO). Never runs cb inside this call.
  * Returns 0 or -ENOMEM. Loop thread only. */
-int gust_loop_add_callback(gust_loop *loop, gust_callback_fn cb, void *data);
+GUST_EXTERN int gust_loop_add_callback(gust_loop *loop, gust_callback_fn cb,
+                                       void *data);
 
 /* Same, from any thread: the callback is queued under a lock and the loop is
  * woken (eventfd, or a pipe where there is none). Callbacks posted by one
  * thread run in the order it posted them. Returns 0 or -ENOMEM. */
-int gust_loop_add_callback_threadsafe(gust_loop *loop, gust_callback_fn cb,
-                                      void *data);
+GUST_EXTERN int gust_loop_add_callback_threadsafe(gust_loop *loop,
+                                                  gust_callback_fn cb,
+                                                  void *data);
 
 /* ---- Timers ------------------------------------------------------------ */
 
@@ -219,7 +224,7 @@ struct gust_timer {
 
 /* Prepares a timer on loop. Must be called before the other gust_timer_*
  * functions. Does not allocate; there is nothing to free. */
-void gust_timer_init(gust_loop *loop, gust_timer *timer);
+GUST_EXTERN void gust_timer_init(gust_loop *loop, gust_timer *timer);
 
 /* Schedules cb(timer, data) after delay seconds (<= 0: in the next timer
  * phase), then every repeat seconds if repeat > 0. Restarting an active timer
@@ -229,20 +234,21 @@ void gust_timer_init(gust_loop *loop, gust_timer *timer);
  * iteration, and from a fresh clock reading (which also refreshes the cache)
  * when called outside one. A repeating timer that runs late skips the
  * periods it missed (its next deadline stays on the repeat grid). */
-int gust_timer_start(gust_timer *timer, double delay, double repeat,
-                     gust_timer_fn cb, void *data);
+GUST_EXTERN int gust_timer_start(gust_timer *timer, double delay, double repeat,
+                                 gust_timer_fn cb, void *data);
 
 /* Same, with an absolute deadline on the loop clock (gust_loop_time()). */
-int gust_timer_start_at(gust_timer *timer, double deadline, double repeat,
-                        gust_timer_fn cb, void *data);
+GUST_EXTERN int gust_timer_start_at(gust_timer *timer, double deadline,
+                                    double repeat, gust_timer_fn cb,
+                                    void *data);
 
 /* Unschedules the timer; a no-op if it is not active. Safe inside its own
  * callback (it stops a repeating timer). */
-void gust_timer_stop(gust_timer *timer);
+GUST_EXTERN void gust_timer_stop(gust_timer *timer);
 
 /* True if the timer is scheduled. A one-shot timer is no longer active when
  * its callback runs. */
-bool gust_timer_active(const gust_timer *timer);
+GUST_EXTERN bool gust_timer_active(const gust_timer *timer);
 
 /* Tornado-style timeouts: the loop allocates and owns the timer. The handle
  * is a number, not a pointer, so removing a timeout that has already fired
@@ -251,16 +257,17 @@ typedef uint64_t gust_timeout;
 
 /* Runs cb(loop, data) once, delay seconds from now (counted as for
  * gust_timer_start()). Returns a handle, or 0 if out of memory. */
-gust_timeout gust_loop_call_later(gust_loop *loop, double delay,
-                                  gust_callback_fn cb, void *data);
+GUST_EXTERN gust_timeout gust_loop_call_later(gust_loop *loop, double delay,
+                                              gust_callback_fn cb, void *data);
 
 /* Runs cb(loop, data) once, at deadline on the loop clock. */
-gust_timeout gust_loop_call_at(gust_loop *loop, double deadline,
-                               gust_callback_fn cb, void *data);
+GUST_EXTERN gust_timeout gust_loop_call_at(gust_loop *loop, double deadline,
+                                           gust_callback_fn cb, void *data);
 
 /* Cancels a timeout. Returns true if it was pending and is now cancelled,
  * false if it had already run, been removed, or was never valid. */
-bool gust_loop_remove_timeout(gust_loop *loop, gust_timeout timeout);
+GUST_EXTERN bool gust_loop_remove_timeout(gust_loop *loop,
+                                          gust_timeout timeout);
 
 /* Tornado's PeriodicCallback: calls cb every interval seconds while started.
  * If a call runs late, skipped periods are not made up (the next deadline
@@ -270,17 +277,17 @@ typedef struct gust_periodic gust_periodic;
 /* Creates a stopped periodic callback. interval must be > 0.
  * Returns NULL with errno set (EINVAL, ENOMEM). Free with
  * gust_periodic_free(). */
-gust_periodic *gust_periodic_new(gust_loop *loop, double interval,
-                                 gust_callback_fn cb, void *data);
+GUST_EXTERN gust_periodic *gust_periodic_new(gust_loop *loop, double interval,
+                                             gust_callback_fn cb, void *data);
 /* Starts it: the first call comes interval seconds from now. A no-op if it
  * is running. */
-void gust_periodic_start(gust_periodic *p);
+GUST_EXTERN void gust_periodic_start(gust_periodic *p);
 /* Stops it; safe from inside its callback. A no-op if it is stopped. */
-void gust_periodic_stop(gust_periodic *p);
+GUST_EXTERN void gust_periodic_stop(gust_periodic *p);
 /* True between start and stop. */
-bool gust_periodic_running(const gust_periodic *p);
+GUST_EXTERN bool gust_periodic_running(const gust_periodic *p);
 /* Stops and frees; safe from inside its own callback. NULL is a no-op. */
-void gust_periodic_free(gust_periodic *p);
+GUST_EXTERN void gust_periodic_free(gust_periodic *p);
 
 /* ---- Signals ----------------------------------------------------------- */
 
@@ -293,12 +300,12 @@ typedef void (*gust_signal_fn)(gust_loop *loop, int signum, void *data);
  * Starts the loop's backend (see FORK SAFETY).
  * Returns 0, -EINVAL (bad signal, or SIGKILL/SIGSTOP), -EBUSY (a loop,
  * this one included, already watches it), GUST_EFORKED, or an errno. */
-int gust_loop_add_signal(gust_loop *loop, int signum, gust_signal_fn cb,
-                         void *data);
+GUST_EXTERN int gust_loop_add_signal(gust_loop *loop, int signum,
+                                     gust_signal_fn cb, void *data);
 
 /* Stops watching signum and restores its previous disposition.
  * Returns 0 or -ENOENT. */
-int gust_loop_remove_signal(gust_loop *loop, int signum);
+GUST_EXTERN int gust_loop_remove_signal(gust_loop *loop, int signum);
 
 /* ---- Executor (blocking work off the loop) ----------------------------- */
 
@@ -311,12 +318,12 @@ typedef void (*gust_work_done_fn)(gust_loop *loop, int status, void *data);
  * threads (default: number of CPUs, at least 2, at most 16). Work items start
  * in FIFO order. The loop cannot be freed while work is in flight.
  * Returns 0 or -ENOMEM / -EAGAIN (no thread could be started). */
-int gust_loop_run_in_executor(gust_loop *loop, gust_work_fn work,
-                              gust_work_done_fn done, void *data);
+GUST_EXTERN int gust_loop_run_in_executor(gust_loop *loop, gust_work_fn work,
+                                          gust_work_done_fn done, void *data);
 
 /* Sets the pool size used when the pool starts. Returns 0, -EINVAL for
  * n < 1, -EBUSY if the pool has already started. */
-int gust_loop_set_executor_threads(gust_loop *loop, int n);
+GUST_EXTERN int gust_loop_set_executor_threads(gust_loop *loop, int n);
 
 #ifdef __cplusplus
 }

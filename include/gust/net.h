@@ -4,6 +4,8 @@
 #ifndef GUST_NET_H
 #define GUST_NET_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -44,21 +46,21 @@ typedef struct gust_bind_options {
  * are made, they all get the same one (read it with gust_socket_port()).
  * opts may be NULL. Returns a list the caller owns (gust_socket_list_free(),
  * or hand it to gust_tcp_server_add_sockets()), or NULL with errno set. */
-gust_socket_list *gust_bind_sockets(int port, const char *address,
-                                    const gust_bind_options *opts);
+GUST_EXTERN gust_socket_list *gust_bind_sockets(int port, const char *address,
+                                                const gust_bind_options *opts);
 
 /* Creates a listening unix-domain socket at path, first removing a stale
  * socket file there (but never a regular file: that fails with EEXIST).
  * mode: permissions of the socket file (e.g. 0600). backlog 0: default.
  * Returns a one-socket list, or NULL with errno set. */
-gust_socket_list *gust_bind_unix_socket(const char *path, unsigned mode,
-                                        int backlog);
+GUST_EXTERN gust_socket_list *gust_bind_unix_socket(const char *path,
+                                                    unsigned mode, int backlog);
 
 /* Closes every socket in the list and frees it. NULL is a no-op. */
-void gust_socket_list_free(gust_socket_list *list);
+GUST_EXTERN void gust_socket_list_free(gust_socket_list *list);
 
 /* The local port of a bound socket (host order), or a negative errno. */
-int gust_socket_port(int fd);
+GUST_EXTERN int gust_socket_port(int fd);
 
 /* ---- Accepting --------------------------------------------------------- */
 
@@ -81,20 +83,20 @@ typedef void (*gust_accept_cb)(gust_acceptor *acceptor, int fd,
  * listen_fd stays owned by the caller and must outlive the acceptor.
  * Returns the acceptor, or NULL with errno set (to an errno value, or to the
  * negated Gust code, e.g. -GUST_EFORKED, when the loop refused the fd). */
-gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
-                                 gust_accept_cb cb, void *data);
+GUST_EXTERN gust_acceptor *gust_acceptor_new(gust_loop *loop, int listen_fd,
+                                             gust_accept_cb cb, void *data);
 
 /* Stops and resumes accepting (for a connection cap). Pending connections
  * wait in the kernel's backlog meanwhile. */
-void gust_acceptor_pause(gust_acceptor *acceptor);
-void gust_acceptor_resume(gust_acceptor *acceptor);
+GUST_EXTERN void gust_acceptor_pause(gust_acceptor *acceptor);
+GUST_EXTERN void gust_acceptor_resume(gust_acceptor *acceptor);
 
 /* The listening fd. */
-int gust_acceptor_fd(const gust_acceptor *acceptor);
+GUST_EXTERN int gust_acceptor_fd(const gust_acceptor *acceptor);
 
 /* Stops watching and frees the acceptor (not the socket). Safe from inside
  * its own callback. NULL is a no-op. */
-void gust_acceptor_free(gust_acceptor *acceptor);
+GUST_EXTERN void gust_acceptor_free(gust_acceptor *acceptor);
 
 /* ---- Resolving and connecting ------------------------------------------ */
 
@@ -114,8 +116,8 @@ typedef void (*gust_resolve_cb)(gust_loop *loop, int status,
 /* Resolves host:port (numeric or a name) without blocking the loop, on the
  * loop's executor with getaddrinfo(). family: AF_UNSPEC, AF_INET, AF_INET6.
  * cb runs on the loop. Returns 0 or -ENOMEM. */
-int gust_resolve(gust_loop *loop, const char *host, int port, int family,
-                 gust_resolve_cb cb, void *data);
+GUST_EXTERN int gust_resolve(gust_loop *loop, const char *host, int port,
+                             int family, gust_resolve_cb cb, void *data);
 
 /* status 0: stream is connected and now belongs to the callback. Else stream
  * is NULL and status says why (-ECONNREFUSED from the last address tried,
@@ -126,9 +128,9 @@ typedef void (*gust_tcp_connect_cb)(gust_loop *loop, int status,
 /* Resolves host and connects to port, trying each address in turn until one
  * answers (Tornado's TCPClient.connect). opts may be NULL.
  * Returns 0 or -ENOMEM. */
-int gust_tcp_connect(gust_loop *loop, const char *host, int port,
-                     const gust_stream_options *opts, gust_tcp_connect_cb cb,
-                     void *data);
+GUST_EXTERN int gust_tcp_connect(gust_loop *loop, const char *host, int port,
+                                 const gust_stream_options *opts,
+                                 gust_tcp_connect_cb cb, void *data);
 
 /* gust_tcp_connect() (resolve host, then connect to port, trying
  * each address) as a future whose result's ptr is the connected
@@ -137,9 +139,9 @@ int gust_tcp_connect(gust_loop *loop, const char *host, int port,
  * freed, and a connection that completes after the future was cancelled is
  * closed at once. Fails with what gust_tcp_connect() reports (-ENOENT for
  * an unknown host, -ECONNREFUSED, ...). opts may be NULL. */
-GUST_MUST_USE gust_future *gust_tcp_connect_f(gust_loop *loop,
-                                              const char *host, int port,
-                                              const gust_stream_options *opts);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_tcp_connect_f(
+    gust_loop *loop, const char *host, int port,
+    const gust_stream_options *opts);
 
 #ifdef __cplusplus
 }

@@ -94,6 +94,8 @@
 #ifndef GUST_OPTIONS_H
 #define GUST_OPTIONS_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -147,7 +149,7 @@ enum {
 
 /* A new, empty registry (no logging options). Returns NULL when out of
  * memory. Free it with gust_options_free. */
-gust_options *gust_options_new(void);
+GUST_EXTERN gust_options *gust_options_new(void);
 
 /* Frees a registry: its options, their string and list values, callbacks and
  * positional arguments. Program variables given to define calls keep their
@@ -156,11 +158,11 @@ gust_options *gust_options_new(void);
  * stderr handler is restored and the file is closed. Freeing the default
  * registry is allowed: the next gust_options_default() makes a new one.
  * NULL is a no-op. */
-void gust_options_free(gust_options *opts);
+GUST_EXTERN void gust_options_free(gust_options *opts);
 
 /* The process-wide default registry, created on first call with the logging
  * options defined. Returns NULL only when out of memory. */
-gust_options *gust_options_default(void);
+GUST_EXTERN gust_options *gust_options_default(void);
 
 /* Define calls. Each defines option name of one type in registry opts (NULL:
  * the default registry), with its default value, help text (may be NULL)
@@ -173,45 +175,51 @@ gust_options *gust_options_default(void);
  * defined, -EINVAL if the name is empty, starts with '-' or contains '=',
  * whitespace or a control character, or if a list default does not parse
  * (the message is logged and in gust_options_last_error); -ENOMEM. */
-int gust_options_define_int(gust_options *opts, const char *name, int *var,
-                            int def, const char *help, const char *group);
-int gust_options_define_double(gust_options *opts, const char *name,
-                               double *var, double def, const char *help,
-                               const char *group);
-int gust_options_define_bool(gust_options *opts, const char *name, bool *var,
-                             bool def, const char *help, const char *group);
+GUST_EXTERN int gust_options_define_int(gust_options *opts, const char *name,
+                                        int *var, int def, const char *help,
+                                        const char *group);
+GUST_EXTERN int gust_options_define_double(gust_options *opts, const char *name,
+                                           double *var, double def,
+                                           const char *help, const char *group);
+GUST_EXTERN int gust_options_define_bool(gust_options *opts, const char *name,
+                                         bool *var, bool def, const char *help,
+                                         const char *group);
 /* *var points to a registry-owned copy of the value (def is copied; it may
  * be NULL, meaning no value: *var is then NULL). */
-int gust_options_define_string(gust_options *opts, const char *name,
-                               const char **var, const char *def,
-                               const char *help, const char *group);
+GUST_EXTERN int gust_options_define_string(gust_options *opts, const char *name,
+                                           const char **var, const char *def,
+                                           const char *help, const char *group);
 /* def and values are seconds. */
-int gust_options_define_duration(gust_options *opts, const char *name,
-                                 double *var, double def, const char *help,
-                                 const char *group);
+GUST_EXTERN int gust_options_define_duration(gust_options *opts,
+                                             const char *name, double *var,
+                                             double def, const char *help,
+                                             const char *group);
 /* def is written as on the command line ("80,443", "1:3"), or NULL for an
  * empty list. */
-int gust_options_define_int_list(gust_options *opts, const char *name,
-                                 gust_int_list *var, const char *def,
-                                 const char *help, const char *group);
-int gust_options_define_string_list(gust_options *opts, const char *name,
-                                    gust_string_list *var, const char *def,
-                                    const char *help, const char *group);
+GUST_EXTERN int gust_options_define_int_list(gust_options *opts,
+                                             const char *name,
+                                             gust_int_list *var,
+                                             const char *def, const char *help,
+                                             const char *group);
+GUST_EXTERN int gust_options_define_string_list(
+    gust_options *opts, const char *name, gust_string_list *var,
+    const char *def, const char *help, const char *group);
 
 /* Defines --logging, --log-file-prefix, --log-to-stderr,
  * --log-file-max-size and --log-file-num-backups (see the top of this file)
  * in group "log". Returns 0, -EEXIST if already defined, -ENOMEM. */
-int gust_options_define_logging(gust_options *opts);
+GUST_EXTERN int gust_options_define_logging(gust_options *opts);
 
 /* Tornado's parse_command_line: parses argv[1..argc-1] (argv[0] names the
  * program in messages) and runs the parse callbacks. Returns 0 on success;
  * on error prints it and exits with status 2; after --help exits 0. */
-int gust_options_parse_command_line(gust_options *opts, int argc,
-                                    char **argv);
+GUST_EXTERN int gust_options_parse_command_line(gust_options *opts, int argc,
+                                                char **argv);
 
 /* Tornado's parse_config_file: as gust_options_parse_file with flags 0,
  * but prints an error and exits with status 2. Returns 0. */
-int gust_options_parse_config_file(gust_options *opts, const char *path);
+GUST_EXTERN int gust_options_parse_config_file(gust_options *opts,
+                                               const char *path);
 
 /* Parses a command line as described at the top. flags: GUST_OPTIONS_*.
  * Returns 0, GUST_OPTIONS_HELP after printing the help, or a negative code
@@ -219,72 +227,80 @@ int gust_options_parse_config_file(gust_options *opts, const char *path);
  * option, -EINVAL for a bad or missing value, -ENOMEM. Unless flags has
  * GUST_OPTIONS_NOT_FINAL, runs the parse callbacks after a success (not
  * after --help). argv is not kept. */
-int gust_options_parse_args(gust_options *opts, int argc, char **argv,
-                            unsigned flags);
+GUST_EXTERN int gust_options_parse_args(gust_options *opts, int argc,
+                                        char **argv, unsigned flags);
 
 /* Parses the config file at path (format at the top). Returns 0 or a
  * negative code (-errno if the file cannot be read, -ENOENT for an unknown
  * name, -EINVAL for a bad line or value, -ENOMEM), with the message in
  * gust_options_last_error(). Runs the parse callbacks on success unless
  * GUST_OPTIONS_NOT_FINAL. */
-int gust_options_parse_file(gust_options *opts, const char *path,
-                            unsigned flags);
+GUST_EXTERN int gust_options_parse_file(gust_options *opts, const char *path,
+                                        unsigned flags);
 
 /* Parses config-file text held in memory (len bytes, need not end in NUL);
  * source names it in messages ("source:line: ..."; NULL: "<string>").
  * Returns as gust_options_parse_file. */
-int gust_options_parse_string(gust_options *opts, const char *text,
-                              size_t len, const char *source, unsigned flags);
+GUST_EXTERN int gust_options_parse_string(gust_options *opts, const char *text,
+                                          size_t len, const char *source,
+                                          unsigned flags);
 
 /* Sets one option from its text form, as --name=value would. Runs no
  * callbacks. Returns 0, -ENOENT (unknown name), -EINVAL (bad value),
  * -ENOMEM; the message in gust_options_last_error(). */
-int gust_options_set(gust_options *opts, const char *name, const char *value);
+GUST_EXTERN int gust_options_set(gust_options *opts, const char *name,
+                                 const char *value);
 
 /* The message of the last failed call on this registry ("" if none). Owned
  * by the registry, valid until its next call. */
-const char *gust_options_last_error(const gust_options *opts);
+GUST_EXTERN const char *gust_options_last_error(const gust_options *opts);
 
 /* The positional arguments left by the last gust_options_parse_args (what
  * Tornado's parse_command_line returns): *count of them, in order, NULL
  * terminated. Copies owned by the registry, valid until the next
  * parse_args or free. Never NULL. */
-const char *const *gust_options_args(const gust_options *opts, int *count);
+GUST_EXTERN const char *const *gust_options_args(const gust_options *opts,
+                                                 int *count);
 
 /* Parse callbacks (Tornado's add_parse_callback): cb(opts, data) runs after
  * every final successful parse, in the order added. Returns 0 or -ENOMEM. */
 typedef void (*gust_options_parse_cb)(gust_options *opts, void *data);
-int gust_options_add_parse_callback(gust_options *opts,
-                                    gust_options_parse_cb cb, void *data);
+GUST_EXTERN int gust_options_add_parse_callback(gust_options *opts,
+                                                gust_options_parse_cb cb,
+                                                void *data);
 
 /* Prints the help (as --help does) to out. */
-void gust_options_print_help(const gust_options *opts, FILE *out);
+GUST_EXTERN void gust_options_print_help(const gust_options *opts, FILE *out);
 
 /* Where --help prints: stdout by default. out is not closed by the
  * registry. */
-void gust_options_set_help_output(gust_options *opts, FILE *out);
+GUST_EXTERN void gust_options_set_help_output(gust_options *opts, FILE *out);
 
 /* Getters by name, for options defined with var NULL (they work for any
  * option). An unknown name or a getter of the wrong type logs an error and
  * returns 0, 0.0, false, NULL or an empty list. Strings and lists are owned
  * by the registry (see "Values"). */
-int gust_options_get_int(const gust_options *opts, const char *name);
-double gust_options_get_double(const gust_options *opts, const char *name);
-bool gust_options_get_bool(const gust_options *opts, const char *name);
-const char *gust_options_get_string(const gust_options *opts,
-                                    const char *name);
-double gust_options_get_duration(const gust_options *opts, const char *name);
-gust_int_list gust_options_get_int_list(const gust_options *opts,
-                                        const char *name);
-gust_string_list gust_options_get_string_list(const gust_options *opts,
-                                              const char *name);
+GUST_EXTERN int gust_options_get_int(const gust_options *opts,
+                                     const char *name);
+GUST_EXTERN double gust_options_get_double(const gust_options *opts,
+                                           const char *name);
+GUST_EXTERN bool gust_options_get_bool(const gust_options *opts,
+                                       const char *name);
+GUST_EXTERN const char *gust_options_get_string(const gust_options *opts,
+                                                const char *name);
+GUST_EXTERN double gust_options_get_duration(const gust_options *opts,
+                                             const char *name);
+GUST_EXTERN gust_int_list gust_options_get_int_list(const gust_options *opts,
+                                                    const char *name);
+GUST_EXTERN gust_string_list
+gust_options_get_string_list(const gust_options *opts, const char *name);
 
 /* The type of option name, or -ENOENT if it is not defined. */
-int gust_options_type(const gust_options *opts, const char *name);
+GUST_EXTERN int gust_options_type(const gust_options *opts, const char *name);
 
 /* Parses a duration as DURATION options do. Returns 0 and sets *seconds, or
  * -EINVAL. */
-int gust_parse_duration(const char *text, double *seconds);
+GUST_EXTERN int gust_parse_duration(const char *text, double *seconds);
 
 #ifdef __cplusplus
 }

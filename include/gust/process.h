@@ -54,7 +54,7 @@ extern "C" {
  * GUST_ELOOPINUSE if the calling thread's current loop has been started or
  * has registered an fd (the message also goes to the log), -EINVAL if
  * called again in a child, or the errno of a failed fork(). */
-int gust_fork_processes(int num_processes, int max_restarts);
+GUST_EXTERN int gust_fork_processes(int num_processes, int max_restarts);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,8 @@
 #ifndef GUST_QUEUE_H
 #define GUST_QUEUE_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -64,80 +66,82 @@ typedef struct gust_queue gust_queue;
 typedef int (*gust_queue_cmp_fn)(const void *a, const void *b, void *data);
 
 /* A comparison for items made with GUST_VALUE_INT(n): smallest n first. */
-int gust_queue_cmp_int(const void *a, const void *b, void *data);
+GUST_EXTERN int gust_queue_cmp_int(const void *a, const void *b, void *data);
 
 /* A first-in, first-out queue holding at most maxsize items (0: no limit).
  * Free with gust_queue_free(). NULL if out of memory. */
-GUST_MUST_USE gust_queue *gust_queue_new(gust_loop *loop, size_t maxsize);
+GUST_EXTERN GUST_MUST_USE gust_queue *gust_queue_new(gust_loop *loop,
+                                                     size_t maxsize);
 
 /* A last-in, first-out queue (Tornado's LifoQueue). */
-GUST_MUST_USE gust_queue *gust_lifo_queue_new(gust_loop *loop,
-                                              size_t maxsize);
+GUST_EXTERN GUST_MUST_USE gust_queue *gust_lifo_queue_new(gust_loop *loop,
+                                                          size_t maxsize);
 
 /* A queue that gives the smallest item first by cmp (Tornado's
  * PriorityQueue, whose items are usually (priority, data) tuples: here the
  * item points at the caller's struct, and cmp reads its priority). cmp is
  * required; cmp_data is passed to it. */
-GUST_MUST_USE gust_queue *gust_priority_queue_new(gust_loop *loop,
-                                                  size_t maxsize,
-                                                  gust_queue_cmp_fn cmp,
-                                                  void *cmp_data);
+GUST_EXTERN GUST_MUST_USE gust_queue *gust_priority_queue_new(
+    gust_loop *loop, size_t maxsize, gust_queue_cmp_fn cmp, void *cmp_data);
 
 /* Frees the queue and the items in it. Waiting gets, puts and joins fail
  * with GUST_ECANCELED (the items of waiting puts are freed). NULL is a
  * no-op. */
-void gust_queue_free(gust_queue *q);
+GUST_EXTERN void gust_queue_free(gust_queue *q);
 
 /* Puts item, waiting for room if the queue is full. The queue owns item
  * from this call on, whatever happens (a put that fails frees it). The
  * future completes with 0 once the item is in (at once when there is room),
  * GUST_ETIMEOUT after timeout seconds (> 0) without room, GUST_ECANCELED if
  * the queue is freed first. NULL if out of memory (item freed). */
-GUST_MUST_USE gust_future *gust_queue_put(gust_queue *q, gust_value item,
-                                          double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_queue_put(gust_queue *q,
+                                                      gust_value item,
+                                                      double timeout);
 
 /* Puts item without waiting. Returns 0 (the queue owns item), or -EAGAIN
  * when full (Tornado's QueueFull) or -ENOMEM: then the caller still owns
  * item. */
-int gust_queue_put_nowait(gust_queue *q, gust_value item);
+GUST_EXTERN int gust_queue_put_nowait(gust_queue *q, gust_value item);
 
 /* Takes the next item, waiting for one if the queue is empty. The future's
  * result is the item (the future owns it until someone takes it:
  * gust_await(f, &item) or gust_future_take()). GUST_ETIMEOUT after timeout
  * seconds (> 0) with no item; GUST_ECANCELED if the queue is freed first.
  * NULL if out of memory (nothing taken). */
-GUST_MUST_USE gust_future *gust_queue_get(gust_queue *q, double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_queue_get(gust_queue *q,
+                                                      double timeout);
 
 /* Takes the next item without waiting into *out (the caller owns it).
  * Returns 0, or -EAGAIN when there is none (Tornado's QueueEmpty; *out is
  * then GUST_VALUE_NONE). */
-int gust_queue_get_nowait(gust_queue *q, gust_value *out);
+GUST_EXTERN int gust_queue_get_nowait(gust_queue *q, gust_value *out);
 
 /* Marks one item taken from the queue as processed. Returns 0, or -EINVAL
  * if called more times than items were put (Tornado's ValueError). When
  * every item put has been marked, waiting joins complete. */
-int gust_queue_task_done(gust_queue *q);
+GUST_EXTERN int gust_queue_task_done(gust_queue *q);
 
 /* A future done (0) once every item put so far has been marked with
  * gust_queue_task_done(): at once if none is unfinished. GUST_ETIMEOUT after
  * timeout seconds (> 0); GUST_ECANCELED if the queue is freed first. NULL if
  * out of memory. */
-GUST_MUST_USE gust_future *gust_queue_join(gust_queue *q, double timeout);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_queue_join(gust_queue *q,
+                                                       double timeout);
 
 /* Items in the queue now (not counting those of waiting puts). */
-size_t gust_queue_qsize(const gust_queue *q);
+GUST_EXTERN size_t gust_queue_qsize(const gust_queue *q);
 
 /* True when qsize is 0. */
-bool gust_queue_empty(const gust_queue *q);
+GUST_EXTERN bool gust_queue_empty(const gust_queue *q);
 
 /* True when the queue has a maxsize and holds that many items. */
-bool gust_queue_full(const gust_queue *q);
+GUST_EXTERN bool gust_queue_full(const gust_queue *q);
 
 /* The maxsize given at creation (0: no limit). */
-size_t gust_queue_maxsize(const gust_queue *q);
+GUST_EXTERN size_t gust_queue_maxsize(const gust_queue *q);
 
 /* Items put and not yet marked with gust_queue_task_done(). */
-size_t gust_queue_unfinished(const gust_queue *q);
+GUST_EXTERN size_t gust_queue_unfinished(const gust_queue *q);
 
 #ifdef __cplusplus
 }

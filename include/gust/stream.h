@@ -71,6 +71,8 @@
 #ifndef GUST_STREAM_H
 #define GUST_STREAM_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,16 +128,16 @@ typedef struct gust_stream_options {
 /* Wraps fd, which must be a socket or pipe; it is made non-blocking and
  * CLOEXEC. The stream owns fd from now on and closes it. opts may be NULL
  * (defaults). Returns NULL with errno set on failure (fd is then left open). */
-gust_stream *gust_stream_new(gust_loop *loop, int fd,
-                             const gust_stream_options *opts);
+GUST_EXTERN gust_stream *gust_stream_new(gust_loop *loop, int fd,
+                                         const gust_stream_options *opts);
 
 /* The loop and fd the stream uses (fd is -1 once closed). */
-gust_loop *gust_stream_loop(const gust_stream *stream);
-int gust_stream_fd(const gust_stream *stream);
+GUST_EXTERN gust_loop *gust_stream_loop(const gust_stream *stream);
+GUST_EXTERN int gust_stream_fd(const gust_stream *stream);
 
 /* User data carried by the stream, for whatever owns it. */
-void gust_stream_set_data(gust_stream *stream, void *data);
-void *gust_stream_data(const gust_stream *stream);
+GUST_EXTERN void gust_stream_set_data(gust_stream *stream, void *data);
+GUST_EXTERN void *gust_stream_data(const gust_stream *stream);
 
 /* ---- Connecting -------------------------------------------------------- */
 
@@ -149,9 +151,10 @@ void *gust_stream_data(const gust_stream *stream);
  * GUST_ESTREAMCLOSED, -EALREADY (a connect is under way), -ENOMEM (the few
  * bytes a connecting stream keeps could not be allocated), or connect()'s
  * own misuse errors (-EISCONN, -EAFNOSUPPORT, -EINVAL, -ENOTSOCK...). */
-int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
-                        socklen_t addrlen, gust_stream_connect_cb cb,
-                        void *user);
+GUST_EXTERN int gust_stream_connect(gust_stream *stream,
+                                    const struct sockaddr *addr,
+                                    socklen_t addrlen,
+                                    gust_stream_connect_cb cb, void *user);
 
 /* ---- Reading ----------------------------------------------------------- */
 
@@ -163,9 +166,9 @@ int gust_stream_connect(gust_stream *stream, const struct sockaddr *addr,
  * one stopped, so a head arriving in many pieces is scanned once.
  * Returns 0, GUST_EREADPENDING, GUST_ESTREAMCLOSED, -EINVAL (no delimiter,
  * one of 4 GiB or more, NULL cb) or -ENOMEM. */
-int gust_stream_read_until(gust_stream *stream, const void *delim,
-                           size_t delim_len, size_t max_bytes,
-                           gust_stream_read_cb cb, void *user);
+GUST_EXTERN int gust_stream_read_until(gust_stream *stream, const void *delim,
+                                       size_t delim_len, size_t max_bytes,
+                                       gust_stream_read_cb cb, void *user);
 
 /* Reads until the PCRE2 pattern matches the buffered data; the result ends
  * with the end of the match. Same max_bytes rules as read_until. The
@@ -173,15 +176,18 @@ int gust_stream_read_until(gust_stream *stream, const void *delim,
  * the read ends; an invalid pattern returns -EINVAL. A match that PCRE2
  * cannot complete (its match or depth limits) ends the read with
  * GUST_EUNSATISFIABLE rather than buffering forever. */
-int gust_stream_read_until_regex(gust_stream *stream, const char *pattern,
-                                 size_t max_bytes, gust_stream_read_cb cb,
-                                 void *user);
+GUST_EXTERN int gust_stream_read_until_regex(gust_stream *stream,
+                                             const char *pattern,
+                                             size_t max_bytes,
+                                             gust_stream_read_cb cb,
+                                             void *user);
 
 /* Reads exactly n bytes (n >= 1), or with GUST_READ_PARTIAL between 1 and n
  * bytes as soon as any are available, or with GUST_READ_STREAMING in chunks
  * as they arrive until n bytes have been delivered. */
-int gust_stream_read_bytes(gust_stream *stream, size_t n, unsigned flags,
-                           gust_stream_read_cb cb, void *user);
+GUST_EXTERN int gust_stream_read_bytes(gust_stream *stream, size_t n,
+                                       unsigned flags, gust_stream_read_cb cb,
+                                       void *user);
 
 /* Reads until the peer closes; the callback then gets status 0 and all the
  * data (or, with GUST_READ_STREAMING, chunks then a final status 0 with no
@@ -190,11 +196,13 @@ int gust_stream_read_bytes(gust_stream *stream, size_t n, unsigned flags,
  * that error, with whatever data was still buffered (possibly truncated).
  * Exceeding max_buffer_size without GUST_READ_STREAMING closes the stream
  * with GUST_EBUFFERFULL. */
-int gust_stream_read_until_close(gust_stream *stream, unsigned flags,
-                                 gust_stream_read_cb cb, void *user);
+GUST_EXTERN int gust_stream_read_until_close(gust_stream *stream,
+                                             unsigned flags,
+                                             gust_stream_read_cb cb,
+                                             void *user);
 
 /* True while a read is pending (after a close, until its callback ran). */
-bool gust_stream_reading(const gust_stream *stream);
+GUST_EXTERN bool gust_stream_reading(const gust_stream *stream);
 
 /* ---- Writing ----------------------------------------------------------- */
 
@@ -205,28 +213,31 @@ bool gust_stream_reading(const gust_stream *stream);
  * have all been handed to the kernel, never inside this call (len 0: after
  * the writes before it). Returns 0, GUST_ESTREAMCLOSED, GUST_EBUFFERFULL
  * (max_write_buffer_size), or -ENOMEM. */
-int gust_stream_write(gust_stream *stream, const void *data, size_t len,
-                      gust_stream_write_cb cb, void *user);
+GUST_EXTERN int gust_stream_write(gust_stream *stream, const void *data,
+                                  size_t len, gust_stream_write_cb cb,
+                                  void *user);
 
 /* Queues iovcnt buffers without copying them: the caller keeps them valid and
  * unchanged until cb runs (cb is required). The iovec array itself is
  * copied. Returns 0, GUST_ESTREAMCLOSED, -EINVAL or -ENOMEM. */
-int gust_stream_write_ref(gust_stream *stream, const struct iovec *iov,
-                          int iovcnt, gust_stream_write_cb cb, void *user);
+GUST_EXTERN int gust_stream_write_ref(gust_stream *stream,
+                                      const struct iovec *iov, int iovcnt,
+                                      gust_stream_write_cb cb, void *user);
 
 /* Queues len bytes of file_fd starting at offset, sent with sendfile() where
  * possible (else read with pread() and written). file_fd must stay open
  * until cb runs (cb is required). If the file turns out shorter than
  * offset + len the stream closes with -EIO. Returns 0, GUST_ESTREAMCLOSED,
  * -EINVAL or -ENOMEM. */
-int gust_stream_sendfile(gust_stream *stream, int file_fd, off_t offset,
-                         size_t len, gust_stream_write_cb cb, void *user);
+GUST_EXTERN int gust_stream_sendfile(gust_stream *stream, int file_fd,
+                                     off_t offset, size_t len,
+                                     gust_stream_write_cb cb, void *user);
 
 /* True while written data has not all been handed to the kernel. */
-bool gust_stream_writing(const gust_stream *stream);
+GUST_EXTERN bool gust_stream_writing(const gust_stream *stream);
 
 /* Bytes queued but not yet sent (0 once closed: close drops them). */
-size_t gust_stream_write_buffer_size(const gust_stream *stream);
+GUST_EXTERN size_t gust_stream_write_buffer_size(const gust_stream *stream);
 
 /* ---- Closing ----------------------------------------------------------- */
 
@@ -234,23 +245,24 @@ size_t gust_stream_write_buffer_size(const gust_stream *stream);
  * the stream is freed when it returns (unless references are held, see
  * gust_stream_ref()). NULL removes it. Set after the close callback has run,
  * it is never called. */
-void gust_stream_set_close_callback(gust_stream *stream,
-                                    gust_stream_close_cb cb, void *user);
+GUST_EXTERN void gust_stream_set_close_callback(gust_stream *stream,
+                                                gust_stream_close_cb cb,
+                                                void *user);
 
 /* Closes the fd now and schedules the pending callbacks and the close
  * callback. Safe from inside any of the stream's callbacks; a second call is
  * a no-op. Queued unsent data is dropped: to close after sending, close from
  * the last write's callback. (Writes gathered inside the current read
  * callback, see WRITES, get the one non-blocking try they would have had.) */
-void gust_stream_close(gust_stream *stream);
+GUST_EXTERN void gust_stream_close(gust_stream *stream);
 
 /* True once the stream is closed (the pointer stays valid until the close
  * callback has returned). */
-bool gust_stream_closed(const gust_stream *stream);
+GUST_EXTERN bool gust_stream_closed(const gust_stream *stream);
 
 /* Why the stream closed: 0 for a local close or a clean EOF from the peer,
  * else a negative code (-ECONNRESET, GUST_EBUFFERFULL, ...). */
-int gust_stream_error(const gust_stream *stream);
+GUST_EXTERN int gust_stream_error(const gust_stream *stream);
 
 /* Keeps the stream's memory valid after its close callback, until the
  * matching gust_stream_unref() (the fd is closed as usual; every call
@@ -263,12 +275,12 @@ int gust_stream_error(const gust_stream *stream);
  * nothing: it is freed after its close callback, as without references.
  * An unref without a matching ref is a programming error (assert). Used on
  * the stream's loop thread only. */
-void gust_stream_ref(gust_stream *stream);
-void gust_stream_unref(gust_stream *stream);
+GUST_EXTERN void gust_stream_ref(gust_stream *stream);
+GUST_EXTERN void gust_stream_unref(gust_stream *stream);
 
 /* Sets TCP_NODELAY on a TCP stream (ignored for other fds). Returns 0 or a
  * negated errno. */
-int gust_stream_set_nodelay(gust_stream *stream, bool on);
+GUST_EXTERN int gust_stream_set_nodelay(gust_stream *stream, bool on);
 
 /* ---- Futures (for coroutines) ----------------------------------------- */
 /* The same operations as futures, for gust_await() (src/stream_future.c,
@@ -329,38 +341,36 @@ typedef struct gust_bytes {
 } gust_bytes;
 
 /* gust_stream_read_until() as a future of gust_bytes. */
-GUST_MUST_USE gust_future *gust_stream_read_until_f(gust_stream *stream,
-                                                    const void *delim,
-                                                    size_t delim_len,
-                                                    size_t max_bytes);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_read_until_f(
+    gust_stream *stream, const void *delim, size_t delim_len, size_t max_bytes);
 
 /* gust_stream_read_until_regex() as a future of gust_bytes. */
-GUST_MUST_USE gust_future *gust_stream_read_until_regex_f(gust_stream *stream,
-                                                          const char *pattern,
-                                                          size_t max_bytes);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_read_until_regex_f(
+    gust_stream *stream, const char *pattern, size_t max_bytes);
 
 /* gust_stream_read_bytes() as a future of gust_bytes. flags may hold
  * GUST_READ_PARTIAL; GUST_READ_STREAMING gives a future failed with
  * -EINVAL. */
-GUST_MUST_USE gust_future *gust_stream_read_bytes_f(gust_stream *stream,
-                                                    size_t n, unsigned flags);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_read_bytes_f(
+    gust_stream *stream, size_t n, unsigned flags);
 
 /* gust_stream_read_until_close() as a future of gust_bytes: everything up to
  * the peer's close (or a local close). If the stream closes on an error
  * instead, the future fails with it and the data received is dropped. */
-GUST_MUST_USE gust_future *gust_stream_read_until_close_f(gust_stream *stream);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_read_until_close_f(
+    gust_stream *stream);
 
 /* gust_stream_write() (data is copied as needed) as a future done with
  * {NULL, NULL} once the bytes are all handed to the kernel. */
-GUST_MUST_USE gust_future *gust_stream_write_f(gust_stream *stream,
-                                               const void *data, size_t len);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_write_f(gust_stream *stream,
+                                                           const void *data,
+                                                           size_t len);
 
 /* gust_stream_connect() as a future done with {NULL, NULL} once connected;
  * on failure it fails with the negated errno and the stream closes (as
  * gust_stream_connect() says). */
-GUST_MUST_USE gust_future *gust_stream_connect_f(gust_stream *stream,
-                                                 const struct sockaddr *addr,
-                                                 socklen_t addrlen);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_connect_f(
+    gust_stream *stream, const struct sockaddr *addr, socklen_t addrlen);
 
 /* A future that completes when the stream closes, from its close callback.
  * Like the others it holds the stream until its callbacks have run (see
@@ -372,7 +382,8 @@ GUST_MUST_USE gust_future *gust_stream_connect_f(gust_stream *stream,
  * never complete). On a stream closed already (its close callback still to
  * come) it completes when that callback would have run; on one whose close
  * callback has run (kept by gust_stream_ref()) it is done at once. */
-GUST_MUST_USE gust_future *gust_stream_closed_f(gust_stream *stream);
+GUST_EXTERN GUST_MUST_USE gust_future *gust_stream_closed_f(
+    gust_stream *stream);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,8 @@
 #ifndef GUST_TCP_SERVER_H
 #define GUST_TCP_SERVER_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -67,20 +69,20 @@ typedef struct gust_tcp_server_options {
  * handle_stream: each connection is then logged as "handle_stream not
  * implemented" and closed. opts may be NULL (it is copied). data is passed to
  * handle_stream. Returns NULL with errno set on failure. */
-gust_tcp_server *gust_tcp_server_new(gust_handle_stream_cb handle_stream,
-                                     const gust_tcp_server_options *opts,
-                                     void *data);
+GUST_EXTERN gust_tcp_server *gust_tcp_server_new(
+    gust_handle_stream_cb handle_stream, const gust_tcp_server_options *opts,
+    void *data);
 
 /* bind(port, address) then start(1): listens in this process on the current
  * loop. address NULL: all interfaces. Returns 0 or a negative code. */
-int gust_tcp_server_listen(gust_tcp_server *server, int port,
-                           const char *address);
+GUST_EXTERN int gust_tcp_server_listen(gust_tcp_server *server, int port,
+                                       const char *address);
 
 /* Binds listening sockets without accepting yet (call start() next). May be
  * called several times (e.g. for IPv4 and a unix socket). Returns 0 or a
  * negative code. */
-int gust_tcp_server_bind(gust_tcp_server *server, int port,
-                         const char *address);
+GUST_EXTERN int gust_tcp_server_bind(gust_tcp_server *server, int port,
+                                     const char *address);
 
 /* Starts accepting on the bound sockets. num_processes 1: in this process.
  * Otherwise forks first with gust_fork_processes(num_processes, max_restarts
@@ -90,29 +92,31 @@ int gust_tcp_server_bind(gust_tcp_server *server, int port,
  * gust_fork_processes() (e.g. GUST_ELOOPINUSE), or that of registering
  * the sockets with the loop. A second start() starts only sockets bound
  * since the first. */
-int gust_tcp_server_start(gust_tcp_server *server, int num_processes);
+GUST_EXTERN int gust_tcp_server_start(gust_tcp_server *server,
+                                      int num_processes);
 
 /* Starts accepting on sockets that were bound already (gust_bind_sockets).
  * Takes ownership of the list and its sockets, even when it fails (they are
  * then closed or kept by the server and closed with it). Returns 0 or a
  * negative code. */
-int gust_tcp_server_add_sockets(gust_tcp_server *server,
-                                gust_socket_list *sockets);
+GUST_EXTERN int gust_tcp_server_add_sockets(gust_tcp_server *server,
+                                            gust_socket_list *sockets);
 
 /* Stops accepting and closes the listening sockets. Open connections are not
  * touched. Returns 0. */
-int gust_tcp_server_stop(gust_tcp_server *server);
+GUST_EXTERN int gust_tcp_server_stop(gust_tcp_server *server);
 
 /* The port of the first bound TCP socket (useful after binding port 0), or
  * GUST_ENOTSTARTED if none is bound (or after stop()). */
-int gust_tcp_server_port(const gust_tcp_server *server);
+GUST_EXTERN int gust_tcp_server_port(const gust_tcp_server *server);
 
 /* Number of connections accepted by this server and not yet closed. */
-size_t gust_tcp_server_connection_count(const gust_tcp_server *server);
+GUST_EXTERN size_t
+gust_tcp_server_connection_count(const gust_tcp_server *server);
 
 /* Stops the server and frees it. Connections already handed to
  * handle_stream are the callbacks' to close. NULL is a no-op. */
-void gust_tcp_server_free(gust_tcp_server *server);
+GUST_EXTERN void gust_tcp_server_free(gust_tcp_server *server);
 
 #ifdef __cplusplus
 }

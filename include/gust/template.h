@@ -39,6 +39,8 @@
 #ifndef GUST_TEMPLATE_H
 #define GUST_TEMPLATE_H
 
+#include "gust/common.h"
+
 #include <stddef.h>
 
 #include <jansson.h>
@@ -81,68 +83,71 @@ typedef int (*gust_template_write_fn)(const gust_template *t, const char *buf,
  * even when the source has a syntax error: gust_template_status() then gives
  * the code and gust_template_error() the message, and rendering it returns the
  * same code. Free with gust_template_free(). */
-gust_template *gust_template_new_from_string(const char *source,
-                                             const char *name);
+GUST_EXTERN gust_template *gust_template_new_from_string(const char *source,
+                                                         const char *name);
 /* As gust_template_new_from_string(), for len bytes that may contain NULs. */
-gust_template *gust_template_new_from_buffer(const char *source, size_t len,
-                                             const char *name);
+GUST_EXTERN gust_template *gust_template_new_from_buffer(const char *source,
+                                                         size_t len,
+                                                         const char *name);
 
 /* Frees a template made by gust_template_new_from_string/_buffer. NULL is
  * ignored. Templates owned by a loader must not be freed with this. */
-void gust_template_free(gust_template *t);
+GUST_EXTERN void gust_template_free(gust_template *t);
 
 /* 0 if the template compiled, else the compile error code. */
-int gust_template_status(const gust_template *t);
+GUST_EXTERN int gust_template_status(const gust_template *t);
 
 /* The message of the last error (compile or render) of t, "" when none. The
  * string belongs to t and is valid until its next render or its free. */
-const char *gust_template_error(const gust_template *t);
+GUST_EXTERN const char *gust_template_error(const gust_template *t);
 
 /* The template's name as given at compile or load time; owned by t. */
-const char *gust_template_name(const gust_template *t);
+GUST_EXTERN const char *gust_template_name(const gust_template *t);
 
 /* Replaces t's render limits (copied). NULL restores the defaults. */
-void gust_template_set_limits(gust_template *t,
-                              const gust_template_limits *limits);
+GUST_EXTERN void gust_template_set_limits(gust_template *t,
+                                          const gust_template_limits *limits);
 
 /* Renders t with context (a JSON object, or NULL for an empty context; it is
  * only read, never modified or kept). On success returns 0 and sets *out to a
  * malloc'd, NUL-terminated buffer of *len bytes (the NUL not counted) that the
  * caller frees with free(). On failure returns a code, sets *out to NULL and
  * *len to 0, and gust_template_error(t) says why. */
-int gust_template_render(gust_template *t, json_t *context, char **out,
-                         size_t *len);
+GUST_EXTERN int gust_template_render(gust_template *t, json_t *context,
+                                     char **out, size_t *len);
 
 /* Renders t through fn (see gust_template_write_fn). Output already passed
  * to fn before an error stays written. Returns 0 or a code. */
-int gust_template_render_to(gust_template *t, json_t *context,
-                            gust_template_write_fn fn, void *data);
+GUST_EXTERN int gust_template_render_to(gust_template *t, json_t *context,
+                                        gust_template_write_fn fn, void *data);
 
 /* ---- Loader: templates from a directory, with a cache --------------- */
 
 /* A loader for files under root_dir (copied; NULL: a loader that only knows
  * the templates given to gust_template_loader_add_string()). Returns NULL when
  * out of memory. Free with gust_template_loader_free(). */
-gust_template_loader *gust_template_loader_new(const char *root_dir);
+GUST_EXTERN gust_template_loader *gust_template_loader_new(
+    const char *root_dir);
 
 /* Frees the loader and every template it has compiled. NULL is ignored. */
-void gust_template_loader_free(gust_template_loader *l);
+GUST_EXTERN void gust_template_loader_free(gust_template_loader *l);
 
 /* Registers source (copied) under name, as if it were a file (a registered
  * name takes precedence over the directory). Resets the compiled cache, since
  * any cached template may have included the old version. Returns 0, -EPERM
  * for a refused name, or -ENOMEM. */
-int gust_template_loader_add_string(gust_template_loader *l, const char *name,
-                                    const char *source);
+GUST_EXTERN int gust_template_loader_add_string(gust_template_loader *l,
+                                                const char *name,
+                                                const char *source);
 
 /* Drops every compiled template, so the next load re-reads the files.
  * Pointers returned by earlier loads become invalid. */
-void gust_template_loader_reset(gust_template_loader *l);
+GUST_EXTERN void gust_template_loader_reset(gust_template_loader *l);
 
 /* Replaces the render limits used by loader renders and given to templates
  * it compiles from now on (copied). NULL restores the defaults. */
-void gust_template_loader_set_limits(gust_template_loader *l,
-                                     const gust_template_limits *limits);
+GUST_EXTERN void gust_template_loader_set_limits(
+    gust_template_loader *l, const gust_template_limits *limits);
 
 /* Loads name ("dir/page.html", relative to the root; absolute names and ".."
  * components are refused with -EPERM), compiling it and everything it extends
@@ -150,23 +155,28 @@ void gust_template_loader_set_limits(gust_template_loader *l,
  * the template, which the loader owns: valid until gust_template_loader_reset()
  * or _free(); do not free it. Returns 0 or a code (message in
  * gust_template_loader_error()). */
-int gust_template_loader_load(gust_template_loader *l, const char *name,
-                              gust_template **out);
+GUST_EXTERN int gust_template_loader_load(gust_template_loader *l,
+                                          const char *name,
+                                          gust_template **out);
 
 /* Loads name and renders it with context; *out and *len as in
  * gust_template_render() (caller frees *out with free()). Returns 0 or a
  * code; the message is in gust_template_loader_error(). */
-int gust_template_loader_render(gust_template_loader *l, const char *name,
-                                json_t *context, char **out, size_t *len);
+GUST_EXTERN int gust_template_loader_render(gust_template_loader *l,
+                                            const char *name, json_t *context,
+                                            char **out, size_t *len);
 
 /* Loads name and renders it through fn, as gust_template_render_to(). */
-int gust_template_loader_render_to(gust_template_loader *l, const char *name,
-                                   json_t *context, gust_template_write_fn fn,
-                                   void *data);
+GUST_EXTERN int gust_template_loader_render_to(gust_template_loader *l,
+                                               const char *name,
+                                               json_t *context,
+                                               gust_template_write_fn fn,
+                                               void *data);
 
 /* The message of the loader's last error, "" when none. Owned by the loader;
  * valid until its next call. */
-const char *gust_template_loader_error(const gust_template_loader *l);
+GUST_EXTERN const char *gust_template_loader_error(
+    const gust_template_loader *l);
 
 #ifdef __cplusplus
 }

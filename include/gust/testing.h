@@ -31,6 +31,8 @@
 #ifndef GUST_TESTING_H
 #define GUST_TESTING_H
 
+#include "gust/common.h"
+
 #include "gust/future.h"
 #include "gust/http_client.h"
 #include "gust/http_server.h"
@@ -45,34 +47,35 @@ typedef struct gust_testing_server gust_testing_server;
 
 /* The default timeout in seconds: GUST_TEST_TIMEOUT if set to a positive
  * number, else 5. */
-double gust_testing_timeout(void);
+GUST_EXTERN double gust_testing_timeout(void);
 
 /* Serves app (borrowed: it must outlive the server) on an ephemeral port
  * of 127.0.0.1 with the app's settings.server_options, on the current
  * loop, and makes a client (gust_http_client_new with default options) for
  * the fetches. Returns NULL with errno set (ENOMEM, or the bind's error;
  * the reason is logged). Stop it with gust_testing_stop(). */
-gust_testing_server *gust_testing_start_app(gust_app *app);
+GUST_EXTERN gust_testing_server *gust_testing_start_app(gust_app *app);
 
 /* The same for any HTTP handler (a callback or a delegate, http_server.h);
  * opts may be NULL (defaults). */
-gust_testing_server *gust_testing_start(gust_http_handler handler,
-                                        const gust_http_server_options *opts);
+GUST_EXTERN gust_testing_server *gust_testing_start(
+    gust_http_handler handler, const gust_http_server_options *opts);
 
 /* The port the server listens on. */
-int gust_testing_port(const gust_testing_server *t);
+GUST_EXTERN int gust_testing_port(const gust_testing_server *t);
 
 /* "http://127.0.0.1:<port>" followed by path (which starts with '/'), in
  * memory owned by t: valid until gust_testing_stop(). NULL if out of
  * memory. */
-const char *gust_testing_url(gust_testing_server *t, const char *path);
+GUST_EXTERN const char *gust_testing_url(gust_testing_server *t,
+                                         const char *path);
 
 /* The client used by gust_testing_fetch(), owned by t, for fetches made
  * from coroutines (gust_await(gust_http_fetch(...))). */
-gust_http_client *gust_testing_client(gust_testing_server *t);
+GUST_EXTERN gust_http_client *gust_testing_client(gust_testing_server *t);
 
 /* The server (owned by t), e.g. for gust_http_server_connection_count(). */
-gust_http_server *gust_testing_http_server(gust_testing_server *t);
+GUST_EXTERN gust_http_server *gust_testing_http_server(gust_testing_server *t);
 
 /* Fetches path from the server and runs the loop until the response comes
  * or the timeout passes (Tornado's AsyncHTTPTestCase.fetch). req may be
@@ -83,9 +86,9 @@ gust_http_server *gust_testing_http_server(gust_testing_server *t);
  * Returns 0 and sets *resp (the caller frees it with
  * gust_http_response_free()), or the fetch's error (see http_client.h;
  * GUST_ETIMEOUT when the response did not come in time), *resp NULL. */
-int gust_testing_fetch(gust_testing_server *t, const char *path,
-                       const gust_http_client_request *req, double timeout,
-                       gust_http_response **resp);
+GUST_EXTERN int gust_testing_fetch(gust_testing_server *t, const char *path,
+                                   const gust_http_client_request *req,
+                                   double timeout, gust_http_response **resp);
 
 /* Runs the current loop until f is done (consumed, as gust_loop_run_sync)
  * or timeout seconds pass (<= 0: the default). On timeout f is cancelled,
@@ -93,17 +96,18 @@ int gust_testing_fetch(gust_testing_server *t, const char *path,
  * a line is logged ("testing: timed out after N s"). Returns f's status,
  * or GUST_ETIMEOUT. If result is not NULL, f's value is taken into it
  * (GUST_VALUE_NONE on error). */
-int gust_testing_run(gust_future *f, double timeout, gust_value *result);
+GUST_EXTERN int gust_testing_run(gust_future *f, double timeout,
+                                 gust_value *result);
 
 /* Runs the current loop for about seconds (<= 0: 0.05), for what
  * completes in the background: close callbacks, a released stream. */
-void gust_testing_settle(double seconds);
+GUST_EXTERN void gust_testing_settle(double seconds);
 
 /* Stops the server gracefully (gust_http_server_close_all(), waiting at
  * most the default timeout), frees it and the client (fetches still
  * running fail with GUST_ECANCELED), then settles the loop, so that the
  * caller may free the app and then the loop. NULL: no-op. */
-void gust_testing_stop(gust_testing_server *t);
+GUST_EXTERN void gust_testing_stop(gust_testing_server *t);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,8 @@
 #ifndef GUST_TLS_H
 #define GUST_TLS_H
 
+#include "gust/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -71,11 +73,13 @@ typedef struct gust_tls_options {
  * file; the OpenSSL reason is logged at error level, module "tls"). The
  * context is reference counted: each stream using it holds a reference, so
  * gust_tls_context_free() may be called while streams still use it. */
-gust_tls_context *gust_tls_context_new_server(const gust_tls_options *opts);
-gust_tls_context *gust_tls_context_new_client(const gust_tls_options *opts);
+GUST_EXTERN gust_tls_context *gust_tls_context_new_server(
+    const gust_tls_options *opts);
+GUST_EXTERN gust_tls_context *gust_tls_context_new_client(
+    const gust_tls_options *opts);
 
 /* Drops the caller's reference. NULL: no-op. */
-void gust_tls_context_free(gust_tls_context *ctx);
+GUST_EXTERN void gust_tls_context_free(gust_tls_context *ctx);
 
 /* Called once the handshake is done (status 0) or failed (GUST_ETLS,
  * GUST_ETLSVERIFY, or a stream error such as -ECONNRESET); on failure the
@@ -101,22 +105,23 @@ typedef void (*gust_tls_handshake_cb)(gust_stream *stream, int status,
  * reaches them as their error. The stream holds a reference on ctx.
  * Returns 0, GUST_ESTREAMCLOSED, -EINVAL (already TLS, busy, not a socket,
  * or a missing or unusable server_name) or -ENOMEM. */
-int gust_stream_start_tls(gust_stream *stream, gust_tls_context *ctx,
-                          const char *server_name, gust_tls_handshake_cb cb,
-                          void *data);
+GUST_EXTERN int gust_stream_start_tls(gust_stream *stream,
+                                      gust_tls_context *ctx,
+                                      const char *server_name,
+                                      gust_tls_handshake_cb cb, void *data);
 
 /* Whether the stream runs TLS (from start_tls on, also once closed). */
-bool gust_stream_is_tls(const gust_stream *stream);
+GUST_EXTERN bool gust_stream_is_tls(const gust_stream *stream);
 
 /* After the handshake: the ALPN protocol chosen ("http/1.1"), the protocol
  * version ("TLSv1.3"), the cipher name, and the peer certificate's subject
  * in one line ("/CN=localhost"); each NULL when unknown, before the
  * handshake is done, and once the stream is closed. The strings are the
  * stream's: valid while the stream is open. */
-const char *gust_stream_tls_alpn(const gust_stream *stream);
-const char *gust_stream_tls_version(const gust_stream *stream);
-const char *gust_stream_tls_cipher(const gust_stream *stream);
-const char *gust_stream_tls_peer_subject(const gust_stream *stream);
+GUST_EXTERN const char *gust_stream_tls_alpn(const gust_stream *stream);
+GUST_EXTERN const char *gust_stream_tls_version(const gust_stream *stream);
+GUST_EXTERN const char *gust_stream_tls_cipher(const gust_stream *stream);
+GUST_EXTERN const char *gust_stream_tls_peer_subject(const gust_stream *stream);
 
 #ifdef __cplusplus
 }

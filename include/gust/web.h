@@ -73,6 +73,8 @@
 #ifndef GUST_WEB_H
 #define GUST_WEB_H
 
+#include "gust/common.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -191,102 +193,110 @@ typedef struct gust_app_settings {
  * Returns NULL with errno set:
  * EINVAL for a pattern that does not compile (logged with the pattern and
  * PCRE2's message), ENOMEM. */
-gust_app *gust_app_new(const gust_route *routes,
-                       const gust_app_settings *settings);
+GUST_EXTERN gust_app *gust_app_new(const gust_route *routes,
+                                   const gust_app_settings *settings);
 
 /* Appends routes matched after the existing ones. Returns 0 or -EINVAL
  * (bad pattern, logged), -ENOMEM. */
-int gust_app_add_routes(gust_app *app, const gust_route *routes);
+GUST_EXTERN int gust_app_add_routes(gust_app *app, const gust_route *routes);
 
 /* Shorthand for form 1 of the start forms: creates the app's HTTP server
  * (settings.server_options) and listens on port (address NULL: all). The
  * app owns that server. Returns 0 or a negative code. */
-int gust_app_listen(gust_app *app, int port, const char *address);
+GUST_EXTERN int gust_app_listen(gust_app *app, int port, const char *address);
 
 /* The server made by gust_app_listen(), or NULL. */
-gust_http_server *gust_app_server(const gust_app *app);
+GUST_EXTERN gust_http_server *gust_app_server(const gust_app *app);
 
 /* What gust_http_server_new() takes to serve the app. */
-gust_http_handler gust_app_http_handler(gust_app *app);
+GUST_EXTERN gust_http_handler gust_app_http_handler(gust_app *app);
 
 /* The URL path of the route named name, its capture groups replaced by
  * args (percent-escaped; a NULL-terminated list of strings), in arena.
  * Returns NULL when no route has that name, the route cannot be reversed
  * (a group that is not a simple capture) or the argument count differs. */
-char *gust_app_reverse_url(gust_app *app, gust_arena *arena,
-                           const char *name, ...);
+GUST_EXTERN char *gust_app_reverse_url(gust_app *app, gust_arena *arena,
+                                       const char *name, ...);
 
-const gust_app_settings *gust_app_get_settings(const gust_app *app);
+GUST_EXTERN const gust_app_settings *gust_app_get_settings(const gust_app *app);
 
 /* Frees the app and the server gust_app_listen() made (closing its
  * connections). Servers made with gust_http_server_new() must be freed
  * first. NULL: no-op. */
-void gust_app_free(gust_app *app);
+GUST_EXTERN void gust_app_free(gust_app *app);
 
 /* ---- Handler: what it knows -------------------------------------------- */
 
-gust_http_request *gust_handler_request(gust_handler *h);
-gust_app *gust_handler_app(gust_handler *h);
-const gust_handler_class *gust_handler_get_class(gust_handler *h);
-void *gust_handler_route_data(gust_handler *h);
+GUST_EXTERN gust_http_request *gust_handler_request(gust_handler *h);
+GUST_EXTERN gust_app *gust_handler_app(gust_handler *h);
+GUST_EXTERN const gust_handler_class *gust_handler_get_class(gust_handler *h);
+GUST_EXTERN void *gust_handler_route_data(gust_handler *h);
 /* The class's state_size bytes (zeroed at creation); NULL when 0. */
-void *gust_handler_state(gust_handler *h);
-gust_arena *gust_handler_arena(gust_handler *h);
-gust_loop *gust_handler_loop(gust_handler *h);
+GUST_EXTERN void *gust_handler_state(gust_handler *h);
+GUST_EXTERN gust_arena *gust_handler_arena(gust_handler *h);
+GUST_EXTERN gust_loop *gust_handler_loop(gust_handler *h);
 
 /* Path arguments from the route's capture groups, percent-decoded:
  * positional (index from 0) and named. NULL when absent (an optional group
  * that did not match, or an index out of range). */
-size_t gust_handler_path_arg_count(gust_handler *h);
-const char *gust_handler_path_arg(gust_handler *h, size_t index);
-const char *gust_handler_path_kwarg(gust_handler *h, const char *name);
+GUST_EXTERN size_t gust_handler_path_arg_count(gust_handler *h);
+GUST_EXTERN const char *gust_handler_path_arg(gust_handler *h, size_t index);
+GUST_EXTERN const char *gust_handler_path_kwarg(gust_handler *h,
+                                                const char *name);
 
 /* ---- Handler: arguments, files, cookies -------------------------------- */
 
 /* Pass as a default to make an argument required: when it is missing the
  * request gets 400 "Missing argument <name>" once the method returns, and
  * the call returns NULL. */
-extern const char gust_argument_required[];
+GUST_EXTERN extern const char gust_argument_required[];
 #define GUST_REQUIRED gust_argument_required
 
 /* The last value of argument name from the query and the body (Tornado's
  * get_argument), stripped of surrounding whitespace; def when missing
  * (NULL is a fine default). */
-const char *gust_handler_get_argument(gust_handler *h, const char *name,
-                                      const char *def);
-const char *gust_handler_get_query_argument(gust_handler *h, const char *name,
-                                            const char *def);
-const char *gust_handler_get_body_argument(gust_handler *h, const char *name,
-                                           const char *def);
+GUST_EXTERN const char *gust_handler_get_argument(gust_handler *h,
+                                                  const char *name,
+                                                  const char *def);
+GUST_EXTERN const char *gust_handler_get_query_argument(gust_handler *h,
+                                                        const char *name,
+                                                        const char *def);
+GUST_EXTERN const char *gust_handler_get_body_argument(gust_handler *h,
+                                                       const char *name,
+                                                       const char *def);
 
 /* Every value of argument name, in order: sets *values to an array of
  * count strings (in the arena) and returns count (0: *values NULL). */
-size_t gust_handler_get_arguments(gust_handler *h, const char *name,
-                                  const char ***values);
-size_t gust_handler_get_query_arguments(gust_handler *h, const char *name,
-                                        const char ***values);
-size_t gust_handler_get_body_arguments(gust_handler *h, const char *name,
-                                       const char ***values);
+GUST_EXTERN size_t gust_handler_get_arguments(gust_handler *h, const char *name,
+                                              const char ***values);
+GUST_EXTERN size_t gust_handler_get_query_arguments(gust_handler *h,
+                                                    const char *name,
+                                                    const char ***values);
+GUST_EXTERN size_t gust_handler_get_body_arguments(gust_handler *h,
+                                                   const char *name,
+                                                   const char ***values);
 
 /* The first uploaded file of form field name, or NULL. All files are in
  * gust_handler_request(h)->files. */
-const gust_http_file *gust_handler_get_file(gust_handler *h, const char *name);
+GUST_EXTERN const gust_http_file *gust_handler_get_file(gust_handler *h,
+                                                        const char *name);
 
 /* A request cookie's value, or def. */
-const char *gust_handler_get_cookie(gust_handler *h, const char *name,
-                                    const char *def);
+GUST_EXTERN const char *gust_handler_get_cookie(gust_handler *h,
+                                                const char *name,
+                                                const char *def);
 
 /* Adds a Set-Cookie header (opts may be NULL: Path=/). Returns 0, or
  * -EINVAL for a name, value or attribute that could inject (http.h's
  * gust_http_format_set_cookie rules). */
-int gust_handler_set_cookie(gust_handler *h, const char *name,
-                            const char *value,
-                            const gust_http_cookie_options *opts);
+GUST_EXTERN int gust_handler_set_cookie(gust_handler *h, const char *name,
+                                        const char *value,
+                                        const gust_http_cookie_options *opts);
 /* Expires the cookie (path and domain must match how it was set; NULL
  * path: "/"). A __Secure- or __Host- name is cleared with Secure, without
  * which browsers ignore the Set-Cookie. */
-int gust_handler_clear_cookie(gust_handler *h, const char *name,
-                              const char *path, const char *domain);
+GUST_EXTERN int gust_handler_clear_cookie(gust_handler *h, const char *name,
+                                          const char *path, const char *domain);
 
 /* Signed cookies, in Tornado's version 2 format (HMAC-SHA256 over the
  * name, value and a timestamp, with the key version), so that Gust and
@@ -298,11 +308,12 @@ int gust_handler_clear_cookie(gust_handler *h, const char *name,
  * max_age_days old (<= 0: 31 days) and at most 5 minutes in the future
  * (clock skew between servers); NULL otherwise
  * (tampered, expired, unknown key version, missing). */
-int gust_handler_set_signed_cookie(gust_handler *h, const char *name,
-                                   const char *value,
-                                   const gust_http_cookie_options *opts);
-const char *gust_handler_get_signed_cookie(gust_handler *h, const char *name,
-                                           double max_age_days);
+GUST_EXTERN int gust_handler_set_signed_cookie(
+    gust_handler *h, const char *name, const char *value,
+    const gust_http_cookie_options *opts);
+GUST_EXTERN const char *gust_handler_get_signed_cookie(gust_handler *h,
+                                                       const char *name,
+                                                       double max_age_days);
 
 /* The same signing without a handler (Tornado's create_signed_value and
  * decode_signed_value). secrets: NULL-terminated, by key version. now:
@@ -310,20 +321,23 @@ const char *gust_handler_get_signed_cookie(gust_handler *h, const char *name,
  * -ENOMEM or a bad version, decode NULL for any invalid value. Decoding
  * reads version 2 only; max_age_days <= 0 means 31; a value holding a NUL
  * byte is cut at it. */
-char *gust_create_signed_value(gust_arena *arena, const char *const *secrets,
-                               int key_version, const char *name,
-                               const char *value, time_t now);
-char *gust_decode_signed_value(gust_arena *arena, const char *const *secrets,
-                               const char *name, const char *signed_value,
-                               double max_age_days, time_t now);
+GUST_EXTERN char *gust_create_signed_value(gust_arena *arena,
+                                           const char *const *secrets,
+                                           int key_version, const char *name,
+                                           const char *value, time_t now);
+GUST_EXTERN char *gust_decode_signed_value(gust_arena *arena,
+                                           const char *const *secrets,
+                                           const char *name,
+                                           const char *signed_value,
+                                           double max_age_days, time_t now);
 
 /* XSRF (settings.xsrf_cookies): the token for this client (sets the
  * _xsrf cookie when it has none), Tornado's masked version 2 format; and
  * the hidden form field carrying it. A non-GET/HEAD/OPTIONS request
  * without a matching _xsrf argument or X-Xsrftoken / X-Csrftoken header
  * gets 403 before prepare runs. */
-const char *gust_handler_xsrf_token(gust_handler *h);
-const char *gust_handler_xsrf_form_html(gust_handler *h);
+GUST_EXTERN const char *gust_handler_xsrf_token(gust_handler *h);
+GUST_EXTERN const char *gust_handler_xsrf_form_html(gust_handler *h);
 
 /* ---- Handler: output ---------------------------------------------------- *
  * The body is buffered until flush or finish. Header calls made after the
@@ -331,31 +345,35 @@ const char *gust_handler_xsrf_form_html(gust_handler *h);
  * NUL, and names that are not tokens, are refused with -EINVAL. */
 
 /* reason NULL: the standard phrase; a code outside 100-599 is -EINVAL. */
-int gust_handler_set_status(gust_handler *h, int status, const char *reason);
-int gust_handler_get_status(gust_handler *h);
-int gust_handler_set_header(gust_handler *h, const char *name,
-                            const char *value);
-int gust_handler_add_header(gust_handler *h, const char *name,
-                            const char *value);
-int gust_handler_clear_header(gust_handler *h, const char *name);
+GUST_EXTERN int gust_handler_set_status(gust_handler *h, int status,
+                                        const char *reason);
+GUST_EXTERN int gust_handler_get_status(gust_handler *h);
+GUST_EXTERN int gust_handler_set_header(gust_handler *h, const char *name,
+                                        const char *value);
+GUST_EXTERN int gust_handler_add_header(gust_handler *h, const char *name,
+                                        const char *value);
+GUST_EXTERN int gust_handler_clear_header(gust_handler *h, const char *name);
 
 /* Body bytes (copied). Default Content-Type: text/html; charset=UTF-8.
  * Return 0, -EINVAL after finish or an error page, GUST_ESTREAMCLOSED
  * when the client is gone, -ENOMEM. */
-int gust_handler_write(gust_handler *h, const void *data, size_t len);
-int gust_handler_write_str(gust_handler *h, const char *s);
-int gust_handler_printf(gust_handler *h, const char *fmt, ...)
+GUST_EXTERN int gust_handler_write(gust_handler *h, const void *data,
+                                   size_t len);
+GUST_EXTERN int gust_handler_write_str(gust_handler *h, const char *s);
+GUST_EXTERN int gust_handler_printf(gust_handler *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Writes json (borrowed) compactly and sets Content-Type:
  * application/json; charset=UTF-8. */
-int gust_handler_write_json(gust_handler *h, const struct json_t *json);
+GUST_EXTERN int gust_handler_write_json(gust_handler *h,
+                                        const struct json_t *json);
 
 /* Sends headers and what is buffered; the response goes on chunked (or
  * within a Content-Length the handler set). cb (may be NULL) runs once the
  * bytes reached the kernel. */
-int gust_handler_flush(gust_handler *h,
-                       void (*cb)(gust_handler *h, int status, void *data),
-                       void *data);
+GUST_EXTERN int gust_handler_flush(gust_handler *h,
+                                   void (*cb)(gust_handler *h, int status,
+                                              void *data),
+                                   void *data);
 
 /* Finishes the response (sending what is left), runs on_finish, logs the
  * request and frees the handler with the request: h must not be used
@@ -366,20 +384,22 @@ int gust_handler_flush(gust_handler *h,
  * the request's If-None-Match names it. That Etag is written straight into
  * the head: on_finish and the log function do not find it among
  * gust_http_response_headers(). */
-int gust_handler_finish(gust_handler *h);
-bool gust_handler_finished(const gust_handler *h);
+GUST_EXTERN int gust_handler_finish(gust_handler *h);
+GUST_EXTERN bool gust_handler_finished(const gust_handler *h);
 
 /* Redirects to url (relative URLs are sent as given) with status 301, 302
  * (status 0), 303, 307 or 308, then finishes. -EINVAL for another status,
  * a URL with CR/LF, or after the headers were sent. */
-int gust_handler_redirect(gust_handler *h, const char *url, int status);
+GUST_EXTERN int gust_handler_redirect(gust_handler *h, const char *url,
+                                      int status);
 
 /* Discards what was buffered and headers set, answers status through the
  * class's write_error with message (may be NULL; printf-style), finishes.
  * After a flush the headers are gone: it logs the error and closes the
  * connection without ending the body (no last chunk), so the client sees
  * a failed response rather than a short one that looks whole. Returns 0. */
-int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
+GUST_EXTERN int gust_handler_send_error(gust_handler *h, int status,
+                                        const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Renders template name (settings.template_path, loaded once and cached)
@@ -390,20 +410,22 @@ int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
  * Returns 0, -ENOENT (no such template or no template_path), or the
  * template's error code (logged with file and line; the request gets 500
  * when the method returns that code). */
-int gust_handler_render(gust_handler *h, const char *name,
-                        struct json_t *context);
+GUST_EXTERN int gust_handler_render(gust_handler *h, const char *name,
+                                    struct json_t *context);
 /* The same into a string in the arena (*len may be NULL). NULL on error. */
-char *gust_handler_render_string(gust_handler *h, const char *name,
-                                 struct json_t *context, size_t *len);
+GUST_EXTERN char *gust_handler_render_string(gust_handler *h, const char *name,
+                                             struct json_t *context,
+                                             size_t *len);
 
 /* The URL of a static file: static_url_prefix + path + "?v=" + the first
  * 8 hex digits of the file's SHA-256 (cached per path, recomputed when the
  * file's mtime changes). Without static_path, or for a missing file, the
  * URL has no ?v=. In the arena. */
-char *gust_handler_static_url(gust_handler *h, const char *path);
+GUST_EXTERN char *gust_handler_static_url(gust_handler *h, const char *path);
 
 /* reverse_url into the handler's arena. */
-char *gust_handler_reverse_url(gust_handler *h, const char *name, ...);
+GUST_EXTERN char *gust_handler_reverse_url(gust_handler *h, const char *name,
+                                           ...);
 
 /* ---- Static files (Tornado's StaticFileHandler) ------------------------- *
  * Route data: a gust_static_options. Serves files under root with
@@ -422,11 +444,11 @@ typedef struct gust_static_options {
     const char *default_filename; /* e.g. "index.html"; NULL: none */
 } gust_static_options;
 
-extern const gust_handler_class gust_static_file_handler;
+GUST_EXTERN extern const gust_handler_class gust_static_file_handler;
 
 /* Redirects to the route data (a const char * URL) with 301, Tornado's
  * RedirectHandler. */
-extern const gust_handler_class gust_redirect_handler;
+GUST_EXTERN extern const gust_handler_class gust_redirect_handler;
 
 #ifdef __cplusplus
 }
