@@ -13,34 +13,18 @@
 #endif
 
 #include "http1_parser.h"
+#include "http_abnf.h"
 
-/* Character classes, one table lookup per byte. */
-enum {
-    C_TCHAR = 1,  /* token character, RFC 9110 5.6.2 */
-    C_VALUE = 2,  /* field-value byte: HTAB, SP, VCHAR, obs-text (5.5) */
-    C_HEX = 4,    /* HEXDIG */
-    C_HOST = 8,   /* allowed in a Host value (uri-host [":" port]) */
-    C_TARGET = 16 /* allowed in a request-target: VCHAR */
-};
+/* One byte's classes, from the RFC grammars in http_abnf.h. */
+#define CLASS_OF(c)                                                            \
+    (unsigned char)((GUST__ABNF_TCHAR(c) ? GUST__HTTP1_C_TCHAR : 0) |          \
+                    (GUST__ABNF_FIELD_VALUE_OCTET(c) ? GUST__HTTP1_C_VALUE     \
+                                                     : 0) |                    \
+                    (GUST__ABNF_HEXDIG(c) ? GUST__HTTP1_C_HEX : 0) |           \
+                    (GUST__ABNF_HOST_OCTET(c) ? GUST__HTTP1_C_HOST : 0) |      \
+                    (GUST__ABNF_VCHAR(c) ? GUST__HTTP1_C_TARGET : 0))
 
-static const unsigned char cls[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     2, 27, 18, 19, 27, 27, 27, 27, 26, 26, 27, 27, 26, 27, 27, 18,
-    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 26, 26, 18, 26, 18, 18,
-    18, 31, 31, 31, 31, 31, 31, 27, 27, 27, 27, 27, 27, 27, 27, 27,
-    27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 26, 18, 26, 19, 27,
-    19, 31, 31, 31, 31, 31, 31, 27, 27, 27, 27, 27, 27, 27, 27, 27,
-    27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 18, 19, 18, 27,  0,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
-};
+const unsigned char gust__http1_cc[256] = {GUST__ABNF_TABLE(CLASS_OF)};
 
 #define IS_OWS(c) ((c) == ' ' || (c) == '\t')
 
@@ -77,7 +61,7 @@ static const unsigned char *scan_value(const unsigned char *p,
         p += 16;
     }
 #endif
-    while (p < end && (cls[*p] & C_VALUE))
+    while (p < end && (gust__http1_cc[*p] & GUST__HTTP1_C_VALUE))
         p++;
     return p;
 }
@@ -98,7 +82,7 @@ static const unsigned char *scan_target(const unsigned char *p,
         p += 16;
     }
 #endif
-    while (p < end && (cls[*p] & C_TARGET))
+    while (p < end && (gust__http1_cc[*p] & GUST__HTTP1_C_TARGET))
         p++;
     return p;
 }
@@ -109,17 +93,17 @@ static const unsigned char *scan_token(const unsigned char *p,
                                        const unsigned char *end)
 {
     while (end - p >= 4) {
-        if (!(cls[p[0]] & C_TCHAR))
+        if (!(gust__http1_cc[p[0]] & GUST__HTTP1_C_TCHAR))
             return p;
-        if (!(cls[p[1]] & C_TCHAR))
+        if (!(gust__http1_cc[p[1]] & GUST__HTTP1_C_TCHAR))
             return p + 1;
-        if (!(cls[p[2]] & C_TCHAR))
+        if (!(gust__http1_cc[p[2]] & GUST__HTTP1_C_TCHAR))
             return p + 2;
-        if (!(cls[p[3]] & C_TCHAR))
+        if (!(gust__http1_cc[p[3]] & GUST__HTTP1_C_TCHAR))
             return p + 3;
         p += 4;
     }
-    while (p < end && (cls[*p] & C_TCHAR))
+    while (p < end && (gust__http1_cc[*p] & GUST__HTTP1_C_TCHAR))
         p++;
     return p;
 }
@@ -138,18 +122,22 @@ typedef struct fields_state {
     const unsigned char *at;
 } fields_state;
 
-#define FIELDS_FAIL(st, reason_)                                               \
-    do {                                                                       \
-        fs->status = (st);                                                     \
-        fs->reason = (reason_);                                                \
-        fs->at = p;                                                            \
-        return GUST_HTTP1_ERROR;                                               \
-    } while (0)
-#define FIELDS_MORE()                                                          \
-    do {                                                                       \
-        fs->at = p;                                                            \
-        return GUST_HTTP1_INCOMPLETE;                                          \
-    } while (0)
+/* The field loop's two ways out besides a complete section: an error
+ * decided by the byte at, or the need for more bytes from at on. */
+static inline int fields_fail(fields_state *fs, const unsigned char *at,
+                              int status, const char *reason)
+{
+    fs->status = status;
+    fs->reason = reason;
+    fs->at = at;
+    return GUST_HTTP1_ERROR;
+}
+
+static inline int fields_more(fields_state *fs, const unsigned char *at)
+{
+    fs->at = at;
+    return GUST_HTTP1_INCOMPLETE;
+}
 
 /* Parses fields from p up to end (the readable part of the buffer b, capped
  * at max_head). Returns the head length, INCOMPLETE or ERROR. */
@@ -164,30 +152,34 @@ static ALWAYS_INLINE int parse_fields(const unsigned char *b,
         bool folded = false;
 
         if (p == end)
-            FIELDS_MORE();
+            return fields_more(fs, p);
         if (*p == '\r') {
             if (++p == end)
-                FIELDS_MORE();
+                return fields_more(fs, p);
             if (*p != '\n')
-                FIELDS_FAIL(400, "bare CR");
+                return fields_fail(fs, p, 400, "bare CR");
             return (int)(p + 1 - b);
         }
         start = p;
         p = scan_token(p, end);
         if (p == end)
-            FIELDS_MORE();
+            return fields_more(fs, p);
         if (*p != ':') {
             if (p != start)
-                FIELDS_FAIL(400, IS_OWS(*p) ? "whitespace before colon"
-                                            : "invalid character in field name");
-            FIELDS_FAIL(400, IS_OWS(*p) ? "obs-fold or whitespace at line start"
-                             : *p == '\n' ? "bare LF"
-                                          : "invalid character in field name");
+                return fields_fail(fs, p, 400,
+                                   IS_OWS(*p)
+                                       ? "whitespace before colon"
+                                       : "invalid character in field name");
+            return fields_fail(
+                fs, p, 400,
+                IS_OWS(*p)   ? "obs-fold or whitespace at line start"
+                : *p == '\n' ? "bare LF"
+                             : "invalid character in field name");
         }
         if (p == start)
-            FIELDS_FAIL(400, "empty field name");
+            return fields_fail(fs, p, 400, "empty field name");
         if (fs->num_headers == fs->max_headers)
-            FIELDS_FAIL(431, "too many header fields");
+            return fields_fail(fs, p, 431, "too many header fields");
         h = &fs->headers[fs->num_headers];
         h->name.ptr = (const char *)start;
         h->name.len = (size_t)(p - start);
@@ -199,22 +191,24 @@ static ALWAYS_INLINE int parse_fields(const unsigned char *b,
         for (;;) {
             p = scan_value(p, end);
             if (p == end)
-                FIELDS_MORE();
+                return fields_more(fs, p);
             if (*p != '\r')
-                FIELDS_FAIL(400, *p == '\n' ? "bare LF"
-                                            : "invalid character in field value");
+                return fields_fail(fs, p, 400,
+                                   *p == '\n'
+                                       ? "bare LF"
+                                       : "invalid character in field value");
             crlf = p;
             if (++p == end)
-                FIELDS_MORE();
+                return fields_more(fs, p);
             if (*p != '\n')
-                FIELDS_FAIL(400, "bare CR");
+                return fields_fail(fs, p, 400, "bare CR");
             p++;
             if (!(flags & GUST_HTTP1_FIELDS_OBS_FOLD))
                 break;
             /* obs-fold = OWS CRLF RWS: whether this line goes on is known
              * only from the next byte. */
             if (p == end)
-                FIELDS_MORE();
+                return fields_more(fs, p);
             if (!IS_OWS(*p))
                 break;
             folded = true;
@@ -238,9 +232,6 @@ static ALWAYS_INLINE int parse_fields(const unsigned char *b,
         fs->num_headers++;
     }
 }
-
-#undef FIELDS_FAIL
-#undef FIELDS_MORE
 
 int gust__http1_parse_fields(const char *buf, size_t len, size_t off,
                              size_t max_head, gust__http1_fields *f)
@@ -283,23 +274,47 @@ void gust__http1_unfold(char *value, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Request head */
 
-static int head_fail(gust__http1_request *req, int status, const char *reason,
-                     const unsigned char *at, const unsigned char *buf)
+/* What a head parse needs to report its end: the buffer, the limit, and
+ * where the error goes (gust__http1_request and gust__http1_response have
+ * the same three error fields). Set up by head_begin(). */
+typedef struct head_ctx {
+    const unsigned char *b;   /* the caller's buffer */
+    const unsigned char *end; /* b + min(len, max_head): what may be read */
+    size_t len, max_head;
+    const char *too_large;    /* the reason of the 431 */
+    int *error_status;
+    const char **error_reason;
+    size_t *error_offset;
+} head_ctx;
+
+/* Records the error decided by the byte at, and returns GUST_HTTP1_ERROR. */
+static int head_fail(const head_ctx *h, const unsigned char *at, int status,
+                     const char *reason)
 {
-    req->error_status = status;
-    req->error_reason = reason;
-    req->error_offset = (size_t)(at - buf);
+    *h->error_status = status;
+    *h->error_reason = reason;
+    *h->error_offset = (size_t)(at - h->b);
     return GUST_HTTP1_ERROR;
 }
 
 /* Called when the parse reached the end of what it may look at: more bytes
  * may complete the head, unless max_head bytes are already there. */
-static int head_more(gust__http1_request *req, size_t len, size_t max_head,
-                     const unsigned char *at, const unsigned char *buf)
+static int head_more(const head_ctx *h, const unsigned char *at)
 {
-    if (len >= max_head)
-        return head_fail(req, 431, "request head too large", at, buf);
+    if (h->len >= h->max_head)
+        return head_fail(h, at, 431, h->too_large);
     return GUST_HTTP1_INCOMPLETE;
+}
+
+/* The result of the field section that ends a head (parse_fields() n,
+ * stopped at fs->at), as the head's own result. */
+static int head_end(const head_ctx *h, int n, const fields_state *fs)
+{
+    if (n == GUST_HTTP1_INCOMPLETE)
+        return head_more(h, fs->at);
+    if (n == GUST_HTTP1_ERROR)
+        return head_fail(h, fs->at, fs->status, fs->reason);
+    return n;
 }
 
 /* With the hint: may the bytes after prev_len end the head, or hold an error
@@ -311,7 +326,7 @@ static bool head_may_end(const unsigned char *b, size_t prev_len, size_t len)
     size_t i = prev_len >= 2 ? prev_len - 2 : 0;
     for (; i < len; i++) {
         unsigned char c = b[i];
-        if (cls[c] & C_VALUE)
+        if (gust__http1_cc[c] & GUST__HTTP1_C_VALUE)
             continue;
         if (c == '\n') {
             if (i == 0 || b[i - 1] != '\r')
@@ -326,36 +341,53 @@ static bool head_may_end(const unsigned char *b, size_t prev_len, size_t len)
     return false;
 }
 
-#define FAIL(status, reason) return head_fail(req, (status), (reason), p, b)
-#define MORE() return head_more(req, len, max_head, p, b)
-
-int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
-                              size_t max_head, gust__http1_request *req)
+/* The prologue both heads share: caps max_head (results are ints), sets
+ * up h, and with the hint prev_len (the length at the previous call)
+ * returns false when the new bytes can neither end the head nor hold an
+ * error, so that the caller returns GUST_HTTP1_INCOMPLETE without
+ * parsing again. */
+static inline bool head_begin(head_ctx *h, const char *buf, size_t len,
+                              size_t prev_len, size_t max_head,
+                              const char *too_large, int *error_status,
+                              const char **error_reason, size_t *error_offset)
 {
-    const unsigned char *b = (const unsigned char *)buf, *p = b, *end, *start;
-    unsigned empty_lines = 0;
-    int major, minor;
-
+    const unsigned char *b = (const unsigned char *)buf;
     if (max_head > INT_MAX)
         max_head = INT_MAX;
     if (prev_len > 0 && prev_len <= len && len < max_head &&
         !head_may_end(b, prev_len, len))
+        return false;
+    *h = (head_ctx){b, b + (len < max_head ? len : max_head), len, max_head,
+                    too_large, error_status, error_reason, error_offset};
+    return true;
+}
+
+int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
+                              size_t max_head, gust__http1_request *req)
+{
+    head_ctx h;
+    unsigned empty_lines = 0;
+    int major, minor;
+
+    if (!head_begin(&h, buf, len, prev_len, max_head, "request head too large",
+                    &req->error_status, &req->error_reason, &req->error_offset))
         return GUST_HTTP1_INCOMPLETE;
-    end = b + (len < max_head ? len : max_head);
+    const unsigned char *b = h.b, *p = b, *end = h.end, *start;
     req->num_headers = 0;
 
     /* RFC 9112 2.2: ignore empty lines before the request line (a few). */
     for (;;) {
         if (p == end)
-            MORE();
+            return head_more(&h, p);
         if (*p != '\r')
             break;
         if (++empty_lines > GUST_HTTP1_MAX_EMPTY_LINES)
-            FAIL(400, "too many empty lines before the request line");
+            return head_fail(&h, p, 400,
+                             "too many empty lines before the request line");
         if (++p == end)
-            MORE();
+            return head_more(&h, p);
         if (*p != '\n')
-            FAIL(400, "bare CR");
+            return head_fail(&h, p, 400, "bare CR");
         p++;
     }
 
@@ -363,11 +395,12 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     start = p;
     p = scan_token(p, end);
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (p == start)
-        FAIL(400, *p == '\n' ? "bare LF" : "invalid request line");
+        return head_fail(&h, p, 400,
+                         *p == '\n' ? "bare LF" : "invalid request line");
     if (*p != ' ')
-        FAIL(400, "invalid character in method");
+        return head_fail(&h, p, 400, "invalid character in method");
     req->method.ptr = (const char *)start;
     req->method.len = (size_t)(p - start);
 
@@ -376,25 +409,29 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     if (p == end) {
         /* The head limit ran out inside the target: say which part is too
          * long (RFC 9110 15.5.15). */
-        if (len >= max_head)
-            FAIL(414, "request-target too long");
-        MORE();
+        if (h.len >= h.max_head)
+            return head_fail(&h, p, 414, "request-target too long");
+        return head_more(&h, p);
     }
     if (p == start)
-        FAIL(400, *p == ' ' ? "more than one space in request line"
-                             : "empty request-target");
+        return head_fail(&h, p, 400,
+                         *p == ' ' ? "more than one space in request line"
+                                   : "empty request-target");
     if (*p != ' ')
-        FAIL(400, *p == '\r' ? "missing HTTP version"
-                             : "invalid character in request-target");
+        return head_fail(&h, p, 400,
+                         *p == '\r' ? "missing HTTP version"
+                                    : "invalid character in request-target");
     /* origin-form, absolute-form or authority-form start with '/' or a
      * letter; asterisk-form is "*" alone (RFC 9112 3.2). */
     if (!(*start == '/' || ((*start | 0x20) >= 'a' && (*start | 0x20) <= 'z') ||
           (*start == '*' && p - start == 1)))
-        FAIL(400, "invalid request-target");
+        return head_fail(&h, p, 400, "invalid request-target");
     /* asterisk-form is for a server-wide OPTIONS only (RFC 9112 3.2.4). */
     if (*start == '*' &&
         !(req->method.len == 7 && memcmp(req->method.ptr, "OPTIONS", 7) == 0))
-        FAIL(400, "asterisk-form target with a method other than OPTIONS");
+        return head_fail(
+            &h, p, 400,
+            "asterisk-form target with a method other than OPTIONS");
     req->target.ptr = (const char *)start;
     req->target.len = (size_t)(p - start);
 
@@ -402,35 +439,37 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     p++;
     for (const char *v = "HTTP/"; *v; v++, p++) {
         if (p == end)
-            MORE();
+            return head_more(&h, p);
         if (*p != (unsigned char)*v)
-            FAIL(400, *p == ' ' ? "more than one space in request line"
-                                : "invalid HTTP version");
+            return head_fail(&h, p, 400,
+                             *p == ' ' ? "more than one space in request line"
+                                       : "invalid HTTP version");
     }
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p < '0' || *p > '9')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     major = *p++ - '0';
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != '.')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     if (++p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p < '0' || *p > '9')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     minor = *p++ - '0';
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != '\r')
-        FAIL(400, *p == '\n' ? "bare LF" : "invalid HTTP version");
+        return head_fail(&h, p, 400,
+                         *p == '\n' ? "bare LF" : "invalid HTTP version");
     if (++p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != '\n')
-        FAIL(400, "bare CR");
+        return head_fail(&h, p, 400, "bare CR");
     if (major != 1)
-        FAIL(505, "HTTP version not supported");
+        return head_fail(&h, p, 505, "HTTP version not supported");
     /* RFC 9110 2.5: a higher minor version is processed as the highest we
      * implement. */
     req->minor_version = minor > 0;
@@ -443,53 +482,25 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
                            NULL, NULL};
         int n = parse_fields(b, p, end, 0, &fs);
         req->num_headers = fs.num_headers;
-        if (n == GUST_HTTP1_INCOMPLETE)
-            return head_more(req, len, max_head, fs.at, b);
-        if (n == GUST_HTTP1_ERROR)
-            return head_fail(req, fs.status, fs.reason, fs.at, b);
-        return n;
+        return head_end(&h, n, &fs);
     }
 }
 
-#undef FAIL
-#undef MORE
-
 /* ------------------------------------------------------------------------ */
 /* Response head */
-
-static int resp_fail(gust__http1_response *resp, int status, const char *reason,
-                     const unsigned char *at, const unsigned char *buf)
-{
-    resp->error_status = status;
-    resp->error_reason = reason;
-    resp->error_offset = (size_t)(at - buf);
-    return GUST_HTTP1_ERROR;
-}
-
-static int resp_more(gust__http1_response *resp, size_t len, size_t max_head,
-                     const unsigned char *at, const unsigned char *buf)
-{
-    if (len >= max_head)
-        return resp_fail(resp, 431, "response head too large", at, buf);
-    return GUST_HTTP1_INCOMPLETE;
-}
-
-#define FAIL(status, reason) return resp_fail(resp, (status), (reason), p, b)
-#define MORE() return resp_more(resp, len, max_head, p, b)
 
 int gust__http1_parse_response(const char *buf, size_t len, size_t prev_len,
                                size_t max_head, unsigned flags,
                                gust__http1_response *resp)
 {
-    const unsigned char *b = (const unsigned char *)buf, *p = b, *end, *start;
+    head_ctx h;
     int major, status = 0;
 
-    if (max_head > INT_MAX)
-        max_head = INT_MAX;
-    if (prev_len > 0 && prev_len <= len && len < max_head &&
-        !head_may_end(b, prev_len, len))
+    if (!head_begin(&h, buf, len, prev_len, max_head, "response head too large",
+                    &resp->error_status, &resp->error_reason,
+                    &resp->error_offset))
         return GUST_HTTP1_INCOMPLETE;
-    end = b + (len < max_head ? len : max_head);
+    const unsigned char *b = h.b, *p = b, *end = h.end, *start;
     resp->num_headers = 0;
     resp->num_folded = 0;
 
@@ -497,60 +508,64 @@ int gust__http1_parse_response(const char *buf, size_t len, size_t prev_len,
      * before it: unlike a server, a client has no reason to expect one. */
     for (const char *v = "HTTP/"; *v; v++, p++) {
         if (p == end)
-            MORE();
+            return head_more(&h, p);
         if (*p != (unsigned char)*v)
-            FAIL(400, *p == '\n' ? "bare LF" : "invalid HTTP version");
+            return head_fail(&h, p, 400,
+                             *p == '\n' ? "bare LF" : "invalid HTTP version");
     }
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p < '0' || *p > '9')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     major = *p++ - '0';
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != '.')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     if (++p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p < '0' || *p > '9')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     resp->minor_version = *p++ - '0';
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != ' ')
-        FAIL(400, "invalid HTTP version");
+        return head_fail(&h, p, 400, "invalid HTTP version");
     if (major != 1)
-        FAIL(505, "HTTP version not supported");
+        return head_fail(&h, p, 505, "HTTP version not supported");
 
     /* status-code = 3DIGIT, from 100 (RFC 9110 15) */
     for (int i = 0; i < 3; i++) {
         if (++p == end)
-            MORE();
+            return head_more(&h, p);
         if (*p < '0' || *p > '9' || (i == 0 && *p == '0'))
-            FAIL(400, "invalid status code");
+            return head_fail(&h, p, 400, "invalid status code");
         status = status * 10 + (*p - '0');
     }
     if (++p == end)
-        MORE();
+        return head_more(&h, p);
     /* SP [ reason-phrase ]: the SP may be missing too ("HTTP/1.1 200"),
      * which servers send and which is unambiguous. */
     if (*p == ' ') {
         p++;
     } else if (*p != '\r') {
-        FAIL(400, *p == '\n' ? "bare LF" : "invalid status code");
+        return head_fail(&h, p, 400,
+                         *p == '\n' ? "bare LF" : "invalid status code");
     }
     start = p;
     p = scan_value(p, end);
     if (p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != '\r')
-        FAIL(400, *p == '\n' ? "bare LF" : "invalid character in reason phrase");
+        return head_fail(&h, p, 400,
+                         *p == '\n' ? "bare LF"
+                                    : "invalid character in reason phrase");
     resp->reason.ptr = (const char *)start;
     resp->reason.len = (size_t)(p - start);
     if (++p == end)
-        MORE();
+        return head_more(&h, p);
     if (*p != '\n')
-        FAIL(400, "bare CR");
+        return head_fail(&h, p, 400, "bare CR");
     resp->status = status;
     p++;
 
@@ -563,16 +578,9 @@ int gust__http1_parse_response(const char *buf, size_t len, size_t prev_len,
                     : parse_fields(b, p, end, 0, &fs);
         resp->num_headers = fs.num_headers;
         resp->num_folded = fs.num_folded;
-        if (n == GUST_HTTP1_INCOMPLETE)
-            return resp_more(resp, len, max_head, fs.at, b);
-        if (n == GUST_HTTP1_ERROR)
-            return resp_fail(resp, fs.status, fs.reason, fs.at, b);
-        return n;
+        return head_end(&h, n, &fs);
     }
 }
-
-#undef FAIL
-#undef MORE
 
 /* ------------------------------------------------------------------------ */
 /* Body framing */
@@ -620,7 +628,8 @@ static bool list_next(const char **pos, const char *end, gust__http1_slice *elem
 static size_t token_len(const char *s, size_t len)
 {
     size_t i = 0;
-    while (i < len && (cls[(unsigned char)s[i]] & C_TCHAR))
+    while (i < len &&
+           (gust__http1_cc[(unsigned char)s[i]] & GUST__HTTP1_C_TCHAR))
         i++;
     return i;
 }
@@ -756,7 +765,7 @@ int gust__http1_request_framing(const gust__http1_request *req,
             if (++hosts > 1)
                 return framing_fail(out, 400, "more than one Host field");
             for (size_t k = 0; k < h->value.len; k++)
-                if (!(cls[(unsigned char)p[k]] & C_HOST))
+                if (!(gust__http1_cc[(unsigned char)p[k]] & GUST__HTTP1_C_HOST))
                     return framing_fail(out, 400, "invalid Host value");
             out->host = h->value;
             break;
@@ -960,7 +969,7 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
 
         switch (st->state) {
         case CH_SIZE:
-            if (cls[c] & C_HEX) {
+            if (gust__http1_cc[c] & GUST__HTTP1_C_HEX) {
                 unsigned d = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
                 if (st->remaining > GUST_HTTP1_MAX_CHUNK_SIZE >> 4)
                     CH_FAIL(400, "chunk size too large");
@@ -982,13 +991,13 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
             }
             break;
         case CH_EXT_NAME_START:
-            if (!(cls[c] & C_TCHAR))
+            if (!(gust__http1_cc[c] & GUST__HTTP1_C_TCHAR))
                 CH_FAIL(400, "invalid chunk extension");
             st->state = CH_EXT_NAME;
             break;
         case CH_EXT_NAME:
         case CH_EXT_VALUE_TOKEN:
-            if (cls[c] & C_TCHAR)
+            if (gust__http1_cc[c] & GUST__HTTP1_C_TCHAR)
                 break;
             if (c == '=' && st->state == CH_EXT_NAME)
                 st->state = CH_EXT_VALUE_START;
@@ -1000,7 +1009,7 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
                 CH_FAIL(400, "invalid chunk extension");
             break;
         case CH_EXT_VALUE_START:
-            if (cls[c] & C_TCHAR)
+            if (gust__http1_cc[c] & GUST__HTTP1_C_TCHAR)
                 st->state = CH_EXT_VALUE_TOKEN;
             else if (c == '"')
                 st->state = CH_EXT_QUOTED;
@@ -1013,11 +1022,11 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
                 st->state = CH_EXT_QUOTED_END;
             else if (c == '\\')
                 st->state = CH_EXT_QUOTED_PAIR;
-            else if (!(cls[c] & C_VALUE))
+            else if (!(gust__http1_cc[c] & GUST__HTTP1_C_VALUE))
                 CH_FAIL(400, "invalid chunk extension");
             break;
         case CH_EXT_QUOTED_PAIR:
-            if (!(cls[c] & C_VALUE))
+            if (!(gust__http1_cc[c] & GUST__HTTP1_C_VALUE))
                 CH_FAIL(400, "invalid chunk extension");
             st->state = CH_EXT_QUOTED;
             break;
@@ -1050,7 +1059,7 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
         case CH_TRAILER_START:
             if (c == '\r')
                 st->state = CH_END_LF;
-            else if (cls[c] & C_TCHAR)
+            else if (gust__http1_cc[c] & GUST__HTTP1_C_TCHAR)
                 st->state = CH_TRAILER_NAME;
             else
                 CH_FAIL(400, IS_OWS(c) ? "obs-fold in trailer section"
@@ -1059,13 +1068,13 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
         case CH_TRAILER_NAME:
             if (c == ':')
                 st->state = CH_TRAILER_VALUE;
-            else if (!(cls[c] & C_TCHAR))
+            else if (!(gust__http1_cc[c] & GUST__HTTP1_C_TCHAR))
                 CH_FAIL(400, "invalid trailer field name");
             break;
         case CH_TRAILER_VALUE:
             if (c == '\r')
                 st->state = CH_TRAILER_LF;
-            else if (!(cls[c] & C_VALUE))
+            else if (!(gust__http1_cc[c] & GUST__HTTP1_C_VALUE))
                 CH_FAIL(400, "invalid character in trailer field value");
             break;
         case CH_TRAILER_LF:

@@ -54,6 +54,18 @@ enum {
 
 /* A borrowed run of bytes: ptr points into the buffer that was parsed and is
  * valid as long as that buffer is. Not NUL-terminated. */
+/* The parser's octet classes, one bit each in gust__http1_cc[byte]: one
+ * table lookup per byte, spelled out from the RFC grammars (http_abnf.h)
+ * and checked against them by tests/test_http_chars.c. */
+enum {
+    GUST__HTTP1_C_TCHAR = 1,  /* token character, RFC 9110 5.6.2 */
+    GUST__HTTP1_C_VALUE = 2,  /* field-value byte: HTAB, SP, VCHAR, obs-text */
+    GUST__HTTP1_C_HEX = 4,    /* HEXDIG */
+    GUST__HTTP1_C_HOST = 8,   /* in a Host value (uri-host [":" port]) */
+    GUST__HTTP1_C_TARGET = 16 /* in a request-target: VCHAR */
+};
+extern const unsigned char gust__http1_cc[256];
+
 typedef struct gust__http1_slice {
     const char *ptr;
     size_t len;
