@@ -1,7 +1,9 @@
 /* Calls into futures for the code that completes them (producers:
  * http_client.c, locks.c, queue.c through waitq_internal.h), and the
  * private layout shared by the future layer's own files (future.c, coro.c,
- * coro_switch.c), which define GUST__FUTURE_PRIVATE. Not installed.
+ * coro_switch.c), which define GUST__FUTURE_PRIVATE; and the context
+ * switch coro.c runs coroutines on (coro_switch.c; also timed alone by
+ * bench/bench_coro.c). Not installed.
  *
  * A producer makes its future (gust_future_new(), or gust__future_alloc()
  * for one block with its own state), completes it with the public
@@ -112,6 +114,8 @@ void gust__future_add_node(gust_future *f, gust__fnode *node);
 /* Removes a node from the list it is on; a no-op if it is on none. */
 void gust__fnode_unlink(gust__fnode *node);
 
+#endif /* GUST__FUTURE_PRIVATE */
+
 /* ---- Context switch (coro_switch.c) ------------------------------------ */
 
 #if !defined(GUST_CORO_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
@@ -139,7 +143,5 @@ void gust__ctx_switch(gust__ctx *from, gust__ctx *to);
 
 /* "x86_64", "aarch64" or "ucontext". */
 const char *gust__ctx_impl(void);
-
-#endif /* GUST__FUTURE_PRIVATE */
 
 #endif /* GUST_FUTURE_INTERNAL_H */
