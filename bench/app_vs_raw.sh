@@ -21,7 +21,8 @@
 # session 4). Each round prints both ratios (requests/s and requests per
 # server CPU-second); the summary is their median over the rounds.
 #
-# Environment: BUILD_DIR (default build/bench), ROUNDS (5), DURATION
+# Environment: BUILD_DIR (default build/bench), RAW and APP (the two
+# servers, default the two above), ROUNDS (5), DURATION
 # (seconds per run, 4), PORT (18197; the app gets PORT+1 side by side),
 # METHOD (side). Servers are started and stopped here, by PID, on
 # 127.0.0.1 only.
@@ -33,8 +34,11 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-4}
 PORT=${PORT:-18197}
 METHOD=${METHOD:-side}
-RAW=$BUILD_DIR/examples/hello_http
-APP=$BUILD_DIR/bench/bench_web_server
+# RAW and APP may name other binaries: RAW=<main's app> APP=<this tree's
+# app> compares two builds of one server side by side (bench/RESULTS.md,
+# issue 17).
+RAW=${RAW:-$BUILD_DIR/examples/hello_http}
+APP=${APP:-$BUILD_DIR/bench/bench_web_server}
 LOAD=$BUILD_DIR/bench/http_load
 for p in "$RAW" "$APP" "$LOAD"; do
     [ -x "$p" ] || { echo "app_vs_raw.sh: $p not built (make bench)" >&2; exit 1; }

@@ -406,6 +406,12 @@ int gust__http_response_put_header(gust_http_request *req, gust_str name,
     return gust_http_headers_set(&c->rq->resp_headers, name, value, flags);
 }
 
+gust__http_response_view gust__http_response_view_of(gust_http_request *req)
+{
+    gust__http_rq *q = req->connection->rq;
+    return (gust__http_response_view){&q->status, &q->resp_headers};
+}
+
 int gust__http_response_put_line(gust_http_request *req, const char *line,
                                  size_t len)
 {

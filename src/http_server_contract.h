@@ -13,12 +13,11 @@
  * a request not finished yet.
  *
  * The contract, one line per member (as h2o's h2o_generator_t):
+ *   view         where the response's status and headers can be read
  *   put_header   set a response header the caller built (no checks/copy)
  *   put_line     add a whole prebuilt field line after the headers
  *   finish_with  finish the response with a borrowed last body chunk
  *   method_name  the constant name of a known method
- * and from the public header: gust_http_response_status(),
- * gust_http_response_headers() (read several times per request).
  */
 #ifndef GUST_HTTP_SERVER_CONTRACT_H
 #define GUST_HTTP_SERVER_CONTRACT_H
@@ -27,6 +26,17 @@
 
 #include "gust/http.h"
 #include "gust/http_server.h"
+
+/* view: where the status (gust_http_response_status()) and the headers
+ * (gust_http_response_headers()) of req's response live, so that the
+ * layer above, which reads both several times per request, takes them
+ * with one call per request instead of one per read. Valid until the
+ * request is finished or aborted. */
+typedef struct gust__http_response_view {
+    const int *status;
+    const gust_http_headers *headers;
+} gust__http_response_view;
+gust__http_response_view gust__http_response_view_of(gust_http_request *req);
 
 /* put_header: gust_http_response_set_header for headers the caller built
  * itself. flags as gust_http_headers_set, so a known-good constant can

@@ -69,7 +69,7 @@ static void log_request(gust_handler *h)
         h->app->settings.log_function(h, h->app->settings.log_data);
         return;
     }
-    int status = gust_http_response_status(h->req);
+    int status = *h->resp_status;
     int level = status < 400   ? GUST_LOG_INFO
                 : status < 500 ? GUST_LOG_WARNING
                                : GUST_LOG_ERROR;
@@ -165,7 +165,7 @@ static void default_write_error(gust_handler *h, int status,
 static void clear_for_error(gust_handler *h)
 {
     /* Cookies survive the error page, as in Tornado (XSRF, sessions). */
-    const gust_http_headers *hd = gust_http_response_headers(h->req);
+    const gust_http_headers *hd = h->resp_headers;
     for (;;) {
         gust_str victim = GUST_STR_NULL;
         for (size_t i = 0; i < hd->count; i++) {
@@ -443,6 +443,9 @@ static int on_headers(gust_http_request *req, void *data)
     }
     h->app = app;
     h->req = req;
+    gust__http_response_view v = gust__http_response_view_of(req);
+    h->resp_status = v.status;
+    h->resp_headers = v.headers;
     req->data = h;
     int rc = gust__web_router_match(&app->router, req->arena, req->path,
                                     req->host_name, &h->match);

@@ -100,6 +100,10 @@ enum gust__handler_phase {
 struct gust_handler {
     gust_app *app;
     gust_http_request *req;
+    /* The response's status and headers (gust__http_response_view_of()),
+     * read without a call into the server each time. */
+    const int *resp_status;
+    const gust_http_headers *resp_headers;
     const gust_handler_class *cls;
     gust_handler_fn method; /* cls's function for the request's method */
     void *route_data;

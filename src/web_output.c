@@ -29,7 +29,7 @@ int gust_handler_set_status(gust_handler *h, int status, const char *reason)
 
 int gust_handler_get_status(gust_handler *h)
 {
-    return gust_http_response_status(h->req);
+    return *h->resp_status;
 }
 
 int gust_handler_set_header(gust_handler *h, const char *name,
@@ -75,7 +75,7 @@ typedef struct seen_headers {
 
 static inline void scan_headers(gust_handler *h, seen_headers *s)
 {
-    const gust_http_headers *hd = gust_http_response_headers(h->req);
+    const gust_http_headers *hd = h->resp_headers;
     *s = (seen_headers){false, false, GUST_STR_NULL};
     for (size_t i = 0; i < hd->count; i++) {
         gust_str n = hd->items[i].name;
@@ -101,7 +101,7 @@ static inline int prepare_headers(gust_handler *h, seen_headers *s,
                                   bool finishing)
 {
     h->headers_ready = true;
-    int status = gust_http_response_status(h->req);
+    int status = *h->resp_status;
     if (status < 200 || status == 204 || status == 304) {
         /* No body, so no representation metadata (RFC 9110 section 15.4.5;
          * Tornado's _clear_representation_headers). */
@@ -408,7 +408,7 @@ static int set_etag(gust_handler *h, const seen_headers *s)
 {
     gust_http_method m = h->req->method_id;
     if (h->headers_sent || s->etag ||
-        gust_http_response_status(h->req) != 200 ||
+        *h->resp_status != 200 ||
         (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD))
         return 0;
     uint64_t x = XXH3_64bits(h->body ? h->body : "", h->body_len);
