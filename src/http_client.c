@@ -6,7 +6,7 @@
  * Every way a fetch ends goes through fetch_end(), which completes the
  * future exactly once. User code runs either from the future's
  * done-callbacks (always on the loop, never inside our stack) or from the
- * header and streaming callbacks, around which gust__hc_user_enter/leave
+ * header and streaming callbacks, around which gust__http_client_user_enter/leave
  * keep the fetch alive in case the user cancels it or frees the client.
  */
 #include <assert.h>
@@ -30,7 +30,7 @@
 #define DEFAULT_MAX_REDIRECTS 5
 
 /* A TLS client context made for one set of TLS settings; see
- * gust__hc_tls_context() at the end. */
+ * gust__http_client_tls_context() at the end. */
 struct tls_entry {
     struct tls_entry *next;
     bool insecure;
@@ -51,28 +51,34 @@ struct gust_http_client {
     char *user_agent;
     bool closing;
     bool pumping;
-    gust__hc_fetch *queue_head, *queue_tail;
-    gust__hc_fetch *active;
+    gust__http_client_fetch *queue_head, *queue_tail;
+    gust__http_client_fetch *active;
     size_t nqueued, nactive, nidle;
-    gust__hc_conn *conns;
-    gust__hc_conn *idle; /* most recently used first */
+    gust__http_client_conn *conns;
+    gust__http_client_conn *idle; /* most recently used first */
     size_t opened, reused;
     struct tls_entry *tls;
     /* Finished fetches kept for reuse, with their arena's first block. */
-    gust__hc_fetch *spare;
+    gust__http_client_fetch *spare;
     size_t nspare;
 };
 
 /* ---- Accessors for the connection side -------------------------------- */
 
-gust_loop *gust__hc_loop(const gust_http_client *c) { return c->loop; }
-size_t gust__hc_max_header(const gust_http_client *c) { return c->max_header; }
-size_t gust__hc_max_body(const gust_http_client *c) { return c->max_body; }
-const char *gust__hc_user_agent(const gust_http_client *c)
+gust_loop *gust__http_client_loop(const gust_http_client *c) { return c->loop; }
+size_t gust__http_client_max_header(const gust_http_client *c)
+{
+    return c->max_header;
+}
+size_t gust__http_client_max_body(const gust_http_client *c)
+{
+    return c->max_body;
+}
+const char *gust__http_client_user_agent(const gust_http_client *c)
 {
     return c->user_agent;
 }
-bool gust__hc_keep_alive_wanted(const gust_http_client *c)
+bool gust__http_client_keep_alive_wanted(const gust_http_client *c)
 {
     return c->max_idle > 0;
 }
@@ -81,8 +87,9 @@ bool gust__hc_keep_alive_wanted(const gust_http_client *c)
 
 /* Unlinks f from a fetch list (the queue has a tail, the active list
  * none). */
-static void list_remove(gust__hc_fetch **head, gust__hc_fetch **tail,
-                        gust__hc_fetch *f)
+static void list_remove(gust__http_client_fetch **head,
+                        gust__http_client_fetch **tail,
+                        gust__http_client_fetch *f)
 {
     if (f->prev)
         f->prev->next = f->next;
@@ -97,7 +104,8 @@ static void list_remove(gust__hc_fetch **head, gust__hc_fetch **tail,
 
 /* Every connection is on the client's list so that freeing the client can
  * close them all, including those still connecting. */
-void gust__hc_conn_register(gust_http_client *c, gust__hc_conn *conn)
+void gust__http_client_pool_add(gust_http_client *c,
+                                gust__http_client_conn *conn)
 {
     conn->client = c;
     conn->prev = NULL;
@@ -110,10 +118,10 @@ void gust__hc_conn_register(gust_http_client *c, gust__hc_conn *conn)
 
 /* Takes conn out of the idle list; a no-op for a connection that is not
  * idle. */
-static void idle_remove(gust__hc_conn *conn)
+static void idle_remove(gust__http_client_conn *conn)
 {
     gust_http_client *c = conn->client;
-    if (conn->state != GUST__HC_CONN_IDLE)
+    if (conn->state != GUST__HTTP_CLIENT_CONN_IDLE)
         return;
     if (conn->idle_prev)
         conn->idle_prev->idle_next = conn->idle_next;
@@ -127,7 +135,7 @@ static void idle_remove(gust__hc_conn *conn)
 
 /* Detaches conn from its client for good: after this the connection can
  * only be closed, never reused. */
-void gust__hc_conn_unregister(gust__hc_conn *conn)
+void gust__http_client_pool_remove(gust__http_client_conn *conn)
 {
     gust_http_client *c = conn->client;
     if (!c)
@@ -149,16 +157,17 @@ void gust__hc_conn_unregister(gust__hc_conn *conn)
 static void on_idle_timeout(gust_timer *t, void *data)
 {
     (void)t;
-    gust__hc_conn_close(data);
+    gust__http_client_conn_close(data);
 }
 
 /* Puts conn at the head of the idle list, with its idle timer running. */
-void gust__hc_conn_set_idle(gust__hc_conn *conn, double idle_timeout)
+void gust__http_client_pool_set_idle(gust__http_client_conn *conn,
+                                     double idle_timeout)
 {
     gust_http_client *c = conn->client;
     gust_timer_start(&conn->idle_timer, idle_timeout, 0, on_idle_timeout,
                      conn);
-    conn->state = GUST__HC_CONN_IDLE;
+    conn->state = GUST__HTTP_CLIENT_CONN_IDLE;
     conn->fetch = NULL;
     conn->idle_prev = NULL;
     conn->idle_next = c->idle;
@@ -169,18 +178,20 @@ void gust__hc_conn_set_idle(gust__hc_conn *conn, double idle_timeout)
 }
 
 /* Gives an idle connection to f. */
-void gust__hc_conn_take(gust__hc_conn *conn, gust__hc_fetch *f)
+void gust__http_client_pool_take(gust__http_client_conn *conn,
+                                 gust__http_client_fetch *f)
 {
     idle_remove(conn);
     gust_timer_stop(&conn->idle_timer);
-    conn->state = GUST__HC_CONN_BUSY;
+    conn->state = GUST__HTTP_CLIENT_CONN_BUSY;
     conn->fetch = f;
 }
 
 /* An idle connection to where f goes, made with the same TLS settings. */
-static gust__hc_conn *idle_find(gust_http_client *c, const gust__hc_fetch *f)
+static gust__http_client_conn *idle_find(gust_http_client *c,
+                                         const gust__http_client_fetch *f)
 {
-    for (gust__hc_conn *conn = c->idle; conn; conn = conn->idle_next) {
+    for (gust__http_client_conn *conn = c->idle; conn; conn = conn->idle_next) {
         if (conn->port == f->target.port && conn->tls == f->tls &&
             strcmp(conn->host, f->host) == 0 &&
             (!f->tls || (conn->insecure == f->insecure &&
@@ -231,13 +242,13 @@ static void pump(gust_http_client *c);
 /* One request on the wire: for a new fetch, a redirect or a retry. An
  * idle connection to the same place is reused when there is one; else a
  * new one is opened under the connect timeout. */
-static void begin_attempt(gust__hc_fetch *f);
+static void begin_attempt(gust__http_client_fetch *f);
 
 /* Frees what the fetch owns; the response and the future are gone by
  * now (fetch_end() handed them on). */
-static void fetch_free(gust__hc_fetch *f)
+static void fetch_free(gust__http_client_fetch *f)
 {
-    gust__hc_body_reset(f);
+    gust__http_client_conn_body_reset(f);
     gust_arena_close(&f->arena);
     free(f);
 }
@@ -245,13 +256,13 @@ static void fetch_free(gust__hc_fetch *f)
 /* A finished fetch goes to the client's spare list (up to max_clients)
  * rather than back to malloc: the next fetch reuses it and its arena's
  * first block, two allocations fewer per request. */
-static void fetch_release(gust_http_client *c, gust__hc_fetch *f)
+static void fetch_release(gust_http_client *c, gust__http_client_fetch *f)
 {
     if (c->closing || (int)c->nspare >= c->max_clients) {
         fetch_free(f);
         return;
     }
-    gust__hc_body_reset(f);
+    gust__http_client_conn_body_reset(f);
     gust_arena_reset(&f->arena);
     f->next = c->spare;
     c->spare = f;
@@ -259,9 +270,9 @@ static void fetch_release(gust_http_client *c, gust__hc_fetch *f)
 }
 
 /* A zeroed fetch, from the spare list or new. */
-static gust__hc_fetch *fetch_alloc(gust_http_client *c)
+static gust__http_client_fetch *fetch_alloc(gust_http_client *c)
 {
-    gust__hc_fetch *f = c->spare;
+    gust__http_client_fetch *f = c->spare;
     if (f) {
         c->spare = f->next;
         c->nspare--;
@@ -276,7 +287,7 @@ static gust__hc_fetch *fetch_alloc(gust_http_client *c)
     return f;
 }
 
-static void stop_timers(gust__hc_fetch *f)
+static void stop_timers(gust__http_client_fetch *f)
 {
     gust_timer_stop(&f->queue_timer);
     gust_timer_stop(&f->connect_timer);
@@ -284,12 +295,12 @@ static void stop_timers(gust__hc_fetch *f)
 }
 
 /* Ends f with code (0: success) and completes its future. */
-static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
+static void fetch_end(gust__http_client_fetch *f, int code, const char *detail)
 {
-    if (f->state == GUST__HC_DONE)
+    if (f->state == GUST__HTTP_CLIENT_DONE)
         return;
     gust_http_client *c = f->client;
-    bool was_active = f->state == GUST__HC_ACTIVE;
+    bool was_active = f->state == GUST__HTTP_CLIENT_ACTIVE;
     stop_timers(f);
     if (was_active) {
         list_remove(&c->active, NULL, f);
@@ -298,12 +309,12 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
         list_remove(&c->queue_head, &c->queue_tail, f);
         c->nqueued--;
     }
-    f->state = GUST__HC_DONE;
+    f->state = GUST__HTTP_CLIENT_DONE;
     if (f->conn) {
-        gust__hc_conn *conn = f->conn;
+        gust__http_client_conn *conn = f->conn;
         f->conn = NULL;
         conn->fetch = NULL;
-        gust__hc_conn_close(conn);
+        gust__http_client_conn_close(conn);
     }
 
     gust_http_response *r = f->resp;
@@ -366,7 +377,7 @@ static void fetch_end(gust__hc_fetch *f, int code, const char *detail)
  * fetch only stops (its connection closes, its slot frees). */
 static void on_future_cancelled(gust_future *fut)
 {
-    gust__hc_fetch *f = gust__future_impl(fut);
+    gust__http_client_fetch *f = gust__future_impl(fut);
     if (f)
         fetch_end(f, GUST_ECANCELED, NULL);
 }
@@ -374,16 +385,16 @@ static void on_future_cancelled(gust_future *fut)
 /* A user callback may cancel its fetch or free the client. busy keeps the
  * fetch's memory alive until the callback returns, and leave() tells the
  * caller whether the fetch is still running. */
-bool gust__hc_user_enter(gust__hc_fetch *f)
+bool gust__http_client_user_enter(gust__http_client_fetch *f)
 {
     f->busy++;
     return true;
 }
 
-bool gust__hc_user_leave(gust__hc_fetch *f)
+bool gust__http_client_user_leave(gust__http_client_fetch *f)
 {
     f->busy--;
-    if (f->state != GUST__HC_DONE)
+    if (f->state != GUST__HTTP_CLIENT_DONE)
         return true;
     if (!f->busy)
         fetch_free(f);
@@ -402,7 +413,7 @@ static void on_queue_timeout(gust_timer *t, void *data)
 
 static void on_connect_timeout(gust_timer *t, void *data)
 {
-    gust__hc_fetch *f = data;
+    gust__http_client_fetch *f = data;
     (void)t;
     const char *d = gust_arena_sprintf(&f->arena, "connecting to %s:%d",
                                        f->host, f->target.port);
@@ -411,7 +422,7 @@ static void on_connect_timeout(gust_timer *t, void *data)
 
 static void on_request_timeout(gust_timer *t, void *data)
 {
-    gust__hc_fetch *f = data;
+    gust__http_client_fetch *f = data;
     (void)t;
     const char *d = gust_arena_sprintf(&f->arena, "request to %s", f->url);
     fetch_end(f, GUST_ETIMEOUT, d);
@@ -421,7 +432,7 @@ static void on_request_timeout(gust_timer *t, void *data)
 
 /* Parses f->url into f->target (slices into f->url). Returns 0 or -EINVAL
  * with f->error_detail set. */
-static int set_target(gust__hc_fetch *f)
+static int set_target(gust__http_client_fetch *f)
 {
     gust_url u;
     if (gust_url_parse(gust_str_cstr(f->url), &u) < 0) {
@@ -441,7 +452,7 @@ static int set_target(gust__hc_fetch *f)
     return f->host ? 0 : -ENOMEM;
 }
 
-static void begin_attempt(gust__hc_fetch *f)
+static void begin_attempt(gust__http_client_fetch *f)
 {
     gust_http_client *c = f->client;
     gust_http_response_free(f->resp);
@@ -450,35 +461,36 @@ static void begin_attempt(gust__hc_fetch *f)
         fetch_end(f, -ENOMEM, NULL);
         return;
     }
-    gust__hc_body_reset(f);
+    gust__http_client_conn_body_reset(f);
     f->discard_body = f->too_many_redirects = false;
     f->location = NULL;
-    gust__hc_conn *conn = idle_find(c, f);
+    gust__http_client_conn *conn = idle_find(c, f);
     if (conn) {
-        gust__hc_conn_take(conn, f);
+        gust__http_client_pool_take(conn, f);
         f->conn = conn;
         f->resp->reused_connection = true;
         c->reused++;
-        gust__hc_send_request(f);
+        gust__http_client_conn_send_request(f);
         return;
     }
     if (f->connect_timeout > 0)
         gust_timer_start(&f->connect_timer, f->connect_timeout, 0,
                          on_connect_timeout, f);
-    if (gust__hc_conn_open(c, f) < 0)
+    if (gust__http_client_conn_open(c, f) < 0)
         fetch_end(f, -ENOMEM, "opening a connection");
 }
 
 /* Connected (and TLS done): the connect timeout stops counting. */
-void gust__hc_connected(gust__hc_fetch *f)
+void gust__http_client_connected(gust__http_client_fetch *f)
 {
     gust_timer_stop(&f->connect_timer);
-    gust__hc_send_request(f);
+    gust__http_client_conn_send_request(f);
 }
 
-void gust__hc_attempt_failed(gust__hc_fetch *f, int code, const char *detail)
+void gust__http_client_attempt_failed(gust__http_client_fetch *f, int code,
+                                      const char *detail)
 {
-    gust__hc_conn *conn = f->conn;
+    gust__http_client_conn *conn = f->conn;
     /* A kept connection the server closed while it sat idle fails before
      * any byte of response: the request never reached an application, so
      * sending it again on a fresh connection is safe. */
@@ -486,10 +498,10 @@ void gust__hc_attempt_failed(gust__hc_fetch *f, int code, const char *detail)
                  f->resp->code == 0 &&
                  (code == GUST_ESTREAMCLOSED || code == -ECONNRESET ||
                   code == -EPIPE || code == GUST_EPROTO);
-    if (stale && f->state == GUST__HC_ACTIVE) {
+    if (stale && f->state == GUST__HTTP_CLIENT_ACTIVE) {
         f->conn = NULL;
         conn->fetch = NULL;
-        gust__hc_conn_close(conn);
+        gust__http_client_conn_close(conn);
         f->retried = true;
         begin_attempt(f);
         return;
@@ -499,7 +511,7 @@ void gust__hc_attempt_failed(gust__hc_fetch *f, int code, const char *detail)
 
 /* Resolves a Location value against the current URL (RFC 3986 section 5.2,
  * without dot-segment removal). Returns a string in f->arena, or NULL. */
-static const char *resolve_location(gust__hc_fetch *f, const char *loc)
+static const char *resolve_location(gust__http_client_fetch *f, const char *loc)
 {
     const gust_url *b = &f->target;
     size_t n = strcspn(loc, ":/?#");
@@ -532,7 +544,7 @@ static const char *resolve_location(gust__hc_fetch *f, const char *loc)
 /* The redirect's body has been read (so its connection could be kept);
  * now the same fetch, with its slot and its request timer, goes on to
  * the Location. */
-static void follow_redirect(gust__hc_fetch *f)
+static void follow_redirect(gust__http_client_fetch *f)
 {
     int code = f->resp->code;
     const char *next = resolve_location(f, f->location);
@@ -572,19 +584,19 @@ static void follow_redirect(gust__hc_fetch *f)
  * closed first, so that a redirect to the same place can already take
  * it. Then the fetch follows the redirect or ends, with GUST_EHTTP for a
  * status >= 400 when raise_error asks for it. */
-void gust__hc_response_done(gust__hc_fetch *f)
+void gust__http_client_response_done(gust__http_client_fetch *f)
 {
     gust_http_client *c = f->client;
-    gust__hc_conn *conn = f->conn;
+    gust__http_client_conn *conn = f->conn;
     f->conn = NULL;
     if (conn) {
         conn->fetch = NULL;
         if (f->keep_alive && (int)c->nidle < c->max_idle && !c->closing)
-            gust__hc_conn_set_idle(conn, c->idle_timeout);
+            gust__http_client_pool_set_idle(conn, c->idle_timeout);
         else
-            gust__hc_conn_close(conn);
+            gust__http_client_conn_close(conn);
     }
-    gust__hc_body_reset(f);
+    gust__http_client_conn_body_reset(f);
     if (f->discard_body && f->location) {
         follow_redirect(f);
         return;
@@ -606,10 +618,10 @@ void gust__hc_response_done(gust__hc_fetch *f)
 
 /* Gives f a slot. The request timeout starts here, not at fetch time:
  * waiting in the queue is the queue timeout's business. */
-static void start_active(gust__hc_fetch *f)
+static void start_active(gust__http_client_fetch *f)
 {
     gust_http_client *c = f->client;
-    f->state = GUST__HC_ACTIVE;
+    f->state = GUST__HTTP_CLIENT_ACTIVE;
     f->prev = NULL;
     f->next = c->active;
     if (c->active)
@@ -629,7 +641,7 @@ static void pump(gust_http_client *c)
         return;
     c->pumping = true;
     while (c->queue_head && (int)c->nactive < c->max_clients) {
-        gust__hc_fetch *f = c->queue_head;
+        gust__http_client_fetch *f = c->queue_head;
         list_remove(&c->queue_head, &c->queue_tail, f);
         c->nqueued--;
         gust_timer_stop(&f->queue_timer);
@@ -678,7 +690,8 @@ static double timeout_or_default(double t)
 }
 
 /* Copies r into f. Returns 0, or -EINVAL / -ENOMEM with f->error_detail. */
-static int copy_request(gust__hc_fetch *f, const gust_http_client_request *r)
+static int copy_request(gust__http_client_fetch *f,
+                        const gust_http_client_request *r)
 {
     gust_arena *a = &f->arena;
     if (!r->url) {
@@ -769,7 +782,7 @@ gust_future *gust_http_client_fetch(gust_http_client *c,
                                     const gust_http_client_request *r)
 {
     assert(c && r);
-    gust__hc_fetch *f = fetch_alloc(c);
+    gust__http_client_fetch *f = fetch_alloc(c);
     if (!f) {
         errno = ENOMEM;
         return NULL;
@@ -792,7 +805,7 @@ gust_future *gust_http_client_fetch(gust_http_client *c,
 
     /* Queued first, so that every ending (errors included) takes the one
      * path through fetch_end(). */
-    f->state = GUST__HC_QUEUED;
+    f->state = GUST__HTTP_CLIENT_QUEUED;
     f->prev = c->queue_tail;
     if (c->queue_tail)
         c->queue_tail->next = f;
@@ -941,12 +954,12 @@ void gust_http_client_free(gust_http_client *c)
     while (c->active)
         fetch_end(c->active, GUST_ECANCELED, "client freed");
     while (c->conns) {
-        gust__hc_conn *conn = c->conns;
-        gust__hc_conn_unregister(conn);
-        gust__hc_conn_close(conn);
+        gust__http_client_conn *conn = c->conns;
+        gust__http_client_pool_remove(conn);
+        gust__http_client_conn_close(conn);
     }
     while (c->spare) {
-        gust__hc_fetch *f = c->spare;
+        gust__http_client_fetch *f = c->spare;
         c->spare = f->next;
         fetch_free(f);
     }
@@ -977,7 +990,8 @@ void gust_http_client_get_stats(const gust_http_client *c,
  * first use and kept until the client is freed (streams hold their own
  * references, so connections may outlive it). */
 
-gust_tls_context *gust__hc_tls_context(gust_http_client *c, gust__hc_fetch *f)
+gust_tls_context *gust__http_client_tls_context(gust_http_client *c,
+                                                gust__http_client_fetch *f)
 {
     if (!c) {
         f->error_detail = "client freed";

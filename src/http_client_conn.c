@@ -30,13 +30,13 @@
 #define GONE 1
 
 /* Starts reading the body in the way its framing needs. */
-static void read_body(gust__hc_fetch *f, gust__hc_conn *conn);
+static void read_body(gust__http_client_fetch *f, gust__http_client_conn *conn);
 
 /* ---- Connections --------------------------------------------------------- */
 
 /* The last step of a connection, from its stream's close callback (or the
  * resolver's answer): nothing refers to it any more. */
-static void conn_free(gust__hc_conn *conn)
+static void conn_free(gust__http_client_conn *conn)
 {
     gust_timer_stop(&conn->idle_timer);
     free(conn->host);
@@ -46,12 +46,12 @@ static void conn_free(gust__hc_conn *conn)
 
 /* Closing is idempotent and never frees a connection that a stream
  * callback will still hand back: that one frees it. */
-void gust__hc_conn_close(gust__hc_conn *conn)
+void gust__http_client_conn_close(gust__http_client_conn *conn)
 {
-    if (conn->state == GUST__HC_CONN_CLOSED)
+    if (conn->state == GUST__HTTP_CLIENT_CONN_CLOSED)
         return;
-    gust__hc_conn_unregister(conn);
-    conn->state = GUST__HC_CONN_CLOSED;
+    gust__http_client_pool_remove(conn);
+    conn->state = GUST__HTTP_CLIENT_CONN_CLOSED;
     conn->fetch = NULL;
     gust_timer_stop(&conn->idle_timer);
     if (conn->stream) {
@@ -66,17 +66,18 @@ void gust__hc_conn_close(gust__hc_conn *conn)
  * or an error while idle or busy. */
 static void on_stream_close(gust_stream *s, void *user)
 {
-    gust__hc_conn *conn = user;
+    gust__http_client_conn *conn = user;
     (void)s;
     conn->stream = NULL;
-    if (conn->state != GUST__HC_CONN_CLOSED) {
-        gust__hc_fetch *f = conn->fetch;
-        gust__hc_conn_unregister(conn);
-        conn->state = GUST__HC_CONN_CLOSED;
+    if (conn->state != GUST__HTTP_CLIENT_CONN_CLOSED) {
+        gust__http_client_fetch *f = conn->fetch;
+        gust__http_client_pool_remove(conn);
+        conn->state = GUST__HTTP_CLIENT_CONN_CLOSED;
         conn->fetch = NULL;
         /* Normally the pending read told the fetch already. */
         if (f && f->conn == conn)
-            gust__hc_attempt_failed(f, GUST_ESTREAMCLOSED, "connection lost");
+            gust__http_client_attempt_failed(f, GUST_ESTREAMCLOSED,
+                                             "connection lost");
     }
     conn_free(conn);
 }
@@ -84,32 +85,32 @@ static void on_stream_close(gust_stream *s, void *user)
 /* The connection failed before it could carry the request. */
 /* Names the peer in the error ("connecting to 127.0.0.1:1"), which is
  * what a user needs to read a log line. */
-static void conn_fail(gust__hc_conn *conn, int code, const char *what)
+static void conn_fail(gust__http_client_conn *conn, int code, const char *what)
 {
-    gust__hc_fetch *f = conn->fetch;
+    gust__http_client_fetch *f = conn->fetch;
     if (!f) {
-        gust__hc_conn_close(conn);
+        gust__http_client_conn_close(conn);
         return;
     }
     const char *d = gust_arena_sprintf(&f->arena, "%s %s:%d", what,
                                        conn->host, conn->port);
-    gust__hc_attempt_failed(f, code, d);
+    gust__http_client_attempt_failed(f, code, d);
 }
 
 /* TLS is done: the connection is ready for the request. Verification
  * failures arrive as GUST_ETLSVERIFY, others as GUST_ETLS. */
 static void on_handshake(gust_stream *s, int status, void *user)
 {
-    gust__hc_conn *conn = user;
+    gust__http_client_conn *conn = user;
     (void)s;
-    if (conn->state == GUST__HC_CONN_CLOSED || !conn->fetch)
+    if (conn->state == GUST__HTTP_CLIENT_CONN_CLOSED || !conn->fetch)
         return;
     if (status < 0) {
         conn_fail(conn, status, "TLS handshake with");
         return;
     }
-    conn->state = GUST__HC_CONN_BUSY;
-    gust__hc_connected(conn->fetch);
+    conn->state = GUST__HTTP_CLIENT_CONN_BUSY;
+    gust__http_client_connected(conn->fetch);
 }
 
 /* The connect request is done: one address answered, or none did. */
@@ -117,7 +118,7 @@ static void on_connect(gust__connect *req, int status, bool resolving,
                        gust_stream *s, void *user)
 {
     (void)req;
-    gust__hc_conn *conn = user;
+    gust__http_client_conn *conn = user;
     conn->connect = NULL;
     if (status < 0) {
         if (resolving)
@@ -129,14 +130,15 @@ static void on_connect(gust__connect *req, int status, bool resolving,
     }
     conn->stream = s;
     gust_stream_set_close_callback(s, on_stream_close, conn);
-    gust__hc_fetch *f = conn->fetch;
+    gust__http_client_fetch *f = conn->fetch;
     if (!f) {
-        gust__hc_conn_close(conn);
+        gust__http_client_conn_close(conn);
         return;
     }
     gust_stream_set_nodelay(s, true);
     if (conn->tls) {
-        struct gust_tls_context *ctx = gust__hc_tls_context(conn->client, f);
+        struct gust_tls_context *ctx =
+            gust__http_client_tls_context(conn->client, f);
         int rc = ctx ? gust_stream_start_tls(s, ctx, conn->host, on_handshake,
                                              conn)
                      : GUST_ETLS;
@@ -144,16 +146,16 @@ static void on_connect(gust__connect *req, int status, bool resolving,
             conn_fail(conn, rc == -ENOMEM ? rc : GUST_ETLS, "TLS setup for");
         return;
     }
-    conn->state = GUST__HC_CONN_BUSY;
-    gust__hc_connected(f);
+    conn->state = GUST__HTTP_CLIENT_CONN_BUSY;
+    gust__http_client_connected(f);
 }
 
 /* Numeric hosts (the common case for services and benchmarks) connect at
  * once; names go through getaddrinfo on the loop's executor (both inside
  * the connect request). */
-int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
+int gust__http_client_conn_open(gust_http_client *c, gust__http_client_fetch *f)
 {
-    gust__hc_conn *conn = calloc(1, sizeof *conn);
+    gust__http_client_conn *conn = calloc(1, sizeof *conn);
     if (!conn)
         return -ENOMEM;
     conn->host = strdup(f->host);
@@ -162,19 +164,19 @@ int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
         conn_free(conn);
         return -ENOMEM;
     }
-    conn->loop = gust__hc_loop(c);
+    conn->loop = gust__http_client_loop(c);
     gust_timer_init(conn->loop, &conn->idle_timer);
     conn->port = f->target.port;
     conn->tls = f->tls;
     conn->insecure = f->insecure;
-    conn->state = GUST__HC_CONN_CONNECTING;
+    conn->state = GUST__HTTP_CLIENT_CONN_CONNECTING;
     int rc = gust__connect_start(conn->loop, conn->host, conn->port, NULL,
                                  on_connect, conn, &conn->connect);
     if (rc < 0) {
         conn_free(conn);
         return rc == -EINVAL ? rc : -ENOMEM;
     }
-    gust__hc_conn_register(c, conn);
+    gust__http_client_pool_add(c, conn);
     conn->fetch = f;
     f->conn = conn;
     return 0;
@@ -183,7 +185,7 @@ int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f)
 /* ---- The request --------------------------------------------------------- */
 
 /* The user's headers replace the client's defaults of the same name. */
-static bool user_has(const gust__hc_fetch *f, gust_str name)
+static bool user_has(const gust__http_client_fetch *f, gust_str name)
 {
     for (size_t i = 0; i < f->num_headers; i++)
         if (gust_str_eq_nocase(f->headers[i].name, name))
@@ -238,9 +240,9 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
 /* Writes the request and starts reading the response head. The request
  * is always HTTP/1.1; without keep-alive wanted it says Connection:
  * close. */
-void gust__hc_send_request(gust__hc_fetch *f)
+void gust__http_client_conn_send_request(gust__http_client_fetch *f)
 {
-    gust__hc_conn *conn = f->conn;
+    gust__http_client_conn *conn = f->conn;
     gust_http_client *c = f->client;
     const gust_url *u = &f->target;
     outbuf o = {.cap = sizeof o.stack};
@@ -272,13 +274,15 @@ void gust__hc_send_request(gust__hc_fetch *f)
     }
     if (!user_has(f, GUST_STR("User-Agent")))
         out_header(&o, "User-Agent",
-                   gust_str_cstr(f->user_agent ? f->user_agent
-                                               : gust__hc_user_agent(c)));
+                   gust_str_cstr(f->user_agent
+                                     ? f->user_agent
+                                     : gust__http_client_user_agent(c)));
     if (f->decompress && !user_has(f, GUST_STR("Accept-Encoding")))
         out_str(&o, "Accept-Encoding: gzip\r\n");
     if (f->authorization && !user_has(f, GUST_STR("Authorization")))
         out_header(&o, "Authorization", gust_str_cstr(f->authorization));
-    if (!gust__hc_keep_alive_wanted(c) && !user_has(f, GUST_STR("Connection")))
+    if (!gust__http_client_keep_alive_wanted(c) &&
+        !user_has(f, GUST_STR("Connection")))
         out_str(&o, "Connection: close\r\n");
     bool wants_body = !strcmp(f->method, "POST") ||
                       !strcmp(f->method, "PUT") || !strcmp(f->method, "PATCH");
@@ -310,21 +314,22 @@ void gust__hc_send_request(gust__hc_fetch *f)
     conn->requests++;
     if (rc == 0)
         rc = gust_stream_read_until(conn->stream, "\r\n\r\n", 4,
-                                    gust__hc_max_header(c), on_head, conn);
+                                    gust__http_client_max_header(c), on_head,
+                                    conn);
     if (rc < 0)
-        gust__hc_attempt_failed(f, rc, "sending the request");
+        gust__http_client_attempt_failed(f, rc, "sending the request");
 }
 
 /* ---- The response head ---------------------------------------------------- */
 
 /* Calls the header callback on one line. Returns false if f ended. */
-static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
+static bool header_line(gust__http_client_fetch *f, const char *p, size_t n)
 {
     if (!f->header_callback)
         return true;
-    gust__hc_user_enter(f);
+    gust__http_client_user_enter(f);
     f->header_callback(f->resp, p, n, f->callback_data);
-    return gust__hc_user_leave(f);
+    return gust__http_client_user_leave(f);
 }
 
 /* RFC 9112 5.2: a user agent replaces each obs-fold in a response by SP
@@ -339,7 +344,7 @@ static bool header_line(gust__hc_fetch *f, const char *p, size_t n)
  * f->error_detail) / -ENOMEM. head is the response's own copy (so header
  * slices live as long as the response, and folds can be undone in place);
  * pr->headers has room for every line. */
-static int take_head(gust__hc_fetch *f, char *head, size_t len,
+static int take_head(gust__http_client_fetch *f, char *head, size_t len,
                      gust__http1_response *pr, gust__http1_framing *fr)
 {
     gust_http_response *r = f->resp;
@@ -398,7 +403,7 @@ static int take_head(gust__hc_fetch *f, char *head, size_t len,
 /* Parses the head with the server's own parser (src/http1_parser.c), so
  * both directions follow the same field rules: bare CR or LF, NUL and other
  * CTLs, bad names, whitespace before a colon are errors. */
-static int parse_head(gust__hc_fetch *f, const char *data, size_t len,
+static int parse_head(gust__http_client_fetch *f, const char *data, size_t len,
                       gust__http1_framing *fr)
 {
     gust_http_response *r = f->resp;
@@ -438,7 +443,8 @@ static bool is_redirect(int code)
  * from gust__http1_response_framing(): HEAD, 204 and 304 have no body;
  * chunked last means chunked (with a Content-Length too, the connection is
  * not trusted again); no length at all means "until the server closes". */
-static int prepare_body(gust__hc_fetch *f, const gust__http1_framing *fr)
+static int prepare_body(gust__http_client_fetch *f,
+                        const gust__http1_framing *fr)
 {
     gust_http_response *r = f->resp;
     const gust_http_headers *h = &r->headers;
@@ -448,18 +454,19 @@ static int prepare_body(gust__hc_fetch *f, const gust__http1_framing *fr)
     f->keep_alive = fr->keep_alive;
     switch (fr->body) {
     case GUST_HTTP1_BODY_NONE:
-        f->body_mode = GUST__HC_BODY_NONE;
+        f->body_mode = GUST__HTTP_CLIENT_BODY_NONE;
         break;
     case GUST_HTTP1_BODY_LENGTH:
         cl = fr->content_length;
-        f->body_mode = cl ? GUST__HC_BODY_LENGTH : GUST__HC_BODY_NONE;
+        f->body_mode =
+            cl ? GUST__HTTP_CLIENT_BODY_LENGTH : GUST__HTTP_CLIENT_BODY_NONE;
         break;
     case GUST_HTTP1_BODY_CHUNKED:
-        f->body_mode = GUST__HC_BODY_CHUNKED;
+        f->body_mode = GUST__HTTP_CLIENT_BODY_CHUNKED;
         gust__http1_chunked_init(&f->chunked, UINT64_MAX, MAX_TRAILER);
         break;
     case GUST_HTTP1_BODY_CLOSE:
-        f->body_mode = GUST__HC_BODY_CLOSE;
+        f->body_mode = GUST__HTTP_CLIENT_BODY_CLOSE;
         break;
     }
 
@@ -479,8 +486,9 @@ static int prepare_body(gust__hc_fetch *f, const gust__http1_framing *fr)
     f->stream_body = f->streaming_callback && !f->discard_body;
 
     gust_str ce = gust_http_headers_get_first(h, GUST_STR("Content-Encoding"));
-    if (f->decompress && f->body_mode != GUST__HC_BODY_NONE && ce.ptr &&
-        gust_str_eq_nocase(ce, GUST_STR("gzip")) && !f->discard_body) {
+    if (f->decompress && f->body_mode != GUST__HTTP_CLIENT_BODY_NONE &&
+        ce.ptr && gust_str_eq_nocase(ce, GUST_STR("gzip")) &&
+        !f->discard_body) {
         memset(&f->z, 0, sizeof f->z);
         if (inflateInit2(&f->z, 16 + MAX_WBITS) != Z_OK)
             return -ENOMEM;
@@ -492,8 +500,8 @@ static int prepare_body(gust__hc_fetch *f, const gust__http1_framing *fr)
             return -ENOMEM;
     }
 
-    size_t max = gust__hc_max_body(f->client);
-    if (f->body_mode == GUST__HC_BODY_LENGTH && !f->stream_body &&
+    size_t max = gust__http_client_max_body(f->client);
+    if (f->body_mode == GUST__HTTP_CLIENT_BODY_LENGTH && !f->stream_body &&
         !f->discard_body && !f->gzip) {
         if (cl > max) {
             f->error_detail = "response body larger than max_body_size";
@@ -517,24 +525,26 @@ static int prepare_body(gust__hc_fetch *f, const gust__http1_framing *fr)
 
 /* A complete head (or the error that prevented one). Errors before any
  * byte of a response are what a stale keep-alive connection gives, and
- * gust__hc_attempt_failed() retries those. */
+ * gust__http_client_attempt_failed() retries those. */
 static void on_head(gust_stream *s, int status, const char *data, size_t len,
                     void *user)
 {
-    gust__hc_conn *conn = user;
-    gust__hc_fetch *f = conn->fetch;
-    if (!f || conn->state == GUST__HC_CONN_CLOSED)
+    gust__http_client_conn *conn = user;
+    gust__http_client_fetch *f = conn->fetch;
+    if (!f || conn->state == GUST__HTTP_CLIENT_CONN_CLOSED)
         return;
     if (status < 0) {
         if (status == GUST_EUNSATISFIABLE) {
             f->keep_alive = false;
-            gust__hc_attempt_failed(f, GUST_EBUFFERFULL,
-                                    "response head larger than max_header_size");
+            gust__http_client_attempt_failed(
+                f, GUST_EBUFFERFULL,
+                "response head larger than max_header_size");
             return;
         }
         int err = gust_stream_error(s);
-        gust__hc_attempt_failed(f, err < 0 ? err : GUST_EPROTO,
-                                "connection closed before the response head");
+        gust__http_client_attempt_failed(
+            f, err < 0 ? err : GUST_EPROTO,
+            "connection closed before the response head");
         return;
     }
     gust__http1_framing fr;
@@ -546,21 +556,22 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
         rc = GUST_EPROTO;
     }
     if (rc < 0) {
-        gust__hc_attempt_failed(f, rc, f->error_detail);
+        gust__http_client_attempt_failed(f, rc, f->error_detail);
         return;
     }
     if (f->resp->code < 200) {
         /* 1xx: informational, the real head follows. */
         rc = gust_stream_read_until(s, "\r\n\r\n", 4,
-                                    gust__hc_max_header(f->client), on_head,
-                                    conn);
+                                    gust__http_client_max_header(f->client),
+                                    on_head, conn);
         if (rc < 0)
-            gust__hc_attempt_failed(f, rc, "reading the response head");
+            gust__http_client_attempt_failed(f, rc,
+                                             "reading the response head");
         return;
     }
     rc = prepare_body(f, &fr);
     if (rc < 0) {
-        gust__hc_attempt_failed(f, rc, f->error_detail);
+        gust__http_client_attempt_failed(f, rc, f->error_detail);
         return;
     }
     read_body(f, conn);
@@ -570,13 +581,13 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
 
 /* Forgets the body state of an attempt (redirects and retries start a new
  * one). */
-void gust__hc_body_reset(gust__hc_fetch *f)
+void gust__http_client_conn_body_reset(gust__http_client_fetch *f)
 {
     if (f->z_ready)
         inflateEnd(&f->z);
     f->z_ready = f->gzip = f->z_end = f->z_input = false;
     f->stream_body = false;
-    f->body_mode = GUST__HC_BODY_NONE;
+    f->body_mode = GUST__HTTP_CLIENT_BODY_NONE;
     f->keep_alive = false;
     free(f->scratch);
     f->scratch = NULL;
@@ -584,15 +595,15 @@ void gust__hc_body_reset(gust__hc_fetch *f)
 }
 
 /* Decoded body bytes: to the streaming callback or into resp->body_buf. */
-static int sink(gust__hc_fetch *f, const char *p, size_t n)
+static int sink(gust__http_client_fetch *f, const char *p, size_t n)
 {
     gust_http_response *r = f->resp;
     if (f->stream_body) {
-        gust__hc_user_enter(f);
+        gust__http_client_user_enter(f);
         f->streaming_callback(r, p, n, f->callback_data);
-        return gust__hc_user_leave(f) ? 0 : GONE;
+        return gust__http_client_user_leave(f) ? 0 : GONE;
     }
-    if (r->body_len + n > gust__hc_max_body(f->client)) {
+    if (r->body_len + n > gust__http_client_max_body(f->client)) {
         f->error_detail = "response body larger than max_body_size";
         return GUST_EBUFFERFULL;
     }
@@ -617,7 +628,7 @@ static int sink(gust__hc_fetch *f, const char *p, size_t n)
 /* Raw body bytes: through zlib first when the body is gzip. inflate is
  * called until it has consumed the input and has room left, so a small
  * input that expands a lot is decoded fully. */
-static int deliver(gust__hc_fetch *f, const char *p, size_t n)
+static int deliver(gust__http_client_fetch *f, const char *p, size_t n)
 {
     if (f->discard_body || n == 0)
         return 0;
@@ -656,32 +667,33 @@ static int deliver(gust__hc_fetch *f, const char *p, size_t n)
 
 /* A gzip body that stopped before its end is an error: the data is
  * incomplete even if the framing was right. */
-static void body_done(gust__hc_fetch *f)
+static void body_done(gust__http_client_fetch *f)
 {
     gust_http_response *r = f->resp;
     if (f->gzip && f->z_input && !f->z_end) {
         f->keep_alive = false;
-        gust__hc_attempt_failed(f, GUST_EPROTO, "truncated gzip body");
+        gust__http_client_attempt_failed(f, GUST_EPROTO, "truncated gzip body");
         return;
     }
     if (r->body_buf) {
         r->body_buf[r->body_len] = '\0';
         r->body = r->body_buf;
     }
-    gust__hc_response_done(f);
+    gust__http_client_response_done(f);
 }
 
 /* The connection ended during the body: the stream's own error when it
  * has one (-ECONNRESET), else a truncated response (GUST_EPROTO). */
-static void body_failed(gust__hc_fetch *f, gust_stream *s, int status)
+static void body_failed(gust__http_client_fetch *f, gust_stream *s, int status)
 {
     f->keep_alive = false;
     if (status == GUST_ESTREAMCLOSED) {
         int err = gust_stream_error(s);
-        gust__hc_attempt_failed(f, err < 0 ? err : GUST_EPROTO,
-                                "connection closed before the end of the body");
+        gust__http_client_attempt_failed(
+            f, err < 0 ? err : GUST_EPROTO,
+            "connection closed before the end of the body");
     } else {
-        gust__hc_attempt_failed(f, status, "reading the body");
+        gust__http_client_attempt_failed(f, status, "reading the body");
     }
 }
 
@@ -690,16 +702,16 @@ static void body_failed(gust__hc_fetch *f, gust_stream *s, int status)
 static void on_body(gust_stream *s, int status, const char *data, size_t len,
                     void *user)
 {
-    gust__hc_conn *conn = user;
-    gust__hc_fetch *f = conn->fetch;
-    if (!f || conn->state == GUST__HC_CONN_CLOSED)
+    gust__http_client_conn *conn = user;
+    gust__http_client_fetch *f = conn->fetch;
+    if (!f || conn->state == GUST__HTTP_CLIENT_CONN_CLOSED)
         return;
     int rc = deliver(f, data, len);
     if (rc == GONE)
         return;
     if (rc < 0) {
         f->keep_alive = false;
-        gust__hc_attempt_failed(f, rc, f->error_detail);
+        gust__http_client_attempt_failed(f, rc, f->error_detail);
         return;
     }
     if (status < 0)
@@ -711,9 +723,9 @@ static void on_body(gust_stream *s, int status, const char *data, size_t len,
 static void on_chunked(gust_stream *s, int status, const char *data,
                        size_t len, void *user)
 {
-    gust__hc_conn *conn = user;
-    gust__hc_fetch *f = conn->fetch;
-    if (!f || conn->state == GUST__HC_CONN_CLOSED)
+    gust__http_client_conn *conn = user;
+    gust__http_client_fetch *f = conn->fetch;
+    if (!f || conn->state == GUST__HTTP_CLIENT_CONN_CLOSED)
         return;
     if (status < 0) {
         body_failed(f, s, status);
@@ -723,7 +735,7 @@ static void on_chunked(gust_stream *s, int status, const char *data,
     if (len > f->scratch_cap) {
         char *ns = realloc(f->scratch, len);
         if (!ns) {
-            gust__hc_attempt_failed(f, -ENOMEM, NULL);
+            gust__http_client_attempt_failed(f, -ENOMEM, NULL);
             return;
         }
         f->scratch = ns;
@@ -738,9 +750,9 @@ static void on_chunked(gust_stream *s, int status, const char *data,
         return;
     if (rc < 0 || used == GUST_HTTP1_ERROR) {
         f->keep_alive = false;
-        gust__hc_attempt_failed(f, rc < 0 ? rc : GUST_EPROTO,
-                                rc < 0 ? f->error_detail
-                                       : "malformed chunked body");
+        gust__http_client_attempt_failed(f, rc < 0 ? rc : GUST_EPROTO,
+                                         rc < 0 ? f->error_detail
+                                                : "malformed chunked body");
         return;
     }
     if (used >= 0) {
@@ -756,22 +768,22 @@ static void on_chunked(gust_stream *s, int status, const char *data,
         body_failed(f, s, rc);
 }
 
-static void read_body(gust__hc_fetch *f, gust__hc_conn *conn)
+static void read_body(gust__http_client_fetch *f, gust__http_client_conn *conn)
 {
     int rc = 0;
     switch (f->body_mode) {
-    case GUST__HC_BODY_NONE:
+    case GUST__HTTP_CLIENT_BODY_NONE:
         body_done(f);
         return;
-    case GUST__HC_BODY_LENGTH:
+    case GUST__HTTP_CLIENT_BODY_LENGTH:
         rc = gust_stream_read_bytes(conn->stream, (size_t)f->content_length,
                                     GUST_READ_STREAMING, on_body, conn);
         break;
-    case GUST__HC_BODY_CHUNKED:
+    case GUST__HTTP_CLIENT_BODY_CHUNKED:
         rc = gust_stream_read_bytes(conn->stream, READ_CHUNK,
                                     GUST_READ_PARTIAL, on_chunked, conn);
         break;
-    case GUST__HC_BODY_CLOSE:
+    case GUST__HTTP_CLIENT_BODY_CLOSE:
         rc = gust_stream_read_until_close(conn->stream, GUST_READ_STREAMING,
                                           on_body, conn);
         break;

@@ -22,32 +22,32 @@
 #include "http1_parser.h"
 #include "net_internal.h"
 
-typedef struct gust__hc_conn gust__hc_conn;
-typedef struct gust__hc_fetch gust__hc_fetch;
+typedef struct gust__http_client_conn gust__http_client_conn;
+typedef struct gust__http_client_fetch gust__http_client_fetch;
 
 /* How the body of the response being read is delimited. */
-typedef enum gust__hc_body {
-    GUST__HC_BODY_NONE,
-    GUST__HC_BODY_LENGTH,
-    GUST__HC_BODY_CHUNKED,
-    GUST__HC_BODY_CLOSE
-} gust__hc_body;
+typedef enum gust__http_client_body {
+    GUST__HTTP_CLIENT_BODY_NONE,
+    GUST__HTTP_CLIENT_BODY_LENGTH,
+    GUST__HTTP_CLIENT_BODY_CHUNKED,
+    GUST__HTTP_CLIENT_BODY_CLOSE
+} gust__http_client_body;
 
-typedef enum gust__hc_conn_state {
-    GUST__HC_CONN_CONNECTING,
-    GUST__HC_CONN_BUSY,
-    GUST__HC_CONN_IDLE,
-    GUST__HC_CONN_CLOSED
-} gust__hc_conn_state;
+typedef enum gust__http_client_conn_state {
+    GUST__HTTP_CLIENT_CONN_CONNECTING,
+    GUST__HTTP_CLIENT_CONN_BUSY,
+    GUST__HTTP_CLIENT_CONN_IDLE,
+    GUST__HTTP_CLIENT_CONN_CLOSED
+} gust__http_client_conn_state;
 
-struct gust__hc_conn {
+struct gust__http_client_conn {
     gust_http_client *client; /* NULL once the client is freed */
     gust_loop *loop;
-    gust__hc_fetch *fetch;    /* the fetch using it, or NULL */
+    gust__http_client_fetch *fetch; /* the fetch using it, or NULL */
     gust_stream *stream;      /* NULL while connecting */
-    gust__hc_conn_state state;
-    gust__hc_conn *prev, *next;           /* client's list of connections */
-    gust__hc_conn *idle_prev, *idle_next; /* client's idle list */
+    gust__http_client_conn_state state;
+    gust__http_client_conn *prev, *next; /* client's list of connections */
+    gust__http_client_conn *idle_prev, *idle_next; /* client's idle list */
     gust_timer idle_timer;
     /* The key: scheme, host, port. */
     bool tls;
@@ -60,11 +60,15 @@ struct gust__hc_conn {
     unsigned requests; /* sent on this connection */
 };
 
-struct gust__hc_fetch {
+struct gust__http_client_fetch {
     gust_http_client *client;
     gust_future *future;          /* holds one reference while running */
-    gust__hc_fetch *prev, *next;  /* client's queue or active list */
-    enum { GUST__HC_QUEUED, GUST__HC_ACTIVE, GUST__HC_DONE } state;
+    gust__http_client_fetch *prev, *next; /* client's queue or active list */
+    enum {
+        GUST__HTTP_CLIENT_QUEUED,
+        GUST__HTTP_CLIENT_ACTIVE,
+        GUST__HTTP_CLIENT_DONE
+    } state;
     int busy;                     /* inside a user callback: free later */
     gust_arena arena;             /* copies of the request */
     /* The request. */
@@ -95,12 +99,12 @@ struct gust__hc_fetch {
     gust_timer queue_timer, connect_timer, request_timer;
     double t_created, t_started;
     /* Progress of the current attempt. */
-    gust__hc_conn *conn;
+    gust__http_client_conn *conn;
     gust_http_response *resp;
     int redirects;
     bool retried;                 /* resent once after a stale connection */
     bool head_request;
-    gust__hc_body body_mode;
+    gust__http_client_body body_mode;
     uint64_t content_length;
     bool keep_alive;              /* the server lets the connection live */
     bool discard_body;            /* a redirect about to be followed */
@@ -121,56 +125,61 @@ struct gust__hc_fetch {
 /* ---- http_client.c: what the connection side calls -------------------- */
 
 /* The client's loop and options. */
-gust_loop *gust__hc_loop(const gust_http_client *c);
-size_t gust__hc_max_header(const gust_http_client *c);
-size_t gust__hc_max_body(const gust_http_client *c);
-const char *gust__hc_user_agent(const gust_http_client *c);
-bool gust__hc_keep_alive_wanted(const gust_http_client *c);
+gust_loop *gust__http_client_loop(const gust_http_client *c);
+size_t gust__http_client_max_header(const gust_http_client *c);
+size_t gust__http_client_max_body(const gust_http_client *c);
+const char *gust__http_client_user_agent(const gust_http_client *c);
+bool gust__http_client_keep_alive_wanted(const gust_http_client *c);
 
 /* The connection of fetch f is connected (TLS done): stops the connect
  * timer and sends the request. */
-void gust__hc_connected(gust__hc_fetch *f);
+void gust__http_client_connected(gust__http_client_fetch *f);
 
 /* The response is complete; conn may go back to the pool if keep_alive. */
-void gust__hc_response_done(gust__hc_fetch *f);
+void gust__http_client_response_done(gust__http_client_fetch *f);
 
 /* The attempt failed with code (detail: static text or in f->arena, may be
  * NULL). Retries a stale keep-alive connection once, else ends f. */
-void gust__hc_attempt_failed(gust__hc_fetch *f, int code, const char *detail);
+void gust__http_client_attempt_failed(gust__http_client_fetch *f, int code,
+                                      const char *detail);
 
 /* Calls a user callback (header or streaming) on f; returns false if f
  * ended meanwhile (cancelled, client freed), in which case f is gone and
  * the caller must return at once without touching f or its connection. */
-bool gust__hc_user_enter(gust__hc_fetch *f);
-bool gust__hc_user_leave(gust__hc_fetch *f);
+bool gust__http_client_user_enter(gust__http_client_fetch *f);
+bool gust__http_client_user_leave(gust__http_client_fetch *f);
 
 /* Client bookkeeping for connections. */
-void gust__hc_conn_register(gust_http_client *c, gust__hc_conn *conn);
-void gust__hc_conn_unregister(gust__hc_conn *conn);
+void gust__http_client_pool_add(gust_http_client *c,
+                                gust__http_client_conn *conn);
+void gust__http_client_pool_remove(gust__http_client_conn *conn);
 
 /* ---- http_client_conn.c ------------------------------------------------ */
 
 /* Opens a new connection for f's target and attaches it to f: resolve,
- * TCP, TLS, then gust__hc_connected(f), or gust__hc_attempt_failed(f).
+ * TCP, TLS, then gust__http_client_connected(f), or gust__http_client_attempt_failed(f).
  * Returns 0, or -ENOMEM (nothing attached, nothing called). */
-int gust__hc_conn_open(gust_http_client *c, gust__hc_fetch *f);
+int gust__http_client_conn_open(gust_http_client *c,
+                                gust__http_client_fetch *f);
 
 /* The TLS client context for f's settings (cached by the client), or NULL
  * with f->error_detail set. */
-struct gust_tls_context *gust__hc_tls_context(gust_http_client *c,
-                                              gust__hc_fetch *f);
+struct gust_tls_context *
+gust__http_client_tls_context(gust_http_client *c, gust__http_client_fetch *f);
 
 /* Sends f's request on its connection and reads the response. */
-void gust__hc_send_request(gust__hc_fetch *f);
+void gust__http_client_conn_send_request(gust__http_client_fetch *f);
 
 /* Closes conn (no-op if closed); it is freed once its stream is closed. */
-void gust__hc_conn_close(gust__hc_conn *conn);
+void gust__http_client_conn_close(gust__http_client_conn *conn);
 
 /* Makes conn idle (pool) / takes it out of the pool. */
-void gust__hc_conn_set_idle(gust__hc_conn *conn, double idle_timeout);
-void gust__hc_conn_take(gust__hc_conn *conn, gust__hc_fetch *f);
+void gust__http_client_pool_set_idle(gust__http_client_conn *conn,
+                                     double idle_timeout);
+void gust__http_client_pool_take(gust__http_client_conn *conn,
+                                 gust__http_client_fetch *f);
 
 /* Frees f's decoders (zlib, scratch). */
-void gust__hc_body_reset(gust__hc_fetch *f);
+void gust__http_client_conn_body_reset(gust__http_client_fetch *f);
 
 #endif /* GUST_HTTP_CLIENT_INTERNAL_H */

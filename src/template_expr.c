@@ -1,5 +1,5 @@
 /* Template expressions: a small Python-like language over Jansson values.
- * The parser builds a tree once at compile time; gust__tpl_eval() walks it
+ * The parser builds a tree once at compile time; gust__template_expr_eval() walks it
  * at render time. Precedence, lowest first: "x if c else y", or, and, not,
  * comparisons (== != < <= > >= in, not in), + -, * / // %, unary - +,
  * then postfix .name [index] and calls of builtins. */
@@ -54,7 +54,7 @@ static void skip_space(struct expr_parser *ep)
     }
 }
 
-bool gust__tpl_expr_at_end(struct expr_parser *ep)
+bool gust__template_expr_at_end(struct expr_parser *ep)
 {
     skip_space(ep);
     return ep->p >= ep->end;
@@ -174,7 +174,7 @@ static void *unexpected(struct expr_parser *ep, struct tok t, const char *what)
 static struct expr *mk(struct expr_parser *ep, enum expr_op op, int line,
                        struct expr *a, struct expr *b)
 {
-    struct expr *e = gust__tpl_alloc(&ep->t->arena, sizeof *e);
+    struct expr *e = gust__template_parse_alloc(&ep->t->arena, sizeof *e);
     if (!e)
         return perr(ep, line, "out of memory");
     e->op = op;
@@ -349,7 +349,8 @@ static int parse_items(struct expr_parser *ep, const char *close,
     *n = k;
     *items = NULL;
     if (k) {
-        *items = gust__tpl_alloc(&ep->t->arena, sizeof **items * (size_t)k);
+        *items = gust__template_parse_alloc(&ep->t->arena,
+                                            sizeof **items * (size_t)k);
         if (!*items) {
             perr(ep, ep->line, "out of memory");
             return -1;
@@ -391,7 +392,7 @@ static struct expr *parse_primary(struct expr_parser *ep)
             return konst(ep, json_null(), t.line);
         if (accept(ep, "(")) {
             int lo, hi;
-            int fn = gust__tpl_builtin(t.s, t.n, &lo, &hi);
+            int fn = gust__template_filters_builtin(t.s, t.n, &lo, &hi);
             if (fn < 0)
                 return perr(ep, t.line, "unknown function '%.*s'",
                             (int)(t.n > 40 ? 40 : t.n), t.s);
@@ -405,7 +406,8 @@ static struct expr *parse_primary(struct expr_parser *ep)
             return e;
         } else {
             struct expr *e = mk(ep, E_NAME, t.line, NULL, NULL);
-            if (e && !(e->name = gust__tpl_strndup(&ep->t->arena, t.s, t.n)))
+            if (e && !(e->name = gust__template_parse_strndup(&ep->t->arena,
+                                                              t.s, t.n)))
                 return perr(ep, t.line, "out of memory");
             return e;
         }
@@ -442,7 +444,8 @@ static struct expr *parse_postfix(struct expr_parser *ep)
                 return unexpected(ep, n, "a name after '.'");
             advance(ep, n);
             e = mk(ep, E_ATTR, n.line, e, NULL);
-            if (e && !(e->name = gust__tpl_strndup(&ep->t->arena, n.s, n.n)))
+            if (e && !(e->name = gust__template_parse_strndup(&ep->t->arena,
+                                                              n.s, n.n)))
                 return perr(ep, n.line, "out of memory");
         } else if (tok_is(t, "[")) {
             advance(ep, t);
@@ -628,7 +631,7 @@ static struct expr *parse_expr_depth(struct expr_parser *ep)
     return e;
 }
 
-struct expr *gust__tpl_parse_expr(struct expr_parser *ep)
+struct expr *gust__template_expr_parse(struct expr_parser *ep)
 {
     ep->depth = 0;
     return parse_expr_depth(ep);
@@ -637,7 +640,8 @@ struct expr *gust__tpl_parse_expr(struct expr_parser *ep)
 /* ------------------------------------------------------------------ */
 /* Evaluation */
 
-void *gust__tpl_fail(struct render *r, int code, int line, const char *fmt, ...)
+void *gust__template_expr_fail(struct render *r, int code, int line,
+                               const char *fmt, ...)
 {
     if (r->err)
         return NULL;
@@ -656,10 +660,10 @@ static void *missing(struct render *r, int line, const char *fmt, const char *s)
 {
     if (!r->err)
         r->missing = true;
-    return gust__tpl_fail(r, -EINVAL, line, fmt, s);
+    return gust__template_expr_fail(r, -EINVAL, line, fmt, s);
 }
 
-bool gust__tpl_truthy(const json_t *v)
+bool gust__template_expr_truthy(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_NULL:
@@ -741,19 +745,21 @@ static json_t *make_real(struct render *r, int line, double d)
 {
     json_t *v = json_real(d);
     if (!v)
-        return gust__tpl_fail(r, isfinite(d) ? -ENOMEM : -EINVAL, line,
-                              isfinite(d) ? "out of memory" : "float result out of range");
+        return gust__template_expr_fail(
+            r, isfinite(d) ? -ENOMEM : -EINVAL, line,
+            isfinite(d) ? "out of memory" : "float result out of range");
     return v;
 }
 
 static json_t *oom(struct render *r, int line)
 {
-    return gust__tpl_fail(r, -ENOMEM, line, "out of memory");
+    return gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
 }
 
 static json_t *too_big(struct render *r, int line)
 {
-    return gust__tpl_fail(r, -E2BIG, line, "value larger than the template limit");
+    return gust__template_expr_fail(r, -E2BIG, line,
+                                    "value larger than the template limit");
 }
 
 static json_t *arith(struct render *r, enum expr_op op, int line, json_t *a,
@@ -786,11 +792,11 @@ static json_t *arith(struct render *r, enum expr_op op, int line, json_t *a,
         return v;
     }
     if (!is_num(a) || !is_num(b))
-        return gust__tpl_fail(r, -EINVAL, line,
-                              "unsupported operand types for %s: %s and %s",
-                              sym[op], type_name(a), type_name(b));
+        return gust__template_expr_fail(
+            r, -EINVAL, line, "unsupported operand types for %s: %s and %s",
+            sym[op], type_name(a), type_name(b));
     if ((op == E_DIV || op == E_FLOORDIV || op == E_MOD) && num(b) == 0.0)
-        return gust__tpl_fail(r, -EINVAL, line, "division by zero");
+        return gust__template_expr_fail(r, -EINVAL, line, "division by zero");
     if (json_is_integer(a) && json_is_integer(b) && op != E_DIV) {
         json_int_t x = json_integer_value(a), y = json_integer_value(b), z = 0;
         bool ovf = false;
@@ -818,7 +824,8 @@ static json_t *arith(struct render *r, enum expr_op op, int line, json_t *a,
         default: break;
         }
         if (ovf)
-            return gust__tpl_fail(r, -EINVAL, line, "integer overflow");
+            return gust__template_expr_fail(r, -EINVAL, line,
+                                            "integer overflow");
         json_t *v = json_integer(z);
         return v ? v : oom(r, line);
     }
@@ -844,9 +851,10 @@ static json_t *contains(struct render *r, int line, json_t *needle, json_t *hay)
     bool found = false;
     if (json_is_string(hay)) {
         if (!json_is_string(needle))
-            return gust__tpl_fail(r, -EINVAL, line,
-                                  "'in <string>' needs a string on the left, not %s",
-                                  type_name(needle));
+            return gust__template_expr_fail(
+                r, -EINVAL, line,
+                "'in <string>' needs a string on the left, not %s",
+                type_name(needle));
         found = memmem(json_string_value(hay), json_string_length(hay),
                        json_string_value(needle), json_string_length(needle)) != NULL ||
                 json_string_length(needle) == 0;
@@ -855,13 +863,15 @@ static json_t *contains(struct render *r, int line, json_t *needle, json_t *hay)
             found = equal(json_array_get(hay, i), needle);
     } else if (json_is_object(hay)) {
         if (!json_is_string(needle))
-            return gust__tpl_fail(r, -EINVAL, line,
-                                  "object keys are strings, not %s", type_name(needle));
+            return gust__template_expr_fail(r, -EINVAL, line,
+                                            "object keys are strings, not %s",
+                                            type_name(needle));
         found = json_object_getn(hay, json_string_value(needle),
                                  json_string_length(needle)) != NULL;
     } else {
-        return gust__tpl_fail(r, -EINVAL, line, "'in' needs a string, array or object, not %s",
-                              type_name(hay));
+        return gust__template_expr_fail(
+            r, -EINVAL, line, "'in' needs a string, array or object, not %s",
+            type_name(hay));
     }
     return json_boolean(found);
 }
@@ -870,41 +880,47 @@ static json_t *index_value(struct render *r, int line, json_t *a, json_t *k)
 {
     if (json_is_array(a)) {
         if (!json_is_integer(k))
-            return gust__tpl_fail(r, -EINVAL, line, "array index must be an int, not %s",
-                                  type_name(k));
+            return gust__template_expr_fail(
+                r, -EINVAL, line, "array index must be an int, not %s",
+                type_name(k));
         json_int_t i = json_integer_value(k), n = (json_int_t)json_array_size(a);
         if (i < 0)
             i += n;
         if (i < 0 || i >= n) {
             if (!r->err)
                 r->missing = true;
-            return gust__tpl_fail(r, -EINVAL, line, "array index %lld out of range",
-                                  (long long)json_integer_value(k));
+            return gust__template_expr_fail(r, -EINVAL, line,
+                                            "array index %lld out of range",
+                                            (long long)json_integer_value(k));
         }
         return json_incref(json_array_get(a, (size_t)i));
     }
     if (json_is_object(a)) {
         if (!json_is_string(k))
-            return gust__tpl_fail(r, -EINVAL, line, "object key must be a string, not %s",
-                                  type_name(k));
+            return gust__template_expr_fail(
+                r, -EINVAL, line, "object key must be a string, not %s",
+                type_name(k));
         json_t *v = json_object_getn(a, json_string_value(k), json_string_length(k));
         if (!v)
             return missing(r, line, "key '%s' not found", json_string_value(k));
         return json_incref(v);
     }
-    return gust__tpl_fail(r, -EINVAL, line, "cannot index %s", type_name(a));
+    return gust__template_expr_fail(r, -EINVAL, line, "cannot index %s",
+                                    type_name(a));
 }
 
-json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth)
+json_t *gust__template_expr_eval(struct render *r, const struct expr *e,
+                                 int depth)
 {
     json_t *a = NULL, *b = NULL, *v = NULL;
     if (depth > MAX_TREE_HEIGHT + TPL_MAX_EXPR_DEPTH * 4)
-        return gust__tpl_fail(r, -EINVAL, e->line, "expression nested too deeply");
+        return gust__template_expr_fail(r, -EINVAL, e->line,
+                                        "expression nested too deeply");
     switch (e->op) {
     case E_CONST:
         return json_incref(e->konst);
     case E_NAME:
-        if ((v = gust__tpl_local_get(r, e->name)))
+        if ((v = gust__template_render_local_get(r, e->name)))
             return json_incref(v);
         if (r->ctx && (v = json_object_get(r->ctx, e->name)))
             return json_incref(v);
@@ -913,7 +929,7 @@ json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth)
         if (!(v = json_array()))
             return oom(r, e->line);
         for (int i = 0; i < e->nitems; i++) {
-            if (!(a = gust__tpl_eval(r, e->items[i], depth + 1)) ||
+            if (!(a = gust__template_expr_eval(r, e->items[i], depth + 1)) ||
                 json_array_append_new(v, a) < 0) {
                 json_decref(v);
                 return a ? oom(r, e->line) : NULL;
@@ -921,11 +937,12 @@ json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth)
         }
         return v;
     case E_ATTR:
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)))
             return NULL;
         if (!json_is_object(a)) {
-            gust__tpl_fail(r, -EINVAL, e->line, "%s has no attribute '%s'",
-                           type_name(a), e->name);
+            gust__template_expr_fail(r, -EINVAL, e->line,
+                                     "%s has no attribute '%s'", type_name(a),
+                                     e->name);
         } else if (!(v = json_object_get(a, e->name))) {
             missing(r, e->line, "key '%s' not found", e->name);
         } else {
@@ -934,53 +951,56 @@ json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth)
         json_decref(a);
         return v;
     case E_INDEX:
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)))
             return NULL;
-        if ((b = gust__tpl_eval(r, e->b, depth + 1)))
+        if ((b = gust__template_expr_eval(r, e->b, depth + 1)))
             v = index_value(r, e->line, a, b);
         break;
     case E_CALL:
-        return gust__tpl_call(r, e, depth + 1);
+        return gust__template_filters_call(r, e, depth + 1);
     case E_NOT:
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)))
             return NULL;
-        v = json_boolean(!gust__tpl_truthy(a));
+        v = json_boolean(!gust__template_expr_truthy(a));
         break;
     case E_NEG:
     case E_POS:
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)))
             return NULL;
         if (json_is_integer(a)) {
             json_int_t x = json_integer_value(a);
             if (e->op == E_NEG && x == LLONG_MIN)
-                gust__tpl_fail(r, -EINVAL, e->line, "integer overflow");
+                gust__template_expr_fail(r, -EINVAL, e->line,
+                                         "integer overflow");
             else if (!(v = json_integer(e->op == E_NEG ? -x : x)))
                 oom(r, e->line);
         } else if (json_is_real(a)) {
             v = make_real(r, e->line, e->op == E_NEG ? -json_real_value(a)
                                                      : json_real_value(a));
         } else {
-            gust__tpl_fail(r, -EINVAL, e->line, "bad operand type for unary %c: %s",
-                           e->op == E_NEG ? '-' : '+', type_name(a));
+            gust__template_expr_fail(r, -EINVAL, e->line,
+                                     "bad operand type for unary %c: %s",
+                                     e->op == E_NEG ? '-' : '+', type_name(a));
         }
         break;
     case E_AND:
     case E_OR:
         /* Python: the value of the last operand evaluated, not a bool. */
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)))
             return NULL;
-        if (gust__tpl_truthy(a) == (e->op == E_OR))
+        if (gust__template_expr_truthy(a) == (e->op == E_OR))
             return a;
         json_decref(a);
-        return gust__tpl_eval(r, e->b, depth + 1);
+        return gust__template_expr_eval(r, e->b, depth + 1);
     case E_COND:
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)))
             return NULL;
-        v = gust__tpl_eval(r, gust__tpl_truthy(a) ? e->b : e->c, depth + 1);
+        v = gust__template_expr_eval(
+            r, gust__template_expr_truthy(a) ? e->b : e->c, depth + 1);
         break;
     default:
-        if (!(a = gust__tpl_eval(r, e->a, depth + 1)) ||
-            !(b = gust__tpl_eval(r, e->b, depth + 1)))
+        if (!(a = gust__template_expr_eval(r, e->a, depth + 1)) ||
+            !(b = gust__template_expr_eval(r, e->b, depth + 1)))
             break;
         if (e->op >= E_ADD && e->op <= E_MOD) {
             v = arith(r, e->op, e->line, a, b);
@@ -998,8 +1018,9 @@ json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth)
                                         [E_GE] = ">="};
             int c = order(a, b);
             if (c == -2) {
-                gust__tpl_fail(r, -EINVAL, e->line, "'%s' not supported between %s and %s",
-                               sym[e->op], type_name(a), type_name(b));
+                gust__template_expr_fail(
+                    r, -EINVAL, e->line, "'%s' not supported between %s and %s",
+                    sym[e->op], type_name(a), type_name(b));
                 break;
             }
             bool res = e->op == E_LT ? c < 0 : e->op == E_LE ? c <= 0

@@ -40,7 +40,8 @@ static const struct {
     {"join", B_JOIN, 1, 2},
 };
 
-int gust__tpl_builtin(const char *name, size_t n, int *min_args, int *max_args)
+int gust__template_filters_builtin(const char *name, size_t n, int *min_args,
+                                   int *max_args)
 {
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
         if (strlen(builtins[i].name) == n && memcmp(builtins[i].name, name, n) == 0) {
@@ -111,7 +112,7 @@ static void format_real(double d, char *out, size_t n)
         strcat(out, ".0");
 }
 
-char *gust__tpl_to_text(const json_t *v, size_t *n)
+char *gust__template_filters_to_text(const json_t *v, size_t *n)
 {
     char tmp[64];
     const char *s = tmp;
@@ -180,9 +181,9 @@ static int escape_into(struct render *r, struct sbuf *b, const char *s, size_t n
             sb_add(b, s + start, i - start);
             sb_add(b, rep, strlen(rep));
         } else {
-            int rc = gust__tpl_emit(r, s + start, i - start);
+            int rc = gust__template_render_emit(r, s + start, i - start);
             if (rc == 0)
-                rc = gust__tpl_emit(r, rep, strlen(rep));
+                rc = gust__template_render_emit(r, rep, strlen(rep));
             if (rc < 0)
                 return rc;
         }
@@ -192,19 +193,23 @@ static int escape_into(struct render *r, struct sbuf *b, const char *s, size_t n
         sb_add(b, s + start, n - start);
         return 0;
     }
-    return gust__tpl_emit(r, s + start, n - start);
+    return gust__template_render_emit(r, s + start, n - start);
 }
 
-int gust__tpl_emit_value(struct render *r, const json_t *v, bool escape)
+int gust__template_filters_emit_value(struct render *r, const json_t *v,
+                                      bool escape)
 {
     if (json_is_string(v))
-        return escape ? escape_into(r, NULL, json_string_value(v), json_string_length(v))
-                      : gust__tpl_emit(r, json_string_value(v), json_string_length(v));
+        return escape ? escape_into(r, NULL, json_string_value(v),
+                                    json_string_length(v))
+                      : gust__template_render_emit(r, json_string_value(v),
+                                                   json_string_length(v));
     size_t n;
-    char *s = gust__tpl_to_text(v, &n);
+    char *s = gust__template_filters_to_text(v, &n);
     if (!s)
         return -ENOMEM;
-    int rc = escape ? escape_into(r, NULL, s, n) : gust__tpl_emit(r, s, n);
+    int rc = escape ? escape_into(r, NULL, s, n)
+                    : gust__template_render_emit(r, s, n);
     free(s);
     return rc;
 }
@@ -213,23 +218,24 @@ static json_t *string_result(struct render *r, int line, struct sbuf *b)
 {
     if (b->failed) {
         free(b->p);
-        return gust__tpl_fail(r, -ENOMEM, line, "out of memory");
+        return gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
     }
     if (r->limits.max_value && b->n > r->limits.max_value) {
         free(b->p);
-        return gust__tpl_fail(r, -E2BIG, line, "value larger than the template limit");
+        return gust__template_expr_fail(r, -E2BIG, line,
+                                        "value larger than the template limit");
     }
     json_t *v = json_stringn_nocheck(b->p ? b->p : "", b->n);
     free(b->p);
-    return v ? v : gust__tpl_fail(r, -ENOMEM, line, "out of memory");
+    return v ? v : gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
 }
 
 static json_t *text_of(struct render *r, int line, const json_t *v, struct sbuf *b)
 {
     size_t n;
-    char *s = gust__tpl_to_text(v, &n);
+    char *s = gust__template_filters_to_text(v, &n);
     if (!s)
-        return gust__tpl_fail(r, -ENOMEM, line, "out of memory");
+        return gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
     sb_add(b, s, n);
     free(s);
     return (json_t *)v;
@@ -262,7 +268,8 @@ static json_t *json_encode(struct render *r, int line, const json_t *v)
 {
     char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
     if (!d)
-        return gust__tpl_fail(r, -EINVAL, line, "json_encode: value cannot be encoded");
+        return gust__template_expr_fail(r, -EINVAL, line,
+                                        "json_encode: value cannot be encoded");
     /* "</" becomes "<\/" so that the JSON can sit inside a <script>. */
     struct sbuf out = {0};
     for (const char *p = d; *p; p++) {
@@ -284,7 +291,8 @@ static json_t *to_int(struct render *r, int line, const json_t *v)
     if (json_is_real(v)) {
         double d = trunc(json_real_value(v));
         if (!(d >= -9.2e18 && d <= 9.2e18))
-            return gust__tpl_fail(r, -EINVAL, line, "int(): float out of range");
+            return gust__template_expr_fail(r, -EINVAL, line,
+                                            "int(): float out of range");
         return json_integer((json_int_t)d);
     }
     if (json_is_string(v)) {
@@ -295,10 +303,12 @@ static json_t *to_int(struct render *r, int line, const json_t *v)
         while (*end == ' ' || *end == '\t' || *end == '\n')
             end++;
         if (end == s || *end || errno || strlen(s) != json_string_length(v))
-            return gust__tpl_fail(r, -EINVAL, line, "int(): invalid literal '%.40s'", s);
+            return gust__template_expr_fail(
+                r, -EINVAL, line, "int(): invalid literal '%.40s'", s);
         return json_integer(x);
     }
-    return gust__tpl_fail(r, -EINVAL, line, "int() of %s", json_is_null(v) ? "None" : "a container");
+    return gust__template_expr_fail(r, -EINVAL, line, "int() of %s",
+                                    json_is_null(v) ? "None" : "a container");
 }
 
 static json_t *to_float(struct render *r, int line, const json_t *v)
@@ -313,10 +323,12 @@ static json_t *to_float(struct render *r, int line, const json_t *v)
         while (*end == ' ' || *end == '\t' || *end == '\n')
             end++;
         if (end == s || *end || !isfinite(d) || strlen(s) != json_string_length(v))
-            return gust__tpl_fail(r, -EINVAL, line, "float(): invalid literal '%.40s'", s);
+            return gust__template_expr_fail(
+                r, -EINVAL, line, "float(): invalid literal '%.40s'", s);
         return json_real(d);
     }
-    return gust__tpl_fail(r, -EINVAL, line, "float() needs a number or a string");
+    return gust__template_expr_fail(r, -EINVAL, line,
+                                    "float() needs a number or a string");
 }
 
 static json_t *range(struct render *r, int line, json_t **args, int n)
@@ -324,7 +336,8 @@ static json_t *range(struct render *r, int line, json_t **args, int n)
     json_int_t start = 0, stop, step = 1;
     for (int i = 0; i < n; i++)
         if (!json_is_integer(args[i]))
-            return gust__tpl_fail(r, -EINVAL, line, "range() takes ints");
+            return gust__template_expr_fail(r, -EINVAL, line,
+                                            "range() takes ints");
     if (n == 1) {
         stop = json_integer_value(args[0]);
     } else {
@@ -334,7 +347,8 @@ static json_t *range(struct render *r, int line, json_t **args, int n)
             step = json_integer_value(args[2]);
     }
     if (step == 0)
-        return gust__tpl_fail(r, -EINVAL, line, "range() step must not be zero");
+        return gust__template_expr_fail(r, -EINVAL, line,
+                                        "range() step must not be zero");
     unsigned long long count = 0;
     if (step > 0 && start < stop)
         count = ((unsigned long long)stop - (unsigned long long)start - 1) /
@@ -343,10 +357,12 @@ static json_t *range(struct render *r, int line, json_t **args, int n)
         count = ((unsigned long long)start - (unsigned long long)stop - 1) /
                     (0ULL - (unsigned long long)step) + 1;
     if (r->limits.max_value && count > r->limits.max_value)
-        return gust__tpl_fail(r, -E2BIG, line, "range() larger than the template limit");
+        return gust__template_expr_fail(
+            r, -E2BIG, line, "range() larger than the template limit");
     /* Each item costs a step, so the step limit bounds the work too. */
     if (r->limits.max_steps && count > r->limits.max_steps - r->steps)
-        return gust__tpl_fail(r, -E2BIG, line, "template exceeded its step limit");
+        return gust__template_expr_fail(r, -E2BIG, line,
+                                        "template exceeded its step limit");
     r->steps += count;
     json_t *a = json_array();
     json_int_t x = start;
@@ -355,7 +371,7 @@ static json_t *range(struct render *r, int line, json_t **args, int n)
             json_decref(a);
             a = NULL;
         }
-    return a ? a : gust__tpl_fail(r, -ENOMEM, line, "out of memory");
+    return a ? a : gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
 }
 
 static json_t *call(struct render *r, const struct expr *e, json_t **args)
@@ -373,7 +389,8 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
             return string_result(r, e->line, &out);
         }
     case B_URL_ESCAPE:
-        return url_escape(r, e->line, v, e->nitems < 2 || gust__tpl_truthy(args[1]));
+        return url_escape(r, e->line, v,
+                          e->nitems < 2 || gust__template_expr_truthy(args[1]));
     case B_JSON_ENCODE:
         return json_encode(r, e->line, v);
     case B_SQUEEZE: {
@@ -406,7 +423,8 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
             return json_integer((json_int_t)json_array_size(v));
         if (json_is_object(v))
             return json_integer((json_int_t)json_object_size(v));
-        return gust__tpl_fail(r, -EINVAL, e->line, "length() of a value without length");
+        return gust__template_expr_fail(r, -EINVAL, e->line,
+                                        "length() of a value without length");
     case B_STR:
         if (!text_of(r, e->line, v, &b))
             return NULL;
@@ -431,7 +449,8 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
         return range(r, e->line, args, e->nitems);
     case B_JOIN:
         if (!json_is_array(v) || (e->nitems > 1 && !json_is_string(args[1])))
-            return gust__tpl_fail(r, -EINVAL, e->line, "join() takes an array and a string");
+            return gust__template_expr_fail(
+                r, -EINVAL, e->line, "join() takes an array and a string");
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i && e->nitems > 1)
                 sb_add(&b, json_string_value(args[1]), json_string_length(args[1]));
@@ -449,13 +468,14 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
     return NULL;
 }
 
-json_t *gust__tpl_call(struct render *r, const struct expr *e, int depth)
+json_t *gust__template_filters_call(struct render *r, const struct expr *e,
+                                    int depth)
 {
     json_t *args[3] = {NULL, NULL, NULL};
     if (e->fn == B_DEFAULT) {
         /* default(x, fallback): fallback ("" if omitted) when x names
          * something undefined: a name, key or index that is missing. */
-        json_t *v = gust__tpl_eval(r, e->items[0], depth + 1);
+        json_t *v = gust__template_expr_eval(r, e->items[0], depth + 1);
         if (v || !r->missing)
             return v;
         r->err = 0;
@@ -463,19 +483,21 @@ json_t *gust__tpl_call(struct render *r, const struct expr *e, int depth)
         r->msg[0] = 0;
         if (e->nitems < 2) {
             v = json_string("");
-            return v ? v : gust__tpl_fail(r, -ENOMEM, e->line, "out of memory");
+            return v ? v
+                     : gust__template_expr_fail(r, -ENOMEM, e->line,
+                                                "out of memory");
         }
-        return gust__tpl_eval(r, e->items[1], depth + 1);
+        return gust__template_expr_eval(r, e->items[1], depth + 1);
     }
     for (int i = 0; i < e->nitems; i++)
-        if (!(args[i] = gust__tpl_eval(r, e->items[i], depth + 1))) {
+        if (!(args[i] = gust__template_expr_eval(r, e->items[i], depth + 1))) {
             for (int j = 0; j < i; j++)
                 json_decref(args[j]);
             return NULL;
         }
     json_t *v = call(r, e, args);
     if (!v && !r->err)
-        gust__tpl_fail(r, -ENOMEM, e->line, "out of memory");
+        gust__template_expr_fail(r, -ENOMEM, e->line, "out of memory");
     for (int i = 0; i < e->nitems; i++)
         json_decref(args[i]);
     return v;

@@ -24,9 +24,10 @@ struct tpl_chunk;
 struct tpl_arena {
     struct tpl_chunk *head;
 };
-void *gust__tpl_alloc(struct tpl_arena *a, size_t size);
-char *gust__tpl_strndup(struct tpl_arena *a, const char *s, size_t n);
-void gust__tpl_arena_free(struct tpl_arena *a);
+void *gust__template_parse_alloc(struct tpl_arena *a, size_t size);
+char *gust__template_parse_strndup(struct tpl_arena *a, const char *s,
+                                   size_t n);
+void gust__template_parse_arena_free(struct tpl_arena *a);
 
 enum expr_op {
     E_CONST, /* konst */
@@ -128,12 +129,12 @@ typedef int (*tpl_resolve_fn)(void *data, const char *name, int depth,
 
 /* Compiles src into t (already zeroed, name set). resolve may be NULL (no
  * extends/include allowed). Returns 0 or a code, message in err. */
-int gust__tpl_compile(gust_template *t, const char *src, size_t len,
-                      tpl_resolve_fn resolve, void *rdata, int depth,
-                      char *err, size_t errlen);
-gust_template *gust__tpl_new(const char *name);
-void gust__tpl_destroy(gust_template *t);
-void gust__tpl_default_limits(gust_template_limits *l);
+int gust__template_parse_compile(gust_template *t, const char *src, size_t len,
+                                 tpl_resolve_fn resolve, void *rdata, int depth,
+                                 char *err, size_t errlen);
+gust_template *gust__template_parse_new(const char *name);
+void gust__template_parse_destroy(gust_template *t);
+void gust__template_parse_default_limits(gust_template_limits *l);
 
 /* Expression parser: parses src[0..len) (one tag's contents) starting at
  * line. Returns the expression or NULL with a message in err. */
@@ -146,9 +147,9 @@ struct expr_parser {
     char *err;
     size_t errlen;
 };
-struct expr *gust__tpl_parse_expr(struct expr_parser *ep);
+struct expr *gust__template_expr_parse(struct expr_parser *ep);
 /* Skips spaces; true when the parser is at the end of its input. */
-bool gust__tpl_expr_at_end(struct expr_parser *ep);
+bool gust__template_expr_at_end(struct expr_parser *ep);
 
 enum { CTL_NONE, CTL_BREAK, CTL_CONTINUE };
 
@@ -182,26 +183,32 @@ struct render {
 
 /* Renders t (status 0) with limits; output to fn, or to *out / *len when fn
  * is NULL. The message of a failure goes to err. */
-int gust__tpl_render(gust_template *t, const gust_template_limits *limits, json_t *ctx,
-                     gust_template_write_fn fn, void *data, char **out, size_t *len,
-                     char *err, size_t errlen);
+int gust__template_render(gust_template *t, const gust_template_limits *limits,
+                          json_t *ctx, gust_template_write_fn fn, void *data,
+                          char **out, size_t *len, char *err, size_t errlen);
 
 /* Evaluates e; returns a new reference or NULL with r->err set. */
-json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth);
-bool gust__tpl_truthy(const json_t *v);
+json_t *gust__template_expr_eval(struct render *r, const struct expr *e,
+                                 int depth);
+bool gust__template_expr_truthy(const json_t *v);
 /* Sets the render error (code, message "file:line: ..."); returns NULL. */
-void *gust__tpl_fail(struct render *r, int code, int line, const char *fmt, ...)
+void *gust__template_expr_fail(struct render *r, int code, int line,
+                               const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Appends v's text form (str() in Python) to r's output, escaped or not. */
-int gust__tpl_emit_value(struct render *r, const json_t *v, bool escape);
-int gust__tpl_emit(struct render *r, const char *s, size_t n);
+int gust__template_filters_emit_value(struct render *r, const json_t *v,
+                                      bool escape);
+int gust__template_render_emit(struct render *r, const char *s, size_t n);
 /* The text form of v as a new malloc'd string (*n bytes), or NULL on OOM. */
-char *gust__tpl_to_text(const json_t *v, size_t *n);
+char *gust__template_filters_to_text(const json_t *v, size_t *n);
 /* Evaluates a call of a builtin (E_CALL). */
-json_t *gust__tpl_call(struct render *r, const struct expr *e, int depth);
+json_t *gust__template_filters_call(struct render *r, const struct expr *e,
+                                    int depth);
 /* Looks up a builtin function by name; returns its id or -1, and its arity. */
-int gust__tpl_builtin(const char *name, size_t n, int *min_args, int *max_args);
-json_t *gust__tpl_local_get(struct render *r, const char *name);
-int gust__tpl_local_set(struct render *r, const char *name, json_t *v);
+int gust__template_filters_builtin(const char *name, size_t n, int *min_args,
+                                   int *max_args);
+json_t *gust__template_render_local_get(struct render *r, const char *name);
+int gust__template_render_local_set(struct render *r, const char *name,
+                                    json_t *v);
 
 #endif /* GUST_TEMPLATE_INTERNAL_H */

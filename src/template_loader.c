@@ -45,7 +45,7 @@ gust_template_loader *gust_template_loader_new(const char *root_dir)
         free(l);
         return NULL;
     }
-    gust__tpl_default_limits(&l->limits);
+    gust__template_parse_default_limits(&l->limits);
     return l;
 }
 
@@ -55,7 +55,7 @@ void gust_template_loader_reset(gust_template_loader *l)
         while (l->buckets[i]) {
             gust_template *t = l->buckets[i];
             l->buckets[i] = t->hash_next;
-            gust__tpl_destroy(t);
+            gust__template_parse_destroy(t);
         }
     }
 }
@@ -82,7 +82,7 @@ void gust_template_loader_set_limits(gust_template_loader *l,
     if (limits)
         l->limits = *limits;
     else
-        gust__tpl_default_limits(&l->limits);
+        gust__template_parse_default_limits(&l->limits);
 }
 
 const char *gust_template_loader_error(const gust_template_loader *l)
@@ -223,7 +223,7 @@ static int load(gust_template_loader *l, const char *name, int depth, gust_templ
     } else if ((rc = read_file(l, name, &text, &len, err, errlen)) < 0) {
         return rc;
     }
-    gust_template *t = gust__tpl_new(name);
+    gust_template *t = gust__template_parse_new(name);
     if (!t) {
         free(text);
         snprintf(err, errlen, "out of memory");
@@ -235,7 +235,8 @@ static int load(gust_template_loader *l, const char *name, int depth, gust_templ
     t->loading = true;
     t->hash_next = l->buckets[h];
     l->buckets[h] = t;
-    rc = gust__tpl_compile(t, s ? s->text : text, len, resolve, l, depth, err, errlen);
+    rc = gust__template_parse_compile(t, s ? s->text : text, len, resolve, l,
+                                      depth, err, errlen);
     free(text);
     t->loading = false;
     if (rc < 0) {
@@ -245,7 +246,7 @@ static int load(gust_template_loader *l, const char *name, int depth, gust_templ
         while (*pp != t)
             pp = &(*pp)->hash_next;
         *pp = t->hash_next;
-        gust__tpl_destroy(t);
+        gust__template_parse_destroy(t);
         return rc;
     }
     *out = t;
@@ -269,8 +270,8 @@ int gust_template_loader_render(gust_template_loader *l, const char *name,
     int rc = load(l, name, 0, &t, l->err, sizeof l->err, &located);
     if (rc < 0)
         return rc;
-    return gust__tpl_render(t, &l->limits, context, NULL, NULL, out, len, l->err,
-                            sizeof l->err);
+    return gust__template_render(t, &l->limits, context, NULL, NULL, out, len,
+                                 l->err, sizeof l->err);
 }
 
 int gust_template_loader_render_to(gust_template_loader *l, const char *name,
@@ -281,6 +282,6 @@ int gust_template_loader_render_to(gust_template_loader *l, const char *name,
     int rc = load(l, name, 0, &t, l->err, sizeof l->err, &located);
     if (rc < 0)
         return rc;
-    return gust__tpl_render(t, &l->limits, context, fn, data, NULL, NULL, l->err,
-                            sizeof l->err);
+    return gust__template_render(t, &l->limits, context, fn, data, NULL, NULL,
+                                 l->err, sizeof l->err);
 }

@@ -44,7 +44,7 @@ struct tpl_chunk {
     _Alignas(16) unsigned char data[];
 };
 
-void *gust__tpl_alloc(struct tpl_arena *a, size_t size)
+void *gust__template_parse_alloc(struct tpl_arena *a, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
     struct tpl_chunk *c = a->head;
@@ -64,9 +64,9 @@ void *gust__tpl_alloc(struct tpl_arena *a, size_t size)
     return p;
 }
 
-char *gust__tpl_strndup(struct tpl_arena *a, const char *s, size_t n)
+char *gust__template_parse_strndup(struct tpl_arena *a, const char *s, size_t n)
 {
-    char *d = gust__tpl_alloc(a, n + 1);
+    char *d = gust__template_parse_alloc(a, n + 1);
     if (d) {
         memcpy(d, s, n);
         d[n] = 0;
@@ -74,7 +74,7 @@ char *gust__tpl_strndup(struct tpl_arena *a, const char *s, size_t n)
     return d;
 }
 
-void gust__tpl_arena_free(struct tpl_arena *a)
+void gust__template_parse_arena_free(struct tpl_arena *a)
 {
     while (a->head) {
         struct tpl_chunk *next = a->head->next;
@@ -160,7 +160,7 @@ static size_t filter_ws(int mode, const char *s, size_t n, char *out)
 
 static struct node *new_node(struct parser *p, enum node_kind kind, int line)
 {
-    struct node *n = gust__tpl_alloc(&p->t->arena, sizeof *n);
+    struct node *n = gust__template_parse_alloc(&p->t->arena, sizeof *n);
     if (n) {
         n->kind = kind;
         n->line = line;
@@ -177,7 +177,7 @@ static int add_text(struct parser *p, struct node ***tail, const char *s,
         if (!is_space(s[i]))
             p->seen_content = true;
     struct node *nd = new_node(p, N_TEXT, line);
-    char *buf = nd ? gust__tpl_alloc(&p->t->arena, n + 1) : NULL;
+    char *buf = nd ? gust__template_parse_alloc(&p->t->arena, n + 1) : NULL;
     if (!buf)
         return oom(p);
     if (p->ws == WS_ALL) {
@@ -196,8 +196,8 @@ static int add_text(struct parser *p, struct node ***tail, const char *s,
 static struct expr *expr_at(struct parser *p, const char *s, size_t n, int line)
 {
     struct expr_parser ep = {p->t, p->file, s, s + n, line, 0, p->err, p->errlen};
-    struct expr *e = gust__tpl_parse_expr(&ep);
-    if (e && !gust__tpl_expr_at_end(&ep)) {
+    struct expr *e = gust__template_expr_parse(&ep);
+    if (e && !gust__template_expr_at_end(&ep)) {
         int k = (int)(ep.end - ep.p);
         fail(p, -EINVAL, ep.line, "unexpected '%.*s' after expression", k > 20 ? 20 : k, ep.p);
         return NULL;
@@ -300,14 +300,14 @@ static int parse_for(struct parser *p, struct node *n, const char *arg, size_t l
     size_t k = name_len(s, end);
     if (!k)
         return fail(p, -EINVAL, line, "expected a name after {%% for");
-    if (!(n->var1 = gust__tpl_strndup(&p->t->arena, s, k)))
+    if (!(n->var1 = gust__template_parse_strndup(&p->t->arena, s, k)))
         return oom(p);
     s = skip_ws(s + k, end, &line);
     if (s < end && *s == ',') {
         s = skip_ws(s + 1, end, &line);
         if (!(k = name_len(s, end)))
             return fail(p, -EINVAL, line, "expected a second name after ',' in {%% for %%}");
-        if (!(n->var2 = gust__tpl_strndup(&p->t->arena, s, k)))
+        if (!(n->var2 = gust__template_parse_strndup(&p->t->arena, s, k)))
             return oom(p);
         s = skip_ws(s + k, end, &line);
     }
@@ -330,7 +330,7 @@ static int parse_set(struct parser *p, struct node *n, const char *arg, size_t l
     const char *eq = k ? skip_ws(s + k, end, &line) : s;
     if (!k || eq >= end || *eq != '=' || (eq + 1 < end && eq[1] == '='))
         return fail(p, -EINVAL, line, "expected {%% set name = expr %%}");
-    if (!(n->var1 = gust__tpl_strndup(&p->t->arena, s, k)))
+    if (!(n->var1 = gust__template_parse_strndup(&p->t->arena, s, k)))
         return oom(p);
     n->e = expr_at(p, eq + 1, (size_t)(end - eq - 1), line);
     return n->e ? 0 : -EINVAL;
@@ -341,12 +341,12 @@ static int parse_block(struct parser *p, struct node *n, const char *arg, size_t
     size_t k = name_len(arg, arg + len);
     if (!k || k != len)
         return fail(p, -EINVAL, n->line, "expected {%% block name %%}");
-    if (!(n->name = gust__tpl_strndup(&p->t->arena, arg, k)))
+    if (!(n->name = gust__template_parse_strndup(&p->t->arena, arg, k)))
         return oom(p);
     for (struct tpl_block *b = p->t->blocks; b; b = b->next)
         if (strcmp(b->name, n->name) == 0)
             return fail(p, -EINVAL, n->line, "block '%s' defined twice", n->name);
-    struct tpl_block *b = gust__tpl_alloc(&p->t->arena, sizeof *b);
+    struct tpl_block *b = gust__template_parse_alloc(&p->t->arena, sizeof *b);
     if (!b)
         return oom(p);
     struct term t;
@@ -590,9 +590,9 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
-int gust__tpl_compile(gust_template *t, const char *src, size_t len,
-                      tpl_resolve_fn resolve, void *rdata, int depth,
-                      char *err, size_t errlen)
+int gust__template_parse_compile(gust_template *t, const char *src, size_t len,
+                                 tpl_resolve_fn resolve, void *rdata, int depth,
+                                 char *err, size_t errlen)
 {
     struct parser p = {
         .t = t,
@@ -623,13 +623,13 @@ int gust__tpl_compile(gust_template *t, const char *src, size_t len,
     return rc;
 }
 
-void gust__tpl_default_limits(gust_template_limits *l)
+void gust__template_parse_default_limits(gust_template_limits *l)
 {
     l->max_steps = 10000000;
     l->max_value = 16u << 20;
 }
 
-gust_template *gust__tpl_new(const char *name)
+gust_template *gust__template_parse_new(const char *name)
 {
     gust_template *t = calloc(1, sizeof *t);
     if (!t)
@@ -643,15 +643,15 @@ gust_template *gust__tpl_new(const char *name)
         return NULL;
     }
     t->autoescape = true;
-    gust__tpl_default_limits(&t->limits);
+    gust__template_parse_default_limits(&t->limits);
     return t;
 }
 
-void gust__tpl_destroy(gust_template *t)
+void gust__template_parse_destroy(gust_template *t)
 {
     if (!t)
         return;
-    gust__tpl_arena_free(&t->arena);
+    gust__template_parse_arena_free(&t->arena);
     json_decref(t->consts);
     free(t->name);
     free(t);
@@ -660,11 +660,12 @@ void gust__tpl_destroy(gust_template *t)
 gust_template *gust_template_new_from_buffer(const char *source, size_t len,
                                              const char *name)
 {
-    gust_template *t = gust__tpl_new(name);
+    gust_template *t = gust__template_parse_new(name);
     if (!t)
         return NULL;
-    t->status = gust__tpl_compile(t, source ? source : "", source ? len : 0, NULL, NULL,
-                                  0, t->err, sizeof t->err);
+    t->status =
+        gust__template_parse_compile(t, source ? source : "", source ? len : 0,
+                                     NULL, NULL, 0, t->err, sizeof t->err);
     return t;
 }
 
@@ -678,7 +679,7 @@ void gust_template_free(gust_template *t)
     if (!t)
         return;
     assert(!t->owned_by_loader && "template belongs to its loader");
-    gust__tpl_destroy(t);
+    gust__template_parse_destroy(t);
 }
 
 int gust_template_status(const gust_template *t)
@@ -701,5 +702,5 @@ void gust_template_set_limits(gust_template *t, const gust_template_limits *limi
     if (limits)
         t->limits = *limits;
     else
-        gust__tpl_default_limits(&t->limits);
+        gust__template_parse_default_limits(&t->limits);
 }

@@ -28,7 +28,7 @@ static int flush(struct render *r)
     return rc < 0 ? rc : 0;
 }
 
-int gust__tpl_emit(struct render *r, const char *s, size_t n)
+int gust__template_render_emit(struct render *r, const char *s, size_t n)
 {
     if (!n)
         return 0;
@@ -58,7 +58,7 @@ int gust__tpl_emit(struct render *r, const char *s, size_t n)
             char *b = realloc(r->buf, cap);
             if (!b) {
                 r->hard = true;
-                gust__tpl_fail(r, -ENOMEM, 0, "out of memory");
+                gust__template_expr_fail(r, -ENOMEM, 0, "out of memory");
                 return -ENOMEM;
             }
             r->buf = b;
@@ -70,7 +70,7 @@ int gust__tpl_emit(struct render *r, const char *s, size_t n)
     return 0;
 }
 
-json_t *gust__tpl_local_get(struct render *r, const char *name)
+json_t *gust__template_render_local_get(struct render *r, const char *name)
 {
     for (size_t i = r->nlocals; i-- > 0;)
         if (strcmp(r->locals[i].name, name) == 0)
@@ -81,7 +81,8 @@ json_t *gust__tpl_local_get(struct render *r, const char *name)
 /* Takes the reference to v. Locals are function-wide, as in Tornado's
  * generated Python: a {% set %} or loop variable stays visible after its
  * block ends. */
-int gust__tpl_local_set(struct render *r, const char *name, json_t *v)
+int gust__template_render_local_set(struct render *r, const char *name,
+                                    json_t *v)
 {
     for (size_t i = r->nlocals; i-- > 0;)
         if (strcmp(r->locals[i].name, name) == 0) {
@@ -112,8 +113,9 @@ static int step(struct render *r, int line)
 {
     if (r->limits.max_steps && ++r->steps > r->limits.max_steps) {
         r->hard = true;
-        gust__tpl_fail(r, -E2BIG, line, "template exceeded its step limit (%lu)",
-                       r->limits.max_steps);
+        gust__template_expr_fail(r, -E2BIG, line,
+                                 "template exceeded its step limit (%lu)",
+                                 r->limits.max_steps);
         return -E2BIG;
     }
     return 0;
@@ -121,9 +123,9 @@ static int step(struct render *r, int line)
 
 static int set_local(struct render *r, int line, const char *name, json_t *v)
 {
-    if (!v || gust__tpl_local_set(r, name, v) < 0) {
+    if (!v || gust__template_render_local_set(r, name, v) < 0) {
         r->hard = true;
-        gust__tpl_fail(r, -ENOMEM, line, "out of memory");
+        gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
         return -ENOMEM;
     }
     return 0;
@@ -142,9 +144,11 @@ static int bind_item(struct render *r, const struct node *n, json_t *item, const
         return set_local(r, n->line, n->var2, json_incref(item));
     }
     if (!json_is_array(item) || json_array_size(item) != 2) {
-        gust__tpl_fail(r, -EINVAL, n->line, "cannot unpack %s into '%s, %s'",
-                       json_is_array(item) ? "an array whose length is not 2" : "a non-array",
-                       n->var1, n->var2);
+        gust__template_expr_fail(
+            r, -EINVAL, n->line, "cannot unpack %s into '%s, %s'",
+            json_is_array(item) ? "an array whose length is not 2"
+                                : "a non-array",
+            n->var1, n->var2);
         return -EINVAL;
     }
     if (set_local(r, n->line, n->var1, json_incref(json_array_get(item, 0))) < 0)
@@ -154,7 +158,7 @@ static int bind_item(struct render *r, const struct node *n, json_t *item, const
 
 static int render_for(struct render *r, const gust_template *owner, const struct node *n)
 {
-    json_t *seq = gust__tpl_eval(r, n->e, 0);
+    json_t *seq = gust__template_expr_eval(r, n->e, 0);
     if (!seq)
         return r->err;
     int rc = 0;
@@ -185,8 +189,10 @@ static int render_for(struct render *r, const gust_template *owner, const struct
             r->ctl = CTL_NONE;
         }
     } else {
-        gust__tpl_fail(r, -EINVAL, n->line, "cannot iterate over %s",
-                       json_is_string(seq) ? "a string" : "a value that is not an array or object");
+        gust__template_expr_fail(
+            r, -EINVAL, n->line, "cannot iterate over %s",
+            json_is_string(seq) ? "a string"
+                                : "a value that is not an array or object");
         rc = -EINVAL;
     }
     json_decref(seq);
@@ -203,22 +209,23 @@ static int render_node(struct render *r, const gust_template *owner, const struc
         return rc;
     switch (n->kind) {
     case N_TEXT:
-        return gust__tpl_emit(r, n->text, n->len);
+        return gust__template_render_emit(r, n->text, n->len);
     case N_EXPR:
-        if (!(v = gust__tpl_eval(r, n->e, 0)))
+        if (!(v = gust__template_expr_eval(r, n->e, 0)))
             return r->err;
-        rc = gust__tpl_emit_value(r, v, owner->autoescape && !n->raw);
+        rc = gust__template_filters_emit_value(r, v,
+                                               owner->autoescape && !n->raw);
         json_decref(v);
         if (rc == -ENOMEM && !r->err) {
             r->hard = true;
-            gust__tpl_fail(r, rc, n->line, "out of memory");
+            gust__template_expr_fail(r, rc, n->line, "out of memory");
         }
         return rc;
     case N_IF:
         for (;;) {
-            if (!(v = gust__tpl_eval(r, n->e, 0)))
+            if (!(v = gust__template_expr_eval(r, n->e, 0)))
                 return r->err;
-            bool yes = gust__tpl_truthy(v);
+            bool yes = gust__template_expr_truthy(v);
             json_decref(v);
             if (yes)
                 return render_nodes(r, owner, n->body);
@@ -229,7 +236,7 @@ static int render_node(struct render *r, const gust_template *owner, const struc
     case N_FOR:
         return render_for(r, owner, n);
     case N_SET:
-        if (!(v = gust__tpl_eval(r, n->e, 0)))
+        if (!(v = gust__template_expr_eval(r, n->e, 0)))
             return r->err;
         return set_local(r, n->line, n->var1, v);
     case N_BLOCK:
@@ -249,7 +256,8 @@ static int render_node(struct render *r, const gust_template *owner, const struc
         const char *file = r->file;
         if (++r->include_depth > GUST_TEMPLATE_MAX_DEPTH) {
             r->hard = true;
-            gust__tpl_fail(r, -ELOOP, n->line, "includes nested too deeply");
+            gust__template_expr_fail(r, -ELOOP, n->line,
+                                     "includes nested too deeply");
             return -ELOOP;
         }
         rc = render_template(r, n->target);
@@ -336,7 +344,7 @@ static int render(gust_template *t, const gust_template_limits *limits, json_t *
     if (rc == 0 && r.err)
         rc = r.err;
     if (rc == 0)
-        rc = fn ? flush(&r) : gust__tpl_emit(&r, "", 0);
+        rc = fn ? flush(&r) : gust__template_render_emit(&r, "", 0);
     for (size_t i = 0; i < r.nlocals; i++)
         json_decref(r.locals[i].value);
     free(r.locals);
@@ -360,9 +368,9 @@ static int render(gust_template *t, const gust_template_limits *limits, json_t *
     return 0;
 }
 
-int gust__tpl_render(gust_template *t, const gust_template_limits *limits, json_t *ctx,
-                     gust_template_write_fn fn, void *data, char **out, size_t *len,
-                     char *err, size_t errlen)
+int gust__template_render(gust_template *t, const gust_template_limits *limits,
+                          json_t *ctx, gust_template_write_fn fn, void *data,
+                          char **out, size_t *len, char *err, size_t errlen)
 {
     return render(t, limits, ctx, fn, data, out, len, err, errlen);
 }
