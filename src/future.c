@@ -1,5 +1,6 @@
 /* Futures: completion, done-callbacks, cancellation, and the futures built
- * on them (all, any, with_timeout, sleep, executor work, run_sync).
+ * on them (all, any, with_timeout, sleep, run_sync). Executor work is in
+ * future_executor.c.
  * Coroutines live in coro.c.
  *
  * Done-callbacks always run from a loop callback, never inside the call that
@@ -583,66 +584,6 @@ gust_future *gust_with_timeout(gust_loop *loop, gust_future *f,
     s->node.heap = false;
     gust__future_add_node(f, &s->node);
     return out;
-}
-
-/* ---- Executor ---------------------------------------------------------- */
-
-typedef struct exec_state {
-    gust_blocking_fn fn;
-    void *data;
-    gust_future *f;
-    int status;
-    gust_value value;
-} exec_state;
-
-static void exec_work(void *data)
-{
-    exec_state *s = data;
-    s->value = GUST_VALUE_NONE;
-    s->status = s->fn(&s->value, s->data);
-}
-
-static void exec_done(gust_loop *loop, int status, void *data)
-{
-    (void)loop;
-    (void)status;
-    exec_state *s = data;
-    gust_future *f = s->f;
-    if (s->status < 0) {
-        gust_value_free(&s->value);
-        gust_future_set_error(f, s->status);
-    } else if (f->done) {
-        gust_value_free(&s->value); /* cancelled meanwhile */
-    } else {
-        gust_future_set_result(f, s->value);
-    }
-    free(s);
-    gust_future_unref(f);
-}
-
-gust_future *gust_run_in_executor(gust_loop *loop, gust_blocking_fn fn,
-                                  void *data)
-{
-    assert(fn);
-    gust_future *f = gust_future_new(loop);
-    exec_state *s = f ? malloc(sizeof *s) : NULL;
-    if (!s) {
-        gust_future_unref(f);
-        errno = ENOMEM;
-        return NULL;
-    }
-    s->fn = fn;
-    s->data = data;
-    s->f = gust_future_ref(f);
-    int r = gust_loop_run_in_executor(loop, exec_work, exec_done, s);
-    if (r < 0) {
-        free(s);
-        f->refs--;
-        gust_future_unref(f);
-        errno = -r;
-        return NULL;
-    }
-    return f;
 }
 
 /* ---- run_sync ---------------------------------------------------------- */

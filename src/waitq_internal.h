@@ -1,6 +1,6 @@
-/* Internal to locks.c and queue.c: a FIFO of waiters, each one a pending
- * future with an optional timeout and an optional item (a queue's put). Not
- * installed.
+/* Internal to locks.c and queue.c (implemented in waitq.c): a FIFO of
+ * waiters, each one a pending future with an optional timeout and an
+ * optional item (a queue's put). Not installed.
  *
  * A waiter lives inside its future (gust__future_alloc's extra bytes), so
  * waiting costs one allocation. While queued, the queue holds one reference
