@@ -1,5 +1,6 @@
-/* Internal: the arena's fast path for the per-request hot paths (the web
- * layer's handler and body). Not installed. */
+/* Internal: the arena's fast path for the per-request hot paths, used by
+ * the web layer's handler and body through http_server_contract.h. Not
+ * installed. */
 #ifndef GUST_ARENA_INTERNAL_H
 #define GUST_ARENA_INTERNAL_H
 

@@ -1,5 +1,5 @@
 /* Calls into futures for the code that completes them (producers:
- * http_client.c, locks.c, queue.c through waitq_internal.h), and the
+ * http_client.c, locks.c, and waitq.c for locks.c and queue.c), and the
  * private layout shared by the future layer's own files (future.c, coro.c,
  * coro_switch.c), which define GUST__FUTURE_PRIVATE; and the context
  * switch coro.c runs coroutines on (coro_switch.c; also timed alone by

@@ -1,4 +1,8 @@
-/* Shared internals of the HTTP utilities (src/http_*.c). Not installed. */
+/* Shared internals of the HTTP utilities (http_chars.c, http_cookie.c,
+ * http_form.c, http_headers.c, http_multipart.c, http_status.c,
+ * http_url.c), also used by the HTTP server (http_server.c) and, for its
+ * inlined header lookups, by the web layer through http_server_contract.h.
+ * Not installed. */
 #ifndef GUST_HTTP_INTERNAL_H
 #define GUST_HTTP_INTERNAL_H
 

@@ -1,12 +1,13 @@
-/* The web-to-server contract: everything the web layer (web_*.c, through
- * web_internal.h and web_parts.h) uses of the layers below beyond their
+/* The web-to-server contract: everything the web layer (web_app.c,
+ * web_handler.c, web_output.c) uses of the layers below beyond their
  * public headers. The web files include this header and no other private
  * header of a lower layer. Not installed.
  *
  * The server half is what a protocol connection owes the layer above for
  * each request it hands up (gust_http_request, http_server.h), besides the
  * public gust_http_response_* calls. HTTP/1 implements it in http_server.c
- * (with http1_connection.c); an HTTP/2 connection implements the same calls
+ * (with http1_connection.c, both through http_server_internal.h, which
+ * includes this header); an HTTP/2 connection implements the same calls
  * for its streams, and http_server.c then dispatches on req->connection.
  * Each call is a fast path for a response the web layer built itself, so
  * none of them checks what the public calls check; they are only valid on

@@ -1,6 +1,7 @@
 /* Private to the loop's own files (loop.c, loop_timer.c, loop_signal.c,
- * loop_executor.c): the layout of struct gust_loop and the calls those
- * files make into each other. Other modules use src/loop_internal.h only.
+ * loop_executor.c, loop_batch.c): the layout of struct gust_loop and the
+ * calls those files make into each other. Other modules use
+ * loop_internal.h only.
  */
 #ifndef GUST_LOOP_CORE_INTERNAL_H
 #define GUST_LOOP_CORE_INTERNAL_H

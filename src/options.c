@@ -88,6 +88,8 @@ static gust_options *resolve(const gust_options *opts)
     return opts ? (gust_options *)opts : gust_options_default();
 }
 
+/* The message goes into a buffer of the registry's own, so that reporting
+ * "out of memory" needs no memory. */
 static void set_error(gust_options *opts, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void set_error(gust_options *opts, const char *fmt, ...)
@@ -100,6 +102,8 @@ static void set_error(gust_options *opts, const char *fmt, ...)
 
 /* ---- names ---------------------------------------------------------- */
 
+/* As in Tornado, --log_file_prefix and --log-file-prefix name one option:
+ * names are stored with '-', so --help shows one spelling. */
 static char *normalize_name(const char *name, size_t len)
 {
     char *s = malloc(len + 1);
@@ -122,6 +126,8 @@ static bool name_eq(const char *typed, size_t len, const char *stored)
     return stored[len] == '\0';
 }
 
+/* A linear search: a program defines tens of options and looks one up
+ * per argument or config line, which no index would make faster. */
 static struct option *find_n(const gust_options *opts, const char *name,
                              size_t len)
 {
@@ -256,6 +262,9 @@ static int parse_int(const char *s, size_t len, int *out, char *why,
 {
     char buf[32];
     size_t i = 0;
+    /* The digits are checked before strtol(), which would take leading
+     * whitespace, "0x" and trailing junk: " 12" and "12abc" are errors, not
+     * 12. It is given a copy because s is a slice, not a C string. */
     if (len > 0 && (s[0] == '+' || s[0] == '-'))
         i = 1;
     if (i == len)
@@ -286,6 +295,8 @@ range:
 static int parse_double(const char *s, double *out, char *why, size_t wlen)
 {
     char *end;
+    /* strtod() skips leading whitespace and reads "nan" and "inf": neither
+     * is a value anyone means to give an option. */
     if (!*s || isspace((unsigned char)*s))
         goto bad;
     errno = 0;
@@ -301,6 +312,9 @@ bad:
 
 static int parse_bool(const char *s, bool *out, char *why, size_t wlen)
 {
+    /* Anything else is refused, where Tornado takes every value but
+     * "false", "0" and "f" as true: a misspelt "flase" must not turn the
+     * option on. */
     static const char *const yes[] = {"true", "1", "yes", "on"};
     static const char *const no[] = {"false", "0", "no", "off"};
     for (size_t i = 0; i < 4; i++) {
@@ -601,6 +615,9 @@ void gust_options_free(gust_options *opts)
     free(opts);
 }
 
+/* Made on first use, so that a program that never reads options pays
+ * nothing; it has the logging options, as Tornado's global options do
+ * (tornado/options.py ends with define_logging_options(options)). */
 gust_options *gust_options_default(void)
 {
     if (!default_registry) {
@@ -1148,6 +1165,9 @@ int gust_options_define_logging(gust_options *opts)
 
 /* ---- parsing ------------------------------------------------------- */
 
+/* Logging is applied and the parse callbacks run on the final parse only
+ * (not with GUST_OPTIONS_NOT_FINAL), so that a config file followed by the
+ * command line opens the log file once, with the last values. */
 static int finish(gust_options *opts, unsigned flags)
 {
     if (flags & GUST_OPTIONS_NOT_FINAL)
@@ -1211,6 +1231,9 @@ static int parse_args(gust_options *opts, int argc, char **argv,
     int i = 1;
     while (i < argc) {
         const char *a = argv[i];
+        /* Options end at the first argument that is not one, as in
+         * Tornado, and the rest are gust_options_args(); "-" alone counts
+         * as not one (by convention it names stdin). */
         if (a[0] != '-' || a[1] == '\0')
             break;
         if (strcmp(a, "--") == 0) {
@@ -1228,6 +1251,9 @@ static int parse_args(gust_options *opts, int argc, char **argv,
         }
         if (!o)
             return unknown(opts, "--", body, nlen);
+        /* A bare boolean flag means true, as in Tornado; other types also
+         * take the next argument (--port 8888), as getopt-style programs
+         * do, where Tornado insists on '='. */
         const char *value;
         if (eq)
             value = eq + 1;
@@ -1433,6 +1459,8 @@ int gust_options_parse_string(gust_options *opts, const char *text,
 
 static int read_file(const char *path, char **out, size_t *outlen)
 {
+    /* 'e': close-on-exec, so that the file is not inherited by the image a
+     * zero-downtime reload execs. */
     FILE *fp = fopen(path, "rbe");
     if (!fp)
         return -errno;

@@ -1,6 +1,8 @@
-/* Internal calls into streams made by other Gust modules, and the private
- * layout shared by the stream's own files (stream.c, stream_read.c,
- * stream_write.c, stream_socket.c). Not installed. */
+/* Internal calls into streams made by the stream layer's other files
+ * (stream_tls.c, stream_future.c) and the TCP server (tcp_server.c), and
+ * the private layout shared by the stream's own files (stream.c,
+ * stream_read.c, stream_write.c, stream_socket.c), which define
+ * GUST__STREAM_PRIVATE. Not installed. */
 #ifndef GUST_STREAM_INTERNAL_H
 #define GUST_STREAM_INTERNAL_H
 

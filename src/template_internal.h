@@ -1,6 +1,6 @@
 /* Internal contract between the template compiler (template_parse.c,
- * template_expr.c), the renderer (template_render.c) and the loader
- * (template_loader.c). */
+ * template_expr.c), the renderer (template_render.c, with the filters in
+ * template_filters.c) and the loader (template_loader.c). Not installed. */
 #ifndef GUST_TEMPLATE_INTERNAL_H
 #define GUST_TEMPLATE_INTERNAL_H
 

@@ -1,5 +1,7 @@
-/* Internal calls shared by the TLS files (tls_context.c, stream_tls.c) and
- * the TCP server. Not installed. */
+/* Internal calls shared by the TLS files (tls_context.c, stream_tls.c),
+ * the TCP server (tcp_server.c, which starts TLS on accepted streams) and
+ * the web layer through http_server_contract.h (an application keeps a
+ * reference on its server's TLS context). Not installed. */
 #ifndef GUST_TLS_INTERNAL_H
 #define GUST_TLS_INTERNAL_H
 

@@ -1,5 +1,6 @@
 /* Internal contract of the web core (web_app.c, web_router.c,
- * web_handler.c, web_output.c, web_cookie.c). Not installed. */
+ * web_handler.c, web_output.c, web_arguments.c, web_cookie.c). Not
+ * installed. */
 #ifndef GUST_WEB_INTERNAL_H
 #define GUST_WEB_INTERNAL_H
 

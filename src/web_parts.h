@@ -1,7 +1,9 @@
 /* The contract between the web core (web_app.c, web_router.c,
- * web_handler*.c: application, routing, handler lifecycle and output) and
- * the parts it uses (web_gzip.c, web_xsrf.c, web_signed.c, web_mime.c,
- * web_static.c). Internal, not installed. */
+ * web_handler.c, web_output.c, web_arguments.c, web_cookie.c, which see it
+ * through web_internal.h) and the parts it uses, which include it alone:
+ * gzip (web_gzip.c), XSRF tokens (web_xsrf.c), MIME types (web_mime.c),
+ * static files and ranges (web_static.c). web_signed.c needs only web.h.
+ * Internal, not installed. */
 #ifndef GUST_WEB_PARTS_H
 #define GUST_WEB_PARTS_H
 
