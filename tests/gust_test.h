@@ -49,6 +49,32 @@ static inline int test_setup(void **state)
     return 0;
 }
 
+/* A fresh loop; the test frees it (gust_loop_free() fails on a leaked
+ * handle). */
+static inline gust_loop *new_loop(void)
+{
+    gust_loop *loop = gust_loop_new();
+    assert_non_null(loop);
+    return loop;
+}
+
+/* new_loop(), made the thread's current loop, for the calls that take
+ * the current one (servers, clients). */
+static inline gust_loop *new_current_loop(void)
+{
+    gust_loop *loop = new_loop();
+    gust_loop_make_current(loop);
+    return loop;
+}
+
+/* n loop iterations that do not wait, so that queued callbacks and
+ * coroutines run. */
+static inline void spin(gust_loop *loop, int n)
+{
+    while (n--)
+        assert_int_equal(gust_loop_run_once(loop, 0), 0);
+}
+
 /* A non-blocking unix socketpair. */
 static inline void make_pair(int sv[2])
 {

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "gust_test.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,26 +31,6 @@
 #define UNDER_ASAN 1
 #endif
 #endif
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(120);
-    return 0;
-}
-
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
-}
-
-static void spin(gust_loop *loop, int n)
-{
-    while (n--)
-        assert_int_equal(gust_loop_run_once(loop, 0), 0);
-}
 
 static void assert_no_coroutines_left(void)
 {

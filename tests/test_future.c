@@ -6,6 +6,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "gust_test.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,34 +19,7 @@
 #include "gust/log.h"
 #include "gust/loop.h"
 
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(60);
-    return 0;
-}
-
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A few idle iterations, so queued callbacks run. */
-static void spin(gust_loop *loop, int n)
-{
-    while (n--)
-        assert_int_equal(gust_loop_run_once(loop, 0), 0);
-}
-
 /* ---- Log capture ------------------------------------------------------- */
 
 static int log_count;

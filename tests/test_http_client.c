@@ -28,14 +28,6 @@
 
 /* ---- Helpers ------------------------------------------------------------- */
 
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    gust_loop_make_current(loop);
-    return loop;
-}
-
 /* Runs the loop a little so that closes and callbacks settle. */
 static void settle(gust_loop *loop)
 {
@@ -341,7 +333,7 @@ static void raw_stop(raw_server *srv)
 static void test_get_own_server(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -369,7 +361,7 @@ static void test_get_own_server(void **state)
 static void test_large_bodies(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -401,7 +393,7 @@ static void test_large_bodies(void **state)
 static void test_post_headers_auth(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -442,7 +434,7 @@ static void test_post_headers_auth(void **state)
 static void test_http_error_readable(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -472,7 +464,7 @@ static void test_http_error_readable(void **state)
 static void test_redirects(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -558,7 +550,7 @@ static const char *script_ok(raw_server *srv, int n, bool *close_after,
 static void test_keep_alive_reuse(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_ok);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -601,7 +593,7 @@ static const char *script_close_silently(raw_server *srv, int n,
 static void test_stale_connection_retried(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_close_silently);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -635,7 +627,7 @@ static const char *script_no_keep(raw_server *srv, int n, bool *close_after,
 static void test_no_keep_alive(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_no_keep);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -674,7 +666,7 @@ static const char *script_chunked(raw_server *srv, int n, bool *close_after,
 static void test_chunked(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_chunked);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -734,7 +726,7 @@ static void test_gzip(void **state)
         text[i] = (char)('a' + i % 7);
     text[sizeof text - 1] = '\0';
     make_gzip_response(text);
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_gzip);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -776,7 +768,7 @@ static const char *script_until_close(raw_server *srv, int n,
 static void test_body_until_close(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_until_close);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -814,7 +806,7 @@ static const char *script_bad(raw_server *srv, int n, bool *close_after,
 static void test_malformed_responses(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_bad);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -850,7 +842,7 @@ static const char *script_folded(raw_server *srv, int n, bool *close_after,
 static void test_obs_fold_unfolded(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_folded);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -871,7 +863,7 @@ static void test_obs_fold_unfolded(void **state)
 static void test_size_limits(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_chunked);
     gust_http_client_options o = {.max_body_size = 8};
@@ -918,7 +910,7 @@ static void on_chunk(gust_http_response *resp, const char *chunk, size_t len,
 static void test_header_and_streaming_callbacks(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_chunked);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -958,7 +950,7 @@ static void on_response(gust_http_response *resp, void *data)
 static void test_callback_form(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1008,7 +1000,7 @@ static int coro_fetch(gust_loop *loop, gust_value *result, void *data)
 static void test_coroutine(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1027,7 +1019,7 @@ static void test_coroutine(void **state)
 static void test_connection_refused(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     /* A port that was free a moment ago and has no listener. */
     gust_socket_list *s = gust_bind_sockets(0, "127.0.0.1", NULL);
     int port = gust_socket_port(s->fds[0]);
@@ -1048,7 +1040,7 @@ static void test_connection_refused(void **state)
 static void test_dns_failure(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     gust_http_client *c = gust_http_client_new(loop, NULL);
     gust_http_response *r;
     /* .invalid never resolves (RFC 6761). */
@@ -1074,7 +1066,7 @@ static const char *script_hang(raw_server *srv, int n, bool *close_after,
 static void test_request_timeout(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_hang);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1096,7 +1088,7 @@ static void test_request_timeout(void **state)
 static void test_queue_timeouts(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client_options o = {.max_clients = 1};
@@ -1137,7 +1129,7 @@ static void test_queue_timeouts(void **state)
 static void test_connect_timeout(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -1170,7 +1162,7 @@ static void test_connect_timeout(void **state)
 static void test_cancel_and_free(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_hang);
     gust_http_client_options o = {.max_clients = 1};
@@ -1215,7 +1207,7 @@ static void test_free_inside_streaming_callback(void **state)
 {
     (void)state;
     free_in_stream_cb_hits = 0;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_chunked);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1235,7 +1227,7 @@ static void test_free_inside_streaming_callback(void **state)
 static void test_many_parallel(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client_options o = {.max_clients = 8};
@@ -1267,7 +1259,7 @@ static void test_many_parallel(void **state)
 static void test_head_keeps_connection(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     int port;
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1307,7 +1299,7 @@ static const char *script_informational(raw_server *srv, int n,
 static void test_informational_skipped(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_informational);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1328,7 +1320,7 @@ static void test_informational_skipped(void **state)
 static void test_ipv6_literal(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     memset(&srv, 0, sizeof srv);
     srv.loop = loop;
@@ -1371,7 +1363,7 @@ static const char *script_half_body(raw_server *srv, int n, bool *close_after,
 static void test_timeout_during_body(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_half_body);
     gust_http_client *c = gust_http_client_new(loop, NULL);
@@ -1404,7 +1396,7 @@ static void test_trickled_responses(void **state)
     const char *bodies[] = {"Hello, world",
                             "trickled gzip body, trickled gzip body", "done",
                             "ok"};
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     for (size_t piece = 1; piece <= 3; piece += 2) {
         for (size_t i = 0; i < 4; i++) {
             raw_server srv;
@@ -1453,7 +1445,7 @@ static void test_damaged_responses(void **state)
         "HTTP/1.1 301 Moved\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nfive!",
     };
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     raw_server srv;
     raw_start(&srv, loop, script_damaged);
     gust_http_client_options o = {.max_body_size = 4096};

@@ -148,14 +148,6 @@ static void finish_server(gust_loop *loop, gust_http_server *srv)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    gust_loop_make_current(loop);
-    return loop;
-}
-
 static gust_http_server *start(gust_http_handler h,
                                const gust_http_server_options *o)
 {
@@ -227,7 +219,7 @@ static void test_keep_alive_matrix(void **state)
         {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        gust_loop *loop = new_loop();
+        gust_loop *loop = new_current_loop();
         gust_http_server_options o = {.no_keep_alive = cases[i].no_keep_alive};
         gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
         job j = {.fn = ka_client};
@@ -271,7 +263,7 @@ static void pipeline_client(job *j)
 static void test_pipelining(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), NULL);
     job j = {.fn = pipeline_client};
     run_client(loop, srv, &j);
@@ -311,7 +303,7 @@ static void script_client(job *j)
 static void run_script(const gust_http_server_options *o, gust_http_handler h,
                        const char *req, const char *body, job *j)
 {
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     gust_http_server *srv = start(h, o);
     memset(j, 0, sizeof *j);
     j->fn = script_client;
@@ -429,7 +421,7 @@ static void test_timeouts(void **state)
     (void)state;
     gust_log_set_level(GUST_LOG_ERROR);
     for (int slow = 0; slow < 2; slow++) {
-        gust_loop *loop = new_loop();
+        gust_loop *loop = new_current_loop();
         gust_http_server_options o = {.header_timeout = 0.3,
                                       .idle_connection_timeout = 0.3};
         gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
@@ -472,7 +464,7 @@ static void test_body_timeout(void **state)
 {
     (void)state;
     gust_log_set_level(GUST_LOG_ERROR);
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     body_handler_calls = 0;
     gust_http_server_options o = {.body_timeout = 0.3};
     gust_http_server *srv = start(gust_http_callback(counting_raw_handler,
@@ -551,7 +543,7 @@ static void big_client(job *j)
 static void test_streaming_delegate(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     stream_stats st = {0};
     static const gust_http_delegate d = {sd_headers, sd_data, sd_finish, NULL};
     gust_http_server *srv = start(gust_http_delegate_handler(&d, &st), NULL);
@@ -624,7 +616,7 @@ static void pz_finish(gust_http_request *req, void *data)
 static void test_streaming_pause_resume(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     paused_stats p = {0};
     gust_timer_init(loop, &p.timer);
     static const gust_http_delegate d = {pz_headers, pz_data, pz_finish, NULL};
@@ -772,7 +764,7 @@ static void test_early_answer_async(void **state)
 {
     (void)state;
     for (int late_body = 0; late_body < 2; late_body++) {
-        gust_loop *loop = new_loop();
+        gust_loop *loop = new_current_loop();
         stream_stats st = {0};
         static const gust_http_delegate d = {early_async_headers, NULL,
                                              early_finish, NULL};
@@ -842,7 +834,7 @@ static void test_async_handler(void **state)
 {
     (void)state;
     for (int disconnect = 0; disconnect < 2; disconnect++) {
-        gust_loop *loop = new_loop();
+        gust_loop *loop = new_current_loop();
         stream_stats st = {0};
         static const gust_http_delegate d = {NULL, NULL, async_finish,
                                              async_closed};
@@ -884,7 +876,7 @@ static void test_half_close(void **state)
 {
     (void)state;
     for (int async = 0; async < 2; async++) {
-        gust_loop *loop = new_loop();
+        gust_loop *loop = new_current_loop();
         stream_stats st = {0};
         static const gust_http_delegate d = {NULL, NULL, async_finish,
                                              async_closed};
@@ -977,7 +969,7 @@ static void test_finish_from_data_received(void **state)
     };
     gust_log_set_level(GUST_LOG_ERROR);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        gust_loop *loop = new_loop();
+        gust_loop *loop = new_current_loop();
         stream_stats st = {0};
         gust_http_server *srv = start(gust_http_delegate_handler(&d, &st), NULL);
         early_script(cases[i].len, cases[i].chunked);
@@ -1162,7 +1154,7 @@ static void test_sendfile(void **state)
     assert_int_equal(write(fd, data, BIG_FILE_SIZE), (ssize_t)BIG_FILE_SIZE);
     free(data);
     close(fd);
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     sendfile_cb_calls = 0;
     gust_http_server *srv = start(gust_http_callback(file_handler, NULL), NULL);
     job j = {.fn = sendfile_client};
@@ -1291,7 +1283,7 @@ static void cap_client(job *j)
 static void test_max_connections(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     gust_http_server_options o = {.tcp.max_connections = 1};
     gust_http_server *srv = start(gust_http_callback(raw_handler, NULL), &o);
     job j = {.fn = cap_client};
@@ -1336,7 +1328,7 @@ static void sequential_client(job *j)
 static void test_idle_connection_holds_no_memory(void **state)
 {
     (void)state;
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     arena_n = 0;
     gust_http_server *srv = start(gust_http_callback(counting_handler, NULL),
                                   NULL);
@@ -1440,7 +1432,7 @@ static void run_cut(const char *path, job *j)
      * client would take its bytes for the rest of the first body. */
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n"
              "GET /next HTTP/1.1\r\nHost: a\r\n\r\n", path);
-    gust_loop *loop = new_loop();
+    gust_loop *loop = new_current_loop();
     gust_http_server *srv = start(gust_http_callback(cut_handler, NULL), NULL);
     memset(j, 0, sizeof *j);
     j->fn = cut_client;

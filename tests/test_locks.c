@@ -17,20 +17,6 @@
 #include "gust/loop.h"
 #include "gust_test.h"
 
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
-}
-
-/* A few idle iterations, so queued callbacks and coroutines run. */
-static void spin(gust_loop *loop, int n)
-{
-    while (n--)
-        assert_int_equal(gust_loop_run_once(loop, 0), 0);
-}
-
 /* Records, in order, which waiter's future completed and how. */
 static int order[256];
 static int statuses[256];

@@ -44,13 +44,6 @@ static int loop_setup_poll(void **state)
     return 0;
 }
 
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
-}
-
 static void close_pair(int sv[2])
 {
     close(sv[0]);

@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "gust_test.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -24,19 +26,11 @@
 #include "gust/loop.h"
 #include "loop_internal.h"
 
-static int test_setup(void **state)
+/* gust_test.h's test_setup(), on the default backend. */
+static int edge_setup(void **state)
 {
-    (void)state;
-    alarm(60);
     unsetenv("GUST_LOOP_BACKEND");
-    return 0;
-}
-
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
+    return test_setup(state);
 }
 
 static void count_cb(gust_loop *loop, void *data)
@@ -555,7 +549,7 @@ static void test_forked_child_update_remove(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
-#define T(fn) cmocka_unit_test_setup(fn, test_setup)
+#define T(fn) cmocka_unit_test_setup(fn, edge_setup)
 
 int main(void)
 {

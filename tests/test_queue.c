@@ -19,19 +19,6 @@
 #include "gust/queue.h"
 #include "gust_test.h"
 
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
-}
-
-static void spin(gust_loop *loop, int n)
-{
-    while (n--)
-        assert_int_equal(gust_loop_run_once(loop, 0), 0);
-}
-
 /* Owned items: a heap int whose frees are counted, so a leak or a double
  * free shows (ASan catches the rest). */
 static int frees;

@@ -21,19 +21,6 @@
 #include "gust/stream.h"
 #include "gust_test.h"
 
-static gust_loop *new_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    return loop;
-}
-
-static void spin(gust_loop *loop, int n)
-{
-    while (n--)
-        assert_int_equal(gust_loop_run_once(loop, 0), 0);
-}
-
 /* Awaits f from the test's stack; its bytes, or NULL on error (*status). */
 static gust_bytes *run_bytes(gust_loop *loop, gust_future *f, int *status,
                              gust_value *hold)

@@ -102,14 +102,6 @@ static void *client_main(void *p)
     return NULL;
 }
 
-static gust_loop *new_current_loop(void)
-{
-    gust_loop *loop = gust_loop_new();
-    assert_non_null(loop);
-    gust_loop_make_current(loop);
-    return loop;
-}
-
 /* Serves app (made on loop) until the client has sent every request, then
  * frees both. */
 static void serve(gust_loop *loop, gust_app *app, job *j)
