@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "future_internal.h"
-#include "gust/gust.h"
+#include "gust/http_client.h"
 #include "gust/http_client.h"
 #include "gust/log.h"
 #include "gust/tls.h"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "gust/error.h"
-#include "gust/gust.h"
+#include "gust/http_server.h"
 #include "gust/log.h"
 #include "http_internal.h"
 #include "http_server_internal.h"

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gust/net.h"
 #include "gust/stream.h"
 #include "stream_internal.h"
 

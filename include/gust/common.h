@@ -10,6 +10,13 @@
 #ifndef GUST_COMMON_H
 #define GUST_COMMON_H
 
+/* The library's version (the default Server and User-Agent headers name
+ * it). */
+#define GUST_VERSION_MAJOR 0
+#define GUST_VERSION_MINOR 1
+#define GUST_VERSION_PATCH 0
+#define GUST_VERSION_STRING "0.1.0"
+
 /* Marks a declaration as part of Gust's public interface. The library is
  * built with hidden visibility (CMake's C_VISIBILITY_PRESET), so that only
  * what carries this mark is exported from libgust.so and the internal

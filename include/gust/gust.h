@@ -22,9 +22,6 @@
 #include "gust/tls.h"
 #include "gust/web.h"
 
-#define GUST_VERSION_MAJOR 0
-#define GUST_VERSION_MINOR 1
-#define GUST_VERSION_PATCH 0
-#define GUST_VERSION_STRING "0.1.0"
+/* GUST_VERSION_* are defined in common.h. */
 
 #endif /* GUST_GUST_H */
