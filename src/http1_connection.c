@@ -20,7 +20,7 @@
 #include "http_server_internal.h"
 
 /* What the connection timer measures. */
-enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE };
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE, T_WRITE };
 
 /* close_all(): how long a connection that has not sent its first request
  * yet gets to send it. It was accepted before the server began to close
@@ -138,6 +138,7 @@ static bool rq_take(gust_http_connection *c)
     q->req.connection = NULL; /* no request yet: send_error checks it */
     q->resp_mode = GUST__RESP_NONE;
     q->headers_sent = q->aborted = q->resp_len_set = false;
+    q->out_blocked = false;
     gust_timer_init(gust_stream_loop(c->stream), &q->resume);
     format_peer(c, q->peer_ip, sizeof q->peer_ip);
     c->rq = q;
@@ -204,7 +205,7 @@ static const gust_http_server_options *opts_of(gust_http_connection *c)
  * when the timer finds a head due but not expired, it places it again,
  * by its deadline now (or drops it, if suspended). */
 
-enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_COUNT };
+enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_WRITE, Q_COUNT };
 
 typedef struct conn_queue {
     gust_http_connection *head, *tail;
@@ -227,6 +228,7 @@ static _Thread_local conn_timers *tl_timers;
 static const uint8_t queue_of[] = {
     [T_NONE] = Q_IDLE, [T_IDLE] = Q_IDLE, [T_HEAD] = Q_HEAD,
     [T_BODY] = Q_BODY, [T_LINGER] = Q_SHORT, [T_GRACE] = Q_SHORT,
+    [T_WRITE] = Q_WRITE,
 };
 
 static conn_timers *timers_find(const gust_http_server *srv)
@@ -318,15 +320,36 @@ static void link_timer(gust_http_connection *c, conn_timers *t, int kind)
         timers_arm(t, c->deadline);
 }
 
+static void close_after_write(gust_http_connection *c, bool linger);
+static void set_timer_slow(gust_http_connection *c, int kind);
+
 static void timeout(gust_http_connection *c, int kind)
 {
     char ip[64];
     format_peer(c, ip, sizeof ip);
-    if (kind == T_HEAD)
+    if (kind == T_HEAD) {
         gust_log_warning("http", "%s: request head not complete in time, "
                          "closing", ip);
-    else if (kind == T_BODY)
+    } else if (kind == T_BODY) {
         gust_log_warning("http", "%s: request body timed out, closing", ip);
+    } else if (kind == T_WRITE) {
+        /* Nothing new is queued while the connection is held back, so
+         * less left unsent means the client reads, however slowly. */
+        size_t left = c->stream ? gust_stream_write_buffer_size(c->stream) : 0;
+        if (c->rq && left < c->rq->unsent_seen) {
+            c->rq->unsent_seen = left;
+            set_timer_slow(c, T_WRITE);
+            return;
+        }
+        gust_log_warning("http", "%s: client read none of %zu unsent response "
+                         "bytes in %g s, closing", ip, left,
+                         opts_of(c)->write_timeout);
+    } else if (kind == T_GRACE) {
+        /* Draining and no request came: a half-close, then reading to EOF,
+         * so that a request crossing our FIN gets no reset. */
+        close_after_write(c, true);
+        return;
+    }
     gust__http_conn_close(c);
 }
 
@@ -389,6 +412,7 @@ static void set_timer_slow(gust_http_connection *c, int kind)
     case T_BODY: secs = o->body_timeout; break;
     case T_LINGER: secs = LINGER_SECONDS; break;
     case T_GRACE: secs = FIRST_REQUEST_GRACE; break;
+    case T_WRITE: secs = o->write_timeout; break;
     default: secs = -1; break;
     }
     clear_timer(c);
@@ -489,6 +513,51 @@ int gust__http_conn_flush(gust_http_connection *c)
         c->rq->out_cap = 0;
     }
     return rc;
+}
+
+/* ---- Back-pressure -------------------------------------------------------
+ *
+ * A client that pipelines requests and reads none of the answers would
+ * otherwise have them pile up in the stream's write queue without bound.
+ * Past max_unsent_output bytes not yet taken by the kernel, the connection
+ * stops parsing and reading (TCP then holds the client back), and goes on
+ * once all of them are out; while held, write_timeout closes a client
+ * that takes none of them. */
+
+static bool output_over(gust_http_connection *c)
+{
+    size_t gathered = c->rq ? c->rq->out_len : 0;
+    return gathered + gust_stream_write_buffer_size(c->stream) >
+           opts_of(c)->max_unsent_output;
+}
+
+static void on_drained(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    gust_http_connection *c = user;
+    c->rq->out_blocked = false;
+    if (status < 0 || c->closed)
+        return; /* the close callback follows */
+    if (c->timer_kind == T_WRITE)
+        clear_timer(c);
+    process(c);
+}
+
+/* Holds c back until what is queued now has all been sent. c->rq is set. */
+static void hold_output(gust_http_connection *c)
+{
+    if (c->rq->out_blocked)
+        return;
+    gust__http_conn_flush(c);
+    if (c->closed)
+        return;
+    if (gust_stream_write(c->stream, "", 0, on_drained, c) < 0) {
+        gust__http_conn_close(c);
+        return;
+    }
+    c->rq->out_blocked = true;
+    c->rq->unsent_seen = gust_stream_write_buffer_size(c->stream);
+    set_timer(c, T_WRITE);
 }
 
 /* ---- Closing ----------------------------------------------------------- */
@@ -675,6 +744,10 @@ static void start_read(gust_http_connection *c)
     /* A paused body is held back by TCP flow control, not buffered. */
     if (c->state == GUST__HTTP_BODY && c->rq && c->rq->body_paused)
         return;
+    if (c->rq && (c->rq->out_blocked || output_over(c))) {
+        hold_output(c); /* reads again once the client has read */
+        return;
+    }
     size_t room = c->rq ? c->rq->cap - c->rq->len
                         : c->srv->opts.max_header_size + BUF_SLACK;
     if (room == 0)
@@ -1189,12 +1262,21 @@ static void process(gust_http_connection *c)
         if (c->state == GUST__HTTP_HANDLER)
             break;
         if (c->state == GUST__HTTP_HEAD) {
+            if (c->rq && c->rq->out_blocked)
+                break; /* on_drained goes on */
             if (!c->rq || c->rq->off == c->rq->len) {
                 /* Idle: the context goes back once the output is out. */
                 set_timer(c, c->srv->closing_all ? T_NONE : T_IDLE);
                 if (c->srv->closing_all)
                     gust__http_conn_close(c);
                 break;
+            }
+            if (output_over(c)) {
+                gust__http_conn_flush(c); /* what the kernel takes is not held */
+                if (output_over(c)) {
+                    hold_output(c);
+                    break;
+                }
             }
             int n = gust__http1_parse_request(c->rq->buf + c->rq->off, c->rq->len - c->rq->off,
                                               c->rq->parsed_len, o->max_header_size,
@@ -1256,7 +1338,7 @@ static void process(gust_http_connection *c)
     c->in_batch = false;
     gust__http_conn_flush(c);
     if (!c->closed && c->state == GUST__HTTP_HEAD && !c->app_owns && c->rq &&
-        c->rq->off == c->rq->len)
+        c->rq->off == c->rq->len && !c->rq->out_blocked)
         rq_give_back(c);
     if (!c->closed && c->state != GUST__HTTP_CLOSING)
         start_read(c);

@@ -49,6 +49,10 @@ gust_http_server *gust_http_server_new(gust_http_handler handler,
         o->idle_connection_timeout = 60;
     if (o->body_timeout == 0)
         o->body_timeout = 60;
+    if (!o->max_unsent_output)
+        o->max_unsent_output = 64 * 1024;
+    if (o->write_timeout == 0)
+        o->write_timeout = 60;
     const char *sh = o->server_header ? o->server_header
                                       : "Gust/" GUST_VERSION_STRING;
     gust_str shs = gust_str_cstr(sh);

@@ -108,6 +108,11 @@ typedef struct gust__http_rq {
     /* Output gathered during a batch, sent with one write. */
     char *out;
     size_t out_len, out_cap;
+    /* Back-pressure: no parsing nor reading until the output queued when
+     * it began is sent; unsent_seen is what was left at the last check of
+     * the write timeout. */
+    bool out_blocked;
+    size_t unsent_seen;
 } gust__http_rq;
 
 /* What an idle keep-alive connection holds: kept small (see DESIGN.md,

@@ -232,6 +232,17 @@ typedef struct gust_http_server_options {
     double body_timeout;
     /* Value of the Server header. NULL: "Gust/<version>"; "": none. */
     const char *server_header;
+    /* Back-pressure: while more than this many response bytes wait to be
+     * sent to a client (queued in the stream beyond what the kernel took),
+     * its connection stops reading and parsing requests, and goes on once
+     * they are all sent; a client that pipelines requests without reading
+     * the answers is held back by TCP instead of filling memory. 0: 64 KiB;
+     * SIZE_MAX: no back-pressure. */
+    size_t max_unsent_output;
+    /* Seconds a connection held back by back-pressure may go without the
+     * client taking any of its unsent output; it is then closed (a log
+     * line says so). 0: 60 s; < 0: none. */
+    double write_timeout;
 } gust_http_server_options;
 
 /* Creates a server that passes requests to handler. opts may be NULL (all
