@@ -22,10 +22,11 @@
 /* What the connection timer measures. */
 enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE, T_WRITE };
 
-/* close_all(): how long a connection that has not sent its first request
- * yet gets to send it. It was accepted before the server began to close
- * (or just then, during a reload), and its client is about to write. */
-#define FIRST_REQUEST_GRACE 2.0
+/* close_all(): how long an idle connection gets to send one more request,
+ * answered with Connection: close. Its client may have written it already
+ * (it crosses our close on the wire): a new connection about to send its
+ * first request, a keep-alive one its next. Closing at once loses it. */
+#define DRAIN_GRACE 2.0
 
 /* How long a connection that sent an error keeps reading (and discarding)
  * so that closing does not reset the connection before the client has
@@ -411,7 +412,7 @@ static void set_timer_slow(gust_http_connection *c, int kind)
     case T_HEAD: secs = o->header_timeout; break;
     case T_BODY: secs = o->body_timeout; break;
     case T_LINGER: secs = LINGER_SECONDS; break;
-    case T_GRACE: secs = FIRST_REQUEST_GRACE; break;
+    case T_GRACE: secs = DRAIN_GRACE; break;
     case T_WRITE: secs = o->write_timeout; break;
     default: secs = -1; break;
     }
@@ -442,10 +443,8 @@ static inline void set_timer(gust_http_connection *c, int kind)
 
 void gust__http_conn_close_idle(gust_http_connection *c)
 {
-    if (c->req_seq == 0 && !c->closed)
+    if (!c->closed)
         set_timer(c, T_GRACE);
-    else
-        gust__http_conn_close(c);
 }
 
 /* ---- Output ------------------------------------------------------------ */
@@ -1266,9 +1265,10 @@ static void process(gust_http_connection *c)
                 break; /* on_drained goes on */
             if (!c->rq || c->rq->off == c->rq->len) {
                 /* Idle: the context goes back once the output is out. */
-                set_timer(c, c->srv->closing_all ? T_NONE : T_IDLE);
                 if (c->srv->closing_all)
-                    gust__http_conn_close(c);
+                    close_after_write(c, true);
+                else
+                    set_timer(c, T_IDLE);
                 break;
             }
             if (output_over(c)) {
@@ -1402,8 +1402,11 @@ void gust__http_conn_request_done(gust_http_connection *c)
     if (c->closed)
         return; /* the close callback frees it */
     if (!keep) {
+        /* Draining, the client may be writing its next request already:
+         * reading it to the end spares the answer just sent a reset. */
         close_after_write(c, c->rq->req_end != c->rq->len ||
-                                 c->state == GUST__HTTP_BODY);
+                                 c->state == GUST__HTTP_BODY ||
+                                 c->srv->closing_all);
         return;
     }
     if (dropping) { /* the body is still being dropped: process() goes on */

@@ -44,6 +44,8 @@ struct gust_http_server {
     void *done_data;
     gust_timer done_timer;
     bool done_timer_set;
+    gust_timer deadline_timer; /* close_all(): shutdown_timeout */
+    bool deadline_set;
     gust_loop *signal_loop; /* close_on_signals() watches SIGTERM/SIGINT here */
     gust_loop *stats_loop;  /* log_stats_on_sigusr1() watches SIGUSR1 here */
     int signals_seen;
@@ -206,9 +208,9 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           socklen_t addrlen);
 /* Closes the stream (the connection goes away from its close callback). */
 void gust__http_conn_close(gust_http_connection *c);
-/* close_all() on an idle connection: closes it, unless it has not sent
- * its first request yet: that one gets a short grace to send it, and is
- * answered with Connection: close. */
+/* close_all() on an idle connection: a request that arrives within a
+ * short grace is answered with Connection: close; then, or at the end of
+ * the grace, the connection half-closes and reads to EOF (no reset). */
 void gust__http_conn_close_idle(gust_http_connection *c);
 /* gust_http_request_pause_body / resume_body. */
 int gust__http_conn_pause_body(gust_http_connection *c, bool pause);

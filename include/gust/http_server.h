@@ -243,6 +243,10 @@ typedef struct gust_http_server_options {
      * client taking any of its unsent output; it is then closed (a log
      * line says so). 0: 60 s; < 0: none. */
     double write_timeout;
+    /* Seconds gust_http_server_close_all() (and so close_on_signals) lets
+     * connections finish before it closes those still open, with one log
+     * line saying how many were cut. 0: 10 s; < 0: none (wait for them). */
+    double shutdown_timeout;
 } gust_http_server_options;
 
 /* Creates a server that passes requests to handler. opts may be NULL (all
@@ -262,9 +266,15 @@ int gust_http_server_add_sockets(gust_http_server *srv,
 int gust_http_server_stop(gust_http_server *srv);
 int gust_http_server_port(const gust_http_server *srv);
 
-/* Stops accepting, closes idle connections at once and the others when
- * their current response is finished; calls done(srv, data) on the loop
- * once no connection is left (graceful shutdown). */
+/* Graceful shutdown: stops accepting; a request in progress is finished
+ * and its response says Connection: close; an idle keep-alive connection
+ * has 2 s for one more request (its client may have sent it already: it
+ * is answered with Connection: close too, rather than lost in a race
+ * with our close). Each connection then half-closes and reads what the
+ * client still sends until it closes (at most 2 s), so no unread request
+ * turns the close into a reset. At shutdown_timeout the connections left
+ * are closed (logged with their number). done(srv, data) runs on the loop
+ * once no connection is left. */
 int gust_http_server_close_all(gust_http_server *srv,
                                void (*done)(gust_http_server *srv, void *data),
                                void *data);
