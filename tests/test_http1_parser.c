@@ -1309,6 +1309,19 @@ static void test_chunked_limits(void **state)
     assert_int_equal(gust__http1_chunked_decode(&st, buf, 3, &n), GUST_HTTP1_ERROR);
     assert_int_equal(n, 0);
 
+    /* a size that does not fit 62 bits is malformed, whatever max_body */
+    strcpy(buf, "1ffffffffffffffffffff\r\n");
+    gust__http1_chunked_init(&st, 10, 1024);
+    assert_int_equal(gust__http1_chunked_decode(&st, buf, strlen(buf), &n),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(st.error_status, 400);
+    /* one that fits but passes max_body is too large, even with an extension */
+    strcpy(buf, "ffffffff;a=b\r\n");
+    gust__http1_chunked_init(&st, 10, 1024);
+    assert_int_equal(gust__http1_chunked_decode(&st, buf, strlen(buf), &n),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(st.error_status, 413);
+
     /* exactly max_body is fine */
     strcpy(buf, "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     gust__http1_chunked_init(&st, 11, 1024);

@@ -269,3 +269,36 @@ def test_sigterm_deadline_closes_what_is_left_and_says_how_many(
     assert 0.8 <= took < 5, took
     assert "shutdown deadline (1 s) reached: closing 2 connection(s)" \
         in server.log()
+
+
+def _raw_exchange(port, data, timeout=10):
+    """Sends data on a fresh connection and reads until the server closes."""
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            try:
+                part = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            got += part
+        return got
+    finally:
+        s.close()
+
+
+def test_chunk_size_that_overflows_gets_400_not_413(spawn, program, free_port):
+    server = spawn([program("hello_http"), f"--port={free_port}"])
+    server.wait_log("listening on")
+    head = (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    # 2^80: no 64-bit size holds it.
+    got = _raw_exchange(free_port, head + b"100000000000000000000\r\nx")
+    assert got.startswith(b"HTTP/1.1 400 "), got[:80]
+    # Representable, but over max_body_size (100 MiB): 413.
+    got = _raw_exchange(free_port, head + b"ffffffff\r\nx")
+    assert got.startswith(b"HTTP/1.1 413 "), got[:80]
+    assert server.stop() == 0
