@@ -131,6 +131,21 @@ static bool rq_take(gust_http_connection *c)
             return false;
         gust_arena_init(&q->arena, 0);
     }
+    /* Field slots for this server's max_header_count (the cache serves
+     * every server of the thread: grown, never shrunk). */
+    size_t slots = c->srv->opts.max_header_count;
+    if (q->head_slots < slots) {
+        gust__http1_header *h = realloc(q->head.headers, slots * sizeof *h);
+        if (!h) {
+            q->next_free = rq_cache.free;
+            rq_cache.free = q;
+            rq_cache.n++;
+            return false;
+        }
+        q->head.headers = h;
+        q->head_slots = slots;
+    }
+    q->head.max_headers = slots;
     q->next_free = NULL;
     q->buf = NULL;
     q->off = q->len = q->parsed_len = 0;
@@ -178,6 +193,7 @@ static void rq_give_back(gust_http_connection *c)
     gust_arena_close(&q->arena);
     free(q->out);
     free(q->sbody);
+    free(q->head.headers);
     free(q);
 }
 

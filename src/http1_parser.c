@@ -439,7 +439,7 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     /* *( field-line CRLF ) CRLF (RFC 9112 5): obs-fold is an error in a
      * request (400 is allowed by RFC 9112 5.2, and safest for smuggling). */
     {
-        fields_state fs = {req->headers, GUST_HTTP1_MAX_HEADERS, 0, 0, 0,
+        fields_state fs = {req->headers, req->max_headers, 0, 0, 0,
                            NULL, NULL};
         int n = parse_fields(b, p, end, 0, &fs);
         req->num_headers = fs.num_headers;

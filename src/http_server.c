@@ -55,6 +55,8 @@ gust_http_server *gust_http_server_new(gust_http_handler handler,
         o->write_timeout = 60;
     if (o->shutdown_timeout == 0)
         o->shutdown_timeout = 10;
+    if (!o->max_header_count)
+        o->max_header_count = 256;
     const char *sh = o->server_header ? o->server_header
                                       : "Gust/" GUST_VERSION_STRING;
     gust_str shs = gust_str_cstr(sh);

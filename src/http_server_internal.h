@@ -73,6 +73,7 @@ typedef struct gust__http_rq {
     gust_arena arena;
     gust_http_request req;
     gust__http1_request head;
+    size_t head_slots;   /* head.headers' length (>= head.max_headers) */
     gust__http1_framing framing;
     size_t head_end;     /* offset in buf where the body starts */
     size_t req_end;      /* offset in buf just past this request's bytes */

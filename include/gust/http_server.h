@@ -36,8 +36,10 @@
  * After finish() returns, the request must not be touched.
  *
  * BAD INPUT from the network never reaches the handler: the server answers
- * 400 (malformed, smuggling attempts), 413 (body too large), 417 (an
- * Expect other than 100-continue), 431 (head too large), 501 (unknown
+ * 400 (malformed, smuggling attempts, a chunk size no 64-bit number holds),
+ * 413 (body over max_body_size), 417 (an Expect other than 100-continue),
+ * 431 (head over max_header_size bytes, or more than max_header_count
+ * fields), 501 (unknown
  * transfer coding) or 505 (HTTP version), logs one warning line with the
  * peer address and the reason, and closes: it half-closes after the answer
  * and discards input for up to 2 s, so the client reads the answer instead
@@ -219,7 +221,8 @@ typedef struct gust_http_server_options {
     /* "https" when TLS is terminated in front of the server; NULL: "https"
      * on the server's own TLS connections (tcp.tls), else "http". */
     const char *protocol;
-    /* Largest request head; larger gets 431. 0: 64 KiB. */
+    /* Largest request head in bytes (request line, fields, final empty
+     * line); larger gets 431. The main guard on a head. 0: 64 KiB. */
     size_t max_header_size;
     /* Largest request body; larger gets 413. 0: 100 MiB (as Tornado). */
     size_t max_body_size;
@@ -247,6 +250,11 @@ typedef struct gust_http_server_options {
      * connections finish before it closes those still open, with one log
      * line saying how many were cut. 0: 10 s; < 0: none (wait for them). */
     double shutdown_timeout;
+    /* Most header fields a request head may carry; one more gets 431 too
+     * (a head within max_header_size made of many tiny fields). Each
+     * request being handled holds this many 32-byte slots. 0: 256 (nginx
+     * limits only the head's size, which admits a few hundred). */
+    size_t max_header_count;
 } gust_http_server_options;
 
 /* Creates a server that passes requests to handler. opts may be NULL (all

@@ -302,3 +302,22 @@ def test_chunk_size_that_overflows_gets_400_not_413(spawn, program, free_port):
     got = _raw_exchange(free_port, head + b"ffffffff\r\nx")
     assert got.startswith(b"HTTP/1.1 413 "), got[:80]
     assert server.stop() == 0
+
+
+def _head_with_fields(count):
+    fields = b"".join(b"X-%d: v\r\n" % i for i in range(count))
+    return b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + fields + b"\r\n"
+
+
+def test_header_field_count_limit_is_a_few_hundred(spawn, program, free_port):
+    server = spawn([program("hello_http"), f"--port={free_port}"])
+    server.wait_log("listening on")
+    # 101 small fields (about 1 KB) were refused with 431 when the limit
+    # was 100; the default is 256 fields (Host and Connection count).
+    for extra in (101, 254):
+        got = _raw_exchange(free_port, _head_with_fields(extra))
+        assert got.startswith(b"HTTP/1.1 200 "), (extra, got[:80])
+    got = _raw_exchange(free_port, _head_with_fields(255))
+    assert got.startswith(b"HTTP/1.1 431 "), got[:80]
+    assert "431" in server.log()
+    assert server.stop() == 0
