@@ -155,6 +155,7 @@ static bool rq_take(gust_http_connection *c)
     q->resp_mode = GUST__RESP_NONE;
     q->headers_sent = q->aborted = q->resp_len_set = false;
     q->out_blocked = false;
+    q->queue_stale = true;
     gust_timer_init(gust_stream_loop(c->stream), &q->resume);
     format_peer(c, q->peer_ip, sizeof q->peer_ip);
     c->rq = q;
@@ -484,6 +485,7 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
         int rc = gust__http_conn_flush(c);
         if (rc < 0)
             return rc;
+        c->rq->queue_stale = true;
         return gust_stream_write(c->stream, p, n, NULL, NULL);
     }
     int rc = out_reserve(c, n);
@@ -521,6 +523,7 @@ int gust__http_conn_flush(gust_http_connection *c)
     }
     int rc = gust_stream_write(c->stream, c->rq->out, c->rq->out_len, NULL, NULL);
     c->rq->out_len = 0;
+    c->rq->queue_stale = true;
     /* A large gathered buffer is not worth keeping on an idle connection. */
     if (c->rq->out_cap > 256 * 1024) {
         free(c->rq->out);
@@ -541,9 +544,20 @@ int gust__http_conn_flush(gust_http_connection *c)
 
 static bool output_over(gust_http_connection *c)
 {
-    size_t gathered = c->rq ? c->rq->out_len : 0;
-    return gathered + gust_stream_write_buffer_size(c->stream) >
-           opts_of(c)->max_unsent_output;
+    gust__http_rq *q = c->rq;
+    q->queue_seen = gust_stream_write_buffer_size(c->stream);
+    q->queue_stale = false;
+    return q->out_len + q->queue_seen > opts_of(c)->max_unsent_output;
+}
+
+/* output_over() without asking the stream again while nothing was written
+ * to it since (a pipelined batch only gathers): per request, that call
+ * cost about 1% of hello_http's instructions. */
+static inline bool output_maybe_over(gust_http_connection *c)
+{
+    gust__http_rq *q = c->rq;
+    return q->queue_stale ||
+           q->out_len + q->queue_seen > opts_of(c)->max_unsent_output;
 }
 
 static void on_drained(gust_stream *s, int status, void *user)
@@ -1273,6 +1287,8 @@ static void process(gust_http_connection *c)
     if (c->in_batch)
         return;
     c->in_batch = true;
+    if (c->rq)
+        c->rq->queue_stale = true;
     while (!c->closed && c->state != GUST__HTTP_CLOSING) {
         if (c->state == GUST__HTTP_HANDLER)
             break;
@@ -1287,7 +1303,7 @@ static void process(gust_http_connection *c)
                     set_timer(c, T_IDLE);
                 break;
             }
-            if (output_over(c)) {
+            if (output_maybe_over(c) && output_over(c)) {
                 gust__http_conn_flush(c); /* what the kernel takes is not held */
                 if (output_over(c)) {
                     hold_output(c);

@@ -116,6 +116,10 @@ typedef struct gust__http_rq {
      * the write timeout. */
     bool out_blocked;
     size_t unsent_seen;
+    /* What the stream held at the last look, and whether it was written
+     * since (then it must be asked again). */
+    bool queue_stale;
+    size_t queue_seen;
 } gust__http_rq;
 
 /* What an idle keep-alive connection holds: kept small (see DESIGN.md,
