@@ -20,7 +20,7 @@ from conftest import HOST, wait_for
 # What a server may grow by while one client pipelines without reading
 # (documented in bench/RESULTS.md, issue 18). Before back-pressure the same
 # client drove hello past 150 MB and hello_http past 110 MB.
-RSS_GROWTH_BOUND_KB = 8 * 1024
+RSS_GROWTH_BOUND_KB = 4 * 1024
 # How many requests the hostile client tries to write (bounded in time too).
 PIPELINED = 1_000_000
 
