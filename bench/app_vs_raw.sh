@@ -21,10 +21,11 @@
 # session 4). Each round prints both ratios (requests/s and requests per
 # server CPU-second); the summary is their median over the rounds.
 #
-# Environment: BUILD_DIR (default build/bench), RAW and APP (the two
-# servers, default the two above), ROUNDS (5), DURATION
+# Environment: BUILD_DIR (default build/bench), ROUNDS (5), DURATION
 # (seconds per run, 4), PORT (18197; the app gets PORT+1 side by side),
-# METHOD (side). Servers are started and stopped here, by PID, on
+# METHOD (side), RAW and APP (the two programs: bench/old_vs_new.sh puts
+# an old and a new build of one program there). Servers are started and
+# stopped here, by PID, on
 # 127.0.0.1 only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,9 +35,6 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-4}
 PORT=${PORT:-18197}
 METHOD=${METHOD:-side}
-# RAW and APP may name other binaries: RAW=<main's app> APP=<this tree's
-# app> compares two builds of one server side by side (bench/RESULTS.md,
-# issue 17).
 RAW=${RAW:-$BUILD_DIR/examples/hello_http}
 APP=${APP:-$BUILD_DIR/bench/bench_web_server}
 LOAD=$BUILD_DIR/bench/http_load
