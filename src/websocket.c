@@ -269,7 +269,8 @@ static void send_close(gust_websocket *ws, int code, const char *reason,
     if (code) {
         payload[0] = (char)(code >> 8);
         payload[1] = (char)code;
-        memcpy(payload + 2, reason, rlen);
+        if (rlen)
+            memcpy(payload + 2, reason, rlen);
         n = 2 + rlen;
     }
     ws->close_sent = true;

@@ -110,7 +110,32 @@ static const gust_websocket_class chat = GUST_WEBSOCKET_CLASS(
     .on_message = chat_message, .on_close = chat_close,
     .check_origin = any_origin);
 
+/* open as a coroutine (GUST_HANDLER_COROUTINE on the handler): messages
+ * wait until it has returned. on_message is plain here. */
+static int slow_open(gust_websocket *ws, gust_handler *h)
+{
+    (void)h;
+    gust_await(gust_sleep(gust_websocket_loop(ws), 0.1), NULL);
+    *(int *)gust_websocket_state(ws) = 1;
+    return gust_websocket_write_message(ws, "hello", 5, false);
+}
+
+static int slow_message(gust_websocket *ws, const char *data, size_t len,
+                        bool binary)
+{
+    (void)binary;
+    char reply[64];
+    int k = snprintf(reply, sizeof reply, "ready=%d %.*s",
+                     *(int *)gust_websocket_state(ws), (int)len, data);
+    return gust_websocket_write_message(ws, reply, (size_t)k, false);
+}
+
+static const gust_websocket_class slow = GUST_WEBSOCKET_CLASS(
+    .handler.flags = GUST_HANDLER_COROUTINE, .state_size = sizeof(int),
+    .open = slow_open, .on_message = slow_message, .on_close = chat_close);
+
 static const gust_route routes[] = {GUST_ROUTE("/chat", &chat.handler),
+                                    GUST_ROUTE("/slow", &slow.handler),
                                     GUST_ROUTES_END};
 
 static gust_app *start(gust_loop **loop)
@@ -289,6 +314,42 @@ static void test_queue_cap_closes_slow_reader(void **state)
     stop(loop, app);
 }
 
+static int slow_open_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    gust_websocket *ws = dial(loop, "/slow", NULL, NULL);
+    assert_non_null(ws);
+    assert_int_equal(gust_websocket_write_message(ws, "m1", 2, false), 0);
+    assert_int_equal(gust_websocket_write_message(ws, "m2", 2, false), 0);
+    char buf[64];
+    assert_non_null(next_text(loop, ws, buf, sizeof buf));
+    assert_string_equal(buf, "hello");
+    assert_non_null(next_text(loop, ws, buf, sizeof buf));
+    assert_string_equal(buf, "ready=1 m1");
+    assert_non_null(next_text(loop, ws, buf, sizeof buf));
+    assert_string_equal(buf, "ready=1 m2");
+    gust_websocket_close(ws, GUST_WS_CLOSE_NORMAL, NULL);
+    gust_value v;
+    assert_int_equal(gust_await(gust_with_timeout(loop,
+                         gust_websocket_read_message(ws), 10), &v),
+                     GUST_ESTREAMCLOSED);
+    gust_websocket_free(ws);
+    return 0;
+}
+
+static void test_coroutine_open(void **state)
+{
+    (void)state;
+    gust_loop *loop;
+    gust_app *app = start(&loop);
+    assert_int_equal(gust_loop_run_sync(loop, gust_spawn(loop, slow_open_main,
+                                                         NULL), 60, NULL), 0);
+    gust_loop_run_until(loop, int_reached, &closes, 10);
+    assert_int_equal(last_code, GUST_WS_CLOSE_NORMAL);
+    assert_true(last_clean);
+    stop(loop, app);
+}
+
 int main(void)
 {
     gust_log_set_level(GUST_LOG_ERROR);
@@ -296,6 +357,7 @@ int main(void)
         cmocka_unit_test_setup(test_coroutine_messages_in_order, test_setup),
         cmocka_unit_test_setup(test_login_and_origin, test_setup),
         cmocka_unit_test_setup(test_queue_cap_closes_slow_reader, test_setup),
+        cmocka_unit_test_setup(test_coroutine_open, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
