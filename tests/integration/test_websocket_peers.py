@@ -277,3 +277,26 @@ def test_stop_with_peer_that_ignores_close(echo):
     assert srv.proc.wait(timeout=20) == 0, srv.log()
     assert 4 < time.monotonic() - t0 < 15
     p.close()
+
+
+def test_broadcast(echo):
+    """ws_echo --broadcast: a text message starting with "broadcast:" goes to
+    every open socket, the sender included; others are still echoed."""
+    srv = echo("--broadcast", "--compression")
+
+    async def go():
+        conns = [await websockets.connect(srv.url, compression=c)
+                 for c in [None, "deflate", None, "deflate"]]
+        await conns[1].send("broadcast: to all")
+        for ws in conns:
+            assert await asyncio.wait_for(ws.recv(), 5) == "broadcast: to all"
+        await conns[0].close()  # a closed one is dropped from the list
+        await conns[2].send("broadcast: again")
+        for ws in conns[1:]:
+            assert await asyncio.wait_for(ws.recv(), 5) == "broadcast: again"
+        await conns[3].send("just me")
+        assert await conns[3].recv() == "just me"
+        for ws in conns[1:]:
+            await ws.close()
+    run(go())
+    stop_clean(srv)
