@@ -22,7 +22,7 @@
 /* The toy protocol: echoes bytes upper-cased; "q" closes. */
 typedef struct toy {
     gust_stream *stream;
-    gust_http_connection *conn;
+    gust_http_detached slot;
     int asked_to_close;
 } toy;
 
@@ -61,7 +61,7 @@ static void toy_closed(gust_stream *s, void *user)
 {
     (void)s;
     toy *t = user;
-    gust_http_detached_done(t->conn);
+    gust_http_detached_done(&t->slot);
     toys_gone++;
     if (last_toy == t)
         last_toy = NULL;
@@ -91,14 +91,15 @@ static void handle(gust_http_request *req, void *data)
     toy *t = calloc(1, sizeof *t);
     gust_stream *s;
     gust_str rest;
-    t->conn = req->connection;
-    detach_rc = gust_http_request_detach(req, &toy_ops, t, &s, &rest);
+    detach_rc = gust_http_request_detach(req, &t->slot, &toy_ops, t, &s, &rest);
     if (detach_rc < 0) {
         free(t);
         gust_http_request_finish(req);
         return;
     }
-    second_detach_rc = gust_http_request_detach(req, &toy_ops, t, &s, &rest);
+    gust_http_detached other;
+    second_detach_rc = gust_http_request_detach(req, &other, &toy_ops, t, &s,
+                                                &rest);
     t->stream = s;
     last_toy = t;
     gust_stream_set_close_callback(s, toy_closed, t);
