@@ -20,8 +20,6 @@
 #define MAX_RESPONSE_HEAD (64 * 1024)
 #define MAX_FIELDS 64
 
-static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
 /* Where the messages of a client socket go. */
 struct gust__ws_read {
     gust_future *pending;           /* read_message waiting, or NULL */
@@ -108,21 +106,7 @@ static gust_str field(const gust__http1_response *r, const char *name)
 
 static bool has_token(gust_str v, const char *token)
 {
-    size_t tl = strlen(token);
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-            return true;
-    }
-    return false;
+    return gust__ws_list_has(v.ptr, v.len, token);
 }
 
 static void on_head(gust_stream *s, int status, const char *data, size_t len,
@@ -361,15 +345,12 @@ gust_future *gust_websocket_connect(gust_loop *loop, const char *url,
         op->nprotocols++;
     }
     unsigned char raw[16];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    char buf[24 + sizeof ws_guid];
-    RAND_bytes(raw, sizeof raw);
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        op_fail(op, -EIO);
+        return result;
+    }
     EVP_EncodeBlock((unsigned char *)op->key, raw, sizeof raw);
-    memcpy(buf, op->key, 24);
-    memcpy(buf + 24, ws_guid, sizeof ws_guid - 1);
-    EVP_Digest(buf, sizeof buf - 1, md, &mdlen, EVP_sha1(), NULL);
-    EVP_EncodeBlock((unsigned char *)op->accept, md, (int)mdlen);
+    gust__ws_accept_key(op->key, op->accept);
     int rc = build_request(op, &u, o);
     if (rc < 0) {
         op_fail(op, rc);
