@@ -296,6 +296,12 @@ int gust_websocket_close(gust_websocket *ws, int code, const char *reason)
     if (ws->close_sent || ws->closed)
         return 0;
     send_close(ws, code, reason, rlen, ws->close_received);
+    if (ws->client && ws->busy) {
+        /* A client holding a message no one asked for would not read the
+         * server's close: read on (later messages are dropped). */
+        ws->busy = false;
+        gust__ws_resume(ws);
+    }
     return 0;
 }
 

@@ -411,6 +411,8 @@ bool gust__ws_client_deliver(gust_websocket *ws, char *data, size_t len,
 {
     (void)owned, (void)taken;
     gust__ws_read *rd = ws->rd;
+    if (ws->close_sent)
+        return true; /* we are closing: what crosses our close is dropped */
     if (rd->cb) {
         gust_websocket_message *m = message_copy(data, len, binary);
         if (!m) {
