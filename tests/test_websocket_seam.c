@@ -78,9 +78,22 @@ static void toy_close_all(void *data)
 
 static const gust_http_detach_ops toy_ops = {toy_close_all};
 
+static gust_timer late_timer;
+
+static void answer_late(gust_timer *t, void *data)
+{
+    (void)t;
+    gust_http_respond(data, 200, "text/plain", "late", 4);
+}
+
 static void handle(gust_http_request *req, void *data)
 {
     (void)data;
+    if (strcmp(req->path, "/late") == 0) { /* answered asynchronously */
+        gust_timer_init(gust_loop_current(), &late_timer);
+        gust_timer_start(&late_timer, 0.05, 0, answer_late, req);
+        return;
+    }
     if (strcmp(req->path, "/upgrade") != 0) {
         gust_http_respond(req, 200, "text/plain", "plain", 5);
         return;
@@ -94,7 +107,7 @@ static void handle(gust_http_request *req, void *data)
     detach_rc = gust_http_request_detach(req, &t->slot, &toy_ops, t, &s, &rest);
     if (detach_rc < 0) {
         free(t);
-        gust_http_request_finish(req);
+        gust_http_respond(req, 400, NULL, NULL, 0);
         return;
     }
     gust_http_detached other;
@@ -229,6 +242,40 @@ static int close_all_main(gust_loop *loop, gust_value *result, void *data)
     return 0;
 }
 
+static int busy_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    gust_stream *s = dial(loop);
+    /* The server reads on while /late is handled, so the upgrade behind it
+     * finds a read of the server's pending: refused, not half handed over. */
+    const char req[] = "GET /late HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                       "Upgrade: toy\r\n\r\n";
+    assert_int_equal(gust_await(gust_stream_write_f(s, req, sizeof req - 1), NULL), 0);
+    char buf[512];
+    assert_non_null(read_all_until(s, "late", buf, sizeof buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(read_all_until(s, "\r\n\r\n", buf, sizeof buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 400"));
+    assert_int_equal(detach_rc, -EBUSY);
+    gust_stream_close(s);
+    gust_stream_unref(s);
+    return 0;
+}
+
+static void test_upgrade_behind_async_request_refused(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    srv = gust_http_server_new(gust_http_callback(handle, NULL), NULL);
+    assert_int_equal(gust_http_server_listen(srv, 0, "127.0.0.1"), 0);
+    assert_int_equal(gust_loop_run_sync(loop, gust_spawn(loop, busy_main, NULL),
+                                        30, NULL), 0);
+    gust_http_server_free(srv);
+    gust_loop_run_until(loop, never, NULL, 0.1);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 static bool all_closed(gust_loop *loop, void *data)
 {
     (void)loop, (void)data;
@@ -259,6 +306,8 @@ int main(void)
         cmocka_unit_test_setup(test_detach_hands_over_stream_and_leftover,
                                test_setup),
         cmocka_unit_test_setup(test_close_all_asks_the_new_owner, test_setup),
+        cmocka_unit_test_setup(test_upgrade_behind_async_request_refused,
+                               test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
