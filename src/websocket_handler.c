@@ -206,12 +206,12 @@ int gust_websocket_get(gust_handler *h)
                                       &rest);
     if (rc < 0) {
         gust__ws_unref(ws);
-        static const char *const set[] = {"Upgrade", "Connection",
+        static const char *const ours[] = {"Upgrade", "Connection",
                                           "Sec-WebSocket-Accept",
                                           "Sec-WebSocket-Protocol",
                                           "Sec-WebSocket-Extensions"};
-        for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-            gust_handler_clear_header(h, set[i]);
+        for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+            gust_handler_clear_header(h, ours[i]);
         if (rc == -EBUSY)
             return refuse(h, 400, "upgrade pipelined behind a request");
         return rc == GUST_ESTREAMCLOSED ? 0 : rc;
