@@ -196,7 +196,6 @@ struct gust_websocket {
 
     /* Client: where messages go (websocket_client.c). */
     gust__ws_read *rd;
-    char *cmsg_owned;             /* the message handed over, if owned */
 
     max_align_t state[];
 };
