@@ -90,11 +90,17 @@ static size_t offered_protocols(gust_handler *h, const char ***out)
     return n;
 }
 
+/* The server stops: 1001 Going Away the first time; asked again (its
+ * shutdown_timeout passed, or it is freed), the connection is cut. */
 static void on_close_all(void *data)
 {
     gust_websocket *ws = data;
-    if (!ws->closed && !ws->close_sent)
+    if (ws->closed)
+        return;
+    if (!ws->close_sent)
         gust_websocket_close(ws, GUST_WS_CLOSE_GOING_AWAY, "server stopping");
+    else
+        gust_stream_close(ws->stream);
 }
 
 static const gust_http_detach_ops detach_ops = {on_close_all};
