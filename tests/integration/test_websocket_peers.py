@@ -344,3 +344,38 @@ def test_wss_client_verifies(tmp_path, program):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_wss_server(echo, tmp_path):
+    """ws_echo --cert --key serves wss://: Python websockets verifies the
+    certificate and talks through TLS, with and without compression."""
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    srv = echo(f"--cert={cert}", f"--key={key}", "--compression")
+    ctx = ssl.create_default_context(cafile=str(cert))
+
+    async def go():
+        for compression in (None, "deflate"):
+            async with websockets.connect(f"wss://127.0.0.1:{srv.port}/ws", ssl=ctx,
+                                          compression=compression) as ws:
+                for msg in ["over tls", "t" * 100_000, b"\x00\x01"]:
+                    await ws.send(msg)
+                    assert await ws.recv() == msg
+    run(go())
+    stop_clean(srv)
+
+
+def test_echo_page(echo):
+    """/ serves the page whose script opens the socket at /ws."""
+    import urllib.request
+    srv = echo()
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/", timeout=10) as r:
+        page = r.read().decode()
+        assert r.headers["Content-Type"].startswith("text/html")
+    assert "new WebSocket(" in page and "'/ws'" in page
+    stop_clean(srv)
