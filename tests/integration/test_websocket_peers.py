@@ -148,6 +148,8 @@ def test_tornado_client(echo, compress):
     async def go():
         ws = await tornado_ws.websocket_connect(
             srv.url, compression_options={} if compress else None)
+        ext = ws.headers.get("Sec-WebSocket-Extensions")
+        assert (ext is not None and ext.startswith("permessage-deflate")) == compress
         for msg in ["hello", "é" * 1000]:
             await ws.write_message(msg)
             assert await ws.read_message() == msg
@@ -219,6 +221,9 @@ def test_our_client_against(tmp_path, program, peer, flags):
         assert out.stdout.decode().split("\n")[:-1] == msgs
         if "--subprotocol=echo" in flags:
             assert b"subprotocol: echo" in out.stderr
+        # permessage-deflate only when offered, and then accepted.
+        assert (b"extensions: permessage-deflate" in out.stderr) == \
+            ("--compression" in flags)
     finally:
         proc.kill()
         proc.wait(timeout=10)
