@@ -256,13 +256,13 @@ static gust_handler_fn method_fn(const gust_handler_class *c,
                                  gust_http_method m)
 {
     switch (m) {
-    case GUST_HTTP_GET: return c->get;
-    case GUST_HTTP_HEAD: return c->head;
-    case GUST_HTTP_POST: return c->post;
-    case GUST_HTTP_PUT: return c->put;
-    case GUST_HTTP_DELETE: return c->delete_;
-    case GUST_HTTP_PATCH: return c->patch;
-    case GUST_HTTP_OPTIONS: return c->options;
+    case GUST_HTTP_METHOD_GET: return c->get;
+    case GUST_HTTP_METHOD_HEAD: return c->head;
+    case GUST_HTTP_METHOD_POST: return c->post;
+    case GUST_HTTP_METHOD_PUT: return c->put;
+    case GUST_HTTP_METHOD_DELETE: return c->delete_;
+    case GUST_HTTP_METHOD_PATCH: return c->patch;
+    case GUST_HTTP_METHOD_OPTIONS: return c->options;
     default: return NULL;
     }
 }
@@ -271,7 +271,8 @@ static const char *allow_list(gust_handler *h)
 {
     /* The enum's order, GET to OPTIONS, is the Allow list's. */
     char buf[64] = "";
-    for (gust_http_method m = GUST_HTTP_GET; m <= GUST_HTTP_OPTIONS; m++) {
+    for (gust_http_method m = GUST_HTTP_METHOD_GET;
+         m <= GUST_HTTP_METHOD_OPTIONS; m++) {
         if (method_fn(h->cls, m)) {
             if (buf[0])
                 strcat(buf, ", ");

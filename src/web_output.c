@@ -118,7 +118,7 @@ static inline int prepare_headers(gust_handler *h, seen_headers *s,
         s->content_type = GUST_STR("text/html; charset=UTF-8");
         gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
                                        s->content_type,
-                                       GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
+                                       GUST_HTTP_HEADER_TRUSTED | GUST__PUT_APPEND);
     }
     if (!h->app->settings.compress_response || h->no_compression ||
         !gust__gzip_type_compressible(s->content_type))
@@ -241,7 +241,7 @@ int gust_handler_write_json(gust_handler *h, const struct json_t *json)
     if (!h->headers_sent)
         rc = gust__http_response_put_header(
             h->req, GUST_STR("Content-Type"),
-            GUST_STR("application/json; charset=UTF-8"), GUST_HEADER_TRUSTED);
+            GUST_STR("application/json; charset=UTF-8"), GUST_HTTP_HEADER_TRUSTED);
     if (rc == 0)
         rc = gust_handler_write_str(h, s);
     free(s);
@@ -411,7 +411,7 @@ static int set_etag(gust_handler *h, const seen_headers *s)
     gust_http_method m = h->req->method_id;
     if (h->headers_sent || s->etag ||
         gust__http_resp_status(h->req) != 200 ||
-        (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD))
+        (m != GUST_HTTP_METHOD_GET && m != GUST_HTTP_METHOD_HEAD))
         return 0;
     uint64_t x = XXH3_64bits(h->body ? h->body : "", h->body_len);
     /* The whole field line, built in the handler (which lives as long as
