@@ -513,6 +513,12 @@ static json_t *render_context(gust_handler *h, json_t *context)
                                          json_string(form)) < 0)
             goto fail;
     }
+    if (!json_object_get(ctx, "current_user")) {
+        const char *user = gust_handler_current_user(h);
+        if (json_object_set_new(ctx, "current_user",
+                                user ? json_string(user) : json_null()) < 0)
+            goto fail;
+    }
     if (!json_object_get(ctx, "static_url_prefix") &&
         json_object_set_new(ctx, "static_url_prefix",
                             json_string(h->app->settings.static_url_prefix)) <

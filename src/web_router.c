@@ -31,6 +31,7 @@ static void route_close(gust__web_route *rt)
     free(rt->pattern);
     free(rt->host);
     free(rt->name);
+    free(rt->merged);
     piece_free(rt->pieces, rt->npieces);
 }
 
@@ -158,6 +159,11 @@ static int route_init(gust__web_route *rt, const gust_route *src)
 {
     memset(rt, 0, sizeof *rt);
     rt->cls = src->handler;
+    if (rt->cls && rt->cls->base) {
+        rt->cls = rt->merged = gust__handler_class_merge(rt->cls);
+        if (!rt->merged)
+            goto nomem;
+    }
     rt->data = src->data;
     rt->pattern = dupstr(src->pattern);
     rt->name = dupstr(src->name);
