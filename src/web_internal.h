@@ -74,6 +74,10 @@ const char *gust__web_route_kwarg(const gust__web_route *route,
                                   const gust__web_match *m, const char *name);
 char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
                                const char *name, va_list ap);
+/* The same with nargs arguments in an array. */
+char *gust__web_router_reverse_argv(const gust__web_router *r,
+                                    gust_arena *arena, const char *name,
+                                    const char *const *args, size_t nargs);
 
 /* ---- Application (web_app.c) -------------------------------------------- */
 

@@ -404,7 +404,8 @@ int gust_handler_write_str(gust_handler *h, const char *s);
 int gust_handler_printf(gust_handler *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Writes json (borrowed) compactly and sets Content-Type:
- * application/json; charset=UTF-8. */
+ * application/json; charset=UTF-8. Reals are printed the shortest way that
+ * reads back the same, as Python's json.dumps: 0.3, 1.0, 1e+20. */
 int gust_handler_write_json(gust_handler *h, const struct json_t *json);
 
 /* Sends headers and what is buffered; the response goes on chunked (or
@@ -443,12 +444,26 @@ int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
  * with context (borrowed; may be NULL) and writes the result. The context
  * seen by the template also holds, unless it has them already:
  * "request" {method, uri, path, query, host, remote_ip, protocol},
- * "xsrf_form_html" (when xsrf_cookies is on) and "static_url_prefix".
+ * "xsrf_form_html" (when xsrf_cookies is on), "current_user" (the
+ * string, or None) and "static_url_prefix"; and the template may call
+ * static_url(path) and reverse_url(name, args...) (as the two calls
+ * below).
  * Returns 0, -ENOENT (no such template or no template_path), or the
  * template's error code (logged with file and line; the request gets 500
  * when the method returns that code). */
 int gust_handler_render(gust_handler *h, const char *name,
                         struct json_t *context);
+/* The common case in one call, as Tornado's render("page.html", title=t,
+ * n=3): the context is built from fmt and the values after it as
+ * Jansson's json_pack builds it, and freed before the call returns:
+ *     gust_handler_render_pack(h, "page.html", "{s:s, s:i, s:[s,s]}",
+ *                              "title", t, "n", 3, "tags", "a", "b");
+ * ("s?" takes a string that may be NULL, "O" a json_t * and adds a
+ * reference, "o" steals one). Returns as gust_handler_render(), or
+ * -EINVAL when the format and values do not make an object (logged with
+ * Jansson's message). */
+int gust_handler_render_pack(gust_handler *h, const char *name,
+                             const char *fmt, ...);
 /* The same into a string in the arena (*len may be NULL). NULL on error. */
 char *gust_handler_render_string(gust_handler *h, const char *name,
                                  struct json_t *context, size_t *len);
