@@ -36,7 +36,11 @@
  * each request the application creates a gust_handler (in the request's
  * arena), then calls, in order: prepare (if any), the method function, and
  * on_finish once the response is finished. A missing method function gives
- * 405 with an Allow header listing the methods the class has.
+ * 405 with an Allow header listing the methods the class has. A class may
+ * need a signed-in user for its methods (Tornado's @authenticated and
+ * get_current_user: GUST_HANDLER_AUTHENTICATED, authenticated_methods,
+ * settings.login_url) and may extend another class, a built-in one
+ * included (.base).
  *
  * THREE STYLES, all first-class, chosen by what a method function returns:
  *   - plain: it returns 0 and the response is finished for it (if the
@@ -441,18 +445,23 @@ int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Renders template name (settings.template_path, loaded once and cached)
- * with context (borrowed; may be NULL) and writes the result. The context
- * seen by the template also holds, unless it has them already:
+ * with context (borrowed, only read; may be NULL) and writes the result.
+ * The template also sees these names when its context does not have them
+ * (Tornado's template namespace; each made only if the template uses it):
  * "request" {method, uri, path, query, host, remote_ip, protocol},
  * "xsrf_form_html" (when xsrf_cookies is on), "current_user" (the
- * string, or None) and "static_url_prefix"; and the template may call
- * static_url(path) and reverse_url(name, args...) (as the two calls
- * below).
+ * string, or None) and "static_url_prefix"; and it may call
+ * static_url(path) and reverse_url(name, args...), which are
+ * gust_handler_static_url() and gust_handler_reverse_url() below.
  * Returns 0, -ENOENT (no such template or no template_path), or the
  * template's error code (logged with file and line; the request gets 500
  * when the method returns that code). */
 int gust_handler_render(gust_handler *h, const char *name,
                         struct json_t *context);
+/* The same into a string in the arena (*len may be NULL). NULL on error. */
+char *gust_handler_render_string(gust_handler *h, const char *name,
+                                 struct json_t *context, size_t *len);
+
 /* The common case in one call, as Tornado's render("page.html", title=t,
  * n=3): the context is built from fmt and the values after it as
  * Jansson's json_pack builds it, and freed before the call returns:
@@ -464,9 +473,6 @@ int gust_handler_render(gust_handler *h, const char *name,
  * Jansson's message). */
 int gust_handler_render_pack(gust_handler *h, const char *name,
                              const char *fmt, ...);
-/* The same into a string in the arena (*len may be NULL). NULL on error. */
-char *gust_handler_render_string(gust_handler *h, const char *name,
-                                 struct json_t *context, size_t *len);
 
 /* The URL of a static file: static_url_prefix + path + "?v=" + the first
  * 8 hex digits of the file's SHA-256 (cached per path, recomputed when the
