@@ -815,10 +815,10 @@ gust_future *gust_http_client_fetch(gust_http_client *c,
         return fut;
     }
     /* As Tornado's simple_httpclient: one line per fetch that waits, so a
-     * slow page can be traced to the limit. */
+     * slow page can be traced to the limit. No URL: it may carry a token
+     * or a password. */
     gust_log_debug("http_client", "max_clients limit reached, request queued. "
-                   "%zu active, %zu queued requests (%s)", c->nactive,
-                   c->nqueued, f->url);
+                   "%zu active, %zu queued requests.", c->nactive, c->nqueued);
     if (f->queue_timeout > 0)
         gust_timer_start(&f->queue_timer, f->queue_timeout, 0,
                          on_queue_timeout, f);

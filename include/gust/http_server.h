@@ -73,7 +73,7 @@ typedef struct gust_http_connection gust_http_connection;
 
 /* The request methods of RFC 9110 (and PATCH), as a number: compare
  * req->method_id rather than strcmp the method on a hot path. Any other
- * method (methods are case-sensitive tokens) is GUST_HTTP_OTHER. */
+ * method (methods are case-sensitive tokens) is GUST_HTTP_METHOD_OTHER. */
 typedef enum gust_http_method {
     GUST_HTTP_METHOD_OTHER = 0,
     GUST_HTTP_METHOD_GET,
@@ -102,7 +102,7 @@ typedef enum gust_http_method {
  * read-only for the handler; strings are NUL-terminated. */
 typedef struct gust_http_request {
     const char *method;   /* "GET" */
-    gust_http_method method_id; /* GUST_HTTP_GET; GUST_HTTP_OTHER if unknown */
+    gust_http_method method_id; /* GUST_HTTP_METHOD_GET; _OTHER if unknown */
     const char *uri;      /* the request-target as sent: "/a/b?x=1" */
     const char *path;     /* "/a/b": the target up to '?', not decoded */
     const char *query;    /* "x=1": after '?', "" when none */
