@@ -11,6 +11,8 @@
  *                                    (r"/index", IndexHandler)])
  *
  *   hello [--port=8888] [--address=A] [--processes=1] [--logging=info]
+ *         [--access_log=tornado|common|combined|json] [--access_log_us]
+ *         [--xheaders] [--metrics_path=/metrics]
  *
  * The port comes from options.h (E5's define("port", default=8888)). With
  * --processes=1 the app listens itself (start form 1, gust_app_listen);
@@ -18,8 +20,17 @@
  * learning first: bind, then fork that many processes (0: one per CPU;
  * start form 2). SIGTERM or SIGINT closes the connections, frees
  * everything and exits 0.
+ *
+ * Production flags: --access_log picks the access line (Tornado's, the
+ * common or combined log format, JSON), --access_log_us gives request
+ * times in microseconds, --xheaders trusts X-Real-Ip / X-Forwarded-For
+ * and X-Scheme from a proxy in front (docs/deployment.md), and
+ * --metrics_path serves every worker's metrics in Prometheus's format.
+ * Under systemd socket activation (LISTEN_FDS) the port's socket comes
+ * from systemd.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "gust/gust.h"
 
@@ -48,21 +59,45 @@ int main(int argc, char **argv)
                                "listen on this address (default: all)", NULL);
     gust_options_define_int(NULL, "processes", &processes, 1,
                             "processes to fork (0: one per CPU)", NULL);
+    const char *access_log, *metrics_path;
+    bool access_log_us, xheaders;
+    gust_options_define_string(NULL, "access_log", &access_log, "tornado",
+                               "access line: tornado, common, combined, json",
+                               NULL);
+    gust_options_define_bool(NULL, "access_log_us", &access_log_us, false,
+                             "request times in microseconds", NULL);
+    gust_options_define_bool(NULL, "xheaders", &xheaders, false,
+                             "client address from X-Real-Ip (behind a proxy)",
+                             NULL);
+    gust_options_define_string(NULL, "metrics_path", &metrics_path, NULL,
+                               "serve Prometheus metrics at this path", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
 
-    const gust_route routes[] = {
+    static const char *const formats[] = {"tornado", "common", "combined",
+                                          "json"};
+    gust_app_settings settings = {.access_log_microseconds = access_log_us};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(access_log, formats[i]) == 0)
+            settings.access_log_format = i;
+    gust_http_server_options server_options = {.xheaders = xheaders};
+    settings.server_options = &server_options;
+    gust_route routes[] = {
         GUST_ROUTE("/", &main_handler, .name = "main"),
         GUST_ROUTE("/index", &index_handler, .name = "index"),
+        GUST_ROUTE(metrics_path ? metrics_path : "/metrics", &gust_metrics_handler),
         GUST_ROUTES_END,
     };
-    gust_app *app = gust_app_new(routes, NULL);
+    if (!metrics_path || !*metrics_path)
+        routes[2] = (gust_route)GUST_ROUTES_END;
+    gust_app *app = gust_app_new(routes, &settings);
     gust_http_server *server = NULL, *own = NULL;
     int rc = app ? 0 : -errno;
     if (rc == 0 && processes == 1) {
         rc = gust_app_listen(app, port, address);
         server = gust_app_server(app);
     } else if (rc == 0) {
-        server = own = gust_http_server_new(gust_app_http_handler(app), NULL);
+        server = own = gust_http_server_new(gust_app_http_handler(app),
+                                            &server_options);
         rc = own ? gust_http_server_bind(own, port, address) : -errno;
         if (rc == 0)
             rc = gust_http_server_start(own, processes);

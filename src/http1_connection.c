@@ -18,6 +18,7 @@
 #include "gust/log.h"
 #include "gust/tls.h"
 #include "http_server_internal.h"
+#include "metrics_internal.h"
 
 /* What the connection timer measures. */
 enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE };
@@ -439,6 +440,7 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
         return GUST_ESTREAMCLOSED;
     if (n == 0)
         return 0;
+    gust__metrics_bytes_out(n);
     /* Outside a batch, with nothing gathered, the stream takes it at once;
      * so does a large body, after what was gathered before it. */
     if ((!c->in_batch && c->rq->out_len == 0) || n >= 64 * 1024) {
@@ -469,6 +471,7 @@ int gust__http_conn_out_room(gust_http_connection *c, size_t n, char **at)
 int gust__http_conn_out_commit(gust_http_connection *c, size_t n)
 {
     c->rq->out_len += n;
+    gust__metrics_bytes_out(n);
     return c->in_batch ? 0 : gust__http_conn_flush(c);
 }
 
@@ -506,6 +509,7 @@ static void conn_free(gust_http_connection *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->count--;
+    gust__metrics_conn(-1);
     free(c);
     if (srv->count == 0)
         timers_free(srv);
@@ -610,6 +614,7 @@ static void send_error(gust_http_connection *c, int status, const char *why)
 {
     gust_log_warning("http", "%s: %d %s", c->rq->peer_ip, status,
                      why ? why : "bad request");
+    gust__metrics_request(status, 0);
     if (c->rq->req.connection) {
         /* A delegate saw the head: it learns of the close instead. */
         c->rq->resp_close = true;
@@ -658,6 +663,7 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
         len = c->rq->cap - c->rq->len; /* cannot happen: we asked for at most that */
     memcpy(c->rq->buf + c->rq->len, data, len);
     c->rq->len += len;
+    gust__metrics_bytes_in(len);
     if (c->state == GUST__HTTP_HANDLER) {
         start_read(c); /* pipelined input waits in buf */
         return;
@@ -1312,6 +1318,7 @@ void gust__http_conn_request_done(gust_http_connection *c)
     bool dropping = c->state == GUST__HTTP_BODY && c->rq->skip_body;
     bool keep = keep_alive(c) &&
                 (c->state == GUST__HTTP_HANDLER || dropping);
+    gust__metrics_request(c->rq->status, c->rq->req.start_time);
     c->app_owns = false; /* released */
     if (!c->stream) { /* closed under the request */
         conn_free(c);
@@ -1370,6 +1377,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
         srv->conns->prev = c;
     srv->conns = c;
     srv->count++;
+    gust__metrics_conn(1);
     gust_stream_set_data(stream, c);
     gust_stream_set_close_callback(stream, on_close, c);
     set_timer(c, T_IDLE);

@@ -1,0 +1,29 @@
+/* What the loop tells the log (log.c) so that lines logged during a loop
+ * turn are written in batches rather than one system call each. Not
+ * installed.
+ *
+ * A thread inside gust_loop_run_once() buffers its default-format lines
+ * (stderr or the log file; a handler set with gust_log_set_handler() is
+ * called at once). The buffer is written when the next line does not fit,
+ * when an ERROR line is logged, at the end of a turn once its oldest line
+ * is older than the flush interval, before a fork, when the thread exits,
+ * at exit(), and whenever the thread logs outside a turn. */
+#ifndef GUST_LOG_INTERNAL_H
+#define GUST_LOG_INTERNAL_H
+
+#include <stdint.h>
+
+/* A loop turn begins on this thread; now_ns is the loop's clock. */
+void gust__log_turn_begin(uint64_t now_ns);
+
+/* The turn ends: writes this thread's buffer if its oldest line is due. */
+void gust__log_turn_end(uint64_t now_ns);
+
+/* When this thread's buffered lines are due (loop clock), UINT64_MAX if
+ * none: the loop does not sleep past it. */
+uint64_t gust__log_due_ns(void);
+
+/* Writes this thread's buffered lines now. */
+void gust__log_flush(void);
+
+#endif /* GUST_LOG_INTERNAL_H */
