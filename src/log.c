@@ -32,7 +32,8 @@
  * seeded from GUST_LOG_LEVEL so programs need no set-up call. */
 static atomic_int log_level = -1;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static gust_log_fn log_handler;
+/* Read without the lock on every line, to see that there is none. */
+static _Atomic(gust_log_fn) log_handler;
 static void *log_handler_data;
 
 #define LINE_MAX_LEN 2304
@@ -178,7 +179,7 @@ struct log_file {
     long size;
 };
 
-static struct log_file *log_file;
+static struct log_file *_Atomic log_file;
 
 /* Renames PATH.k to PATH.k+1 from the oldest down, then PATH to PATH.1, as
  * Python's RotatingFileHandler does. Called with lf->lock held. */
@@ -210,7 +211,8 @@ static void write_file(struct log_file *lf, const char *p, size_t n)
     pthread_mutex_lock(&lf->lock);
     const char *chunk = p, *end = p + n;
     long size = lf->size;
-    for (const char *q = p; q < end && lf->max_size > 0;) {
+    bool fits = lf->max_size <= 0 || size + (long)n <= lf->max_size;
+    for (const char *q = p; q < end && !fits;) {
         const char *nl = memchr(q, '\n', (size_t)(end - q));
         size_t ln = nl ? (size_t)(nl - q) + 1 : (size_t)(end - q);
         if (size > 0 && size + (long)ln > lf->max_size) {
@@ -226,7 +228,7 @@ static void write_file(struct log_file *lf, const char *p, size_t n)
     }
     if (lf->fd >= 0)
         write_all(lf->fd, chunk, (size_t)(end - chunk));
-    lf->size = size + (lf->max_size > 0 ? 0 : (long)(end - chunk));
+    lf->size = fits ? size + (long)n : size;
     pthread_mutex_unlock(&lf->lock);
     if (lf->to_stderr)
         write_stderr(p, n);
@@ -259,6 +261,7 @@ static _Thread_local uint64_t tl_turn_ns;
 /* The formatted date and time of one second, per thread. */
 static _Thread_local time_t tl_when_sec = -1;
 static _Thread_local char tl_when[32];
+static _Thread_local size_t tl_when_len;
 
 static void flush_buf(log_buf *b)
 {
@@ -425,13 +428,15 @@ static char *put_long(char *p, long v)
  * colour; out has room for LINE_MAX_LEN bytes. Returns the end. */
 static char *put_prefix(char *out, int level, const char *module, bool colour)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    if (tv.tv_sec != tl_when_sec) {
+    /* The coarse clock (the kernel's tick) is enough for seconds, and
+     * costs much less than the precise one on every line. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != tl_when_sec) {
         struct tm tm;
-        localtime_r(&tv.tv_sec, &tm);
-        strftime(tl_when, sizeof tl_when, "%y%m%d %H:%M:%S", &tm);
-        tl_when_sec = tv.tv_sec;
+        localtime_r(&ts.tv_sec, &tm);
+        tl_when_len = strftime(tl_when, sizeof tl_when, "%y%m%d %H:%M:%S", &tm);
+        tl_when_sec = ts.tv_sec;
     }
     char *p = out;
     if (colour)
@@ -439,7 +444,10 @@ static char *put_prefix(char *out, int level, const char *module, bool colour)
     *p++ = '[';
     *p++ = level_letter(level);
     *p++ = ' ';
-    p = put(p, tl_when, strlen(tl_when));
+    if (tl_when_len == 15) /* always, but a constant size copies faster */
+        p = put(p, tl_when, 15);
+    else
+        p = put(p, tl_when, tl_when_len);
     *p++ = ' ';
     p = put_long(p, log_pid());
     *p++ = ' ';
@@ -462,9 +470,44 @@ static char *put_prefix(char *out, int level, const char *module, bool colour)
  * quoted in a message) must not forge extra log lines. */
 static void sanitize(char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    /* Eight bytes at a time: a word with no byte below 0x20 is skipped
+     * (the test flags such bytes, and tabs, which the byte loop keeps). */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (((w - 0x2020202020202020u) & ~w & 0x8080808080808080u) == 0)
+            continue;
+        for (size_t j = i; j < i + 8; j++)
+            if ((unsigned char)p[j] < 0x20 && p[j] != '\t')
+                p[j] = '?';
+    }
+    for (; i < n; i++)
         if ((unsigned char)p[i] < 0x20 && p[i] != '\t')
             p[i] = '?';
+}
+
+char *gust__log_begin(int level, const char *module, bool raw, size_t *room)
+{
+    pthread_once(&init_once, init_log);
+    if (atomic_load_explicit(&log_handler, memory_order_relaxed))
+        return NULL;
+    char *line = buf_room(LINE_MAX_LEN);
+    if (!line)
+        return NULL;
+    bool colour = !atomic_load_explicit(&log_file, memory_order_relaxed) &&
+                  (stderr_mode() & STDERR_COLOUR);
+    *room = MSG_MAX_LEN;
+    return raw ? line : put_prefix(line, level, module ? module : "gust", colour);
+}
+
+void gust__log_commit(int level, char *msg, size_t len)
+{
+    sanitize(msg, len);
+    msg[len] = '\n';
+    tl_buf->len = (size_t)(msg + len + 1 - tl_buf->data);
+    if (level >= GUST_LOG_ERROR)
+        flush_buf(tl_buf);
 }
 
 /* Delivers a message of len bytes (no newline): to the handler if one is
@@ -479,11 +522,15 @@ static void deliver(int level, const char *module, const char *msg,
     if (len > MSG_MAX_LEN - 1)
         len = MSG_MAX_LEN - 1;
 
-    pthread_mutex_lock(&log_lock);
-    gust_log_fn handler = log_handler;
-    void *hdata = log_handler_data;
-    bool to_file = log_file != NULL;
-    pthread_mutex_unlock(&log_lock);
+    gust_log_fn handler = atomic_load_explicit(&log_handler, memory_order_acquire);
+    void *hdata = NULL;
+    if (handler) { /* the pair, consistent */
+        pthread_mutex_lock(&log_lock);
+        handler = log_handler;
+        hdata = log_handler_data;
+        pthread_mutex_unlock(&log_lock);
+    }
+    bool to_file = atomic_load_explicit(&log_file, memory_order_relaxed) != NULL;
     if (handler) {
         char copy[MSG_MAX_LEN];
         memcpy(copy, msg, len);

@@ -11,6 +11,8 @@
 #ifndef GUST_LOG_INTERNAL_H
 #define GUST_LOG_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* A loop turn begins on this thread; now_ns is the loop's clock. */
@@ -25,5 +27,15 @@ uint64_t gust__log_due_ns(void);
 
 /* Writes this thread's buffered lines now. */
 void gust__log_flush(void);
+
+/* A line formatted in place, for the access log (one per request): when
+ * the calling thread buffers (in a loop turn, no handler set), starts a
+ * line of level and module (its prefix written unless raw) and returns
+ * where its message goes, *room bytes at most (NUL included); else NULL,
+ * and the message goes through gust_log_message / gust_log_raw_line. The
+ * caller has checked the level. gust__log_commit() ends the line: len
+ * bytes written at msg (control characters are replaced there). */
+char *gust__log_begin(int level, const char *module, bool raw, size_t *room);
+void gust__log_commit(int level, char *msg, size_t len);
 
 #endif /* GUST_LOG_INTERNAL_H */

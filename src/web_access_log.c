@@ -9,6 +9,7 @@
 #include "gust/log.h"
 #include "gust/process.h"
 #include "http_server_internal.h"
+#include "log_internal.h"
 #include "web_internal.h"
 
 /* ---- The fields --------------------------------------------------------- */
@@ -41,15 +42,16 @@ static long long body_bytes(gust_handler *h, int status)
     return (long long)h->body_len;
 }
 
-/* headers: also Referer and User-Agent (copied into the arena), which
- * Tornado's line does not show. */
+/* headers: also Referer, User-Agent (copied into the arena) and the
+ * wall-clock start, which Tornado's line does not show. */
 static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers)
 {
     gust_http_request *r = h->req;
     double now = gust_loop_update_time(gust_handler_loop(h));
     double elapsed = now > r->start_time ? now - r->start_time : 0;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
+    struct timeval tv = {0, 0};
+    if (headers) /* Tornado's line has no date of its own */
+        gettimeofday(&tv, NULL);
     int status = gust__http_resp_status(r);
     *e = (gust_access_log_entry){
         .status = status,
@@ -368,11 +370,21 @@ void gust_handler_log_request(gust_handler *h)
     const gust_app_settings *s = &h->app->settings;
     gust_access_log_entry e;
     fill_entry(h, &e, s->access_log_format != GUST_ACCESS_LOG_TORNADO);
-    char line[2048];
     unsigned flags = s->access_log_microseconds ? GUST_ACCESS_LOG_MICROSECONDS : 0;
+    bool raw = s->access_log_format != GUST_ACCESS_LOG_TORNADO;
+    /* Straight into the log's buffer when it has one: no copy. */
+    size_t room;
+    char *dst = gust__log_begin(level, "access", raw, &room);
+    if (dst) {
+        size_t n = gust_access_log_format_line(&e, s->access_log_format, flags,
+                                               dst, room);
+        gust__log_commit(level, dst, n);
+        return;
+    }
+    char line[2048];
     size_t n = gust_access_log_format_line(&e, s->access_log_format, flags,
                                            line, sizeof line);
-    if (s->access_log_format == GUST_ACCESS_LOG_TORNADO)
+    if (!raw)
         gust_log_message(level, "access", line, n);
     else
         gust_log_raw_line(level, "access", line, n);
