@@ -425,41 +425,56 @@ static char *put_long(char *p, long v)
 }
 
 /* "[I 261123 07:01:02 12345 0 module] " with the colour codes when
- * colour; out has room for LINE_MAX_LEN bytes. Returns the end. */
+ * colour; out has room for LINE_MAX_LEN bytes. Returns the end. All but
+ * the level letter and the module is the same for a whole second, so it
+ * is formatted once per second (and again when the pid or task id
+ * changes, after a fork). */
+static _Thread_local char tl_prefix[96];
+static _Thread_local size_t tl_prefix_len;
+static _Thread_local long tl_prefix_pid;
+static _Thread_local int tl_prefix_task = -2;
+static _Thread_local const char *tl_prefix_module;
+
 static char *put_prefix(char *out, int level, const char *module, bool colour)
 {
     /* The coarse clock (the kernel's tick) is enough for seconds, and
      * costs much less than the precise one on every line. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != tl_when_sec) {
+    long pid = log_pid();
+    int id = gust_task_id();
+    if (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
+        id != tl_prefix_task || module != tl_prefix_module) {
         struct tm tm;
         localtime_r(&ts.tv_sec, &tm);
         tl_when_len = strftime(tl_when, sizeof tl_when, "%y%m%d %H:%M:%S", &tm);
         tl_when_sec = ts.tv_sec;
+        char *p = tl_prefix;
+        *p++ = '[';
+        *p++ = 'I'; /* replaced by the line's letter */
+        *p++ = ' ';
+        p = put(p, tl_when, tl_when_len);
+        *p++ = ' ';
+        p = put_long(p, pid);
+        *p++ = ' ';
+        if (id >= 0)
+            p = put_long(p, id);
+        else
+            *p++ = '-';
+        *p++ = ' ';
+        p = put(p, module, strnlen(module, 40));
+        *p++ = ']';
+        tl_prefix_len = (size_t)(p - tl_prefix);
+        tl_prefix_pid = pid;
+        tl_prefix_task = id;
+        tl_prefix_module = module;
     }
     char *p = out;
     if (colour)
         p = put(p, level_colour(level), 5);
-    *p++ = '[';
-    *p++ = level_letter(level);
-    *p++ = ' ';
-    if (tl_when_len == 15) /* always, but a constant size copies faster */
-        p = put(p, tl_when, 15);
-    else
-        p = put(p, tl_when, tl_when_len);
-    *p++ = ' ';
-    p = put_long(p, log_pid());
-    *p++ = ' ';
-    int id = gust_task_id();
-    if (id >= 0)
-        p = put_long(p, id);
-    else
-        *p++ = '-';
-    *p++ = ' ';
-    size_t ml = strnlen(module, 64);
-    p = put(p, module, ml);
-    *p++ = ']';
+    memcpy(p, tl_prefix, sizeof tl_prefix); /* fixed size: a few moves */
+    p[1] = level_letter(level);
+    p += tl_prefix_len;
     if (colour)
         p = put(p, "\033[0m", 4);
     *p++ = ' ';
