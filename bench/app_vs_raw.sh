@@ -21,6 +21,10 @@
 # session 4). Each round prints both ratios (requests/s and requests per
 # server CPU-second); the summary is their median over the rounds.
 #
+# RAW= and APP= replace the two programs, e.g. the same program built from
+# main and from a branch, to see what a change costs (issue 13's metrics:
+# RAW=build/main-bench/examples/hello_http APP=build/bench/examples/hello_http).
+#
 # Environment: BUILD_DIR (default build/bench), ROUNDS (5), DURATION
 # (seconds per run, 4), PORT (18197; the app gets PORT+1 side by side),
 # METHOD (side). Servers are started and stopped here, by PID, on
@@ -33,8 +37,8 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-4}
 PORT=${PORT:-18197}
 METHOD=${METHOD:-side}
-RAW=$BUILD_DIR/examples/hello_http
-APP=$BUILD_DIR/bench/bench_web_server
+RAW=${RAW:-$BUILD_DIR/examples/hello_http}
+APP=${APP:-$BUILD_DIR/bench/bench_web_server}
 LOAD=$BUILD_DIR/bench/http_load
 for p in "$RAW" "$APP" "$LOAD"; do
     [ -x "$p" ] || { echo "app_vs_raw.sh: $p not built (make bench)" >&2; exit 1; }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gust/gust.h"
@@ -318,6 +319,34 @@ static void test_lines_wait_for_the_interval(void **state)
     gust_log_set_buffer(64 * 1024, 0.05);
 }
 
+static void log_and_fork(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_log_info("test", "before fork");
+    pid_t pid = fork();
+    if (pid == 0)
+        exit(0); /* the child's exit() must not write the line again */
+    *(pid_t *)data = pid;
+}
+
+static void test_fork_writes_the_buffer_once(void **state)
+{
+    (void)state;
+    static char out[65536];
+    pipe_stderr ps = redirect_stderr();
+    gust_loop *loop = gust_loop_current();
+    pid_t child = -1;
+    gust_loop_add_callback(loop, log_and_fork, &child);
+    gust_loop_run_once(loop, 0);
+    assert_true(child > 0);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_int_equal(gust_loop_free(loop), 0);
+    drain(ps.rfd, out, sizeof out);
+    assert_int_equal(count_lines(out, "test] before fork\n"), 1);
+    restore_stderr(ps);
+}
+
 static void test_unbuffered(void **state)
 {
     (void)state;
@@ -345,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_clf_escaping),
         cmocka_unit_test(test_small_buffer),
         cmocka_unit_test_setup(test_lines_wait_for_the_interval, test_setup),
+        cmocka_unit_test_setup(test_fork_writes_the_buffer_once, test_setup),
         cmocka_unit_test_setup(test_unbuffered, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
