@@ -21,6 +21,7 @@
 #include "gust/loop.h"
 #include "loop_core_internal.h"
 #include "log_internal.h"
+#include "metrics_internal.h"
 
 /* Most events one wait collects; the rest wait for the next iteration. */
 #define READY_MAX 1024
@@ -671,8 +672,10 @@ int gust_loop_run_once(gust_loop *loop, double timeout)
     gust__loop_flush_writes(loop);
     loop->batching = false;
     loop->in_iteration = false;
-    /* The turn's log lines, if the oldest is due (log_internal.h). */
+    /* The turn's log lines, if the oldest is due (log_internal.h), and
+     * its counts into the shared metrics (metrics_internal.h). */
     gust__log_turn_end(loop->now_ns);
+    gust__metrics_turn_end();
     return 0;
 }
 

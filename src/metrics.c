@@ -28,6 +28,7 @@ const uint32_t gust_metrics_bucket_us[GUST_METRICS_BUCKETS] = {
 };
 
 gust__metrics_slot *_Atomic gust__metrics_self;
+_Thread_local gust__metrics_local gust__metrics_tl;
 
 static gust__metrics_slot *_Atomic table; /* GUST_METRICS_MAX_WORKERS + 1 */
 static gust__metrics_slot private_slot;   /* beyond the table, or no mmap */
@@ -58,6 +59,7 @@ static gust__metrics_slot *get_table(void)
 static void on_fork_prepare(void)
 {
     get_table();
+    gust__metrics_flush(); /* counted once, by the parent */
 }
 
 /* The child finds its slot on first use, once it knows its task id. */
@@ -71,6 +73,13 @@ static void on_fork_child(void)
 __attribute__((constructor)) static void register_fork_handlers(void)
 {
     pthread_atfork(on_fork_prepare, NULL, on_fork_child);
+}
+
+static inline gust__metrics_slot *gust__metrics_me(void)
+{
+    gust__metrics_slot *s =
+        atomic_load_explicit(&gust__metrics_self, memory_order_relaxed);
+    return s ? s : gust__metrics_attach();
 }
 
 gust__metrics_slot *gust__metrics_attach(void)
@@ -96,9 +105,9 @@ gust__metrics_slot *gust__metrics_attach(void)
 
 void gust__metrics_request(int status, double start)
 {
-    gust__metrics_slot *s = gust__metrics_me();
+    gust__metrics_local *l = &gust__metrics_tl;
     int cls = status >= 100 && status < 600 ? status / 100 : 0;
-    atomic_fetch_add_explicit(&s->requests[cls], 1, memory_order_relaxed);
+    l->requests[cls]++;
     uint64_t us = 0;
     if (start > 0) {
         struct timespec ts;
@@ -110,18 +119,52 @@ void gust__metrics_request(int status, double start)
     int b = 0;
     while (b < GUST_METRICS_BUCKETS && us > gust_metrics_bucket_us[b])
         b++;
-    atomic_fetch_add_explicit(&s->duration_buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->duration_sum_us, us, memory_order_relaxed);
+    l->duration_buckets[b]++;
+    l->duration_sum_us += us;
+    l->dirty = true;
+}
+
+#define ADD(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+
+void gust__metrics_flush(void)
+{
+    gust__metrics_local *l = &gust__metrics_tl;
+    if (!l->dirty)
+        return;
+    gust__metrics_slot *s = gust__metrics_me();
+    if (l->connections_open)
+        ADD(s->connections_open, l->connections_open);
+    if (l->websockets_open)
+        ADD(s->websockets_open, l->websockets_open);
+    if (l->connections_total)
+        ADD(s->connections_total, l->connections_total);
+    for (int i = 0; i < 6; i++)
+        if (l->requests[i])
+            ADD(s->requests[i], l->requests[i]);
+    if (l->bytes_in)
+        ADD(s->bytes_in, l->bytes_in);
+    if (l->bytes_out)
+        ADD(s->bytes_out, l->bytes_out);
+    for (int i = 0; i <= GUST_METRICS_BUCKETS; i++)
+        if (l->duration_buckets[i])
+            ADD(s->duration_buckets[i], l->duration_buckets[i]);
+    if (l->duration_sum_us)
+        ADD(s->duration_sum_us, l->duration_sum_us);
+    memset(l, 0, sizeof *l);
 }
 
 void gust_metrics_websocket_opened(void)
 {
-    GUST__METRICS_ADD(websockets_open, 1);
+    gust__metrics_tl.websockets_open++;
+    gust__metrics_tl.dirty = true;
+    gust__metrics_flush();
 }
 
 void gust_metrics_websocket_closed(void)
 {
-    GUST__METRICS_ADD(websockets_open, -1);
+    gust__metrics_tl.websockets_open--;
+    gust__metrics_tl.dirty = true;
+    gust__metrics_flush();
 }
 
 /* ---- Reading ------------------------------------------------------------- */
@@ -146,12 +189,14 @@ static void read_slot(gust__metrics_slot *s, gust_metrics_worker *w)
 
 void gust_metrics_get(gust_metrics_worker *out)
 {
+    gust__metrics_flush();
     read_slot(gust__metrics_me(), out);
 }
 
 int gust_metrics_get_all(gust_metrics_worker *out, int max)
 {
     gust__metrics_me(); /* this process is among them */
+    gust__metrics_flush();
     gust__metrics_slot *t = get_table();
     int n = 0;
     if (!t || atomic_load(&gust__metrics_self) == &private_slot) {

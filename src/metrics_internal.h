@@ -4,15 +4,15 @@
 #define GUST_METRICS_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "gust/metrics.h"
 
 /* One worker's slot in the shared table, written only by that worker
- * (its threads, hence atomics; relaxed: a scrape needs no ordering). A
- * cache line of its own per slot start, so that workers do not share
- * lines. */
+ * (its threads, hence atomics; relaxed: a scrape needs no ordering). Each
+ * slot starts a cache line, so that workers do not share lines. */
 typedef struct gust__metrics_slot {
     _Atomic long pid; /* 0: never used */
     _Atomic int task_id;
@@ -29,34 +29,51 @@ typedef struct gust__metrics_slot {
 extern gust__metrics_slot *_Atomic gust__metrics_self;
 gust__metrics_slot *gust__metrics_attach(void);
 
-static inline gust__metrics_slot *gust__metrics_me(void)
-{
-    gust__metrics_slot *s =
-        atomic_load_explicit(&gust__metrics_self, memory_order_relaxed);
-    return s ? s : gust__metrics_attach();
-}
+/* Counts not yet added to the slot: a thread counts here with plain adds
+ * (a request costs no atomic instruction), and the loop adds them to the
+ * shared slot once per turn (gust__metrics_turn_end), so a scrape sees
+ * figures at most one loop turn old. */
+typedef struct gust__metrics_local {
+    bool dirty;
+    int64_t connections_open, websockets_open; /* deltas */
+    uint64_t connections_total;
+    uint64_t requests[6];
+    uint64_t bytes_in, bytes_out;
+    uint64_t duration_buckets[GUST_METRICS_BUCKETS + 1];
+    uint64_t duration_sum_us;
+} gust__metrics_local;
 
-#define GUST__METRICS_ADD(field, n)                                            \
-    atomic_fetch_add_explicit(&gust__metrics_me()->field, (n),                 \
-                              memory_order_relaxed)
+extern _Thread_local gust__metrics_local gust__metrics_tl;
+
+/* Adds this thread's counts to the process's slot. */
+void gust__metrics_flush(void);
+
+/* At the end of each loop turn. */
+static inline void gust__metrics_turn_end(void)
+{
+    if (gust__metrics_tl.dirty)
+        gust__metrics_flush();
+}
 
 /* A connection opened (+1) or went away (-1). */
 static inline void gust__metrics_conn(int delta)
 {
-    gust__metrics_slot *s = gust__metrics_me();
-    atomic_fetch_add_explicit(&s->connections_open, delta, memory_order_relaxed);
+    gust__metrics_tl.connections_open += delta;
     if (delta > 0)
-        atomic_fetch_add_explicit(&s->connections_total, 1, memory_order_relaxed);
+        gust__metrics_tl.connections_total++;
+    gust__metrics_tl.dirty = true;
 }
 
 static inline void gust__metrics_bytes_in(size_t n)
 {
-    GUST__METRICS_ADD(bytes_in, n);
+    gust__metrics_tl.bytes_in += n;
+    gust__metrics_tl.dirty = true;
 }
 
 static inline void gust__metrics_bytes_out(size_t n)
 {
-    GUST__METRICS_ADD(bytes_out, n);
+    gust__metrics_tl.bytes_out += n;
+    gust__metrics_tl.dirty = true;
 }
 
 /* A response finished with status; start is the request's start_time
