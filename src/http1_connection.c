@@ -614,7 +614,7 @@ static void send_error(gust_http_connection *c, int status, const char *why)
 {
     gust_log_warning("http", "%s: %d %s", c->rq->peer_ip, status,
                      why ? why : "bad request");
-    gust__metrics_request(status, 0);
+    gust__metrics_request(NULL, status, 0);
     if (c->rq->req.connection) {
         /* A delegate saw the head: it learns of the close instead. */
         c->rq->resp_close = true;
@@ -1318,7 +1318,8 @@ void gust__http_conn_request_done(gust_http_connection *c)
     bool dropping = c->state == GUST__HTTP_BODY && c->rq->skip_body;
     bool keep = keep_alive(c) &&
                 (c->state == GUST__HTTP_HANDLER || dropping);
-    gust__metrics_request(c->rq->status, c->rq->req.start_time);
+    gust__metrics_request(&c->rq->req, c->rq->status,
+                          c->rq->req.start_time);
     c->app_owns = false; /* released */
     if (!c->stream) { /* closed under the request */
         conn_free(c);

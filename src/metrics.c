@@ -103,19 +103,27 @@ gust__metrics_slot *gust__metrics_attach(void)
     return s;
 }
 
-void gust__metrics_request(int status, double start)
+void gust__metrics_request(const void *req, int status, double start)
 {
     gust__metrics_local *l = &gust__metrics_tl;
     int cls = status >= 100 && status < 600 ? status / 100 : 0;
     l->requests[cls]++;
     uint64_t us = 0;
     if (start > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        double now = 0;
+        /* A stale note (its request went away unfinished, and another
+         * reuses the address) is older than this request's start. */
+        if (req && l->time_req == req)
+            now = (double)l->time_ns / 1e9;
+        if (now < start) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        }
         if (now > start)
             us = (uint64_t)((now - start) * 1e6);
     }
+    l->time_req = NULL;
     int b = 0;
     while (b < GUST_METRICS_BUCKETS && us > gust_metrics_bucket_us[b])
         b++;
@@ -150,7 +158,11 @@ void gust__metrics_flush(void)
             ADD(s->duration_buckets[i], l->duration_buckets[i]);
     if (l->duration_sum_us)
         ADD(s->duration_sum_us, l->duration_sum_us);
+    const void *time_req = l->time_req;
+    uint64_t time_ns = l->time_ns;
     memset(l, 0, sizeof *l);
+    l->time_req = time_req;
+    l->time_ns = time_ns;
 }
 
 void gust_metrics_websocket_opened(void)

@@ -41,6 +41,10 @@ typedef struct gust__metrics_local {
     uint64_t bytes_in, bytes_out;
     uint64_t duration_buckets[GUST_METRICS_BUCKETS + 1];
     uint64_t duration_sum_us;
+    /* A clock reading another layer made for this request at its end (the
+     * access log's), so that the request is timed with one reading. */
+    const void *time_req;
+    uint64_t time_ns;
 } gust__metrics_local;
 
 extern _Thread_local gust__metrics_local gust__metrics_tl;
@@ -76,8 +80,16 @@ static inline void gust__metrics_bytes_out(size_t n)
     gust__metrics_tl.dirty = true;
 }
 
-/* A response finished with status; start is the request's start_time
- * (loop time, seconds), 0 for one answered before it had one. */
-void gust__metrics_request(int status, double start);
+/* The access log read the clock (now_ns, the loop's clock) as req ended:
+ * gust__metrics_request() takes that instead of reading it again. */
+static inline void gust__metrics_note_end(const void *req, uint64_t now_ns)
+{
+    gust__metrics_tl.time_req = req;
+    gust__metrics_tl.time_ns = now_ns;
+}
+
+/* A response to req finished with status; start is its start_time (loop
+ * time, seconds), 0 for one answered before it had one. */
+void gust__metrics_request(const void *req, int status, double start);
 
 #endif /* GUST_METRICS_INTERNAL_H */

@@ -10,6 +10,7 @@
 #include "gust/process.h"
 #include "http_server_internal.h"
 #include "log_internal.h"
+#include "metrics_internal.h"
 #include "web_internal.h"
 
 /* ---- The fields --------------------------------------------------------- */
@@ -47,7 +48,9 @@ static long long body_bytes(gust_handler *h, int status)
 static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers)
 {
     gust_http_request *r = h->req;
-    double now = gust_loop_update_time(gust_handler_loop(h));
+    gust_loop *loop = gust_handler_loop(h);
+    double now = gust_loop_update_time(loop);
+    gust__metrics_note_end(r, gust_loop_now_ns(loop)); /* one clock reading */
     double elapsed = now > r->start_time ? now - r->start_time : 0;
     struct timeval tv = {0, 0};
     if (headers) /* Tornado's line has no date of its own */
