@@ -3,8 +3,9 @@
 # (--logging=info, the default, writing to a log file) against the same
 # program at --logging=warning (no access lines), keep-alive (-c50) and
 # pipelined (-c128 -p16), per server CPU-second: within 10%. nginx with
-# its access_log on, buffered as its users run it (buffer=64k), is the
-# third row of the same table.
+# its access_log on, buffered as its users run it (buffer=64k), is in the
+# same table, and nginx with access_log off next to it, so that what the
+# log costs nginx is seen too.
 #
 #   bench/access_log.sh                      (after `make bench`)
 #   ROUNDS=5 DURATION=4 bench/access_log.sh
@@ -17,7 +18,7 @@
 # CPU-second over the rounds.
 #
 # Environment: BUILD_DIR (default build/bench), ROUNDS (3), DURATION (4 s),
-# PORT (18297; the others get PORT+1, PORT+2). Servers are started and
+# PORT (18297; the others get PORT+1..PORT+3). Servers are started and
 # stopped here, by PID, on 127.0.0.1 only; logs go to a temporary folder.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +35,7 @@ done
 command -v nginx >/dev/null || { echo "access_log.sh: nginx not installed (make deps-bench)" >&2; exit 1; }
 [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 50 ] || { echo "ROUNDS: 1..50" >&2; exit 1; }
 [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 60 ] || { echo "DURATION: 1..60" >&2; exit 1; }
-for p in "$PORT" $((PORT + 1)) $((PORT + 2)); do
+for p in "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)); do
     if curl -s -o /dev/null "http://127.0.0.1:$p/"; then
         echo "access_log.sh: port $p is already in use; set PORT=" >&2
         exit 1
@@ -60,20 +61,22 @@ wait_up() {
     return 1
 }
 
+# start_nginx PORT NAME ACCESS_LOG
 start_nginx() {
-    cat >"$work/nginx.conf" <<NGINX
+    mkdir -p "$work/$2"
+    cat >"$work/$2/nginx.conf" <<NGINX
 daemon off;
 master_process off;
 worker_processes 1;
-error_log $work/nginx.err warn;
-pid $work/nginx.pid;
+error_log $work/$2/nginx.err warn;
+pid $work/$2/nginx.pid;
 events { worker_connections 65536; }
 http {
-    access_log $work/nginx_access.log combined buffer=64k;
+    access_log $3;
     keepalive_requests 1000000;
     keepalive_timeout 300s;
-    client_body_temp_path $work; proxy_temp_path $work;
-    fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+    client_body_temp_path $work/$2; proxy_temp_path $work/$2;
+    fastcgi_temp_path $work/$2; uwsgi_temp_path $work/$2; scgi_temp_path $work/$2;
     default_type text/plain;
     server {
         listen 127.0.0.1:$1;
@@ -81,7 +84,7 @@ http {
     }
 }
 NGINX
-    taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" >"$work/nginx.log" 2>&1 &
+    taskset -c 0 nginx -c "$work/$2/nginx.conf" -p "$work/$2" >"$work/$2.log" 2>&1 &
     started=$!
 }
 
@@ -91,8 +94,8 @@ rates() {
         END { printf "%.0f %.0f\n", r, (c > 0 ? r * d / c : 0) }'
 }
 
-# round MODE: the three servers at once; prints
-# "info_rps info_cpu warn_rps warn_cpu nginx_rps nginx_cpu".
+# round MODE: the four servers at once; prints "info_rps info_cpu
+# warn_rps warn_cpu nginx_rps nginx_cpu nginx_off_rps nginx_off_cpu".
 round() {
     local args=(-c50)
     [ "$1" = pipe ] && args=(-c128 -p16)
@@ -105,10 +108,14 @@ round() {
         --logging=warning >/dev/null 2>&1 &
     pids+=($!)
     local warn=$!
-    start_nginx $((PORT + 2))
+    start_nginx $((PORT + 2)) nginx "$work/nginx_access.log combined buffer=64k"
     pids+=($started)
     local ngx=$started
-    wait_up "$PORT" && wait_up $((PORT + 1)) && wait_up $((PORT + 2))
+    start_nginx $((PORT + 3)) nginx_off off
+    pids+=($started)
+    local ngx_off=$started
+    wait_up "$PORT" && wait_up $((PORT + 1)) && wait_up $((PORT + 2)) &&
+        wait_up $((PORT + 3))
     local l=()
     taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$info" \
         "http://127.0.0.1:$PORT/" >"$work/info.out" 2>&1 &
@@ -119,6 +126,9 @@ round() {
     taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$ngx" \
         "http://127.0.0.1:$((PORT + 2))/" >"$work/nginx.out" 2>&1 &
     l+=($!)
+    taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$ngx_off" \
+        "http://127.0.0.1:$((PORT + 3))/" >"$work/nginx_off.out" 2>&1 &
+    l+=($!)
     wait "${l[@]}" || true
     cleanup
     # the access logs really were written: count their lines
@@ -127,29 +137,32 @@ round() {
     ngx_lines=$(wc -l <"$work/nginx_access.log" 2>/dev/null || echo 0)
     echo "$lines $ngx_lines" >"$work/lines"
     sleep 0.5 # the ports' connections drain before the next round binds
-    echo "$(rates <"$work/info.out") $(rates <"$work/warn.out") $(rates <"$work/nginx.out")"
+    echo "$(rates <"$work/info.out") $(rates <"$work/warn.out") $(rates <"$work/nginx.out") $(rates <"$work/nginx_off.out")"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-printf "%-5s %-5s %10s %10s %10s %10s %10s %10s %7s %9s %9s\n" round mode \
-    info/s info/cpu-s warn/s warn/cpu-s nginx/s nginx/cpu-s i/w \
-    log-lines nginx-lines
-declare -A C N
+printf "%-5s %-5s %10s %10s %10s %10s %10s %10s %11s %7s %7s %9s %9s\n" round mode \
+    info/s info/cpu-s warn/s warn/cpu-s nginx/s nginx/cpu-s ngx-off/cpu-s \
+    i/w ngx:on/off log-lines nginx-lines
+declare -A C N O
 for i in $(seq 1 "$ROUNDS"); do
     for mode in ka pipe; do
-        read -r ir ic wr wc nr nc < <(round "$mode")
+        read -r ir ic wr wc nr nc or oc < <(round "$mode")
         read -r lines ngx_lines <"$work/lines"
         c=$(awk -v a="$ic" -v b="$wc" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
         n=$(awk -v a="$nc" -v b="$wc" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+        o=$(awk -v a="$nc" -v b="$oc" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
         C[$mode]+="$c "
         N[$mode]+="$n "
-        printf "%-5s %-5s %10s %10s %10s %10s %10s %10s %6sx %9s %9s\n" "$i" "$mode" \
-            "$ir" "$ic" "$wr" "$wc" "$nr" "$nc" "$c" "$lines" "$ngx_lines"
+        O[$mode]+="$o "
+        printf "%-5s %-5s %10s %10s %10s %10s %10s %10s %11s %6sx %6sx %9s %9s\n" "$i" "$mode" \
+            "$ir" "$ic" "$wr" "$wc" "$nr" "$nc" "$oc" "$c" "$o" "$lines" "$ngx_lines"
     done
 done
 for mode in ka pipe; do
-    printf "median %-5s per CPU-second: info/warning %.2fx, nginx(access_log buffered)/gust-warning %.2fx (%s rounds)\n" \
+    printf "median %-5s per CPU-second: gust info/warning %.2fx; nginx access_log on/off %.2fx; nginx(on)/gust(warning) %.2fx (%s rounds)\n" \
         "$mode" "$(tr ' ' '\n' <<<"${C[$mode]}" | grep . | median)" \
+        "$(tr ' ' '\n' <<<"${O[$mode]}" | grep . | median)" \
         "$(tr ' ' '\n' <<<"${N[$mode]}" | grep . | median)" "$ROUNDS"
 done
