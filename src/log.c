@@ -516,9 +516,10 @@ char *gust__log_begin(int level, const char *module, bool raw, size_t *room)
     return raw ? line : put_prefix(line, level, module ? module : "gust", colour);
 }
 
-void gust__log_commit(int level, char *msg, size_t len)
+void gust__log_commit(int level, char *msg, size_t len, bool checked)
 {
-    sanitize(msg, len);
+    if (!checked)
+        sanitize(msg, len);
     msg[len] = '\n';
     tl_buf->len = (size_t)(msg + len + 1 - tl_buf->data);
     if (level >= GUST_LOG_ERROR)

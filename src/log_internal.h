@@ -34,8 +34,9 @@ void gust__log_flush(void);
  * where its message goes, *room bytes at most (NUL included); else NULL,
  * and the message goes through gust_log_message / gust_log_raw_line. The
  * caller has checked the level. gust__log_commit() ends the line: len
- * bytes written at msg (control characters are replaced there). */
+ * bytes written at msg, where control characters are replaced unless the
+ * caller checked there are none (checked). */
 char *gust__log_begin(int level, const char *module, bool raw, size_t *room);
-void gust__log_commit(int level, char *msg, size_t len);
+void gust__log_commit(int level, char *msg, size_t len, bool checked);
 
 #endif /* GUST_LOG_INTERNAL_H */

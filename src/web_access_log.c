@@ -258,15 +258,19 @@ static void put_or_dash(out *o, const char *s)
     put_s(o, s && *s ? s : "-");
 }
 
+/* Set when copy_str copied bytes it did not look at. */
+static _Thread_local bool tl_unchecked;
+
 /* Tornado's line when it surely fits (the usual case): no bound checks
  * per byte. Returns its length, or 0 to take the careful way. */
-/* Copies NUL-terminated s to p, up to end; NULL if it does not fit. */
+/* Copies NUL-terminated s to p, up to end; NULL if it does not fit or
+ * holds a control character (the careful way replaces those). */
 static char *copy_str(char *p, char *end, const char *s)
 {
     for (int i = 0; i < 16; i++) {
         if (!s[i])
             return p + i;
-        if (p + i >= end)
+        if (p + i >= end || (unsigned char)s[i] < 0x20)
             return NULL;
         p[i] = s[i];
     }
@@ -274,6 +278,7 @@ static char *copy_str(char *p, char *end, const char *s)
     if (n > (size_t)(end - p) - 16)
         return NULL;
     memcpy(p + 16, s + 16, n);
+    tl_unchecked = true;
     return p + 16 + n;
 }
 
@@ -329,6 +334,7 @@ size_t gust_access_log_format_line(const gust_access_log_entry *e,
                                 size);
         if (n)
             return n;
+        tl_unchecked = true;
     }
     out o = {buf, buf + size - 1};
     bool us = flags & GUST_ACCESS_LOG_MICROSECONDS;
@@ -445,9 +451,15 @@ void gust_handler_log_request(gust_handler *h)
     size_t room;
     char *dst = gust__log_begin(level, "access", raw, &room);
     if (dst) {
+        /* The line needs no check for control characters when the fast
+         * Tornado formatter saw every byte, or JSON escaped them all. */
+        tl_unchecked = false;
         size_t n = gust_access_log_format_line(&e, s->access_log_format, flags,
                                                dst, room);
-        gust__log_commit(level, dst, n);
+        int f = s->access_log_format;
+        gust__log_commit(level, dst, n,
+                         f == GUST_ACCESS_LOG_JSON ||
+                             (f == GUST_ACCESS_LOG_TORNADO && !tl_unchecked));
         return;
     }
     char line[2048];

@@ -347,6 +347,33 @@ static void test_fork_writes_the_buffer_once(void **state)
     restore_stderr(ps);
 }
 
+static int forge_get(gust_handler *h)
+{
+    /* an application may rewrite what the log shows */
+    gust_handler_request(h)->remote_ip = "1.2.3.4\n[I 261207 00:00:00 1 - access] forged";
+    return gust_handler_write_str(h, "x");
+}
+
+static const gust_handler_class forge = {.get = forge_get};
+
+static void test_buffered_line_cannot_be_forged(void **state)
+{
+    (void)state;
+    static char out[65536];
+    pipe_stderr ps = redirect_stderr();
+    const gust_route routes[] = {GUST_ROUTE("/", &forge), GUST_ROUTES_END};
+    gust_app *app = gust_app_new(routes, NULL);
+    assert_non_null(app);
+    gust_testing_server *t = gust_testing_start_app(app);
+    assert_non_null(t);
+    fetch(t, "/", 200);
+    stop(t, app);
+    drain(ps.rfd, out, sizeof out);
+    restore_stderr(ps);
+    assert_non_null(strstr(out, "(1.2.3.4?[I 261207 00:00:00 1 - access] forged)"));
+    assert_null(strstr(out, "\n[I 261207 00:00:00 1 - access] forged"));
+}
+
 static void test_unbuffered(void **state)
 {
     (void)state;
@@ -375,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_small_buffer),
         cmocka_unit_test_setup(test_lines_wait_for_the_interval, test_setup),
         cmocka_unit_test_setup(test_fork_writes_the_buffer_once, test_setup),
+        cmocka_unit_test_setup(test_buffered_line_cannot_be_forged, test_setup),
         cmocka_unit_test_setup(test_unbuffered, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
