@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,26 @@ static void family(text *t, const char *name, const char *type,
     add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The families with one value per worker. */
+static const struct {
+    const char *name, *type, *help;
+    size_t offset;
+    bool is_signed;
+} single[] = {
+    {"gust_http_received_bytes_total", "counter",
+     "Bytes read from HTTP connections.",
+     offsetof(gust_metrics_worker, bytes_in), false},
+    {"gust_http_sent_bytes_total", "counter",
+     "Bytes written to HTTP connections (heads and bodies).",
+     offsetof(gust_metrics_worker, bytes_out), false},
+    {"gust_http_connections_open", "gauge", "HTTP connections open now.",
+     offsetof(gust_metrics_worker, connections_open), true},
+    {"gust_http_connections_total", "counter", "HTTP connections accepted.",
+     offsetof(gust_metrics_worker, connections_total), false},
+    {"gust_websockets_open", "gauge", "WebSockets open now.",
+     offsetof(gust_metrics_worker, websockets_open), true},
+};
+
 char *gust_metrics_render(size_t *len)
 {
     int max = GUST_METRICS_MAX_WORKERS + 2;
@@ -303,39 +324,23 @@ char *gust_metrics_render(size_t *len)
         add(&t, "gust_http_requests_total{%s,code=\"other\"} %llu\n", lab,
             (unsigned long long)ws[i].requests[0]);
     }
-    family(&t, "gust_http_received_bytes_total", "counter",
-           "Bytes read from HTTP connections.");
-    for (int i = 0; i < n; i++) {
-        worker_label(lab, sizeof lab, &ws[i]);
-        add(&t, "gust_http_received_bytes_total{%s} %llu\n", lab,
-            (unsigned long long)ws[i].bytes_in);
-    }
-    family(&t, "gust_http_sent_bytes_total", "counter",
-           "Bytes written to HTTP connections (heads and bodies).");
-    for (int i = 0; i < n; i++) {
-        worker_label(lab, sizeof lab, &ws[i]);
-        add(&t, "gust_http_sent_bytes_total{%s} %llu\n", lab,
-            (unsigned long long)ws[i].bytes_out);
-    }
-    family(&t, "gust_http_connections_open", "gauge",
-           "HTTP connections open now.");
-    for (int i = 0; i < n; i++) {
-        worker_label(lab, sizeof lab, &ws[i]);
-        add(&t, "gust_http_connections_open{%s} %lld\n", lab,
-            (long long)ws[i].connections_open);
-    }
-    family(&t, "gust_http_connections_total", "counter",
-           "HTTP connections accepted.");
-    for (int i = 0; i < n; i++) {
-        worker_label(lab, sizeof lab, &ws[i]);
-        add(&t, "gust_http_connections_total{%s} %llu\n", lab,
-            (unsigned long long)ws[i].connections_total);
-    }
-    family(&t, "gust_websockets_open", "gauge", "WebSockets open now.");
-    for (int i = 0; i < n; i++) {
-        worker_label(lab, sizeof lab, &ws[i]);
-        add(&t, "gust_websockets_open{%s} %lld\n", lab,
-            (long long)ws[i].websockets_open);
+    for (size_t k = 0; k < sizeof single / sizeof single[0]; k++) {
+        family(&t, single[k].name, single[k].type, single[k].help);
+        for (int i = 0; i < n; i++) {
+            worker_label(lab, sizeof lab, &ws[i]);
+            const char *field = (const char *)&ws[i] + single[k].offset;
+            long long v;
+            if (single[k].is_signed) {
+                int64_t x;
+                memcpy(&x, field, sizeof x);
+                v = (long long)x;
+            } else {
+                uint64_t x;
+                memcpy(&x, field, sizeof x);
+                v = (long long)x;
+            }
+            add(&t, "%s{%s} %lld\n", single[k].name, lab, v);
+        }
     }
     family(&t, "gust_http_request_duration_seconds", "histogram",
            "Time from a request's complete head to the end of its response.");
