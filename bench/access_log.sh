@@ -116,19 +116,15 @@ round() {
     local ngx_off=$started
     wait_up "$PORT" && wait_up $((PORT + 1)) && wait_up $((PORT + 2)) &&
         wait_up $((PORT + 3))
-    local l=()
-    taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$info" \
-        "http://127.0.0.1:$PORT/" >"$work/info.out" 2>&1 &
-    l+=($!)
-    taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$warn" \
-        "http://127.0.0.1:$((PORT + 1))/" >"$work/warn.out" 2>&1 &
-    l+=($!)
-    taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$ngx" \
-        "http://127.0.0.1:$((PORT + 2))/" >"$work/nginx.out" 2>&1 &
-    l+=($!)
-    taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "$ngx_off" \
-        "http://127.0.0.1:$((PORT + 3))/" >"$work/nginx_off.out" 2>&1 &
-    l+=($!)
+    local l=() name
+    local -A pid_of=([info]=$info [warn]=$warn [nginx]=$ngx [nginx_off]=$ngx_off)
+    local -A port_of=([info]=$PORT [warn]=$((PORT + 1)) [nginx]=$((PORT + 2))
+                      [nginx_off]=$((PORT + 3)))
+    for name in info warn nginx nginx_off; do
+        taskset -c 1 "$LOAD" -d "$DURATION" "${args[@]}" --cpu-pid "${pid_of[$name]}" \
+            "http://127.0.0.1:${port_of[$name]}/" >"$work/$name.out" 2>&1 &
+        l+=($!)
+    done
     wait "${l[@]}" || true
     cleanup
     # the access logs really were written: count their lines
