@@ -434,17 +434,28 @@ static _Thread_local size_t tl_prefix_len;
 static _Thread_local long tl_prefix_pid;
 static _Thread_local int tl_prefix_task = -2;
 static _Thread_local const char *tl_prefix_module;
+static _Thread_local uint64_t tl_prefix_until_ns; /* loop clock */
 
 static char *put_prefix(char *out, int level, const char *module, bool colour)
 {
-    /* The coarse clock (the kernel's tick) is enough for seconds, and
-     * costs much less than the precise one on every line. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     long pid = log_pid();
     int id = gust_task_id();
-    if (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
-        id != tl_prefix_task || module != tl_prefix_module) {
+    /* In a loop turn, the turn's clock says whether the second the prefix
+     * shows is over, without reading the wall clock for each line. */
+    bool same = tl_turns > 0 && tl_turn_ns < tl_prefix_until_ns &&
+                pid == tl_prefix_pid && id == tl_prefix_task &&
+                module == tl_prefix_module;
+    struct timespec ts = {0, 0};
+    if (!same) {
+        /* The coarse clock (the kernel's tick) is enough for seconds, and
+         * costs much less than the precise one. */
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+        tl_prefix_until_ns = tl_turns > 0 ? tl_turn_ns + 1000000000u -
+                                                (uint64_t)ts.tv_nsec
+                                          : 0;
+    }
+    if (!same && (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
+                  id != tl_prefix_task || module != tl_prefix_module)) {
         struct tm tm;
         localtime_r(&ts.tv_sec, &tm);
         tl_when_len = strftime(tl_when, sizeof tl_when, "%y%m%d %H:%M:%S", &tm);
