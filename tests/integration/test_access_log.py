@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ import requests
 from conftest import HOST, children_of, wait_for
 
 TORNADO_LINE = re.compile(
-    r"^\[([IWE]) \d{6} \d\d:\d\d:\d\d (\d+) (-|\d+) access\] "
+    r"^\[([IWE]) (\d{6} \d\d:\d\d:\d\d) (\d+) (-|\d+) access\] "
     r"(\d{3}) (\S+) (\S+) \((\S+)\) (\d+\.\d\dms|\d+us)$")
 CLF_LINE = re.compile(
     r'^(\S+) - (\S+) \[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
@@ -47,11 +48,15 @@ def test_tornado_format_is_the_default(spawn, program, free_port):
     fetch(free_port, "/missing")
     assert srv.stop() == 0
     lines = access_lines(srv.log(), TORNADO_LINE)
-    assert [(m[1], m[4], m[5], m[6], m[7]) for m in lines] == [
+    assert [(m[1], m[5], m[6], m[7], m[8]) for m in lines] == [
         ("I", "200", "GET", "/?a=1", "127.0.0.1"),
         ("W", "404", "GET", "/missing", "127.0.0.1")]
-    assert all(m[2] == str(srv.pid) and m[3] == "-" for m in lines)
-    assert all(m[8].endswith("ms") for m in lines)
+    assert all(m[3] == str(srv.pid) and m[4] == "-" for m in lines)
+    assert all(m[9].endswith("ms") for m in lines)
+    # the date and time are now's (the prefix is cached per second)
+    for m in lines:
+        when = time.mktime(time.strptime(m[2], "%y%m%d %H:%M:%S"))
+        assert abs(when - time.time()) < 30
 
 
 def test_microseconds(spawn, program, free_port):
@@ -59,7 +64,7 @@ def test_microseconds(spawn, program, free_port):
     fetch(free_port)
     assert srv.stop() == 0
     (m,) = access_lines(srv.log(), TORNADO_LINE)
-    assert m[8].endswith("us") and int(m[8][:-2]) >= 0
+    assert m[9].endswith("us") and int(m[9][:-2]) >= 0
 
 
 def test_combined_format(spawn, program, free_port):
@@ -128,7 +133,7 @@ def test_client_address_honours_xheaders(spawn, program, free_port):
     fetch(free_port, headers={"X-Real-Ip": "203.0.113.7"})
     fetch(free_port, headers={"X-Forwarded-For": "198.51.100.1, 192.0.2.9"})
     assert srv.stop() == 0
-    assert [m[7] for m in access_lines(srv.log(), TORNADO_LINE)] == [
+    assert [m[8] for m in access_lines(srv.log(), TORNADO_LINE)] == [
         "203.0.113.7", "192.0.2.9"]
 
 
@@ -136,7 +141,7 @@ def test_xheaders_ignored_when_off(spawn, program, free_port):
     srv = start_hello(spawn, program, free_port)
     fetch(free_port, headers={"X-Real-Ip": "203.0.113.7"})
     assert srv.stop() == 0
-    assert [m[7] for m in access_lines(srv.log(), TORNADO_LINE)] == [
+    assert [m[8] for m in access_lines(srv.log(), TORNADO_LINE)] == [
         "127.0.0.1"]
 
 
@@ -190,7 +195,7 @@ def test_workers_sharing_a_pipe_never_split_a_line(program, free_port):
     good = access_lines(text, TORNADO_LINE)
     assert len(good) == len(access)
     # the probe of _answers is logged too
-    assert len([m for m in good if len(m[6]) > 300]) == n
+    assert len([m for m in good if len(m[7]) > 300]) == n
 
 
 def _answers(port):
