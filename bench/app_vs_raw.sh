@@ -21,13 +21,11 @@
 # session 4). Each round prints both ratios (requests/s and requests per
 # server CPU-second); the summary is their median over the rounds.
 #
-# RAW= and APP= replace the two programs, e.g. the same program built from
-# main and from a branch, to see what a change costs (issue 13's metrics:
-# RAW=build/main-bench/examples/hello_http APP=build/bench/examples/hello_http).
-#
 # Environment: BUILD_DIR (default build/bench), ROUNDS (5), DURATION
 # (seconds per run, 4), PORT (18197; the app gets PORT+1 side by side),
-# METHOD (side). Servers are started and stopped here, by PID, on
+# METHOD (side), RAW and APP (the two programs: bench/old_vs_new.sh puts
+# an old and a new build of one program there). Servers are started and
+# stopped here, by PID, on
 # 127.0.0.1 only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -11,6 +11,7 @@
  *                                    (r"/index", IndexHandler)])
  *
  *   hello [--port=8888] [--address=A] [--processes=1] [--logging=info]
+ *         [--shutdown_timeout=10]
  *         [--access_log=tornado|common|combined|json] [--access_log_us]
  *         [--xheaders] [--metrics_path=/metrics]
  *
@@ -59,6 +60,10 @@ int main(int argc, char **argv)
                                "listen on this address (default: all)", NULL);
     gust_options_define_int(NULL, "processes", &processes, 1,
                             "processes to fork (0: one per CPU)", NULL);
+    gust_http_server_options so = {0};
+    gust_options_define_duration(NULL, "shutdown_timeout", &so.shutdown_timeout,
+                                 10, "on SIGTERM, seconds connections get to "
+                                 "finish before the rest are closed", NULL);
     const char *access_log, *metrics_path;
     bool access_log_us, xheaders;
     gust_options_define_string(NULL, "access_log", &access_log, "tornado",
@@ -79,8 +84,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++)
         if (strcmp(access_log, formats[i]) == 0)
             settings.access_log_format = i;
-    gust_http_server_options server_options = {.xheaders = xheaders};
-    settings.server_options = &server_options;
+    so.xheaders = xheaders;
+    settings.server_options = &so;
     gust_route routes[] = {
         GUST_ROUTE("/", &main_handler, .name = "main"),
         GUST_ROUTE("/index", &index_handler, .name = "index"),
@@ -96,8 +101,7 @@ int main(int argc, char **argv)
         rc = gust_app_listen(app, port, address);
         server = gust_app_server(app);
     } else if (rc == 0) {
-        server = own = gust_http_server_new(gust_app_http_handler(app),
-                                            &server_options);
+        server = own = gust_http_server_new(gust_app_http_handler(app), &so);
         rc = own ? gust_http_server_bind(own, port, address) : -errno;
         if (rc == 0)
             rc = gust_http_server_start(own, processes);

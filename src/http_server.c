@@ -50,6 +50,14 @@ gust_http_server *gust_http_server_new(gust_http_handler handler,
         o->idle_connection_timeout = 60;
     if (o->body_timeout == 0)
         o->body_timeout = 60;
+    if (!o->max_unsent_output)
+        o->max_unsent_output = 64 * 1024;
+    if (o->write_timeout == 0)
+        o->write_timeout = 60;
+    if (o->shutdown_timeout == 0)
+        o->shutdown_timeout = 10;
+    if (!o->max_header_count)
+        o->max_header_count = 256;
     const char *sh = o->server_header ? o->server_header
                                       : "Gust/" GUST_VERSION_STRING;
     gust_str shs = gust_str_cstr(sh);
@@ -118,6 +126,8 @@ static void server_destroy(gust_http_server *srv)
 {
     if (srv->done_timer_set)
         gust_timer_stop(&srv->done_timer);
+    if (srv->deadline_set)
+        gust_timer_stop(&srv->deadline_timer);
     gust_tcp_server_free(srv->tcp);
     free(srv->server_header);
     free(srv->protocol);
@@ -139,12 +149,31 @@ void gust__http_server_conn_gone(gust_http_server *srv)
 {
     if (srv->count)
         return;
+    if (srv->deadline_set)
+        gust_timer_stop(&srv->deadline_timer); /* nothing left to cut */
     if (srv->free_pending) {
         server_destroy(srv);
         return;
     }
     if (srv->done && srv->done_timer_set)
         gust_timer_start(&srv->done_timer, 0, 0, on_done_timer, srv);
+}
+
+/* shutdown_timeout is over: what is still open is cut. */
+static void on_deadline(gust_timer *t, void *data)
+{
+    (void)t;
+    gust_http_server *srv = data;
+    if (srv->count == 0)
+        return;
+    gust_log_warning("http", "shutdown deadline (%g s) reached: closing %zu "
+                     "connection(s) still open", srv->opts.shutdown_timeout,
+                     srv->count);
+    gust_http_connection *next;
+    for (gust_http_connection *c = srv->conns; c; c = next) {
+        next = c->next;
+        gust__http_conn_close(c);
+    }
 }
 
 int gust_http_server_close_all(gust_http_server *srv,
@@ -158,14 +187,21 @@ int gust_http_server_close_all(gust_http_server *srv,
     gust_http_connection *next;
     for (gust_http_connection *c = srv->conns; c; c = next) {
         next = c->next;
-        /* Idle ones go now (but for a request that may be on its way);
+        /* Idle ones get a short grace for a request already on its way;
          * busy ones close after their response. */
         if (c->state == GUST__HTTP_HEAD &&
             (!c->rq || c->rq->off == c->rq->len))
             gust__http_conn_close_idle(c);
     }
+    gust_loop *loop = gust_loop_current();
+    if (srv->count && loop && srv->opts.shutdown_timeout > 0 &&
+        !srv->deadline_set) {
+        gust_timer_init(loop, &srv->deadline_timer);
+        srv->deadline_set = true;
+        gust_timer_start(&srv->deadline_timer, srv->opts.shutdown_timeout, 0,
+                         on_deadline, srv);
+    }
     if (done) {
-        gust_loop *loop = gust_loop_current();
         if (!loop)
             return -ENOMEM;
         if (!srv->done_timer_set) {
