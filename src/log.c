@@ -533,8 +533,7 @@ void gust__log_commit(int level, char *msg, size_t len, bool checked)
         sanitize(msg, len);
     msg[len] = '\n';
     tl_buf->len = (size_t)(msg + len + 1 - tl_buf->data);
-    if (level >= GUST_LOG_ERROR)
-        flush_buf(tl_buf);
+    (void)level; /* access lines wait for the batch, whatever their level */
 }
 
 /* Delivers a message of len bytes (no newline): to the handler if one is
@@ -582,7 +581,10 @@ static void deliver(int level, const char *module, const char *msg,
     size_t n = (size_t)(p - line);
     if (buffered) {
         tl_buf->len += n;
-        if (level >= GUST_LOG_ERROR)
+        /* As nginx's error_log next to its buffered access_log: a warning
+         * or an error goes out at once (with the lines before it); only
+         * the access log's lines, a 4xx or 5xx included, wait. */
+        if (level >= GUST_LOG_WARNING && strcmp(module, "access") != 0)
             flush_buf(tl_buf);
         return;
     }

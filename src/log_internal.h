@@ -5,7 +5,8 @@
  * A thread inside gust_loop_run_once() buffers its default-format lines
  * (stderr or the log file; a handler set with gust_log_set_handler() is
  * called at once). The buffer is written when the next line does not fit,
- * when an ERROR line is logged, at the end of a turn once its oldest line
+ * when a WARNING or ERROR line of a module other than "access" is logged,
+ * at the end of a turn once its oldest line
  * is older than the flush interval, before a fork, when the thread exits,
  * at exit(), and whenever the thread logs outside a turn. */
 #ifndef GUST_LOG_INTERNAL_H

@@ -263,6 +263,19 @@ static void log_error(gust_loop *loop, void *data)
     gust_log_error("test", "an error");
 }
 
+static void log_access_warning(gust_loop *loop, void *data)
+{
+    (void)loop, (void)data;
+    gust_log_warning("access", "404 GET /x (127.0.0.1) 0.01ms");
+    gust_log_error("access", "500 GET /y (127.0.0.1) 0.01ms");
+}
+
+static void log_warning(gust_loop *loop, void *data)
+{
+    (void)loop, (void)data;
+    gust_log_warning("http", "a warning");
+}
+
 static int count_lines(const char *s, const char *needle)
 {
     int n = 0;
@@ -303,6 +316,18 @@ static void test_lines_wait_for_the_interval(void **state)
     drain(ps.rfd, out, sizeof out);
     assert_non_null(strstr(out, "before the error\n"));
     assert_non_null(strstr(out, "an error\n"));
+
+    /* access lines wait even at WARNING and ERROR (as nginx's buffered
+     * access_log); another module's warning takes them along */
+    gust_loop_add_callback(loop, log_access_warning, NULL);
+    gust_loop_run_once(loop, 0);
+    assert_int_equal(drain(ps.rfd, out, sizeof out), 0);
+    gust_loop_add_callback(loop, log_warning, NULL);
+    gust_loop_run_once(loop, 0);
+    drain(ps.rfd, out, sizeof out);
+    assert_non_null(strstr(out, "access] 404 GET /x"));
+    assert_non_null(strstr(out, "access] 500 GET /y"));
+    assert_non_null(strstr(out, "http] a warning\n"));
 
     /* outside a turn a line is written at once */
     gust_log_info("test", "outside");

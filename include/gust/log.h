@@ -8,7 +8,9 @@
  * Lines cost no system call each: a thread running a loop turn buffers its
  * lines (stderr or the log file; not those given to a handler) and writes
  * them in one write() once the oldest is older than the flush interval
- * (0.05 s by default), when the buffer is full, at once for an ERROR line,
+ * (0.05 s by default), when the buffer is full, at once for a WARNING or
+ * ERROR line of any module but "access" (as nginx's error_log is next to
+ * its buffered access_log),
  * and always before a fork, at exit() and when the thread ends. A line is
  * never split between two writes; on a pipe or socket shared by several
  * processes (workers) each write is at most PIPE_BUF bytes, so lines do
