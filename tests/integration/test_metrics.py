@@ -73,10 +73,14 @@ def test_single_process(spawn, program, free_port):
     assert srv.stop() == 0
 
 
-def test_forked_workers_seen_from_any_worker(spawn, program, free_port):
+@pytest.mark.parametrize("form", ["2", "3"])
+def test_forked_workers_seen_from_any_worker(spawn, program, free_port, form):
+    """Start forms 2 (bind, start(2)) and 3 (--sockets: bind_sockets,
+    fork_processes(2), a server per worker)."""
     srv = spawn([program("hello"), f"--port={free_port}",
                  "--address=127.0.0.1", "--processes=2",
-                 "--metrics_path=/metrics"])
+                 "--metrics_path=/metrics"] +
+                (["--sockets"] if form == "3" else []))
     srv.wait_log("listening on", count=2)
     # many short connections: the kernel spreads them over both workers
     total = 0
