@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 20
 BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmocka-dev \
               libssl-dev zlib1g-dev liburing-dev libxxhash-dev
 TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado python3-websockets curl strace \
-              openssl nginx-light
+              openssl nginx-light python3-prometheus-client systemd haproxy
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
               libcurl4-openssl-dev liburing-dev

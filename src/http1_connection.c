@@ -18,6 +18,7 @@
 #include "gust/log.h"
 #include "gust/tls.h"
 #include "http_server_internal.h"
+#include "metrics_internal.h"
 
 /* What the connection timer measures. */
 enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE, T_WRITE };
@@ -479,6 +480,7 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
         return GUST_ESTREAMCLOSED;
     if (n == 0)
         return 0;
+    gust__metrics_bytes_out(n);
     /* Outside a batch, with nothing gathered, the stream takes it at once;
      * so does a large body, after what was gathered before it. */
     if ((!c->in_batch && c->rq->out_len == 0) || n >= 64 * 1024) {
@@ -510,6 +512,7 @@ int gust__http_conn_out_room(gust_http_connection *c, size_t n, char **at)
 int gust__http_conn_out_commit(gust_http_connection *c, size_t n)
 {
     c->rq->out_len += n;
+    gust__metrics_bytes_out(n);
     return c->in_batch ? 0 : gust__http_conn_flush(c);
 }
 
@@ -608,6 +611,7 @@ static void conn_free(gust_http_connection *c)
     if (detached)
         return; /* counted by its gust_http_detached from now on */
     srv->count--;
+    gust__metrics_conn(-1);
     if (srv->count == 0)
         timers_free(srv);
     gust__http_server_conn_gone(srv);
@@ -713,6 +717,7 @@ static void send_error(gust_http_connection *c, int status, const char *why)
 {
     gust_log_warning("http", "%s: %d %s", c->rq->peer_ip, status,
                      why ? why : "bad request");
+    gust__metrics_request(NULL, status, 0);
     if (c->rq->req.connection) {
         /* A delegate saw the head: it learns of the close instead. */
         c->rq->resp_close = true;
@@ -761,6 +766,7 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
         len = c->rq->cap - c->rq->len; /* cannot happen: we asked for at most that */
     memcpy(c->rq->buf + c->rq->len, data, len);
     c->rq->len += len;
+    gust__metrics_bytes_in(len);
     if (c->state == GUST__HTTP_HANDLER) {
         start_read(c); /* pipelined input waits in buf */
         return;
@@ -1446,6 +1452,8 @@ void gust__http_conn_request_done(gust_http_connection *c)
     bool dropping = c->state == GUST__HTTP_BODY && c->rq->skip_body;
     bool keep = keep_alive(c) &&
                 (c->state == GUST__HTTP_HANDLER || dropping);
+    gust__metrics_request(&c->rq->req, c->rq->status,
+                          c->rq->req.start_time);
     c->app_owns = false; /* released */
     if (!c->stream) { /* closed under the request */
         conn_free(c);
@@ -1507,6 +1515,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
         srv->conns->prev = c;
     srv->conns = c;
     srv->count++;
+    gust__metrics_conn(1);
     gust_stream_set_data(stream, c);
     gust_stream_set_close_callback(stream, on_close, c);
     set_timer(c, T_IDLE);
@@ -1553,6 +1562,7 @@ void gust_http_detached_done(gust_http_detached *slot)
         slot->next->prev = slot->prev;
     slot->srv = NULL;
     srv->count--;
+    gust__metrics_conn(-1);
     if (srv->count == 0)
         timers_free(srv);
     gust__http_server_conn_gone(srv);

@@ -16,6 +16,7 @@
 #include "gust/log.h"
 #include "http_internal.h"
 #include "http_server_internal.h"
+#include "metrics_internal.h"
 
 /* ---- Server ------------------------------------------------------------ */
 
@@ -829,6 +830,7 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
         free(w);
         return rc;
     }
+    gust__metrics_bytes_out(len);
     if (c->rq->resp_chunked)
         return gust__http_conn_out(c, "\r\n", 2);
     return 0;

@@ -217,20 +217,10 @@ static void set_default_headers(gust_handler *h)
 
 static void log_request(gust_handler *h)
 {
-    if (h->app->settings.log_function) {
+    if (h->app->settings.log_function)
         h->app->settings.log_function(h, h->app->settings.log_data);
-        return;
-    }
-    int status = gust__http_resp_status(h->req);
-    int level = status < 400   ? GUST_LOG_INFO
-                : status < 500 ? GUST_LOG_WARNING
-                               : GUST_LOG_ERROR;
-    if (level < gust_log_level())
-        return;
-    double now = gust_loop_update_time(gust_handler_loop(h));
-    double ms = 1000.0 * (now - h->req->start_time);
-    gust_log(level, "access", "%d %s %s (%s) %.2fms", status, h->req->method,
-             h->req->uri, h->req->remote_ip ? h->req->remote_ip : "-", ms);
+    else
+        gust_handler_log_request(h);
 }
 
 /* ---- Finishing ----------------------------------------------------------- */

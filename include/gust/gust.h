@@ -21,6 +21,7 @@
 #include "gust/tls.h"
 #include "gust/web.h"
 #include "gust/websocket.h"
+#include "gust/metrics.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1

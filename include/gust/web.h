@@ -194,10 +194,74 @@ typedef struct gust_route {
     {.pattern = (pattern_), .handler = (handler_), __VA_ARGS__}
 #define GUST_ROUTES_END {.pattern = NULL}
 
-/* Per-request access-log hook; default: one INFO line per request on
- * module "access": "200 GET /path?q (127.0.0.1) 0.42ms" (WARNING for 4xx,
- * ERROR for 5xx), as Tornado's log_request. */
+/* Per-request access-log hook; default (gust_handler_log_request): one
+ * INFO line per request on module "access": "200 GET /path?q (127.0.0.1)
+ * 0.42ms" (WARNING for 4xx, ERROR for 5xx), as Tornado's log_request, or
+ * the line of settings.access_log_format. */
 typedef void (*gust_log_request_fn)(gust_handler *h, void *data);
+
+/* The line the access log writes (settings.access_log_format). */
+typedef enum gust_access_log_format {
+    /* Tornado's, after the usual log prefix:
+     * "[I 261207 16:24:38 4711 - access] 200 GET /a?b (127.0.0.1) 0.42ms" */
+    GUST_ACCESS_LOG_TORNADO = 0,
+    /* NCSA common log format, no prefix:
+     * 127.0.0.1 - - [07/Dec/2026:16:24:38 +0000] "GET /a?b HTTP/1.1" 200 12 */
+    GUST_ACCESS_LOG_COMMON,
+    /* Combined: common plus "referer" "user-agent" (nginx's default). */
+    GUST_ACCESS_LOG_COMBINED,
+    /* One JSON object per line, no prefix: time (RFC 3339, UTC), remote_ip,
+     * method, uri, version, status, bytes, request_time_us, referer,
+     * user_agent, user, handler, worker (task id or null). */
+    GUST_ACCESS_LOG_JSON,
+} gust_access_log_format;
+
+/* Flags of gust_access_log_format_line(). MICROSECONDS: Tornado's line
+ * ends "421us" instead of "0.42ms"; common and combined get the request
+ * time in microseconds as a last field (Apache's %D). JSON always has it. */
+#define GUST_ACCESS_LOG_MICROSECONDS 1u
+
+/* What the access log knows of a finished request, for log functions that
+ * add to the default line (issue 16) or build their own. Strings are
+ * borrowed from the request (valid until the log function returns); NULL
+ * when absent. */
+typedef struct gust_access_log_entry {
+    int status;
+    const char *method;
+    const char *uri;        /* the request-target as sent */
+    const char *version;    /* "HTTP/1.1" */
+    const char *remote_ip;  /* with xheaders, X-Real-Ip / X-Forwarded-For */
+    const char *user;       /* for the application to set; NULL: "-" */
+    const char *referer;
+    const char *user_agent;
+    /* Response body bytes: 0 for HEAD, 204, 304; -1 when unknown (a body
+     * flushed in parts without Content-Length, or gzipped). */
+    long long bytes;
+    uint64_t request_time_us; /* from the complete head to now */
+    double start_time;      /* wall clock (seconds since the epoch) */
+    const char *handler;    /* the handler class's name, or NULL */
+} gust_access_log_entry;
+
+/* Fills e for h (from a log function or on_finish). */
+void gust_handler_access_log_entry(gust_handler *h, gust_access_log_entry *e);
+
+/* Formats e as format (a gust_access_log_format) with flags into buf
+ * (size bytes, NUL-terminated, cut if too small) and returns its length.
+ * The Tornado format is the message without the log prefix: pass it to
+ * gust_log_message() (or gust_log("%s")); the others are whole lines for
+ * gust_log_raw_line(). */
+size_t gust_access_log_format_line(const gust_access_log_entry *e,
+                                   int format, unsigned flags, char *buf,
+                                   size_t size);
+
+/* The level Tornado logs a status at: INFO below 400, WARNING for 4xx,
+ * ERROR for 5xx. */
+int gust_access_log_level(int status);
+
+/* The default access log: the line of the app's access_log_format, at
+ * gust_access_log_level(status) on module "access". A log function may
+ * call it and log more of its own. */
+void gust_handler_log_request(gust_handler *h);
 
 typedef struct gust_app_settings {
     bool debug;              /* error pages say where they came from */
@@ -220,9 +284,11 @@ typedef struct gust_app_settings {
     /* Used when no route matches; NULL: 404. */
     const gust_handler_class *default_handler;
     void *default_handler_data;
-    /* Access log; NULL: the default line. */
+    /* Access log; NULL: the default line (gust_handler_log_request). */
     gust_log_request_fn log_function;
     void *log_data;
+    int access_log_format;        /* gust_access_log_format; 0: Tornado's */
+    bool access_log_microseconds; /* GUST_ACCESS_LOG_MICROSECONDS */
     /* Options of the server made by gust_app_listen(). NULL: defaults. */
     const gust_http_server_options *server_options;
     /* Where authenticated methods send visitors who are not signed in
