@@ -1,0 +1,73 @@
+/* What the chat's modules share: the process-wide chat state and the
+ * publish path every client kind (form, long polling, WebSocket, upload)
+ * goes through. */
+#ifndef CHAT_CHAT_H
+#define CHAT_CHAT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "gust/gust.h"
+#include "gust/web.h"
+#include "room.h"
+
+#define CHAT_LOG "chat"
+
+typedef struct chat_redis chat_redis;
+
+typedef struct chat_server {
+    gust_loop *loop;
+    chat_room room;
+    chat_redis *redis; /* NULL: the room lives in this process only */
+    const char *upload_dir;
+    size_t max_upload;
+    double poll_timeout; /* seconds a long poll waits before answering [] */
+} chat_server;
+
+extern chat_server chat;
+
+/* Called once a message has its id and is in the room (status 0, json is
+ * the stored text with its id), or could not be sent (status < 0, e.g.
+ * -ENOTCONN while Redis is down; json NULL). */
+typedef void (*chat_published_fn)(int status, const char *json, size_t len,
+                                  void *data);
+
+/* Publishes msg (a JSON object without "id"; borrowed). done runs once,
+ * inside this call in the embedded mode, later with Redis. Returns 0
+ * (done will run or has run) or a negative code (done will not run). */
+int chat_publish(json_t *msg, chat_published_fn done, void *data);
+
+/* Every handler's state starts with this. */
+typedef struct chat_base {
+    const char *user; /* who is signed in (set by chat_require_user) */
+} chat_base;
+
+/* Tornado's @authenticated, as a prepare: pages redirect to /login, the
+ * API and other methods answer 403. */
+int chat_require_user(gust_handler *h);
+
+/* The app's error pages: HTML from error.html, or JSON {"error": ...}
+ * for clients that accept application/json. */
+void chat_write_error(gust_handler *h, int status, const char *message);
+
+/* A new message from user (body, and an attachment object or NULL), with
+ * its html rendered from message.html. New reference, NULL on error
+ * (not UTF-8, out of memory). */
+json_t *chat_message_new(gust_handler *h, const char *user, const char *body,
+                         json_t *file);
+
+/* A chat_published_fn for handlers (data: the gust_handler): answers the
+ * stored message as JSON, or 503 with the reason, and finishes. */
+void chat_answer_published(int status, const char *json, size_t len,
+                           void *data);
+
+/* The WebSocket half (socket.c): whether this build has it, its handler
+ * class (NULL without), and closing every socket at shutdown. */
+bool chat_websocket_enabled(void);
+const gust_handler_class *chat_websocket_class(void);
+void chat_websocket_close_all(void);
+
+/* The streamed upload handler (upload.c). */
+extern const gust_handler_class chat_upload_class;
+
+#endif
