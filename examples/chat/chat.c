@@ -167,6 +167,13 @@ static int login_get(gust_handler *h)
                   "error", "", "name", ""));
 }
 
+static bool is_utf8(const char *s)
+{
+    json_t *probe = json_string(s);
+    json_decref(probe);
+    return probe != NULL;
+}
+
 /* A name: 1 to MAX_NAME bytes of UTF-8 without control characters. */
 static const char *check_name(const char *name)
 {
@@ -178,11 +185,7 @@ static const char *check_name(const char *name)
     for (const char *p = name; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return "Names cannot hold control characters.";
-    json_t *probe = json_string(name);
-    if (!probe)
-        return "Names must be UTF-8.";
-    json_decref(probe);
-    return NULL;
+    return is_utf8(name) ? NULL : "Names must be UTF-8.";
 }
 
 static int login_post(gust_handler *h)
@@ -193,7 +196,7 @@ static int login_post(gust_handler *h)
     if (err) {
         gust_handler_set_status(h, 400, NULL);
         json_t *ctx = json_pack("{s:s, s:s, s:s}", "next", next, "error", err,
-                                "name", json_string(name) ? name : "");
+                                "name", is_utf8(name) ? name : "");
         return render_page(h, "login.html", ctx);
     }
     gust_http_cookie_options o = {.path = "/", .httponly = true,
@@ -328,7 +331,8 @@ typedef struct updates_state {
 static void updates_stop(updates_state *st)
 {
     chat_room_unlisten(&chat.room, &st->listener);
-    gust_timer_stop(&st->timer);
+    if (st->timer.loop) /* initialised: the method ran */
+        gust_timer_stop(&st->timer);
 }
 
 static void updates_answer(updates_state *st)
@@ -366,11 +370,11 @@ static int updates_post(gust_handler *h)
     updates_state *st = gust_handler_state(h);
     st->h = h;
     st->cursor = chat_parse_id(gust_handler_get_argument(h, "cursor", "0"));
+    gust_timer_init(gust_handler_loop(h), &st->timer);
     if (chat_room_count_since(&chat.room, st->cursor) > 0) {
         updates_answer(st);
         return 0;
     }
-    gust_timer_init(gust_handler_loop(h), &st->timer);
     if (gust_timer_start(&st->timer, chat.poll_timeout, 0, updates_timeout,
                          st) < 0)
         return -ENOMEM;
