@@ -17,6 +17,8 @@ BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmo
               libssl-dev zlib1g-dev liburing-dev libxxhash-dev
 TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strace \
               openssl nginx-light
+# The chat's --redis (examples/chat): optional when building, tested.
+TEST_PKGS  += redis-server libhiredis-dev
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
               libcurl4-openssl-dev liburing-dev
@@ -27,7 +29,7 @@ BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
 all: build
 
 help:
-	@echo "make run       build, then serve the demo on http://127.0.0.1:$(PORT)"
+	@echo "make run       build, then serve the chat room on http://127.0.0.1:$(PORT)"
 	@echo "make test      build, then run every test (sanitizers on)"
 	@echo "make bench     run the benchmarks in bench/ (see bench/RESULTS.md)"
 	@echo "make fuzz      build the libFuzzer targets in fuzz/ with clang"
@@ -66,8 +68,9 @@ build: deps
 	@cmake --build $(BUILD)/release -j $(JOBS)
 
 run: build
-	@echo "Serving examples/hello_http on http://127.0.0.1:$(PORT)/ (try: curl http://127.0.0.1:$(PORT)/). Ctrl-C stops it."
-	@$(BUILD)/release/examples/hello_http --port=$(PORT) --address=127.0.0.1
+	@echo "Serving the chat room (examples/chat) on http://127.0.0.1:$(PORT)/: open it in a browser. Ctrl-C stops it."
+	@$(BUILD)/release/examples/chat/chat --port=$(PORT) --address=127.0.0.1 \
+	  --upload_dir=$(BUILD)/chat-uploads
 
 # Tests: gcc with ASan + UBSan (leaks fail) runs everything; clang builds the
 # same tree with the same warnings so that both compilers stay clean.
