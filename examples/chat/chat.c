@@ -35,6 +35,7 @@
 
 #include "gust/options.h"
 #include "gust/process.h"
+#include "gust/template.h"
 #include "redis_room.h"
 
 #ifndef CHAT_SOURCE_DIR
@@ -42,8 +43,8 @@
 #endif
 
 #define USER_COOKIE "chat_user"
-#define MAX_NAME 32
-#define MAX_BODY 2000
+#define MAX_NAME CHAT_MAX_NAME
+#define MAX_BODY CHAT_MAX_BODY
 
 chat_server chat;
 
@@ -236,8 +237,7 @@ static int room_get(gust_handler *h)
 /* A message from user with body (and an attachment, may be NULL), its
  * html rendered from message.html (autoescaped) and kept with it so that
  * every client shows the same thing. */
-json_t *chat_message_new(gust_handler *h, const char *user, const char *body,
-                         json_t *file)
+json_t *chat_message_new(const char *user, const char *body, json_t *file)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -256,10 +256,19 @@ json_t *chat_message_new(gust_handler *h, const char *user, const char *body,
     json_t *ctx = json_pack("{s:O}", "message", m);
     if (!ctx)
         goto fail;
+    char *html;
     size_t len;
-    char *html = gust_handler_render_string(h, "message.html", ctx, &len);
+    int rc = gust_template_loader_render(chat.templates, "message.html", ctx,
+                                         &html, &len);
     json_decref(ctx);
-    if (!html || json_object_set_new(m, "html", json_stringn(html, len)) < 0)
+    if (rc < 0) {
+        gust_log_error(CHAT_LOG, "message.html: %s",
+                       gust_template_loader_error(chat.templates));
+        goto fail;
+    }
+    rc = json_object_set_new(m, "html", json_stringn(html, len));
+    free(html);
+    if (rc < 0)
         goto fail;
     return m;
 fail:
@@ -303,7 +312,7 @@ static int new_post(gust_handler *h)
         return gust_handler_send_error(h, 400,
                                        "The message is too long (2000 "
                                        "bytes at most).");
-    json_t *m = chat_message_new(h, b->user, body, NULL);
+    json_t *m = chat_message_new(b->user, body, NULL);
     if (!m)
         return gust_handler_send_error(h, 400, "The message must be UTF-8.");
     int rc = chat_publish(m, chat_answer_published, h);
@@ -651,6 +660,9 @@ int main(int argc, char **argv)
     chat.max_upload = (size_t)max_upload;
     chat.poll_timeout = poll_timeout > 0 ? poll_timeout : 30;
     chat_room_init(&chat.room);
+    chat.templates = gust_template_loader_new(templates);
+    if (!chat.templates)
+        return 1;
     if (redis) {
         chat.redis = chat_redis_new(chat.loop, redis_host, redis_port,
                                     &chat.room);
@@ -668,6 +680,7 @@ int main(int argc, char **argv)
     chat_websocket_close_all();
     chat_redis_free(chat.redis);
     chat_room_close(&chat.room);
+    gust_template_loader_free(chat.templates);
     gust_http_server_free(server);
     gust_app_free(app);
     gust_options_free(NULL);

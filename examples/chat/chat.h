@@ -11,6 +11,9 @@
 #include "gust/web.h"
 #include "room.h"
 
+#define CHAT_MAX_NAME 32
+#define CHAT_MAX_BODY 2000
+
 #define CHAT_LOG "chat"
 
 typedef struct chat_redis chat_redis;
@@ -22,6 +25,7 @@ typedef struct chat_server {
     const char *upload_dir;
     size_t max_upload;
     double poll_timeout; /* seconds a long poll waits before answering [] */
+    struct gust_template_loader *templates; /* message.html, for every kind */
 } chat_server;
 
 extern chat_server chat;
@@ -53,8 +57,7 @@ void chat_write_error(gust_handler *h, int status, const char *message);
 /* A new message from user (body, and an attachment object or NULL), with
  * its html rendered from message.html. New reference, NULL on error
  * (not UTF-8, out of memory). */
-json_t *chat_message_new(gust_handler *h, const char *user, const char *body,
-                         json_t *file);
+json_t *chat_message_new(const char *user, const char *body, json_t *file);
 
 /* A chat_published_fn for handlers (data: the gust_handler): answers the
  * stored message as JSON, or 503 with the reason, and finishes. */

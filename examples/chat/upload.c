@@ -318,7 +318,7 @@ static int upload_post(gust_handler *h)
         "name", st->filename, "type", st->type->type, "label",
         st->type->label, "size", (json_int_t)st->size, "size_text",
         size_text, "image", st->type->image);
-    json_t *m = file ? chat_message_new(h, st->base.user, "", file) : NULL;
+    json_t *m = file ? chat_message_new(st->base.user, "", file) : NULL;
     json_decref(file);
     if (!m)
         return -ENOMEM;
