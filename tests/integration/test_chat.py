@@ -459,3 +459,104 @@ def test_unknown_page_is_a_404_page(chat):
     r = requests.get(chat.url + "/nope", timeout=5)
     assert r.status_code == 404
     assert "There is no page here." in r.text and "<!doctype html>" in r.text
+
+
+# ---- The WebSocket half (Python websockets) ---------------------------------
+
+def ws_enabled(client):
+    return 'data-websocket="1"' in client.room().text
+
+
+def ws_headers(client, origin=None):
+    cookie = "; ".join(f"{k}={v}" for k, v in client.s.cookies.items())
+    h = {"Cookie": cookie}
+    if origin:
+        h["Origin"] = origin
+    return h
+
+
+def run(coro):
+    import asyncio
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def ws_next(ws, kind):
+    """The next frame of type kind (others are skipped), as JSON."""
+    import json
+    while True:
+        j = json.loads(await ws.recv())
+        if j["type"] == kind:
+            return j
+
+
+def test_websocket_and_long_polling_share_the_room(chat):
+    import json
+    import websockets
+    alice = ChatClient(chat.url).login("alice")
+    if not ws_enabled(alice):
+        pytest.skip("chat built without include/gust/websocket.h")
+    bob = ChatClient(chat.url).login("bob")
+    carol = ChatClient(chat.url).login("carol")  # long polling
+    carol.form_token("/")
+    first = carol.say("before anyone connected").json()
+    wsurl = f"ws://{HOST}:{chat.port}/a/socket"
+    got = {}
+
+    def poll():
+        got["r"] = carol.updates(first["id"])
+
+    async def scenario():
+        async with websockets.connect(
+                wsurl + "?cursor=0",
+                extra_headers=ws_headers(alice, chat.url)) as a, \
+                websockets.connect(wsurl + f"?cursor={first['id']}",
+                                   extra_headers=ws_headers(bob)) as b:
+            # What came before the cursor is replayed on open.
+            backlog = await ws_next(a, "messages")
+            assert [m["body"] for m in backlog["messages"]] == \
+                ["before anyone connected"]
+            assert wait_for(lambda: health(chat.url)["listeners"] == 2, 5)
+            t = threading.Thread(target=poll)
+            t.start()
+            assert wait_for(lambda: health(chat.url)["listeners"] == 3, 5)
+            await b.send(json.dumps({"body": "<b>from bob</b>"}))
+            for ws in (a, b):
+                m = (await ws_next(ws, "message"))["message"]
+                assert m["from"] == "bob" and m["body"] == "<b>from bob</b>"
+                assert "&lt;b&gt;from bob&lt;/b&gt;" in m["html"]
+            t.join(10)
+            polled = got["r"].json()["messages"]
+            assert [x["body"] for x in polled] == ["<b>from bob</b>"]
+            # And the other way: a long-polling post reaches the sockets.
+            carol.say("from carol")
+            for ws in (a, b):
+                m = (await ws_next(ws, "message"))["message"]
+                assert m["from"] == "carol"
+            # Bad input gets an error frame, not a crash or a message.
+            await a.send("not json")
+            assert "body" in (await ws_next(a, "error"))["error"]
+            await a.send(json.dumps({"body": "x" * 2001}))
+            assert "too long" in (await ws_next(a, "error"))["error"]
+    run(scenario())
+    assert wait_for(lambda: health(chat.url)["listeners"] == 0, 10)
+    bodies = [m["body"] for m in alice.messages()]
+    assert bodies == ["before anyone connected", "<b>from bob</b>",
+                      "from carol"]
+
+
+def test_websocket_needs_a_sign_in_and_the_same_origin(chat):
+    import websockets
+    alice = ChatClient(chat.url).login("alice")
+    if not ws_enabled(alice):
+        pytest.skip("chat built without include/gust/websocket.h")
+    wsurl = f"ws://{HOST}:{chat.port}/a/socket"
+
+    async def refused(headers):
+        try:
+            async with websockets.connect(wsurl, extra_headers=headers):
+                return None
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+    assert run(refused({})) == 403
+    assert run(refused(ws_headers(alice, "http://evil.example"))) == 403
+    assert run(refused(ws_headers(alice, chat.url))) is None
