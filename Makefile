@@ -22,6 +22,10 @@ TEST_PKGS  += redis-server libhiredis-dev
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
               libcurl4-openssl-dev liburing-dev
+# WebSockets (issue 12): Chromium and Python websockets for the tests, the
+# libwebsockets and websockets peers for bench/ws_compare.sh.
+TEST_PKGS  += chromium python3-websockets
+BENCH_PKGS += libwebsockets-dev python3-websockets
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help
@@ -60,6 +64,21 @@ deps-bench: deps
 	$(call ensure-packages,$(BENCH_PKGS))
 deps-fuzz: deps
 	$(call ensure-packages,$(FUZZ_PKGS))
+
+# Node's ws and playwright-core (which drives Debian's /usr/bin/chromium; it
+# never downloads a browser), pinned by tests/integration/js/package-lock.json
+# and installed by `npm ci` into $(BUILD)/npm/node_modules, where the tests and
+# bench/ws_compare.sh look. Node.js and npm are the machine's own.
+NPM_DIR := $(BUILD)/npm
+NPM_LOCK := tests/integration/js/package.json tests/integration/js/package-lock.json
+deps-npm: $(NPM_DIR)/node_modules/.package-lock.json
+$(NPM_DIR)/node_modules/.package-lock.json: $(NPM_LOCK)
+	@command -v npm >/dev/null || { echo "npm missing: install Node.js (>= 20) and npm"; exit 1; }
+	@mkdir -p $(NPM_DIR) && cp $(NPM_LOCK) $(NPM_DIR)/
+	@echo "Installing npm packages into $(NPM_DIR) (npm ci)"
+	@cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+deps-test deps-bench: deps-npm
+.PHONY: deps-npm
 
 # Release build: what `make run`, `make install` and the benchmarks use.
 build: deps

@@ -543,6 +543,11 @@ static void on_close(gust_stream *stream, void *data)
 
 void gust__http_conn_close(gust_http_connection *c)
 {
+    if (c->state == GUST__HTTP_DETACHED) {
+        if (!c->closed && c->detach_ops && c->detach_ops->close_all)
+            c->detach_ops->close_all(c->detach_data);
+        return;
+    }
     if (c->stream && !c->closed) {
         c->closed = true;
         gust_stream_close(c->stream);
@@ -674,6 +679,10 @@ static void start_read(gust_http_connection *c)
         return;
     /* A paused body is held back by TCP flow control, not buffered. */
     if (c->state == GUST__HTTP_BODY && c->rq && c->rq->body_paused)
+        return;
+    /* Bytes after an upgrade request may belong to the next protocol
+     * (gust_http_request_detach): they stay in the stream. */
+    if (c->state == GUST__HTTP_HANDLER && c->rq->framing.connection_upgrade)
         return;
     size_t room = c->rq ? c->rq->cap - c->rq->len
                         : c->srv->opts.max_header_size + BUF_SLACK;
@@ -1186,7 +1195,7 @@ static void process(gust_http_connection *c)
         return;
     c->in_batch = true;
     while (!c->closed && c->state != GUST__HTTP_CLOSING) {
-        if (c->state == GUST__HTTP_HANDLER)
+        if (c->state == GUST__HTTP_HANDLER || c->state == GUST__HTTP_DETACHED)
             break;
         if (c->state == GUST__HTTP_HEAD) {
             if (!c->rq || c->rq->off == c->rq->len) {
@@ -1306,6 +1315,13 @@ bool gust__http_conn_will_keep(gust_http_connection *c)
 
 void gust__http_conn_request_done(gust_http_connection *c)
 {
+    if (c->state == GUST__HTTP_DETACHED) {
+        c->app_owns = false;
+        rq_give_back(c);
+        if (c->closed) /* the new owner is done too */
+            conn_free(c);
+        return;
+    }
     if (c->state == GUST__HTTP_BODY &&
         (c->rq->in_headers_received || c->rq->streaming))
         begin_skip(c); /* finished before the body was all read */
@@ -1375,4 +1391,34 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     set_timer(c, T_IDLE);
     start_read(c);
     return c;
+}
+
+int gust__http_conn_detach(gust_http_connection *c,
+                           const gust_http_detach_ops *ops, void *data,
+                           gust_stream **stream, gust_str *leftover)
+{
+    int rc = gust__http_conn_flush(c);
+    if (rc < 0)
+        return rc;
+    clear_timer(c);
+    gust_stream *s = c->stream;
+    gust_stream_set_close_callback(s, NULL, NULL);
+    gust_stream_set_data(s, NULL);
+    c->stream = NULL;
+    c->state = GUST__HTTP_DETACHED;
+    c->detach_ops = ops;
+    c->detach_data = data;
+    *stream = s;
+    *leftover = gust_str_make(c->rq->buf + c->rq->req_end,
+                              c->rq->len - c->rq->req_end);
+    return 0;
+}
+
+void gust_http_detached_done(gust_http_connection *c)
+{
+    if (!c || c->state != GUST__HTTP_DETACHED || c->closed)
+        return;
+    c->closed = true;
+    if (!c->app_owns)
+        conn_free(c);
 }

@@ -162,6 +162,8 @@ int gust_http_server_close_all(gust_http_server *srv,
         if (c->state == GUST__HTTP_HEAD &&
             (!c->rq || c->rq->off == c->rq->len))
             gust__http_conn_close_idle(c);
+        else if (c->state == GUST__HTTP_DETACHED)
+            gust__http_conn_close(c); /* asks the new owner */
     }
     if (done) {
         gust_loop *loop = gust_loop_current();
@@ -835,6 +837,61 @@ int gust_http_request_abort(gust_http_request *req)
     c->rq->aborted = true;
     gust__http_conn_request_done(c);
     return 0;
+}
+
+/* The head of a switching response: no Content-Length, no Connection
+ * of the server's (the handler sets Connection: Upgrade). */
+static int write_switch_head(gust_http_connection *c)
+{
+    gust__http_rq *q = c->rq;
+    const char *reason = q->reason ? q->reason : gust_http_reason(q->status);
+    if (!reason)
+        reason = "Unknown";
+    size_t reason_len = strlen(reason);
+    unsigned present = resp_present(&q->resp_headers);
+    bool date = !(present & GUST__HAS_DATE);
+    bool server = c->srv->server_header_len && !(present & GUST__HAS_SERVER);
+    size_t ws = gust_http_headers_wire_size(&q->resp_headers);
+    char *buf;
+    int rc = gust__http_conn_out_room(c, 16 + reason_len + GUST_HTTP_DATE_LEN +
+                                          8 + c->srv->server_header_len + ws + 2,
+                                      &buf);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(buf, 16 + reason_len, "HTTP/1.1 %d %s\r\n", q->status,
+                     reason);
+    char *p = buf + n;
+    if (date)
+        p = put(p, date_line(), GUST_HTTP_DATE_LEN + 8);
+    if (server)
+        p = put(p, c->srv->server_header, c->srv->server_header_len);
+    gust_http_headers_serialize(&q->resp_headers, p);
+    p += ws;
+    p = put(p, "\r\n", 2);
+    q->headers_sent = true;
+    q->out_len += (size_t)(p - buf); /* sent by the detach's flush */
+    return 0;
+}
+
+int gust_http_request_detach(gust_http_request *req,
+                             const gust_http_detach_ops *ops, void *data,
+                             gust_stream **stream, gust_str *leftover)
+{
+    gust_http_connection *c = req ? req->connection : NULL;
+    if (!c || !c->app_owns || c->state != GUST__HTTP_HANDLER || !stream ||
+        !leftover)
+        return -EINVAL;
+    if (c->closed || !c->stream)
+        return GUST_ESTREAMCLOSED;
+    if (c->reading)
+        return -EBUSY;
+    if (c->rq->resp_mode != GUST__RESP_RAW && !c->rq->headers_sent) {
+        c->rq->resp_mode = GUST__RESP_STRUCT;
+        int rc = write_switch_head(c);
+        if (rc < 0)
+            return rc;
+    }
+    return gust__http_conn_detach(c, ops, data, stream, leftover);
 }
 
 int gust_http_respond(gust_http_request *req, int status,

@@ -22,6 +22,7 @@ enum gust__http_state {
     GUST__HTTP_BODY,    /* head parsed, reading the body */
     GUST__HTTP_HANDLER, /* request handed over, not finished yet */
     GUST__HTTP_CLOSING, /* last response going out; no more requests */
+    GUST__HTTP_DETACHED, /* handed over (gust_http_request_detach) */
 };
 
 /* Response style of the current request. */
@@ -140,7 +141,16 @@ struct gust_http_connection {
      * queue for that kind (see http1_connection.c), the deadline
      * (INFINITY: suspended while a request is handled) and when the entry
      * is due in its queue (never later than the deadline). */
-    gust_http_connection *tprev, *tnext;
+    union {
+        struct {
+            gust_http_connection *tprev, *tnext;
+        };
+        /* DETACHED (no deadline then): how to ask the owner to close. */
+        struct {
+            const gust_http_detach_ops *detach_ops;
+            void *detach_data;
+        };
+    };
     double deadline;     /* loop time when timer_kind runs out */
     double due;
 };
@@ -207,6 +217,10 @@ void gust__http_conn_close(gust_http_connection *c);
 void gust__http_conn_close_idle(gust_http_connection *c);
 /* gust_http_request_pause_body / resume_body. */
 int gust__http_conn_pause_body(gust_http_connection *c, bool pause);
+/* gust_http_request_detach() once the switching head is gathered. */
+int gust__http_conn_detach(gust_http_connection *c,
+                           const gust_http_detach_ops *ops, void *data,
+                           gust_stream **stream, gust_str *leftover);
 /* Called by gust_http_request_finish() once the response is complete. */
 void gust__http_conn_request_done(gust_http_connection *c);
 /* Whether the connection is kept after the current response (E2). */

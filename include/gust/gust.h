@@ -20,6 +20,7 @@
 #include "gust/http_client.h"
 #include "gust/tls.h"
 #include "gust/web.h"
+#include "gust/websocket.h"
 
 #define GUST_VERSION_MAJOR 0
 #define GUST_VERSION_MINOR 1

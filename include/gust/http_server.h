@@ -60,6 +60,7 @@
 #include "gust/http.h"
 #include "gust/loop.h"
 #include "gust/net.h"
+#include "gust/stream.h"
 #include "gust/tcp_server.h"
 
 #ifdef __cplusplus
@@ -418,6 +419,61 @@ int gust_http_request_finish(gust_http_request *req);
  * anything was sent gets no response at all. Returns 0, or -EINVAL for a
  * request already finished. */
 int gust_http_request_abort(gust_http_request *req);
+
+/* ---- Taking the connection over (Tornado's detach()) --------------------
+ *
+ * A handler that answers a protocol upgrade (WebSocket's 101, later h2c)
+ * takes the connection away from the HTTP server:
+ *
+ *     gust_http_response_set_status(req, 101, NULL);
+ *     gust_http_response_set_header(req, "Upgrade", "websocket"); ...
+ *     gust_stream *s;
+ *     gust_str rest;
+ *     if (gust_http_request_detach(req, &ops, proto, &s, &rest) == 0) ...
+ *
+ * The connection sends the response written so far (a structured one: its
+ * status line and headers, with Date and Server but no Content-Length nor
+ * body; a raw one as written), then hands over its stream and forgets it:
+ * it reads no more from it, writes nothing more, sets no timer, and sets
+ * the stream's close callback and data to NULL for the new owner to set.
+ * *leftover gets the bytes the client sent after the request (pipelined
+ * bytes after an upgrade request belong to the new protocol), borrowed:
+ * valid until gust_http_request_finish() of req, so copy or consume them
+ * first. The request itself stays valid until the handler finishes it as
+ * usual (its writes then fail with GUST_ESTREAMCLOSED and finish sends
+ * nothing); finish it soon, its arena is held until then.
+ *
+ * The server keeps counting the connection (gust_http_server_connection_count,
+ * close_all's done) until the new owner calls gust_http_detached_done(),
+ * once the stream is closed. ops (may be NULL; borrowed, must outlive the
+ * connection) lets the server ask the protocol to close: ops->close_all runs
+ * (never inside the detach call) when gust_http_server_close_all() or
+ * gust_http_server_free() is called while the connection is detached; the
+ * protocol then closes the connection its own way (a WebSocket sends 1001
+ * Going Away) and calls gust_http_detached_done() once it is gone.
+ *
+ * While an upgrade request (Connection: upgrade) is handled the server does
+ * not read from the stream, so that every byte after its head is left for
+ * the new protocol; a client that disconnects meanwhile is noticed by the
+ * new protocol's first read.
+ * Returns 0; -EINVAL for a request finished already, detached already, or
+ * whose body is not all read (a request with a body cannot be upgraded);
+ * -EBUSY if a read of the server's was already pending (an upgrade
+ * pipelined behind a request answered asynchronously: the handler should
+ * answer 400); GUST_ESTREAMCLOSED if the client is gone; -ENOMEM. On
+ * failure nothing changed. */
+typedef struct gust_http_detach_ops {
+    void (*close_all)(void *data);
+} gust_http_detach_ops;
+
+int gust_http_request_detach(gust_http_request *req,
+                             const gust_http_detach_ops *ops, void *data,
+                             gust_stream **stream, gust_str *leftover);
+
+/* The new owner of a detached connection is done with it (its stream is
+ * closed): the server stops counting it. conn is req->connection of the
+ * detached request; it must not be used after. Call once. */
+void gust_http_detached_done(gust_http_connection *conn);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
  * finish. Returns the first error of those steps (the request is finished
