@@ -68,6 +68,24 @@
   }
 
   // ---- Long polling (Tornado's updater) ----
+  // A quick catch-up first: it says at once whether the server is there
+  // (a poll may wait for minutes before it answers).
+  function catchUp() {
+    transport = "poll";
+    fetch("/a/messages?since=" + encodeURIComponent(cursor), {credentials: "same-origin"}).then(function (resp) {
+      if (resp.status === 403) { location.href = "/login"; return; }
+      if (!resp.ok) throw new Error(resp.status);
+      return resp.json().then(function (j) {
+        setStatus("live", "live (long polling)");
+        addMessages(j.messages);
+        poll();
+      });
+    }).catch(function () {
+      setStatus("down", "reconnecting…");
+      pollDelay = Math.min(pollDelay * 2, 30000);
+      setTimeout(catchUp, pollDelay);
+    });
+  }
   function poll() {
     transport = "poll";
     post("/a/message/updates", {cursor: cursor}).then(function (resp) {
@@ -82,7 +100,7 @@
     }).catch(function () {
       setStatus("down", "reconnecting…");
       pollDelay = Math.min(pollDelay * 2, 30000);
-      setTimeout(poll, pollDelay);
+      setTimeout(catchUp, pollDelay);
     });
   }
 
@@ -95,7 +113,7 @@
       socket = new WebSocket(proto + location.host + "/a/socket?cursor=" + encodeURIComponent(cursor));
     } catch (e) {
       socket = null;
-      poll();
+      catchUp();
       return;
     }
     socket.onopen = function () {
@@ -114,7 +132,7 @@
       socket = null;
       setStatus("down", "reconnecting…");
       if (!opened) socketFailures++;
-      if (socketFailures >= 3) { poll(); return; } // blocked by a proxy: fall back
+      if (socketFailures >= 3) { catchUp(); return; } // blocked by a proxy: fall back
       setTimeout(openSocket, Math.min(500 * Math.pow(2, socketFailures), 10000));
     };
   }
@@ -186,6 +204,6 @@
   localTimes(list);
   scrollDown();
   if (room.dataset.websocket === "1" && typeof window.WebSocket === "function") openSocket();
-  else poll();
+  else catchUp();
   window.gustChat = {transport: function () { return transport; }};
 })();
