@@ -77,7 +77,7 @@ static void retry_now(gust_timer *t, void *data)
 /* Drops whatever is left of the session and tries again later. */
 static void end_session(chat_redis *r, const char *why)
 {
-    if (r->up || r->sessions == 1)
+    if (!r->freeing && (r->up || r->sessions == 1))
         gust_log_warning(CHAT_LOG, "redis %s:%d: %s; retrying in %.1f s",
                          r->host, r->port, why, r->backoff);
     r->up = r->cmd_connected = r->subscribed = false;
