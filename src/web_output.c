@@ -16,6 +16,7 @@
 #include "gust/log.h"
 #include "http_internal.h"
 #include "http_server_internal.h"
+#include "template_internal.h"
 #include "web_internal.h"
 
 #define LOG_MODULE "web"
@@ -118,7 +119,7 @@ static inline int prepare_headers(gust_handler *h, seen_headers *s,
         s->content_type = GUST_STR("text/html; charset=UTF-8");
         gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
                                        s->content_type,
-                                       GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
+                                       GUST_HTTP_HEADER_TRUSTED | GUST__PUT_APPEND);
     }
     if (!h->app->settings.compress_response || h->no_compression ||
         !gust__gzip_type_compressible(s->content_type))
@@ -230,18 +231,80 @@ int gust_handler_printf(gust_handler *h, const char *fmt, ...)
     return 0;
 }
 
+/* Jansson prints every real with 17 significant digits (0.3 as
+ * 0.29999999999999999): each number with a '.' or an exponent in the
+ * dump of s is rewritten as the shortest text that reads back the same,
+ * as Python's json.dumps prints it. Returns s itself when there is no
+ * real (the usual case: nothing is copied), else a new string (s freed),
+ * NULL when out of memory (s freed). */
+static char *shortest_reals(char *s)
+{
+    char *out = NULL;
+    size_t n = strlen(s), o = 0, done = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9'))
+            continue;
+        size_t j = i;
+        bool real = false;
+        while (j < n && strchr("0123456789+-.eE", s[j])) {
+            real |= s[j] == '.' || s[j] == 'e' || s[j] == 'E';
+            j++;
+        }
+        if (real) {
+            char num[40];
+            gust__tpl_format_real(strtod(s + i, NULL), num, sizeof num);
+            size_t k = strlen(num);
+            /* At most 2 bytes longer than Jansson's (its exponent has no
+             * '+' and no leading zero, Python's "e+05" has), and a real
+             * takes 3 bytes at least: 2n is room. */
+            if (!out && !(out = malloc(2 * n + 1))) {
+                free(s);
+                return NULL;
+            }
+            memcpy(out + o, s + done, i - done);
+            o += i - done;
+            memcpy(out + o, num, k);
+            o += k;
+            done = j;
+        }
+        i = j - 1;
+    }
+    if (!out)
+        return s;
+    memcpy(out + o, s + done, n - done);
+    out[o + n - done] = '\0';
+    free(s);
+    return out;
+}
+
 int gust_handler_write_json(gust_handler *h, const struct json_t *json)
 {
     if (h->finished || h->error_sent)
         return -EINVAL;
-    char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY |
+                                   JSON_REAL_PRECISION(17));
+    if (s)
+        s = shortest_reals(s);
     if (!s)
         return -ENOMEM;
     int rc = 0;
     if (!h->headers_sent)
         rc = gust__http_response_put_header(
             h->req, GUST_STR("Content-Type"),
-            GUST_STR("application/json; charset=UTF-8"), GUST_HEADER_TRUSTED);
+            GUST_STR("application/json; charset=UTF-8"), GUST_HTTP_HEADER_TRUSTED);
     if (rc == 0)
         rc = gust_handler_write_str(h, s);
     free(s);
@@ -411,7 +474,7 @@ static int set_etag(gust_handler *h, const seen_headers *s)
     gust_http_method m = h->req->method_id;
     if (h->headers_sent || s->etag ||
         gust__http_resp_status(h->req) != 200 ||
-        (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD))
+        (m != GUST_HTTP_METHOD_GET && m != GUST_HTTP_METHOD_HEAD))
         return 0;
     uint64_t x = XXH3_64bits(h->body ? h->body : "", h->body_len);
     /* The whole field line, built in the handler (which lives as long as
@@ -488,9 +551,10 @@ int gust_handler_redirect(gust_handler *h, const char *url, int status)
 
 /* ---- Templates --------------------------------------------------------- */
 
-static json_t *render_context(gust_handler *h, json_t *context)
+/* Adds what every template of a handler sees to ctx (the caller's own
+ * object, consumed). Returns ctx, or NULL (ctx freed). */
+static json_t *render_context(gust_handler *h, json_t *ctx)
 {
-    json_t *ctx = context ? json_copy(context) : json_object();
     if (!ctx || !json_is_object(ctx)) {
         json_decref(ctx);
         return NULL;
@@ -513,6 +577,12 @@ static json_t *render_context(gust_handler *h, json_t *context)
                                          json_string(form)) < 0)
             goto fail;
     }
+    if (!json_object_get(ctx, "current_user")) {
+        const char *user = gust_handler_current_user(h);
+        if (json_object_set_new(ctx, "current_user",
+                                user ? json_string(user) : json_null()) < 0)
+            goto fail;
+    }
     if (!json_object_get(ctx, "static_url_prefix") &&
         json_object_set_new(ctx, "static_url_prefix",
                             json_string(h->app->settings.static_url_prefix)) <
@@ -524,21 +594,38 @@ fail:
     return NULL;
 }
 
-char *gust_handler_render_string(gust_handler *h, const char *name,
-                                 struct json_t *context, size_t *len)
+static const char *hook_static_url(void *data, const char *path)
+{
+    return gust_handler_static_url(data, path);
+}
+
+static const char *hook_reverse_url(void *data, const char *name,
+                                    const char *const *args, size_t nargs)
+{
+    gust_handler *h = data;
+    return gust__web_router_reverse_argv(&h->app->router, h->req->arena, name,
+                                         args, nargs);
+}
+
+/* Renders name with ctx (consumed) into the arena. */
+static char *render_owned(gust_handler *h, const char *name, json_t *ctx,
+                          size_t *len)
 {
     if (!h->app->loader) {
+        json_decref(ctx);
         errno = ENOENT;
         return NULL;
     }
-    json_t *ctx = render_context(h, context);
+    ctx = render_context(h, ctx);
     if (!ctx) {
         errno = ENOMEM;
         return NULL;
     }
     char *out = NULL;
     size_t n = 0;
-    int rc = gust_template_loader_render(h->app->loader, name, ctx, &out, &n);
+    const gust_template_hooks hooks = {hook_static_url, hook_reverse_url, h};
+    int rc = gust_template_loader_render_with(h->app->loader, name, ctx, &hooks,
+                                              &out, &n);
     json_decref(ctx);
     if (rc < 0) {
         gust_log_error(LOG_MODULE, "template %s: %s", name,
@@ -557,6 +644,38 @@ char *gust_handler_render_string(gust_handler *h, const char *name,
     if (len)
         *len = n;
     return copy;
+}
+
+char *gust_handler_render_string(gust_handler *h, const char *name,
+                                 struct json_t *context, size_t *len)
+{
+    /* The caller's context stays as it was: the additions go to a copy. */
+    return render_owned(h, name, context ? json_copy(context) : json_object(),
+                        len);
+}
+
+int gust_handler_render_pack(gust_handler *h, const char *name,
+                             const char *fmt, ...)
+{
+    if (!h->app->loader)
+        return -ENOENT;
+    json_error_t err;
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *ctx = json_vpack_ex(&err, 0, fmt, ap);
+    va_end(ap);
+    if (!ctx || !json_is_object(ctx)) {
+        gust_log_error(LOG_MODULE, "template %s: context %s: %s", name, fmt,
+                       ctx ? "not an object" : err.text);
+        json_decref(ctx);
+        return -EINVAL;
+    }
+    h->render_error = 0;
+    size_t n;
+    char *s = render_owned(h, name, ctx, &n);
+    if (!s)
+        return h->render_error ? h->render_error : -ENOMEM;
+    return gust_handler_write(h, s, n);
 }
 
 int gust_handler_render(gust_handler *h, const char *name,
