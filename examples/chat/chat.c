@@ -72,28 +72,32 @@ int chat_publish(json_t *msg, chat_published_fn done, void *data)
 
 /* ---- Who is signed in ----------------------------------------------------- */
 
-/* Tornado's @authenticated as a prepare: pages redirect to the form, the
- * API (and every non-GET) answers 403. */
-int chat_require_user(gust_handler *h)
+/* Tornado's get_current_user: the name in the signed cookie. */
+const char *chat_current_user(gust_handler *h)
 {
-    chat_base *b = gust_handler_state(h);
-    b->user = gust_handler_get_signed_cookie(h, USER_COOKIE, 31);
-    if (b->user && *b->user)
+    const char *user = gust_handler_get_signed_cookie(h, USER_COOKIE, 31);
+    return user && *user ? user : NULL;
+}
+
+/* Every class of the chat extends one of these two. The framework's
+ * GUST_HANDLER_AUTHENTICATED redirects pages to settings.login_url and
+ * answers other methods 403. */
+const gust_handler_class chat_common = {
+    .get_current_user = chat_current_user,
+    .write_error = chat_write_error,
+};
+const gust_handler_class chat_authenticated = {
+    .base = &chat_common,
+    .flags = GUST_HANDLER_AUTHENTICATED,
+};
+
+/* The API's GETs (and the WebSocket) want a 403, not a redirect to a
+ * page. */
+int chat_require_api_user(gust_handler *h)
+{
+    if (gust_handler_current_user(h))
         return 0;
-    gust_http_request *r = gust_handler_request(h);
-    bool page = (r->method_id == GUST_HTTP_GET || r->method_id == GUST_HTTP_HEAD) &&
-                strncmp(r->path, "/a/", 3) != 0;
-    if (!page)
-        return gust_handler_send_error(h, 403, "Sign in first.");
-    gust_str next;
-    if (gust_url_escape(gust_handler_arena(h),
-                        (gust_str){r->uri, strlen(r->uri)}, 0, &next) < 0)
-        return -ENOMEM;
-    return gust_handler_redirect(
-        h,
-        gust_arena_sprintf(gust_handler_arena(h), "/login?next=%.*s",
-                           (int)next.len, next.ptr),
-        302);
+    return gust_handler_send_error(h, 403, "Sign in first.");
 }
 
 /* Only local paths: "/x", never "//host" or "/\host" (open redirects). */
@@ -109,23 +113,10 @@ static const char *safe_next(const char *next)
 
 /* ---- Pages ---------------------------------------------------------------- */
 
-/* URLs of the static files, content-hashed. */
-static json_t *static_urls(gust_handler *h)
-{
-    return json_pack("{s:s, s:s}", "css",
-                     gust_handler_static_url(h, "chat.css"), "js",
-                     gust_handler_static_url(h, "chat.js"));
-}
-
 static int render_page(gust_handler *h, const char *name, json_t *ctx)
 {
     if (!ctx)
         return -ENOMEM;
-    json_t *st = static_urls(h);
-    if (!st || json_object_set_new(ctx, "static", st) < 0) {
-        json_decref(ctx);
-        return -ENOMEM;
-    }
     int rc = gust_handler_render(h, name, ctx);
     json_decref(ctx);
     return rc;
@@ -147,11 +138,8 @@ void chat_write_error(gust_handler *h, int status, const char *message)
         json_decref(j);
         return;
     }
-    json_t *ctx = json_pack("{s:i, s:s, s:s, s:b}", "status", status,
-                            "reason", reason ? reason : "Error", "message",
-                            message, "signed_in",
-                            gust_handler_get_signed_cookie(h, USER_COOKIE, 31)
-                                != NULL);
+    json_t *ctx = json_pack("{s:i, s:s, s:s}", "status", status, "reason",
+                            reason ? reason : "Error", "message", message);
     if (render_page(h, "error.html", ctx) < 0)
         gust_handler_printf(h, "<!doctype html><title>%d</title>%d", status,
                             status);
@@ -159,7 +147,7 @@ void chat_write_error(gust_handler *h, int status, const char *message)
 
 static int login_get(gust_handler *h)
 {
-    if (gust_handler_get_signed_cookie(h, USER_COOKIE, 31))
+    if (gust_handler_current_user(h))
         return gust_handler_redirect(h, "/", 302);
     return render_page(
         h, "login.html",
@@ -214,7 +202,6 @@ static int logout_post(gust_handler *h)
 
 static int room_get(gust_handler *h)
 {
-    chat_base *b = gust_handler_state(h);
     size_t len;
     const char *text = chat_room_json_since(&chat.room, 0, &len);
     json_t *msgs = text ? json_loadb(text, len, 0, NULL) : NULL;
@@ -224,7 +211,8 @@ static int room_get(gust_handler *h)
     snprintf(cursor, sizeof cursor, "%llu",
              (unsigned long long)chat.room.last_id);
     json_t *ctx = json_pack(
-        "{s:s, s:O, s:s, s:I, s:b, s:b}", "user", b->user, "messages",
+        "{s:s, s:O, s:s, s:I, s:b, s:b}", "user",
+        gust_handler_current_user(h), "messages",
         json_object_get(msgs, "messages"), "cursor", cursor, "max_upload",
         (json_int_t)chat.max_upload, "websocket", chat_websocket_enabled(),
         "redis", chat.redis != NULL);
@@ -302,7 +290,6 @@ void chat_answer_published(int status, const char *json, size_t len,
 
 static int new_post(gust_handler *h)
 {
-    chat_base *b = gust_handler_state(h);
     const char *body = gust_handler_get_argument(h, "body", GUST_REQUIRED);
     if (!body)
         return 0;
@@ -312,7 +299,7 @@ static int new_post(gust_handler *h)
         return gust_handler_send_error(h, 400,
                                        "The message is too long (2000 "
                                        "bytes at most).");
-    json_t *m = chat_message_new(b->user, body, NULL);
+    json_t *m = chat_message_new(gust_handler_current_user(h), body, NULL);
     if (!m)
         return gust_handler_send_error(h, 400, "The message must be UTF-8.");
     int rc = chat_publish(m, chat_answer_published, h);
@@ -330,7 +317,6 @@ static int new_post(gust_handler *h)
  * a listener in the room and a timer) until one comes, the poll times
  * out (an empty list; the client asks again) or the client goes away. */
 typedef struct updates_state {
-    chat_base base;
     gust_handler *h;
     uint64_t cursor;
     chat_listener listener;
@@ -441,40 +427,37 @@ static int health_get(gust_handler *h)
 
 /* Uploaded files: never rendered as HTML by the browser (the types are
  * checked on the way in; nosniff keeps it that way). */
-static int files_prepare(gust_handler *h)
+static void files_headers(gust_handler *h)
 {
     gust_handler_set_header(h, "X-Content-Type-Options", "nosniff");
     gust_handler_set_header(h, "Content-Security-Policy",
                             "default-src 'none'; img-src 'self'; "
                             "style-src 'unsafe-inline'");
-    return 0;
 }
-
-static gust_handler_class files_class; /* the static handler + headers */
 
 static int not_found(gust_handler *h)
 {
     return gust_handler_send_error(h, 404, "There is no page here.");
 }
 
-#define CLASS(n, ...)                                                        \
-    static const gust_handler_class n = {.name = #n,                         \
-                                         .write_error = chat_write_error,         \
+#define CLASS(n, base_, ...)                                                 \
+    static const gust_handler_class n = {.name = #n, .base = (base_),        \
                                          __VA_ARGS__}
-CLASS(login_class, .get = login_get, .head = login_get, .post = login_post);
-CLASS(logout_class, .post = logout_post);
-CLASS(room_class, .state_size = sizeof(chat_base), .prepare = chat_require_user,
-      .get = room_get, .head = room_get);
-CLASS(new_class, .state_size = sizeof(chat_base), .prepare = chat_require_user,
-      .post = new_post);
-CLASS(updates_class, .state_size = sizeof(updates_state),
-      .prepare = chat_require_user, .post = updates_post,
+CLASS(login_class, &chat_common, .get = login_get, .head = login_get,
+      .post = login_post);
+CLASS(logout_class, &chat_common, .post = logout_post);
+CLASS(room_class, &chat_authenticated, .get = room_get, .head = room_get);
+CLASS(new_class, &chat_authenticated, .post = new_post);
+CLASS(updates_class, &chat_authenticated,
+      .state_size = sizeof(updates_state), .post = updates_post,
       .on_connection_close = updates_close, .on_finish = updates_finish);
-CLASS(messages_class, .state_size = sizeof(chat_base),
-      .prepare = chat_require_user, .get = messages_get);
-CLASS(health_class, .get = health_get, .head = health_get);
-CLASS(not_found_class, .get = not_found, .head = not_found,
+CLASS(messages_class, &chat_common, .prepare = chat_require_api_user,
+      .get = messages_get);
+CLASS(health_class, &chat_common, .get = health_get, .head = health_get);
+CLASS(not_found_class, &chat_common, .get = not_found, .head = not_found,
       .post = not_found);
+CLASS(files_class, &gust_static_file_handler,
+      .set_default_headers = files_headers, .write_error = chat_write_error);
 
 /* ---- Start-up ------------------------------------------------------------ */
 
@@ -584,10 +567,6 @@ int main(int argc, char **argv)
 
     static gust_static_options files_opts;
     files_opts.root = upload_dir;
-    files_class = gust_static_file_handler;
-    files_class.name = "files";
-    files_class.prepare = files_prepare;
-    files_class.write_error = chat_write_error;
 
     const gust_route routes[] = {
         GUST_ROUTE("/", &room_class, .name = "room"),
@@ -617,6 +596,7 @@ int main(int argc, char **argv)
         .debug = debug,
         .cookie_secret = secret,
         .xsrf_cookies = true,
+        .login_url = "/login",
         .compress_response = true,
         .template_path = templates,
         .static_path = statics,

@@ -41,14 +41,17 @@ typedef void (*chat_published_fn)(int status, const char *json, size_t len,
  * (done will run or has run) or a negative code (done will not run). */
 int chat_publish(json_t *msg, chat_published_fn done, void *data);
 
-/* Every handler's state starts with this. */
-typedef struct chat_base {
-    const char *user; /* who is signed in (set by chat_require_user) */
-} chat_base;
+/* The bases of every class: chat_common knows who is signed in
+ * (gust_handler_current_user) and renders the error pages;
+ * chat_authenticated also requires a user (Tornado's @authenticated). */
+extern const gust_handler_class chat_common, chat_authenticated;
 
-/* Tornado's @authenticated, as a prepare: pages redirect to /login, the
- * API and other methods answer 403. */
-int chat_require_user(gust_handler *h);
+/* Their get_current_user: the name in the signed cookie, or NULL. */
+const char *chat_current_user(gust_handler *h);
+
+/* A prepare for the API's GETs and the WebSocket: 403 without a user
+ * (a redirect to the sign-in page would make no sense to them). */
+int chat_require_api_user(gust_handler *h);
 
 /* The app's error pages: HTML from error.html, or JSON {"error": ...}
  * for clients that accept application/json. */

@@ -75,10 +75,9 @@ static void notify(chat_listener *l, const chat_message *m)
 static int sock_open(gust_websocket *ws, gust_handler *h)
 {
     sock_state *st = gust_websocket_state(ws);
-    const chat_base *b = gust_handler_state(h);
     st->ws = ws;
     st->serial = ++next_serial;
-    snprintf(st->user, sizeof st->user, "%s", b->user);
+    snprintf(st->user, sizeof st->user, "%s", gust_handler_current_user(h));
     st->next = sockets;
     if (sockets)
         sockets->prev = st;
@@ -203,9 +202,12 @@ static const gust_websocket_settings settings = {
 };
 
 static const gust_websocket_class chat_socket = GUST_WEBSOCKET_CLASS(
-    .handler.name = "socket", .handler.state_size = sizeof(chat_base),
-    .handler.prepare = chat_require_user,
+    /* Not .handler.base = &chat_common: the app keeps a merged copy of a
+     * class with a base, and gust_websocket_get would then read past that
+     * copy looking for the WebSocket class around it. */
+    .handler.name = "socket", .handler.get_current_user = chat_current_user,
     .handler.write_error = chat_write_error,
+    .handler.prepare = chat_require_api_user,
     .state_size = sizeof(sock_state), .settings = &settings,
     .open = sock_open, .on_message = sock_message, .on_close = sock_close);
 

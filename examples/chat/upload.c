@@ -44,7 +44,6 @@ static const file_type types[] = {
     "archives can be attached."
 
 typedef struct upload_state {
-    chat_base base;
     gust_multipart mp;
     const file_type *type;
     int fd;
@@ -245,9 +244,6 @@ static void answer_failure(gust_handler *h, int rc)
 static int upload_prepare(gust_handler *h)
 {
     upload_state *st = gust_handler_state(h);
-    int rc = chat_require_user(h);
-    if (rc < 0 || gust_handler_finished(h))
-        return rc;
     gust_http_request *r = gust_handler_request(h);
     gust_str cl = gust_http_headers_get_first(&r->headers,
                                               GUST_STR("Content-Length"));
@@ -318,7 +314,7 @@ static int upload_post(gust_handler *h)
         "name", st->filename, "type", st->type->type, "label",
         st->type->label, "size", (json_int_t)st->size, "size_text",
         size_text, "image", st->type->image);
-    json_t *m = file ? chat_message_new(st->base.user, "", file) : NULL;
+    json_t *m = file ? chat_message_new(gust_handler_current_user(h), "", file) : NULL;
     json_decref(file);
     if (!m)
         return -ENOMEM;
@@ -348,11 +344,11 @@ static void upload_finish(gust_handler *h)
 
 const gust_handler_class chat_upload_class = {
     .name = "upload",
+    .base = &chat_authenticated,
     .flags = GUST_HANDLER_STREAM_BODY,
     .state_size = sizeof(upload_state),
     .prepare = upload_prepare,
     .data_received = upload_data,
     .post = upload_post,
     .on_finish = upload_finish,
-    .write_error = chat_write_error,
 };
