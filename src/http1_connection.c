@@ -496,6 +496,7 @@ int gust__http_conn_flush(gust_http_connection *c)
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
+    bool detached = c->state == GUST__HTTP_DETACHED;
     clear_timer(c);
     rq_give_back(c);
     free(c->peer_big);
@@ -505,8 +506,10 @@ static void conn_free(gust_http_connection *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv->count--;
     free(c);
+    if (detached)
+        return; /* counted by its gust_http_detached from now on */
+    srv->count--;
     if (srv->count == 0)
         timers_free(srv);
     gust__http_server_conn_gone(srv);
@@ -543,11 +546,8 @@ static void on_close(gust_stream *stream, void *data)
 
 void gust__http_conn_close(gust_http_connection *c)
 {
-    if (c->state == GUST__HTTP_DETACHED) {
-        if (!c->closed && c->detach_ops && c->detach_ops->close_all)
-            c->detach_ops->close_all(c->detach_data);
-        return;
-    }
+    if (c->state == GUST__HTTP_DETACHED)
+        return; /* the stream is not ours (see gust_http_detached) */
     if (c->stream && !c->closed) {
         c->closed = true;
         gust_stream_close(c->stream);
@@ -1263,6 +1263,11 @@ static void process(gust_http_connection *c)
         dispatch(c);
     }
     c->in_batch = false;
+    if (c->state == GUST__HTTP_DETACHED) {
+        if (!c->app_owns) /* finished inside the batch */
+            conn_free(c);
+        return;
+    }
     gust__http_conn_flush(c);
     if (!c->closed && c->state == GUST__HTTP_HEAD && !c->app_owns && c->rq &&
         c->rq->off == c->rq->len)
@@ -1317,9 +1322,8 @@ void gust__http_conn_request_done(gust_http_connection *c)
 {
     if (c->state == GUST__HTTP_DETACHED) {
         c->app_owns = false;
-        rq_give_back(c);
-        if (c->closed) /* the new owner is done too */
-            conn_free(c);
+        if (!c->in_batch) /* else process() frees it on its way out */
+            conn_free(c); /* the request was all it still held */
         return;
     }
     if (c->state == GUST__HTTP_BODY &&
@@ -1393,7 +1397,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     return c;
 }
 
-int gust__http_conn_detach(gust_http_connection *c,
+int gust__http_conn_detach(gust_http_connection *c, gust_http_detached *slot,
                            const gust_http_detach_ops *ops, void *data,
                            gust_stream **stream, gust_str *leftover)
 {
@@ -1406,19 +1410,33 @@ int gust__http_conn_detach(gust_http_connection *c,
     gust_stream_set_data(s, NULL);
     c->stream = NULL;
     c->state = GUST__HTTP_DETACHED;
-    c->detach_ops = ops;
-    c->detach_data = data;
+    /* The slot takes over the connection's place in srv->count: c itself
+     * goes when the request is finished. */
+    gust_http_server *srv = c->srv;
+    *slot = (gust_http_detached){NULL, srv->detached, srv, ops, data};
+    if (srv->detached)
+        srv->detached->prev = slot;
+    srv->detached = slot;
     *stream = s;
     *leftover = gust_str_make(c->rq->buf + c->rq->req_end,
                               c->rq->len - c->rq->req_end);
     return 0;
 }
 
-void gust_http_detached_done(gust_http_connection *c)
+void gust_http_detached_done(gust_http_detached *slot)
 {
-    if (!c || c->state != GUST__HTTP_DETACHED || c->closed)
+    gust_http_server *srv = slot ? slot->srv : NULL;
+    if (!srv)
         return;
-    c->closed = true;
-    if (!c->app_owns)
-        conn_free(c);
+    if (slot->prev)
+        slot->prev->next = slot->next;
+    else
+        srv->detached = slot->next;
+    if (slot->next)
+        slot->next->prev = slot->prev;
+    slot->srv = NULL;
+    srv->count--;
+    if (srv->count == 0)
+        timers_free(srv);
+    gust__http_server_conn_gone(srv);
 }

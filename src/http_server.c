@@ -146,6 +146,17 @@ void gust__http_server_conn_gone(gust_http_server *srv)
         gust_timer_start(&srv->done_timer, 0, 0, on_done_timer, srv);
 }
 
+/* Asks the owners of detached connections to close them. */
+static void close_detached(gust_http_server *srv)
+{
+    gust_http_detached *next;
+    for (gust_http_detached *d = srv->detached; d; d = next) {
+        next = d->next;
+        if (d->ops && d->ops->close_all)
+            d->ops->close_all(d->data);
+    }
+}
+
 int gust_http_server_close_all(gust_http_server *srv,
                                void (*done)(gust_http_server *srv, void *data),
                                void *data)
@@ -162,9 +173,9 @@ int gust_http_server_close_all(gust_http_server *srv,
         if (c->state == GUST__HTTP_HEAD &&
             (!c->rq || c->rq->off == c->rq->len))
             gust__http_conn_close_idle(c);
-        else if (c->state == GUST__HTTP_DETACHED)
-            gust__http_conn_close(c); /* asks the new owner */
+
     }
+    close_detached(srv);
     if (done) {
         gust_loop *loop = gust_loop_current();
         if (!loop)
@@ -271,6 +282,7 @@ void gust_http_server_free(gust_http_server *srv)
     srv->closing_all = true;
     for (gust_http_connection *c = srv->conns; c; c = c->next)
         gust__http_conn_close(c);
+    close_detached(srv);
 }
 
 /* ---- Requests: reading ------------------------------------------------- */
@@ -873,13 +885,13 @@ static int write_switch_head(gust_http_connection *c)
     return 0;
 }
 
-int gust_http_request_detach(gust_http_request *req,
+int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
                              const gust_http_detach_ops *ops, void *data,
                              gust_stream **stream, gust_str *leftover)
 {
     gust_http_connection *c = req ? req->connection : NULL;
     if (!c || !c->app_owns || c->state != GUST__HTTP_HANDLER || !stream ||
-        !leftover)
+        !leftover || !slot)
         return -EINVAL;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;
@@ -891,7 +903,7 @@ int gust_http_request_detach(gust_http_request *req,
         if (rc < 0)
             return rc;
     }
-    return gust__http_conn_detach(c, ops, data, stream, leftover);
+    return gust__http_conn_detach(c, slot, ops, data, stream, leftover);
 }
 
 int gust_http_respond(gust_http_request *req, int status,

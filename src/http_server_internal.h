@@ -36,6 +36,7 @@ struct gust_http_server {
     char *server_header; /* "Server: ...\r\n" or "" */
     size_t server_header_len;
     gust_http_connection *conns; /* open connections, doubly linked */
+    gust_http_detached *detached; /* handed over, still counted in count */
     size_t count;
     uint64_t requests_total;    /* gust_http_server_get_stats() */
     uint64_t connections_total;
@@ -141,16 +142,7 @@ struct gust_http_connection {
      * queue for that kind (see http1_connection.c), the deadline
      * (INFINITY: suspended while a request is handled) and when the entry
      * is due in its queue (never later than the deadline). */
-    union {
-        struct {
-            gust_http_connection *tprev, *tnext;
-        };
-        /* DETACHED (no deadline then): how to ask the owner to close. */
-        struct {
-            const gust_http_detach_ops *detach_ops;
-            void *detach_data;
-        };
-    };
+    gust_http_connection *tprev, *tnext;
     double deadline;     /* loop time when timer_kind runs out */
     double due;
 };
@@ -218,7 +210,7 @@ void gust__http_conn_close_idle(gust_http_connection *c);
 /* gust_http_request_pause_body / resume_body. */
 int gust__http_conn_pause_body(gust_http_connection *c, bool pause);
 /* gust_http_request_detach() once the switching head is gathered. */
-int gust__http_conn_detach(gust_http_connection *c,
+int gust__http_conn_detach(gust_http_connection *c, gust_http_detached *slot,
                            const gust_http_detach_ops *ops, void *data,
                            gust_stream **stream, gust_str *leftover);
 /* Called by gust_http_request_finish() once the response is complete. */

@@ -81,7 +81,9 @@ void gust__ws_ref(gust_websocket *ws)
     ws->refs++;
 }
 
-void gust__ws_unref(gust_websocket *ws)
+/* Not inlined: gcc's -Wuse-after-free cannot see that a caller holding a
+ * reference across a nested ref/unref pair keeps ws alive. */
+__attribute__((noinline)) void gust__ws_unref(gust_websocket *ws)
 {
     if (--ws->refs > 0)
         return;
@@ -269,7 +271,8 @@ static void send_close(gust_websocket *ws, int code, const char *reason,
     if (code) {
         payload[0] = (char)(code >> 8);
         payload[1] = (char)code;
-        memcpy(payload + 2, reason, rlen);
+        if (rlen)
+            memcpy(payload + 2, reason, rlen);
         n = 2 + rlen;
     }
     ws->close_sent = true;
@@ -447,7 +450,7 @@ static int append(gust_websocket *ws, const char *chunk, size_t clen,
         memcpy(ws->msg + ws->msg_len, chunk, clen);
         ws->msg_len += clen;
     }
-    if (ws->msg_op == GUST__WS_OP_TEXT &&
+    if (ws->msg_op == GUST__WS_OP_TEXT && ws->msg_len > start &&
         !gust__utf8_feed(&ws->utf8, (const uint8_t *)ws->msg + start,
                          ws->msg_len - start)) {
         gust__ws_fail(ws, GUST_WS_CLOSE_INVALID_DATA, "text is not UTF-8");

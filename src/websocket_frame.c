@@ -106,7 +106,16 @@ int gust__ws_parse(gust__ws_parser *p, char *buf, size_t len, size_t *used,
 {
     size_t pos = 0;
     if (!p->in_payload) {
-        /* A whole header in the input (the usual case) is read in place. */
+        /* A whole header in the input (the usual case): one copy. */
+        if (p->hlen == 0 && len >= 2) {
+            unsigned hl = header_len((const uint8_t *)buf);
+            if (len >= hl) {
+                memcpy(p->hdr, buf, hl);
+                *used = hl;
+                int rc = decode_header(p);
+                return rc < 0 ? rc : GUST__WS_HEADER;
+            }
+        }
         while (pos < len) {
             p->hdr[p->hlen++] = (uint8_t)buf[pos++];
             if (p->hlen >= 2 && p->hlen == header_len(p->hdr))

@@ -238,8 +238,8 @@ int gust_websocket_get(gust_handler *h)
     }
     gust_stream *stream;
     gust_str rest;
-    gust_http_connection *conn = req->connection;
-    int rc = gust_http_request_detach(req, &detach_ops, ws, &stream, &rest);
+    int rc = gust_http_request_detach(req, &ws->slot, &detach_ops, ws, &stream,
+                                      &rest);
     if (rc < 0) {
         gust__ws_unref(ws);
         if (rc == -EBUSY)
@@ -248,20 +248,19 @@ int gust_websocket_get(gust_handler *h)
     }
     gust__ws_set_stream(ws, stream);
     ws->cls = cls;
-    ws->conn = conn;
-    if (gust__ws_start(ws, rest.ptr, rest.len) < 0) {
-        gust_stream_close(stream); /* on_close follows, then the free */
-        return 0;
-    }
+    gust__ws_ref(ws);
     if (cls->open) {
+        /* Nothing is read before open has returned (it may await). */
         ws->h = h;
-        gust__ws_ref(ws);
         rc = cls->open(ws, h);
         ws->h = NULL;
         if (rc < 0 && !ws->closed)
             gust__ws_fail(ws, GUST_WS_CLOSE_INTERNAL, "open failed");
-        gust__ws_unref(ws);
     }
+    /* rest lives until the request is finished, after this returns. */
+    if (!ws->closed && gust__ws_start(ws, rest.ptr, rest.len) < 0)
+        gust_stream_close(stream); /* on_close follows, then the free */
+    gust__ws_unref(ws);
     return 0;
 }
 
@@ -352,8 +351,5 @@ void gust__ws_server_closed(gust_websocket *ws)
                       ws->close_sent && ws->close_received);
         gust__ws_unref(ws);
     }
-    if (ws->conn) {
-        gust_http_detached_done(ws->conn);
-        ws->conn = NULL;
-    }
+    gust_http_detached_done(&ws->slot);
 }

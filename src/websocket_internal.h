@@ -157,7 +157,7 @@ struct gust_websocket {
     gust_loop *loop;
     const gust_websocket_class *cls;   /* server; NULL for a client */
     const gust_websocket_settings *set; /* NULL: defaults */
-    gust_http_connection *conn;   /* server: the detached HTTP connection */
+    gust_http_detached slot;      /* server: how the HTTP server counts us */
     gust_handler *h;              /* server: the upgrade's, during open */
     gust__ws_deflate *deflate;    /* NULL: no permessage-deflate */
     char *subprotocol, *extensions; /* malloc'd; NULL: none */

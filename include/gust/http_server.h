@@ -440,7 +440,8 @@ int gust_http_request_abort(gust_http_request *req);
  *     gust_http_response_set_header(req, "Upgrade", "websocket"); ...
  *     gust_stream *s;
  *     gust_str rest;
- *     if (gust_http_request_detach(req, &ops, proto, &s, &rest) == 0) ...
+ *     if (gust_http_request_detach(req, &proto->slot, &ops, proto, &s,
+ *                                  &rest) == 0) ...
  *
  * The connection sends the response written so far (a structured one: its
  * status line and headers, with Date and Server but no Content-Length nor
@@ -452,16 +453,18 @@ int gust_http_request_abort(gust_http_request *req);
  * valid until gust_http_request_finish() of req, so copy or consume them
  * first. The request itself stays valid until the handler finishes it as
  * usual (its writes then fail with GUST_ESTREAMCLOSED and finish sends
- * nothing); finish it soon, its arena is held until then.
+ * nothing); finish it soon: the request's memory is held until then.
  *
  * The server keeps counting the connection (gust_http_server_connection_count,
- * close_all's done) until the new owner calls gust_http_detached_done(),
- * once the stream is closed. ops (may be NULL; borrowed, must outlive the
- * connection) lets the server ask the protocol to close: ops->close_all runs
- * (never inside the detach call) when gust_http_server_close_all() or
- * gust_http_server_free() is called while the connection is detached; the
- * protocol then closes the connection its own way (a WebSocket sends 1001
- * Going Away) and calls gust_http_detached_done() once it is gone.
+ * close_all's done, free) through slot, a gust_http_detached the new owner
+ * embeds in its own memory and keeps valid until it calls
+ * gust_http_detached_done(slot), once the stream is closed. ops (may be
+ * NULL; borrowed, must outlive the slot) lets the server ask the protocol
+ * to close: ops->close_all(data) runs (never inside the detach call) when
+ * gust_http_server_close_all() or gust_http_server_free() is called while
+ * the slot is in use; the protocol then closes the connection its own way
+ * (a WebSocket sends 1001 Going Away), and calls gust_http_detached_done()
+ * once it is gone.
  *
  * While an upgrade request (Connection: upgrade) is handled the server does
  * not read from the stream, so that every byte after its head is left for
@@ -477,14 +480,22 @@ typedef struct gust_http_detach_ops {
     void (*close_all)(void *data);
 } gust_http_detach_ops;
 
-int gust_http_request_detach(gust_http_request *req,
+/* A detached connection as the server counts it (fields private). */
+typedef struct gust_http_detached {
+    struct gust_http_detached *prev, *next;
+    gust_http_server *srv;
+    const gust_http_detach_ops *ops;
+    void *data;
+} gust_http_detached;
+
+int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
                              const gust_http_detach_ops *ops, void *data,
                              gust_stream **stream, gust_str *leftover);
 
 /* The new owner of a detached connection is done with it (its stream is
- * closed): the server stops counting it. conn is req->connection of the
- * detached request; it must not be used after. Call once. */
-void gust_http_detached_done(gust_http_connection *conn);
+ * closed): the server stops counting it (and may call close_all's done).
+ * A second call, or NULL, is a no-op. */
+void gust_http_detached_done(gust_http_detached *slot);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
  * finish. Returns the first error of those steps (the request is finished
