@@ -31,14 +31,29 @@ def sha(data):
 
 
 @pytest.fixture
-def ws_echo(spawn, program, free_port):
-    server = spawn([program("ws_echo"), f"--port={free_port}"])
-    server.wait_log("listening on")
-    yield f"ws://127.0.0.1:{free_port}/ws", server
-    # Every socket is closed by now: a clean exit (no leak under ASan).
-    status = server.stop(signal.SIGTERM)
-    assert status == 0, server.log()
-    assert "Sanitizer" not in server.log(), server.log()
+def start_ws_echo(spawn, program, free_port):
+    """start_ws_echo(*flags) -> (url, server): examples/ws_echo on a free
+    port; at the end of the test it must exit cleanly on SIGTERM (no leak
+    under ASan, every socket closed)."""
+    started = []
+
+    def start(*flags):
+        server = spawn([program("ws_echo"), f"--port={free_port}",
+                        "--address=127.0.0.1", *flags])
+        server.wait_log("listening on")
+        started.append(server)
+        return f"ws://127.0.0.1:{free_port}/ws", server
+    yield start
+    for server in started:
+        status = server.stop(signal.SIGTERM)
+        assert status == 0, server.log()
+        assert "Sanitizer" not in server.log(), server.log()
+
+
+@pytest.fixture
+def ws_echo(start_ws_echo):
+    """ws_echo accepting permessage-deflate (--compression)."""
+    return start_ws_echo("--compression")
 
 
 def client(build_dir, url, steps, **options):
@@ -149,15 +164,21 @@ def test_permessage_deflate_negotiated_and_used(build_dir, ws_echo):
     assert report["bytes_read"] < size // 10, report["bytes_read"]
 
 
-def test_without_permessage_deflate(build_dir, ws_echo):
-    url, _ = ws_echo
+@pytest.mark.parametrize("server_flags,offer", [
+    ((), True),                 # offered, but the server does not accept it
+    (("--compression",), False),  # accepted if offered, but not offered
+])
+def test_without_permessage_deflate(build_dir, start_ws_echo, server_flags,
+                                    offer):
+    url, _ = start_ws_echo(*server_flags)
     size = 1 << 20
     report = client(build_dir, url, [
         {"text_repeat": "the quick brown fox jumps over the lazy dog ",
          "count": size // 44},
         {"wait_messages": 1},
         {"close": [1000, ""]},
-    ], deflate=False)
+    ], deflate=offer)
+    assert report["errors"] == []
     assert report["extensions"] == ""
     assert "sec-websocket-extensions" not in report["response_headers"]
     assert report["messages"][0]["length"] == (size // 44) * 44
