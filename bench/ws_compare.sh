@@ -26,7 +26,9 @@
 #              of its RSS per connection, without and with permessage-deflate
 #              negotiated (the client offers "permessage-deflate;
 #              client_max_window_bits"; every server accepts it, Gust with
-#              --compression).
+#              --compression); each also after one message per connection
+#              ("talked": compressed when negotiated, so the zlib streams a
+#              server allocates lazily exist).
 #
 #   bench/ws_compare.sh                 (after `make bench`)
 #   BUILD_DIR=build/bench RUNS=3 DURATION=5 bench/ws_compare.sh
@@ -234,27 +236,33 @@ fi
 if [[ " $SKIP " != *" idle "* ]]; then
     echo
     echo "idle memory: RSS growth per open WebSocket with $IDLE idle connections," \
-         "each on a freshly started server"
-    printf '%-11s %14s %16s %12s\n' server plain_B/conn deflate_B/conn negotiated
+         "each column on a freshly started server; 'talked': each connection"
+    echo "exchanged one 32-byte message (compressed when deflate was negotiated) before idling"
+    printf '%-11s %8s %8s %9s %9s %12s\n' server plain talked deflate talked negotiated
     p=$((PORT + 40))
     for name in "${available[@]}"; do
-        plain=- deflate=- negotiated=-
-        for mode in plain deflate; do
+        declare -A cell=()
+        negotiated=-
+        for mode in plain plain-warm deflate deflate-warm; do
+            cell[$mode]=-
             start "$name" $((p++)) || { status=1; continue; }
-            flag=(); [[ $mode == deflate ]] && flag=(--deflate)
+            flag=()
+            [[ $mode == deflate* ]] && flag+=(--deflate)
+            [[ $mode == *-warm ]] && flag+=(--warm)
             if out=$(load "$name" 300 --mode=idle --connections="$IDLE" --settle=2 "${flag[@]}"); then
-                if [[ $mode == plain ]]; then plain=$(kv bytes_per_conn <<<"$out")
-                else deflate=$(kv bytes_per_conn <<<"$out"); negotiated=$(kv deflate <<<"$out")
-                fi
+                cell[$mode]=$(kv bytes_per_conn <<<"$out")
+                [[ $mode == deflate ]] && negotiated=$(kv deflate <<<"$out")
             else
                 status=1
             fi
             stop "$name"
             sleep 1
         done
-        RES[$name.idle]=$plain
-        printf '%-11s %14s %16s %12s\n' "$name" "$plain" "$deflate" "$negotiated/$IDLE"
+        RES[$name.idle]=${cell[plain]}
+        printf '%-11s %8s %8s %9s %9s %12s\n' "$name" "${cell[plain]}" "${cell[plain-warm]}" \
+            "${cell[deflate]}" "${cell[deflate-warm]}" "$negotiated/$IDLE"
     done
+    echo "(bytes per connection; 'negotiated': connections whose handshake accepted permessage-deflate)"
 fi
 
 # ---- the targets (issue 12) -------------------------------------------------
