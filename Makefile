@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 20
 # What building and testing need, by Debian package name.
 BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmocka-dev \
               libssl-dev zlib1g-dev liburing-dev libxxhash-dev
-TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strace \
+TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado python3-websockets curl strace \
               openssl nginx-light
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \

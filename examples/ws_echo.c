@@ -6,6 +6,8 @@
  *           [--no-context-takeover] [--max-message-size=N]
  *           [--ping-interval=SECONDS]
  *
+ * The "echo" subprotocol is chosen when the client offers it.
+ *
  *   $ ./ws_echo --port=8888 &
  *   $ ./ws_client --url=ws://127.0.0.1:8888/ws hello
  *   hello
@@ -14,6 +16,7 @@
  * close handshakes, frees everything and exits 0.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "gust/gust.h"
 
@@ -57,13 +60,24 @@ static int echo_message(gust_websocket *ws, const char *data, size_t len,
     return gust_websocket_write_message(ws, data, len, binary);
 }
 
+/* Speaks the "echo" subprotocol when the client asks for it. */
+static const char *pick_protocol(gust_handler *h, const char *const *offered,
+                                 size_t count)
+{
+    (void)h;
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(offered[i], "echo") == 0)
+            return offered[i];
+    return NULL;
+}
+
 static gust_websocket_settings settings;
 
 static const gust_handler_class page_handler = {.name = "page",
                                                 .get = page_get};
 static const gust_websocket_class echo_socket = GUST_WEBSOCKET_CLASS(
     .handler.name = "EchoWebSocket", .on_message = echo_message,
-    .settings = &settings);
+    .select_subprotocol = pick_protocol, .settings = &settings);
 
 int main(int argc, char **argv)
 {

@@ -269,7 +269,8 @@ static void send_close(gust_websocket *ws, int code, const char *reason,
     if (code) {
         payload[0] = (char)(code >> 8);
         payload[1] = (char)code;
-        memcpy(payload + 2, reason, rlen);
+        if (rlen)
+            memcpy(payload + 2, reason, rlen);
         n = 2 + rlen;
     }
     ws->close_sent = true;
@@ -447,7 +448,7 @@ static int append(gust_websocket *ws, const char *chunk, size_t clen,
         memcpy(ws->msg + ws->msg_len, chunk, clen);
         ws->msg_len += clen;
     }
-    if (ws->msg_op == GUST__WS_OP_TEXT &&
+    if (ws->msg_op == GUST__WS_OP_TEXT && ws->msg_len > start &&
         !gust__utf8_feed(&ws->utf8, (const uint8_t *)ws->msg + start,
                          ws->msg_len - start)) {
         gust__ws_fail(ws, GUST_WS_CLOSE_INVALID_DATA, "text is not UTF-8");

@@ -249,19 +249,19 @@ int gust_websocket_get(gust_handler *h)
     gust__ws_set_stream(ws, stream);
     ws->cls = cls;
     ws->conn = conn;
-    if (gust__ws_start(ws, rest.ptr, rest.len) < 0) {
-        gust_stream_close(stream); /* on_close follows, then the free */
-        return 0;
-    }
+    gust__ws_ref(ws);
     if (cls->open) {
+        /* Nothing is read before open has returned (it may await). */
         ws->h = h;
-        gust__ws_ref(ws);
         rc = cls->open(ws, h);
         ws->h = NULL;
         if (rc < 0 && !ws->closed)
             gust__ws_fail(ws, GUST_WS_CLOSE_INTERNAL, "open failed");
-        gust__ws_unref(ws);
     }
+    /* rest lives until the request is finished, after this returns. */
+    if (!ws->closed && gust__ws_start(ws, rest.ptr, rest.len) < 0)
+        gust_stream_close(stream); /* on_close follows, then the free */
+    gust__ws_unref(ws);
     return 0;
 }
 

@@ -112,9 +112,7 @@ typedef struct gust_websocket_settings {
      * 0: 16 MiB. */
     size_t max_queued_bytes;
     /* Seconds between pings (0: no pings), and how long a pong may take
-     * before the connection is closed (0: 3 * ping_interval, at least
-     * 30 s as Tornado... no: the smaller of the two is used when both are
-     * set, see websocket.md). */
+     * before the connection is failed with 1011 (0: 3 * ping_interval). */
     double ping_interval;
     double ping_timeout;
     /* Seconds the close handshake may take. 0: 5 s. */
