@@ -22,9 +22,9 @@ TEST_PKGS  += redis-server libhiredis-dev
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
               libcurl4-openssl-dev liburing-dev
-# WebSockets (issue 12): Chromium and Python websockets for the tests, the
+# WebSockets (issue 12): Chromium for the browser test, the
 # libwebsockets and websockets peers for bench/ws_compare.sh.
-TEST_PKGS  += chromium python3-websockets
+TEST_PKGS  += chromium
 BENCH_PKGS += libwebsockets-dev python3-websockets
 
 .PHONY: all build run test test-unit test-integration deps deps-test \

@@ -15,13 +15,19 @@
  *   --mode=idle       the server's resident memory (VmRSS of --server-pid)
  *                     before the connections and after they are all open and
  *                     have sat idle for --settle seconds; the growth per
- *                     connection.
+ *                     connection. With --warm, each connection first sends
+ *                     one 32-byte text message (compressed, if
+ *                     permessage-deflate was negotiated, so that the server
+ *                     has used both its inflater and its deflater) and
+ *                     waits for the echo: a socket that has talked and now
+ *                     idles, as in a chat.
  *
  * Plain epoll and nothing from Gust or any WebSocket library, so that a bug
  * in either cannot hide in the instrument. Frames from the client are masked
  * (RFC 6455 5.3) with one random key per connection: the servers cannot tell
  * the difference, and the generator spends its core on system calls rather
- * than on masking. Only 127.0.0.1 is ever contacted.
+ * than on masking. zlib (for --warm's compressed message) is the only
+ * library. Only 127.0.0.1 is ever contacted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +45,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cpu_time.h"
 
@@ -77,7 +84,7 @@ typedef struct conn {
 } conn;
 
 typedef struct config {
-    int port, mode, connections, deflate, rounds;
+    int port, mode, connections, deflate, rounds, warm;
     unsigned pipeline;
     size_t size;
     double duration, settle;
@@ -98,6 +105,7 @@ static uint64_t errors, messages, sum_ns, max_ns;
 static uint32_t *hist;
 static int handshaking, open_count;
 static int bcast_received; /* connections that have this round's message */
+static int warm_replies;   /* idle --warm: echoes received */
 
 static uint64_t now_ns(void)
 {
@@ -111,14 +119,16 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: ws_load --port=P [--mode=echo|broadcast|idle] [--connections=100]\n"
         "               [--size=32] [--pipeline=1] [--duration=5] [--max-messages=N]\n"
-        "               [--rounds=5] [--settle=2] [--deflate] [--server-pid=PID]\n"
+        "               [--rounds=5] [--settle=2] [--deflate] [--warm]\n"
+        "               [--server-pid=PID]\n"
         "Prints one line of key=value pairs:\n"
         "  echo:      messages seconds rps mean_us p50_us p99_us max_us errors\n"
         "             client_cpu_s [server_cpu_s msgs_per_server_cpu_s]\n"
         "  broadcast: clients rounds median_ms min_ms max_ms delivered_per_s\n"
         "             errors [server_cpu_s_per_round]\n"
         "  idle:      connections deflate rss_before_kb rss_after_kb bytes_per_conn\n"
-        "--deflate offers permessage-deflate in the handshake.\n");
+        "--deflate offers permessage-deflate in the handshake; --warm (idle)\n"
+        "exchanges one message on each connection before measuring.\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -145,6 +155,7 @@ static int parse_args(int argc, char **argv)
         {"rounds", required_argument, NULL, 'r'},
         {"settle", required_argument, NULL, 'S'},
         {"deflate", no_argument, NULL, 'D'},
+        {"warm", no_argument, NULL, 'W'},
         {"server-pid", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -194,6 +205,9 @@ static int parse_args(int argc, char **argv)
             break;
         case 'D':
             cfg.deflate = 1;
+            break;
+        case 'W':
+            cfg.warm = 1;
             break;
         case 'P':
             if (parse_long(optarg, 1, 1L << 30, &v)) return -1;
@@ -447,6 +461,9 @@ static void on_message(conn *c, uint64_t t)
             queue_msg(c, t);
     } else if (cfg.mode == MODE_BROADCAST) {
         bcast_received++;
+    } else if (cfg.warm && c->count == 1) {
+        c->count = 0;
+        warm_replies++;
     } else {
         conn_kill(c, "a message on an idle connection");
     }
@@ -702,6 +719,61 @@ static int run_broadcast(void)
     return errors || !done ? 1 : 0;
 }
 
+/* The --warm message as a masked frame: plain, or compressed with raw
+ * deflate (RFC 7692 7.2.1: the flush's trailing 00 00 ff ff removed, RSV1
+ * set). Returns its length, 0 on a zlib failure. */
+static size_t warm_frame(uint8_t *out, size_t cap, int compressed)
+{
+    static const char text[] = "idle:abcdefghijklmnopqrstuvwxyz0";
+    uint8_t payload[128];
+    size_t len = sizeof text - 1;
+    if (!compressed)
+        return build_frame(out, (const uint8_t *)text, len);
+    z_stream z = {0};
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return 0;
+    z.next_in = (Bytef *)text;
+    z.avail_in = (uInt)len;
+    z.next_out = payload;
+    z.avail_out = sizeof payload;
+    int rc = deflate(&z, Z_SYNC_FLUSH);
+    size_t n = sizeof payload - z.avail_out;
+    deflateEnd(&z);
+    if (rc != Z_OK || n < 4 || n + 14 > cap)
+        return 0;
+    size_t f = build_frame(out, payload, n - 4);
+    out[0] |= 0x40; /* RSV1: compressed */
+    return f;
+}
+
+/* --warm: one message on each connection, and its echo, at most 60 s. */
+static int warm_all(void)
+{
+    uint8_t plain[64], packed[160];
+    size_t plain_len = warm_frame(plain, sizeof plain, 0);
+    size_t packed_len = warm_frame(packed, sizeof packed, 1);
+    if (!packed_len) {
+        fprintf(stderr, "ws_load: zlib failed\n");
+        return -1;
+    }
+    for (int i = 0; i < cfg.connections; i++) {
+        conn *c = &conns[i];
+        const uint8_t *f = c->deflate ? packed : plain;
+        size_t len = c->deflate ? packed_len : plain_len;
+        /* A few dozen bytes on a fresh socket: the kernel takes them whole. */
+        if (send(c->fd, f, len, MSG_NOSIGNAL) != (ssize_t)len) {
+            conn_kill(c, "could not send the warm-up message");
+            return -1;
+        }
+        c->count = 1;
+    }
+    uint64_t deadline = now_ns() + 60000000000ull;
+    while (warm_replies < cfg.connections && !errors && now_ns() < deadline)
+        poll_once(100);
+    return warm_replies == cfg.connections ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) < 0) {
@@ -758,6 +830,11 @@ int main(int argc, char **argv)
     } else if (cfg.mode == MODE_BROADCAST) {
         status = run_broadcast();
     } else {
+        if (cfg.warm && warm_all() < 0) {
+            fprintf(stderr, "ws_load: %d of %d warm-up echoes\n", warm_replies,
+                    cfg.connections);
+            return 1;
+        }
         uint64_t end = now_ns() + (uint64_t)(cfg.settle * 1e9);
         while (now_ns() < end && !errors)
             poll_once(50);
@@ -765,9 +842,9 @@ int main(int argc, char **argv)
         int deflated = 0;
         for (int i = 0; i < cfg.connections; i++)
             deflated += conns[i].deflate;
-        printf("connections=%d deflate=%d rss_before_kb=%ld rss_after_kb=%ld"
+        printf("connections=%d deflate=%d warm=%d rss_before_kb=%ld rss_after_kb=%ld"
                " bytes_per_conn=%.0f errors=%" PRIu64 "\n",
-               open_count, deflated, rss0, rss1,
+               open_count, deflated, warm_replies, rss0, rss1,
                (double)(rss1 - rss0) * 1024.0 / cfg.connections, errors);
         status = errors ? 1 : 0;
     }

@@ -15,7 +15,8 @@ from node_helpers import CHROMIUM, run_js
 
 @pytest.fixture
 def ws_echo(spawn, program, free_port):
-    server = spawn([program("ws_echo"), f"--port={free_port}"])
+    server = spawn([program("ws_echo"), f"--port={free_port}",
+                    "--address=127.0.0.1", "--compression"])
     server.wait_log("listening on")
     yield free_port, server
     status = server.stop(signal.SIGTERM)
