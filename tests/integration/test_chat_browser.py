@@ -89,3 +89,21 @@ def test_chat_in_chromium(spawn, build_dir, free_port, tmp_path):
     assert (width, height) == (1100, 800)
     assert distinct > 20, "the screenshot looks blank"
     stop_chat(server)
+
+
+def test_redis_down_is_said_in_the_page(spawn, build_dir, free_port,
+                                        tmp_path):
+    from test_chat_scale import free_ports, start_redis
+    rport, = free_ports(1)
+    redis = start_redis(spawn, rport, tmp_path)
+    server = start_chat(spawn, build_dir, free_port, tmp_path,
+                        f"--redis=127.0.0.1:{rport}")
+    redis.kill()
+    r = run_js(build_dir, "chat_redis_down.js", server.url, timeout=120)
+    assert r["dave"]["transport"] == "websocket", r
+    assert r["erin"]["transport"] == "poll", r
+    for who in ("dave", "erin"):
+        assert "lost its connection to Redis" in r[who]["error"], r
+        assert r[who]["field"] == f"{who} speaking while Redis is down", r
+        assert r[who]["shown"] is False, r
+    stop_chat(server)

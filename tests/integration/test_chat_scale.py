@@ -151,6 +151,15 @@ def test_two_processes_behind_nginx_share_one_room(spawn, build_dir,
     assert ids == [1, 2]
     assert [m["id"] for m in alice.messages()] == ["1", "2"]
 
+    # An attachment streamed through nginx to one process is served by the
+    # other (one upload folder for both, as the recipe says).
+    r = carol.upload("note.txt", b"shared by both processes\n", "text/plain")
+    assert r.status_code == 200, r.text
+    url = r.json()["file"]["url"]
+    got = requests.get(two.url + url, timeout=5)
+    assert got.content == b"shared by both processes\n"
+    assert bob_on_two.messages()[-1]["file"]["url"] == url
+
     # History survives the restart of a chat process.
     stop_chat(one)
     one = start_chat(spawn, build_dir, p1, tmp_path, *common, name="shared")
@@ -190,7 +199,7 @@ def test_two_processes_behind_nginx_share_one_room(spawn, build_dir,
 
     async def after():
         async with websockets.connect(
-                f"ws://{HOST}:{p1}/a/socket?cursor=2",
+                f"ws://{HOST}:{p1}/a/socket?cursor=3",
                 extra_headers=ws_headers(alice)) as a:
             r = bob_on_two.s.post(
                 two.url + "/a/message/new",
@@ -198,11 +207,11 @@ def test_two_processes_behind_nginx_share_one_room(spawn, build_dir,
                 headers={"Accept": "application/json"}, timeout=10)
             assert r.status_code == 200, r.text
             m = (await ws_next(a, "message"))["message"]
-            assert m["body"] == "Redis is back" and m["id"] == "3"
+            assert m["body"] == "Redis is back" and m["id"] == "4"
     asyncio.run(asyncio.wait_for(after(), 30))
     bodies = [m["body"] for m in carol.messages()]
     assert bodies == ["posted through process one", "from carol via nginx",
-                      "Redis is back"]
+                      "", "Redis is back"]
 
     assert nginx.stop() == 0
     stop_chat(one)
