@@ -3,7 +3,7 @@
  *
  *   chat [--port=8888] [--address=127.0.0.1] [--redis=HOST:PORT]
  *        [--processes=N] [--cookie_secret=S] [--upload_dir=DIR]
- *        [--max_upload=BYTES] [--xheaders] [--debug]
+ *        [--max_upload=BYTES] [--websocket=false] [--xheaders] [--debug]
  *
  *   GET  /login, POST /login    sign in with a name (a signed cookie)
  *   POST /logout                sign out
@@ -12,6 +12,7 @@
  *   POST /a/message/updates     cursor=ID: waits for messages after ID
  *   GET  /a/messages?since=ID   the messages after ID, at once (JSON)
  *   POST /a/upload              multipart file=..., streamed to disk
+ *   GET  /a/socket?cursor=ID    WebSocket: the same room, live (socket.c)
  *   GET  /files/NAME            uploaded files
  *   GET  /health                {"status": "ok", ...}
  *   GET  /static/...            CSS and JavaScript (content-hashed URLs)
@@ -214,7 +215,7 @@ static int room_get(gust_handler *h)
         "{s:s, s:O, s:s, s:I, s:b, s:b}", "user",
         gust_handler_current_user(h), "messages",
         json_object_get(msgs, "messages"), "cursor", cursor, "max_upload",
-        (json_int_t)chat.max_upload, "websocket", chat_websocket_enabled(),
+        (json_int_t)chat.max_upload, "websocket", chat.websocket,
         "redis", chat.redis != NULL);
     json_decref(msgs);
     return render_page(h, "room.html", ctx);
@@ -481,7 +482,7 @@ static gust_http_server *server;
 int main(int argc, char **argv)
 {
     int port, processes, max_upload;
-    bool debug, xheaders;
+    bool debug, xheaders, websocket;
     const char *address, *redis, *secret, *upload_dir, *templates, *statics;
     double poll_timeout;
     gust_options_define_int(NULL, "port", &port, 8888, "port to listen on",
@@ -506,6 +507,10 @@ int main(int argc, char **argv)
                             "largest attachment, in bytes", NULL);
     gust_options_define_duration(NULL, "poll_timeout", &poll_timeout, 30,
                                  "how long a long poll waits", NULL);
+    gust_options_define_bool(NULL, "websocket", &websocket, true,
+                             "serve /a/socket (false: long polling only, "
+                             "for a proxy that cannot pass WebSockets)",
+                             NULL);
     gust_options_define_bool(NULL, "xheaders", &xheaders, false,
                              "trust X-Real-Ip and X-Scheme (behind a proxy)",
                              NULL);
@@ -576,7 +581,7 @@ int main(int argc, char **argv)
         GUST_ROUTE("/a/message/updates", &updates_class),
         GUST_ROUTE("/a/messages", &messages_class),
         GUST_ROUTE("/a/upload", &chat_upload_class),
-        GUST_ROUTE("/a/socket", chat_websocket_class()),
+        GUST_ROUTE("/a/socket", websocket ? chat_websocket_class() : NULL),
         GUST_ROUTE("/files/([0-9a-f]{32}\\.[a-z]{2,4})", &files_class,
                    .data = &files_opts),
         GUST_ROUTE("/health", &health_class),
@@ -603,6 +608,7 @@ int main(int argc, char **argv)
         .default_handler = &not_found_class,
         .server_options = &sopts,
     };
+    /* Without --websocket, /a/socket is left out (a 404 page). */
     const gust_route *r = routes;
     gust_route filtered[sizeof routes / sizeof routes[0]];
     size_t nr = 0;
@@ -639,6 +645,7 @@ int main(int argc, char **argv)
     chat.upload_dir = upload_dir;
     chat.max_upload = (size_t)max_upload;
     chat.poll_timeout = poll_timeout > 0 ? poll_timeout : 30;
+    chat.websocket = websocket;
     chat_room_init(&chat.room);
     chat.templates = gust_template_loader_new(templates);
     if (!chat.templates)

@@ -25,6 +25,7 @@ typedef struct chat_server {
     const char *upload_dir;
     size_t max_upload;
     double poll_timeout; /* seconds a long poll waits before answering [] */
+    bool websocket;      /* serve /a/socket (else long polling only) */
     struct gust_template_loader *templates; /* message.html, for every kind */
 } chat_server;
 
@@ -67,9 +68,8 @@ json_t *chat_message_new(const char *user, const char *body, json_t *file);
 void chat_answer_published(int status, const char *json, size_t len,
                            void *data);
 
-/* The WebSocket half (socket.c): whether this build has it, its handler
- * class (NULL without), and closing every socket at shutdown. */
-bool chat_websocket_enabled(void);
+/* The WebSocket half (socket.c): its handler class, and forgetting every
+ * socket at shutdown. */
 const gust_handler_class *chat_websocket_class(void);
 void chat_websocket_close_all(void);
 

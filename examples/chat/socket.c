@@ -13,8 +13,6 @@
  */
 #include "chat.h"
 
-#ifdef CHAT_HAVE_WEBSOCKET
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,11 +209,6 @@ static const gust_websocket_class chat_socket = GUST_WEBSOCKET_CLASS(
     .state_size = sizeof(sock_state), .settings = &settings,
     .open = sock_open, .on_message = sock_message, .on_close = sock_close);
 
-bool chat_websocket_enabled(void)
-{
-    return true;
-}
-
 const gust_handler_class *chat_websocket_class(void)
 {
     return &chat_socket.handler;
@@ -230,21 +223,3 @@ void chat_websocket_close_all(void)
     free(frame.text);
     frame.text = NULL;
 }
-
-#else /* built before websocket.h: long polling only */
-
-bool chat_websocket_enabled(void)
-{
-    return false;
-}
-
-const gust_handler_class *chat_websocket_class(void)
-{
-    return NULL;
-}
-
-void chat_websocket_close_all(void)
-{
-}
-
-#endif

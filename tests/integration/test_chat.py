@@ -463,10 +463,6 @@ def test_unknown_page_is_a_404_page(chat):
 
 # ---- The WebSocket half (Python websockets) ---------------------------------
 
-def ws_enabled(client):
-    return 'data-websocket="1"' in client.room().text
-
-
 def ws_headers(client, origin=None):
     cookie = "; ".join(f"{k}={v}" for k, v in client.s.cookies.items())
     h = {"Cookie": cookie}
@@ -493,8 +489,6 @@ def test_websocket_and_long_polling_share_the_room(chat):
     import json
     import websockets
     alice = ChatClient(chat.url).login("alice")
-    if not ws_enabled(alice):
-        pytest.skip("chat built without include/gust/websocket.h")
     bob = ChatClient(chat.url).login("bob")
     carol = ChatClient(chat.url).login("carol")  # long polling
     carol.form_token("/")
@@ -547,8 +541,6 @@ def test_websocket_and_long_polling_share_the_room(chat):
 def test_websocket_needs_a_sign_in_and_the_same_origin(chat):
     import websockets
     alice = ChatClient(chat.url).login("alice")
-    if not ws_enabled(alice):
-        pytest.skip("chat built without include/gust/websocket.h")
     wsurl = f"ws://{HOST}:{chat.port}/a/socket"
 
     async def refused(headers):
@@ -560,3 +552,13 @@ def test_websocket_needs_a_sign_in_and_the_same_origin(chat):
     assert run(refused({})) == 403
     assert run(refused(ws_headers(alice, "http://evil.example"))) == 403
     assert run(refused(ws_headers(alice, chat.url))) is None
+
+
+def test_websocket_can_be_turned_off(spawn, build_dir, free_port, tmp_path):
+    server = start_chat(spawn, build_dir, free_port, tmp_path,
+                        "--websocket=false")
+    alice = ChatClient(server.url).login("alice")
+    assert 'data-websocket="0"' in alice.room().text
+    r = alice.s.get(server.url + "/a/socket", timeout=5)
+    assert r.status_code == 404
+    stop_chat(server)
