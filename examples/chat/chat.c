@@ -355,6 +355,11 @@ static void updates_notify(chat_listener *l, const chat_message *m)
         updates_answer(st);
 }
 
+static void updates_release(chat_listener *l)
+{
+    updates_answer(l->data);
+}
+
 static void updates_timeout(gust_timer *t, void *data)
 {
     (void)t;
@@ -374,6 +379,7 @@ static int updates_post(gust_handler *h)
     if (gust_timer_start(&st->timer, chat.poll_timeout, 0, updates_timeout,
                          st) < 0)
         return -ENOMEM;
+    st->listener.release = updates_release;
     chat_room_listen(&chat.room, &st->listener, updates_notify, st);
     return GUST_HANDLER_ASYNC;
 }
@@ -478,6 +484,32 @@ static int parse_host_port(const char *s, char *host, size_t cap, int *port)
 }
 
 static gust_http_server *server;
+
+static void on_all_closed(gust_http_server *srv, void *data)
+{
+    (void)srv;
+    gust_loop_stop(data);
+}
+
+/* SIGTERM, SIGINT: the graceful stop of gust_http_server_close_on_signals,
+ * with parked long polls answered first (an empty list: the page polls
+ * again, elsewhere) so that they do not hold it for their whole timeout.
+ * WebSockets get 1001 Going Away from close_all. A second signal stops
+ * at once. */
+static void on_stop_signal(gust_loop *loop, int signum, void *data)
+{
+    (void)data;
+    static int signals;
+    if (signals++) {
+        gust_loop_stop(loop);
+        return;
+    }
+    gust_log_info(CHAT_LOG, "signal %d: closing (%zu clients listening)",
+                  signum, chat.room.listeners);
+    chat_room_release_all(&chat.room);
+    if (gust_http_server_close_all(server, on_all_closed, loop) < 0)
+        gust_loop_stop(loop);
+}
 
 int main(int argc, char **argv)
 {
@@ -658,12 +690,15 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    gust_http_server_close_on_signals(server);
+    gust_loop_add_signal(chat.loop, SIGTERM, on_stop_signal, NULL);
+    gust_loop_add_signal(chat.loop, SIGINT, on_stop_signal, NULL);
     gust_log_info(CHAT_LOG, "listening on http://%s:%d/ (%s)", address,
                   gust_http_server_port(server),
                   redis ? "room shared through Redis" : "room in memory");
     gust_loop_start(chat.loop);
 
+    gust_loop_remove_signal(chat.loop, SIGTERM);
+    gust_loop_remove_signal(chat.loop, SIGINT);
     chat_websocket_close_all();
     chat_redis_free(chat.redis);
     chat_room_close(&chat.room);

@@ -144,6 +144,17 @@ const char *chat_room_json_since(chat_room *room, uint64_t cursor,
     return s;
 }
 
+void chat_room_release_all(chat_room *room)
+{
+    for (chat_listener *l = room->head.next; l != &room->head;) {
+        room->iter_next = l->next;
+        if (l->release)
+            l->release(l);
+        l = room->iter_next;
+    }
+    room->iter_next = NULL;
+}
+
 void chat_room_listen(chat_room *room, chat_listener *l, chat_notify_fn fn,
                       void *data)
 {

@@ -30,6 +30,8 @@ typedef void (*chat_notify_fn)(chat_listener *l, const chat_message *m);
 struct chat_listener {
     chat_listener *prev, *next;
     chat_notify_fn notify;
+    /* Optional: asked to stop waiting now (chat_room_release_all). */
+    void (*release)(chat_listener *l);
     void *data;
     int listening;
 };
@@ -64,14 +66,19 @@ void chat_room_clear(chat_room *room);
 size_t chat_room_count_since(const chat_room *room, uint64_t cursor);
 
 /* {"messages": [...]} with the messages above cursor, in order. The
- * result is borrowed from the room, valid until the next add or clear.
- * NULL on -ENOMEM. */
+ * result is borrowed from the room, valid until the next call (of this,
+ * add or clear). NULL on -ENOMEM. */
 const char *chat_room_json_since(chat_room *room, uint64_t cursor,
                                  size_t *len);
 
 void chat_room_listen(chat_room *room, chat_listener *l, chat_notify_fn fn,
                       void *data);
 void chat_room_unlisten(chat_room *room, chat_listener *l);
+
+/* Calls release on every listener that has one (which must stop
+ * listening): at shutdown, long polls are answered at once rather than
+ * holding the server's graceful close until they time out. */
+void chat_room_release_all(chat_room *room);
 
 /* Parses a cursor or message id ("42"); 0 for anything else. */
 uint64_t chat_parse_id(const char *s);

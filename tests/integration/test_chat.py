@@ -562,3 +562,21 @@ def test_websocket_can_be_turned_off(spawn, build_dir, free_port, tmp_path):
     r = alice.s.get(server.url + "/a/socket", timeout=5)
     assert r.status_code == 404
     stop_chat(server)
+
+
+def test_stop_does_not_wait_for_parked_long_polls(spawn, build_dir, free_port,
+                                                  tmp_path):
+    server = start_chat(spawn, build_dir, free_port, tmp_path,
+                        "--poll_timeout=60")
+    bob = ChatClient(server.url).login("bob")
+    bob.form_token("/")
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=bob.updates("0", 30)))
+    t.start()
+    assert wait_for(lambda: health(server.url)["listeners"] == 1, 10)
+    t0 = time.monotonic()
+    stop_chat(server)
+    assert time.monotonic() - t0 < 10
+    t.join(10)
+    assert got["r"].status_code == 200
+    assert got["r"].json() == {"messages": []}
