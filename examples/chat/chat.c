@@ -129,8 +129,13 @@ void chat_write_error(gust_handler *h, int status, const char *message)
     gust_str accept = gust_http_headers_get_first(&r->headers,
                                                   GUST_STR("Accept"));
     const char *reason = gust_http_reason(status);
+    if ((!message || !*message) && status == 413)
+        message = gust_arena_sprintf(
+            gust_handler_arena(h),
+            "The file is too large: attachments are limited to %.1f MB.",
+            (double)chat.max_upload / (1 << 20));
     if (!message || !*message)
-        message = status == 413 ? "The file is too large." : reason;
+        message = reason;
     if (accept.ptr && memmem(accept.ptr, accept.len, "application/json", 16)) {
         json_t *j = json_pack("{s:s, s:i}", "error", message, "status",
                               status);

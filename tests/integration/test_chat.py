@@ -408,6 +408,7 @@ def test_upload_over_the_limit_gets_a_413_page(chat):
                      headers={"Accept": "text/html"})
     assert r.status_code == 413
     assert "413" in r.text and "too large" in r.text
+    assert "limited to 0.2 MB" in r.text  # --max_upload=200000
     # Chunked, so no Content-Length to judge by: refused once it passes.
 
     def chunks():
