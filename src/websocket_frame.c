@@ -1,6 +1,9 @@
 /* WebSocket frames (RFC 6455 section 5): an incremental header parser that
  * unmasks payloads in place, and the header writer. */
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "websocket_internal.h"
 
@@ -186,4 +189,35 @@ bool gust__ws_close_code_valid(int code)
     if (code >= 1007 && code <= 1014)
         return true;
     return code >= 3000 && code <= 4999;
+}
+
+bool gust__ws_list_has(const char *v, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *p = v, *end = v ? v + len : v;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+void gust__ws_accept_key(const char *key, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char buf[24 + sizeof guid];
+    memcpy(buf, key, 24);
+    memcpy(buf + 24, guid, sizeof guid - 1);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(buf, sizeof buf - 1, md, &mdlen, EVP_sha1(), NULL);
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }

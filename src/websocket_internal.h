@@ -73,6 +73,13 @@ void gust__ws_unmask(char *buf, size_t len, const uint8_t mask[4],
 size_t gust__ws_write_header(uint8_t *out, unsigned first, uint64_t len,
                              const uint8_t *mask);
 
+/* Whether the comma-separated header value v lists token (any case). */
+bool gust__ws_list_has(const char *v, size_t len, const char *token);
+
+/* Sec-WebSocket-Accept for the 24-character key (section 4.2.2): 28
+ * characters and a NUL into out. */
+void gust__ws_accept_key(const char *key, char out[29]);
+
 /* Whether code may be received in a close frame (section 7.4). */
 bool gust__ws_close_code_valid(int code);
 

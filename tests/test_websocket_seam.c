@@ -124,16 +124,23 @@ static char *read_all_until(gust_stream *s, const char *delim, char *buf,
     return buf;
 }
 
-static int client_main(gust_loop *loop, gust_value *result, void *data)
+/* A stream connected to srv, with a reference of ours. */
+static gust_stream *dial(gust_loop *loop)
 {
-    (void)result, (void)data;
     gust_value v;
     assert_int_equal(gust_await(gust_tcp_connect_f(loop, "127.0.0.1",
                                                    gust_http_server_port(srv),
                                                    NULL), &v), 0);
     gust_stream *s = v.ptr;
-    v.free_fn = NULL;
     gust_stream_ref(s);
+    return s;
+}
+
+static int client_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    gust_value v;
+    gust_stream *s = dial(loop);
     /* A plain request, then the upgrade with bytes behind it, in one write. */
     const char req[] = "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
                        "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
@@ -201,12 +208,7 @@ static int close_all_main(gust_loop *loop, gust_value *result, void *data)
 {
     (void)result, (void)data;
     gust_value v;
-    assert_int_equal(gust_await(gust_tcp_connect_f(loop, "127.0.0.1",
-                                                   gust_http_server_port(srv),
-                                                   NULL), &v), 0);
-    gust_stream *s = v.ptr;
-    v.free_fn = NULL;
-    gust_stream_ref(s);
+    gust_stream *s = dial(loop);
     const char req[] = "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
                        "Upgrade: toy\r\n\r\n";
     assert_int_equal(gust_await(gust_stream_write_f(s, req, sizeof req - 1), NULL), 0);

@@ -300,3 +300,47 @@ def test_broadcast(echo):
             await ws.close()
     run(go())
     stop_clean(srv)
+
+
+# ---- wss:// (our client, TLS through tls.h) --------------------------------
+
+WSS_SERVER = """
+    import asyncio, ssl, websockets
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain("CERT", "KEY")
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", PORT, ssl=ctx):
+            await asyncio.sleep(60)
+    asyncio.run(main())
+"""
+
+
+def test_wss_client_verifies(tmp_path, program):
+    """wss:// verifies the certificate by default: refused without a trusted
+    CA, accepted with the CA (--ca-file) or with --insecure."""
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    ca.write_bytes(cert.read_bytes())  # self-signed: its own CA
+    code = WSS_SERVER.replace("CERT", str(cert)).replace("KEY", str(key))
+    proc, port = peer_server(tmp_path, code)
+    url = f"--url=wss://127.0.0.1:{port}/ws"
+    try:
+        bad = subprocess.run([program("ws_client"), url, "x"],
+                             capture_output=True, timeout=60)
+        assert bad.returncode != 0 and bad.stdout == b""
+        for flag in (f"--ca-file={ca}", "--insecure"):
+            ok = subprocess.run([program("ws_client"), url, flag, "--compression",
+                                 "secure", "z" * 50000],
+                                capture_output=True, timeout=60)
+            assert ok.returncode == 0, ok.stderr.decode()
+            assert ok.stdout.decode().split("\n")[:-1] == ["secure", "z" * 50000]
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
