@@ -56,16 +56,9 @@ int gust__tpl_builtin(const char *name, size_t n, int *min_args, int *max_args)
     return -1;
 }
 
-/* Growable byte string for building results. */
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool failed;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
+void gust__tpl_sb_add(struct sbuf *b, const char *s, size_t n)
 {
-    if (b->failed)
+    if (b->failed || n == 0)
         return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
@@ -182,8 +175,8 @@ static int escape_into(struct render *r, struct sbuf *b, const char *s, size_t n
         if (!rep)
             continue;
         if (b) {
-            sb_add(b, s + start, i - start);
-            sb_add(b, rep, strlen(rep));
+            gust__tpl_sb_add(b, s + start, i - start);
+            gust__tpl_sb_add(b, rep, strlen(rep));
         } else {
             int rc = gust__tpl_emit(r, s + start, i - start);
             if (rc == 0)
@@ -194,10 +187,15 @@ static int escape_into(struct render *r, struct sbuf *b, const char *s, size_t n
         start = i + 1;
     }
     if (b) {
-        sb_add(b, s + start, n - start);
+        gust__tpl_sb_add(b, s + start, n - start);
         return 0;
     }
     return gust__tpl_emit(r, s + start, n - start);
+}
+
+void gust__tpl_sb_escape(struct sbuf *b, const char *s, size_t n)
+{
+    escape_into(NULL, b, s, n);
 }
 
 int gust__tpl_emit_value(struct render *r, const json_t *v, bool escape)
@@ -235,7 +233,7 @@ static json_t *text_of(struct render *r, int line, const json_t *v, struct sbuf 
     char *s = gust__tpl_to_text(v, &n);
     if (!s)
         return gust__tpl_fail(r, -ENOMEM, line, "out of memory");
-    sb_add(b, s, n);
+    gust__tpl_sb_add(b, s, n);
     free(s);
     return (json_t *)v;
 }
@@ -251,12 +249,12 @@ static json_t *url_escape(struct render *r, int line, const json_t *v, bool plus
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
             c == '_' || c == '.' || c == '-' || c == '~' ||
             (c == '/' && !plus)) { /* quote() keeps '/', quote_plus() not */
-            sb_add(&out, (const char *)&c, 1);
+            gust__tpl_sb_add(&out, (const char *)&c, 1);
         } else if (c == ' ' && plus) {
-            sb_add(&out, "+", 1);
+            gust__tpl_sb_add(&out, "+", 1);
         } else {
             snprintf(hex, sizeof hex, "%%%02X", c);
-            sb_add(&out, hex, 3);
+            gust__tpl_sb_add(&out, hex, 3);
         }
     }
     free(in.p);
@@ -272,9 +270,9 @@ static json_t *json_encode(struct render *r, int line, const json_t *v)
     struct sbuf out = {0};
     for (const char *p = d; *p; p++) {
         if (p[0] == '<' && p[1] == '/')
-            sb_add(&out, "<\\", 2);
+            gust__tpl_sb_add(&out, "<\\", 2);
         else
-            sb_add(&out, p, 1);
+            gust__tpl_sb_add(&out, p, 1);
     }
     free(d);
     return string_result(r, line, &out);
@@ -372,7 +370,8 @@ static json_t *app_url(struct render *r, const struct expr *e, json_t **args)
     const char *what = is_static ? "static_url" : "reverse_url";
     if (!hk || !(is_static ? (void *)hk->static_url : (void *)hk->reverse_url))
         return gust__tpl_fail(r, -EINVAL, e->line, "%s() needs the application "
-                              "(render with hooks, as gust_handler_render does)",
+                              "(render with hooks, as gust_handler_render "
+                              "does)",
                               what);
     /* Arguments as text: reverse_url("item", 42) works as in Tornado. */
     char *text[TPL_MAX_CALL_ARGS] = {NULL};
@@ -432,9 +431,9 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
                 continue;
             }
             if (space && out.n)
-                sb_add(&out, " ", 1);
+                gust__tpl_sb_add(&out, " ", 1);
             space = false;
-            sb_add(&out, b.p + i, 1);
+            gust__tpl_sb_add(&out, b.p + i, 1);
         }
         free(b.p);
         return string_result(r, e->line, &out);
@@ -479,7 +478,8 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
             return gust__tpl_fail(r, -EINVAL, e->line, "join() takes an array and a string");
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i && e->nitems > 1)
-                sb_add(&b, json_string_value(args[1]), json_string_length(args[1]));
+                gust__tpl_sb_add(&b, json_string_value(args[1]),
+                                 json_string_length(args[1]));
             if (!text_of(r, e->line, json_array_get(v, i), &b)) {
                 free(b.p);
                 return NULL;

@@ -206,6 +206,17 @@ int gust__tpl_emit(struct render *r, const char *s, size_t n);
 void gust__tpl_format_real(double d, char *out, size_t n);
 /* The text form of v as a new malloc'd string (*n bytes), or NULL on OOM. */
 char *gust__tpl_to_text(const json_t *v, size_t *n);
+/* Growable byte string for building results; failed turns true (and
+ * later adds do nothing) when out of memory. The caller frees p. */
+struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool failed;
+};
+void gust__tpl_sb_add(struct sbuf *b, const char *s, size_t n);
+/* Appends s HTML-escaped (& < > " '). */
+void gust__tpl_sb_escape(struct sbuf *b, const char *s, size_t n);
+
 /* linkify(text[, shorten, extra_params, require_protocol,
  * permitted_protocols]) (template_linkify.c). */
 json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs);

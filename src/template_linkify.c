@@ -29,50 +29,9 @@ static void compile_url_re(void)
                              PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
 }
 
-struct buf {
-    char *p;
-    size_t n, cap;
-    bool failed;
-};
-
-static void add(struct buf *b, const char *s, size_t n)
+static void adds(struct sbuf *b, const char *s)
 {
-    if (b->failed || n == 0)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void adds(struct buf *b, const char *s)
-{
-    add(b, s, strlen(s));
-}
-
-static void add_escaped(struct buf *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (s[i]) {
-        case '&': adds(b, "&amp;"); break;
-        case '<': adds(b, "&lt;"); break;
-        case '>': adds(b, "&gt;"); break;
-        case '"': adds(b, "&quot;"); break;
-        case '\'': adds(b, "&#39;"); break;
-        default: add(b, s + i, 1);
-        }
-    }
+    gust__tpl_sb_add(b, s, strlen(s));
 }
 
 /* Back to the start of a UTF-8 sequence, so that a cut keeps text valid. */
@@ -92,14 +51,14 @@ static size_t min_sz(size_t a, size_t b)
  * the path, then "...". Writes the text shown into *shown (malloc'ed) and
  * returns true when it differs from url. */
 static bool shorten_url(const char *url, size_t n, size_t proto_len,
-                        struct buf *shown)
+                        struct sbuf *shown)
 {
     const size_t max_len = 30;
-    struct buf u = {0};
+    struct sbuf u = {0};
     const char *rest = url + proto_len, *end = url + n;
     const char *slash = memchr(rest, '/', (size_t)(end - rest));
     if (slash) {
-        add(&u, url, proto_len + (size_t)(slash - rest) + 1);
+        gust__tpl_sb_add(&u, url, proto_len + (size_t)(slash - rest) + 1);
         const char *p1 = slash + 1;
         const char *p1_end = memchr(p1, '/', (size_t)(end - p1));
         size_t k = p1_end ? (size_t)(p1_end - p1) : (size_t)(end - p1);
@@ -107,9 +66,9 @@ static bool shorten_url(const char *url, size_t n, size_t proto_len,
         size_t cut = 0;
         while (cut < k && p1[cut] != '?' && p1[cut] != '.')
             cut++;
-        add(&u, p1, cut);
+        gust__tpl_sb_add(&u, p1, cut);
     } else {
-        add(&u, url, n);
+        gust__tpl_sb_add(&u, url, n);
     }
     if (u.failed) {
         free(u.p);
@@ -134,7 +93,7 @@ static bool shorten_url(const char *url, size_t n, size_t proto_len,
         free(u.p);
         return false;
     }
-    add(shown, u.p, u.n);
+    gust__tpl_sb_add(shown, u.p, u.n);
     adds(shown, "...");
     free(u.p);
     return true;
@@ -167,15 +126,16 @@ json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs)
         for (size_t i = 0; ok && i < json_array_size(protocols); i++)
             ok = json_is_string(json_array_get(protocols, i));
         if (!ok)
-            return gust__tpl_fail(r, -EINVAL, line, "linkify(): "
-                                  "permitted_protocols must be a list of strings");
+            return gust__tpl_fail(r, -EINVAL, line,
+                                  "linkify(): permitted_protocols must be a "
+                                  "list of strings");
     }
     pthread_once(&url_once, compile_url_re);
     if (!url_code)
         return gust__tpl_fail(r, -ENOMEM, line, "out of memory");
 
     /* extra_params: " " + its text stripped, as Tornado does. */
-    struct buf extra = {0};
+    struct sbuf extra = {0};
     if (nargs > 2 && json_string_length(args[2])) {
         const char *e = json_string_value(args[2]);
         size_t en = json_string_length(args[2]);
@@ -183,17 +143,17 @@ json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs)
             en--;
         while (en && strchr(" \t\n\r\f\v", *e))
             e++, en--;
-        add(&extra, " ", 1);
-        add(&extra, e, en);
+        gust__tpl_sb_add(&extra, " ", 1);
+        gust__tpl_sb_add(&extra, e, en);
     }
-    struct buf text = {0}, out = {0};
+    struct sbuf text = {0}, out = {0};
     size_t n;
     char *raw = gust__tpl_to_text(args[0], &n);
     if (!raw) {
         free(extra.p);
         return gust__tpl_fail(r, -ENOMEM, line, "out of memory");
     }
-    add_escaped(&text, raw, n);
+    gust__tpl_sb_escape(&text, raw, n);
     free(raw);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(url_code, NULL);
     if (!md || text.failed) {
@@ -210,7 +170,7 @@ json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs)
             break; /* no match (or invalid UTF-8: left as escaped text) */
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t m0 = ov[2], m1 = ov[3];
-        add(&out, s + at, m0 - at);
+        gust__tpl_sb_add(&out, s + at, m0 - at);
         at = m1 > m0 ? m1 : m0 + 1;
         const char *url = s + m0;
         size_t url_n = m1 - m0;
@@ -219,13 +179,13 @@ json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs)
         size_t proto_n = has_proto ? ov[5] - ov[4] : 0;
         if ((require_protocol && !has_proto) ||
             (has_proto && !permitted(protocols, proto, proto_n))) {
-            add(&out, url, url_n);
+            gust__tpl_sb_add(&out, url, url_n);
             continue;
         }
-        struct buf href = {0}, shown = {0};
+        struct sbuf href = {0}, shown = {0};
         if (!has_proto)
             adds(&href, "http://");
-        add(&href, url, url_n);
+        gust__tpl_sb_add(&href, url, url_n);
         bool clipped = false;
         if (shorten && url_n > 30) {
             size_t proto_len =
@@ -236,26 +196,26 @@ json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs)
             clipped = shorten_url(url, url_n, proto_len, &shown);
         }
         adds(&out, "<a href=\"");
-        add(&out, href.p, href.n);
+        gust__tpl_sb_add(&out, href.p, href.n);
         adds(&out, "\"");
-        add(&out, extra.p, extra.n);
+        gust__tpl_sb_add(&out, extra.p, extra.n);
         if (clipped) {
             adds(&out, " title=\"");
-            add(&out, href.p, href.n);
+            gust__tpl_sb_add(&out, href.p, href.n);
             adds(&out, "\"");
         }
         adds(&out, ">");
         if (clipped)
-            add(&out, shown.p, shown.n);
+            gust__tpl_sb_add(&out, shown.p, shown.n);
         else
-            add(&out, url, url_n);
+            gust__tpl_sb_add(&out, url, url_n);
         adds(&out, "</a>");
         out.failed |= href.failed || shown.failed;
         free(href.p);
         free(shown.p);
     }
     if (at < len)
-        add(&out, s + at, len - at);
+        gust__tpl_sb_add(&out, s + at, len - at);
     pcre2_match_data_free(md);
     free(text.p);
     free(extra.p);

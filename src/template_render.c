@@ -323,8 +323,8 @@ static int render(gust_template *t, const gust_template_limits *limits, json_t *
         snprintf(err, errlen, "%s: the context must be a JSON object", t->name);
         return -EINVAL;
     }
-    struct render r = {.top = t, .hooks = hooks, .write = fn, .wdata = data, .ctx = ctx,
-                       .limits = *limits, .file = t->name};
+    struct render r = {.top = t, .hooks = hooks, .write = fn, .wdata = data,
+                       .ctx = ctx, .limits = *limits, .file = t->name};
     if (fn) {
         r.buf = malloc(FLUSH_SIZE);
         if (!r.buf) {

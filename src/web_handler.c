@@ -133,7 +133,7 @@ int gust_handler_set_current_user(gust_handler *h, const char *user)
     return 0;
 }
 
-static bool needs_user(const gust_handler *h)
+static inline bool needs_user(const gust_handler *h)
 {
     return (h->cls->flags & GUST_HANDLER_AUTHENTICATED) ||
            (h->cls->authenticated_methods &
@@ -154,11 +154,12 @@ static bool has_scheme(const char *url)
     return *p == ':';
 }
 
-/* Tornado's @authenticated: true when the method may run. Otherwise the
- * request was redirected to the login page or answered 403. */
-static bool user_check(gust_handler *h)
+/* Tornado's @authenticated, for a method that needs a user: true when
+ * there is one. Otherwise the request was redirected to the login page or
+ * answered 403. */
+static bool user_allowed(gust_handler *h)
 {
-    if (h->finished || !needs_user(h) || gust_handler_current_user(h))
+    if (gust_handler_current_user(h) || h->finished)
         return !h->finished;
     gust_http_method m = h->req->method_id;
     if (m != GUST_HTTP_METHOD_GET && m != GUST_HTTP_METHOD_HEAD) {
@@ -195,6 +196,12 @@ static bool user_check(gust_handler *h)
     if (gust_handler_redirect(h, url, 0) < 0 && !h->finished)
         gust_handler_send_error(h, 500, "bad login_url");
     return false;
+}
+
+/* True when the method may run (most classes need no user). */
+static inline bool user_check(gust_handler *h)
+{
+    return !needs_user(h) || user_allowed(h);
 }
 
 static void set_default_headers(gust_handler *h)

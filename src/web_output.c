@@ -290,13 +290,38 @@ static char *shortest_reals(char *s)
     return out;
 }
 
+/* Whether v holds a real: walking the values costs less than scanning the
+ * text of a dump made mostly of strings. Past Jansson's own depth limit
+ * the answer is "maybe" (true). */
+static bool has_real(const json_t *v, int depth)
+{
+    if (depth > 2048)
+        return true;
+    if (json_is_real(v))
+        return true;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (has_real(json_array_get(v, i), depth + 1))
+                return true;
+    } else if (json_is_object(v)) {
+        const char *k;
+        const json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (has_real(x, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
 int gust_handler_write_json(gust_handler *h, const struct json_t *json)
 {
     if (h->finished || h->error_sent)
         return -EINVAL;
     char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY |
                                    JSON_REAL_PRECISION(17));
-    if (s)
+    if (s && has_real(json, 0))
         s = shortest_reals(s);
     if (!s)
         return -ENOMEM;
@@ -551,46 +576,30 @@ int gust_handler_redirect(gust_handler *h, const char *url, int status)
 
 /* ---- Templates --------------------------------------------------------- */
 
-/* Adds what every template of a handler sees to ctx (the caller's own
- * object, consumed). Returns ctx, or NULL (ctx freed). */
-static json_t *render_context(gust_handler *h, json_t *ctx)
+/* The names every template of a handler sees (Tornado's
+ * get_template_namespace), made only when a template uses one that its
+ * context does not have: no copy of the context, nothing built for the
+ * names a template does not use. */
+static json_t *hook_lookup(void *data, const char *name)
 {
-    if (!ctx || !json_is_object(ctx)) {
-        json_decref(ctx);
-        return NULL;
-    }
+    gust_handler *h = data;
     gust_http_request *r = h->req;
-    if (!json_object_get(ctx, "request")) {
-        json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-                                "method", r->method, "uri", r->uri, "path",
-                                r->path, "query", r->query, "host",
-                                r->host ? r->host : "", "remote_ip",
-                                r->remote_ip ? r->remote_ip : "", "protocol",
-                                r->protocol ? r->protocol : "http");
-        if (!req || json_object_set_new(ctx, "request", req) < 0)
-            goto fail;
-    }
-    if (h->app->settings.xsrf_cookies &&
-        !json_object_get(ctx, "xsrf_form_html")) {
-        const char *form = gust_handler_xsrf_form_html(h);
-        if (!form || json_object_set_new(ctx, "xsrf_form_html",
-                                         json_string(form)) < 0)
-            goto fail;
-    }
-    if (!json_object_get(ctx, "current_user")) {
+    if (strcmp(name, "request") == 0)
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "method",
+                         r->method, "uri", r->uri, "path", r->path, "query",
+                         r->query, "host", r->host ? r->host : "",
+                         "remote_ip", r->remote_ip ? r->remote_ip : "",
+                         "protocol", r->protocol ? r->protocol : "http");
+    if (strcmp(name, "current_user") == 0) {
         const char *user = gust_handler_current_user(h);
-        if (json_object_set_new(ctx, "current_user",
-                                user ? json_string(user) : json_null()) < 0)
-            goto fail;
+        return user ? json_string(user) : json_null();
     }
-    if (!json_object_get(ctx, "static_url_prefix") &&
-        json_object_set_new(ctx, "static_url_prefix",
-                            json_string(h->app->settings.static_url_prefix)) <
-            0)
-        goto fail;
-    return ctx;
-fail:
-    json_decref(ctx);
+    if (strcmp(name, "static_url_prefix") == 0)
+        return json_string(h->app->settings.static_url_prefix);
+    if (strcmp(name, "xsrf_form_html") == 0 && h->app->settings.xsrf_cookies) {
+        const char *form = gust_handler_xsrf_form_html(h);
+        return form ? json_string(form) : NULL;
+    }
     return NULL;
 }
 
@@ -607,26 +616,19 @@ static const char *hook_reverse_url(void *data, const char *name,
                                          args, nargs);
 }
 
-/* Renders name with ctx (consumed) into the arena. */
-static char *render_owned(gust_handler *h, const char *name, json_t *ctx,
-                          size_t *len)
+char *gust_handler_render_string(gust_handler *h, const char *name,
+                                 struct json_t *context, size_t *len)
 {
     if (!h->app->loader) {
-        json_decref(ctx);
         errno = ENOENT;
-        return NULL;
-    }
-    ctx = render_context(h, ctx);
-    if (!ctx) {
-        errno = ENOMEM;
         return NULL;
     }
     char *out = NULL;
     size_t n = 0;
-    const gust_template_hooks hooks = {hook_static_url, hook_reverse_url, h};
-    int rc = gust_template_loader_render_with(h->app->loader, name, ctx, &hooks,
-                                              &out, &n);
-    json_decref(ctx);
+    const gust_template_hooks hooks = {hook_static_url, hook_reverse_url,
+                                       hook_lookup, h};
+    int rc = gust_template_loader_render_with(h->app->loader, name, context,
+                                              &hooks, &out, &n);
     if (rc < 0) {
         gust_log_error(LOG_MODULE, "template %s: %s", name,
                        gust_template_loader_error(h->app->loader));
@@ -646,12 +648,17 @@ static char *render_owned(gust_handler *h, const char *name, json_t *ctx,
     return copy;
 }
 
-char *gust_handler_render_string(gust_handler *h, const char *name,
-                                 struct json_t *context, size_t *len)
+int gust_handler_render(gust_handler *h, const char *name,
+                        struct json_t *context)
 {
-    /* The caller's context stays as it was: the additions go to a copy. */
-    return render_owned(h, name, context ? json_copy(context) : json_object(),
-                        len);
+    if (!h->app->loader)
+        return -ENOENT;
+    h->render_error = 0;
+    size_t n;
+    char *s = gust_handler_render_string(h, name, context, &n);
+    if (!s)
+        return h->render_error ? h->render_error : -ENOMEM;
+    return gust_handler_write(h, s, n);
 }
 
 int gust_handler_render_pack(gust_handler *h, const char *name,
@@ -670,25 +677,9 @@ int gust_handler_render_pack(gust_handler *h, const char *name,
         json_decref(ctx);
         return -EINVAL;
     }
-    h->render_error = 0;
-    size_t n;
-    char *s = render_owned(h, name, ctx, &n);
-    if (!s)
-        return h->render_error ? h->render_error : -ENOMEM;
-    return gust_handler_write(h, s, n);
-}
-
-int gust_handler_render(gust_handler *h, const char *name,
-                        struct json_t *context)
-{
-    if (!h->app->loader)
-        return -ENOENT;
-    h->render_error = 0;
-    size_t n;
-    char *s = gust_handler_render_string(h, name, context, &n);
-    if (!s)
-        return h->render_error ? h->render_error : -ENOMEM;
-    return gust_handler_write(h, s, n);
+    int rc = gust_handler_render(h, name, ctx);
+    json_decref(ctx);
+    return rc;
 }
 
 /* ---- Static URLs -------------------------------------------------------- */

@@ -585,7 +585,8 @@ static void test_url_hooks(void **state)
     gust_template *t = gust_template_new_from_string(
         "{{ static_url('a.css') }} {{ reverse_url('item', 'x', n) }}", "u.html");
     json_t *ctx = json_pack("{s:i}", "n", 42);
-    gust_template_hooks hooks = {test_static_url, test_reverse_url, "abc"};
+    gust_template_hooks hooks = {test_static_url, test_reverse_url, NULL,
+                                 "abc"};
     char *out;
     size_t len;
     assert_int_equal(gust_template_render_with(t, ctx, &hooks, &out, &len), 0);

@@ -53,6 +53,8 @@ static void make_dirs(void)
                "{% if current_user %}hi {{ current_user }}{% else %}sign in{% end %}"
                "</a><p>{% raw linkify(note) %}</p>");
     write_file(tpl_dir, "bad.html", "{{ reverse_url('nope') }}");
+    write_file(tpl_dir, "ns.html", "{{ current_user }}|{{ request.path }}|"
+                                   "{{ request.method }}|{{ static_url_prefix }}");
     write_file(tpl_dir, "pack.html",
                "{{ title }}/{{ n }}/{{ join(tags, ',') }}/{{ maybe }}");
 }
@@ -62,6 +64,7 @@ static void remove_dirs(void)
     remove_file(static_dir, "app.css");
     remove_file(tpl_dir, "page.html");
     remove_file(tpl_dir, "bad.html");
+    remove_file(tpl_dir, "ns.html");
     remove_file(tpl_dir, "pack.html");
     rmdir(static_dir);
     rmdir(tpl_dir);
@@ -87,6 +90,20 @@ static int page_get(gust_handler *h)
 static int bad_get(gust_handler *h)
 {
     return gust_handler_render(h, "bad.html", NULL);
+}
+
+/* The handler's names, and a context that has one of them already: the
+ * context's wins and is not modified. */
+static int ns_get(gust_handler *h)
+{
+    json_t *ctx = json_pack("{s:s}", "current_user", "from-context");
+    int rc = gust_handler_render(h, "ns.html", ctx);
+    if (rc == 0 && json_object_size(ctx) != 1)
+        rc = -EINVAL;
+    json_decref(ctx);
+    if (rc == 0)
+        rc = gust_handler_write_str(h, "|");
+    return rc < 0 ? rc : gust_handler_render(h, "ns.html", NULL);
 }
 
 static int pack_get(gust_handler *h)
@@ -122,6 +139,8 @@ static int item_get(gust_handler *h)
 static const gust_handler_class page = {.get = page_get,
                                         .get_current_user = user_from_query};
 static const gust_handler_class bad = {.get = bad_get};
+static const gust_handler_class ns = {.get = ns_get,
+                                      .get_current_user = user_from_query};
 static const gust_handler_class pack = {.get = pack_get};
 static const gust_handler_class pack_bad = {.get = pack_bad_get};
 static const gust_handler_class json_class = {.get = json_get};
@@ -132,6 +151,7 @@ static gust_app *make_app(void)
     const gust_route routes[] = {
         GUST_ROUTE("/", &page),
         GUST_ROUTE("/bad", &bad),
+        GUST_ROUTE("/ns", &ns),
         GUST_ROUTE("/pack", &pack),
         GUST_ROUTE("/pack-bad", &pack_bad),
         GUST_ROUTE("/json", &json_class),
@@ -189,6 +209,15 @@ static void test_template_functions(void **state)
     gust_http_response_free(r);
     r = get(t, "/");
     assert_non_null(strstr(r->body, "sign in</a>"));
+    gust_http_response_free(r);
+    r = get(t, "/ns?user=bo");
+    assert_int_equal(r->code, 200);
+    assert_string_equal(r->body,
+                        "from-context|/ns|GET|/static/|bo|/ns|GET|/static/");
+    gust_http_response_free(r);
+    r = get(t, "/ns");
+    assert_string_equal(r->body,
+                        "from-context|/ns|GET|/static/|None|/ns|GET|/static/");
     gust_http_response_free(r);
     /* A route that cannot be reversed is the page's 500, logged. */
     gust_log_set_level(GUST_LOG_NONE);

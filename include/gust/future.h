@@ -24,8 +24,8 @@
  *     Every function that takes a gust_future * as its subject consumes the
  *     caller's reference to it: gust_await(), gust_all(), gust_gather(),
  *     gust_any(), gust_with_timeout(), gust_loop_run_sync(). They consume
- *     it even when they fail. The gust_future_* functions below do not (they borrow),
- *     except gust_future_unref().
+ *     it even when they fail. The gust_future_* functions below do not
+ *     (they borrow), except gust_future_unref().
  * Every function returning a gust_future * gives the caller one reference.
  * So these are all correct and leak-free:
  *     gust_future_unref(gust_spawn(loop, fn, data));        spawn and forget

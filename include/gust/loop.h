@@ -165,8 +165,8 @@ uint64_t gust_loop_now_ns(const gust_loop *loop);
 /* ---- File descriptors -------------------------------------------------- */
 
 /* Called when fd is ready. events holds GUST_IO_READ / GUST_IO_WRITE /
- * GUST_IO_ERROR. The handler may add, update or remove any handler, including its own, and
- * may close fd after removing it. */
+ * GUST_IO_ERROR. The handler may add, update or remove any handler,
+ * including its own, and may close fd after removing it. */
 typedef void (*gust_fd_cb)(gust_loop *loop, int fd, unsigned events,
                            void *data);
 

@@ -74,18 +74,22 @@ typedef struct gust_template_limits {
 typedef int (*gust_template_write_fn)(const gust_template *t, const char *buf,
                                       size_t len, void *data);
 
-/* What a template may call that belongs to the application rather than to
- * the template (Tornado's handler namespace): static_url(path) and
- * reverse_url(name, arg...). Each returns the URL, valid at least until the
- * render call returns (an arena's string, for instance), or NULL when it
+/* What a template may use that belongs to the application rather than to
+ * the template (Tornado's handler namespace). static_url(path) and
+ * reverse_url(name, arg...) return the URL, valid at least until the
+ * render call returns (an arena's string, for instance), or NULL when they
  * cannot (no such route, wrong argument count, out of memory): the render
- * then fails with -EINVAL and says which call. Either function may be
- * NULL; a template calling a missing one fails the same way. They run
- * inside the render call only. */
+ * then fails with -EINVAL and says which call. lookup gives the value of a
+ * name that is neither a local variable nor in the context, as a new
+ * reference (the render drops it), or NULL: not defined; it lets an
+ * application offer names (request, current_user) without copying them
+ * into every context. Any function may be NULL; a template calling a
+ * missing one fails as above. They run inside the render call only. */
 typedef struct gust_template_hooks {
     const char *(*static_url)(void *data, const char *path);
     const char *(*reverse_url)(void *data, const char *name,
                                const char *const *args, size_t nargs);
+    json_t *(*lookup)(void *data, const char *name);
     void *data;
 } gust_template_hooks;
 
