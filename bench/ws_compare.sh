@@ -6,6 +6,11 @@
 # (taskset), the load generator bench/peers/ws_load (C, epoll, masked client
 # frames) to CPU 1, all on 127.0.0.1.
 #
+# The "floor" row (echo only) is bench/peers/ws_floor: per readable socket
+# one recv, the complete frames unmasked into one buffer, one send; no UTF-8
+# check, no library. No epoll server can pass it here, so its ratio to
+# libwebsockets is the most any of them can show.
+#
 # Three tables:
 #   echo       100 connections, 32-byte text messages, 1 and then 16 in flight
 #              per connection: messages/s, p99 latency and messages per second
@@ -36,7 +41,7 @@
 # Environment: BUILD_DIR (default build/bench), GUST_SERVER (default
 # $BUILD_DIR/examples/ws_echo), NODE_MODULES (default
 # <dirname BUILD_DIR>/npm/node_modules, where `make deps-npm` installs ws),
-# SERVERS (default "gust lws node tornado websockets"), RUNS (3), DURATION
+# SERVERS (default "gust floor lws node tornado websockets"), RUNS (3), DURATION
 # (5 s), WARMUP (1 s), CLIENTS (10000), ROUNDS (5), IDLE (10000), SKIP
 # (any of "echo broadcast idle"), PORT (first port, default 18300).
 # Every server is started here and stopped here, by PID; every load is
@@ -49,7 +54,7 @@ cd "$root"
 BUILD_DIR=${BUILD_DIR:-build/bench}
 GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/ws_echo}
 NODE_MODULES=${NODE_MODULES:-$(dirname "$BUILD_DIR")/npm/node_modules}
-SERVERS=${SERVERS:-gust lws node tornado websockets}
+SERVERS=${SERVERS:-gust floor lws node tornado websockets}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -95,6 +100,7 @@ available=()
 for name in $SERVERS; do
     case $name in
         gust) [[ -x $GUST_SERVER ]] || { log "NOT MEASURED: $GUST_SERVER not built"; continue; } ;;
+        floor) [[ -x $BUILD_DIR/bench/ws_floor ]] || { log "NOT MEASURED: ws_floor not built"; continue; } ;;
         lws) [[ -x $BUILD_DIR/bench/lws_echo ]] || { log "NOT MEASURED: lws_echo not built (libwebsockets-dev)"; continue; } ;;
         node) [[ -d $NODE_MODULES/ws ]] && command -v node >/dev/null ||
                   { log "NOT MEASURED: node or $NODE_MODULES/ws missing (make deps-npm)"; continue; } ;;
@@ -115,6 +121,7 @@ start() {
     case $name in
         gust) cmd=("$GUST_SERVER" --port="$port" --address=127.0.0.1 --compression
                    --logging=warning ${bc:+$gust_broadcast}) ;;
+        floor) cmd=("$BUILD_DIR/bench/ws_floor" --port="$port") ;;
         lws) cmd=("$BUILD_DIR/bench/lws_echo" --port="$port" ${bc:+--broadcast}) ;;
         node) cmd=(env NODE_PATH="$NODE_MODULES" node "$here/peers/ws_echo.js"
                    --port="$port" ${bc:+--broadcast}) ;;
@@ -213,6 +220,7 @@ if [[ " $SKIP " != *" broadcast "* ]]; then
     printf '%-11s %10s %9s %9s %13s %13s\n' server median_ms min_ms max_ms delivered/s cpu_s/round
     p=$((PORT + 20))
     for name in "${available[@]}"; do
+        [[ $name == floor ]] && continue # echo only
         if [[ $name == gust && -z $gust_broadcast ]]; then
             printf '%-11s %10s\n' gust "not measured: $GUST_SERVER has no --broadcast"
             continue
@@ -241,6 +249,7 @@ if [[ " $SKIP " != *" idle "* ]]; then
     printf '%-11s %8s %8s %9s %9s %12s\n' server plain talked deflate talked negotiated
     p=$((PORT + 40))
     for name in "${available[@]}"; do
+        [[ $name == floor ]] && continue # echo only
         declare -A cell=()
         negotiated=-
         for mode in plain plain-warm deflate deflate-warm; do
