@@ -44,6 +44,7 @@ static bool copy_settings(gust_app *app, const gust_app_settings *s)
     d->login_url = own(app, s->login_url, &ok);
     if (s->default_handler && s->default_handler->base) {
         app->default_merged = gust__handler_class_merge(s->default_handler);
+        app->default_declared = s->default_handler;
         d->default_handler = app->default_merged;
         if (!app->default_merged)
             ok = false;

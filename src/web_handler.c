@@ -25,6 +25,14 @@ const gust_handler_class *gust_handler_get_class(gust_handler *h)
 {
     return h->cls;
 }
+const gust_handler_class *gust_handler_declared_class(gust_handler *h)
+{
+    if (h->route)
+        return h->route->declared;
+    if (h->app->default_merged && h->cls == h->app->default_merged)
+        return h->app->default_declared;
+    return h->cls;
+}
 void *gust_handler_route_data(gust_handler *h) { return h->route_data; }
 void *gust_handler_state(gust_handler *h) { return h->state; }
 gust_arena *gust_handler_arena(gust_handler *h) { return h->req->arena; }

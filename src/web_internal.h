@@ -29,6 +29,7 @@ typedef struct gust__web_route {
     pcre2_code *host_re; /* NULL: any host */
     const gust_handler_class *cls;
     gust_handler_class *merged; /* cls, when made from a base: owned */
+    const gust_handler_class *declared; /* the class the route named */
     void *data;
     char *name;
     uint32_t groups;      /* capture groups in re */
@@ -93,6 +94,7 @@ struct gust_app {
     gust__static_cache *static_cache;
     gust_static_options static_opts;
     gust_handler_class *default_merged; /* default_handler made from a base */
+    const gust_handler_class *default_declared; /* the one the settings named */
 };
 
 /* ---- Handler (web_handler.c, web_output.c, web_cookie.c) ---------------- */

@@ -158,7 +158,7 @@ static int make_pieces(gust__web_route *rt)
 static int route_init(gust__web_route *rt, const gust_route *src)
 {
     memset(rt, 0, sizeof *rt);
-    rt->cls = src->handler;
+    rt->cls = rt->declared = src->handler;
     if (rt->cls && rt->cls->base) {
         rt->cls = rt->merged = gust__handler_class_merge(rt->cls);
         if (!rt->merged)

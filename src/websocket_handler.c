@@ -9,6 +9,7 @@
 
 #include "gust/error.h"
 #include "gust/log.h"
+#include "gust/metrics.h"
 #include "websocket_internal.h"
 
 #define LOG_MODULE "websocket"
@@ -107,8 +108,11 @@ static const gust_http_detach_ops detach_ops = {on_close_all};
 
 static const gust_websocket_class *class_of(gust_handler *h)
 {
-    /* gust_websocket_class starts with its gust_handler_class. */
-    return (const gust_websocket_class *)(const void *)gust_handler_get_class(h);
+    /* gust_websocket_class starts with its gust_handler_class; a class with
+     * a base is routed as a merged copy of that member alone, so the
+     * declared class, not the copy, is the container. */
+    return (const gust_websocket_class *)(const void *)
+        gust_handler_declared_class(h);
 }
 
 static int refuse(gust_handler *h, int status, const char *why)
@@ -222,6 +226,7 @@ int gust_websocket_get(gust_handler *h)
         return rc == GUST_ESTREAMCLOSED ? 0 : rc;
     }
     gust__ws_set_stream(ws, stream);
+    gust_metrics_websocket_opened(); /* closed in gust__ws_server_closed */
     ws->cls = cls;
     gust__ws_ref(ws);
     if (cls->open) {
@@ -326,5 +331,6 @@ void gust__ws_server_closed(gust_websocket *ws)
                       ws->close_sent && ws->close_received);
         gust__ws_unref(ws);
     }
+    gust_metrics_websocket_closed();
     gust_http_detached_done(&ws->slot);
 }

@@ -148,8 +148,49 @@ static const gust_websocket_class slow = GUST_WEBSOCKET_CLASS(
     .handler.flags = GUST_HANDLER_COROUTINE, .state_size = sizeof(int),
     .open = slow_open, .on_message = slow_message, .on_close = chat_close);
 
+/* A WebSocket class extending a plain one (.handler.base): the router
+ * routes a merged copy of the handler member, and the socket must still
+ * find its own members (open, on_message) around the declared class. */
+static const char *cookie_user(gust_handler *h)
+{
+    return gust_handler_get_cookie(h, "user", NULL);
+}
+
+static int members_prepare(gust_handler *h)
+{
+    if (!gust_handler_current_user(h))
+        return gust_handler_send_error(h, 403, "members only");
+    return 0;
+}
+
+static const gust_handler_class members_only = {
+    .name = "members", .get_current_user = cookie_user,
+    .prepare = members_prepare,
+};
+
+static int based_open(gust_websocket *ws, gust_handler *h)
+{
+    snprintf(gust_websocket_state(ws), 32, "%s", gust_handler_current_user(h));
+    return 0;
+}
+
+static int based_message(gust_websocket *ws, const char *data, size_t len,
+                         bool binary)
+{
+    (void)binary;
+    char reply[96];
+    int k = snprintf(reply, sizeof reply, "%s said %.*s",
+                     (char *)gust_websocket_state(ws), (int)len, data);
+    return gust_websocket_write_message(ws, reply, (size_t)k, false);
+}
+
+static const gust_websocket_class based = GUST_WEBSOCKET_CLASS(
+    .handler.base = &members_only, .state_size = 32, .open = based_open,
+    .on_message = based_message, .on_close = chat_close);
+
 static const gust_route routes[] = {GUST_ROUTE("/chat", &chat.handler),
                                     GUST_ROUTE("/slow", &slow.handler),
+                                    GUST_ROUTE("/based", &based.handler),
                                     GUST_ROUTES_END};
 
 static gust_app *start(gust_loop **loop)
@@ -443,6 +484,49 @@ static void test_client_callback_ping_timeout(void **state)
     stop(loop, app);
 }
 
+static int based_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    int err = 0;
+    /* The base's authentication holds before the upgrade (403: no user). */
+    assert_null(dial(loop, "/based", NULL, &err));
+    assert_int_equal(err, -EPROTO);
+    const char *cookie[] = {"Cookie: user=bob", NULL};
+    gust_websocket *ws = dial(loop, "/based", cookie, NULL);
+    assert_non_null(ws);
+    assert_int_equal(gust_websocket_write_message(ws, "hi", 2, false), 0);
+    char buf[64];
+    assert_non_null(next_text(loop, ws, buf, sizeof buf));
+    assert_string_equal(buf, "bob said hi");
+    /* The server counts it among the open WebSockets (metrics.h). */
+    gust_metrics_worker m;
+    gust_metrics_get(&m);
+    assert_int_equal(m.websockets_open, 1);
+    assert_int_equal(gust_websocket_close(ws, 1000, NULL), 0);
+    gust_value v;
+    assert_int_equal(gust_await(gust_with_timeout(loop,
+                         gust_websocket_read_message(ws), 10), &v),
+                     GUST_ESTREAMCLOSED);
+    gust_websocket_free(ws);
+    return 0;
+}
+
+static void test_class_with_a_base(void **state)
+{
+    (void)state;
+    gust_loop *loop;
+    gust_app *app = start(&loop);
+    assert_int_equal(gust_loop_run_sync(loop, gust_spawn(loop, based_main, NULL),
+                                        60, NULL), 0);
+    gust_loop_run_until(loop, int_reached, &closes, 10);
+    assert_int_equal(closes, 1);
+    gust_loop_run_until(loop, never, NULL, 0.05);
+    gust_metrics_worker m;
+    gust_metrics_get(&m);
+    assert_int_equal(m.websockets_open, 0);
+    stop(loop, app);
+}
+
 int main(void)
 {
     gust_log_set_level(GUST_LOG_ERROR);
@@ -452,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup(test_queue_cap_closes_slow_reader, test_setup),
         cmocka_unit_test_setup(test_coroutine_open, test_setup),
         cmocka_unit_test_setup(test_client_callback_ping_timeout, test_setup),
+        cmocka_unit_test_setup(test_class_with_a_base, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -342,6 +342,12 @@ void gust_app_free(gust_app *app);
 gust_http_request *gust_handler_request(gust_handler *h);
 gust_app *gust_handler_app(gust_handler *h);
 const gust_handler_class *gust_handler_get_class(gust_handler *h);
+/* The class exactly as the route (or default_handler) named it. It differs
+ * from gust_handler_get_class() only for a class with a base, which is
+ * routed as a merged copy: a class that embeds gust_handler_class as its
+ * first member (gust_websocket_class does) finds its own fields from this
+ * one, never from the copy. Valid while the app lives. */
+const gust_handler_class *gust_handler_declared_class(gust_handler *h);
 void *gust_handler_route_data(gust_handler *h);
 /* The class's state_size bytes (zeroed at creation); NULL when 0. */
 void *gust_handler_state(gust_handler *h);
