@@ -114,10 +114,18 @@ for name in $SERVERS; do
 done
 (( ${#available[@]} )) || { log "no server to measure"; exit 1; }
 
-# start NAME PORT [broadcast]: starts the server on CPU 0, sets PID[NAME].
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME PORT [broadcast]: starts the server on CPU 0 on PORT or the
+# next free port above it (other sessions' servers may hold some), sets
+# PID[NAME] and SPORT[NAME].
 start() {
     local name=$1 port=$2 bc=${3:-}
-    local cmd
+    local cmd tries=0
+    while port_busy "$port"; do
+        port=$((port + 1)); tries=$((tries + 1))
+        (( tries < 200 )) || { log "no free port near $2"; return 1; }
+    done
     case $name in
         gust) cmd=("$GUST_SERVER" --port="$port" --address=127.0.0.1 --compression
                    --logging=warning ${bc:+$gust_broadcast}) ;;
@@ -134,11 +142,18 @@ start() {
     SPORT[$name]=$port
     local i
     for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        # Listening, and still alive a moment later (not a bind failure
+        # behind someone else's listener).
+        if port_busy "$port"; then
+            sleep 0.2
+            kill -0 "${PID[$name]}" 2>/dev/null && return 0
+            break
+        fi
         kill -0 "${PID[$name]}" 2>/dev/null || break
         sleep 0.1
     done
     log "$name did not start:"; cat "$work/$name.$port.log" >&2
+    stop "$name"
     return 1
 }
 
