@@ -23,7 +23,9 @@
 #
 # Environment: BUILD_DIR (default build/bench), ROUNDS (5), DURATION
 # (seconds per run, 4), PORT (18197; the app gets PORT+1 side by side),
-# METHOD (side). Servers are started and stopped here, by PID, on
+# METHOD (side), RAW and APP (the two programs: bench/old_vs_new.sh puts
+# an old and a new build of one program there). Servers are started and
+# stopped here, by PID, on
 # 127.0.0.1 only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,8 +35,8 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-4}
 PORT=${PORT:-18197}
 METHOD=${METHOD:-side}
-RAW=$BUILD_DIR/examples/hello_http
-APP=$BUILD_DIR/bench/bench_web_server
+RAW=${RAW:-$BUILD_DIR/examples/hello_http}
+APP=${APP:-$BUILD_DIR/bench/bench_web_server}
 LOAD=$BUILD_DIR/bench/http_load
 for p in "$RAW" "$APP" "$LOAD"; do
     [ -x "$p" ] || { echo "app_vs_raw.sh: $p not built (make bench)" >&2; exit 1; }

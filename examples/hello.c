@@ -11,6 +11,7 @@
  *                                    (r"/index", IndexHandler)])
  *
  *   hello [--port=8888] [--address=A] [--processes=1] [--logging=info]
+ *         [--shutdown_timeout=10]
  *
  * The port comes from options.h (E5's define("port", default=8888)). With
  * --processes=1 the app listens itself (start form 1, gust_app_listen);
@@ -48,6 +49,10 @@ int main(int argc, char **argv)
                                "listen on this address (default: all)", NULL);
     gust_options_define_int(NULL, "processes", &processes, 1,
                             "processes to fork (0: one per CPU)", NULL);
+    gust_http_server_options so = {0};
+    gust_options_define_duration(NULL, "shutdown_timeout", &so.shutdown_timeout,
+                                 10, "on SIGTERM, seconds connections get to "
+                                 "finish before the rest are closed", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
 
     const gust_route routes[] = {
@@ -55,14 +60,15 @@ int main(int argc, char **argv)
         GUST_ROUTE("/index", &index_handler, .name = "index"),
         GUST_ROUTES_END,
     };
-    gust_app *app = gust_app_new(routes, NULL);
+    gust_app_settings settings = {.server_options = &so};
+    gust_app *app = gust_app_new(routes, &settings);
     gust_http_server *server = NULL, *own = NULL;
     int rc = app ? 0 : -errno;
     if (rc == 0 && processes == 1) {
         rc = gust_app_listen(app, port, address);
         server = gust_app_server(app);
     } else if (rc == 0) {
-        server = own = gust_http_server_new(gust_app_http_handler(app), NULL);
+        server = own = gust_http_server_new(gust_app_http_handler(app), &so);
         rc = own ? gust_http_server_bind(own, port, address) : -errno;
         if (rc == 0)
             rc = gust_http_server_start(own, processes);

@@ -2,6 +2,7 @@
  * Date, Server, Content-Length and keep-alive handling.
  *
  *   hello_http [--port=8888] [--address=127.0.0.1] [--processes=1]
+ *              [--shutdown_timeout=10] [--write_timeout=60]
  *
  * With --processes=N (0: one per CPU) the socket is bound first and the
  * process forks (the bind + start form of tcp_server.h).
@@ -62,9 +63,16 @@ int main(int argc, char **argv)
                                "listen on this address", NULL);
     gust_options_define_int(NULL, "processes", &processes, 1,
                             "worker processes (0: one per CPU)", NULL);
+    gust_http_server_options so = {0};
+    gust_options_define_duration(NULL, "shutdown_timeout", &so.shutdown_timeout,
+                                 10, "on SIGTERM, seconds connections get to "
+                                 "finish before the rest are closed", NULL);
+    gust_options_define_duration(NULL, "write_timeout", &so.write_timeout, 60,
+                                 "close a client that reads none of its "
+                                 "pending responses for this long", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
     server = gust_http_server_new(gust_http_callback(handle_request, NULL),
-                                  NULL);
+                                  &so);
     int rc = server ? gust_http_server_bind(server, port, address) : -ENOMEM;
     if (rc == 0)
         rc = gust_http_server_start(server, processes);

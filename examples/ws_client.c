@@ -3,7 +3,8 @@
  * --binary), prints each reply on its own line, then closes with 1000.
  *
  *   ws_client --url=ws://127.0.0.1:8888/ws [--binary] [--compression]
- *             [--subprotocol=NAME] [--insecure] [--timeout=SECONDS]
+ *             [--subprotocol=NAME] [--ca-file=PEM] [--insecure]
+ *             [--timeout=SECONDS]
  *             [--port=N] message...
  *
  *   $ ./ws_client --url=ws://127.0.0.1:8888/ws hello world
@@ -24,6 +25,7 @@ static struct {
     int port;
     bool binary, compression, insecure;
     const char *subprotocol;
+    const char *ca_file;
     double timeout;
     const char *const *messages;
     int count;
@@ -36,10 +38,13 @@ static int run(gust_loop *loop, gust_value *result, void *data)
     (void)result, (void)data;
     gust_websocket_settings set = {.compression = cfg.compression};
     const char *protos[] = {cfg.subprotocol, NULL};
-    gust_tls_options topts = {.insecure = cfg.insecure};
+    gust_tls_options topts = {.insecure = cfg.insecure, .ca_file = cfg.ca_file};
     gust_tls_context *tls = NULL;
-    if (strncmp(cfg.url, "wss:", 4) == 0 && cfg.insecure)
-        tls = gust_tls_context_new_client(&topts);
+    if (strncmp(cfg.url, "wss:", 4) == 0 && (cfg.insecure || cfg.ca_file) &&
+        !(tls = gust_tls_context_new_client(&topts))) {
+        fprintf(stderr, "cannot make a TLS context\n");
+        return -EINVAL;
+    }
     gust_websocket_connect_options o = {
         .subprotocols = cfg.subprotocol ? protos : NULL,
         .connect_timeout = cfg.timeout,
@@ -98,6 +103,9 @@ int main(int argc, char **argv)
                              "wss: do not verify the certificate", NULL);
     gust_options_define_string(NULL, "subprotocol", &cfg.subprotocol, NULL,
                                "subprotocol to offer", NULL);
+    gust_options_define_string(NULL, "ca_file", &cfg.ca_file, NULL,
+                               "wss: PEM file of trusted CAs (default: the "
+                               "system's)", NULL);
     gust_options_define_duration(NULL, "timeout", &cfg.timeout, 10,
                                  "seconds to wait for each step", NULL);
     gust_options_parse_command_line(NULL, argc, argv);

@@ -4,9 +4,11 @@
  *
  *   ws_echo [--port=8888] [--address=127.0.0.1] [--compression]
  *           [--no-context-takeover] [--max-message-size=N]
- *           [--ping-interval=SECONDS]
+ *           [--ping-interval=SECONDS] [--broadcast]
  *
- * The "echo" subprotocol is chosen when the client offers it.
+ * The "echo" subprotocol is chosen when the client offers it. With
+ * --broadcast, a text message that starts with "broadcast:" is sent to
+ * every open socket (the sender included) instead of echoed.
  *
  *   $ ./ws_echo --port=8888 &
  *   $ ./ws_client --url=ws://127.0.0.1:8888/ws hello
@@ -54,9 +56,51 @@ static int page_get(gust_handler *h)
     return gust_handler_write(h, page, sizeof page - 1);
 }
 
+/* --broadcast: every open socket, so that a message can go to all. */
+typedef struct peer {
+    struct peer *prev, *next;
+    gust_websocket *ws;
+} peer;
+
+static peer peers = {&peers, &peers, NULL};
+static bool broadcast;
+
+static int echo_open(gust_websocket *ws, gust_handler *h)
+{
+    (void)h;
+    if (broadcast) {
+        peer *p = gust_websocket_state(ws);
+        p->ws = ws;
+        p->next = &peers;
+        p->prev = peers.prev;
+        peers.prev->next = p;
+        peers.prev = p;
+    }
+    return 0;
+}
+
+static void echo_close(gust_websocket *ws, int code, const char *reason,
+                       bool clean)
+{
+    (void)code, (void)reason, (void)clean;
+    peer *p = gust_websocket_state(ws);
+    if (p->ws) {
+        p->prev->next = p->next;
+        p->next->prev = p->prev;
+        p->ws = NULL;
+    }
+}
+
 static int echo_message(gust_websocket *ws, const char *data, size_t len,
                         bool binary)
 {
+    if (broadcast && !binary && len >= 10 && memcmp(data, "broadcast:", 10) == 0) {
+        /* To everyone, the sender included; a socket that cannot take it
+         * (closing, or over its queue cap) is skipped. */
+        for (peer *p = peers.next; p != &peers; p = p->next)
+            gust_websocket_write_message(p->ws, data, len, false);
+        return 0;
+    }
     return gust_websocket_write_message(ws, data, len, binary);
 }
 
@@ -76,7 +120,8 @@ static gust_websocket_settings settings;
 static const gust_handler_class page_handler = {.name = "page",
                                                 .get = page_get};
 static const gust_websocket_class echo_socket = GUST_WEBSOCKET_CLASS(
-    .handler.name = "EchoWebSocket", .on_message = echo_message,
+    .handler.name = "EchoWebSocket", .state_size = sizeof(peer),
+    .open = echo_open, .on_message = echo_message, .on_close = echo_close,
     .select_subprotocol = pick_protocol, .settings = &settings);
 
 int main(int argc, char **argv)
@@ -95,6 +140,9 @@ int main(int argc, char **argv)
                              "compress each message on its own", NULL);
     gust_options_define_int(NULL, "max_message_size", &max_message, 0,
                             "largest message in bytes (0: 10 MiB)", NULL);
+    gust_options_define_bool(NULL, "broadcast", &broadcast, false,
+                             "a text message starting with \"broadcast:\" "
+                             "goes to every open socket", NULL);
     gust_options_define_duration(NULL, "ping_interval", &ping_interval, 0,
                                  "seconds between pings (0: none)", NULL);
     gust_options_parse_command_line(NULL, argc, argv);

@@ -154,8 +154,16 @@ static void check_framing(const char *buf, size_t size, int n,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static gust__http1_header whole_slots[GUST_HTTP1_MAX_HEADERS];
+    static gust__http1_header part_slots[GUST_HTTP1_MAX_HEADERS];
     gust__http1_request *whole = malloc(sizeof *whole);
     gust__http1_request *part = malloc(sizeof *part);
+    if (whole)
+        *whole = (gust__http1_request){.headers = whole_slots,
+                                       .max_headers = GUST_HTTP1_MAX_HEADERS};
+    if (part)
+        *part = (gust__http1_request){.headers = part_slots,
+                                      .max_headers = GUST_HTTP1_MAX_HEADERS};
     char *buf = malloc(size ? size : 1);
     size_t max_head = 8192, step;
     int n, m;

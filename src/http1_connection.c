@@ -20,12 +20,13 @@
 #include "http_server_internal.h"
 
 /* What the connection timer measures. */
-enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE };
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE, T_WRITE };
 
-/* close_all(): how long a connection that has not sent its first request
- * yet gets to send it. It was accepted before the server began to close
- * (or just then, during a reload), and its client is about to write. */
-#define FIRST_REQUEST_GRACE 2.0
+/* close_all(): how long an idle connection gets to send one more request,
+ * answered with Connection: close. Its client may have written it already
+ * (it crosses our close on the wire): a new connection about to send its
+ * first request, a keep-alive one its next. Closing at once loses it. */
+#define DRAIN_GRACE 2.0
 
 /* How long a connection that sent an error keeps reading (and discarding)
  * so that closing does not reset the connection before the client has
@@ -130,6 +131,21 @@ static bool rq_take(gust_http_connection *c)
             return false;
         gust_arena_init(&q->arena, 0);
     }
+    /* Field slots for this server's max_header_count (the cache serves
+     * every server of the thread: grown, never shrunk). */
+    size_t slots = c->srv->opts.max_header_count;
+    if (q->head_slots < slots) {
+        gust__http1_header *h = realloc(q->head.headers, slots * sizeof *h);
+        if (!h) {
+            q->next_free = rq_cache.free;
+            rq_cache.free = q;
+            rq_cache.n++;
+            return false;
+        }
+        q->head.headers = h;
+        q->head_slots = slots;
+    }
+    q->head.max_headers = slots;
     q->next_free = NULL;
     q->buf = NULL;
     q->off = q->len = q->parsed_len = 0;
@@ -138,6 +154,8 @@ static bool rq_take(gust_http_connection *c)
     q->req.connection = NULL; /* no request yet: send_error checks it */
     q->resp_mode = GUST__RESP_NONE;
     q->headers_sent = q->aborted = q->resp_len_set = false;
+    q->out_blocked = false;
+    q->queue_stale = true;
     gust_timer_init(gust_stream_loop(c->stream), &q->resume);
     format_peer(c, q->peer_ip, sizeof q->peer_ip);
     c->rq = q;
@@ -176,6 +194,7 @@ static void rq_give_back(gust_http_connection *c)
     gust_arena_close(&q->arena);
     free(q->out);
     free(q->sbody);
+    free(q->head.headers);
     free(q);
 }
 
@@ -204,7 +223,7 @@ static const gust_http_server_options *opts_of(gust_http_connection *c)
  * when the timer finds a head due but not expired, it places it again,
  * by its deadline now (or drops it, if suspended). */
 
-enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_COUNT };
+enum { Q_IDLE, Q_HEAD, Q_BODY, Q_SHORT, Q_WRITE, Q_COUNT };
 
 typedef struct conn_queue {
     gust_http_connection *head, *tail;
@@ -227,6 +246,7 @@ static _Thread_local conn_timers *tl_timers;
 static const uint8_t queue_of[] = {
     [T_NONE] = Q_IDLE, [T_IDLE] = Q_IDLE, [T_HEAD] = Q_HEAD,
     [T_BODY] = Q_BODY, [T_LINGER] = Q_SHORT, [T_GRACE] = Q_SHORT,
+    [T_WRITE] = Q_WRITE,
 };
 
 static conn_timers *timers_find(const gust_http_server *srv)
@@ -318,15 +338,36 @@ static void link_timer(gust_http_connection *c, conn_timers *t, int kind)
         timers_arm(t, c->deadline);
 }
 
+static void close_after_write(gust_http_connection *c, bool linger);
+static void set_timer_slow(gust_http_connection *c, int kind);
+
 static void timeout(gust_http_connection *c, int kind)
 {
     char ip[64];
     format_peer(c, ip, sizeof ip);
-    if (kind == T_HEAD)
+    if (kind == T_HEAD) {
         gust_log_warning("http", "%s: request head not complete in time, "
                          "closing", ip);
-    else if (kind == T_BODY)
+    } else if (kind == T_BODY) {
         gust_log_warning("http", "%s: request body timed out, closing", ip);
+    } else if (kind == T_WRITE) {
+        /* Nothing new is queued while the connection is held back, so
+         * less left unsent means the client reads, however slowly. */
+        size_t left = c->stream ? gust_stream_write_buffer_size(c->stream) : 0;
+        if (c->rq && left < c->rq->unsent_seen) {
+            c->rq->unsent_seen = left;
+            set_timer_slow(c, T_WRITE);
+            return;
+        }
+        gust_log_warning("http", "%s: client read none of %zu unsent response "
+                         "bytes in %g s, closing", ip, left,
+                         opts_of(c)->write_timeout);
+    } else if (kind == T_GRACE) {
+        /* Draining and no request came: a half-close, then reading to EOF,
+         * so that a request crossing our FIN gets no reset. */
+        close_after_write(c, true);
+        return;
+    }
     gust__http_conn_close(c);
 }
 
@@ -388,7 +429,8 @@ static void set_timer_slow(gust_http_connection *c, int kind)
     case T_HEAD: secs = o->header_timeout; break;
     case T_BODY: secs = o->body_timeout; break;
     case T_LINGER: secs = LINGER_SECONDS; break;
-    case T_GRACE: secs = FIRST_REQUEST_GRACE; break;
+    case T_GRACE: secs = DRAIN_GRACE; break;
+    case T_WRITE: secs = o->write_timeout; break;
     default: secs = -1; break;
     }
     clear_timer(c);
@@ -418,10 +460,8 @@ static inline void set_timer(gust_http_connection *c, int kind)
 
 void gust__http_conn_close_idle(gust_http_connection *c)
 {
-    if (c->req_seq == 0 && !c->closed)
+    if (!c->closed)
         set_timer(c, T_GRACE);
-    else
-        gust__http_conn_close(c);
 }
 
 /* ---- Output ------------------------------------------------------------ */
@@ -445,6 +485,7 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
         int rc = gust__http_conn_flush(c);
         if (rc < 0)
             return rc;
+        c->rq->queue_stale = true;
         return gust_stream_write(c->stream, p, n, NULL, NULL);
     }
     int rc = out_reserve(c, n);
@@ -482,6 +523,7 @@ int gust__http_conn_flush(gust_http_connection *c)
     }
     int rc = gust_stream_write(c->stream, c->rq->out, c->rq->out_len, NULL, NULL);
     c->rq->out_len = 0;
+    c->rq->queue_stale = true;
     /* A large gathered buffer is not worth keeping on an idle connection. */
     if (c->rq->out_cap > 256 * 1024) {
         free(c->rq->out);
@@ -491,11 +533,68 @@ int gust__http_conn_flush(gust_http_connection *c)
     return rc;
 }
 
+/* ---- Back-pressure -------------------------------------------------------
+ *
+ * A client that pipelines requests and reads none of the answers would
+ * otherwise have them pile up in the stream's write queue without bound.
+ * Past max_unsent_output bytes not yet taken by the kernel, the connection
+ * stops parsing and reading (TCP then holds the client back), and goes on
+ * once all of them are out; while held, write_timeout closes a client
+ * that takes none of them. */
+
+static bool output_over(gust_http_connection *c)
+{
+    gust__http_rq *q = c->rq;
+    q->queue_seen = gust_stream_write_buffer_size(c->stream);
+    q->queue_stale = false;
+    return q->out_len + q->queue_seen > opts_of(c)->max_unsent_output;
+}
+
+/* output_over() without asking the stream again while nothing was written
+ * to it since (a pipelined batch only gathers): per request, that call
+ * cost about 1% of hello_http's instructions. */
+static inline bool output_maybe_over(gust_http_connection *c)
+{
+    gust__http_rq *q = c->rq;
+    return q->queue_stale ||
+           q->out_len + q->queue_seen > opts_of(c)->max_unsent_output;
+}
+
+static void on_drained(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    gust_http_connection *c = user;
+    c->rq->out_blocked = false;
+    if (status < 0 || c->closed)
+        return; /* the close callback follows */
+    if (c->timer_kind == T_WRITE)
+        clear_timer(c);
+    process(c);
+}
+
+/* Holds c back until what is queued now has all been sent. c->rq is set. */
+static void hold_output(gust_http_connection *c)
+{
+    if (c->rq->out_blocked)
+        return;
+    gust__http_conn_flush(c);
+    if (c->closed)
+        return;
+    if (gust_stream_write(c->stream, "", 0, on_drained, c) < 0) {
+        gust__http_conn_close(c);
+        return;
+    }
+    c->rq->out_blocked = true;
+    c->rq->unsent_seen = gust_stream_write_buffer_size(c->stream);
+    set_timer(c, T_WRITE);
+}
+
 /* ---- Closing ----------------------------------------------------------- */
 
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
+    bool detached = c->state == GUST__HTTP_DETACHED;
     clear_timer(c);
     rq_give_back(c);
     free(c->peer_big);
@@ -505,8 +604,10 @@ static void conn_free(gust_http_connection *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv->count--;
     free(c);
+    if (detached)
+        return; /* counted by its gust_http_detached from now on */
+    srv->count--;
     if (srv->count == 0)
         timers_free(srv);
     gust__http_server_conn_gone(srv);
@@ -543,11 +644,8 @@ static void on_close(gust_stream *stream, void *data)
 
 void gust__http_conn_close(gust_http_connection *c)
 {
-    if (c->state == GUST__HTTP_DETACHED) {
-        if (!c->closed && c->detach_ops && c->detach_ops->close_all)
-            c->detach_ops->close_all(c->detach_data);
-        return;
-    }
+    if (c->state == GUST__HTTP_DETACHED)
+        return; /* the stream is not ours (see gust_http_detached) */
     if (c->stream && !c->closed) {
         c->closed = true;
         gust_stream_close(c->stream);
@@ -684,6 +782,10 @@ static void start_read(gust_http_connection *c)
      * (gust_http_request_detach): they stay in the stream. */
     if (c->state == GUST__HTTP_HANDLER && c->rq->framing.connection_upgrade)
         return;
+    if (c->rq && (c->rq->out_blocked || output_over(c))) {
+        hold_output(c); /* reads again once the client has read */
+        return;
+    }
     size_t room = c->rq ? c->rq->cap - c->rq->len
                         : c->srv->opts.max_header_size + BUF_SLACK;
     if (room == 0)
@@ -1194,16 +1296,28 @@ static void process(gust_http_connection *c)
     if (c->in_batch)
         return;
     c->in_batch = true;
+    if (c->rq)
+        c->rq->queue_stale = true;
     while (!c->closed && c->state != GUST__HTTP_CLOSING) {
         if (c->state == GUST__HTTP_HANDLER || c->state == GUST__HTTP_DETACHED)
             break;
         if (c->state == GUST__HTTP_HEAD) {
+            if (c->rq && c->rq->out_blocked)
+                break; /* on_drained goes on */
             if (!c->rq || c->rq->off == c->rq->len) {
                 /* Idle: the context goes back once the output is out. */
-                set_timer(c, c->srv->closing_all ? T_NONE : T_IDLE);
                 if (c->srv->closing_all)
-                    gust__http_conn_close(c);
+                    close_after_write(c, true);
+                else
+                    set_timer(c, T_IDLE);
                 break;
+            }
+            if (output_maybe_over(c) && output_over(c)) {
+                gust__http_conn_flush(c); /* what the kernel takes is not held */
+                if (output_over(c)) {
+                    hold_output(c);
+                    break;
+                }
             }
             int n = gust__http1_parse_request(c->rq->buf + c->rq->off, c->rq->len - c->rq->off,
                                               c->rq->parsed_len, o->max_header_size,
@@ -1263,9 +1377,14 @@ static void process(gust_http_connection *c)
         dispatch(c);
     }
     c->in_batch = false;
+    if (c->state == GUST__HTTP_DETACHED) {
+        if (!c->app_owns) /* finished inside the batch */
+            conn_free(c);
+        return;
+    }
     gust__http_conn_flush(c);
     if (!c->closed && c->state == GUST__HTTP_HEAD && !c->app_owns && c->rq &&
-        c->rq->off == c->rq->len)
+        c->rq->off == c->rq->len && !c->rq->out_blocked)
         rq_give_back(c);
     if (!c->closed && c->state != GUST__HTTP_CLOSING)
         start_read(c);
@@ -1317,9 +1436,8 @@ void gust__http_conn_request_done(gust_http_connection *c)
 {
     if (c->state == GUST__HTTP_DETACHED) {
         c->app_owns = false;
-        rq_give_back(c);
-        if (c->closed) /* the new owner is done too */
-            conn_free(c);
+        if (!c->in_batch) /* else process() frees it on its way out */
+            conn_free(c); /* the request was all it still held */
         return;
     }
     if (c->state == GUST__HTTP_BODY &&
@@ -1336,8 +1454,11 @@ void gust__http_conn_request_done(gust_http_connection *c)
     if (c->closed)
         return; /* the close callback frees it */
     if (!keep) {
+        /* Draining, the client may be writing its next request already:
+         * reading it to the end spares the answer just sent a reset. */
         close_after_write(c, c->rq->req_end != c->rq->len ||
-                                 c->state == GUST__HTTP_BODY);
+                                 c->state == GUST__HTTP_BODY ||
+                                 c->srv->closing_all);
         return;
     }
     if (dropping) { /* the body is still being dropped: process() goes on */
@@ -1393,7 +1514,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     return c;
 }
 
-int gust__http_conn_detach(gust_http_connection *c,
+int gust__http_conn_detach(gust_http_connection *c, gust_http_detached *slot,
                            const gust_http_detach_ops *ops, void *data,
                            gust_stream **stream, gust_str *leftover)
 {
@@ -1406,19 +1527,33 @@ int gust__http_conn_detach(gust_http_connection *c,
     gust_stream_set_data(s, NULL);
     c->stream = NULL;
     c->state = GUST__HTTP_DETACHED;
-    c->detach_ops = ops;
-    c->detach_data = data;
+    /* The slot takes over the connection's place in srv->count: c itself
+     * goes when the request is finished. */
+    gust_http_server *srv = c->srv;
+    *slot = (gust_http_detached){NULL, srv->detached, srv, ops, data};
+    if (srv->detached)
+        srv->detached->prev = slot;
+    srv->detached = slot;
     *stream = s;
     *leftover = gust_str_make(c->rq->buf + c->rq->req_end,
                               c->rq->len - c->rq->req_end);
     return 0;
 }
 
-void gust_http_detached_done(gust_http_connection *c)
+void gust_http_detached_done(gust_http_detached *slot)
 {
-    if (!c || c->state != GUST__HTTP_DETACHED || c->closed)
+    gust_http_server *srv = slot ? slot->srv : NULL;
+    if (!srv)
         return;
-    c->closed = true;
-    if (!c->app_owns)
-        conn_free(c);
+    if (slot->prev)
+        slot->prev->next = slot->next;
+    else
+        srv->detached = slot->next;
+    if (slot->next)
+        slot->next->prev = slot->prev;
+    slot->srv = NULL;
+    srv->count--;
+    if (srv->count == 0)
+        timers_free(srv);
+    gust__http_server_conn_gone(srv);
 }

@@ -439,7 +439,7 @@ int gust__http1_parse_request(const char *buf, size_t len, size_t prev_len,
     /* *( field-line CRLF ) CRLF (RFC 9112 5): obs-fold is an error in a
      * request (400 is allowed by RFC 9112 5.2, and safest for smuggling). */
     {
-        fields_state fs = {req->headers, GUST_HTTP1_MAX_HEADERS, 0, 0, 0,
+        fields_state fs = {req->headers, req->max_headers, 0, 0, 0,
                            NULL, NULL};
         int n = parse_fields(b, p, end, 0, &fs);
         req->num_headers = fs.num_headers;
@@ -967,15 +967,15 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
                 st->remaining = st->remaining << 4 | d;
                 if (st->remaining > GUST_HTTP1_MAX_CHUNK_SIZE)
                     CH_FAIL(400, "chunk size too large");
-                if (st->remaining > st->max_body - st->total)
-                    CH_FAIL(413, "body too large");
                 st->seen_digit = 1;
             } else if (!st->seen_digit) {
                 CH_FAIL(400, "invalid chunk size");
-            } else if (c == ';') {
-                st->state = CH_EXT_NAME_START;
-            } else if (c == '\r') {
-                st->state = CH_SIZE_LF;
+            } else if (c == ';' || c == '\r') {
+                /* Only a size read to its end is weighed against max_body:
+                 * one that overflows is malformed (400), not large (413). */
+                if (st->remaining > st->max_body - st->total)
+                    CH_FAIL(413, "body too large");
+                st->state = c == ';' ? CH_EXT_NAME_START : CH_SIZE_LF;
             } else {
                 /* "5 ;x" is BWS, which no sender may generate: refused. */
                 CH_FAIL(400, "invalid chunk size");

@@ -40,7 +40,8 @@ enum {
     GUST_HTTP1_ERROR = -2       /* malformed: see error_status, error_reason */
 };
 
-/* Most header fields a request may carry; one more gives 431. */
+/* Header slots for a caller with no limit of its own (the parser's tests
+ * and fuzzer); the HTTP server uses its max_header_count option. */
 #define GUST_HTTP1_MAX_HEADERS 100
 /* Most empty lines (CRLF) skipped before a request line; one more gives 400.
  * RFC 9112 section 2.2 asks servers to ignore at least one. */
@@ -117,10 +118,12 @@ int gust__http1_parse_fields(const char *buf, size_t len, size_t off,
  * must own the bytes: parse a copy it may write to. */
 void gust__http1_unfold(char *value, size_t len);
 
-/* The parsed request head. All slices point into the parsed buffer; nothing
- * is allocated, so the struct can be reused for every request of a
- * connection. Fields are meaningful only after a call returned > 0, except
- * error_status, error_reason and error_offset after GUST_HTTP1_ERROR. */
+/* The parsed request head. The caller sets headers and max_headers (its
+ * array of field slots and their number); the parser sets the rest. All
+ * slices point into the parsed buffer; nothing is allocated, so the struct
+ * can be reused for every request of a connection. Fields are meaningful
+ * only after a call returned > 0, except error_status, error_reason and
+ * error_offset after GUST_HTTP1_ERROR. */
 typedef struct gust__http1_request {
     gust__http1_slice method;  /* a token, e.g. "GET" (case-sensitive) */
     gust__http1_slice target;  /* request-target, e.g. "/a?b=c" */
@@ -130,7 +133,8 @@ typedef struct gust__http1_request {
     const char *error_reason;  /* static text for the log, after an error */
     size_t error_offset;       /* offset of the byte that decided the error:
                                 * the result depends on no byte after it */
-    gust__http1_header headers[GUST_HTTP1_MAX_HEADERS]; /* in received order */
+    gust__http1_header *headers; /* caller's array, filled in received order */
+    size_t max_headers;          /* its length: one more field gives 431 */
 } gust__http1_request;
 
 /* Parses the request head at the start of buf[0..len).
@@ -155,7 +159,7 @@ typedef struct gust__http1_request {
  *   400 malformed (bare CR or LF, CTL in a value, obs-fold, space before a
  *       colon, bad token, bad request-target, bad version syntax, too many
  *       leading empty lines),
- *   431 head over max_head or more than GUST_HTTP1_MAX_HEADERS fields,
+ *   431 head over max_head or more than req->max_headers fields,
  *   505 well-formed version whose major number is not 1.
  * Slices in req point into buf. buf need not be NUL-terminated and is never
  * read past len. */

@@ -49,6 +49,14 @@ gust_http_server *gust_http_server_new(gust_http_handler handler,
         o->idle_connection_timeout = 60;
     if (o->body_timeout == 0)
         o->body_timeout = 60;
+    if (!o->max_unsent_output)
+        o->max_unsent_output = 64 * 1024;
+    if (o->write_timeout == 0)
+        o->write_timeout = 60;
+    if (o->shutdown_timeout == 0)
+        o->shutdown_timeout = 10;
+    if (!o->max_header_count)
+        o->max_header_count = 256;
     const char *sh = o->server_header ? o->server_header
                                       : "Gust/" GUST_VERSION_STRING;
     gust_str shs = gust_str_cstr(sh);
@@ -117,6 +125,8 @@ static void server_destroy(gust_http_server *srv)
 {
     if (srv->done_timer_set)
         gust_timer_stop(&srv->done_timer);
+    if (srv->deadline_set)
+        gust_timer_stop(&srv->deadline_timer);
     gust_tcp_server_free(srv->tcp);
     free(srv->server_header);
     free(srv->protocol);
@@ -138,12 +148,43 @@ void gust__http_server_conn_gone(gust_http_server *srv)
 {
     if (srv->count)
         return;
+    if (srv->deadline_set)
+        gust_timer_stop(&srv->deadline_timer); /* nothing left to cut */
     if (srv->free_pending) {
         server_destroy(srv);
         return;
     }
     if (srv->done && srv->done_timer_set)
         gust_timer_start(&srv->done_timer, 0, 0, on_done_timer, srv);
+}
+
+/* Asks the owners of detached connections to close them. */
+static void close_detached(gust_http_server *srv)
+{
+    gust_http_detached *next;
+    for (gust_http_detached *d = srv->detached; d; d = next) {
+        next = d->next;
+        if (d->ops && d->ops->close_all)
+            d->ops->close_all(d->data);
+    }
+}
+
+/* shutdown_timeout is over: what is still open is cut. */
+static void on_deadline(gust_timer *t, void *data)
+{
+    (void)t;
+    gust_http_server *srv = data;
+    if (srv->count == 0)
+        return;
+    gust_log_warning("http", "shutdown deadline (%g s) reached: closing %zu "
+                     "connection(s) still open", srv->opts.shutdown_timeout,
+                     srv->count);
+    gust_http_connection *next;
+    for (gust_http_connection *c = srv->conns; c; c = next) {
+        next = c->next;
+        gust__http_conn_close(c);
+    }
+    close_detached(srv); /* asked a second time: they close at once */
 }
 
 int gust_http_server_close_all(gust_http_server *srv,
@@ -157,16 +198,22 @@ int gust_http_server_close_all(gust_http_server *srv,
     gust_http_connection *next;
     for (gust_http_connection *c = srv->conns; c; c = next) {
         next = c->next;
-        /* Idle ones go now (but for a request that may be on its way);
+        /* Idle ones get a short grace for a request already on its way;
          * busy ones close after their response. */
         if (c->state == GUST__HTTP_HEAD &&
             (!c->rq || c->rq->off == c->rq->len))
             gust__http_conn_close_idle(c);
-        else if (c->state == GUST__HTTP_DETACHED)
-            gust__http_conn_close(c); /* asks the new owner */
+    }
+    close_detached(srv);
+    gust_loop *loop = gust_loop_current();
+    if (srv->count && loop && srv->opts.shutdown_timeout > 0 &&
+        !srv->deadline_set) {
+        gust_timer_init(loop, &srv->deadline_timer);
+        srv->deadline_set = true;
+        gust_timer_start(&srv->deadline_timer, srv->opts.shutdown_timeout, 0,
+                         on_deadline, srv);
     }
     if (done) {
-        gust_loop *loop = gust_loop_current();
         if (!loop)
             return -ENOMEM;
         if (!srv->done_timer_set) {
@@ -271,6 +318,7 @@ void gust_http_server_free(gust_http_server *srv)
     srv->closing_all = true;
     for (gust_http_connection *c = srv->conns; c; c = c->next)
         gust__http_conn_close(c);
+    close_detached(srv);
 }
 
 /* ---- Requests: reading ------------------------------------------------- */
@@ -873,25 +921,25 @@ static int write_switch_head(gust_http_connection *c)
     return 0;
 }
 
-int gust_http_request_detach(gust_http_request *req,
+int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
                              const gust_http_detach_ops *ops, void *data,
                              gust_stream **stream, gust_str *leftover)
 {
     gust_http_connection *c = req ? req->connection : NULL;
     if (!c || !c->app_owns || c->state != GUST__HTTP_HANDLER || !stream ||
-        !leftover)
+        !leftover || !slot)
         return -EINVAL;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;
-    if (c->reading)
-        return -EBUSY;
+    if (c->reading || c->rq->out_blocked)
+        return -EBUSY; /* a callback of the server's is due on the stream */
     if (c->rq->resp_mode != GUST__RESP_RAW && !c->rq->headers_sent) {
         c->rq->resp_mode = GUST__RESP_STRUCT;
         int rc = write_switch_head(c);
         if (rc < 0)
             return rc;
     }
-    return gust__http_conn_detach(c, ops, data, stream, leftover);
+    return gust__http_conn_detach(c, slot, ops, data, stream, leftover);
 }
 
 int gust_http_respond(gust_http_request *req, int status,

@@ -36,6 +36,7 @@ struct gust_http_server {
     char *server_header; /* "Server: ...\r\n" or "" */
     size_t server_header_len;
     gust_http_connection *conns; /* open connections, doubly linked */
+    gust_http_detached *detached; /* handed over, still counted in count */
     size_t count;
     uint64_t requests_total;    /* gust_http_server_get_stats() */
     uint64_t connections_total;
@@ -45,6 +46,8 @@ struct gust_http_server {
     void *done_data;
     gust_timer done_timer;
     bool done_timer_set;
+    gust_timer deadline_timer; /* close_all(): shutdown_timeout */
+    bool deadline_set;
     gust_loop *signal_loop; /* close_on_signals() watches SIGTERM/SIGINT here */
     gust_loop *stats_loop;  /* log_stats_on_sigusr1() watches SIGUSR1 here */
     int signals_seen;
@@ -72,6 +75,7 @@ typedef struct gust__http_rq {
     gust_arena arena;
     gust_http_request req;
     gust__http1_request head;
+    size_t head_slots;   /* head.headers' length (>= head.max_headers) */
     gust__http1_framing framing;
     size_t head_end;     /* offset in buf where the body starts */
     size_t req_end;      /* offset in buf just past this request's bytes */
@@ -109,6 +113,15 @@ typedef struct gust__http_rq {
     /* Output gathered during a batch, sent with one write. */
     char *out;
     size_t out_len, out_cap;
+    /* Back-pressure: no parsing nor reading until the output queued when
+     * it began is sent; unsent_seen is what was left at the last check of
+     * the write timeout. */
+    bool out_blocked;
+    size_t unsent_seen;
+    /* What the stream held at the last look, and whether it was written
+     * since (then it must be asked again). */
+    bool queue_stale;
+    size_t queue_seen;
 } gust__http_rq;
 
 /* What an idle keep-alive connection holds: kept small (see DESIGN.md,
@@ -141,16 +154,7 @@ struct gust_http_connection {
      * queue for that kind (see http1_connection.c), the deadline
      * (INFINITY: suspended while a request is handled) and when the entry
      * is due in its queue (never later than the deadline). */
-    union {
-        struct {
-            gust_http_connection *tprev, *tnext;
-        };
-        /* DETACHED (no deadline then): how to ask the owner to close. */
-        struct {
-            const gust_http_detach_ops *detach_ops;
-            void *detach_data;
-        };
-    };
+    gust_http_connection *tprev, *tnext;
     double deadline;     /* loop time when timer_kind runs out */
     double due;
 };
@@ -211,14 +215,14 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           socklen_t addrlen);
 /* Closes the stream (the connection goes away from its close callback). */
 void gust__http_conn_close(gust_http_connection *c);
-/* close_all() on an idle connection: closes it, unless it has not sent
- * its first request yet: that one gets a short grace to send it, and is
- * answered with Connection: close. */
+/* close_all() on an idle connection: a request that arrives within a
+ * short grace is answered with Connection: close; then, or at the end of
+ * the grace, the connection half-closes and reads to EOF (no reset). */
 void gust__http_conn_close_idle(gust_http_connection *c);
 /* gust_http_request_pause_body / resume_body. */
 int gust__http_conn_pause_body(gust_http_connection *c, bool pause);
 /* gust_http_request_detach() once the switching head is gathered. */
-int gust__http_conn_detach(gust_http_connection *c,
+int gust__http_conn_detach(gust_http_connection *c, gust_http_detached *slot,
                            const gust_http_detach_ops *ops, void *data,
                            gust_stream **stream, gust_str *leftover);
 /* Called by gust_http_request_finish() once the response is complete. */

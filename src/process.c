@@ -25,8 +25,10 @@
 static int task_id = -1;
 
 /* How long the parent waits for its children after sending SIGTERM before it
- * sends SIGKILL. */
-#define STOP_GRACE_SECONDS 10
+ * sends SIGKILL: longer than an HTTP server's default shutdown_timeout
+ * (10 s), so that a worker's own deadline, which logs what it cuts, comes
+ * first. */
+#define STOP_GRACE_SECONDS 20
 
 /* Workers of the previous image, to be stopped once the new ones run. */
 #define OLD_WORKERS_ENV "GUST_OLD_WORKERS"

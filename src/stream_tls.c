@@ -240,6 +240,39 @@ static int fail_code(tls_conn *t, int ret, const char *what)
 
 /* ---- Handshake ------------------------------------------------------------- */
 
+/* Whether a failed server handshake met a plain HTTP request (a mistyped
+ * scheme): OpenSSL recognises the request line of the first record. */
+static bool plain_http_seen(const tls_conn *t)
+{
+    unsigned long e = ERR_peek_error();
+    return !t->client && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+           (ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST ||
+            ERR_GET_REASON(e) == SSL_R_HTTPS_PROXY_REQUEST);
+}
+
+/* Answers it in clear, as nginx does, so that the person reading it sees
+ * why, then half-closes. What the client sent and we did not read is
+ * drained first (it is all there: one small request), so that the close
+ * is not a reset that destroys the answer before it is read. */
+static void answer_plain_http(gust_stream *s)
+{
+    static const char msg[] =
+        "HTTP/1.1 400 Bad Request\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 46\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "The plain HTTP request was sent to HTTPS port\n";
+    gust_log_warning("tls", "fd %d: plain HTTP request on the TLS port, "
+                     "answered 400", s->fd);
+    char sink[4096];
+    for (int i = 0; i < 16; i++)
+        if (recv(s->fd, sink, sizeof sink, MSG_DONTWAIT) <= 0)
+            break;
+    if (send(s->fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+        shutdown(s->fd, SHUT_WR);
+}
+
 static bool hs_step(gust_stream *s, tls_conn *t)
 {
     uint64_t before = t->io_count;
@@ -273,8 +306,11 @@ static bool hs_step(gust_stream *s, tls_conn *t)
         t->hs_want = e == SSL_ERROR_WANT_READ ? GUST_READ : GUST_WRITE;
         return t->io_count != before;
     }
+    bool plain_http = plain_http_seen(t);
     int status = fail_code(t, r, t->client ? "client handshake"
                                            : "server handshake");
+    if (plain_http)
+        answer_plain_http(s);
     t->hs = HS_FAILED;
     gust_tls_handshake_cb cb = t->cb;
     t->cb = NULL;

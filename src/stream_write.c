@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,35 @@
 #define FILE_CHUNK ((size_t)32 * 1024)
 /* One sendfile() call at most (Linux caps a call near 2 GiB anyway). */
 #define SENDFILE_MAX ((size_t)1 << 30)
+/* Copied bytes a stream queues when max_write_buffer_size is not set
+ * (stream.h, WRITES). */
+#define DEFAULT_MAX_COPIED ((size_t)64 * 1024 * 1024)
+/* Heap given back to the system (malloc_trim) once the copies of this
+ * thread's write queues fall under TRIM_LOW after having passed TRIM_HIGH:
+ * a client that read nothing for a while leaves no peak behind. */
+#define TRIM_HIGH ((size_t)8 * 1024 * 1024)
+#define TRIM_LOW ((size_t)1024 * 1024)
+
+/* Bytes in this thread's malloc'd copy segments (cached ones included). */
+static _Thread_local struct {
+    size_t live, peak;
+} copies;
+
+static void copies_add(size_t n)
+{
+    copies.live += n;
+    if (copies.live > copies.peak)
+        copies.peak = copies.live;
+}
+
+static void copies_sub(size_t n)
+{
+    copies.live -= n;
+    if (copies.peak >= TRIM_HIGH && copies.live < TRIM_LOW) {
+        copies.peak = copies.live;
+        malloc_trim(0);
+    }
+}
 
 bool gust_stream_writing(const gust_stream *stream)
 {
@@ -141,7 +171,10 @@ static void seg_free(gust__wseg *g)
     if (g->kind == GUST__WSEG_COPY && g->u.copy.cap == COPY_MIN &&
         gust__stream_cache_put(GUST__CACHE_WSEG, g))
         return;
+    size_t cap = g->kind == GUST__WSEG_COPY ? g->u.copy.cap : 0;
     free(g);
+    if (cap)
+        copies_sub(cap);
 }
 
 static void seg_pop(gust_stream *s)
@@ -210,6 +243,7 @@ static bool settle_turn(gust_stream *s)
         memcpy(c->u.copy.buf, g->u.copy.buf + g->u.copy.off, n);
         c->u.copy.off = 0;
         c->u.copy.len = c->u.copy.cap = n;
+        copies_add(n);
         if (s->wtail == g)
             s->wtail = c;
         *p = c;
@@ -230,10 +264,12 @@ static int append_copy(gust_stream *s, const char *data, size_t len)
     if (cap > SIZE_MAX - sizeof *t)
         return -ENOMEM;
     gust__wseg *g = cap == COPY_MIN ? gust__stream_cache_get(GUST__CACHE_WSEG) : NULL;
-    if (!g)
+    if (!g) {
         g = malloc(sizeof *g + cap);
-    if (!g)
-        return -ENOMEM;
+        if (!g)
+            return -ENOMEM;
+        copies_add(cap);
+    }
     g->kind = GUST__WSEG_COPY;
     g->u.copy.buf = (char *)(g + 1);
     g->u.copy.cap = cap;
@@ -503,6 +539,20 @@ static ssize_t try_writev(gust_stream *s, const struct iovec *iov, int cnt)
     }
 }
 
+/* The default cap counts only the bytes the queue holds in memory: a
+ * queued file range or borrowed buffers cost nothing here. Walked only
+ * when the whole queue is near the cap. */
+static bool over_default_cap(const gust_stream *s, size_t len)
+{
+    if (len > DEFAULT_MAX_COPIED)
+        return true;
+    size_t held = 0;
+    for (const gust__wseg *g = s->whead; g; g = g->next)
+        if (g->kind == GUST__WSEG_COPY || g->kind == GUST__WSEG_TURN)
+            held += g->u.copy.len - g->u.copy.off;
+    return held > DEFAULT_MAX_COPIED - len;
+}
+
 int gust_stream_write(gust_stream *stream, const void *data, size_t len,
                       gust_stream_write_cb cb, void *user)
 {
@@ -514,6 +564,10 @@ int gust_stream_write(gust_stream *stream, const void *data, size_t len,
         size_t max = s->rare->max_write_buffer_size;
         if (len > max || s->wbuffered > max - len)
             return GUST_EBUFFERFULL;
+    } else if ((len > DEFAULT_MAX_COPIED ||
+                s->wbuffered > DEFAULT_MAX_COPIED - len) &&
+               over_default_cap(s, len)) {
+        return GUST_EBUFFERFULL;
     }
     if (cb && marks_reserve(s) < 0)
         return -ENOMEM;

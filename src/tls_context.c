@@ -196,8 +196,14 @@ static gust_tls_context *context_new(const gust_tls_options *opts, bool server)
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
-    if (opts->ciphers && !SSL_CTX_set_cipher_list(c, opts->ciphers))
-        return fail(ctx, EINVAL, "unusable cipher list", opts->ciphers);
+    const char *ciphers = opts->ciphers ? opts->ciphers
+                                        : GUST_TLS_DEFAULT_CIPHERS;
+    if (!SSL_CTX_set_cipher_list(c, ciphers))
+        return fail(ctx, EINVAL, "unusable cipher list", ciphers);
+    /* The DHE suites need parameters: OpenSSL's built-in ones, sized to
+     * the certificate's key. */
+    if (server)
+        SSL_CTX_set_dh_auto(c, 1);
     if (opts->cert_file &&
         SSL_CTX_use_certificate_chain_file(c, opts->cert_file) != 1)
         return fail(ctx, EINVAL, "cannot load the certificate chain",

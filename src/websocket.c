@@ -16,8 +16,12 @@
 
 #define LOG_MODULE "websocket"
 #define READ_CHUNK (64 * 1024)
-/* Frames up to this size go out as one buffer, header included. */
+/* Frames up to this size are built on the stack, header and payload in
+ * one buffer; up to BIG_FRAME in one malloc'd buffer (one write, so one
+ * segment, rather than a header on its own); beyond, header and payload
+ * are two writes. */
 #define SMALL_FRAME 2048
+#define BIG_FRAME (256 * 1024)
 
 static const gust_websocket_settings defaults = {0};
 
@@ -81,7 +85,9 @@ void gust__ws_ref(gust_websocket *ws)
     ws->refs++;
 }
 
-void gust__ws_unref(gust_websocket *ws)
+/* Not inlined: gcc's -Wuse-after-free cannot see that a caller holding a
+ * reference across a nested ref/unref pair keeps ws alive. */
+__attribute__((noinline)) void gust__ws_unref(gust_websocket *ws)
 {
     if (--ws->refs > 0)
         return;
@@ -152,7 +158,7 @@ static int send_frame(gust_websocket *ws, unsigned first, const void *data,
             return -EIO;
     }
     size_t hl = gust__ws_write_header(hdr, first, len, ws->client ? mask : NULL);
-    if (!ws->client && hl + len > SMALL_FRAME) {
+    if (!ws->client && hl + len > BIG_FRAME) {
         rc = gust_stream_write(ws->stream, hdr, hl, NULL, NULL);
         if (rc == 0)
             rc = gust_stream_write(ws->stream, data, len, cb, user);
@@ -290,6 +296,12 @@ int gust_websocket_close(gust_websocket *ws, int code, const char *reason)
     if (ws->close_sent || ws->closed)
         return 0;
     send_close(ws, code, reason, rlen, ws->close_received);
+    if (ws->client && ws->busy) {
+        /* A client holding a message no one asked for would not read the
+         * server's close: read on (later messages are dropped). */
+        ws->busy = false;
+        gust__ws_resume(ws);
+    }
     return 0;
 }
 

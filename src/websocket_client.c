@@ -20,8 +20,6 @@
 #define MAX_RESPONSE_HEAD (64 * 1024)
 #define MAX_FIELDS 64
 
-static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
 /* Where the messages of a client socket go. */
 struct gust__ws_read {
     gust_future *pending;           /* read_message waiting, or NULL */
@@ -50,6 +48,9 @@ typedef struct connect_op {
     gust_websocket_settings set;
     bool has_set;
     bool done;
+    /* The caller's future (until done), a connect under way, the stream
+     * (until its close callback or the hand-over): each holds one. */
+    int refs;
 } connect_op;
 
 static void op_free(connect_op *op)
@@ -66,19 +67,24 @@ static void op_free(connect_op *op)
     free(op);
 }
 
-/* Ends the connect with an error (the stream, if any, is closed). */
+static void op_release(connect_op *op)
+{
+    if (--op->refs == 0)
+        op_free(op);
+}
+
+/* Ends the connect with an error (the stream, if any, is closed; its
+ * callbacks still to come find op through the stream's reference). */
 static void op_fail(connect_op *op, int code)
 {
     if (op->done)
         return;
     op->done = true;
-    if (op->stream) {
-        gust_stream_set_close_callback(op->stream, NULL, NULL);
+    gust_timer_stop(&op->timer);
+    if (op->stream)
         gust_stream_close(op->stream);
-        op->stream = NULL;
-    }
     gust_future_set_error(op->f, code);
-    op_free(op);
+    op_release(op);
 }
 
 static void on_timeout(gust_timer *t, void *data)
@@ -93,6 +99,7 @@ static void on_op_stream_close(gust_stream *s, void *data)
     int err = gust_stream_error(s);
     op->stream = NULL; /* it is being freed */
     op_fail(op, err ? err : GUST_ESTREAMCLOSED);
+    op_release(op);
 }
 
 static gust_str field(const gust__http1_response *r, const char *name)
@@ -108,21 +115,7 @@ static gust_str field(const gust__http1_response *r, const char *name)
 
 static bool has_token(gust_str v, const char *token)
 {
-    size_t tl = strlen(token);
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    while (p && p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-            return true;
-    }
-    return false;
+    return gust__ws_list_has(v.ptr, v.len, token);
 }
 
 static void on_head(gust_stream *s, int status, const char *data, size_t len,
@@ -196,8 +189,9 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
     ws->deflate = z;
     ws->subprotocol = proto;
     ws->extensions = exts;
-    gust__ws_set_stream(ws, s);
+    gust__ws_set_stream(ws, s); /* the stream is the socket's now */
     op->stream = NULL;
+    op_release(op);             /* so the stream's reference goes */
     gust__ws_ref(ws); /* the caller's, dropped by gust_websocket_free */
     if (gust__ws_start(ws, NULL, 0) < 0) {
         gust_stream_close(s);
@@ -207,7 +201,7 @@ static void on_head(gust_stream *s, int status, const char *data, size_t len,
         return;
     }
     gust_future_set_result(op->f, (gust_value){ws, (gust_free_fn)gust_websocket_free});
-    op_free(op);
+    op_release(op);
 }
 
 static void send_request(connect_op *op)
@@ -239,22 +233,19 @@ static void on_connect(gust_loop *loop, int status, gust_stream *s, void *data)
     if (op->done) { /* timed out meanwhile */
         if (s)
             gust_stream_close(s);
-        op_free(op);
-        return;
-    }
-    if (status < 0) {
+    } else if (status < 0) {
         op_fail(op, status);
-        return;
-    }
-    op->stream = s;
-    gust_stream_set_close_callback(s, on_op_stream_close, op);
-    gust_stream_set_nodelay(s, true);
-    if (op->tls) {
-        if (gust_stream_start_tls(s, op->tls, op->host, on_tls, op) < 0)
+    } else {
+        op->stream = s;
+        op->refs++;
+        gust_stream_set_close_callback(s, on_op_stream_close, op);
+        gust_stream_set_nodelay(s, true);
+        if (!op->tls)
+            send_request(op);
+        else if (gust_stream_start_tls(s, op->tls, op->host, on_tls, op) < 0)
             op_fail(op, -EPROTO);
-        return;
     }
-    send_request(op);
+    op_release(op); /* the connect's */
 }
 
 static int build_request(connect_op *op, const gust_url *u,
@@ -326,6 +317,7 @@ gust_future *gust_websocket_connect(gust_loop *loop, const char *url,
     if (!op)
         return NULL;
     op->loop = loop;
+    op->refs = 1;
     op->f = gust_future_new(loop);
     op->host = strndup(u.host.ptr, u.host.len);
     if (!op->f || !op->host) {
@@ -361,15 +353,12 @@ gust_future *gust_websocket_connect(gust_loop *loop, const char *url,
         op->nprotocols++;
     }
     unsigned char raw[16];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    char buf[24 + sizeof ws_guid];
-    RAND_bytes(raw, sizeof raw);
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        op_fail(op, -EIO);
+        return result;
+    }
     EVP_EncodeBlock((unsigned char *)op->key, raw, sizeof raw);
-    memcpy(buf, op->key, 24);
-    memcpy(buf + 24, ws_guid, sizeof ws_guid - 1);
-    EVP_Digest(buf, sizeof buf - 1, md, &mdlen, EVP_sha1(), NULL);
-    EVP_EncodeBlock((unsigned char *)op->accept, md, (int)mdlen);
+    gust__ws_accept_key(op->key, op->accept);
     int rc = build_request(op, &u, o);
     if (rc < 0) {
         op_fail(op, rc);
@@ -389,8 +378,11 @@ gust_future *gust_websocket_connect(gust_loop *loop, const char *url,
     }
     double t = o && o->connect_timeout > 0 ? o->connect_timeout : 20.0;
     gust_timer_start(&op->timer, t, 0, on_timeout, op);
-    if (gust_tcp_connect(loop, op->host, u.port, NULL, on_connect, op) < 0)
+    op->refs++;
+    if (gust_tcp_connect(loop, op->host, u.port, NULL, on_connect, op) < 0) {
+        op->refs--;
         op_fail(op, -ENOMEM);
+    }
     return result;
 }
 
@@ -419,6 +411,8 @@ bool gust__ws_client_deliver(gust_websocket *ws, char *data, size_t len,
 {
     (void)owned, (void)taken;
     gust__ws_read *rd = ws->rd;
+    if (ws->close_sent)
+        return true; /* we are closing: what crosses our close is dropped */
     if (rd->cb) {
         gust_websocket_message *m = message_copy(data, len, binary);
         if (!m) {

@@ -1,6 +1,9 @@
 /* WebSocket frames (RFC 6455 section 5): an incremental header parser that
  * unmasks payloads in place, and the header writer. */
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "websocket_internal.h"
 
@@ -106,7 +109,16 @@ int gust__ws_parse(gust__ws_parser *p, char *buf, size_t len, size_t *used,
 {
     size_t pos = 0;
     if (!p->in_payload) {
-        /* A whole header in the input (the usual case) is read in place. */
+        /* A whole header in the input (the usual case): one copy. */
+        if (p->hlen == 0 && len >= 2) {
+            unsigned hl = header_len((const uint8_t *)buf);
+            if (len >= hl) {
+                memcpy(p->hdr, buf, hl);
+                *used = hl;
+                int rc = decode_header(p);
+                return rc < 0 ? rc : GUST__WS_HEADER;
+            }
+        }
         while (pos < len) {
             p->hdr[p->hlen++] = (uint8_t)buf[pos++];
             if (p->hlen >= 2 && p->hlen == header_len(p->hdr))
@@ -177,4 +189,35 @@ bool gust__ws_close_code_valid(int code)
     if (code >= 1007 && code <= 1014)
         return true;
     return code >= 3000 && code <= 4999;
+}
+
+bool gust__ws_list_has(const char *v, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *p = v, *end = v ? v + len : v;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+void gust__ws_accept_key(const char *key, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char buf[24 + sizeof guid];
+    memcpy(buf, key, 24);
+    memcpy(buf + 24, guid, sizeof guid - 1);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(buf, sizeof buf - 1, md, &mdlen, EVP_sha1(), NULL);
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }

@@ -7,35 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "gust/error.h"
 #include "gust/log.h"
 #include "websocket_internal.h"
 
 #define LOG_MODULE "websocket"
-
-static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/* Whether the comma-separated list v holds token (any case). */
-static bool list_has(gust_str v, const char *token)
-{
-    size_t tl = strlen(token);
-    const char *p = v.ptr, *end = v.ptr + v.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-            return true;
-    }
-    return false;
-}
 
 static bool header_list_has(const gust_http_headers *hd, gust_str name,
                             const char *token)
@@ -43,7 +19,7 @@ static bool header_list_has(const gust_http_headers *hd, gust_str name,
     size_t i = 0;
     gust_str v;
     while (gust_http_headers_next(hd, name, &i, &v))
-        if (list_has(v, token))
+        if (gust__ws_list_has(v.ptr, v.len, token))
             return true;
     return false;
 }
@@ -60,18 +36,6 @@ static bool key_valid(gust_str k)
             return false;
     }
     return true;
-}
-
-/* Sec-WebSocket-Accept for key (29 bytes with the NUL). */
-static void accept_value(gust_str key, char out[29])
-{
-    char buf[24 + sizeof ws_guid];
-    memcpy(buf, key.ptr, 24);
-    memcpy(buf + 24, ws_guid, sizeof ws_guid - 1);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    EVP_Digest(buf, 24 + sizeof ws_guid - 1, md, &mdlen, EVP_sha1(), NULL);
-    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
 static bool same_origin(gust_handler *h, const char *origin)
@@ -126,11 +90,17 @@ static size_t offered_protocols(gust_handler *h, const char ***out)
     return n;
 }
 
+/* The server stops: 1001 Going Away the first time; asked again (its
+ * shutdown_timeout passed, or it is freed), the connection is cut. */
 static void on_close_all(void *data)
 {
     gust_websocket *ws = data;
-    if (!ws->closed && !ws->close_sent)
+    if (ws->closed)
+        return;
+    if (!ws->close_sent)
         gust_websocket_close(ws, GUST_WS_CLOSE_GOING_AWAY, "server stopping");
+    else
+        gust_stream_close(ws->stream);
 }
 
 static const gust_http_detach_ops detach_ops = {on_close_all};
@@ -212,7 +182,7 @@ int gust_websocket_get(gust_handler *h)
             dp.enabled = false;
     }
     char acc[29];
-    accept_value(key, acc);
+    gust__ws_accept_key(key.ptr, acc);
     gust_handler_set_status(h, 101, NULL);
     gust_handler_set_header(h, "Upgrade", "websocket");
     gust_handler_set_header(h, "Connection", "Upgrade");
@@ -238,17 +208,22 @@ int gust_websocket_get(gust_handler *h)
     }
     gust_stream *stream;
     gust_str rest;
-    gust_http_connection *conn = req->connection;
-    int rc = gust_http_request_detach(req, &detach_ops, ws, &stream, &rest);
+    int rc = gust_http_request_detach(req, &ws->slot, &detach_ops, ws, &stream,
+                                      &rest);
     if (rc < 0) {
         gust__ws_unref(ws);
+        static const char *const ours[] = {"Upgrade", "Connection",
+                                          "Sec-WebSocket-Accept",
+                                          "Sec-WebSocket-Protocol",
+                                          "Sec-WebSocket-Extensions"};
+        for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+            gust_handler_clear_header(h, ours[i]);
         if (rc == -EBUSY)
             return refuse(h, 400, "upgrade pipelined behind a request");
         return rc == GUST_ESTREAMCLOSED ? 0 : rc;
     }
     gust__ws_set_stream(ws, stream);
     ws->cls = cls;
-    ws->conn = conn;
     gust__ws_ref(ws);
     if (cls->open) {
         /* Nothing is read before open has returned (it may await). */
@@ -352,8 +327,5 @@ void gust__ws_server_closed(gust_websocket *ws)
                       ws->close_sent && ws->close_received);
         gust__ws_unref(ws);
     }
-    if (ws->conn) {
-        gust_http_detached_done(ws->conn);
-        ws->conn = NULL;
-    }
+    gust_http_detached_done(&ws->slot);
 }

@@ -73,6 +73,13 @@ void gust__ws_unmask(char *buf, size_t len, const uint8_t mask[4],
 size_t gust__ws_write_header(uint8_t *out, unsigned first, uint64_t len,
                              const uint8_t *mask);
 
+/* Whether the comma-separated header value v lists token (any case). */
+bool gust__ws_list_has(const char *v, size_t len, const char *token);
+
+/* Sec-WebSocket-Accept for the 24-character key (section 4.2.2): 28
+ * characters and a NUL into out. */
+void gust__ws_accept_key(const char *key, char out[29]);
+
 /* Whether code may be received in a close frame (section 7.4). */
 bool gust__ws_close_code_valid(int code);
 
@@ -157,7 +164,7 @@ struct gust_websocket {
     gust_loop *loop;
     const gust_websocket_class *cls;   /* server; NULL for a client */
     const gust_websocket_settings *set; /* NULL: defaults */
-    gust_http_connection *conn;   /* server: the detached HTTP connection */
+    gust_http_detached slot;      /* server: how the HTTP server counts us */
     gust_handler *h;              /* server: the upgrade's, during open */
     gust__ws_deflate *deflate;    /* NULL: no permessage-deflate */
     char *subprotocol, *extensions; /* malloc'd; NULL: none */
@@ -189,7 +196,6 @@ struct gust_websocket {
 
     /* Client: where messages go (websocket_client.c). */
     gust__ws_read *rd;
-    char *cmsg_owned;             /* the message handed over, if owned */
 
     max_align_t state[];
 };

@@ -18,6 +18,11 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 #define MAX_HEAD 8192
+/* A request head with GUST_HTTP1_MAX_HEADERS field slots on the stack. */
+#define REQ(r)                                                                 \
+    gust__http1_header r##_slots[GUST_HTTP1_MAX_HEADERS];                      \
+    gust__http1_request r = {.headers = r##_slots,                             \
+                             .max_headers = GUST_HTTP1_MAX_HEADERS}
 #define BROWSER_GET                                                            \
     "GET /search?q=gust+http&lang=en HTTP/1.1\r\n"                             \
     "Host: www.example.com\r\n"                                                \
@@ -279,7 +284,7 @@ static const struct bad_case bad_cases[] = {
  * must be complete in buf). 0 accepted, -1 incomplete. */
 static int request_status(const char *buf, size_t len, uint64_t max_body)
 {
-    gust__http1_request req;
+    REQ(req);
     gust__http1_framing fr;
     gust__http1_chunked ch;
     char *body;
@@ -363,7 +368,7 @@ static void test_valid_requests(void **state)
     (void)state;
     for (size_t c = 0; c < sizeof valid_cases / sizeof valid_cases[0]; c++) {
         const struct valid_case *vc = &valid_cases[c];
-        gust__http1_request req;
+        REQ(req);
         int n = gust__http1_parse_request(vc->raw, vc->len, 0, MAX_HEAD, &req);
 
         if (n != (int)vc->len)
@@ -380,7 +385,7 @@ static void test_valid_requests(void **state)
         /* Pipelined bytes after the head do not change the result. */
         {
             char *more = malloc(vc->len + 20);
-            gust__http1_request req2;
+            REQ(req2);
             assert_non_null(more);
             memcpy(more, vc->raw, vc->len);
             memcpy(more + vc->len, "GET / HTTP/1.1\r\n\r\n", 18);
@@ -394,7 +399,7 @@ static void test_valid_requests(void **state)
 static void test_browser_request_headers(void **state)
 {
     const char raw[] = BROWSER_GET;
-    gust__http1_request req;
+    REQ(req);
     (void)state;
     assert_int_equal(gust__http1_parse_request(raw, sizeof raw - 1, 0, MAX_HEAD, &req),
                      (int)sizeof raw - 1);
@@ -420,7 +425,7 @@ static void test_too_many_headers(void **state)
 {
     char buf[4096];
     size_t len;
-    gust__http1_request req;
+    REQ(req);
     (void)state;
 
     for (int count = 99; count <= 101; count++) {
@@ -443,7 +448,7 @@ static void test_head_size_limit(void **state)
 {
     const char raw[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     size_t len = sizeof raw - 1;
-    gust__http1_request req;
+    REQ(req);
     (void)state;
 
     /* Exactly max_head fits; one byte less is 431, whether or not more
@@ -518,7 +523,7 @@ static void test_framing(void **state)
     (void)state;
     for (size_t c = 0; c < sizeof framing_cases / sizeof framing_cases[0]; c++) {
         const struct framing_case *fc = &framing_cases[c];
-        gust__http1_request req;
+        REQ(req);
         gust__http1_framing fr;
 
         assert_int_equal(gust__http1_parse_request(fc->raw, fc->len, 0, MAX_HEAD, &req),
@@ -557,7 +562,8 @@ static int parse_in_pieces(const char *buf, size_t len, const size_t *cuts,
 
 static void check_splits(const char *buf, size_t len)
 {
-    gust__http1_request whole, part;
+    REQ(whole);
+    REQ(part);
     int n = gust__http1_parse_request(buf, len, 0, MAX_HEAD, &whole);
 
     for (size_t k = 0; k < len; k++) {
@@ -638,7 +644,8 @@ static void guard_close(struct guard *g)
 
 static void guard_all_prefixes(struct guard *g, const char *raw, size_t len)
 {
-    gust__http1_request req, ref;
+    REQ(req);
+    REQ(ref);
     gust__http1_framing fr;
     for (size_t k = 0; k <= len; k++) {
         const char *at = guard_place(g, raw, k);
@@ -1308,6 +1315,19 @@ static void test_chunked_limits(void **state)
     /* and stays failed */
     assert_int_equal(gust__http1_chunked_decode(&st, buf, 3, &n), GUST_HTTP1_ERROR);
     assert_int_equal(n, 0);
+
+    /* a size that does not fit 62 bits is malformed, whatever max_body */
+    strcpy(buf, "1ffffffffffffffffffff\r\n");
+    gust__http1_chunked_init(&st, 10, 1024);
+    assert_int_equal(gust__http1_chunked_decode(&st, buf, strlen(buf), &n),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(st.error_status, 400);
+    /* one that fits but passes max_body is too large, even with an extension */
+    strcpy(buf, "ffffffff;a=b\r\n");
+    gust__http1_chunked_init(&st, 10, 1024);
+    assert_int_equal(gust__http1_chunked_decode(&st, buf, strlen(buf), &n),
+                     GUST_HTTP1_ERROR);
+    assert_int_equal(st.error_status, 413);
 
     /* exactly max_body is fine */
     strcpy(buf, "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");

@@ -407,6 +407,18 @@ static void test_limits(void **state)
     run_script(&o, gust_http_callback(struct_handler, NULL), chunked, NULL, &j);
     assert_true(strncmp(j.resp, "HTTP/1.1 413 ", 13) == 0);
     assert_true(j.closed);
+
+    /* max_header_count: Host and three more fit in 4, a fifth is 431 */
+    gust_http_server_options few = {.max_header_count = 4};
+    static const char four[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n"
+                               "Connection: close\r\n\r\n";
+    run_script(&few, gust_http_callback(struct_handler, NULL), four, NULL, &j);
+    assert_true(strncmp(j.resp, "HTTP/1.1 200 ", 13) == 0);
+    static const char five[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n"
+                               "C: 3\r\nConnection: close\r\n\r\n";
+    run_script(&few, gust_http_callback(struct_handler, NULL), five, NULL, &j);
+    assert_true(strncmp(j.resp, "HTTP/1.1 431 ", 13) == 0);
+    assert_true(j.closed);
     gust_log_set_level(GUST_LOG_INFO);
 }
 

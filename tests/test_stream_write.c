@@ -395,6 +395,57 @@ static void check_sendfile(int wfd, int rfd)
     free(k.data);
 }
 
+/* With no max_write_buffer_size, a stream whose peer reads nothing queues
+ * at most 64 MiB of copies: then writes fail with GUST_EBUFFERFULL and queue
+ * nothing. A queued file range holds no memory and does not count. */
+static void test_default_write_cap(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_new();
+    int sv[2];
+    make_pair(sv);
+    int closes = 0;
+    gust_stream *s = gust_stream_new(loop, sv[0], NULL);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    size_t chunk = 1 << 20;
+    char *buf = malloc(chunk);
+    memset(buf, 'c', chunk);
+    int rc, n = 0;
+    while ((rc = gust_stream_write(s, buf, chunk, NULL, NULL)) == 0)
+        assert_true(++n < 200);
+    assert_int_equal(rc, GUST_EBUFFERFULL);
+    size_t queued = gust_stream_write_buffer_size(s);
+    assert_true(queued <= (size_t)64 << 20);
+    assert_true(queued > ((size_t)64 << 20) - chunk);
+    assert_int_equal(gust_stream_write(s, buf, 1, NULL, NULL) == 0,
+                     queued < (size_t)64 << 20);
+    finish(loop, s, &closes);
+    close(sv[1]);
+
+    /* 80 MiB of a (sparse) file queued, then small copies are still taken. */
+    loop = gust_loop_new();
+    make_pair(sv);
+    closes = 0;
+    s = gust_stream_new(loop, sv[0], NULL);
+    gust_stream_set_close_callback(s, count_close_cb, &closes);
+    char path[] = "/tmp/gust_cap_XXXXXX";
+    int ffd = mkstemp(path);
+    assert_true(ffd >= 0);
+    unlink(path);
+    assert_int_equal(ftruncate(ffd, (off_t)80 << 20), 0);
+    done_calls = 0;
+    assert_int_equal(gust_stream_sendfile(s, ffd, 0, (size_t)80 << 20, done_cb,
+                                          NULL), 0);
+    assert_true(gust_stream_write_buffer_size(s) > (size_t)64 << 20);
+    assert_int_equal(gust_stream_write(s, buf, 1000, NULL, NULL), 0);
+    assert_int_equal(gust_stream_write(s, buf, chunk, NULL, NULL), 0);
+    finish(loop, s, &closes);
+    assert_int_equal(done_calls, 1);
+    close(ffd);
+    close(sv[1]);
+    free(buf);
+}
+
 static void test_sendfile_socket(void **state)
 {
     (void)state;
@@ -607,6 +658,7 @@ int main(void)
         T(test_write_completion_order),
         T(test_write_64mib_to_slow_reader),
         T(test_max_write_buffer_size),
+        T(test_default_write_cap),
         T(test_write_ref_large),
         T(test_sendfile_socket),
         T(test_sendfile_pipe),

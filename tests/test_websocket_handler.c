@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gust/gust.h"
 #include "gust_test.h"
@@ -92,6 +96,16 @@ static void chat_close(gust_websocket *ws, int code, const char *reason,
     snprintf(last_reason, sizeof last_reason, "%s", reason);
 }
 
+/* The server sees the client's pings (answered already). */
+static int pings;
+
+static void count_ping(gust_websocket *ws, const char *data, size_t len)
+{
+    (void)ws;
+    if (len == 4 && memcmp(data, "ping", 4) == 0)
+        pings++;
+}
+
 static bool any_origin(gust_handler *h, const char *origin)
 {
     (void)h;
@@ -108,7 +122,7 @@ static const gust_websocket_class chat = GUST_WEBSOCKET_CLASS(
     .flags = GUST_WEBSOCKET_COROUTINE, .state_size = sizeof(chat_state),
     .settings = &chat_settings, .open = chat_open,
     .on_message = chat_message, .on_close = chat_close,
-    .check_origin = any_origin);
+    .on_ping = count_ping, .check_origin = any_origin);
 
 /* open as a coroutine (GUST_HANDLER_COROUTINE on the handler): messages
  * wait until it has returned. on_message is plain here. */
@@ -350,6 +364,85 @@ static void test_coroutine_open(void **state)
     stop(loop, app);
 }
 
+/* The client's callback form, its ping, and its connect timeout. */
+static int cb_messages, cb_closed_code = -1;
+static char cb_last[64];
+
+static void on_msg(gust_websocket *ws, const gust_websocket_message *msg,
+                   int code, void *data)
+{
+    (void)ws, (void)data;
+    if (!msg) {
+        cb_closed_code = code;
+        return;
+    }
+    cb_messages++;
+    snprintf(cb_last, sizeof cb_last, "%.*s", (int)msg->len, msg->data);
+}
+
+
+static int client_forms_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    gust_websocket *ws = dial(loop, "/chat?user=cb", NULL, NULL);
+    assert_non_null(ws);
+    assert_int_equal(gust_websocket_on_message(ws, on_msg, NULL), 0);
+    assert_int_equal(gust_websocket_on_message(ws, on_msg, NULL), -EINVAL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gust_websocket_write_message(ws, "9", 1, false), 0);
+    for (int i = 0; i < 200 && cb_messages < 3; i++)
+        gust_await(gust_sleep(loop, 0.01), NULL);
+    assert_int_equal(cb_messages, 3);
+    assert_string_equal(cb_last, "cb: 9");
+    assert_int_equal(gust_websocket_ping(ws, "x", 126), -EINVAL);
+    assert_int_equal(gust_websocket_ping(ws, "ping", 4), 0);
+    for (int i = 0; i < 200 && pings == 0; i++)
+        gust_await(gust_sleep(loop, 0.01), NULL);
+    assert_int_equal(pings, 1);
+    gust_websocket_close(ws, GUST_WS_CLOSE_GOING_AWAY, "off");
+    for (int i = 0; i < 200 && cb_closed_code < 0; i++)
+        gust_await(gust_sleep(loop, 0.01), NULL);
+    assert_int_equal(cb_closed_code, GUST_WS_CLOSE_GOING_AWAY);
+    assert_int_equal(gust_websocket_write_message(ws, "late", 4, false),
+                     GUST_ESTREAMCLOSED);
+    gust_websocket_free(ws);
+
+    /* A server that accepts and never answers the handshake. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", ntohs(a.sin_port));
+    gust_websocket_connect_options o = {.connect_timeout = 0.3};
+    double t0 = gust_loop_time(loop);
+    gust_value v;
+    assert_int_equal(gust_await(gust_websocket_connect(loop, url, &o), &v),
+                     -ETIMEDOUT);
+    assert_true(gust_loop_time(loop) - t0 < 5);
+    close(fd);
+    assert_int_equal(gust_await(gust_websocket_connect(loop, "http://x/", NULL),
+                                &v), -EINVAL);
+    return 0;
+}
+
+static void test_client_callback_ping_timeout(void **state)
+{
+    (void)state;
+    gust_loop *loop;
+    gust_app *app = start(&loop);
+    cb_messages = pings = 0;
+    cb_closed_code = -1;
+    assert_int_equal(gust_loop_run_sync(loop, gust_spawn(loop, client_forms_main,
+                                                         NULL), 60, NULL), 0);
+    gust_loop_run_until(loop, int_reached, &closes, 10);
+    assert_int_equal(last_code, GUST_WS_CLOSE_GOING_AWAY);
+    stop(loop, app);
+}
+
 int main(void)
 {
     gust_log_set_level(GUST_LOG_ERROR);
@@ -358,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup(test_login_and_origin, test_setup),
         cmocka_unit_test_setup(test_queue_cap_closes_slow_reader, test_setup),
         cmocka_unit_test_setup(test_coroutine_open, test_setup),
+        cmocka_unit_test_setup(test_client_callback_ping_timeout, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@
 /* The toy protocol: echoes bytes upper-cased; "q" closes. */
 typedef struct toy {
     gust_stream *stream;
-    gust_http_connection *conn;
+    gust_http_detached slot;
     int asked_to_close;
 } toy;
 
@@ -61,7 +61,7 @@ static void toy_closed(gust_stream *s, void *user)
 {
     (void)s;
     toy *t = user;
-    gust_http_detached_done(t->conn);
+    gust_http_detached_done(&t->slot);
     toys_gone++;
     if (last_toy == t)
         last_toy = NULL;
@@ -78,9 +78,22 @@ static void toy_close_all(void *data)
 
 static const gust_http_detach_ops toy_ops = {toy_close_all};
 
+static gust_timer late_timer;
+
+static void answer_late(gust_timer *t, void *data)
+{
+    (void)t;
+    gust_http_respond(data, 200, "text/plain", "late", 4);
+}
+
 static void handle(gust_http_request *req, void *data)
 {
     (void)data;
+    if (strcmp(req->path, "/late") == 0) { /* answered asynchronously */
+        gust_timer_init(gust_loop_current(), &late_timer);
+        gust_timer_start(&late_timer, 0.05, 0, answer_late, req);
+        return;
+    }
     if (strcmp(req->path, "/upgrade") != 0) {
         gust_http_respond(req, 200, "text/plain", "plain", 5);
         return;
@@ -91,14 +104,15 @@ static void handle(gust_http_request *req, void *data)
     toy *t = calloc(1, sizeof *t);
     gust_stream *s;
     gust_str rest;
-    t->conn = req->connection;
-    detach_rc = gust_http_request_detach(req, &toy_ops, t, &s, &rest);
+    detach_rc = gust_http_request_detach(req, &t->slot, &toy_ops, t, &s, &rest);
     if (detach_rc < 0) {
         free(t);
-        gust_http_request_finish(req);
+        gust_http_respond(req, 400, NULL, NULL, 0);
         return;
     }
-    second_detach_rc = gust_http_request_detach(req, &toy_ops, t, &s, &rest);
+    gust_http_detached other;
+    second_detach_rc = gust_http_request_detach(req, &other, &toy_ops, t, &s,
+                                                &rest);
     t->stream = s;
     last_toy = t;
     gust_stream_set_close_callback(s, toy_closed, t);
@@ -123,16 +137,23 @@ static char *read_all_until(gust_stream *s, const char *delim, char *buf,
     return buf;
 }
 
-static int client_main(gust_loop *loop, gust_value *result, void *data)
+/* A stream connected to srv, with a reference of ours. */
+static gust_stream *dial(gust_loop *loop)
 {
-    (void)result, (void)data;
     gust_value v;
     assert_int_equal(gust_await(gust_tcp_connect_f(loop, "127.0.0.1",
                                                    gust_http_server_port(srv),
                                                    NULL), &v), 0);
     gust_stream *s = v.ptr;
-    v.free_fn = NULL;
     gust_stream_ref(s);
+    return s;
+}
+
+static int client_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    gust_value v;
+    gust_stream *s = dial(loop);
     /* A plain request, then the upgrade with bytes behind it, in one write. */
     const char req[] = "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
                        "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
@@ -200,12 +221,7 @@ static int close_all_main(gust_loop *loop, gust_value *result, void *data)
 {
     (void)result, (void)data;
     gust_value v;
-    assert_int_equal(gust_await(gust_tcp_connect_f(loop, "127.0.0.1",
-                                                   gust_http_server_port(srv),
-                                                   NULL), &v), 0);
-    gust_stream *s = v.ptr;
-    v.free_fn = NULL;
-    gust_stream_ref(s);
+    gust_stream *s = dial(loop);
     const char req[] = "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
                        "Upgrade: toy\r\n\r\n";
     assert_int_equal(gust_await(gust_stream_write_f(s, req, sizeof req - 1), NULL), 0);
@@ -224,6 +240,40 @@ static int close_all_main(gust_loop *loop, gust_value *result, void *data)
     gust_value_free(&v);
     gust_stream_unref(s);
     return 0;
+}
+
+static int busy_main(gust_loop *loop, gust_value *result, void *data)
+{
+    (void)result, (void)data;
+    gust_stream *s = dial(loop);
+    /* The server reads on while /late is handled, so the upgrade behind it
+     * finds a read of the server's pending: refused, not half handed over. */
+    const char req[] = "GET /late HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                       "Upgrade: toy\r\n\r\n";
+    assert_int_equal(gust_await(gust_stream_write_f(s, req, sizeof req - 1), NULL), 0);
+    char buf[512];
+    assert_non_null(read_all_until(s, "late", buf, sizeof buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    assert_non_null(read_all_until(s, "\r\n\r\n", buf, sizeof buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 400"));
+    assert_int_equal(detach_rc, -EBUSY);
+    gust_stream_close(s);
+    gust_stream_unref(s);
+    return 0;
+}
+
+static void test_upgrade_behind_async_request_refused(void **state)
+{
+    (void)state;
+    gust_loop *loop = gust_loop_current();
+    srv = gust_http_server_new(gust_http_callback(handle, NULL), NULL);
+    assert_int_equal(gust_http_server_listen(srv, 0, "127.0.0.1"), 0);
+    assert_int_equal(gust_loop_run_sync(loop, gust_spawn(loop, busy_main, NULL),
+                                        30, NULL), 0);
+    gust_http_server_free(srv);
+    gust_loop_run_until(loop, never, NULL, 0.1);
+    assert_int_equal(gust_loop_free(loop), 0);
 }
 
 static bool all_closed(gust_loop *loop, void *data)
@@ -256,6 +306,8 @@ int main(void)
         cmocka_unit_test_setup(test_detach_hands_over_stream_and_leftover,
                                test_setup),
         cmocka_unit_test_setup(test_close_all_asks_the_new_owner, test_setup),
+        cmocka_unit_test_setup(test_upgrade_behind_async_request_refused,
+                               test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,8 +36,10 @@
  * After finish() returns, the request must not be touched.
  *
  * BAD INPUT from the network never reaches the handler: the server answers
- * 400 (malformed, smuggling attempts), 413 (body too large), 417 (an
- * Expect other than 100-continue), 431 (head too large), 501 (unknown
+ * 400 (malformed, smuggling attempts, a chunk size no 64-bit number holds),
+ * 413 (body over max_body_size), 417 (an Expect other than 100-continue),
+ * 431 (head over max_header_size bytes, or more than max_header_count
+ * fields), 501 (unknown
  * transfer coding) or 505 (HTTP version), logs one warning line with the
  * peer address and the reason, and closes: it half-closes after the answer
  * and discards input for up to 2 s, so the client reads the answer instead
@@ -220,7 +222,8 @@ typedef struct gust_http_server_options {
     /* "https" when TLS is terminated in front of the server; NULL: "https"
      * on the server's own TLS connections (tcp.tls), else "http". */
     const char *protocol;
-    /* Largest request head; larger gets 431. 0: 64 KiB. */
+    /* Largest request head in bytes (request line, fields, final empty
+     * line); larger gets 431. The main guard on a head. 0: 64 KiB. */
     size_t max_header_size;
     /* Largest request body; larger gets 413. 0: 100 MiB (as Tornado). */
     size_t max_body_size;
@@ -233,6 +236,26 @@ typedef struct gust_http_server_options {
     double body_timeout;
     /* Value of the Server header. NULL: "Gust/<version>"; "": none. */
     const char *server_header;
+    /* Back-pressure: while more than this many response bytes wait to be
+     * sent to a client (queued in the stream beyond what the kernel took),
+     * its connection stops reading and parsing requests, and goes on once
+     * they are all sent; a client that pipelines requests without reading
+     * the answers is held back by TCP instead of filling memory. 0: 64 KiB;
+     * SIZE_MAX: no back-pressure. */
+    size_t max_unsent_output;
+    /* Seconds a connection held back by back-pressure may go without the
+     * client taking any of its unsent output; it is then closed (a log
+     * line says so). 0: 60 s; < 0: none. */
+    double write_timeout;
+    /* Seconds gust_http_server_close_all() (and so close_on_signals) lets
+     * connections finish before it closes those still open, with one log
+     * line saying how many were cut. 0: 10 s; < 0: none (wait for them). */
+    double shutdown_timeout;
+    /* Most header fields a request head may carry; one more gets 431 too
+     * (a head within max_header_size made of many tiny fields). Each
+     * request being handled holds this many 32-byte slots. 0: 256 (nginx
+     * limits only the head's size, which admits a few hundred). */
+    size_t max_header_count;
 } gust_http_server_options;
 
 /* Creates a server that passes requests to handler. opts may be NULL (all
@@ -252,9 +275,15 @@ int gust_http_server_add_sockets(gust_http_server *srv,
 int gust_http_server_stop(gust_http_server *srv);
 int gust_http_server_port(const gust_http_server *srv);
 
-/* Stops accepting, closes idle connections at once and the others when
- * their current response is finished; calls done(srv, data) on the loop
- * once no connection is left (graceful shutdown). */
+/* Graceful shutdown: stops accepting; a request in progress is finished
+ * and its response says Connection: close; an idle keep-alive connection
+ * has 2 s for one more request (its client may have sent it already: it
+ * is answered with Connection: close too, rather than lost in a race
+ * with our close). Each connection then half-closes and reads what the
+ * client still sends until it closes (at most 2 s), so no unread request
+ * turns the close into a reset. At shutdown_timeout the connections left
+ * are closed (logged with their number). done(srv, data) runs on the loop
+ * once no connection is left. */
 int gust_http_server_close_all(gust_http_server *srv,
                                void (*done)(gust_http_server *srv, void *data),
                                void *data);
@@ -429,7 +458,8 @@ int gust_http_request_abort(gust_http_request *req);
  *     gust_http_response_set_header(req, "Upgrade", "websocket"); ...
  *     gust_stream *s;
  *     gust_str rest;
- *     if (gust_http_request_detach(req, &ops, proto, &s, &rest) == 0) ...
+ *     if (gust_http_request_detach(req, &proto->slot, &ops, proto, &s,
+ *                                  &rest) == 0) ...
  *
  * The connection sends the response written so far (a structured one: its
  * status line and headers, with Date and Server but no Content-Length nor
@@ -441,16 +471,20 @@ int gust_http_request_abort(gust_http_request *req);
  * valid until gust_http_request_finish() of req, so copy or consume them
  * first. The request itself stays valid until the handler finishes it as
  * usual (its writes then fail with GUST_ESTREAMCLOSED and finish sends
- * nothing); finish it soon, its arena is held until then.
+ * nothing); finish it soon: the request's memory is held until then.
  *
  * The server keeps counting the connection (gust_http_server_connection_count,
- * close_all's done) until the new owner calls gust_http_detached_done(),
- * once the stream is closed. ops (may be NULL; borrowed, must outlive the
- * connection) lets the server ask the protocol to close: ops->close_all runs
- * (never inside the detach call) when gust_http_server_close_all() or
- * gust_http_server_free() is called while the connection is detached; the
- * protocol then closes the connection its own way (a WebSocket sends 1001
- * Going Away) and calls gust_http_detached_done() once it is gone.
+ * close_all's done, free) through slot, a gust_http_detached the new owner
+ * embeds in its own memory and keeps valid until it calls
+ * gust_http_detached_done(slot), once the stream is closed. ops (may be
+ * NULL; borrowed, must outlive the slot) lets the server ask the protocol
+ * to close: ops->close_all(data) runs (never inside the detach call) when
+ * gust_http_server_close_all() or gust_http_server_free() is called while
+ * the slot is in use; the protocol then closes the connection its own way
+ * (a WebSocket sends 1001 Going Away), and calls gust_http_detached_done()
+ * once it is gone. It is called again if the connection is still there
+ * when close_all's shutdown_timeout runs out, or when the server is
+ * freed: the protocol then closes the connection at once.
  *
  * While an upgrade request (Connection: upgrade) is handled the server does
  * not read from the stream, so that every byte after its head is left for
@@ -466,14 +500,22 @@ typedef struct gust_http_detach_ops {
     void (*close_all)(void *data);
 } gust_http_detach_ops;
 
-int gust_http_request_detach(gust_http_request *req,
+/* A detached connection as the server counts it (fields private). */
+typedef struct gust_http_detached {
+    struct gust_http_detached *prev, *next;
+    gust_http_server *srv;
+    const gust_http_detach_ops *ops;
+    void *data;
+} gust_http_detached;
+
+int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
                              const gust_http_detach_ops *ops, void *data,
                              gust_stream **stream, gust_str *leftover);
 
 /* The new owner of a detached connection is done with it (its stream is
- * closed): the server stops counting it. conn is req->connection of the
- * detached request; it must not be used after. Call once. */
-void gust_http_detached_done(gust_http_connection *conn);
+ * closed): the server stops counting it (and may call close_all's done).
+ * A second call, or NULL, is a no-op. */
+void gust_http_detached_done(gust_http_detached *slot);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
  * finish. Returns the first error of those steps (the request is finished

@@ -114,8 +114,14 @@ typedef struct gust_stream_options {
      * default, 100 MiB (as Tornado). */
     size_t max_buffer_size;
     /* Largest amount of unsent data gust_stream_write() will queue; a write
-     * beyond it fails with GUST_EBUFFERFULL and queues nothing. 0: no
-     * limit. */
+     * beyond it fails with GUST_EBUFFERFULL and queues nothing. 0: the
+     * default cap, 64 MiB of bytes held in memory (copies made by
+     * gust_stream_write(); file ranges of gust_stream_sendfile() and the
+     * caller's buffers of gust_stream_write_ref() do not count), so that
+     * a peer that reads nothing cannot make a writer that ignores
+     * back-pressure fill memory. A set value counts every queued byte.
+     * Writers that queue more at once set a larger value, or check
+     * gust_stream_write_buffer_size() and wait for a write callback. */
     size_t max_write_buffer_size;
     /* Bytes asked of each read(). 0: the default, 64 KiB. */
     size_t read_chunk_size;
@@ -204,7 +210,11 @@ bool gust_stream_reading(const gust_stream *stream);
  * when the callback returns, see WRITES). cb (may be NULL) runs when they
  * have all been handed to the kernel, never inside this call (len 0: after
  * the writes before it). Returns 0, GUST_ESTREAMCLOSED, GUST_EBUFFERFULL
- * (max_write_buffer_size), or -ENOMEM. */
+ * (the queue would pass max_write_buffer_size, or by default 64 MiB held
+ * in memory: checked before anything is sent, and nothing of this call is
+ * queued), or -ENOMEM. Memory: once this thread's write queues have held
+ * more than 8 MiB of copies and fall below 1 MiB again, the heap is
+ * trimmed (malloc_trim), so a peak leaves no resident memory behind. */
 int gust_stream_write(gust_stream *stream, const void *data, size_t len,
                       gust_stream_write_cb cb, void *user);
 

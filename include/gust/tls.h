@@ -42,6 +42,12 @@ extern "C" {
 
 typedef struct gust_tls_context gust_tls_context;
 
+/* TLS 1.2 suites offered and accepted by default: ephemeral (EC)DH key
+ * exchange with AES-GCM or ChaCha20-Poly1305. CBC suites (LUCKY13 and its
+ * kin) and static-RSA key exchange (no forward secrecy) are left out. */
+#define GUST_TLS_DEFAULT_CIPHERS \
+    "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!PSK:!DSS"
+
 /* Every field may be left zero. Strings are copied or loaded at once. */
 typedef struct gust_tls_options {
     /* PEM certificate chain and private key: required for a server,
@@ -60,7 +66,10 @@ typedef struct gust_tls_options {
      * own that the client offers; with none in common it goes on without
      * ALPN rather than failing. */
     const char *const *alpn;
-    /* OpenSSL cipher list for TLS <= 1.2; NULL: OpenSSL's default. */
+    /* OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are all AEAD with
+     * forward secrecy, and are not affected). NULL: GUST_TLS_DEFAULT_CIPHERS,
+     * AEAD suites with forward secrecy only; widen it with e.g. "DEFAULT"
+     * (OpenSSL's own list: CBC, static RSA) for very old clients. */
     const char *ciphers;
     /* Oldest protocol accepted: 12 for TLS 1.2 (the default when 0), 13. */
     int min_version;

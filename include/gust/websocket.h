@@ -142,8 +142,9 @@ typedef struct gust_websocket_class {
     /* The socket is open (the 101 is sent). Return < 0 to close it with
      * 1011. h is the upgrade's handler (also gust_websocket_handler). */
     int (*open)(gust_websocket *ws, gust_handler *h);
-    /* A whole message: data valid until the function returns (NUL after
-     * the last byte, not counted). Return < 0 to close with 1011. */
+    /* A whole message: data valid until the function returns (not
+     * NUL-terminated: an unfragmented message is handed over where it was
+     * read, unmasked in place). Return < 0 to close with 1011. */
     int (*on_message)(gust_websocket *ws, const char *data, size_t len,
                       bool binary);
     /* Once, when the connection is gone (see CALLBACKS). reason is
@@ -227,15 +228,24 @@ typedef struct gust_websocket_connect_options {
 /* Connects to url (ws://host[:port]/path or wss://...), a future whose
  * result's ptr is the gust_websocket * (owned by the taker: close it with
  * gust_websocket_close and free it with gust_websocket_free once closed).
- * Fails with the connect error, -ETIMEDOUT, or GUST_EHTTP... (-EPROTO) for
- * a handshake the server refused. opts may be NULL. */
+ * Fails with the connect error (-ECONNREFUSED, -ENOENT for an unknown
+ * host, GUST_ETLSVERIFY...), -ETIMEDOUT after connect_timeout, -EINVAL for
+ * a URL that is not ws:// or wss://, or -EPROTO for a handshake the server
+ * refused (not 101, a wrong Sec-WebSocket-Accept, a subprotocol or an
+ * extension we did not offer; logged). opts may be NULL. The socket's
+ * callbacks: none but the messages (read_message or on_message). */
 GUST_MUST_USE gust_future *gust_websocket_connect(gust_loop *loop,
                                                   const char *url,
                                                   const gust_websocket_connect_options *opts);
 
 /* A client socket's next message, as a future whose result's ptr is a
  * gust_websocket_message (free with gust_value_free), or failed with
- * GUST_ESTREAMCLOSED once the socket is closed. One read at a time. */
+ * GUST_ESTREAMCLOSED once the socket is closed. One read at a time (a
+ * second, or one after gust_websocket_on_message, fails with -EINVAL).
+ * Messages are pulled: the socket is not read further until asked (TCP
+ * holds the server back), except once closing has started. After
+ * gust_websocket_close, read on until the future fails to see the
+ * server's close code, or just free the socket. */
 typedef struct gust_websocket_message {
     bool binary;
     size_t len;
@@ -252,7 +262,10 @@ int gust_websocket_on_message(gust_websocket *ws,
                                          int code, void *data),
                               void *data);
 
-/* Frees a client socket (closing it abruptly if open). NULL: no-op. */
+/* Drops the caller's hold on a client socket, closing it abruptly if it is
+ * still open (no close frame: close first for a clean end). Pending
+ * futures fail with GUST_ESTREAMCLOSED. NULL: no-op. Server sockets are
+ * the server's: never free them. */
 void gust_websocket_free(gust_websocket *ws);
 
 /* The close code and reason received ("" and 1006 before any). */

@@ -155,13 +155,65 @@ def read_until_closed(sock, timeout=10.0):
         return data
 
 
-def test_plain_http_to_tls_port_is_closed(https, certs):
+def test_plain_http_to_tls_port_gets_a_short_400(https, certs):
+    # As nginx: the person who typed http:// learns why, then the close.
+    r = subprocess.run(["curl", "-sS", "-i", "--max-time", "10",
+                        f"http://127.0.0.1:{https.port}/"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"HTTP/1.1 400 Bad Request\r\n"), r.stdout
+    assert r.stdout.endswith(b"The plain HTTP request was sent to HTTPS "
+                             b"port\n"), r.stdout
+    https.wait_log("plain HTTP request on the TLS port, answered 400")
     with connect(https.port) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = read_until_closed(s)
-    assert b"HTTP/" not in data
-    assert data == b"" or data[0] == 0x15  # nothing, or a TLS alert
+        s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert read_until_closed(s).startswith(b"HTTP/1.1 400 ")
     assert https_get(https.port, certs).endswith(b"Hello, world")
+
+
+def s_client(port, *args, ca=None):
+    """openssl s_client with args, its stdin closed: returns (exit code,
+    output). It exits 0 once a handshake succeeded."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                        "-servername", "localhost", *args],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def test_tls12_offers_only_aead_suites_with_forward_secrecy(https, certs):
+    # The server's key is ECDSA: its CBC suites are refused, its AEAD ones
+    # accepted.
+    for suite in ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"]:
+        rc, out = s_client(https.port, "-tls1_2", "-cipher", suite)
+        assert rc != 0, (suite, out)
+    for suite in ["ECDHE-ECDSA-AES128-GCM-SHA256",
+                  "ECDHE-ECDSA-CHACHA20-POLY1305"]:
+        rc, out = s_client(https.port, "-tls1_2", "-cipher", suite)
+        assert rc == 0 and suite in out, (suite, out)
+    assert https_get(https.port, certs).endswith(b"Hello, world")
+
+
+def test_tls12_with_an_rsa_key_refuses_static_rsa_and_cbc(
+        spawn, program, free_port, tmp_path):
+    openssl(tmp_path, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+            "-days", "2", "-keyout", "rsa.key", "-out", "rsa.pem",
+            "-subj", "/CN=localhost")
+    server = spawn([program("hello_https"), f"--port={free_port}",
+                    f"--cert={tmp_path / 'rsa.pem'}",
+                    f"--key={tmp_path / 'rsa.key'}"])
+    server.wait_log(READY)
+    # Static RSA key exchange (no forward secrecy), with AEAD or CBC, and
+    # ECDHE with CBC: all refused.
+    for suite in ["AES128-GCM-SHA256", "AES256-SHA", "ECDHE-RSA-AES128-SHA",
+                  "DHE-RSA-AES128-SHA256"]:
+        rc, out = s_client(free_port, "-tls1_2", "-cipher", suite)
+        assert rc != 0, (suite, out)
+    for suite in ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305",
+                  "DHE-RSA-AES256-GCM-SHA384"]:
+        rc, out = s_client(free_port, "-tls1_2", "-cipher", suite)
+        assert rc == 0 and suite in out, (suite, out)
+    assert server.stop() == 0
 
 
 def test_malformed_client_hello_logged_and_closed(https, certs):

@@ -277,3 +277,70 @@ def test_stop_with_peer_that_ignores_close(echo):
     assert srv.proc.wait(timeout=20) == 0, srv.log()
     assert 4 < time.monotonic() - t0 < 15
     p.close()
+
+
+def test_broadcast(echo):
+    """ws_echo --broadcast: a text message starting with "broadcast:" goes to
+    every open socket, the sender included; others are still echoed."""
+    srv = echo("--broadcast", "--compression")
+
+    async def go():
+        conns = [await websockets.connect(srv.url, compression=c)
+                 for c in [None, "deflate", None, "deflate"]]
+        await conns[1].send("broadcast: to all")
+        for ws in conns:
+            assert await asyncio.wait_for(ws.recv(), 5) == "broadcast: to all"
+        await conns[0].close()  # a closed one is dropped from the list
+        await conns[2].send("broadcast: again")
+        for ws in conns[1:]:
+            assert await asyncio.wait_for(ws.recv(), 5) == "broadcast: again"
+        await conns[3].send("just me")
+        assert await conns[3].recv() == "just me"
+        for ws in conns[1:]:
+            await ws.close()
+    run(go())
+    stop_clean(srv)
+
+
+# ---- wss:// (our client, TLS through tls.h) --------------------------------
+
+WSS_SERVER = """
+    import asyncio, ssl, websockets
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain("CERT", "KEY")
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+    async def main():
+        async with websockets.serve(echo, "127.0.0.1", PORT, ssl=ctx):
+            await asyncio.sleep(60)
+    asyncio.run(main())
+"""
+
+
+def test_wss_client_verifies(tmp_path, program):
+    """wss:// verifies the certificate by default: refused without a trusted
+    CA, accepted with the CA (--ca-file) or with --insecure."""
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    ca.write_bytes(cert.read_bytes())  # self-signed: its own CA
+    code = WSS_SERVER.replace("CERT", str(cert)).replace("KEY", str(key))
+    proc, port = peer_server(tmp_path, code)
+    url = f"--url=wss://127.0.0.1:{port}/ws"
+    try:
+        bad = subprocess.run([program("ws_client"), url, "x"],
+                             capture_output=True, timeout=60)
+        assert bad.returncode != 0 and bad.stdout == b""
+        for flag in (f"--ca-file={ca}", "--insecure"):
+            ok = subprocess.run([program("ws_client"), url, flag, "--compression",
+                                 "secure", "z" * 50000],
+                                capture_output=True, timeout=60)
+            assert ok.returncode == 0, ok.stderr.decode()
+            assert ok.stdout.decode().split("\n")[:-1] == ["secure", "z" * 50000]
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
