@@ -82,10 +82,7 @@ fi
 work=$(mktemp -d /tmp/gust-ws-compare.XXXXXX)
 declare -A PID SPORT
 cleanup() {
-    for name in "${!PID[@]}"; do
-        kill "${PID[$name]}" 2>/dev/null || true
-        wait "${PID[$name]}" 2>/dev/null || true
-    done
+    for name in "${!PID[@]}"; do stop "$name"; done
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -157,10 +154,19 @@ start() {
     return 1
 }
 
+# stop NAME: SIGTERM, at most 10 s for the exit, then SIGKILL (by PID).
 stop() {
-    local name=$1
-    kill "${PID[$name]}" 2>/dev/null || true
-    wait "${PID[$name]}" 2>/dev/null || true
+    local name=$1 pid=${PID[$1]} i
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
     unset "PID[$name]"
 }
 
@@ -300,10 +306,13 @@ if [[ " ${available[*]} " == *" gust "* ]]; then
              "$(ratio "$g" "${RES[node.per.$depth]:-}")x node ws (>= 3) per server CPU-second"
     done
     if [[ -n ${RES[gust.bc]:-} ]]; then
-        best=$(for n in "${available[@]}"; do [[ $n != gust && -n ${RES[$n.bc]:-} ]] && echo "${RES[$n.bc]}"; done | sort -g | head -1)
+        best=$(for n in "${available[@]}"; do
+                   if [[ $n != gust && -n ${RES[$n.bc]:-} ]]; then echo "${RES[$n.bc]}"; fi
+               done | sort -g | head -1)
         echo "  broadcast to $CLIENTS: gust ${RES[gust.bc]} ms, fastest peer ${best:--} ms (gust must be faster)"
     fi
-    [[ -n ${RES[gust.idle]:-} ]] &&
+    if [[ -n ${RES[gust.idle]:-} ]]; then
         echo "  idle WebSocket without compression: ${RES[gust.idle]} B (<= 1024)"
+    fi
 fi
 exit "$status"
