@@ -908,6 +908,9 @@ json_t *gust__tpl_eval(struct render *r, const struct expr *e, int depth)
             return json_incref(v);
         if (r->ctx && (v = json_object_get(r->ctx, e->name)))
             return json_incref(v);
+        if (r->hooks && r->hooks->lookup &&
+            (v = r->hooks->lookup(r->hooks->data, e->name)))
+            return v;
         return missing(r, e->line, "name '%s' is not defined", e->name);
     case E_LIST:
         if (!(v = json_array()))

@@ -158,8 +158,12 @@ struct tpl_local {
     json_t *value;
 };
 
+/* Most arguments a builtin takes (reverse_url: a name and 8 groups). */
+#define TPL_MAX_CALL_ARGS 9
+
 struct render {
     gust_template *top;
+    const gust_template_hooks *hooks; /* static_url, reverse_url; may be NULL */
     gust_template_write_fn write;
     void *wdata;
     /* output: either a growable buffer (write == NULL) or a flush buffer */
@@ -183,6 +187,7 @@ struct render {
 /* Renders t (status 0) with limits; output to fn, or to *out / *len when fn
  * is NULL. The message of a failure goes to err. */
 int gust__tpl_render(gust_template *t, const gust_template_limits *limits, json_t *ctx,
+                     const gust_template_hooks *hooks,
                      gust_template_write_fn fn, void *data, char **out, size_t *len,
                      char *err, size_t errlen);
 
@@ -195,8 +200,26 @@ void *gust__tpl_fail(struct render *r, int code, int line, const char *fmt, ...)
 /* Appends v's text form (str() in Python) to r's output, escaped or not. */
 int gust__tpl_emit_value(struct render *r, const json_t *v, bool escape);
 int gust__tpl_emit(struct render *r, const char *s, size_t n);
+/* Python's repr() of a float into out (n >= 32): the shortest text that
+ * reads back the same ("0.3", "1.0", "1e+20"). Also used by the web
+ * layer's write_json. */
+void gust__tpl_format_real(double d, char *out, size_t n);
 /* The text form of v as a new malloc'd string (*n bytes), or NULL on OOM. */
 char *gust__tpl_to_text(const json_t *v, size_t *n);
+/* Growable byte string for building results; failed turns true (and
+ * later adds do nothing) when out of memory. The caller frees p. */
+struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool failed;
+};
+void gust__tpl_sb_add(struct sbuf *b, const char *s, size_t n);
+/* Appends s HTML-escaped (& < > " '). */
+void gust__tpl_sb_escape(struct sbuf *b, const char *s, size_t n);
+
+/* linkify(text[, shorten, extra_params, require_protocol,
+ * permitted_protocols]) (template_linkify.c). */
+json_t *gust__tpl_linkify(struct render *r, int line, json_t **args, int nargs);
 /* Evaluates a call of a builtin (E_CALL). */
 json_t *gust__tpl_call(struct render *r, const struct expr *e, int depth);
 /* Looks up a builtin function by name; returns its id or -1, and its arity. */

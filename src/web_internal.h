@@ -28,6 +28,7 @@ typedef struct gust__web_route {
     char *host;
     pcre2_code *host_re; /* NULL: any host */
     const gust_handler_class *cls;
+    gust_handler_class *merged; /* cls, when made from a base: owned */
     void *data;
     char *name;
     uint32_t groups;      /* capture groups in re */
@@ -73,6 +74,10 @@ const char *gust__web_route_kwarg(const gust__web_route *route,
                                   const gust__web_match *m, const char *name);
 char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
                                const char *name, va_list ap);
+/* The same with nargs arguments in an array. */
+char *gust__web_router_reverse_argv(const gust__web_router *r,
+                                    gust_arena *arena, const char *name,
+                                    const char *const *args, size_t nargs);
 
 /* ---- Application (web_app.c) -------------------------------------------- */
 
@@ -87,6 +92,7 @@ struct gust_app {
     gust_template_loader *loader;
     gust__static_cache *static_cache;
     gust_static_options static_opts;
+    gust_handler_class *default_merged; /* default_handler made from a base */
 };
 
 /* ---- Handler (web_handler.c, web_output.c, web_cookie.c) ---------------- */
@@ -121,6 +127,8 @@ struct gust_handler {
     bool gzipping;
     bool prepared;         /* prepare ran */
     bool body_held;        /* the body waits for a coroutine prepare */
+    bool user_known;       /* current_user asked for (or set) already */
+    const char *current_user;
     const char *missing_arg; /* first GUST_REQUIRED argument missing */
     /* Buffered body, in the request arena. */
     char *body;
@@ -134,6 +142,10 @@ struct gust_handler {
     char etag_line[26];    /* the automatic ETag's field line:
                               Etag: "<16 hex digits>"\r\n */
 };
+
+/* A class with a base, merged with its bases into one malloc'ed class
+ * (free() it); NULL when out of memory. */
+gust_handler_class *gust__handler_class_merge(const gust_handler_class *cls);
 
 /* on_finish and the access log line, once, whether the response was sent
  * or the client went away first. */

@@ -74,25 +74,36 @@ typedef struct gust_http_connection gust_http_connection;
 
 /* The request methods of RFC 9110 (and PATCH), as a number: compare
  * req->method_id rather than strcmp the method on a hot path. Any other
- * method (methods are case-sensitive tokens) is GUST_HTTP_OTHER. */
+ * method (methods are case-sensitive tokens) is GUST_HTTP_METHOD_OTHER. */
 typedef enum gust_http_method {
-    GUST_HTTP_OTHER = 0,
-    GUST_HTTP_GET,
-    GUST_HTTP_HEAD,
-    GUST_HTTP_POST,
-    GUST_HTTP_PUT,
-    GUST_HTTP_DELETE,
-    GUST_HTTP_PATCH,
-    GUST_HTTP_OPTIONS,
-    GUST_HTTP_CONNECT,
-    GUST_HTTP_TRACE,
+    GUST_HTTP_METHOD_OTHER = 0,
+    GUST_HTTP_METHOD_GET,
+    GUST_HTTP_METHOD_HEAD,
+    GUST_HTTP_METHOD_POST,
+    GUST_HTTP_METHOD_PUT,
+    GUST_HTTP_METHOD_DELETE,
+    GUST_HTTP_METHOD_PATCH,
+    GUST_HTTP_METHOD_OPTIONS,
+    GUST_HTTP_METHOD_CONNECT,
+    GUST_HTTP_METHOD_TRACE,
 } gust_http_method;
+/* Older names, kept as aliases. */
+#define GUST_HTTP_OTHER GUST_HTTP_METHOD_OTHER
+#define GUST_HTTP_GET GUST_HTTP_METHOD_GET
+#define GUST_HTTP_HEAD GUST_HTTP_METHOD_HEAD
+#define GUST_HTTP_POST GUST_HTTP_METHOD_POST
+#define GUST_HTTP_PUT GUST_HTTP_METHOD_PUT
+#define GUST_HTTP_DELETE GUST_HTTP_METHOD_DELETE
+#define GUST_HTTP_PATCH GUST_HTTP_METHOD_PATCH
+#define GUST_HTTP_OPTIONS GUST_HTTP_METHOD_OPTIONS
+#define GUST_HTTP_CONNECT GUST_HTTP_METHOD_CONNECT
+#define GUST_HTTP_TRACE GUST_HTTP_METHOD_TRACE
 
 /* A request as the handler sees it (Tornado's HTTPServerRequest). Fields are
  * read-only for the handler; strings are NUL-terminated. */
 typedef struct gust_http_request {
     const char *method;   /* "GET" */
-    gust_http_method method_id; /* GUST_HTTP_GET; GUST_HTTP_OTHER if unknown */
+    gust_http_method method_id; /* GUST_HTTP_METHOD_GET; _OTHER if unknown */
     const char *uri;      /* the request-target as sent: "/a/b?x=1" */
     const char *path;     /* "/a/b": the target up to '?', not decoded */
     const char *query;    /* "x=1": after '?', "" when none */

@@ -36,7 +36,11 @@
  * each request the application creates a gust_handler (in the request's
  * arena), then calls, in order: prepare (if any), the method function, and
  * on_finish once the response is finished. A missing method function gives
- * 405 with an Allow header listing the methods the class has.
+ * 405 with an Allow header listing the methods the class has. A class may
+ * need a signed-in user for its methods (Tornado's @authenticated and
+ * get_current_user: GUST_HANDLER_AUTHENTICATED, authenticated_methods,
+ * settings.login_url) and may extend another class, a built-in one
+ * included (.base).
  *
  * THREE STYLES, all first-class, chosen by what a method function returns:
  *   - plain: it returns 0 and the response is finished for it (if the
@@ -100,6 +104,13 @@ typedef struct gust_handler gust_handler;
 /* gust_handler_class.flags */
 #define GUST_HANDLER_COROUTINE 0x1u   /* prepare and methods run as coroutines */
 #define GUST_HANDLER_STREAM_BODY 0x2u /* body goes to data_received */
+/* Every method needs a user (Tornado's @authenticated on each): see
+ * gust_handler_class.authenticated_methods for what happens without one. */
+#define GUST_HANDLER_AUTHENTICATED 0x4u
+
+/* A method's bit in gust_handler_class.authenticated_methods:
+ * GUST_HTTP_METHOD_BIT(GUST_HTTP_METHOD_POST). */
+#define GUST_HTTP_METHOD_BIT(m) (1u << (unsigned)(m))
 
 /* A method function, prepare: 0, GUST_HANDLER_ASYNC, or < 0 (500). A
  * prepare that finishes the request (or sends an error) stops the method
@@ -131,6 +142,40 @@ typedef struct gust_handler_class {
     /* Writes the body of an error page. status is set already; message is
      * the one given to send_error (may be NULL). NULL: default page. */
     void (*write_error)(gust_handler *h, int status, const char *message);
+
+    /* Extending a class (Tornado's subclassing): every hook, method and
+     * name this class leaves NULL (0 for state_size) is base's; flags and
+     * authenticated_methods add to base's. Resolved once, when the route
+     * is added (so gust_handler_get_class() returns the merged copy the
+     * app keeps). state_size is the larger of the two: a class that
+     * extends one with state must begin its own state with the base's.
+     * Protecting the static files of a directory, for instance:
+     *     static const gust_handler_class private_files = {
+     *         .base = &gust_static_file_handler,
+     *         .flags = GUST_HANDLER_AUTHENTICATED,
+     *         .get_current_user = user_from_cookie};
+     * (a static initializer cannot copy gust_static_file_handler's fields,
+     * but it can point at it). */
+    const struct gust_handler_class *base;
+    /* Called when the handler is created, before initialize, and again
+     * when an error page discards the headers (Tornado's
+     * set_default_headers): set headers every response of the class
+     * has, such as Server or Access-Control-Allow-Origin. */
+    void (*set_default_headers)(gust_handler *h);
+    /* Tornado's get_current_user: the signed-in user (e.g. the value of a
+     * signed cookie, in the arena), or NULL. Called at most once per
+     * request, by gust_handler_current_user(). NULL: nobody is signed in
+     * (unless prepare calls gust_handler_set_current_user()). */
+    const char *(*get_current_user)(gust_handler *h);
+    /* Methods that need a user (as Tornado's @authenticated), besides all
+     * of them with GUST_HANDLER_AUTHENTICATED: GUST_HTTP_METHOD_BIT(...)
+     * ORed. Checked after prepare returns (for GUST_HANDLER_STREAM_BODY
+     * classes that is before the body is read): with no current user, GET
+     * and HEAD are redirected (302) to the app's login_url with
+     * ?next=<the request URI, url-encoded> added when login_url has no '?'
+     * (an absolute login_url gets an absolute next URL), other methods get
+     * 403; no login_url set gives 500. */
+    unsigned authenticated_methods;
 } gust_handler_class;
 
 /* A route (Tornado's URLSpec). An array of them ends with GUST_ROUTES_END
@@ -180,6 +225,9 @@ typedef struct gust_app_settings {
     void *log_data;
     /* Options of the server made by gust_app_listen(). NULL: defaults. */
     const gust_http_server_options *server_options;
+    /* Where authenticated methods send visitors who are not signed in
+     * (Tornado's login_url): "/login", or an absolute URL. */
+    const char *login_url;
 } gust_app_settings;
 
 /* ---- Application -------------------------------------------------------- */
@@ -240,6 +288,19 @@ gust_loop *gust_handler_loop(gust_handler *h);
 size_t gust_handler_path_arg_count(gust_handler *h);
 const char *gust_handler_path_arg(gust_handler *h, size_t index);
 const char *gust_handler_path_kwarg(gust_handler *h, const char *name);
+
+/* ---- Handler: the current user ------------------------------------------ */
+
+/* The signed-in user (Tornado's current_user): what the class's
+ * get_current_user returned, called on the first use and cached for the
+ * request; or what gust_handler_set_current_user() set. NULL: nobody.
+ * Templates rendered by the handler see it as current_user (None when
+ * NULL). */
+const char *gust_handler_current_user(gust_handler *h);
+/* Sets the current user (copied into the arena; NULL: nobody), as
+ * assigning self.current_user in Tornado's prepare does. Returns 0 or
+ * -ENOMEM. */
+int gust_handler_set_current_user(gust_handler *h, const char *user);
 
 /* ---- Handler: arguments, files, cookies -------------------------------- */
 
@@ -347,7 +408,8 @@ int gust_handler_write_str(gust_handler *h, const char *s);
 int gust_handler_printf(gust_handler *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Writes json (borrowed) compactly and sets Content-Type:
- * application/json; charset=UTF-8. */
+ * application/json; charset=UTF-8. Reals are printed the shortest way that
+ * reads back the same, as Python's json.dumps: 0.3, 1.0, 1e+20. */
 int gust_handler_write_json(gust_handler *h, const struct json_t *json);
 
 /* Sends headers and what is buffered; the response goes on chunked (or
@@ -383,10 +445,14 @@ int gust_handler_send_error(gust_handler *h, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Renders template name (settings.template_path, loaded once and cached)
- * with context (borrowed; may be NULL) and writes the result. The context
- * seen by the template also holds, unless it has them already:
+ * with context (borrowed, only read; may be NULL) and writes the result.
+ * The template also sees these names when its context does not have them
+ * (Tornado's template namespace; each made only if the template uses it):
  * "request" {method, uri, path, query, host, remote_ip, protocol},
- * "xsrf_form_html" (when xsrf_cookies is on) and "static_url_prefix".
+ * "xsrf_form_html" (when xsrf_cookies is on), "current_user" (the
+ * string, or None) and "static_url_prefix"; and it may call
+ * static_url(path) and reverse_url(name, args...), which are
+ * gust_handler_static_url() and gust_handler_reverse_url() below.
  * Returns 0, -ENOENT (no such template or no template_path), or the
  * template's error code (logged with file and line; the request gets 500
  * when the method returns that code). */
@@ -395,6 +461,18 @@ int gust_handler_render(gust_handler *h, const char *name,
 /* The same into a string in the arena (*len may be NULL). NULL on error. */
 char *gust_handler_render_string(gust_handler *h, const char *name,
                                  struct json_t *context, size_t *len);
+
+/* The common case in one call, as Tornado's render("page.html", title=t,
+ * n=3): the context is built from fmt and the values after it as
+ * Jansson's json_pack builds it, and freed before the call returns:
+ *     gust_handler_render_pack(h, "page.html", "{s:s, s:i, s:[s,s]}",
+ *                              "title", t, "n", 3, "tags", "a", "b");
+ * ("s?" takes a string that may be NULL, "O" a json_t * and adds a
+ * reference, "o" steals one). Returns as gust_handler_render(), or
+ * -EINVAL when the format and values do not make an object (logged with
+ * Jansson's message). */
+int gust_handler_render_pack(gust_handler *h, const char *name,
+                             const char *fmt, ...);
 
 /* The URL of a static file: static_url_prefix + path + "?v=" + the first
  * 8 hex digits of the file's SHA-256 (cached per path, recomputed when the
