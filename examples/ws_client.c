@@ -61,6 +61,8 @@ static int run(gust_loop *loop, gust_value *result, void *data)
     gust_websocket *ws = v.ptr;
     if (gust_websocket_subprotocol(ws))
         fprintf(stderr, "subprotocol: %s\n", gust_websocket_subprotocol(ws));
+    if (*gust_websocket_extensions(ws))
+        fprintf(stderr, "extensions: %s\n", gust_websocket_extensions(ws));
     for (int i = 0; i < cfg.count && rc == 0; i++) {
         const char *m = cfg.messages[i];
         rc = gust_await(gust_websocket_write_message_f(ws, m, strlen(m),

@@ -5,6 +5,7 @@
  *   ws_echo [--port=8888] [--address=127.0.0.1] [--compression]
  *           [--no-context-takeover] [--max-message-size=N]
  *           [--ping-interval=SECONDS] [--broadcast]
+ *           [--cert=PEM --key=PEM]     (wss:// and https://)
  *
  * The "echo" subprotocol is chosen when the client offers it. With
  * --broadcast, a text message that starts with "broadcast:" is sent to
@@ -145,7 +146,23 @@ int main(int argc, char **argv)
                              "goes to every open socket", NULL);
     gust_options_define_duration(NULL, "ping_interval", &ping_interval, 0,
                                  "seconds between pings (0: none)", NULL);
+    const char *cert, *key;
+    gust_options_define_string(NULL, "cert", &cert, NULL,
+                               "PEM certificate chain: serve wss:// (with --key)",
+                               NULL);
+    gust_options_define_string(NULL, "key", &key, NULL, "PEM private key", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
+    gust_tls_context *tls = NULL;
+    if (cert || key) {
+        gust_tls_options tls_opts = {.cert_file = cert, .key_file = key};
+        if (!cert || !key || !(tls = gust_tls_context_new_server(&tls_opts))) {
+            gust_log_error("websocket", "--cert and --key: cannot load them");
+            gust_options_free(NULL);
+            return 1;
+        }
+    }
+    gust_http_server_options server_opts = {.tcp.tls = tls};
+    gust_app_settings app_settings = {.server_options = &server_opts};
     settings.max_message_size = max_message > 0 ? (size_t)max_message : 0;
     settings.ping_interval = ping_interval;
 
@@ -154,7 +171,8 @@ int main(int argc, char **argv)
         GUST_ROUTE("/ws", &echo_socket.handler),
         GUST_ROUTES_END,
     };
-    gust_app *app = gust_app_new(routes, NULL);
+    gust_app *app = gust_app_new(routes, &app_settings);
+    gust_tls_context_free(tls); /* the app holds its own reference */
     int rc = app ? gust_app_listen(app, port, address) : -errno;
     if (rc == 0)
         rc = gust_http_server_close_on_signals(gust_app_server(app));

@@ -2,7 +2,9 @@
  * parameters, per-message compression and bounded decompression.
  *
  * Memory: a compressor costs about 2^(window+2) + 2^(memLevel+9) bytes
- * (256 KiB at 15/8) and a decompressor about 7 KiB plus a 2^window window
+ * (256 KiB at zlib's 15/8; 32 KiB at Gust's defaults, 12/5, those of
+ * Python's websockets, which compress small messages as well) and a
+ * decompressor about 7 KiB plus a 2^window window
  * (32 KiB). Each is made when first needed; a side without context
  * takeover frees its stream after every message, so an idle socket holds
  * only this small struct. */
@@ -89,7 +91,7 @@ static bool accept_offer(ext_param *ps, int n, const gust__ws_deflate_params *wa
                          size_t resp_size)
 {
     bool snct = false, cnct = false, smwb_seen = false, cmwb_seen = false;
-    int smwb = 15;
+    int smwb = 15, cmwb = 15;
     for (int i = 0; i < n; i++) {
         const char *k = ps[i].name, *v = ps[i].value;
         if (strcmp(k, "server_no_context_takeover") == 0) {
@@ -105,7 +107,7 @@ static bool accept_offer(ext_param *ps, int n, const gust__ws_deflate_params *wa
                 return false;
             smwb_seen = true;
         } else if (strcmp(k, "client_max_window_bits") == 0) {
-            if (cmwb_seen || (v && window_bits(v) < 0))
+            if (cmwb_seen || (v && (cmwb = window_bits(v)) < 0))
                 return false;
             cmwb_seen = true;
         } else {
@@ -119,16 +121,22 @@ static bool accept_offer(ext_param *ps, int n, const gust__ws_deflate_params *wa
     out->enabled = true;
     out->our_no_context = want->our_no_context || snct;
     out->peer_no_context = cnct;
-    int ours = want->our_window >= 9 && want->our_window <= 15 ? want->our_window
-                                                                : 15;
+    int ours = want->our_window >= 9 && want->our_window <= 15
+                   ? want->our_window
+                   : GUST__WS_DEFAULT_WINDOW;
     out->our_window = (uint8_t)(ours < smwb ? ours : smwb);
-    out->peer_window = 15;
+    /* A client that can limit its window is asked for ours: our
+     * decompressor then needs 2^12 bytes of window rather than 2^15. */
+    out->peer_window = (uint8_t)(cmwb_seen && ours < cmwb ? ours : cmwb);
     int k = snprintf(resp, resp_size, "permessage-deflate%s%s",
                      out->our_no_context ? "; server_no_context_takeover" : "",
                      cnct ? "; client_no_context_takeover" : "");
     if (smwb_seen && k > 0 && (size_t)k < resp_size)
-        snprintf(resp + k, resp_size - (size_t)k, "; server_max_window_bits=%d",
-                 out->our_window);
+        k += snprintf(resp + k, resp_size - (size_t)k,
+                      "; server_max_window_bits=%d", out->our_window);
+    if (cmwb_seen && k > 0 && (size_t)k < resp_size)
+        snprintf(resp + k, resp_size - (size_t)k, "; client_max_window_bits=%d",
+                 out->peer_window);
     return true;
 }
 
@@ -141,7 +149,7 @@ static int check_response(ext_param *ps, int n, const gust__ws_deflate_params *w
     out->enabled = true;
     out->peer_window = 15;
     if (!(out->our_window >= 9 && out->our_window <= 15))
-        out->our_window = 15;
+        out->our_window = GUST__WS_DEFAULT_WINDOW;
     bool seen[4] = {false, false, false, false};
     for (int i = 0; i < n; i++) {
         const char *k = ps[i].name, *v = ps[i].value;
@@ -306,7 +314,11 @@ int gust__ws_inflate(gust__ws_deflate *d, const char *in, size_t len,
         d->in = calloc(1, sizeof *d->in);
         if (!d->in)
             return -ENOMEM;
-        if (inflateInit2(d->in, -15) != Z_OK) {
+        int wbits = d->p.peer_window >= 8 && d->p.peer_window <= 15
+                        ? d->p.peer_window
+                        : 15;
+        /* zlib's raw inflate takes 9..15 (an 8-bit window fits in 9). */
+        if (inflateInit2(d->in, -(wbits < 9 ? 9 : wbits)) != Z_OK) {
             free(d->in);
             d->in = NULL;
             return -ENOMEM;
@@ -337,8 +349,9 @@ int gust__ws_deflate_message(gust__ws_deflate *d, const char *in, size_t len,
         if (!d->out)
             return -ENOMEM;
         int level = d->p.level >= 1 && d->p.level <= 9 ? d->p.level : 6;
-        int mem = d->p.mem_level >= 1 && d->p.mem_level <= 9 ? d->p.mem_level
-                                                             : 8;
+        int mem = d->p.mem_level >= 1 && d->p.mem_level <= 9
+                      ? d->p.mem_level
+                      : GUST__WS_DEFAULT_MEM_LEVEL;
         if (deflateInit2(d->out, level, Z_DEFLATED, -(int)d->p.our_window, mem,
                          Z_DEFAULT_STRATEGY) != Z_OK) {
             free(d->out);
@@ -390,9 +403,10 @@ size_t gust__ws_deflate_footprint(const gust__ws_deflate *d)
 {
     size_t n = sizeof *d;
     if (d->in)
-        n += sizeof *d->in + 7 * 1024 + (1u << 15);
+        n += sizeof *d->in + 7 * 1024 + (1u << (d->p.peer_window ? d->p.peer_window : 15));
     if (d->out)
         n += sizeof *d->out + (1u << (d->p.our_window + 2)) +
-             (1u << ((d->p.mem_level ? d->p.mem_level : 8) + 9));
+             (1u << ((d->p.mem_level ? d->p.mem_level
+                                     : GUST__WS_DEFAULT_MEM_LEVEL) + 9));
     return n;
 }

@@ -171,8 +171,7 @@ int gust_websocket_get(gust_handler *h)
         gust__ws_deflate_params want = {
             .enabled = true,
             .our_no_context = set->no_context_takeover,
-            .our_window = (uint8_t)(set->max_window_bits ? set->max_window_bits
-                                                         : 15),
+            .our_window = (uint8_t)set->max_window_bits, /* 0: default */
             .level = set->compression_level,
             .mem_level = set->compression_mem_level,
         };

@@ -104,6 +104,11 @@ bool gust__utf8_valid(const void *s, size_t n);
 
 /* ---- permessage-deflate (RFC 7692) --------------------------------------- */
 
+/* Our compressor's window and memLevel unless set: 32 KiB of zlib state
+ * rather than zlib's 256 KiB, for a ratio close to it on messages. */
+#define GUST__WS_DEFAULT_WINDOW 12
+#define GUST__WS_DEFAULT_MEM_LEVEL 5
+
 /* What was negotiated, from the server's point of view of "us" / "peer". */
 typedef struct gust__ws_deflate_params {
     bool enabled;

@@ -232,8 +232,10 @@ static void test_negotiate_server(void **state)
         const char *offer, *answer; /* answer NULL: declined */
     } cases[] = {
         {"permessage-deflate", "permessage-deflate"},
-        {"permessage-deflate; client_max_window_bits", "permessage-deflate"},
-        {"permessage-deflate;client_max_window_bits=10", "permessage-deflate"},
+        {"permessage-deflate; client_max_window_bits",
+         "permessage-deflate; client_max_window_bits=15"},
+        {"permessage-deflate;client_max_window_bits=10",
+         "permessage-deflate; client_max_window_bits=10"},
         {"permessage-deflate; server_max_window_bits=9",
          "permessage-deflate; server_max_window_bits=9"},
         {"permessage-deflate; server_no_context_takeover; client_no_context_takeover",

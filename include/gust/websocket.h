@@ -120,12 +120,14 @@ typedef struct gust_websocket_settings {
     /* permessage-deflate (RFC 7692): accepted when the client offers it
      * (the client: offered). Off unless set. */
     bool compression;
-    /* zlib level 1..9 (0: 6) and memLevel 1..9 (0: 8) of compression. */
+    /* zlib level 1..9 (0: 6) and memLevel 1..9 (0: 5, as Python's
+     * websockets: 16 KiB of hash tables instead of zlib's 128 KiB). */
     int compression_level;
     int compression_mem_level;
     /* Ask for no context takeover of our side's compressor (the state is
      * then made per message and freed after it: an idle socket holds no
-     * zlib memory) and window bits 9..15 (0: 15) of our compressor. */
+     * zlib memory) and window bits 9..15 (0: 12, as Python's websockets;
+     * the peer's limit, if lower, applies) of our compressor. */
     bool no_context_takeover;
     int max_window_bits;
 } gust_websocket_settings;

@@ -286,8 +286,11 @@ def test_rfc_example_accept(server):
 
 NEGOTIATIONS = [
     ("plain offer", "permessage-deflate", "permessage-deflate"),
-    ("client_max_window_bits", "permessage-deflate; client_max_window_bits",
-     "permessage-deflate"),
+    ("client_max_window_bits: asked for ours (12)",
+     "permessage-deflate; client_max_window_bits",
+     "permessage-deflate; client_max_window_bits=12"),
+    ("client_max_window_bits=10 kept", "permessage-deflate; client_max_window_bits=10",
+     "permessage-deflate; client_max_window_bits=10"),
     ("server_no_context_takeover", "permessage-deflate; server_no_context_takeover",
      "permessage-deflate; server_no_context_takeover"),
     ("client_no_context_takeover", "permessage-deflate; client_no_context_takeover",

@@ -148,6 +148,8 @@ def test_tornado_client(echo, compress):
     async def go():
         ws = await tornado_ws.websocket_connect(
             srv.url, compression_options={} if compress else None)
+        ext = ws.headers.get("Sec-WebSocket-Extensions")
+        assert (ext is not None and ext.startswith("permessage-deflate")) == compress
         for msg in ["hello", "é" * 1000]:
             await ws.write_message(msg)
             assert await ws.read_message() == msg
@@ -219,6 +221,9 @@ def test_our_client_against(tmp_path, program, peer, flags):
         assert out.stdout.decode().split("\n")[:-1] == msgs
         if "--subprotocol=echo" in flags:
             assert b"subprotocol: echo" in out.stderr
+        # permessage-deflate only when offered, and then accepted.
+        assert (b"extensions: permessage-deflate" in out.stderr) == \
+            ("--compression" in flags)
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -344,3 +349,93 @@ def test_wss_client_verifies(tmp_path, program):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_wss_server(echo, tmp_path):
+    """ws_echo --cert --key serves wss://: Python websockets verifies the
+    certificate and talks through TLS, with and without compression."""
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    srv = echo(f"--cert={cert}", f"--key={key}", "--compression")
+    ctx = ssl.create_default_context(cafile=str(cert))
+
+    async def go():
+        for compression in (None, "deflate"):
+            async with websockets.connect(f"wss://127.0.0.1:{srv.port}/ws", ssl=ctx,
+                                          compression=compression) as ws:
+                for msg in ["over tls", "t" * 100_000, b"\x00\x01"]:
+                    await ws.send(msg)
+                    assert await ws.recv() == msg
+    run(go())
+    stop_clean(srv)
+
+
+def test_echo_page(echo):
+    """/ serves the page whose script opens the socket at /ws."""
+    import urllib.request
+    srv = echo()
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/", timeout=10) as r:
+        page = r.read().decode()
+        assert r.headers["Content-Type"].startswith("text/html")
+    assert "new WebSocket(" in page and "'/ws'" in page
+    stop_clean(srv)
+
+
+def test_our_client_masks_each_frame(program):
+    """A raw server: every frame from ws_client is masked, each with its own
+    key, and unmasks to what was sent (RFC 6455 section 5.3)."""
+    import base64, hashlib, struct, threading
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    port = lst.getsockname()[1]
+    seen = {}
+
+    def serve():
+        conn, _ = lst.accept()
+        conn.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(4096)
+        head, _, buf = data.partition(b"\r\n\r\n")
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+               if l.lower().startswith(b"sec-websocket-key:")][0]
+        acc = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+        keys, texts = [], []
+        while len(texts) < 3:
+            while len(buf) < 2 or len(buf) < 6 + (buf[1] & 0x7F):
+                buf += conn.recv(4096)
+            assert buf[1] & 0x80, "client frame not masked"
+            n = buf[1] & 0x7F
+            mask, payload = buf[2:6], buf[6:6 + n]
+            buf = buf[6 + n:]
+            keys.append(mask)
+            texts.append(bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+            conn.sendall(bytes([0x81, n]) + texts[-1])  # unmasked echo
+        seen["keys"], seen["texts"] = keys, texts
+        conn.sendall(b"\x88\x02\x03\xe8")  # close 1000
+        conn.settimeout(2)
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    out = subprocess.run([program("ws_client"), f"--url=ws://127.0.0.1:{port}/",
+                          "same", "same", "same"], capture_output=True, timeout=60)
+    t.join(10)
+    lst.close()
+    assert out.returncode == 0, out.stderr.decode()
+    assert seen["texts"] == [b"same"] * 3
+    assert len(set(seen["keys"])) == 3  # a fresh key for every frame
