@@ -82,10 +82,7 @@ fi
 work=$(mktemp -d /tmp/gust-ws-compare.XXXXXX)
 declare -A PID SPORT
 cleanup() {
-    for name in "${!PID[@]}"; do
-        kill "${PID[$name]}" 2>/dev/null || true
-        wait "${PID[$name]}" 2>/dev/null || true
-    done
+    for name in "${!PID[@]}"; do stop "$name"; done
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -114,10 +111,18 @@ for name in $SERVERS; do
 done
 (( ${#available[@]} )) || { log "no server to measure"; exit 1; }
 
-# start NAME PORT [broadcast]: starts the server on CPU 0, sets PID[NAME].
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME PORT [broadcast]: starts the server on CPU 0 on PORT or the
+# next free port above it (other sessions' servers may hold some), sets
+# PID[NAME] and SPORT[NAME].
 start() {
     local name=$1 port=$2 bc=${3:-}
-    local cmd
+    local cmd tries=0
+    while port_busy "$port"; do
+        port=$((port + 1)); tries=$((tries + 1))
+        (( tries < 200 )) || { log "no free port near $2"; return 1; }
+    done
     case $name in
         gust) cmd=("$GUST_SERVER" --port="$port" --address=127.0.0.1 --compression
                    --logging=warning ${bc:+$gust_broadcast}) ;;
@@ -134,18 +139,34 @@ start() {
     SPORT[$name]=$port
     local i
     for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        # Listening, and still alive a moment later (not a bind failure
+        # behind someone else's listener).
+        if port_busy "$port"; then
+            sleep 0.2
+            kill -0 "${PID[$name]}" 2>/dev/null && return 0
+            break
+        fi
         kill -0 "${PID[$name]}" 2>/dev/null || break
         sleep 0.1
     done
     log "$name did not start:"; cat "$work/$name.$port.log" >&2
+    stop "$name"
     return 1
 }
 
+# stop NAME: SIGTERM, at most 10 s for the exit, then SIGKILL (by PID).
 stop() {
-    local name=$1
-    kill "${PID[$name]}" 2>/dev/null || true
-    wait "${PID[$name]}" 2>/dev/null || true
+    local name=$1 pid=${PID[$1]} i
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
     unset "PID[$name]"
 }
 
@@ -285,10 +306,13 @@ if [[ " ${available[*]} " == *" gust "* ]]; then
              "$(ratio "$g" "${RES[node.per.$depth]:-}")x node ws (>= 3) per server CPU-second"
     done
     if [[ -n ${RES[gust.bc]:-} ]]; then
-        best=$(for n in "${available[@]}"; do [[ $n != gust && -n ${RES[$n.bc]:-} ]] && echo "${RES[$n.bc]}"; done | sort -g | head -1)
+        best=$(for n in "${available[@]}"; do
+                   if [[ $n != gust && -n ${RES[$n.bc]:-} ]]; then echo "${RES[$n.bc]}"; fi
+               done | sort -g | head -1)
         echo "  broadcast to $CLIENTS: gust ${RES[gust.bc]} ms, fastest peer ${best:--} ms (gust must be faster)"
     fi
-    [[ -n ${RES[gust.idle]:-} ]] &&
+    if [[ -n ${RES[gust.idle]:-} ]]; then
         echo "  idle WebSocket without compression: ${RES[gust.idle]} B (<= 1024)"
+    fi
 fi
 exit "$status"

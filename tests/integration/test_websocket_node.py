@@ -88,13 +88,14 @@ def test_text_and_binary_echo(build_dir, ws_echo):
 def test_fragmented_large_message(build_dir, ws_echo):
     url, _ = ws_echo
     # About 4 MiB of text in 64 frames, cut inside multi-byte UTF-8
-    # sequences, then a short binary message in 3 frames after a ping.
+    # sequences, then a short binary message in 3 frames with a ping
+    # between its first two.
     unit = "fragmented é ✓ 😀 "   # 1 + 2 + 3 + 4 byte sequences
     count = (4 << 20) // len(unit.encode())
     report = client(build_dir, url, [
         {"split_text": unit, "count": count, "pieces": 64},
-        {"ping": "between"},
-        {"fragments": ["ab", "", "cd"], "binary": True},
+        {"fragments": ["ab", "", "cd"], "binary": True,
+         "ping_between": "between"},
         {"wait_messages": 2},
         {"wait_pongs": 1},
         {"close": [1000, ""]},

@@ -18,7 +18,9 @@
 //   {"random": N, "seed": K}          send N pseudo-random bytes as binary
 //   {"fragments": [S...], "binary": B} one message in len(S) frames (FIN on
 //                                     the last only); binary sends the UTF-8
-//                                     bytes with the binary opcode
+//                                     bytes with the binary opcode;
+//                                     "ping_between": P sends a ping with
+//                                     payload P after the first fragment
 //   {"split_text": S, "count": N, "pieces": K} S repeated N times as one
 //                                     text message in K frames of equal byte
 //                                     length, cut wherever that falls (inside
@@ -129,9 +131,14 @@ run(async () => {
       await send(randomBytes(step.random, step.seed || 1), { binary: true });
     } else if ('fragments' in step) {
       const parts = step.fragments;
-      for (let i = 0; i < parts.length; i++)
+      for (let i = 0; i < parts.length; i++) {
         await send(Buffer.from(parts[i], 'utf8'),
                    { binary: !!step.binary, fin: i === parts.length - 1 });
+        // A control frame between two fragments (RFC 6455 5.4 allows it).
+        if (i === 0 && 'ping_between' in step)
+          await new Promise((resolve, reject) =>
+            ws.ping(step.ping_between, undefined, (err) => (err ? reject(err) : resolve())));
+      }
     } else if ('split_text' in step) {
       const all = Buffer.from(step.split_text.repeat(step.count), 'utf8');
       const k = step.pieces, size = Math.ceil(all.length / k);
