@@ -15,11 +15,17 @@ FUZZ_SECONDS ?= 20
 # What building and testing need, by Debian package name.
 BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmocka-dev \
               libssl-dev zlib1g-dev liburing-dev libxxhash-dev
-TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado curl strace \
-              openssl nginx-light
+TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado python3-websockets curl strace \
+              openssl nginx-light python3-prometheus-client systemd haproxy
+# The chat's --redis (examples/chat): optional when building, tested.
+TEST_PKGS  += redis-server libhiredis-dev
 FUZZ_PKGS  := clang libclang-rt-14-dev
 BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
               libcurl4-openssl-dev liburing-dev
+# WebSockets (issue 12): Chromium for the browser test, the
+# libwebsockets and websockets peers for bench/ws_compare.sh.
+TEST_PKGS  += chromium
+BENCH_PKGS += libwebsockets-dev python3-websockets
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help
@@ -27,7 +33,7 @@ BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
 all: build
 
 help:
-	@echo "make run       build, then serve the demo on http://127.0.0.1:$(PORT)"
+	@echo "make run       build, then serve the chat room on http://127.0.0.1:$(PORT)"
 	@echo "make test      build, then run every test (sanitizers on)"
 	@echo "make bench     run the benchmarks in bench/ (see bench/RESULTS.md)"
 	@echo "make fuzz      build the libFuzzer targets in fuzz/ with clang"
@@ -59,6 +65,21 @@ deps-bench: deps
 deps-fuzz: deps
 	$(call ensure-packages,$(FUZZ_PKGS))
 
+# Node's ws and playwright-core (which drives Debian's /usr/bin/chromium; it
+# never downloads a browser), pinned by tests/integration/js/package-lock.json
+# and installed by `npm ci` into $(BUILD)/npm/node_modules, where the tests and
+# bench/ws_compare.sh look. Node.js and npm are the machine's own.
+NPM_DIR := $(BUILD)/npm
+NPM_LOCK := tests/integration/js/package.json tests/integration/js/package-lock.json
+deps-npm: $(NPM_DIR)/node_modules/.package-lock.json
+$(NPM_DIR)/node_modules/.package-lock.json: $(NPM_LOCK)
+	@command -v npm >/dev/null || { echo "npm missing: install Node.js (>= 20) and npm"; exit 1; }
+	@mkdir -p $(NPM_DIR) && cp $(NPM_LOCK) $(NPM_DIR)/
+	@echo "Installing npm packages into $(NPM_DIR) (npm ci)"
+	@cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+deps-test deps-bench: deps-npm
+.PHONY: deps-npm
+
 # Release build: what `make run`, `make install` and the benchmarks use.
 build: deps
 	@cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -66,8 +87,9 @@ build: deps
 	@cmake --build $(BUILD)/release -j $(JOBS)
 
 run: build
-	@echo "Serving examples/hello_http on http://127.0.0.1:$(PORT)/ (try: curl http://127.0.0.1:$(PORT)/). Ctrl-C stops it."
-	@$(BUILD)/release/examples/hello_http --port=$(PORT) --address=127.0.0.1
+	@echo "Serving the chat room (examples/chat) on http://127.0.0.1:$(PORT)/: open it in a browser. Ctrl-C stops it."
+	@$(BUILD)/release/examples/chat/chat --port=$(PORT) --address=127.0.0.1 \
+	  --upload_dir=$(BUILD)/chat-uploads
 
 # Tests: gcc with ASan + UBSan (leaks fail) runs everything; clang builds the
 # same tree with the same warnings so that both compilers stay clean.

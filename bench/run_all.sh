@@ -5,7 +5,9 @@
 #   2. echo.sh (Gust's echo server against libevent's and a bare epoll
 #      server), with 1 then 16 lines in flight per connection;
 #   3. compare.sh (HTTP against nginx, h2o, Tornado) once hello_http exists;
-#   4. app_vs_raw.sh (the web framework against the raw HTTP server).
+#   4. app_vs_raw.sh (the web framework against the raw HTTP server);
+#   5. ws_compare.sh (WebSockets against libwebsockets, Node ws, Tornado and
+#      Python websockets) once examples/ws_echo exists.
 # Called by `make bench` with BUILD_DIR=build/bench after a release build;
 # without BUILD_DIR, it builds build/bench itself first.
 #
@@ -84,6 +86,17 @@ if [[ -x $BUILD_DIR/bench/bench_web_server && -x $BUILD_DIR/bench/http_load ]]; 
         echo "app_vs_raw.sh FAILED or timed out (status $?)"; status=1; }
 else
     echo "== app_vs_raw.sh: skipped (bench_web_server or http_load not built)"
+fi
+
+echo
+if [[ -x $BUILD_DIR/examples/ws_echo && -x $BUILD_DIR/bench/ws_load ]]; then
+    echo "== ws_compare.sh"
+    # About 8 minutes on a busy machine (10,000-connection opens by the
+    # Python peers are slow): a limit of its own.
+    BUILD_DIR=$BUILD_DIR timeout -k 10 "${WS_TIMEOUT:-1200}" bash bench/ws_compare.sh || {
+        echo "ws_compare.sh FAILED or timed out (status $?)"; status=1; }
+else
+    echo "== ws_compare.sh: skipped (examples/ws_echo or ws_load not built)"
 fi
 
 exit "$status"

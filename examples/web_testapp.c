@@ -299,10 +299,10 @@ static int cookie_attrs(gust_handler *h)
     o.secure = gust_handler_get_argument(h, "secure", NULL) != NULL;
     o.httponly = gust_handler_get_argument(h, "httponly", NULL) != NULL;
     const char *ss = gust_handler_get_argument(h, "samesite", "");
-    o.samesite = !strcmp(ss, "strict") ? GUST_SAMESITE_STRICT
-                 : !strcmp(ss, "lax")  ? GUST_SAMESITE_LAX
-                 : !strcmp(ss, "none") ? GUST_SAMESITE_NONE
-                                       : GUST_SAMESITE_UNSET;
+    o.samesite = !strcmp(ss, "strict") ? GUST_HTTP_SAMESITE_STRICT
+                 : !strcmp(ss, "lax")  ? GUST_HTTP_SAMESITE_LAX
+                 : !strcmp(ss, "none") ? GUST_HTTP_SAMESITE_NONE
+                                       : GUST_HTTP_SAMESITE_UNSET;
     int rc = gust_handler_set_cookie(
         h, gust_handler_get_argument(h, "name", "c"),
         gust_handler_get_argument(h, "value", "v"), &o);

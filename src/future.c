@@ -268,6 +268,13 @@ bool gust_future_cancel(gust_future *f)
     return true;
 }
 
+gust_future *gust_future_expect_error(gust_future *f)
+{
+    if (f)
+        f->retrieved = true;
+    return f;
+}
+
 bool gust_future_done(const gust_future *f)
 {
     return f->done;
@@ -337,6 +344,7 @@ typedef struct multi {
     size_t n, pending;
     size_t *winner;   /* any */
     bool any;
+    bool gather;      /* every outcome, errors included */
     struct multi_child {
         gust_future *f;
         gust__fnode node;
@@ -353,12 +361,43 @@ static void free_values(void *ptr)
     free((size_t *)ptr - 1);
 }
 
+static void free_outcomes(void *ptr)
+{
+    gust_outcome *outs = ptr;
+    size_t n = ((size_t *)ptr)[-1];
+    for (size_t i = 0; i < n; i++)
+        gust_value_free(&outs[i].value);
+    free((size_t *)ptr - 1);
+}
+
+/* gather: every child is done; each outcome is read here, so no error of
+ * theirs is reported as never retrieved. */
+static void gather_finish(multi *m)
+{
+    size_t *block = malloc(sizeof(size_t) + m->n * sizeof(gust_outcome));
+    if (!block) {
+        gust_future_set_error(m->out, -ENOMEM);
+        return;
+    }
+    block[0] = m->n;
+    gust_outcome *outs = (gust_outcome *)(block + 1);
+    for (size_t i = 0; i < m->n; i++) {
+        outs[i].status = gust_future_status(m->kids[i].f);
+        outs[i].value = gust_future_take(m->kids[i].f);
+    }
+    gust_future_set_result(m->out, (gust_value){outs, free_outcomes});
+}
+
 /* all succeeded: the result is an array of their values, in order. The
  * count hides in front of the array, for free_values. */
 static void all_finish(multi *m)
 {
     if (m->n == 0) {
         gust_future_set_result(m->out, GUST_VALUE_NONE);
+        return;
+    }
+    if (m->gather) {
+        gather_finish(m);
         return;
     }
     size_t *block = malloc(sizeof(size_t) + m->n * sizeof(gust_value));
@@ -396,7 +435,7 @@ static void multi_on_child(gust_future *child, void *data)
                 gust_future_set_error(m->out, st);
             for (size_t i = 0; i < m->n; i++)
                 gust_future_cancel(m->kids[i].f);
-        } else if (st < 0) {
+        } else if (st < 0 && !m->gather) {
             gust_future_set_error(m->out, st);
         } else if (m->pending == 1) {
             all_finish(m);
@@ -414,7 +453,7 @@ static void multi_cancel(gust_future *out)
 }
 
 static gust_future *multi_new(gust_loop *loop, gust_future *const *fs,
-                              size_t n, bool any, size_t *winner)
+                              size_t n, bool any, bool gather, size_t *winner)
 {
     gust_future *out = gust_future_new(loop);
     multi *m = out ? malloc(sizeof *m + n * sizeof m->kids[0]) : NULL;
@@ -428,6 +467,7 @@ static gust_future *multi_new(gust_loop *loop, gust_future *const *fs,
     m->out = gust_future_ref(out);
     m->n = m->pending = n;
     m->any = any;
+    m->gather = gather;
     m->winner = winner;
     out->impl = m;
     out->cancel = multi_cancel;
@@ -451,14 +491,19 @@ static gust_future *multi_new(gust_loop *loop, gust_future *const *fs,
 
 gust_future *gust_all(gust_loop *loop, gust_future *const *fs, size_t n)
 {
-    return multi_new(loop, fs, n, false, NULL);
+    return multi_new(loop, fs, n, false, false, NULL);
+}
+
+gust_future *gust_gather(gust_loop *loop, gust_future *const *fs, size_t n)
+{
+    return multi_new(loop, fs, n, false, true, NULL);
 }
 
 gust_future *gust_any(gust_loop *loop, gust_future *const *fs, size_t n,
                       size_t *winner)
 {
     assert(n > 0 && "gust_any() of nothing never completes");
-    return multi_new(loop, fs, n, true, winner);
+    return multi_new(loop, fs, n, true, false, winner);
 }
 
 /* ---- sleep and with_timeout -------------------------------------------- */
@@ -529,6 +574,11 @@ static void timeout_on_inner(gust_future *inner, void *data)
             gust_future_set_result(out, gust_future_take(inner));
         else
             gust_future_set_error(out, st);
+    } else if (inner->status == GUST_ETIMEOUT) {
+        /* The wrapper gave up first and whoever awaited it was told so:
+         * the inner future hitting its own deadline later is the same
+         * slowness, not news. Other errors still warn unless expected. */
+        inner->retrieved = true;
     }
     if (gust_timer_active(&s->timer)) {
         gust_timer_stop(&s->timer);

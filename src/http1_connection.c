@@ -18,6 +18,7 @@
 #include "gust/log.h"
 #include "gust/tls.h"
 #include "http_server_internal.h"
+#include "metrics_internal.h"
 
 /* What the connection timer measures. */
 enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_LINGER, T_GRACE, T_WRITE };
@@ -479,6 +480,7 @@ int gust__http_conn_out(gust_http_connection *c, const void *p, size_t n)
         return GUST_ESTREAMCLOSED;
     if (n == 0)
         return 0;
+    gust__metrics_bytes_out(n);
     /* Outside a batch, with nothing gathered, the stream takes it at once;
      * so does a large body, after what was gathered before it. */
     if ((!c->in_batch && c->rq->out_len == 0) || n >= 64 * 1024) {
@@ -510,6 +512,7 @@ int gust__http_conn_out_room(gust_http_connection *c, size_t n, char **at)
 int gust__http_conn_out_commit(gust_http_connection *c, size_t n)
 {
     c->rq->out_len += n;
+    gust__metrics_bytes_out(n);
     return c->in_batch ? 0 : gust__http_conn_flush(c);
 }
 
@@ -594,6 +597,7 @@ static void hold_output(gust_http_connection *c)
 static void conn_free(gust_http_connection *c)
 {
     gust_http_server *srv = c->srv;
+    bool detached = c->state == GUST__HTTP_DETACHED;
     clear_timer(c);
     rq_give_back(c);
     free(c->peer_big);
@@ -603,8 +607,11 @@ static void conn_free(gust_http_connection *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv->count--;
     free(c);
+    if (detached)
+        return; /* counted by its gust_http_detached from now on */
+    srv->count--;
+    gust__metrics_conn(-1);
     if (srv->count == 0)
         timers_free(srv);
     gust__http_server_conn_gone(srv);
@@ -641,6 +648,8 @@ static void on_close(gust_stream *stream, void *data)
 
 void gust__http_conn_close(gust_http_connection *c)
 {
+    if (c->state == GUST__HTTP_DETACHED)
+        return; /* the stream is not ours (see gust_http_detached) */
     if (c->stream && !c->closed) {
         c->closed = true;
         gust_stream_close(c->stream);
@@ -708,6 +717,7 @@ static void send_error(gust_http_connection *c, int status, const char *why)
 {
     gust_log_warning("http", "%s: %d %s", c->rq->peer_ip, status,
                      why ? why : "bad request");
+    gust__metrics_request(NULL, status, 0);
     if (c->rq->req.connection) {
         /* A delegate saw the head: it learns of the close instead. */
         c->rq->resp_close = true;
@@ -756,6 +766,7 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
         len = c->rq->cap - c->rq->len; /* cannot happen: we asked for at most that */
     memcpy(c->rq->buf + c->rq->len, data, len);
     c->rq->len += len;
+    gust__metrics_bytes_in(len);
     if (c->state == GUST__HTTP_HANDLER) {
         start_read(c); /* pipelined input waits in buf */
         return;
@@ -772,6 +783,10 @@ static void start_read(gust_http_connection *c)
         return;
     /* A paused body is held back by TCP flow control, not buffered. */
     if (c->state == GUST__HTTP_BODY && c->rq && c->rq->body_paused)
+        return;
+    /* Bytes after an upgrade request may belong to the next protocol
+     * (gust_http_request_detach): they stay in the stream. */
+    if (c->state == GUST__HTTP_HANDLER && c->rq->framing.connection_upgrade)
         return;
     if (c->rq && (c->rq->out_blocked || output_over(c))) {
         hold_output(c); /* reads again once the client has read */
@@ -1290,7 +1305,7 @@ static void process(gust_http_connection *c)
     if (c->rq)
         c->rq->queue_stale = true;
     while (!c->closed && c->state != GUST__HTTP_CLOSING) {
-        if (c->state == GUST__HTTP_HANDLER)
+        if (c->state == GUST__HTTP_HANDLER || c->state == GUST__HTTP_DETACHED)
             break;
         if (c->state == GUST__HTTP_HEAD) {
             if (c->rq && c->rq->out_blocked)
@@ -1368,6 +1383,11 @@ static void process(gust_http_connection *c)
         dispatch(c);
     }
     c->in_batch = false;
+    if (c->state == GUST__HTTP_DETACHED) {
+        if (!c->app_owns) /* finished inside the batch */
+            conn_free(c);
+        return;
+    }
     gust__http_conn_flush(c);
     if (!c->closed && c->state == GUST__HTTP_HEAD && !c->app_owns && c->rq &&
         c->rq->off == c->rq->len && !c->rq->out_blocked)
@@ -1420,12 +1440,20 @@ bool gust__http_conn_will_keep(gust_http_connection *c)
 
 void gust__http_conn_request_done(gust_http_connection *c)
 {
+    if (c->state == GUST__HTTP_DETACHED) {
+        c->app_owns = false;
+        if (!c->in_batch) /* else process() frees it on its way out */
+            conn_free(c); /* the request was all it still held */
+        return;
+    }
     if (c->state == GUST__HTTP_BODY &&
         (c->rq->in_headers_received || c->rq->streaming))
         begin_skip(c); /* finished before the body was all read */
     bool dropping = c->state == GUST__HTTP_BODY && c->rq->skip_body;
     bool keep = keep_alive(c) &&
                 (c->state == GUST__HTTP_HANDLER || dropping);
+    gust__metrics_request(&c->rq->req, c->rq->status,
+                          c->rq->req.start_time);
     c->app_owns = false; /* released */
     if (!c->stream) { /* closed under the request */
         conn_free(c);
@@ -1487,9 +1515,55 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
         srv->conns->prev = c;
     srv->conns = c;
     srv->count++;
+    gust__metrics_conn(1);
     gust_stream_set_data(stream, c);
     gust_stream_set_close_callback(stream, on_close, c);
     set_timer(c, T_IDLE);
     start_read(c);
     return c;
+}
+
+int gust__http_conn_detach(gust_http_connection *c, gust_http_detached *slot,
+                           const gust_http_detach_ops *ops, void *data,
+                           gust_stream **stream, gust_str *leftover)
+{
+    int rc = gust__http_conn_flush(c);
+    if (rc < 0)
+        return rc;
+    clear_timer(c);
+    gust_stream *s = c->stream;
+    gust_stream_set_close_callback(s, NULL, NULL);
+    gust_stream_set_data(s, NULL);
+    c->stream = NULL;
+    c->state = GUST__HTTP_DETACHED;
+    /* The slot takes over the connection's place in srv->count: c itself
+     * goes when the request is finished. */
+    gust_http_server *srv = c->srv;
+    *slot = (gust_http_detached){NULL, srv->detached, srv, ops, data};
+    if (srv->detached)
+        srv->detached->prev = slot;
+    srv->detached = slot;
+    *stream = s;
+    *leftover = gust_str_make(c->rq->buf + c->rq->req_end,
+                              c->rq->len - c->rq->req_end);
+    return 0;
+}
+
+void gust_http_detached_done(gust_http_detached *slot)
+{
+    gust_http_server *srv = slot ? slot->srv : NULL;
+    if (!srv)
+        return;
+    if (slot->prev)
+        slot->prev->next = slot->next;
+    else
+        srv->detached = slot->next;
+    if (slot->next)
+        slot->next->prev = slot->prev;
+    slot->srv = NULL;
+    srv->count--;
+    gust__metrics_conn(-1);
+    if (srv->count == 0)
+        timers_free(srv);
+    gust__http_server_conn_gone(srv);
 }

@@ -1,7 +1,8 @@
 /* Gust's HTTP/1 parser: strict (RFC 9110, RFC 9112), zero-copy,
  * allocation-free, pure functions over bytes (http1_parser.c), used by the
- * HTTP/1 server through http_server_internal.h and by the HTTP client
- * through http_client_internal.h. Not installed.
+ * HTTP/1 server through http_server_internal.h, by the HTTP client
+ * through http_client_internal.h, and for the handshake's response by the
+ * WebSocket client (websocket_client.c). Not installed.
  *
  * Requests, used in this order by the HTTP/1 server connection:
  *   1. gust__http1_parse_request() parses the request head (request line and

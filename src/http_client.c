@@ -823,10 +823,16 @@ gust_future *gust_http_client_fetch(gust_http_client *c,
         list_remove(&c->queue_head, &c->queue_tail, f);
         c->nqueued--;
         start_active(f);
-    } else if (f->queue_timeout > 0) {
+        return fut;
+    }
+    /* As Tornado's simple_httpclient: one line per fetch that waits, so a
+     * slow page can be traced to the limit. No URL: it may carry a token
+     * or a password. */
+    gust_log_debug("http_client", "max_clients limit reached, request queued. "
+                   "%zu active, %zu queued requests.", c->nactive, c->nqueued);
+    if (f->queue_timeout > 0)
         gust_timer_start(&f->queue_timer, f->queue_timeout, 0,
                          on_queue_timeout, f);
-    }
     return fut;
 }
 

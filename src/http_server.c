@@ -16,6 +16,7 @@
 #include "gust/log.h"
 #include "http_internal.h"
 #include "http_server_internal.h"
+#include "metrics_internal.h"
 
 /* ---- Server ------------------------------------------------------------ */
 
@@ -158,6 +159,17 @@ void gust__http_server_conn_gone(gust_http_server *srv)
         gust_timer_start(&srv->done_timer, 0, 0, on_done_timer, srv);
 }
 
+/* Asks the owners of detached connections to close them. */
+static void close_detached(gust_http_server *srv)
+{
+    gust_http_detached *next;
+    for (gust_http_detached *d = srv->detached; d; d = next) {
+        next = d->next;
+        if (d->ops && d->ops->close_all)
+            d->ops->close_all(d->data);
+    }
+}
+
 /* shutdown_timeout is over: what is still open is cut. */
 static void on_deadline(gust_timer *t, void *data)
 {
@@ -173,6 +185,7 @@ static void on_deadline(gust_timer *t, void *data)
         next = c->next;
         gust__http_conn_close(c);
     }
+    close_detached(srv); /* asked a second time: they close at once */
 }
 
 int gust_http_server_close_all(gust_http_server *srv,
@@ -192,6 +205,7 @@ int gust_http_server_close_all(gust_http_server *srv,
             (!c->rq || c->rq->off == c->rq->len))
             gust__http_conn_close_idle(c);
     }
+    close_detached(srv);
     gust_loop *loop = gust_loop_current();
     if (srv->count && loop && srv->opts.shutdown_timeout > 0 &&
         !srv->deadline_set) {
@@ -305,6 +319,7 @@ void gust_http_server_free(gust_http_server *srv)
     srv->closing_all = true;
     for (gust_http_connection *c = srv->conns; c; c = c->next)
         gust__http_conn_close(c);
+    close_detached(srv);
 }
 
 /* ---- Requests: reading ------------------------------------------------- */
@@ -833,6 +848,7 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
         free(w);
         return rc;
     }
+    gust__metrics_bytes_out(len);
     if (c->rq->resp_chunked)
         return gust__http_conn_out(c, "\r\n", 2);
     return 0;
@@ -889,6 +905,61 @@ int gust_http_request_abort(gust_http_request *req)
     c->rq->aborted = true;
     gust__http_conn_request_done(c);
     return 0;
+}
+
+/* The head of a switching response: no Content-Length, no Connection
+ * of the server's (the handler sets Connection: Upgrade). */
+static int write_switch_head(gust_http_connection *c)
+{
+    gust__http_rq *q = c->rq;
+    const char *reason = q->reason ? q->reason : gust_http_reason(q->status);
+    if (!reason)
+        reason = "Unknown";
+    size_t reason_len = strlen(reason);
+    unsigned present = resp_present(&q->resp_headers);
+    bool date = !(present & GUST__HAS_DATE);
+    bool server = c->srv->server_header_len && !(present & GUST__HAS_SERVER);
+    size_t ws = gust_http_headers_wire_size(&q->resp_headers);
+    char *buf;
+    int rc = gust__http_conn_out_room(c, 16 + reason_len + GUST_HTTP_DATE_LEN +
+                                          8 + c->srv->server_header_len + ws + 2,
+                                      &buf);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(buf, 16 + reason_len, "HTTP/1.1 %d %s\r\n", q->status,
+                     reason);
+    char *p = buf + n;
+    if (date)
+        p = put(p, date_line(), GUST_HTTP_DATE_LEN + 8);
+    if (server)
+        p = put(p, c->srv->server_header, c->srv->server_header_len);
+    gust_http_headers_serialize(&q->resp_headers, p);
+    p += ws;
+    p = put(p, "\r\n", 2);
+    q->headers_sent = true;
+    q->out_len += (size_t)(p - buf); /* sent by the detach's flush */
+    return 0;
+}
+
+int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
+                             const gust_http_detach_ops *ops, void *data,
+                             gust_stream **stream, gust_str *leftover)
+{
+    gust_http_connection *c = req ? req->connection : NULL;
+    if (!c || !c->app_owns || c->state != GUST__HTTP_HANDLER || !stream ||
+        !leftover || !slot)
+        return -EINVAL;
+    if (c->closed || !c->stream)
+        return GUST_ESTREAMCLOSED;
+    if (c->reading || c->rq->out_blocked)
+        return -EBUSY; /* a callback of the server's is due on the stream */
+    if (c->rq->resp_mode != GUST__RESP_RAW && !c->rq->headers_sent) {
+        c->rq->resp_mode = GUST__RESP_STRUCT;
+        int rc = write_switch_head(c);
+        if (rc < 0)
+            return rc;
+    }
+    return gust__http_conn_detach(c, slot, ops, data, stream, leftover);
 }
 
 int gust_http_respond(gust_http_request *req, int status,

@@ -1,5 +1,5 @@
 /* The web-to-server contract: everything the web layer (web_app.c,
- * web_handler.c, web_output.c) uses of the layers below beyond their
+ * web_handler.c, web_output.c, web_access_log.c) uses of the layers below beyond their
  * public headers. The web files include this header and no other private
  * header of a lower layer. Not installed.
  *

@@ -25,6 +25,7 @@ enum gust__http_state {
     GUST__HTTP_BODY,    /* head parsed, reading the body */
     GUST__HTTP_HANDLER, /* request handed over, not finished yet */
     GUST__HTTP_CLOSING, /* last response going out; no more requests */
+    GUST__HTTP_DETACHED, /* handed over (gust_http_request_detach) */
 };
 
 /* Response style of the current request. */
@@ -38,6 +39,7 @@ struct gust_http_server {
     char *server_header; /* "Server: ...\r\n" or "" */
     size_t server_header_len;
     gust_http_connection *conns; /* open connections, doubly linked */
+    gust_http_detached *detached; /* handed over, still counted in count */
     size_t count;
     uint64_t requests_total;    /* gust_http_server_get_stats() */
     uint64_t connections_total;
@@ -192,6 +194,10 @@ void gust__http_conn_close(gust_http_connection *c);
 void gust__http_conn_close_idle(gust_http_connection *c);
 /* gust_http_request_pause_body / resume_body. */
 int gust__http_conn_pause_body(gust_http_connection *c, bool pause);
+/* gust_http_request_detach() once the switching head is gathered. */
+int gust__http_conn_detach(gust_http_connection *c, gust_http_detached *slot,
+                           const gust_http_detach_ops *ops, void *data,
+                           gust_stream **stream, gust_str *leftover);
 /* Called by gust_http_request_finish() once the response is complete. */
 void gust__http_conn_request_done(gust_http_connection *c);
 /* Whether the connection is kept after the current response (E2). */

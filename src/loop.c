@@ -20,6 +20,8 @@
 #include "gust/log.h"
 #include "gust/loop.h"
 #include "loop_core_internal.h"
+#include "log_internal.h"
+#include "metrics_internal.h"
 
 /* Most events one wait collects; the rest wait for the next iteration. */
 #define READY_MAX 1024
@@ -301,6 +303,7 @@ int gust_loop_free(gust_loop *loop)
     assert(!loop->in_iteration && "gust_loop_free() inside an iteration");
     if (report_busy(loop))
         return -EBUSY;
+    gust__log_flush();
     gust__executor_free(loop);
     if (loop->backend_started) {
         bool forked = loop->backend_fork_gen !=
@@ -581,6 +584,9 @@ static int wait_ms(gust_loop *loop, double timeout)
     if (timeout > 0)
         limit = timeout >= 1e6 ? (uint64_t)1e15 : (uint64_t)(timeout * 1e9);
     uint64_t deadline = gust__timer_next_deadline(loop);
+    uint64_t log_due = gust__log_due_ns(); /* buffered lines wait no longer */
+    if (log_due < deadline)
+        deadline = log_due;
     if (deadline != UINT64_MAX) {
         /* Callbacks may have taken a while since phase 1. */
         loop->now_ns = gust__loop_clock_ns();
@@ -643,6 +649,7 @@ int gust_loop_run_once(gust_loop *loop, double timeout)
     loop->in_iteration = true;
     loop->batching = loop->batch != NULL;
     loop->now_ns = gust__loop_clock_ns();
+    gust__log_turn_begin(loop->now_ns);
     run_callbacks(loop);
     /* Sends deferred by the callbacks leave before the wait. */
     gust__loop_flush_writes(loop);
@@ -650,6 +657,7 @@ int gust_loop_run_once(gust_loop *loop, double timeout)
     if (n < 0) {
         loop->batching = false;
         loop->in_iteration = false;
+        gust__log_turn_end(UINT64_MAX);
         return n;
     }
     if (n > 0) {
@@ -664,6 +672,10 @@ int gust_loop_run_once(gust_loop *loop, double timeout)
     gust__loop_flush_writes(loop);
     loop->batching = false;
     loop->in_iteration = false;
+    /* The turn's log lines, if the oldest is due (log_internal.h), and
+     * its counts into the shared metrics (metrics_internal.h). */
+    gust__log_turn_end(loop->now_ns);
+    gust__metrics_turn_end();
     return 0;
 }
 

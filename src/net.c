@@ -159,6 +159,20 @@ gust_socket_list *gust_bind_sockets(int port, const char *address,
     int backlog = o.backlog > 0 ? o.backlog : DEFAULT_BACKLOG;
     if (address && !*address)
         address = NULL;
+    /* Under systemd socket activation the port's sockets come from it. */
+    int act[16];
+    int nact = port > 0 ? gust__net_take_activated(port, act, 16) : 0;
+    if (nact > 0) {
+        gust_socket_list *l = malloc(sizeof *l + (size_t)nact * sizeof(int));
+        if (!l) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        l->count = 0;
+        for (int i = 0; i < nact; i++)
+            l->fds[l->count++] = act[i];
+        return l;
+    }
 
     struct addrinfo *res = NULL;
     struct addrinfo lo[2];

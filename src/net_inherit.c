@@ -1,4 +1,5 @@
-/* Handing listening sockets to the next program image (SIGHUP reload).
+/* Handing listening sockets to the next program image (SIGHUP reload),
+ * and taking them from systemd (socket activation).
  *
  * The old image finds its listening sockets in /proc/self/fd rather than
  * remembering them: no global registry is needed, and sockets bound by the
@@ -9,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,6 +113,91 @@ int gust__net_take_inherited(const struct sockaddr *addr, socklen_t len)
         return fd;
     }
     return -1;
+}
+
+/* ---- systemd socket activation (sd_listen_fds(3)) ------------------------
+ *
+ * systemd (or systemd-socket-activate) starts the program with its
+ * listening sockets at fds 3, 4, ... and says so in LISTEN_FDS, with
+ * LISTEN_PID naming the process meant. The variables are left in the
+ * environment: a SIGHUP reload execs the same pid, whose new image finds
+ * the same sockets again (they stay open across the exec), while any other
+ * program started from here has another pid and ignores them. */
+
+#define SD_LISTEN_FDS_START 3
+
+static int activated[MAX_INHERITED];
+static int activated_n = -1; /* -1: LISTEN_FDS not read yet */
+
+static void load_activated(void)
+{
+    if (activated_n >= 0)
+        return;
+    activated_n = 0;
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    if (!pid || !fds)
+        return;
+    char *end;
+    long p = strtol(pid, &end, 10);
+    if (*end || p != (long)getpid())
+        return;
+    long n = strtol(fds, &end, 10);
+    if (*end || n <= 0)
+        return;
+    for (long i = 0; i < n && activated_n < MAX_INHERITED; i++) {
+        int fd = SD_LISTEN_FDS_START + (int)i;
+        if (!is_listening_socket(fd))
+            continue;
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        activated[activated_n++] = fd;
+    }
+}
+
+static int port_of(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+    return -1;
+}
+
+/* Drops fd from GUST_LISTEN_FDS, so that the close of the sockets no one
+ * took (after a reload) leaves it open. */
+static void forget_inherited(int fd)
+{
+    int fds[MAX_INHERITED];
+    int n = inherited_list(fds);
+    for (int i = 0; i < n; i++)
+        if (fds[i] == fd) {
+            fds[i] = fds[--n];
+            set_inherited_list(fds, n);
+            return;
+        }
+}
+
+int gust__net_take_activated(int port, int *out, int max)
+{
+    load_activated();
+    int k = 0;
+    for (int i = 0; i < activated_n && k < max; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        memset(&ss, 0, sizeof ss);
+        if (activated[i] < 0 ||
+            getsockname(activated[i], (struct sockaddr *)&ss, &sl) < 0 ||
+            port_of(&ss) != port)
+            continue;
+        out[k++] = activated[i];
+        forget_inherited(activated[i]);
+        gust_log_info("net", "port %d: using the socket passed by systemd "
+                      "(fd %d)", port, activated[i]);
+        activated[i] = -1;
+    }
+    return k;
 }
 
 int gust__net_close_inherited(void)

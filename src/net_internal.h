@@ -21,6 +21,12 @@
  * returns it, non-blocking and close-on-exec again. Else -1. */
 int gust__net_take_inherited(const struct sockaddr *addr, socklen_t len);
 
+/* systemd socket activation: when LISTEN_PID is this process, takes the
+ * sockets of LISTEN_FDS listening on port (any address; systemd chose
+ * it), at most max of them, into out, non-blocking and close-on-exec.
+ * Returns how many (0: none, bind as usual). */
+int gust__net_take_activated(int port, int *out, int max);
+
 /* Closes the inherited sockets nobody took (the new image no longer binds
  * those addresses) and forgets the list. Returns how many were closed. */
 int gust__net_close_inherited(void);

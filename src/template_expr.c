@@ -924,6 +924,9 @@ json_t *gust__template_expr_eval(struct render *r, const struct expr *e,
             return json_incref(v);
         if (r->ctx && (v = json_object_get(r->ctx, e->name)))
             return json_incref(v);
+        if (r->hooks && r->hooks->lookup &&
+            (v = r->hooks->lookup(r->hooks->data, e->name)))
+            return v;
         return missing(r, e->line, "name '%s' is not defined", e->name);
     case E_LIST:
         if (!(v = json_array()))

@@ -23,6 +23,9 @@ enum builtin {
     B_LOWER,
     B_RANGE,
     B_JOIN,
+    B_LINKIFY,
+    B_STATIC_URL,
+    B_REVERSE_URL,
 };
 
 static const struct {
@@ -37,7 +40,9 @@ static const struct {
     {"str", B_STR, 1, 1},           {"int", B_INT, 1, 1},
     {"float", B_FLOAT, 1, 1},       {"upper", B_UPPER, 1, 1},
     {"lower", B_LOWER, 1, 1},       {"range", B_RANGE, 1, 3},
-    {"join", B_JOIN, 1, 2},
+    {"join", B_JOIN, 1, 2},         {"linkify", B_LINKIFY, 1, 5},
+    {"static_url", B_STATIC_URL, 1, 1},
+    {"reverse_url", B_REVERSE_URL, 1, TPL_MAX_CALL_ARGS},
 };
 
 int gust__template_filters_builtin(const char *name, size_t n, int *min_args,
@@ -52,16 +57,9 @@ int gust__template_filters_builtin(const char *name, size_t n, int *min_args,
     return -1;
 }
 
-/* Growable byte string for building results. */
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool failed;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
+void gust__template_filters_sb_add(struct sbuf *b, const char *s, size_t n)
 {
-    if (b->failed)
+    if (b->failed || n == 0)
         return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
@@ -82,7 +80,7 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 
 /* Python's repr() of a float: the shortest text that reads back the same,
  * with ".0" on integral values and exponents only outside [1e-4, 1e16). */
-static void format_real(double d, char *out, size_t n)
+void gust__template_filters_format_real(double d, char *out, size_t n)
 {
     if (isnan(d)) {
         snprintf(out, n, "nan");
@@ -126,7 +124,7 @@ char *gust__template_filters_to_text(const json_t *v, size_t *n)
         *n = strlen(tmp);
         break;
     case JSON_REAL:
-        format_real(json_real_value(v), tmp, sizeof tmp);
+        gust__template_filters_format_real(json_real_value(v), tmp, sizeof tmp);
         *n = strlen(tmp);
         break;
     case JSON_TRUE:
@@ -178,8 +176,8 @@ static int escape_into(struct render *r, struct sbuf *b, const char *s, size_t n
         if (!rep)
             continue;
         if (b) {
-            sb_add(b, s + start, i - start);
-            sb_add(b, rep, strlen(rep));
+            gust__template_filters_sb_add(b, s + start, i - start);
+            gust__template_filters_sb_add(b, rep, strlen(rep));
         } else {
             int rc = gust__template_render_emit(r, s + start, i - start);
             if (rc == 0)
@@ -190,14 +188,18 @@ static int escape_into(struct render *r, struct sbuf *b, const char *s, size_t n
         start = i + 1;
     }
     if (b) {
-        sb_add(b, s + start, n - start);
+        gust__template_filters_sb_add(b, s + start, n - start);
         return 0;
     }
     return gust__template_render_emit(r, s + start, n - start);
 }
 
-int gust__template_filters_emit_value(struct render *r, const json_t *v,
-                                      bool escape)
+void gust__template_filters_sb_escape(struct sbuf *b, const char *s, size_t n)
+{
+    escape_into(NULL, b, s, n);
+}
+
+int gust__template_filters_emit_value(struct render *r, const json_t *v, bool escape)
 {
     if (json_is_string(v))
         return escape ? escape_into(r, NULL, json_string_value(v),
@@ -236,7 +238,7 @@ static json_t *text_of(struct render *r, int line, const json_t *v, struct sbuf 
     char *s = gust__template_filters_to_text(v, &n);
     if (!s)
         return gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
-    sb_add(b, s, n);
+    gust__template_filters_sb_add(b, s, n);
     free(s);
     return (json_t *)v;
 }
@@ -252,12 +254,12 @@ static json_t *url_escape(struct render *r, int line, const json_t *v, bool plus
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
             c == '_' || c == '.' || c == '-' || c == '~' ||
             (c == '/' && !plus)) { /* quote() keeps '/', quote_plus() not */
-            sb_add(&out, (const char *)&c, 1);
+            gust__template_filters_sb_add(&out, (const char *)&c, 1);
         } else if (c == ' ' && plus) {
-            sb_add(&out, "+", 1);
+            gust__template_filters_sb_add(&out, "+", 1);
         } else {
             snprintf(hex, sizeof hex, "%%%02X", c);
-            sb_add(&out, hex, 3);
+            gust__template_filters_sb_add(&out, hex, 3);
         }
     }
     free(in.p);
@@ -274,9 +276,9 @@ static json_t *json_encode(struct render *r, int line, const json_t *v)
     struct sbuf out = {0};
     for (const char *p = d; *p; p++) {
         if (p[0] == '<' && p[1] == '/')
-            sb_add(&out, "<\\", 2);
+            gust__template_filters_sb_add(&out, "<\\", 2);
         else
-            sb_add(&out, p, 1);
+            gust__template_filters_sb_add(&out, p, 1);
     }
     free(d);
     return string_result(r, line, &out);
@@ -374,6 +376,47 @@ static json_t *range(struct render *r, int line, json_t **args, int n)
     return a ? a : gust__template_expr_fail(r, -ENOMEM, line, "out of memory");
 }
 
+/* static_url(path) and reverse_url(name, args...): the application's, through
+ * the render's hooks. */
+static json_t *app_url(struct render *r, const struct expr *e, json_t **args)
+{
+    const gust_template_hooks *hk = r->hooks;
+    bool is_static = e->fn == B_STATIC_URL;
+    const char *what = is_static ? "static_url" : "reverse_url";
+    if (!hk || !(is_static ? (void *)hk->static_url : (void *)hk->reverse_url))
+        return gust__template_expr_fail(r, -EINVAL, e->line, "%s() needs the application "
+                              "(render with hooks, as gust_handler_render "
+                              "does)",
+                              what);
+    /* Arguments as text: reverse_url("item", 42) works as in Tornado. */
+    char *text[TPL_MAX_CALL_ARGS] = {NULL};
+    int n = e->nitems;
+    json_t *v = NULL;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        if (!(text[i] = gust__template_filters_to_text(args[i], &len))) {
+            gust__template_expr_fail(r, -ENOMEM, e->line, "out of memory");
+            goto done;
+        }
+    }
+    const char *url =
+        is_static ? hk->static_url(hk->data, text[0])
+                  : hk->reverse_url(hk->data, text[0],
+                                    (const char *const *)text + 1,
+                                    (size_t)n - 1);
+    if (!url)
+        gust__template_expr_fail(r, -EINVAL, e->line, "%s(\"%.60s\"%s) failed%s", what,
+                       text[0], n > 1 ? ", ..." : "",
+                       is_static ? "" : ": no such route, or another number "
+                                        "of arguments");
+    else if (!(v = json_string(url)))
+        gust__template_expr_fail(r, -ENOMEM, e->line, "out of memory");
+done:
+    for (int i = 0; i < n; i++)
+        free(text[i]);
+    return v;
+}
+
 static json_t *call(struct render *r, const struct expr *e, json_t **args)
 {
     json_t *v = args[0];
@@ -404,9 +447,9 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
                 continue;
             }
             if (space && out.n)
-                sb_add(&out, " ", 1);
+                gust__template_filters_sb_add(&out, " ", 1);
             space = false;
-            sb_add(&out, b.p + i, 1);
+            gust__template_filters_sb_add(&out, b.p + i, 1);
         }
         free(b.p);
         return string_result(r, e->line, &out);
@@ -453,7 +496,8 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
                 r, -EINVAL, e->line, "join() takes an array and a string");
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i && e->nitems > 1)
-                sb_add(&b, json_string_value(args[1]), json_string_length(args[1]));
+                gust__template_filters_sb_add(&b, json_string_value(args[1]),
+                                 json_string_length(args[1]));
             if (!text_of(r, e->line, json_array_get(v, i), &b)) {
                 free(b.p);
                 return NULL;
@@ -462,6 +506,11 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
                 break;
         }
         return string_result(r, e->line, &b);
+    case B_LINKIFY:
+        return gust__template_linkify(r, e->line, args, e->nitems);
+    case B_STATIC_URL:
+    case B_REVERSE_URL:
+        return app_url(r, e, args);
     case B_DEFAULT:
         break;
     }
@@ -471,7 +520,7 @@ static json_t *call(struct render *r, const struct expr *e, json_t **args)
 json_t *gust__template_filters_call(struct render *r, const struct expr *e,
                                     int depth)
 {
-    json_t *args[3] = {NULL, NULL, NULL};
+    json_t *args[TPL_MAX_CALL_ARGS] = {NULL};
     if (e->fn == B_DEFAULT) {
         /* default(x, fallback): fallback ("" if omitted) when x names
          * something undefined: a name, key or index that is missing. */

@@ -1,6 +1,8 @@
 /* Internal contract between the template compiler (template_parse.c,
  * template_expr.c), the renderer (template_render.c, with the filters in
- * template_filters.c) and the loader (template_loader.c). Not installed. */
+ * template_filters.c and template_linkify.c) and the loader
+ * (template_loader.c); web_output.c uses its float formatting for
+ * write_json. Not installed. */
 #ifndef GUST_TEMPLATE_INTERNAL_H
 #define GUST_TEMPLATE_INTERNAL_H
 
@@ -159,8 +161,12 @@ struct tpl_local {
     json_t *value;
 };
 
+/* Most arguments a builtin takes (reverse_url: a name and 8 groups). */
+#define TPL_MAX_CALL_ARGS 9
+
 struct render {
     gust_template *top;
+    const gust_template_hooks *hooks; /* static_url, reverse_url; may be NULL */
     gust_template_write_fn write;
     void *wdata;
     /* output: either a growable buffer (write == NULL) or a flush buffer */
@@ -183,9 +189,10 @@ struct render {
 
 /* Renders t (status 0) with limits; output to fn, or to *out / *len when fn
  * is NULL. The message of a failure goes to err. */
-int gust__template_render(gust_template *t, const gust_template_limits *limits,
-                          json_t *ctx, gust_template_write_fn fn, void *data,
-                          char **out, size_t *len, char *err, size_t errlen);
+int gust__template_render(gust_template *t, const gust_template_limits *limits, json_t *ctx,
+                     const gust_template_hooks *hooks,
+                     gust_template_write_fn fn, void *data, char **out, size_t *len,
+                     char *err, size_t errlen);
 
 /* Evaluates e; returns a new reference or NULL with r->err set. */
 json_t *gust__template_expr_eval(struct render *r, const struct expr *e,
@@ -196,11 +203,28 @@ void *gust__template_expr_fail(struct render *r, int code, int line,
                                const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Appends v's text form (str() in Python) to r's output, escaped or not. */
-int gust__template_filters_emit_value(struct render *r, const json_t *v,
-                                      bool escape);
+int gust__template_filters_emit_value(struct render *r, const json_t *v, bool escape);
 int gust__template_render_emit(struct render *r, const char *s, size_t n);
+/* Python's repr() of a float into out (n >= 32): the shortest text that
+ * reads back the same ("0.3", "1.0", "1e+20"). Also used by the web
+ * layer's write_json. */
+void gust__template_filters_format_real(double d, char *out, size_t n);
 /* The text form of v as a new malloc'd string (*n bytes), or NULL on OOM. */
 char *gust__template_filters_to_text(const json_t *v, size_t *n);
+/* Growable byte string for building results; failed turns true (and
+ * later adds do nothing) when out of memory. The caller frees p. */
+struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool failed;
+};
+void gust__template_filters_sb_add(struct sbuf *b, const char *s, size_t n);
+/* Appends s HTML-escaped (& < > " '). */
+void gust__template_filters_sb_escape(struct sbuf *b, const char *s, size_t n);
+
+/* linkify(text[, shorten, extra_params, require_protocol,
+ * permitted_protocols]) (template_linkify.c). */
+json_t *gust__template_linkify(struct render *r, int line, json_t **args, int nargs);
 /* Evaluates a call of a builtin (E_CALL). */
 json_t *gust__template_filters_call(struct render *r, const struct expr *e,
                                     int depth);

@@ -260,8 +260,10 @@ int gust_template_loader_load(gust_template_loader *l, const char *name,
     return load(l, name, 0, out, l->err, sizeof l->err, &located);
 }
 
-int gust_template_loader_render(gust_template_loader *l, const char *name,
-                                json_t *context, char **out, size_t *len)
+int gust_template_loader_render_with(gust_template_loader *l, const char *name,
+                                     json_t *context,
+                                     const gust_template_hooks *hooks,
+                                     char **out, size_t *len)
 {
     gust_template *t;
     bool located;
@@ -270,8 +272,14 @@ int gust_template_loader_render(gust_template_loader *l, const char *name,
     int rc = load(l, name, 0, &t, l->err, sizeof l->err, &located);
     if (rc < 0)
         return rc;
-    return gust__template_render(t, &l->limits, context, NULL, NULL, out, len,
-                                 l->err, sizeof l->err);
+    return gust__template_render(t, &l->limits, context, hooks, NULL, NULL, out, len,
+                            l->err, sizeof l->err);
+}
+
+int gust_template_loader_render(gust_template_loader *l, const char *name,
+                                json_t *context, char **out, size_t *len)
+{
+    return gust_template_loader_render_with(l, name, context, NULL, out, len);
 }
 
 int gust_template_loader_render_to(gust_template_loader *l, const char *name,
@@ -282,6 +290,6 @@ int gust_template_loader_render_to(gust_template_loader *l, const char *name,
     int rc = load(l, name, 0, &t, l->err, sizeof l->err, &located);
     if (rc < 0)
         return rc;
-    return gust__template_render(t, &l->limits, context, fn, data, NULL, NULL,
-                                 l->err, sizeof l->err);
+    return gust__template_render(t, &l->limits, context, NULL, fn, data, NULL, NULL,
+                            l->err, sizeof l->err);
 }

@@ -314,6 +314,7 @@ static int render_template(struct render *r, const gust_template *t)
 }
 
 static int render(gust_template *t, const gust_template_limits *limits, json_t *ctx,
+                  const gust_template_hooks *hooks,
                   gust_template_write_fn fn, void *data, char **out, size_t *len,
                   char *err, size_t errlen)
 {
@@ -330,8 +331,8 @@ static int render(gust_template *t, const gust_template_limits *limits, json_t *
         snprintf(err, errlen, "%s: the context must be a JSON object", t->name);
         return -EINVAL;
     }
-    struct render r = {.top = t, .write = fn, .wdata = data, .ctx = ctx,
-                       .limits = *limits, .file = t->name};
+    struct render r = {.top = t, .hooks = hooks, .write = fn, .wdata = data,
+                       .ctx = ctx, .limits = *limits, .file = t->name};
     if (fn) {
         r.buf = malloc(FLUSH_SIZE);
         if (!r.buf) {
@@ -368,20 +369,31 @@ static int render(gust_template *t, const gust_template_limits *limits, json_t *
     return 0;
 }
 
-int gust__template_render(gust_template *t, const gust_template_limits *limits,
-                          json_t *ctx, gust_template_write_fn fn, void *data,
-                          char **out, size_t *len, char *err, size_t errlen)
+int gust__template_render(gust_template *t, const gust_template_limits *limits, json_t *ctx,
+                     const gust_template_hooks *hooks,
+                     gust_template_write_fn fn, void *data, char **out, size_t *len,
+                     char *err, size_t errlen)
 {
-    return render(t, limits, ctx, fn, data, out, len, err, errlen);
+    return render(t, limits, ctx, hooks, fn, data, out, len, err, errlen);
 }
 
 int gust_template_render(gust_template *t, json_t *context, char **out, size_t *len)
 {
-    return render(t, &t->limits, context, NULL, NULL, out, len, t->err, sizeof t->err);
+    return render(t, &t->limits, context, NULL, NULL, NULL, out, len, t->err,
+                  sizeof t->err);
+}
+
+int gust_template_render_with(gust_template *t, json_t *context,
+                              const gust_template_hooks *hooks, char **out,
+                              size_t *len)
+{
+    return render(t, &t->limits, context, hooks, NULL, NULL, out, len, t->err,
+                  sizeof t->err);
 }
 
 int gust_template_render_to(gust_template *t, json_t *context,
                             gust_template_write_fn fn, void *data)
 {
-    return render(t, &t->limits, context, fn, data, NULL, NULL, t->err, sizeof t->err);
+    return render(t, &t->limits, context, NULL, fn, data, NULL, NULL, t->err,
+                  sizeof t->err);
 }

@@ -41,6 +41,14 @@ static bool copy_settings(gust_app *app, const gust_app_settings *s)
         own(app, s->static_url_prefix ? s->static_url_prefix : "/static/",
             &ok);
     d->template_path = own(app, s->template_path, &ok);
+    d->login_url = own(app, s->login_url, &ok);
+    if (s->default_handler && s->default_handler->base) {
+        app->default_merged = gust__handler_class_merge(s->default_handler);
+        app->default_declared = s->default_handler;
+        d->default_handler = app->default_merged;
+        if (!app->default_merged)
+            ok = false;
+    }
     size_t n = 0;
     if (s->cookie_secrets)
         while (s->cookie_secrets[n])
@@ -192,5 +200,6 @@ void gust_app_free(gust_app *app)
         free(app->owned[i]);
     free(app->owned);
     free(app->secrets);
+    free(app->default_merged);
     free(app);
 }

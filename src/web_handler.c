@@ -25,6 +25,14 @@ const gust_handler_class *gust_handler_get_class(gust_handler *h)
 {
     return h->cls;
 }
+const gust_handler_class *gust_handler_declared_class(gust_handler *h)
+{
+    if (h->route)
+        return h->route->declared;
+    if (h->app->default_merged && h->cls == h->app->default_merged)
+        return h->app->default_declared;
+    return h->cls;
+}
 void *gust_handler_route_data(gust_handler *h) { return h->route_data; }
 void *gust_handler_state(gust_handler *h) { return h->state; }
 gust_arena *gust_handler_arena(gust_handler *h) { return h->req->arena; }
@@ -61,24 +69,166 @@ char *gust_handler_reverse_url(gust_handler *h, const char *name, ...)
     return url;
 }
 
+/* ---- Classes made from a base ------------------------------------------ */
+
+/* Deep enough for any real hierarchy; a longer chain is a cycle. */
+#define MAX_BASES 16
+
+static void inherit(gust_handler_class *d, const gust_handler_class *b)
+{
+#define INHERIT(field)                                                         \
+    if (!d->field)                                                             \
+    d->field = b->field
+    INHERIT(name);
+    INHERIT(initialize);
+    INHERIT(prepare);
+    INHERIT(get);
+    INHERIT(head);
+    INHERIT(post);
+    INHERIT(put);
+    INHERIT(delete_);
+    INHERIT(patch);
+    INHERIT(options);
+    INHERIT(data_received);
+    INHERIT(on_finish);
+    INHERIT(on_connection_close);
+    INHERIT(write_error);
+    INHERIT(set_default_headers);
+    INHERIT(get_current_user);
+#undef INHERIT
+    d->flags |= b->flags;
+    d->authenticated_methods |= b->authenticated_methods;
+    if (d->state_size < b->state_size)
+        d->state_size = b->state_size;
+}
+
+gust_handler_class *gust__handler_class_merge(const gust_handler_class *cls)
+{
+    gust_handler_class *m = malloc(sizeof *m);
+    if (!m)
+        return NULL;
+    *m = *cls;
+    int depth = 0;
+    for (const gust_handler_class *b = cls->base; b && depth < MAX_BASES;
+         b = b->base, depth++)
+        inherit(m, b);
+    m->base = NULL;
+    return m;
+}
+
+/* ---- The current user ---------------------------------------------------- */
+
+const char *gust_handler_current_user(gust_handler *h)
+{
+    if (!h->user_known) {
+        h->user_known = true;
+        if (h->cls && h->cls->get_current_user) {
+            h->busy++;
+            h->current_user = h->cls->get_current_user(h);
+            h->busy--;
+        }
+    }
+    return h->current_user;
+}
+
+int gust_handler_set_current_user(gust_handler *h, const char *user)
+{
+    const char *copy = user ? gust_arena_strdup(h->req->arena, user) : NULL;
+    if (user && !copy)
+        return -ENOMEM;
+    h->user_known = true;
+    h->current_user = copy;
+    return 0;
+}
+
+static inline bool needs_user(const gust_handler *h)
+{
+    return (h->cls->flags & GUST_HANDLER_AUTHENTICATED) ||
+           (h->cls->authenticated_methods &
+            GUST_HTTP_METHOD_BIT(h->req->method_id));
+}
+
+/* urlsplit(url).scheme is not empty: letters, digits, + - . then ':'. */
+static bool has_scheme(const char *url)
+{
+    const char *p = url;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return false;
+    while (*p && *p != ':' && (strchr("+-.", *p) ||
+                               (*p >= '0' && *p <= '9') ||
+                               (*p >= 'a' && *p <= 'z') ||
+                               (*p >= 'A' && *p <= 'Z')))
+        p++;
+    return *p == ':';
+}
+
+/* Tornado's @authenticated, for a method that needs a user: true when
+ * there is one. Otherwise the request was redirected to the login page or
+ * answered 403. */
+static bool user_allowed(gust_handler *h)
+{
+    if (gust_handler_current_user(h) || h->finished)
+        return !h->finished;
+    gust_http_method m = h->req->method_id;
+    if (m != GUST_HTTP_METHOD_GET && m != GUST_HTTP_METHOD_HEAD) {
+        gust_handler_send_error(h, 403, "%s needs a signed-in user",
+                                h->req->method);
+        return false;
+    }
+    const char *login = h->app->settings.login_url;
+    if (!login) {
+        gust_handler_send_error(h, 500, "%s is authenticated but the app "
+                                "has no login_url setting", class_name(h));
+        return false;
+    }
+    const char *url = login;
+    if (!strchr(login, '?')) {
+        gust_arena *a = h->req->arena;
+        const gust_http_request *r = h->req;
+        /* An absolute login URL (another host) gets an absolute next. */
+        const char *next =
+            has_scheme(login)
+                ? gust_arena_sprintf(a, "%s://%s%s",
+                                     r->protocol ? r->protocol : "http",
+                                     r->host ? r->host : "", r->uri)
+                : r->uri;
+        gust_str esc;
+        if (!next ||
+            gust_url_escape(a, gust_str_cstr(next), GUST_URL_PLUS, &esc) < 0 ||
+            !(url = gust_arena_sprintf(a, "%s?next=%.*s", login,
+                                       (int)esc.len, esc.ptr))) {
+            gust_handler_send_error(h, 500, "out of memory");
+            return false;
+        }
+    }
+    if (gust_handler_redirect(h, url, 0) < 0 && !h->finished)
+        gust_handler_send_error(h, 500, "bad login_url");
+    return false;
+}
+
+/* True when the method may run (most classes need no user). */
+static inline bool user_check(gust_handler *h)
+{
+    return !needs_user(h) || user_allowed(h);
+}
+
+static void set_default_headers(gust_handler *h)
+{
+    if (h->cls && h->cls->set_default_headers) {
+        h->busy++;
+        h->cls->set_default_headers(h);
+        h->busy--;
+    }
+}
+
 /* ---- Access log -------------------------------------------------------- */
 
 static void log_request(gust_handler *h)
 {
-    if (h->app->settings.log_function) {
+    if (h->app->settings.log_function)
         h->app->settings.log_function(h, h->app->settings.log_data);
-        return;
-    }
-    int status = *h->resp_status;
-    int level = status < 400   ? GUST_LOG_INFO
-                : status < 500 ? GUST_LOG_WARNING
-                               : GUST_LOG_ERROR;
-    if (level < gust_log_level())
-        return;
-    double now = gust_loop_update_time(gust_handler_loop(h));
-    double ms = 1000.0 * (now - h->req->start_time);
-    gust_log(level, "access", "%d %s %s (%s) %.2fms", status, h->req->method,
-             h->req->uri, h->req->remote_ip ? h->req->remote_ip : "-", ms);
+    else
+        gust_handler_log_request(h);
 }
 
 /* ---- Finishing ----------------------------------------------------------- */
@@ -220,6 +370,8 @@ static int send_error_v(gust_handler *h, int status, const char *fmt,
     if (status < 100 || status > 599)
         status = 500;
     gust_http_response_set_status(h->req, status, NULL);
+    /* As Tornado's clear(): the class's own headers come back. */
+    set_default_headers(h);
     if (status == 405 && h->allow)
         gust_http_response_set_header(h->req, "Allow", h->allow);
     /* As Tornado's log_exception: the reason of a 4xx (a missing
@@ -256,13 +408,13 @@ static gust_handler_fn method_fn(const gust_handler_class *c,
                                  gust_http_method m)
 {
     switch (m) {
-    case GUST_HTTP_GET: return c->get;
-    case GUST_HTTP_HEAD: return c->head;
-    case GUST_HTTP_POST: return c->post;
-    case GUST_HTTP_PUT: return c->put;
-    case GUST_HTTP_DELETE: return c->delete_;
-    case GUST_HTTP_PATCH: return c->patch;
-    case GUST_HTTP_OPTIONS: return c->options;
+    case GUST_HTTP_METHOD_GET: return c->get;
+    case GUST_HTTP_METHOD_HEAD: return c->head;
+    case GUST_HTTP_METHOD_POST: return c->post;
+    case GUST_HTTP_METHOD_PUT: return c->put;
+    case GUST_HTTP_METHOD_DELETE: return c->delete_;
+    case GUST_HTTP_METHOD_PATCH: return c->patch;
+    case GUST_HTTP_METHOD_OPTIONS: return c->options;
     default: return NULL;
     }
 }
@@ -271,7 +423,8 @@ static const char *allow_list(gust_handler *h)
 {
     /* The enum's order, GET to OPTIONS, is the Allow list's. */
     char buf[64] = "";
-    for (gust_http_method m = GUST_HTTP_GET; m <= GUST_HTTP_OPTIONS; m++) {
+    for (gust_http_method m = GUST_HTTP_METHOD_GET;
+         m <= GUST_HTTP_METHOD_OPTIONS; m++) {
         if (method_fn(h->cls, m)) {
             if (buf[0])
                 strcat(buf, ", ");
@@ -354,6 +507,8 @@ static int coro_body(gust_loop *loop, gust_value *result, void *data)
         if (!after_call(h, rc, true))
             return 0;
     }
+    if (!user_check(h))
+        return 0;
     after_call(h, call_method(h), false);
     return 0;
 }
@@ -414,7 +569,8 @@ static void execute(gust_handler *h)
         return;
     }
     h->prepared = true;
-    after_call(h, call_method(h), false);
+    if (user_check(h))
+        after_call(h, call_method(h), false);
     gust__handler_maybe_release(h);
 }
 
@@ -425,7 +581,8 @@ static int coro_prepare(gust_loop *loop, gust_value *result, void *data)
     (void)loop;
     (void)result;
     gust_handler *h = data;
-    after_call(h, call_prepare(h), true);
+    if (after_call(h, call_prepare(h), true))
+        user_check(h); /* before the body is read */
     return 0;
 }
 
@@ -473,6 +630,7 @@ static int on_headers(gust_http_request *req, void *data)
             return 1;
         }
     }
+    set_default_headers(h);
     if (h->cls->initialize) {
         h->busy++;
         rc = h->cls->initialize(h, h->route_data);
@@ -506,7 +664,7 @@ static int on_headers(gust_http_request *req, void *data)
         }
         return 0;
     }
-    if (!after_call(h, call_prepare(h), true)) {
+    if (!after_call(h, call_prepare(h), true) || !user_check(h)) {
         gust__handler_maybe_release(h);
         return 1;
     }

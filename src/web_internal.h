@@ -1,6 +1,6 @@
 /* Internal contract of the web core (web_app.c, web_router.c,
- * web_handler.c, web_output.c, web_arguments.c, web_cookie.c). Not
- * installed. */
+ * web_handler.c, web_output.c, web_arguments.c, web_cookie.c,
+ * web_access_log.c). Not installed. */
 #ifndef GUST_WEB_INTERNAL_H
 #define GUST_WEB_INTERNAL_H
 
@@ -29,6 +29,8 @@ typedef struct gust__web_route {
     char *host;
     pcre2_code *host_re; /* NULL: any host */
     const gust_handler_class *cls;
+    gust_handler_class *merged; /* cls, when made from a base: owned */
+    const gust_handler_class *declared; /* the class the route named */
     void *data;
     char *name;
     uint32_t groups;      /* capture groups in re */
@@ -74,6 +76,10 @@ const char *gust__web_route_kwarg(const gust__web_route *route,
                                   const gust__web_match *m, const char *name);
 char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
                                const char *name, va_list ap);
+/* The same with nargs arguments in an array. */
+char *gust__web_router_reverse_argv(const gust__web_router *r,
+                                    gust_arena *arena, const char *name,
+                                    const char *const *args, size_t nargs);
 
 /* ---- Application (web_app.c) -------------------------------------------- */
 
@@ -88,6 +94,8 @@ struct gust_app {
     gust_template_loader *loader;
     gust__static_cache *static_cache;
     gust_static_options static_opts;
+    gust_handler_class *default_merged; /* default_handler made from a base */
+    const gust_handler_class *default_declared; /* the one the settings named */
 };
 
 /* ---- Handler (web_handler.c, web_output.c, web_cookie.c) ---------------- */
@@ -126,6 +134,8 @@ struct gust_handler {
     bool gzipping;
     bool prepared;         /* prepare ran */
     bool body_held;        /* the body waits for a coroutine prepare */
+    bool user_known;       /* current_user asked for (or set) already */
+    const char *current_user;
     const char *missing_arg; /* first GUST_REQUIRED argument missing */
     /* Buffered body, in the request arena. */
     char *body;
@@ -139,6 +149,10 @@ struct gust_handler {
     char etag_line[26];    /* the automatic ETag's field line:
                               Etag: "<16 hex digits>"\r\n */
 };
+
+/* A class with a base, merged with its bases into one malloc'ed class
+ * (free() it); NULL when out of memory. */
+gust_handler_class *gust__handler_class_merge(const gust_handler_class *cls);
 
 /* on_finish and the access log line, once, whether the response was sent
  * or the client went away first. */

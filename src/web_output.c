@@ -14,6 +14,7 @@
 
 #include "gust/log.h"
 #include "http_server_contract.h"
+#include "template_internal.h"
 #include "web_internal.h"
 
 #define LOG_MODULE "web"
@@ -116,7 +117,7 @@ static inline int prepare_headers(gust_handler *h, seen_headers *s,
         s->content_type = GUST_STR("text/html; charset=UTF-8");
         gust__http_response_put_header(h->req, GUST_STR("Content-Type"),
                                        s->content_type,
-                                       GUST_HEADER_TRUSTED | GUST__PUT_APPEND);
+                                       GUST_HTTP_HEADER_TRUSTED | GUST__PUT_APPEND);
     }
     if (!h->app->settings.compress_response || h->no_compression ||
         !gust__gzip_type_compressible(s->content_type))
@@ -228,18 +229,105 @@ int gust_handler_printf(gust_handler *h, const char *fmt, ...)
     return 0;
 }
 
+/* Jansson prints every real with 17 significant digits (0.3 as
+ * 0.29999999999999999): each number with a '.' or an exponent in the
+ * dump of s is rewritten as the shortest text that reads back the same,
+ * as Python's json.dumps prints it. Returns s itself when there is no
+ * real (the usual case: nothing is copied), else a new string (s freed),
+ * NULL when out of memory (s freed). */
+static char *shortest_reals(char *s)
+{
+    char *out = NULL;
+    size_t n = strlen(s), o = 0, done = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9'))
+            continue;
+        size_t j = i;
+        bool real = false;
+        while (j < n && strchr("0123456789+-.eE", s[j])) {
+            real |= s[j] == '.' || s[j] == 'e' || s[j] == 'E';
+            j++;
+        }
+        if (real) {
+            char num[40];
+            gust__template_filters_format_real(strtod(s + i, NULL), num, sizeof num);
+            size_t k = strlen(num);
+            /* At most 2 bytes longer than Jansson's (its exponent has no
+             * '+' and no leading zero, Python's "e+05" has), and a real
+             * takes 3 bytes at least: 2n is room. */
+            if (!out && !(out = malloc(2 * n + 1))) {
+                free(s);
+                return NULL;
+            }
+            memcpy(out + o, s + done, i - done);
+            o += i - done;
+            memcpy(out + o, num, k);
+            o += k;
+            done = j;
+        }
+        i = j - 1;
+    }
+    if (!out)
+        return s;
+    memcpy(out + o, s + done, n - done);
+    out[o + n - done] = '\0';
+    free(s);
+    return out;
+}
+
+/* Whether v holds a real: walking the values costs less than scanning the
+ * text of a dump made mostly of strings. Past Jansson's own depth limit
+ * the answer is "maybe" (true). */
+static bool has_real(const json_t *v, int depth)
+{
+    if (depth > 2048)
+        return true;
+    if (json_is_real(v))
+        return true;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (has_real(json_array_get(v, i), depth + 1))
+                return true;
+    } else if (json_is_object(v)) {
+        const char *k;
+        const json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (has_real(x, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
 int gust_handler_write_json(gust_handler *h, const struct json_t *json)
 {
     if (h->finished || h->error_sent)
         return -EINVAL;
-    char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY |
+                                   JSON_REAL_PRECISION(17));
+    if (s && has_real(json, 0))
+        s = shortest_reals(s);
     if (!s)
         return -ENOMEM;
     int rc = 0;
     if (!h->headers_sent)
         rc = gust__http_response_put_header(
             h->req, GUST_STR("Content-Type"),
-            GUST_STR("application/json; charset=UTF-8"), GUST_HEADER_TRUSTED);
+            GUST_STR("application/json; charset=UTF-8"), GUST_HTTP_HEADER_TRUSTED);
     if (rc == 0)
         rc = gust_handler_write_str(h, s);
     free(s);
@@ -409,7 +497,7 @@ static int set_etag(gust_handler *h, const seen_headers *s)
     gust_http_method m = h->req->method_id;
     if (h->headers_sent || s->etag ||
         *h->resp_status != 200 ||
-        (m != GUST_HTTP_GET && m != GUST_HTTP_HEAD))
+        (m != GUST_HTTP_METHOD_GET && m != GUST_HTTP_METHOD_HEAD))
         return 0;
     uint64_t x = XXH3_64bits(h->body ? h->body : "", h->body_len);
     /* The whole field line, built in the handler (which lives as long as
@@ -486,40 +574,44 @@ int gust_handler_redirect(gust_handler *h, const char *url, int status)
 
 /* ---- Templates --------------------------------------------------------- */
 
-static json_t *render_context(gust_handler *h, json_t *context)
+/* The names every template of a handler sees (Tornado's
+ * get_template_namespace), made only when a template uses one that its
+ * context does not have: no copy of the context, nothing built for the
+ * names a template does not use. */
+static json_t *hook_lookup(void *data, const char *name)
 {
-    json_t *ctx = context ? json_copy(context) : json_object();
-    if (!ctx || !json_is_object(ctx)) {
-        json_decref(ctx);
-        return NULL;
-    }
+    gust_handler *h = data;
     gust_http_request *r = h->req;
-    if (!json_object_get(ctx, "request")) {
-        json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-                                "method", r->method, "uri", r->uri, "path",
-                                r->path, "query", r->query, "host",
-                                r->host ? r->host : "", "remote_ip",
-                                r->remote_ip ? r->remote_ip : "", "protocol",
-                                r->protocol ? r->protocol : "http");
-        if (!req || json_object_set_new(ctx, "request", req) < 0)
-            goto fail;
+    if (strcmp(name, "request") == 0)
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "method",
+                         r->method, "uri", r->uri, "path", r->path, "query",
+                         r->query, "host", r->host ? r->host : "",
+                         "remote_ip", r->remote_ip ? r->remote_ip : "",
+                         "protocol", r->protocol ? r->protocol : "http");
+    if (strcmp(name, "current_user") == 0) {
+        const char *user = gust_handler_current_user(h);
+        return user ? json_string(user) : json_null();
     }
-    if (h->app->settings.xsrf_cookies &&
-        !json_object_get(ctx, "xsrf_form_html")) {
+    if (strcmp(name, "static_url_prefix") == 0)
+        return json_string(h->app->settings.static_url_prefix);
+    if (strcmp(name, "xsrf_form_html") == 0 && h->app->settings.xsrf_cookies) {
         const char *form = gust_handler_xsrf_form_html(h);
-        if (!form || json_object_set_new(ctx, "xsrf_form_html",
-                                         json_string(form)) < 0)
-            goto fail;
+        return form ? json_string(form) : NULL;
     }
-    if (!json_object_get(ctx, "static_url_prefix") &&
-        json_object_set_new(ctx, "static_url_prefix",
-                            json_string(h->app->settings.static_url_prefix)) <
-            0)
-        goto fail;
-    return ctx;
-fail:
-    json_decref(ctx);
     return NULL;
+}
+
+static const char *hook_static_url(void *data, const char *path)
+{
+    return gust_handler_static_url(data, path);
+}
+
+static const char *hook_reverse_url(void *data, const char *name,
+                                    const char *const *args, size_t nargs)
+{
+    gust_handler *h = data;
+    return gust__web_router_reverse_argv(&h->app->router, h->req->arena, name,
+                                         args, nargs);
 }
 
 char *gust_handler_render_string(gust_handler *h, const char *name,
@@ -529,15 +621,12 @@ char *gust_handler_render_string(gust_handler *h, const char *name,
         errno = ENOENT;
         return NULL;
     }
-    json_t *ctx = render_context(h, context);
-    if (!ctx) {
-        errno = ENOMEM;
-        return NULL;
-    }
     char *out = NULL;
     size_t n = 0;
-    int rc = gust_template_loader_render(h->app->loader, name, ctx, &out, &n);
-    json_decref(ctx);
+    const gust_template_hooks hooks = {hook_static_url, hook_reverse_url,
+                                       hook_lookup, h};
+    int rc = gust_template_loader_render_with(h->app->loader, name, context,
+                                              &hooks, &out, &n);
     if (rc < 0) {
         gust_log_error(LOG_MODULE, "template %s: %s", name,
                        gust_template_loader_error(h->app->loader));
@@ -568,6 +657,27 @@ int gust_handler_render(gust_handler *h, const char *name,
     if (!s)
         return h->render_error ? h->render_error : -ENOMEM;
     return gust_handler_write(h, s, n);
+}
+
+int gust_handler_render_pack(gust_handler *h, const char *name,
+                             const char *fmt, ...)
+{
+    if (!h->app->loader)
+        return -ENOENT;
+    json_error_t err;
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *ctx = json_vpack_ex(&err, 0, fmt, ap);
+    va_end(ap);
+    if (!ctx || !json_is_object(ctx)) {
+        gust_log_error(LOG_MODULE, "template %s: context %s: %s", name, fmt,
+                       ctx ? "not an object" : err.text);
+        json_decref(ctx);
+        return -EINVAL;
+    }
+    int rc = gust_handler_render(h, name, ctx);
+    json_decref(ctx);
+    return rc;
 }
 
 /* ---- Static URLs -------------------------------------------------------- */

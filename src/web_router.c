@@ -31,6 +31,7 @@ static void route_close(gust__web_route *rt)
     free(rt->pattern);
     free(rt->host);
     free(rt->name);
+    free(rt->merged);
     piece_free(rt->pieces, rt->npieces);
 }
 
@@ -157,7 +158,12 @@ static int make_pieces(gust__web_route *rt)
 static int route_init(gust__web_route *rt, const gust_route *src)
 {
     memset(rt, 0, sizeof *rt);
-    rt->cls = src->handler;
+    rt->cls = rt->declared = src->handler;
+    if (rt->cls && rt->cls->base) {
+        rt->cls = rt->merged = gust__handler_class_merge(rt->cls);
+        if (!rt->merged)
+            goto nomem;
+    }
     rt->data = src->data;
     rt->pattern = dupstr(src->pattern);
     rt->name = dupstr(src->name);
@@ -315,14 +321,38 @@ const char *gust__web_route_kwarg(const gust__web_route *route,
     return NULL;
 }
 
+static const gust__web_route *named(const gust__web_router *r,
+                                    const char *name)
+{
+    for (size_t i = 0; i < r->count; i++)
+        if (r->routes[i].name && strcmp(r->routes[i].name, name) == 0)
+            return &r->routes[i];
+    return NULL;
+}
+
 char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
                                const char *name, va_list ap)
 {
-    const gust__web_route *rt = NULL;
-    for (size_t i = 0; i < r->count && !rt; i++)
-        if (r->routes[i].name && strcmp(r->routes[i].name, name) == 0)
-            rt = &r->routes[i];
+    const gust__web_route *rt = named(r, name);
     if (!rt || !rt->pieces)
+        return NULL;
+    /* One more than the groups: a NULL there says the count is right. */
+    const char **args = gust_arena_alloc(arena, (rt->groups + 1) *
+                                                    sizeof *args);
+    if (!args)
+        return NULL;
+    size_t n = 0;
+    while (n <= rt->groups && (args[n] = va_arg(ap, const char *)))
+        n++;
+    return gust__web_router_reverse_argv(r, arena, name, args, n);
+}
+
+char *gust__web_router_reverse_argv(const gust__web_router *r,
+                                    gust_arena *arena, const char *name,
+                                    const char *const *args, size_t nargs)
+{
+    const gust__web_route *rt = named(r, name);
+    if (!rt || !rt->pieces || nargs != rt->groups)
         return NULL;
     /* Two passes over the arguments: escape each, then join. */
     gust_str *esc = rt->groups
@@ -332,16 +362,11 @@ char *gust__web_router_reverse(const gust__web_router *r, gust_arena *arena,
         return NULL;
     size_t total = 1;
     for (uint32_t g = 0; g < rt->groups; g++) {
-        const char *a = va_arg(ap, const char *);
-        if (!a)
-            return NULL;
-        if (gust_url_escape(arena, gust_str_cstr(a), GUST_URL_KEEP_SLASH,
-                            &esc[g]) < 0)
+        if (!args[g] || gust_url_escape(arena, gust_str_cstr(args[g]),
+                                        GUST_URL_KEEP_SLASH, &esc[g]) < 0)
             return NULL;
         total += esc[g].len;
     }
-    if (va_arg(ap, const char *) != NULL)
-        return NULL; /* more arguments than groups */
     for (size_t i = 0; i < rt->npieces; i++)
         total += strlen(rt->pieces[i].text);
     char *out = gust_arena_alloc(arena, total), *o = out;

@@ -500,6 +500,128 @@ static void test_with_timeout_completes(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* ---- gather ------------------------------------------------------------ */
+
+static void test_gather_every_outcome(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    frees = 0;
+    gust_future *ok = gust_future_new(loop), *bad = gust_future_new(loop);
+    capture_start();
+    gust_future *g = gust_gather(loop, (gust_future *[]){
+                                           gust_future_ref(ok),
+                                           gust_future_ref(bad),
+                                           gust_sleep(loop, 0.01),
+                                           gust_future_new(loop)}, 4);
+    assert_non_null(g);
+    /* A failure does not finish it early: the others are waited for. */
+    gust_future_set_error(bad, -ECONNREFUSED);
+    spin(loop, 3);
+    assert_false(gust_future_done(g));
+    gust_future_set_result(ok, owned_int(5));
+    gust_future_unref(ok);
+    gust_future_unref(bad);
+    gust_value v;
+    /* The fourth never completes: gather waits for it, and cancelling
+     * gather cancels it. */
+    spin(loop, 3);
+    assert_false(gust_future_done(g));
+    assert_true(gust_future_cancel(g));
+    assert_int_equal(gust_future_status(g), GUST_ECANCELED);
+    gust_future_unref(g);
+    spin(loop, 3);
+
+    /* Every outcome, in order, each with its own error. */
+    ok = gust_future_new(loop);
+    bad = gust_future_new(loop);
+    g = gust_gather(loop, (gust_future *[]){gust_future_ref(ok),
+                                            gust_future_ref(bad),
+                                            gust_sleep(loop, 0)}, 3);
+    gust_future_set_error(bad, GUST_ETIMEOUT);
+    gust_future_set_result(ok, owned_int(7));
+    gust_future_unref(ok);
+    gust_future_unref(bad);
+    assert_int_equal(gust_loop_run_sync(loop, g, 10, &v), 0);
+    gust_outcome *outs = v.ptr;
+    assert_non_null(outs);
+    assert_int_equal(outs[0].status, 0);
+    assert_int_equal(*(int *)outs[0].value.ptr, 7);
+    assert_int_equal(outs[1].status, GUST_ETIMEOUT);
+    assert_null(outs[1].value.ptr);
+    assert_int_equal(outs[2].status, 0);
+    gust_value_free(&v);
+    assert_int_equal(frees, 2); /* the 5 above (cancelled gather) and the 7 */
+    /* No child error was reported as never retrieved. */
+    assert_int_equal(log_count, 0);
+    /* Nothing to gather. */
+    v = GUST_VALUE_INT(1);
+    assert_int_equal(gust_loop_run_sync(loop, gust_gather(loop, NULL, 0), 10,
+                                        &v), 0);
+    assert_null(v.ptr);
+    capture_stop();
+    spin(loop, 2);
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
+/* with_timeout around all: the wrapper's timeout is handled; the inner
+ * future failing later with its own timeout is not reported again. */
+static void test_with_timeout_all_quiet(void **state)
+{
+    (void)state;
+    gust_loop *loop = new_loop();
+    capture_start();
+    gust_future *up1 = gust_future_new(loop), *up2 = gust_future_new(loop);
+    gust_future *w = gust_with_timeout(
+        loop, gust_all(loop, (gust_future *[]){gust_future_ref(up1),
+                                               gust_future_ref(up2)}, 2),
+        0.02);
+    assert_int_equal(gust_loop_run_sync(loop, w, 10, NULL), GUST_ETIMEOUT);
+    gust_future_set_error(up1, GUST_ETIMEOUT); /* an upstream's own deadline */
+    gust_future_set_result(up2, GUST_VALUE_NONE);
+    gust_future_unref(up1);
+    gust_future_unref(up2);
+    spin(loop, 4);
+    assert_int_equal(log_count, 0);
+
+    /* Another late error still warns... */
+    up1 = gust_future_new(loop);
+    w = gust_with_timeout(loop, gust_all(loop, (gust_future *[]){
+                                                   gust_future_ref(up1)}, 1),
+                          0.01);
+    assert_int_equal(gust_loop_run_sync(loop, w, 10, NULL), GUST_ETIMEOUT);
+    gust_future_set_error(up1, -ECONNRESET);
+    gust_future_unref(up1);
+    spin(loop, 4);
+    assert_int_equal(log_count, 1);
+    assert_non_null(strstr(log_last, "never retrieved"));
+    assert_non_null(strstr(log_last, "ECONNRESET"));
+
+    /* ...unless it was marked as expected. */
+    up1 = gust_future_new(loop);
+    w = gust_with_timeout(
+        loop,
+        gust_future_expect_error(
+            gust_all(loop, (gust_future *[]){gust_future_ref(up1)}, 1)),
+        0.01);
+    assert_int_equal(gust_loop_run_sync(loop, w, 10, NULL), GUST_ETIMEOUT);
+    gust_future_set_error(up1, -ECONNRESET);
+    gust_future_unref(up1);
+    spin(loop, 4);
+    assert_int_equal(log_count, 1);
+    /* An expected error is still the status of whoever reads it. */
+    gust_future *f = gust_future_expect_error(gust_future_new(loop));
+    gust_future_set_error(f, -EIO);
+    assert_int_equal(gust_future_status(f), -EIO);
+    gust_future_unref(f);
+    f = gust_future_new(loop);
+    gust_future_set_error(f, -EIO);
+    gust_future_unref(gust_future_expect_error(f));
+    assert_int_equal(log_count, 1);
+    capture_stop();
+    assert_int_equal(gust_loop_free(loop), 0);
+}
+
 /* ---- Executor ---------------------------------------------------------- */
 
 static int square_work(gust_value *result, void *data)
@@ -595,6 +717,8 @@ int main(void)
         cmocka_unit_test_setup(test_any, test_setup),
         cmocka_unit_test_setup(test_with_timeout_expires, test_setup),
         cmocka_unit_test_setup(test_with_timeout_completes, test_setup),
+        cmocka_unit_test_setup(test_gather_every_outcome, test_setup),
+        cmocka_unit_test_setup(test_with_timeout_all_quiet, test_setup),
         cmocka_unit_test_setup(test_executor, test_setup),
         cmocka_unit_test_setup(test_run_sync_timeout, test_setup),
     };

@@ -1085,6 +1085,18 @@ static void test_request_timeout(void **state)
     assert_int_equal(gust_loop_free(loop), 0);
 }
 
+/* Debug lines saying a fetch waits for a max_clients slot. */
+static int queued_lines;
+
+static void count_queued(int level, const char *module, const char *msg,
+                         void *data)
+{
+    (void)data;
+    if (level == GUST_LOG_DEBUG && strcmp(module, "http_client") == 0 &&
+        strstr(msg, "max_clients limit reached, request queued"))
+        queued_lines++;
+}
+
 static void test_queue_timeouts(void **state)
 {
     (void)state;
@@ -1096,6 +1108,10 @@ static void test_queue_timeouts(void **state)
     char slow[256], u[256];
     url(slow, port, "/slow");
     url(u, port, "/hello");
+    queued_lines = 0;
+    int level = gust_log_level();
+    gust_log_set_level(GUST_LOG_DEBUG);
+    gust_log_set_handler(count_queued, NULL);
 
     /* Queued behind a 0.5 s fetch: a 0.1 s queue timeout expires... */
     gust_future *first = gust_http_fetch(c, slow);
@@ -1110,6 +1126,10 @@ static void test_queue_timeouts(void **state)
     gust_http_client_get_stats(c, &st);
     assert_int_equal(st.active, 1);
     assert_int_equal(st.queued, 2);
+    /* One debug line for each fetch that waits, none for the first. */
+    assert_int_equal(queued_lines, 2);
+    gust_log_set_handler(NULL, NULL);
+    gust_log_set_level(level);
     gust_http_response *r;
     assert_int_equal(run_fetch(loop, second, &r), GUST_ETIMEOUT_QUEUE);
     assert_int_equal(run_fetch(loop, first, &r), 0);

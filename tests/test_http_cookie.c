@@ -95,15 +95,15 @@ static void test_format_all_attributes(void **state)
         .domain = ".example.com", .path = "/app", .has_expires = true,
         .expires = 253402300799, .has_max_age = true,
         .max_age = 9223372036854775807LL, .secure = true, .httponly = true,
-        .samesite = GUST_SAMESITE_STRICT};
+        .samesite = GUST_HTTP_SAMESITE_STRICT};
     gust_str s = fmt(a, "__Secure-id", "\"q\"", &o, 0);
     assert_str(s, "__Secure-id=\"q\"; Domain=.example.com; Path=/app; "
                   "Expires=Fri, 31 Dec 9999 23:59:59 GMT; "
                   "Max-Age=9223372036854775807; Secure; HttpOnly; SameSite=Strict");
     assert_int_equal(s.ptr[s.len], '\0');
-    o = (gust_http_cookie_options){.samesite = GUST_SAMESITE_LAX};
+    o = (gust_http_cookie_options){.samesite = GUST_HTTP_SAMESITE_LAX};
     assert_str(fmt(a, "a", "b", &o, 0), "a=b; SameSite=Lax");
-    o = (gust_http_cookie_options){.samesite = GUST_SAMESITE_NONE, .secure = true};
+    o = (gust_http_cookie_options){.samesite = GUST_HTTP_SAMESITE_NONE, .secure = true};
     assert_str(fmt(a, "a", "b", &o, 0), "a=b; Secure; SameSite=None");
     o = (gust_http_cookie_options){.secure = true, .path = "/"};
     assert_str(fmt(a, "__Host-x", "1", &o, 0), "__Host-x=1; Path=/; Secure");
@@ -131,7 +131,7 @@ static void test_format_rejects_injection(void **state)
     }
     gust_http_cookie_options o = {.has_max_age = true, .max_age = -1};
     fmt(a, "n", "v", &o, -EINVAL);
-    o = (gust_http_cookie_options){.samesite = GUST_SAMESITE_NONE};
+    o = (gust_http_cookie_options){.samesite = GUST_HTTP_SAMESITE_NONE};
     fmt(a, "n", "v", &o, -EINVAL);
     o = (gust_http_cookie_options){.has_expires = true, .expires = 253402300800};
     fmt(a, "n", "v", &o, -EINVAL);
@@ -145,6 +145,21 @@ static void test_format_rejects_injection(void **state)
     fmt(a, "__Host-n", "v", &o, -EINVAL);
 }
 
+/* The names from before every enum constant carried its type's prefix
+ * still compile and mean the same. */
+static void test_old_enum_names(void **state)
+{
+    gust_arena *a = *state;
+    gust_http_cookie_options o = {.samesite = GUST_SAMESITE_LAX};
+    assert_str(fmt(a, "a", "b", &o, 0), "a=b; SameSite=Lax");
+    assert_int_equal(GUST_SAMESITE_STRICT, GUST_HTTP_SAMESITE_STRICT);
+    assert_int_equal(GUST_SAMESITE_NONE, GUST_HTTP_SAMESITE_NONE);
+    assert_int_equal(GUST_SAMESITE_UNSET, GUST_HTTP_SAMESITE_UNSET);
+    assert_int_equal(GUST_HEADER_COPY, GUST_HTTP_HEADER_COPY);
+    assert_int_equal(GUST_HEADER_TRUSTED, GUST_HTTP_HEADER_TRUSTED);
+    assert_int_equal(GUST_TARGET_ABSOLUTE, GUST_HTTP_TARGET_ABSOLUTE);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -154,6 +169,7 @@ int main(void)
         T(test_format_rfc6265_examples),
         T(test_format_all_attributes),
         T(test_format_rejects_injection),
+        T(test_old_enum_names),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -581,7 +581,7 @@ static void one_request(gust_arena *a)
     gust_http_headers_init(&h, a);
     for (size_t i = 0; i < 20; i++)
         assert_int_equal(gust_http_headers_add(&h, gust_str_cstr(names[i]),
-                                               S("some value"), GUST_HEADER_TRUSTED), 0);
+                                               S("some value"), GUST_HTTP_HEADER_TRUSTED), 0);
     assert_true(gust_http_headers_has(&h, S("dnt")));
     gust_http_target t;
     assert_int_equal(gust_http_target_split(S("/search?q=caf%C3%A9+au+lait&page=2&x"), &t), 0);

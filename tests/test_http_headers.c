@@ -124,9 +124,9 @@ static void test_borrow_and_copy(void **state)
     gust_http_headers_init(&h, *state);
     char name[] = "X-Name", value[] = "value";
     assert_int_equal(gust_http_headers_add(&h, gust_str_cstr(name),
-                                           gust_str_cstr(value), GUST_HEADER_COPY), 0);
+                                           gust_str_cstr(value), GUST_HTTP_HEADER_COPY), 0);
     assert_int_equal(gust_http_headers_add(&h, gust_str_cstr(name),
-                                           gust_str_cstr(value), GUST_HEADER_BORROW), 0);
+                                           gust_str_cstr(value), GUST_HTTP_HEADER_BORROW), 0);
     assert_ptr_equal(h.items[1].value.ptr, value); /* zero-copy */
     assert_ptr_not_equal(h.items[0].value.ptr, value);
     name[0] = 'Y';
@@ -155,7 +155,7 @@ static void test_injection_rejected(void **state)
     assert_int_equal(h.count, 1);
     assert_str(h.items[0].value, "v"); /* a failed set changes nothing */
     /* TRUSTED skips the check: for the parser's own validated slices. */
-    assert_int_equal(gust_http_headers_add(&h, S("T"), S("a b"), GUST_HEADER_TRUSTED), 0);
+    assert_int_equal(gust_http_headers_add(&h, S("T"), S("a b"), GUST_HTTP_HEADER_TRUSTED), 0);
 }
 
 static void test_set_replaces_at_first_position(void **state)
@@ -245,7 +245,7 @@ static void test_headers_after_arena_reset(void **state)
     gust_arena *a = *state;
     gust_http_headers h;
     gust_http_headers_init(&h, a);
-    gust_http_headers_add(&h, S("A"), S("1"), GUST_HEADER_COPY);
+    gust_http_headers_add(&h, S("A"), S("1"), GUST_HTTP_HEADER_COPY);
     gust_arena_reset(a);
     size_t before;
     gust_arena_stats st;

@@ -18,7 +18,7 @@ static void test_target_origin(void **state)
     (void)state;
     gust_http_target t;
     assert_int_equal(gust_http_target_split(S("/"), &t), 0);
-    assert_int_equal(t.form, GUST_TARGET_ORIGIN);
+    assert_int_equal(t.form, GUST_HTTP_TARGET_ORIGIN);
     assert_str(t.path, "/");
     assert_null(t.query.ptr);
     assert_null(t.authority.ptr);
@@ -42,13 +42,13 @@ static void test_target_other_forms(void **state)
     (void)state;
     gust_http_target t;
     assert_int_equal(gust_http_target_split(S("*"), &t), 0);
-    assert_int_equal(t.form, GUST_TARGET_ASTERISK);
+    assert_int_equal(t.form, GUST_HTTP_TARGET_ASTERISK);
     assert_str(t.path, "*");
 
     /* RFC 9112 section 3.2.2 example */
     assert_int_equal(gust_http_target_split(
                          S("http://www.example.org/pub/WWW/TheProject.html"), &t), 0);
-    assert_int_equal(t.form, GUST_TARGET_ABSOLUTE);
+    assert_int_equal(t.form, GUST_HTTP_TARGET_ABSOLUTE);
     assert_str(t.scheme, "http");
     assert_str(t.authority, "www.example.org");
     assert_str(t.path, "/pub/WWW/TheProject.html");
@@ -61,11 +61,11 @@ static void test_target_other_forms(void **state)
 
     /* RFC 9112 section 3.2.3 example */
     assert_int_equal(gust_http_target_split(S("www.example.com:80"), &t), 0);
-    assert_int_equal(t.form, GUST_TARGET_AUTHORITY);
+    assert_int_equal(t.form, GUST_HTTP_TARGET_AUTHORITY);
     assert_str(t.authority, "www.example.com:80");
     assert_null(t.path.ptr);
     assert_int_equal(gust_http_target_split(S("[2001:db8::1]:443"), &t), 0);
-    assert_int_equal(t.form, GUST_TARGET_AUTHORITY);
+    assert_int_equal(t.form, GUST_HTTP_TARGET_AUTHORITY);
 }
 
 static void test_target_invalid(void **state)

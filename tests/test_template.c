@@ -512,6 +512,98 @@ static void test_depth_limits(void **state)
     free(blocks);
 }
 
+/* linkify: the expected strings are what tornado.escape.linkify returns
+ * for the same arguments (Tornado 6, python3-tornado). */
+static void test_linkify(void **state)
+{
+    (void)state;
+    struct {
+        const char *args, *ctx, *want;
+    } cases[] = {
+        {"t", "{\"t\": \"Hello http://tornadoweb.org!\"}",
+         "Hello <a href=\"http://tornadoweb.org\">http://tornadoweb.org</a>!"},
+        {"t", "{\"t\": \"see www.example.com/a?b=1&c=2, then (http://x.org/p(q)).\"}",
+         "see <a href=\"http://www.example.com/a?b=1&amp;c=2\">www.example.com/a?b=1&amp;c=2</a>, "
+         "then (<a href=\"http://x.org/p(q)\">http://x.org/p(q)</a>)."},
+        {"t", "{\"t\": \"<b>http://e.com/?q=\\\"x\\\"</b> ftp://files.example.org/f javascript:alert(1)\"}",
+         "&lt;b&gt;<a href=\"http://e.com/?q=&quot;x\">http://e.com/?q=&quot;x</a>&quot;&lt;/b&gt; "
+         "ftp://files.example.org/f javascript:alert(1)"},
+        {"t, False, '', False, ['ftp', 'mailto']",
+         "{\"t\": \"ftp://files.example.org/f and mailto:a@b.c\"}",
+         "<a href=\"ftp://files.example.org/f\">ftp://files.example.org/f</a> and mailto:a@b.c"},
+        {"t, False, '', True", "{\"t\": \"www.example.com and https://example.com\"}",
+         "www.example.com and <a href=\"https://example.com\">https://example.com</a>"},
+        {"t, True", "{\"t\": \"http://www.example.com/wiki/Some_very_long_article_name_here?x=1\"}",
+         "<a href=\"http://www.example.com/wiki/Some_very_long_article_name_here?x=1\" "
+         "title=\"http://www.example.com/wiki/Some_very_long_article_name_here?x=1\">"
+         "http://www.example.com/wiki...</a>"},
+        {"t, True, '  rel=\"nofollow\" '", "{\"t\": \"http://example.com/abc\"}",
+         "<a href=\"http://example.com/abc\" rel=\"nofollow\">http://example.com/abc</a>"},
+        {"t, True",
+         "{\"t\": \"http://www.example.com/path/to/a/page&amp;more&stuff&things=1234567890\"}",
+         "<a href=\"http://www.example.com/path/to/a/page&amp;amp;more&amp;stuff&amp;things=1234567890\" "
+         "title=\"http://www.example.com/path/to/a/page&amp;amp;more&amp;stuff&amp;things=1234567890\">"
+         "http://www.example.com/path...</a>"},
+        {"t", "{\"t\": \"caf\\u00e9 http://\\u4f8b\\u3048.jp/\\u30d1\\u30b9 end\"}",
+         "caf\xc3\xa9 <a href=\"http://\xe4\xbe\x8b\xe3\x81\x88.jp/\xe3\x83\x91\xe3\x82\xb9\">"
+         "http://\xe4\xbe\x8b\xe3\x81\x88.jp/\xe3\x83\x91\xe3\x82\xb9</a> end"},
+        {"t", "{\"t\": \"no links here, 3.14 and a.b\"}", "no links here, 3.14 and a.b"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "{%% raw linkify(%s) %%}", cases[i].args);
+        check(src, cases[i].ctx, cases[i].want);
+    }
+    check_error("{% raw linkify(t, False, 3) %}", "{\"t\": \"x\"}", -EINVAL,
+                "extra_params must be a string");
+    check_error("{% raw linkify(t, False, '', False, 'http') %}", "{\"t\": \"x\"}",
+                -EINVAL, "permitted_protocols");
+}
+
+/* static_url() and reverse_url() go to the render's hooks. */
+static const char *test_static_url(void *data, const char *path)
+{
+    static char buf[128];
+    snprintf(buf, sizeof buf, "/s/%s?v=%s", path, (const char *)data);
+    return buf;
+}
+
+static const char *test_reverse_url(void *data, const char *name,
+                                    const char *const *args, size_t nargs)
+{
+    (void)data;
+    static char buf[128];
+    if (strcmp(name, "item") || nargs != 2)
+        return NULL;
+    snprintf(buf, sizeof buf, "/item/%s/%s", args[0], args[1]);
+    return buf;
+}
+
+static void test_url_hooks(void **state)
+{
+    (void)state;
+    gust_template *t = gust_template_new_from_string(
+        "{{ static_url('a.css') }} {{ reverse_url('item', 'x', n) }}", "u.html");
+    json_t *ctx = json_pack("{s:i}", "n", 42);
+    gust_template_hooks hooks = {test_static_url, test_reverse_url, NULL,
+                                 "abc"};
+    char *out;
+    size_t len;
+    assert_int_equal(gust_template_render_with(t, ctx, &hooks, &out, &len), 0);
+    assert_string_equal(out, "/s/a.css?v=abc /item/x/42");
+    free(out);
+    /* Without hooks, or a route that does not reverse: a render error
+     * that says what. */
+    assert_int_equal(gust_template_render(t, ctx, &out, &len), -EINVAL);
+    assert_non_null(strstr(gust_template_error(t), "u.html:1: static_url() needs"));
+    gust_template_free(t);
+    t = gust_template_new_from_string("{{ reverse_url('nope') }}", "u.html");
+    assert_int_equal(gust_template_render_with(t, ctx, &hooks, &out, &len), -EINVAL);
+    assert_non_null(strstr(gust_template_error(t), "reverse_url(\"nope\") failed"));
+    gust_template_free(t);
+    json_decref(ctx);
+}
+
 static void test_render_limits(void **state)
 {
     (void)state;
@@ -592,6 +684,8 @@ int main(void)
         cmocka_unit_test(test_extends_not_first),
         cmocka_unit_test(test_depth_limits),
         cmocka_unit_test(test_render_limits),
+        cmocka_unit_test(test_linkify),
+        cmocka_unit_test(test_url_hooks),
         cmocka_unit_test(test_write_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,10 +22,10 @@
  * OWNERSHIP OF FUTURES: reference counting, with one rule that makes the
  * common patterns leak-free:
  *     Every function that takes a gust_future * as its subject consumes the
- *     caller's reference to it: gust_await(), gust_all(), gust_any(),
- *     gust_with_timeout(), gust_loop_run_sync(). They consume it even when
- *     they fail. The gust_future_* functions below do not (they borrow),
- *     except gust_future_unref().
+ *     caller's reference to it: gust_await(), gust_all(), gust_gather(),
+ *     gust_any(), gust_with_timeout(), gust_loop_run_sync(). They consume
+ *     it even when they fail. The gust_future_* functions below do not
+ *     (they borrow), except gust_future_unref().
  * Every function returning a gust_future * gives the caller one reference.
  * So these are all correct and leak-free:
  *     gust_future_unref(gust_spawn(loop, fn, data));        spawn and forget
@@ -47,7 +47,11 @@
  * GUST_ECANCELED and is freed without anyone having read its status
  * (gust_future_status(), gust_await(), run_sync) logs a warning, as
  * Tornado logs "exception was never retrieved": an error from a coroutine
- * that was spawned and forgotten is not lost silently.
+ * that was spawned and forgotten is not lost silently. An error one means
+ * to drop is marked with gust_future_expect_error() (Tornado's
+ * quiet_exceptions). The combinators read their children's errors (so
+ * they are not reported twice); gust_with_timeout() reads the inner
+ * future's GUST_ETIMEOUT when it comes after the wrapper's own timeout.
  */
 #ifndef GUST_FUTURE_H
 #define GUST_FUTURE_H
@@ -126,6 +130,13 @@ GUST_EXTERN int gust_future_set_error(gust_future *f, int error);
  * returned. A done future is left alone and false is returned. */
 GUST_EXTERN bool gust_future_cancel(gust_future *f);
 
+/* Marks f's error, present or to come, as expected: f is freed without the
+ * "never retrieved" warning (the error is still its status for whoever
+ * reads it). For a future one has decided not to read, as Tornado's
+ * quiet_exceptions: gust_with_timeout(loop,
+ * gust_future_expect_error(gust_all(...)), 2). Returns f (NULL: NULL). */
+GUST_EXTERN gust_future *gust_future_expect_error(gust_future *f);
+
 /* True once f is completed (result, error or cancelled). */
 GUST_EXTERN bool gust_future_done(const gust_future *f);
 
@@ -172,6 +183,29 @@ GUST_EXTERN GUST_MUST_USE gust_future *gust_all(gust_loop *loop,
                                                 gust_future *const *fs,
                                                 size_t n);
 
+/* One outcome of gust_gather(): status 0 and the value, or the error (and
+ * no value). */
+typedef struct gust_outcome {
+    int status;
+    gust_value value;
+} gust_outcome;
+
+/* asyncio.gather(return_exceptions=True): a future done when all n futures
+ * are done, whatever their outcomes, never failed by one of them. Its
+ * result is a gust_outcome array of n entries, in the order of fs, each
+ * with its future's status and, on success, the value taken from it;
+ * freeing the result (gust_value_free()) frees every value still in it and
+ * the array, so the caller may take values out first (copy one and clear
+ * its slot). Every child's error is read by gather, so none is reported as
+ * never retrieved. n == 0 gives a result of {NULL, NULL}. Consumes the n
+ * references in fs. Cancelling it cancels the futures still pending (it
+ * then fails with GUST_ECANCELED, the outcomes are dropped). It fails only
+ * then, or with -ENOMEM when the array cannot be allocated.
+ * Returns NULL if out of memory (the references are still consumed). */
+GUST_EXTERN GUST_MUST_USE gust_future *gust_gather(gust_loop *loop,
+                                                   gust_future *const *fs,
+                                                   size_t n);
+
 /* A future done as soon as any of the n futures is: same status, and its
  * value taken over. If winner is not NULL, the index in fs of that future is
  * stored in *winner when it completes (winner must stay valid until then).
@@ -184,7 +218,11 @@ GUST_EXTERN GUST_MUST_USE gust_future *gust_any(gust_loop *loop,
 /* A future that completes as f does, or with GUST_ETIMEOUT after timeout
  * seconds, whichever comes first. On timeout f is NOT cancelled (as in
  * Tornado): it runs on, and its outcome is dropped; keep your own reference
- * to cancel it. Cancelling the returned future cancels f. Consumes f.
+ * to cancel it. If f then fails with GUST_ETIMEOUT (its own deadline), that
+ * error counts as read: the timeout was already reported through the
+ * wrapper. Any other late error is reported as never retrieved unless f
+ * was marked with gust_future_expect_error(). Cancelling the returned
+ * future cancels f. Consumes f.
  * Returns NULL if out of memory (f is still consumed). */
 GUST_EXTERN GUST_MUST_USE gust_future *gust_with_timeout(gust_loop *loop,
                                                          gust_future *f,

@@ -21,6 +21,8 @@
 #include "gust/http_client.h"
 #include "gust/tls.h"
 #include "gust/web.h"
+#include "gust/websocket.h"
+#include "gust/metrics.h"
 
 /* GUST_VERSION_* are defined in common.h. */
 

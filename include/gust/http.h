@@ -126,13 +126,18 @@ typedef struct gust_http_headers {
 enum gust_http_header_flags {
     /* Borrow name and value: they must outlive the headers (e.g. point
      * into the request's read buffer). The default. */
-    GUST_HEADER_BORROW = 0,
+    GUST_HTTP_HEADER_BORROW = 0,
     /* Copy name and value into the arena: the caller's bytes may change. */
-    GUST_HEADER_COPY = 1u << 0,
+    GUST_HTTP_HEADER_COPY = 1u << 0,
     /* Skip validation: name and value were already checked (by the HTTP/1
      * parser). Never use it for values coming from an application. */
-    GUST_HEADER_TRUSTED = 1u << 1,
+    GUST_HTTP_HEADER_TRUSTED = 1u << 1,
 };
+/* The names before enum constants carried their type's prefix; kept so
+ * that older code still compiles. */
+#define GUST_HEADER_BORROW GUST_HTTP_HEADER_BORROW
+#define GUST_HEADER_COPY GUST_HTTP_HEADER_COPY
+#define GUST_HEADER_TRUSTED GUST_HTTP_HEADER_TRUSTED
 
 /* Prepares empty headers allocating from arena. Allocates nothing; the
  * first addition allocates room for 16 field lines. After the arena is
@@ -143,7 +148,7 @@ GUST_EXTERN void gust_http_headers_init(gust_http_headers *h,
 /* Makes room for n field lines in total. Returns 0 or -ENOMEM. */
 GUST_EXTERN int gust_http_headers_reserve(gust_http_headers *h, size_t n);
 
-/* Appends the field line name: value. Unless GUST_HEADER_TRUSTED is given,
+/* Appends the field line name: value. Unless GUST_HTTP_HEADER_TRUSTED is given,
  * name must be a token and value must pass gust_http_header_value_valid().
  * Returns 0, -EINVAL (invalid name or value: nothing is added, so a CR LF in
  * an application's value can never inject a header), or -ENOMEM. */
@@ -211,11 +216,16 @@ GUST_EXTERN char *gust_http_headers_serialize(const gust_http_headers *h,
 
 /* The four forms of request-target. */
 typedef enum gust_http_target_form {
-    GUST_TARGET_ORIGIN,    /* "/path?query" */
-    GUST_TARGET_ABSOLUTE,  /* "http://host:port/path?query" (proxies) */
-    GUST_TARGET_AUTHORITY, /* "host:port" (CONNECT) */
-    GUST_TARGET_ASTERISK   /* "*" (server-wide OPTIONS) */
+    GUST_HTTP_TARGET_ORIGIN,    /* "/path?query" */
+    GUST_HTTP_TARGET_ABSOLUTE,  /* "http://host:port/path?query" (proxies) */
+    GUST_HTTP_TARGET_AUTHORITY, /* "host:port" (CONNECT) */
+    GUST_HTTP_TARGET_ASTERISK   /* "*" (server-wide OPTIONS) */
 } gust_http_target_form;
+/* Older names, kept as aliases. */
+#define GUST_TARGET_ORIGIN GUST_HTTP_TARGET_ORIGIN
+#define GUST_TARGET_ABSOLUTE GUST_HTTP_TARGET_ABSOLUTE
+#define GUST_TARGET_AUTHORITY GUST_HTTP_TARGET_AUTHORITY
+#define GUST_TARGET_ASTERISK GUST_HTTP_TARGET_ASTERISK
 
 /* A split request-target. Every slice points into the target given. */
 typedef struct gust_http_target {
@@ -568,11 +578,16 @@ GUST_EXTERN int gust_http_parse_cookie(gust_str header, gust_http_args *out);
 
 /* SameSite attribute values. */
 typedef enum gust_http_samesite {
-    GUST_SAMESITE_UNSET = 0, /* no SameSite attribute */
-    GUST_SAMESITE_STRICT,
-    GUST_SAMESITE_LAX,
-    GUST_SAMESITE_NONE       /* requires secure */
+    GUST_HTTP_SAMESITE_UNSET = 0, /* no SameSite attribute */
+    GUST_HTTP_SAMESITE_STRICT,
+    GUST_HTTP_SAMESITE_LAX,
+    GUST_HTTP_SAMESITE_NONE       /* requires secure */
 } gust_http_samesite;
+/* Older names, kept as aliases. */
+#define GUST_SAMESITE_UNSET GUST_HTTP_SAMESITE_UNSET
+#define GUST_SAMESITE_STRICT GUST_HTTP_SAMESITE_STRICT
+#define GUST_SAMESITE_LAX GUST_HTTP_SAMESITE_LAX
+#define GUST_SAMESITE_NONE GUST_HTTP_SAMESITE_NONE
 
 /* Attributes of a Set-Cookie header. Zero-initialise, then set what you
  * need: (gust_http_cookie_options){ .path = "/", .httponly = true }. */

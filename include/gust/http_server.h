@@ -64,6 +64,7 @@
 #include "gust/http.h"
 #include "gust/loop.h"
 #include "gust/net.h"
+#include "gust/stream.h"
 #include "gust/tcp_server.h"
 
 #ifdef __cplusplus
@@ -75,25 +76,36 @@ typedef struct gust_http_connection gust_http_connection;
 
 /* The request methods of RFC 9110 (and PATCH), as a number: compare
  * req->method_id rather than strcmp the method on a hot path. Any other
- * method (methods are case-sensitive tokens) is GUST_HTTP_OTHER. */
+ * method (methods are case-sensitive tokens) is GUST_HTTP_METHOD_OTHER. */
 typedef enum gust_http_method {
-    GUST_HTTP_OTHER = 0,
-    GUST_HTTP_GET,
-    GUST_HTTP_HEAD,
-    GUST_HTTP_POST,
-    GUST_HTTP_PUT,
-    GUST_HTTP_DELETE,
-    GUST_HTTP_PATCH,
-    GUST_HTTP_OPTIONS,
-    GUST_HTTP_CONNECT,
-    GUST_HTTP_TRACE,
+    GUST_HTTP_METHOD_OTHER = 0,
+    GUST_HTTP_METHOD_GET,
+    GUST_HTTP_METHOD_HEAD,
+    GUST_HTTP_METHOD_POST,
+    GUST_HTTP_METHOD_PUT,
+    GUST_HTTP_METHOD_DELETE,
+    GUST_HTTP_METHOD_PATCH,
+    GUST_HTTP_METHOD_OPTIONS,
+    GUST_HTTP_METHOD_CONNECT,
+    GUST_HTTP_METHOD_TRACE,
 } gust_http_method;
+/* Older names, kept as aliases. */
+#define GUST_HTTP_OTHER GUST_HTTP_METHOD_OTHER
+#define GUST_HTTP_GET GUST_HTTP_METHOD_GET
+#define GUST_HTTP_HEAD GUST_HTTP_METHOD_HEAD
+#define GUST_HTTP_POST GUST_HTTP_METHOD_POST
+#define GUST_HTTP_PUT GUST_HTTP_METHOD_PUT
+#define GUST_HTTP_DELETE GUST_HTTP_METHOD_DELETE
+#define GUST_HTTP_PATCH GUST_HTTP_METHOD_PATCH
+#define GUST_HTTP_OPTIONS GUST_HTTP_METHOD_OPTIONS
+#define GUST_HTTP_CONNECT GUST_HTTP_METHOD_CONNECT
+#define GUST_HTTP_TRACE GUST_HTTP_METHOD_TRACE
 
 /* A request as the handler sees it (Tornado's HTTPServerRequest). Fields are
  * read-only for the handler; strings are NUL-terminated. */
 typedef struct gust_http_request {
     const char *method;   /* "GET" */
-    gust_http_method method_id; /* GUST_HTTP_GET; GUST_HTTP_OTHER if unknown */
+    gust_http_method method_id; /* GUST_HTTP_METHOD_GET; _OTHER if unknown */
     const char *uri;      /* the request-target as sent: "/a/b?x=1" */
     const char *path;     /* "/a/b": the target up to '?', not decoded */
     const char *query;    /* "x=1": after '?', "" when none */
@@ -456,6 +468,76 @@ GUST_EXTERN int gust_http_request_finish(gust_http_request *req);
  * anything was sent gets no response at all. Returns 0, or -EINVAL for a
  * request already finished. */
 GUST_EXTERN int gust_http_request_abort(gust_http_request *req);
+
+/* ---- Taking the connection over (Tornado's detach()) --------------------
+ *
+ * A handler that answers a protocol upgrade (WebSocket's 101, later h2c)
+ * takes the connection away from the HTTP server:
+ *
+ *     gust_http_response_set_status(req, 101, NULL);
+ *     gust_http_response_set_header(req, "Upgrade", "websocket"); ...
+ *     gust_stream *s;
+ *     gust_str rest;
+ *     if (gust_http_request_detach(req, &proto->slot, &ops, proto, &s,
+ *                                  &rest) == 0) ...
+ *
+ * The connection sends the response written so far (a structured one: its
+ * status line and headers, with Date and Server but no Content-Length nor
+ * body; a raw one as written), then hands over its stream and forgets it:
+ * it reads no more from it, writes nothing more, sets no timer, and sets
+ * the stream's close callback and data to NULL for the new owner to set.
+ * *leftover gets the bytes the client sent after the request (pipelined
+ * bytes after an upgrade request belong to the new protocol), borrowed:
+ * valid until gust_http_request_finish() of req, so copy or consume them
+ * first. The request itself stays valid until the handler finishes it as
+ * usual (its writes then fail with GUST_ESTREAMCLOSED and finish sends
+ * nothing); finish it soon: the request's memory is held until then.
+ *
+ * The server keeps counting the connection (gust_http_server_connection_count,
+ * close_all's done, free) through slot, a gust_http_detached the new owner
+ * embeds in its own memory and keeps valid until it calls
+ * gust_http_detached_done(slot), once the stream is closed. ops (may be
+ * NULL; borrowed, must outlive the slot) lets the server ask the protocol
+ * to close: ops->close_all(data) runs (never inside the detach call) when
+ * gust_http_server_close_all() or gust_http_server_free() is called while
+ * the slot is in use; the protocol then closes the connection its own way
+ * (a WebSocket sends 1001 Going Away), and calls gust_http_detached_done()
+ * once it is gone. It is called again if the connection is still there
+ * when close_all's shutdown_timeout runs out, or when the server is
+ * freed: the protocol then closes the connection at once.
+ *
+ * While an upgrade request (Connection: upgrade) is handled the server does
+ * not read from the stream, so that every byte after its head is left for
+ * the new protocol; a client that disconnects meanwhile is noticed by the
+ * new protocol's first read.
+ * Returns 0; -EINVAL for a request finished already, detached already, or
+ * whose body is not all read (a request with a body cannot be upgraded);
+ * -EBUSY if a read of the server's was already pending (an upgrade
+ * pipelined behind a request answered asynchronously: the handler should
+ * answer 400); GUST_ESTREAMCLOSED if the client is gone; -ENOMEM. On
+ * failure nothing changed. */
+typedef struct gust_http_detach_ops {
+    void (*close_all)(void *data);
+} gust_http_detach_ops;
+
+/* A detached connection as the server counts it (fields private). */
+typedef struct gust_http_detached {
+    struct gust_http_detached *prev, *next;
+    gust_http_server *srv;
+    const gust_http_detach_ops *ops;
+    void *data;
+} gust_http_detached;
+
+GUST_EXTERN int gust_http_request_detach(gust_http_request *req,
+                                         gust_http_detached *slot,
+                                         const gust_http_detach_ops *ops,
+                                         void *data, gust_stream **stream,
+                                         gust_str *leftover);
+
+/* The new owner of a detached connection is done with it (its stream is
+ * closed): the server stops counting it (and may call close_all's done).
+ * A second call, or NULL, is a no-op. */
+GUST_EXTERN void gust_http_detached_done(gust_http_detached *slot);
 
 /* Convenience: status, Content-Type (NULL: none) and a whole body, then
  * finish. Returns the first error of those steps (the request is finished

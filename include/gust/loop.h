@@ -67,14 +67,18 @@ extern "C" {
 
 typedef struct gust_loop gust_loop;
 
-/* Events an fd handler asks for and receives. GUST_ERROR is always watched,
- * whether or not it is in the mask (as Tornado does); it is reported for
- * errors and hang-ups (EPOLLERR, EPOLLHUP, POLLNVAL...). */
+/* Events an fd handler asks for and receives. GUST_IO_ERROR is always
+ * watched, whether or not it is in the mask (as Tornado does); it is
+ * reported for errors and hang-ups (EPOLLERR, EPOLLHUP, POLLNVAL...). */
 enum gust_io_event {
-    GUST_READ = 1u << 0,
-    GUST_WRITE = 1u << 1,
-    GUST_ERROR = 1u << 2,
+    GUST_IO_READ = 1u << 0,
+    GUST_IO_WRITE = 1u << 1,
+    GUST_IO_ERROR = 1u << 2,
 };
+/* Older names, kept as aliases. */
+#define GUST_READ GUST_IO_READ
+#define GUST_WRITE GUST_IO_WRITE
+#define GUST_ERROR GUST_IO_ERROR
 
 /* ---- Lifetime ---------------------------------------------------------- */
 
@@ -162,14 +166,14 @@ GUST_EXTERN uint64_t gust_loop_now_ns(const gust_loop *loop);
 
 /* ---- File descriptors -------------------------------------------------- */
 
-/* Called when fd is ready. events holds GUST_READ / GUST_WRITE / GUST_ERROR.
- * The handler may add, update or remove any handler, including its own, and
- * may close fd after removing it. */
+/* Called when fd is ready. events holds GUST_IO_READ / GUST_IO_WRITE /
+ * GUST_IO_ERROR. The handler may add, update or remove any handler,
+ * including its own, and may close fd after removing it. */
 typedef void (*gust_fd_cb)(gust_loop *loop, int fd, unsigned events,
                            void *data);
 
-/* Starts watching fd for events (GUST_READ and/or GUST_WRITE; GUST_ERROR is
- * implied). One handler per fd. The loop never closes fd.
+/* Starts watching fd for events (GUST_IO_READ and/or GUST_IO_WRITE;
+ * GUST_IO_ERROR is implied). One handler per fd. The loop never closes fd.
  * Returns 0; -EEXIST if fd already has a handler; -EBADF/-EINVAL for a bad
  * fd or mask; GUST_EFORKED; or a backend errno. */
 GUST_EXTERN int gust_loop_add_handler(gust_loop *loop, int fd, unsigned events,

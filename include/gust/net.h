@@ -45,7 +45,13 @@ typedef struct gust_bind_options {
  * socket gets SO_REUSEADDR. port 0 picks a free port; when several sockets
  * are made, they all get the same one (read it with gust_socket_port()).
  * opts may be NULL. Returns a list the caller owns (gust_socket_list_free(),
- * or hand it to gust_tcp_server_add_sockets()), or NULL with errno set. */
+ * or hand it to gust_tcp_server_add_sockets()), or NULL with errno set.
+ *
+ * Sockets that already exist are adopted instead of bound again: after a
+ * SIGHUP reload, the previous image's socket for the same address; under
+ * systemd socket activation (LISTEN_PID is this process), the sockets of
+ * LISTEN_FDS that listen on port, whatever their address (the unit's
+ * ListenStream= decides it; address and opts are then not used). */
 GUST_EXTERN gust_socket_list *gust_bind_sockets(int port, const char *address,
                                                 const gust_bind_options *opts);
 

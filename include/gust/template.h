@@ -15,7 +15,10 @@
  * {% block name %}, {% include "f" %}, {% comment ... %}, {# ... #},
  * {% whitespace all|single|oneline %}, and {{! {%! {#! for literal braces.
  * Every block ends with {% end %}. Filters use call syntax:
- * {{ url_escape(q) }}, {{ json_encode(v) }}, {{ length(xs) }}, {{ default(a.b, "-") }}.
+ * {{ url_escape(q) }}, {{ json_encode(v) }}, {{ length(xs) }}, {{ default(a.b, "-") }},
+ * {% raw linkify(text) %}; and, when rendered with hooks (as the web
+ * layer's gust_handler_render does), {{ static_url("app.css") }} and
+ * {{ reverse_url("item", id) }}.
  *
  * A template compiles once to a tree with pre-parsed expressions; rendering
  * never re-parses. Nothing here is global: every error message lives in the
@@ -73,6 +76,25 @@ typedef struct gust_template_limits {
 typedef int (*gust_template_write_fn)(const gust_template *t, const char *buf,
                                       size_t len, void *data);
 
+/* What a template may use that belongs to the application rather than to
+ * the template (Tornado's handler namespace). static_url(path) and
+ * reverse_url(name, arg...) return the URL, valid at least until the
+ * render call returns (an arena's string, for instance), or NULL when they
+ * cannot (no such route, wrong argument count, out of memory): the render
+ * then fails with -EINVAL and says which call. lookup gives the value of a
+ * name that is neither a local variable nor in the context, as a new
+ * reference (the render drops it), or NULL: not defined; it lets an
+ * application offer names (request, current_user) without copying them
+ * into every context. Any function may be NULL; a template calling a
+ * missing one fails as above. They run inside the render call only. */
+typedef struct gust_template_hooks {
+    const char *(*static_url)(void *data, const char *path);
+    const char *(*reverse_url)(void *data, const char *name,
+                               const char *const *args, size_t nargs);
+    json_t *(*lookup)(void *data, const char *name);
+    void *data;
+} gust_template_hooks;
+
 /* ---- Templates compiled from strings -------------------------------- */
 
 /* Compiles source (NUL-terminated) named name (used in error messages and to
@@ -115,6 +137,12 @@ GUST_EXTERN void gust_template_set_limits(gust_template *t,
  * *len to 0, and gust_template_error(t) says why. */
 GUST_EXTERN int gust_template_render(gust_template *t, json_t *context,
                                      char **out, size_t *len);
+
+/* As gust_template_render(), with hooks (borrowed; NULL: none) for
+ * static_url() and reverse_url(). */
+GUST_EXTERN int gust_template_render_with(gust_template *t, json_t *context,
+                                          const gust_template_hooks *hooks,
+                                          char **out, size_t *len);
 
 /* Renders t through fn (see gust_template_write_fn). Output already passed
  * to fn before an error stays written. Returns 0 or a code. */
@@ -165,6 +193,12 @@ GUST_EXTERN int gust_template_loader_load(gust_template_loader *l,
 GUST_EXTERN int gust_template_loader_render(gust_template_loader *l,
                                             const char *name, json_t *context,
                                             char **out, size_t *len);
+
+/* The same with hooks (borrowed; NULL: none) for static_url() and
+ * reverse_url(). */
+GUST_EXTERN int gust_template_loader_render_with(
+    gust_template_loader *l, const char *name, json_t *context,
+    const gust_template_hooks *hooks, char **out, size_t *len);
 
 /* Loads name and renders it through fn, as gust_template_render_to(). */
 GUST_EXTERN int gust_template_loader_render_to(gust_template_loader *l,

@@ -14,8 +14,8 @@
  *     gust_app_free(app);
  *     assert(gust_loop_free(gust_loop_current()) == 0);
  *
- * Code that must run inside the loop (several requests at once, a
- * WebSocket, a coroutine) goes in a coroutine run with gust_testing_run(),
+ * Code that must run inside the loop (several requests at once, a request
+ * that waits for another) goes in a coroutine run with gust_testing_run(),
  * using gust_testing_client() and gust_testing_url() there.
  *
  * TIMEOUTS. Every wait is bounded, so that a broken app fails its test

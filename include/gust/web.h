@@ -36,7 +36,11 @@
  * each request the application creates a gust_handler (in the request's
  * arena), then calls, in order: prepare (if any), the method function, and
  * on_finish once the response is finished. A missing method function gives
- * 405 with an Allow header listing the methods the class has.
+ * 405 with an Allow header listing the methods the class has. A class may
+ * need a signed-in user for its methods (Tornado's @authenticated and
+ * get_current_user: GUST_HANDLER_AUTHENTICATED, authenticated_methods,
+ * settings.login_url) and may extend another class, a built-in one
+ * included (.base).
  *
  * THREE STYLES, all first-class, chosen by what a method function returns:
  *   - plain: it returns 0 and the response is finished for it (if the
@@ -102,6 +106,13 @@ typedef struct gust_handler gust_handler;
 /* gust_handler_class.flags */
 #define GUST_HANDLER_COROUTINE 0x1u   /* prepare and methods run as coroutines */
 #define GUST_HANDLER_STREAM_BODY 0x2u /* body goes to data_received */
+/* Every method needs a user (Tornado's @authenticated on each): see
+ * gust_handler_class.authenticated_methods for what happens without one. */
+#define GUST_HANDLER_AUTHENTICATED 0x4u
+
+/* A method's bit in gust_handler_class.authenticated_methods:
+ * GUST_HTTP_METHOD_BIT(GUST_HTTP_METHOD_POST). */
+#define GUST_HTTP_METHOD_BIT(m) (1u << (unsigned)(m))
 
 /* A method function, prepare: 0, GUST_HANDLER_ASYNC, or < 0 (500). A
  * prepare that finishes the request (or sends an error) stops the method
@@ -133,6 +144,40 @@ typedef struct gust_handler_class {
     /* Writes the body of an error page. status is set already; message is
      * the one given to send_error (may be NULL). NULL: default page. */
     void (*write_error)(gust_handler *h, int status, const char *message);
+
+    /* Extending a class (Tornado's subclassing): every hook, method and
+     * name this class leaves NULL (0 for state_size) is base's; flags and
+     * authenticated_methods add to base's. Resolved once, when the route
+     * is added (so gust_handler_get_class() returns the merged copy the
+     * app keeps). state_size is the larger of the two: a class that
+     * extends one with state must begin its own state with the base's.
+     * Protecting the static files of a directory, for instance:
+     *     static const gust_handler_class private_files = {
+     *         .base = &gust_static_file_handler,
+     *         .flags = GUST_HANDLER_AUTHENTICATED,
+     *         .get_current_user = user_from_cookie};
+     * (a static initializer cannot copy gust_static_file_handler's fields,
+     * but it can point at it). */
+    const struct gust_handler_class *base;
+    /* Called when the handler is created, before initialize, and again
+     * when an error page discards the headers (Tornado's
+     * set_default_headers): set headers every response of the class
+     * has, such as Server or Access-Control-Allow-Origin. */
+    void (*set_default_headers)(gust_handler *h);
+    /* Tornado's get_current_user: the signed-in user (e.g. the value of a
+     * signed cookie, in the arena), or NULL. Called at most once per
+     * request, by gust_handler_current_user(). NULL: nobody is signed in
+     * (unless prepare calls gust_handler_set_current_user()). */
+    const char *(*get_current_user)(gust_handler *h);
+    /* Methods that need a user (as Tornado's @authenticated), besides all
+     * of them with GUST_HANDLER_AUTHENTICATED: GUST_HTTP_METHOD_BIT(...)
+     * ORed. Checked after prepare returns (for GUST_HANDLER_STREAM_BODY
+     * classes that is before the body is read): with no current user, GET
+     * and HEAD are redirected (302) to the app's login_url with
+     * ?next=<the request URI, url-encoded> added when login_url has no '?'
+     * (an absolute login_url gets an absolute next URL), other methods get
+     * 403; no login_url set gives 500. */
+    unsigned authenticated_methods;
 } gust_handler_class;
 
 /* A route (Tornado's URLSpec). An array of them ends with GUST_ROUTES_END
@@ -151,10 +196,75 @@ typedef struct gust_route {
     {.pattern = (pattern_), .handler = (handler_), __VA_ARGS__}
 #define GUST_ROUTES_END {.pattern = NULL}
 
-/* Per-request access-log hook; default: one INFO line per request on
- * module "access": "200 GET /path?q (127.0.0.1) 0.42ms" (WARNING for 4xx,
- * ERROR for 5xx), as Tornado's log_request. */
+/* Per-request access-log hook; default (gust_handler_log_request): one
+ * INFO line per request on module "access": "200 GET /path?q (127.0.0.1)
+ * 0.42ms" (WARNING for 4xx, ERROR for 5xx), as Tornado's log_request, or
+ * the line of settings.access_log_format. */
 typedef void (*gust_log_request_fn)(gust_handler *h, void *data);
+
+/* The line the access log writes (settings.access_log_format). */
+typedef enum gust_access_log_format {
+    /* Tornado's, after the usual log prefix:
+     * "[I 261207 16:24:38 4711 - access] 200 GET /a?b (127.0.0.1) 0.42ms" */
+    GUST_ACCESS_LOG_TORNADO = 0,
+    /* NCSA common log format, no prefix:
+     * 127.0.0.1 - - [07/Dec/2026:16:24:38 +0000] "GET /a?b HTTP/1.1" 200 12 */
+    GUST_ACCESS_LOG_COMMON,
+    /* Combined: common plus "referer" "user-agent" (nginx's default). */
+    GUST_ACCESS_LOG_COMBINED,
+    /* One JSON object per line, no prefix: time (RFC 3339, UTC), remote_ip,
+     * method, uri, version, status, bytes, request_time_us, referer,
+     * user_agent, user, handler, worker (task id or null). */
+    GUST_ACCESS_LOG_JSON,
+} gust_access_log_format;
+
+/* Flags of gust_access_log_format_line(). MICROSECONDS: Tornado's line
+ * ends "421us" instead of "0.42ms"; common and combined get the request
+ * time in microseconds as a last field (Apache's %D). JSON always has it. */
+#define GUST_ACCESS_LOG_MICROSECONDS 1u
+
+/* What the access log knows of a finished request, for log functions that
+ * add to the default line (issue 16) or build their own. Strings are
+ * borrowed from the request (valid until the log function returns); NULL
+ * when absent. */
+typedef struct gust_access_log_entry {
+    int status;
+    const char *method;
+    const char *uri;       /* the request-target as sent */
+    const char *version;   /* "HTTP/1.1" */
+    const char *remote_ip; /* with xheaders, X-Real-Ip / X-Forwarded-For */
+    const char *user;      /* for the application to set; NULL: "-" */
+    const char *referer;
+    const char *user_agent;
+    /* Response body bytes: 0 for HEAD, 204, 304; -1 when unknown (a body
+     * flushed in parts without Content-Length, or gzipped). */
+    long long bytes;
+    uint64_t request_time_us; /* from the complete head to now */
+    double start_time;        /* wall clock (seconds since the epoch) */
+    const char *handler;      /* the handler class's name, or NULL */
+} gust_access_log_entry;
+
+/* Fills e for h (from a log function or on_finish). */
+GUST_EXTERN void gust_handler_access_log_entry(gust_handler *h,
+                                               gust_access_log_entry *e);
+
+/* Formats e as format (a gust_access_log_format) with flags into buf
+ * (size bytes, NUL-terminated, cut if too small) and returns its length.
+ * The Tornado format is the message without the log prefix: pass it to
+ * gust_log_message() (or gust_log("%s")); the others are whole lines for
+ * gust_log_raw_line(). */
+GUST_EXTERN size_t gust_access_log_format_line(const gust_access_log_entry *e,
+                                               int format, unsigned flags,
+                                               char *buf, size_t size);
+
+/* The level Tornado logs a status at: INFO below 400, WARNING for 4xx,
+ * ERROR for 5xx. */
+GUST_EXTERN int gust_access_log_level(int status);
+
+/* The default access log: the line of the app's access_log_format, at
+ * gust_access_log_level(status) on module "access". A log function may
+ * call it and log more of its own. */
+GUST_EXTERN void gust_handler_log_request(gust_handler *h);
 
 typedef struct gust_app_settings {
     bool debug;              /* error pages say where they came from */
@@ -177,11 +287,16 @@ typedef struct gust_app_settings {
     /* Used when no route matches; NULL: 404. */
     const gust_handler_class *default_handler;
     void *default_handler_data;
-    /* Access log; NULL: the default line. */
+    /* Access log; NULL: the default line (gust_handler_log_request). */
     gust_log_request_fn log_function;
     void *log_data;
+    int access_log_format;        /* gust_access_log_format; 0: Tornado's */
+    bool access_log_microseconds; /* GUST_ACCESS_LOG_MICROSECONDS */
     /* Options of the server made by gust_app_listen(). NULL: defaults. */
     const gust_http_server_options *server_options;
+    /* Where authenticated methods send visitors who are not signed in
+     * (Tornado's login_url): "/login", or an absolute URL. */
+    const char *login_url;
 } gust_app_settings;
 
 /* ---- Application -------------------------------------------------------- */
@@ -230,6 +345,13 @@ GUST_EXTERN void gust_app_free(gust_app *app);
 GUST_EXTERN gust_http_request *gust_handler_request(gust_handler *h);
 GUST_EXTERN gust_app *gust_handler_app(gust_handler *h);
 GUST_EXTERN const gust_handler_class *gust_handler_get_class(gust_handler *h);
+/* The class exactly as the route (or default_handler) named it. It differs
+ * from gust_handler_get_class() only for a class with a base, which is
+ * routed as a merged copy: a class that embeds gust_handler_class as its
+ * first member (gust_websocket_class does) finds its own fields from this
+ * one, never from the copy. Valid while the app lives. */
+GUST_EXTERN const gust_handler_class *gust_handler_declared_class(
+    gust_handler *h);
 GUST_EXTERN void *gust_handler_route_data(gust_handler *h);
 /* The class's state_size bytes (zeroed at creation); NULL when 0. */
 GUST_EXTERN void *gust_handler_state(gust_handler *h);
@@ -243,6 +365,20 @@ GUST_EXTERN size_t gust_handler_path_arg_count(gust_handler *h);
 GUST_EXTERN const char *gust_handler_path_arg(gust_handler *h, size_t index);
 GUST_EXTERN const char *gust_handler_path_kwarg(gust_handler *h,
                                                 const char *name);
+
+/* ---- Handler: the current user ------------------------------------------ */
+
+/* The signed-in user (Tornado's current_user): what the class's
+ * get_current_user returned, called on the first use and cached for the
+ * request; or what gust_handler_set_current_user() set. NULL: nobody.
+ * Templates rendered by the handler see it as current_user (None when
+ * NULL). */
+GUST_EXTERN const char *gust_handler_current_user(gust_handler *h);
+/* Sets the current user (copied into the arena; NULL: nobody), as
+ * assigning self.current_user in Tornado's prepare does. Returns 0 or
+ * -ENOMEM. */
+GUST_EXTERN int gust_handler_set_current_user(gust_handler *h,
+                                              const char *user);
 
 /* ---- Handler: arguments, files, cookies -------------------------------- */
 
@@ -363,7 +499,8 @@ GUST_EXTERN int gust_handler_write_str(gust_handler *h, const char *s);
 GUST_EXTERN int gust_handler_printf(gust_handler *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Writes json (borrowed) compactly and sets Content-Type:
- * application/json; charset=UTF-8. */
+ * application/json; charset=UTF-8. Reals are printed the shortest way that
+ * reads back the same, as Python's json.dumps: 0.3, 1.0, 1e+20. */
 GUST_EXTERN int gust_handler_write_json(gust_handler *h,
                                         const struct json_t *json);
 
@@ -403,10 +540,14 @@ GUST_EXTERN int gust_handler_send_error(gust_handler *h, int status,
     __attribute__((format(printf, 3, 4)));
 
 /* Renders template name (settings.template_path, loaded once and cached)
- * with context (borrowed; may be NULL) and writes the result. The context
- * seen by the template also holds, unless it has them already:
+ * with context (borrowed, only read; may be NULL) and writes the result.
+ * The template also sees these names when its context does not have them
+ * (Tornado's template namespace; each made only if the template uses it):
  * "request" {method, uri, path, query, host, remote_ip, protocol},
- * "xsrf_form_html" (when xsrf_cookies is on) and "static_url_prefix".
+ * "xsrf_form_html" (when xsrf_cookies is on), "current_user" (the
+ * string, or None) and "static_url_prefix"; and it may call
+ * static_url(path) and reverse_url(name, args...), which are
+ * gust_handler_static_url() and gust_handler_reverse_url() below.
  * Returns 0, -ENOENT (no such template or no template_path), or the
  * template's error code (logged with file and line; the request gets 500
  * when the method returns that code). */
@@ -416,6 +557,18 @@ GUST_EXTERN int gust_handler_render(gust_handler *h, const char *name,
 GUST_EXTERN char *gust_handler_render_string(gust_handler *h, const char *name,
                                              struct json_t *context,
                                              size_t *len);
+
+/* The common case in one call, as Tornado's render("page.html", title=t,
+ * n=3): the context is built from fmt and the values after it as
+ * Jansson's json_pack builds it, and freed before the call returns:
+ *     gust_handler_render_pack(h, "page.html", "{s:s, s:i, s:[s,s]}",
+ *                              "title", t, "n", 3, "tags", "a", "b");
+ * ("s?" takes a string that may be NULL, "O" a json_t * and adds a
+ * reference, "o" steals one). Returns as gust_handler_render(), or
+ * -EINVAL when the format and values do not make an object (logged with
+ * Jansson's message). */
+GUST_EXTERN int gust_handler_render_pack(gust_handler *h, const char *name,
+                                         const char *fmt, ...);
 
 /* The URL of a static file: static_url_prefix + path + "?v=" + the first
  * 8 hex digits of the file's SHA-256 (cached per path, recomputed when the
