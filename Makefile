@@ -68,12 +68,19 @@ deps-fuzz: deps
 # Node's ws and playwright-core (which drives Debian's /usr/bin/chromium; it
 # never downloads a browser), pinned by tests/integration/js/package-lock.json
 # and installed by `npm ci` into $(BUILD)/npm/node_modules, where the tests and
-# bench/ws_compare.sh look. Node.js and npm are the machine's own.
+# bench/ws_compare.sh look. Node.js and npm are the machine's own, or Debian's
+# nodejs and npm when missing.
 NPM_DIR := $(BUILD)/npm
 NPM_LOCK := tests/integration/js/package.json tests/integration/js/package-lock.json
 deps-npm: $(NPM_DIR)/node_modules/.package-lock.json
 $(NPM_DIR)/node_modules/.package-lock.json: $(NPM_LOCK)
-	@command -v npm >/dev/null || { echo "npm missing: install Node.js (>= 20) and npm"; exit 1; }
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing missing Debian packages: nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null || exit 1; \
+	  else \
+	    echo "npm is missing. Run:"; echo "    sudo apt-get install -y nodejs npm"; exit 1; \
+	  fi; }
 	@mkdir -p $(NPM_DIR) && cp $(NPM_LOCK) $(NPM_DIR)/
 	@echo "Installing npm packages into $(NPM_DIR) (npm ci)"
 	@cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
