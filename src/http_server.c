@@ -375,7 +375,8 @@ int gust_http_request_resume_body(gust_http_request *req)
 
 /* ---- Responses --------------------------------------------------------- */
 
-int gust_http_request_write(gust_http_request *req, const void *data, size_t len)
+int gust_http_request_write_raw(gust_http_request *req, const void *data,
+                                size_t len)
 {
     gust_http_connection *c = req->connection;
     if (c->rq->resp_mode == GUST__RESP_STRUCT)
@@ -394,14 +395,14 @@ int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
     if (n < 0)
         return -EINVAL;
     if ((size_t)n < sizeof small)
-        return gust_http_request_write(req, small, (size_t)n);
+        return gust_http_request_write_raw(req, small, (size_t)n);
     char *big = malloc((size_t)n + 1);
     if (!big)
         return -ENOMEM;
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    int rc = gust_http_request_write(req, big, (size_t)n);
+    int rc = gust_http_request_write_raw(req, big, (size_t)n);
     free(big);
     return rc;
 }
