@@ -250,6 +250,33 @@ static void test_bare_server(void **state)
     assert_int_equal(gust_loop_free(gust_loop_current()), 0);
 }
 
+/* Code written against the names before issue 17 still compiles and
+ * works: gust_http_request_write (now _write_raw), gust_http_response and
+ * gust_http_response_free (now gust_http_client_response, _free). */
+static void answer_raw_old_name(gust_http_request *req, void *data)
+{
+    (void)data;
+    static const char wire[] = "HTTP/1.1 202 Accepted\r\n"
+                               "Content-Length: 3\r\n\r\nold";
+    gust_http_request_write(req, wire, sizeof wire - 1);
+    gust_http_request_finish(req);
+}
+
+static void test_deprecated_names(void **state)
+{
+    (void)state;
+    gust_testing_server *t = gust_testing_start(
+        gust_http_callback(answer_raw_old_name, NULL), NULL);
+    assert_non_null(t);
+    gust_http_response *r;
+    assert_int_equal(gust_testing_fetch(t, "/", NULL, 0, &r), 0);
+    assert_int_equal(r->code, 202);
+    assert_string_equal(r->body, "old");
+    gust_http_response_free(r);
+    gust_testing_stop(t);
+    assert_int_equal(gust_loop_free(gust_loop_current()), 0);
+}
+
 int main(void)
 {
     gust_log_set_level(GUST_LOG_WARNING);
@@ -260,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup(test_run_timeout, test_setup),
         cmocka_unit_test_setup(test_default_timeout, test_setup),
         cmocka_unit_test_setup(test_bare_server, test_setup),
+        cmocka_unit_test_setup(test_deprecated_names, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
