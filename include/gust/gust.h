@@ -23,6 +23,7 @@
 #include "gust/web.h"
 #include "gust/websocket.h"
 #include "gust/metrics.h"
+#include "gust/metrics_handler.h"
 
 /* GUST_VERSION_* are defined in common.h. */
 

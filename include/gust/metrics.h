@@ -15,7 +15,7 @@
  * predecessor's slot: counters go on from where they were, the gauges
  * (connections and WebSockets open) start again from 0.
  *
- *     GUST_ROUTE("/metrics", &gust_metrics_handler)
+ *     GUST_ROUTE("/metrics", &gust_metrics_handler)  (metrics_handler.h)
  *
  * Serve it on a route only your monitoring reaches (or on a separate
  * server bound to a private address): the figures tell how busy the
@@ -27,9 +27,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include "gust/http_server.h"
-#include "gust/web.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,13 +73,6 @@ GUST_EXTERN char *gust_metrics_render(size_t *len);
 
 /* The Content-Type of that text. */
 #define GUST_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-/* Answers req (of a bare gust_http_server) with the rendered metrics:
- * 200, or 500 when out of memory. Returns what gust_http_respond returns. */
-GUST_EXTERN int gust_metrics_respond(gust_http_request *req);
-
-/* A handler class whose GET (and HEAD) serves the rendered metrics. */
-GUST_EXTERN extern const gust_handler_class gust_metrics_handler;
 
 #ifdef __cplusplus
 }
