@@ -48,10 +48,12 @@ static long long body_bytes(gust_handler *h, int status)
 static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers)
 {
     gust_http_request *r = h->req;
-    gust_loop *loop = gust_handler_loop(h);
-    double now = gust_loop_update_time(loop);
-    gust__metrics_note_end(r, gust_loop_now_ns(loop)); /* one clock reading */
-    double elapsed = now > r->start_time ? now - r->start_time : 0;
+    /* One clock reading for the line and the metrics, shared with the
+     * requests that ended just before (metrics_internal.h). */
+    uint64_t start_ns = r->start_time > 0 ? (uint64_t)(r->start_time * 1e9) : 0;
+    uint64_t now_ns = gust__metrics_clock_ns(start_ns);
+    gust__metrics_note_end(r, now_ns);
+    double elapsed = now_ns > start_ns ? (double)(now_ns - start_ns) / 1e9 : 0;
     struct timeval tv = {0, 0};
     if (headers) /* Tornado's line has no date of its own */
         gettimeofday(&tv, NULL);
