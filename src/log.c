@@ -515,7 +515,8 @@ static void sanitize(char *p, size_t n)
 
 char *gust__log_begin(int level, const char *module, bool raw, size_t *room)
 {
-    pthread_once(&init_once, init_log);
+    if (!tl_buf) /* a buffer is made after the set-up only */
+        pthread_once(&init_once, init_log);
     if (atomic_load_explicit(&log_handler, memory_order_relaxed))
         return NULL;
     char *line = buf_room(LINE_MAX_LEN);
