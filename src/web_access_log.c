@@ -273,28 +273,48 @@ static const char two_digits[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* True if one of the 8 bytes at p is below 0x20. */
-static bool has_ctl8(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return ((w - 0x2020202020202020u) & ~w & 0x8080808080808080u) != 0;
-}
+/* Bytes below 0x20 in a word: the high bit of each such byte (and maybe
+ * of bytes above one), 0 if none. */
+#define CTL64(w) (((w) - 0x2020202020202020u) & ~(w) & 0x8080808080808080u)
+#define CTL32(w) (((w) - 0x20202020u) & ~(w) & 0x80808080u)
 
-/* Copies NUL-terminated s to p, up to end (which has 8 bytes of room
- * after it); NULL if it does not fit or holds a control character (the
- * careful way replaces those). Checked by words after the copy, spaces
- * padding the last: the fields are short, a byte loop costs more. */
+/* Copies NUL-terminated s to p, up to end; NULL if it does not fit or
+ * holds a control character (the careful way replaces those). By words
+ * loaded from s (the last one overlapping), checked as they go: the
+ * fields are short, and checking the copy instead would load words over
+ * the stores just made, which the CPU cannot forward. */
 static char *copy_str(char *p, char *end, const char *s)
 {
     size_t n = strlen(s);
     if (n > (size_t)(end - p))
         return NULL;
-    memcpy(p, s, n);
-    memcpy(p + n, "        ", 8);
-    for (size_t i = 0; i < n; i += 8)
-        if (has_ctl8(p + i))
+    if (n >= 8) {
+        uint64_t w, bad = 0;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            bad |= CTL64(w);
+            memcpy(p + i, &w, 8);
+        }
+        memcpy(&w, s + n - 8, 8);
+        bad |= CTL64(w);
+        memcpy(p + n - 8, &w, 8);
+        return bad ? NULL : p + n;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        if (CTL32(a) | CTL32(b))
             return NULL;
+        memcpy(p, &a, 4);
+        memcpy(p + n - 4, &b, 4);
+        return p + n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20)
+            return NULL;
+        p[i] = s[i];
+    }
     return p + n;
 }
 
