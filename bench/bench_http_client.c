@@ -46,7 +46,7 @@ static double wall_now(void)
 
 static void start_one(bench *b);
 
-static void on_response(gust_http_response *resp, void *data)
+static void on_response(gust_http_client_response *resp, void *data)
 {
     bench *b = data;
     b->in_flight--;

@@ -27,7 +27,7 @@ static char url_a[512], url_b[512];
 
 /* ---- Callback style (Tornado's @asynchronous) -------------------------- */
 
-static void on_fetch(gust_http_response *resp, void *data)
+static void on_fetch(gust_http_client_response *resp, void *data)
 {
     gust_handler *h = data;
     if (resp->error) {
@@ -56,7 +56,7 @@ static int coroutine_get(gust_handler *h)
     int rc = gust_await(gust_http_fetch(client, url_a), &v);
     if (rc < 0)
         return gust_handler_send_error(h, 502, "%s", gust_strerror(rc));
-    gust_http_response *resp = v.ptr;
+    gust_http_client_response *resp = v.ptr;
     gust_handler_write(h, resp->body, resp->body_len);
     gust_value_free(&v);
     return 0;
@@ -77,7 +77,7 @@ static int parallel_get(gust_handler *h)
         return gust_handler_send_error(h, 502, "%s", gust_strerror(rc));
     gust_value *responses = v.ptr;
     for (int i = 0; i < 2; i++) {
-        gust_http_response *resp = responses[i].ptr;
+        gust_http_client_response *resp = responses[i].ptr;
         gust_handler_write(h, resp->body, resp->body_len);
     }
     gust_value_free(&v); /* frees both responses and the array */

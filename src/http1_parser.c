@@ -918,9 +918,12 @@ void gust__http1_chunked_init(gust__http1_chunked *st, uint64_t max_body,
     st->max_trailer = max_trailer;
 }
 
-static ssize_t chunked_fail(gust__http1_chunked *st, int status,
-                            const char *reason)
+/* The decoder's one way out on an error: the data decoded before it (out
+ * bytes at the start of the buffer) still counts, as on the other exits. */
+static ssize_t chunked_fail(gust__http1_chunked *st, size_t *data_len,
+                            size_t out, int status, const char *reason)
 {
+    *data_len = out;
     st->state = CH_ERROR;
     st->error_status = status;
     st->error_reason = reason;
@@ -938,12 +941,6 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
         return 0;
     if (st->state == CH_ERROR)
         return GUST_HTTP1_ERROR;
-
-#define CH_FAIL(status, reason)                                                \
-    do {                                                                       \
-        rc = chunked_fail(st, (status), (reason));                             \
-        goto done;                                                             \
-    } while (0)
 
     while (i < len) {
         unsigned char c;
@@ -963,36 +960,44 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
         }
         c = (unsigned char)buf[i++];
         if (st->state < CH_DATA && ++st->line_len > GUST_HTTP1_MAX_CHUNK_LINE)
-            CH_FAIL(400, "chunk-size line too long");
+            return chunked_fail(st, data_len, out, 400,
+                                "chunk-size line too long");
         if (st->state >= CH_TRAILER_START && ++st->trailer_len > st->max_trailer)
-            CH_FAIL(431, "trailer section too large");
+            return chunked_fail(st, data_len, out, 431,
+                                "trailer section too large");
 
         switch (st->state) {
         case CH_SIZE:
             if (gust__http1_cc[c] & GUST__HTTP1_C_HEX) {
                 unsigned d = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
                 if (st->remaining > GUST_HTTP1_MAX_CHUNK_SIZE >> 4)
-                    CH_FAIL(400, "chunk size too large");
+                    return chunked_fail(st, data_len, out, 400,
+                                        "chunk size too large");
                 st->remaining = st->remaining << 4 | d;
                 if (st->remaining > GUST_HTTP1_MAX_CHUNK_SIZE)
-                    CH_FAIL(400, "chunk size too large");
+                    return chunked_fail(st, data_len, out, 400,
+                                        "chunk size too large");
                 st->seen_digit = 1;
             } else if (!st->seen_digit) {
-                CH_FAIL(400, "invalid chunk size");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk size");
             } else if (c == ';' || c == '\r') {
                 /* Only a size read to its end is weighed against max_body:
                  * one that overflows is malformed (400), not large (413). */
                 if (st->remaining > st->max_body - st->total)
-                    CH_FAIL(413, "body too large");
+                    return chunked_fail(st, data_len, out, 413,
+                                        "body too large");
                 st->state = c == ';' ? CH_EXT_NAME_START : CH_SIZE_LF;
             } else {
                 /* "5 ;x" is BWS, which no sender may generate: refused. */
-                CH_FAIL(400, "invalid chunk size");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk size");
             }
             break;
         case CH_EXT_NAME_START:
             if (!(gust__http1_cc[c] & GUST__HTTP1_C_TCHAR))
-                CH_FAIL(400, "invalid chunk extension");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk extension");
             st->state = CH_EXT_NAME;
             break;
         case CH_EXT_NAME:
@@ -1006,7 +1011,8 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
             else if (c == '\r')
                 st->state = CH_SIZE_LF;
             else
-                CH_FAIL(400, "invalid chunk extension");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk extension");
             break;
         case CH_EXT_VALUE_START:
             if (gust__http1_cc[c] & GUST__HTTP1_C_TCHAR)
@@ -1014,7 +1020,8 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
             else if (c == '"')
                 st->state = CH_EXT_QUOTED;
             else
-                CH_FAIL(400, "invalid chunk extension");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk extension");
             break;
         case CH_EXT_QUOTED:
             /* qdtext = HTAB / SP / VCHAR except '"' and '\' / obs-text */
@@ -1023,11 +1030,13 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
             else if (c == '\\')
                 st->state = CH_EXT_QUOTED_PAIR;
             else if (!(gust__http1_cc[c] & GUST__HTTP1_C_VALUE))
-                CH_FAIL(400, "invalid chunk extension");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk extension");
             break;
         case CH_EXT_QUOTED_PAIR:
             if (!(gust__http1_cc[c] & GUST__HTTP1_C_VALUE))
-                CH_FAIL(400, "invalid chunk extension");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk extension");
             st->state = CH_EXT_QUOTED;
             break;
         case CH_EXT_QUOTED_END:
@@ -1036,22 +1045,26 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
             else if (c == '\r')
                 st->state = CH_SIZE_LF;
             else
-                CH_FAIL(400, "invalid chunk extension");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid chunk extension");
             break;
         case CH_SIZE_LF:
             if (c != '\n')
-                CH_FAIL(400, "bare CR in chunk-size line");
+                return chunked_fail(st, data_len, out, 400,
+                                    "bare CR in chunk-size line");
             st->state = st->remaining ? CH_DATA : CH_TRAILER_START;
             st->total += st->remaining;
             break;
         case CH_DATA_CR:
             if (c != '\r')
-                CH_FAIL(400, "missing CRLF after chunk data");
+                return chunked_fail(st, data_len, out, 400,
+                                    "missing CRLF after chunk data");
             st->state = CH_DATA_LF;
             break;
         case CH_DATA_LF:
             if (c != '\n')
-                CH_FAIL(400, "missing CRLF after chunk data");
+                return chunked_fail(st, data_len, out, 400,
+                                    "missing CRLF after chunk data");
             st->state = CH_SIZE;
             st->line_len = 0;
             st->seen_digit = 0;
@@ -1062,39 +1075,44 @@ ssize_t gust__http1_chunked_decode(gust__http1_chunked *st, char *buf,
             else if (gust__http1_cc[c] & GUST__HTTP1_C_TCHAR)
                 st->state = CH_TRAILER_NAME;
             else
-                CH_FAIL(400, IS_OWS(c) ? "obs-fold in trailer section"
-                                       : "invalid trailer field");
+                return chunked_fail(st, data_len, out, 400,
+                                    IS_OWS(c) ? "obs-fold in trailer section"
+                                              : "invalid trailer field");
             break;
         case CH_TRAILER_NAME:
             if (c == ':')
                 st->state = CH_TRAILER_VALUE;
             else if (!(gust__http1_cc[c] & GUST__HTTP1_C_TCHAR))
-                CH_FAIL(400, "invalid trailer field name");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid trailer field name");
             break;
         case CH_TRAILER_VALUE:
             if (c == '\r')
                 st->state = CH_TRAILER_LF;
             else if (!(gust__http1_cc[c] & GUST__HTTP1_C_VALUE))
-                CH_FAIL(400, "invalid character in trailer field value");
+                return chunked_fail(st, data_len, out, 400,
+                                    "invalid character in trailer field value");
             break;
         case CH_TRAILER_LF:
             if (c != '\n')
-                CH_FAIL(400, "bare CR in trailer section");
+                return chunked_fail(st, data_len, out, 400,
+                                    "bare CR in trailer section");
             st->state = CH_TRAILER_START;
             break;
         case CH_END_LF:
             if (c != '\n')
-                CH_FAIL(400, "bare CR at end of chunked body");
+                return chunked_fail(st, data_len, out, 400,
+                                    "bare CR at end of chunked body");
             st->state = CH_DONE;
             rc = (ssize_t)i;
             goto done;
         default:
-            CH_FAIL(400, "invalid decoder state");
+            return chunked_fail(st, data_len, out, 400,
+                                "invalid decoder state");
         }
     }
     rc = GUST_HTTP1_INCOMPLETE;
 done:
     *data_len = out;
     return rc;
-#undef CH_FAIL
 }

@@ -206,9 +206,9 @@ static gust__http_client_conn *idle_find(gust_http_client *c,
 
 /* An empty response: strings default to "" so that users never meet a
  * NULL, whatever went wrong. */
-static gust_http_response *response_new(void)
+static gust_http_client_response *response_new(void)
 {
-    gust_http_response *r = calloc(1, sizeof *r);
+    gust_http_client_response *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     gust_arena_init(&r->arena, 2048);
@@ -221,7 +221,7 @@ static gust_http_response *response_new(void)
     return r;
 }
 
-void gust_http_response_free(gust_http_response *resp)
+void gust_http_client_response_free(gust_http_client_response *resp)
 {
     if (!resp)
         return;
@@ -231,7 +231,7 @@ void gust_http_response_free(gust_http_response *resp)
     free(resp);
 }
 
-static void response_free_fn(void *p) { gust_http_response_free(p); }
+static void response_free_fn(void *p) { gust_http_client_response_free(p); }
 
 /* ---- Ending a fetch ----------------------------------------------------- */
 
@@ -317,7 +317,7 @@ static void fetch_end(gust__http_client_fetch *f, int code, const char *detail)
         gust__http_client_conn_close(conn);
     }
 
-    gust_http_response *r = f->resp;
+    gust_http_client_response *r = f->resp;
     f->resp = NULL;
     if (!r)
         r = response_new();
@@ -354,7 +354,7 @@ static void fetch_end(gust__http_client_fetch *f, int code, const char *detail)
     gust__future_set_impl(fut, NULL);
     if (gust_future_done(fut)) {
         /* Cancelled by its owner: nobody wants the response. */
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
     } else if (code == 0 || !r) {
         if (r)
             gust_future_set_result(fut, (gust_value){r, response_free_fn});
@@ -455,7 +455,7 @@ static int set_target(gust__http_client_fetch *f)
 static void begin_attempt(gust__http_client_fetch *f)
 {
     gust_http_client *c = f->client;
-    gust_http_response_free(f->resp);
+    gust_http_client_response_free(f->resp);
     f->resp = response_new();
     if (!f->resp) {
         fetch_end(f, -ENOMEM, NULL);
@@ -844,7 +844,7 @@ gust_future *gust_http_fetch(gust_http_client *c, const char *url)
 
 /* A failed fetch keeps its response as the future's value (see
  * fetch_end); for any other future the value of an error is empty. */
-gust_http_response *gust_http_client_error_response(gust_future *f)
+gust_http_client_response *gust_http_client_error_response(gust_future *f)
 {
     return f ? gust__future_error_value(f) : NULL;
 }
@@ -852,7 +852,7 @@ gust_http_response *gust_http_client_error_response(gust_future *f)
 /* The callback form rides on the future: the user's callback is one of its
  * done-callbacks, so it runs on the loop like any other. */
 typedef struct fetch_cb_ctx {
-    void (*cb)(gust_http_response *resp, void *data);
+    void (*cb)(gust_http_client_response *resp, void *data);
     void *data;
 } fetch_cb_ctx;
 
@@ -861,7 +861,7 @@ static void fetch_cb_adapter(gust_future *fut, void *data)
     fetch_cb_ctx ctx = *(fetch_cb_ctx *)data;
     free(data);
     int status = gust_future_status(fut);
-    gust_http_response *resp = status == 0 ? gust_future_result(fut)
+    gust_http_client_response *resp = status == 0 ? gust_future_result(fut)
                                            : gust_http_client_error_response(fut);
     if (resp) {
         ctx.cb(resp, ctx.data);
@@ -869,7 +869,7 @@ static void fetch_cb_adapter(gust_future *fut, void *data)
     }
     /* Out of memory when the fetch ended: still one call, with a response
      * that says so. */
-    gust_http_response fallback = {.code = 599, .reason = "", .body = "",
+    gust_http_client_response fallback = {.code = 599, .reason = "", .body = "",
                                    .request_url = "", .effective_url = "",
                                    .error = status ? status : -ENOMEM};
     fallback.error_message = gust_strerror(fallback.error);
@@ -881,7 +881,8 @@ static void fetch_cb_adapter(gust_future *fut, void *data)
 
 int gust_http_client_fetch_cb(gust_http_client *c,
                               const gust_http_client_request *r,
-                              void (*cb)(gust_http_response *resp, void *data),
+                              void (*cb)(gust_http_client_response *resp,
+                                    void *data),
                               void *data)
 {
     assert(c && r && cb);

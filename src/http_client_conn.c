@@ -347,7 +347,7 @@ static bool header_line(gust__http_client_fetch *f, const char *p, size_t n)
 static int take_head(gust__http_client_fetch *f, char *head, size_t len,
                      gust__http1_response *pr, gust__http1_framing *fr)
 {
-    gust_http_response *r = f->resp;
+    gust_http_client_response *r = f->resp;
     int n = gust__http1_parse_response(head, len, 0, SIZE_MAX,
                                        RESPONSE_FIELD_FLAGS, pr);
     /* The stream delivered up to the first CRLF CRLF: a valid head ends
@@ -406,7 +406,7 @@ static int take_head(gust__http_client_fetch *f, char *head, size_t len,
 static int parse_head(gust__http_client_fetch *f, const char *data, size_t len,
                       gust__http1_framing *fr)
 {
-    gust_http_response *r = f->resp;
+    gust_http_client_response *r = f->resp;
     char *head = gust_arena_memdup(&r->arena, data, len);
     if (!head)
         return -ENOMEM;
@@ -446,7 +446,7 @@ static bool is_redirect(int code)
 static int prepare_body(gust__http_client_fetch *f,
                         const gust__http1_framing *fr)
 {
-    gust_http_response *r = f->resp;
+    gust_http_client_response *r = f->resp;
     const gust_http_headers *h = &r->headers;
     int code = r->code;
     uint64_t cl = 0;
@@ -597,7 +597,7 @@ void gust__http_client_conn_body_reset(gust__http_client_fetch *f)
 /* Decoded body bytes: to the streaming callback or into resp->body_buf. */
 static int sink(gust__http_client_fetch *f, const char *p, size_t n)
 {
-    gust_http_response *r = f->resp;
+    gust_http_client_response *r = f->resp;
     if (f->stream_body) {
         gust__http_client_user_enter(f);
         f->streaming_callback(r, p, n, f->callback_data);
@@ -669,7 +669,7 @@ static int deliver(gust__http_client_fetch *f, const char *p, size_t n)
  * incomplete even if the framing was right. */
 static void body_done(gust__http_client_fetch *f)
 {
-    gust_http_response *r = f->resp;
+    gust_http_client_response *r = f->resp;
     if (f->gzip && f->z_input && !f->z_end) {
         f->keep_alive = false;
         gust__http_client_attempt_failed(f, GUST_EPROTO, "truncated gzip body");

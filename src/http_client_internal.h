@@ -86,9 +86,10 @@ struct gust__http_client_fetch {
     const char *ca_file, *client_cert, *client_key;
     const char *authorization;    /* "Basic ..." or NULL */
     const char *user_agent;
-    void (*header_callback)(gust_http_response *, const char *, size_t,
+    void (*header_callback)(gust_http_client_response *, const char *, size_t,
                             void *);
-    void (*streaming_callback)(gust_http_response *, const char *, size_t,
+    void (*streaming_callback)(gust_http_client_response *, const char *,
+          size_t,
                                void *);
     void *callback_data;
     /* Where the current attempt goes. */
@@ -100,7 +101,7 @@ struct gust__http_client_fetch {
     double t_created, t_started;
     /* Progress of the current attempt. */
     gust__http_client_conn *conn;
-    gust_http_response *resp;
+    gust_http_client_response *resp;
     int redirects;
     bool retried;                 /* resent once after a stale connection */
     bool head_request;

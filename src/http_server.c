@@ -1,5 +1,6 @@
 /* HTTP/1 server (Tornado's HTTPServer) and the request/response calls a
- * handler makes. The reading side of a connection is http1_connection.c. */
+ * handler makes. The connection is http1_connection.c (lifecycle),
+ * http1_read.c (reading) and http1_write.c (writing). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -375,7 +376,8 @@ int gust_http_request_resume_body(gust_http_request *req)
 
 /* ---- Responses --------------------------------------------------------- */
 
-int gust_http_request_write(gust_http_request *req, const void *data, size_t len)
+int gust_http_request_write_raw(gust_http_request *req, const void *data,
+                                size_t len)
 {
     gust_http_connection *c = req->connection;
     if (c->rq->resp_mode == GUST__RESP_STRUCT)
@@ -394,14 +396,14 @@ int gust_http_request_printf(gust_http_request *req, const char *fmt, ...)
     if (n < 0)
         return -EINVAL;
     if ((size_t)n < sizeof small)
-        return gust_http_request_write(req, small, (size_t)n);
+        return gust_http_request_write_raw(req, small, (size_t)n);
     char *big = malloc((size_t)n + 1);
     if (!big)
         return -ENOMEM;
     va_start(ap, fmt);
     vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    int rc = gust_http_request_write(req, big, (size_t)n);
+    int rc = gust_http_request_write_raw(req, big, (size_t)n);
     free(big);
     return rc;
 }
@@ -520,229 +522,6 @@ int gust_http_response_write(gust_http_request *req, const void *data,
     return 0;
 }
 
-/* The Date header, formatted once per second. */
-static _Thread_local struct {
-    time_t sec;
-    char line[GUST_HTTP_DATE_LEN + 9];
-} date_cache;
-
-static const char *date_line(void)
-{
-    time_t now = time(NULL);
-    if (now != date_cache.sec || !date_cache.line[0]) {
-        char d[GUST_HTTP_DATE_SIZE];
-        gust_http_date_format(now, d);
-        snprintf(date_cache.line, sizeof date_cache.line, "Date: %s\r\n", d);
-        date_cache.sec = now;
-    }
-    return date_cache.line;
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* The response headers the server adds unless the application set them,
- * found in one pass (each lookup was a walk of its own). */
-static unsigned resp_present(const gust_http_headers *h)
-{
-    unsigned present = 0;
-    for (size_t i = 0; i < h->count; i++) {
-        gust_str n = h->items[i].name;
-        if (GUST__NAME_IS(n, "Date"))
-            present |= GUST__HAS_DATE;
-        else if (GUST__NAME_IS(n, "Server"))
-            present |= GUST__HAS_SERVER;
-        else if (GUST__NAME_IS(n, "Content-Length"))
-            present |= GUST__HAS_LENGTH;
-    }
-    return present;
-}
-
-/* The head is assembled in one buffer and queued with one call: it was a
- * dozen small gathers (and a snprintf) per response. */
-int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
-                               size_t content_length, bool has_length,
-                               unsigned present)
-{
-    gust__http_rq *q = c->rq;
-    bool keep = gust__http_conn_will_keep(c);
-    if (!keep)
-        q->resp_close = true;
-    const char *reason = q->reason ? q->reason : gust_http_reason(q->status);
-    if (!reason)
-        reason = "Unknown";
-    size_t reason_len = strlen(reason);
-    gust_http_headers *h = &q->resp_headers;
-    bool date = !(present & GUST__HAS_DATE);
-    bool server = c->srv->server_header_len && !(present & GUST__HAS_SERVER);
-    size_t ws = gust_http_headers_wire_size(h);
-    size_t need = 13 + reason_len + 2 + GUST_HTTP_DATE_LEN + 8 +
-                  c->srv->server_header_len + ws + q->head_line_len + 40 +
-                  28 + 24 + 2;
-    char *buf;
-    int rc = gust__http_conn_out_room(c, need, &buf);
-    if (rc < 0) {
-        if (rc == GUST_ESTREAMCLOSED) /* as if sent: nothing more will be */
-            q->headers_sent = true;
-        return rc;
-    }
-    char *p = buf;
-    int st = q->status; /* 100..999 (set_status checks) */
-    p = put(p, "HTTP/1.1 ", 9);
-    *p++ = (char)('0' + st / 100 % 10);
-    *p++ = (char)('0' + st / 10 % 10);
-    *p++ = (char)('0' + st % 10);
-    *p++ = ' ';
-    p = put(p, reason, reason_len);
-    p = put(p, "\r\n", 2);
-    if (date)
-        p = put(p, date_line(), GUST_HTTP_DATE_LEN + 8);
-    if (server)
-        p = put(p, c->srv->server_header, c->srv->server_header_len);
-    if (ws) {
-        gust_http_headers_serialize(h, p);
-        p += ws;
-    }
-    if (q->head_line_len)
-        p = put(p, q->head_line, q->head_line_len);
-    if (has_length) {
-        char digits[24];
-        size_t nd = 0;
-        do {
-            digits[nd++] = (char)('0' + content_length % 10);
-            content_length /= 10;
-        } while (content_length);
-        p = put(p, "Content-Length: ", 16);
-        while (nd)
-            *p++ = digits[--nd];
-        p = put(p, "\r\n", 2);
-    }
-    if (chunked)
-        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
-    if (q->resp_close)
-        p = put(p, "Connection: close\r\n", 19);
-    else if (q->req.version_minor == 0)
-        p = put(p, "Connection: keep-alive\r\n", 24);
-    p = put(p, "\r\n", 2);
-    q->headers_sent = true;
-    return gust__http_conn_out_commit(c, (size_t)(p - buf));
-}
-
-static bool no_body_status(int s)
-{
-    return s == 204 || s == 304 || (s >= 100 && s < 200);
-}
-
-/* The application's own Content-Length, if it set one that parses: the
- * body it sends is then held to it (see count_body). */
-static void note_user_length(gust__http_rq *q)
-{
-    gust_str v = gust_http_headers_get_first(&q->resp_headers,
-                                             GUST_STR("Content-Length"));
-    uint64_t n = 0;
-    bool seen = false;
-    if (gust__http1_parse_content_length((gust__http1_slice){v.ptr, v.len},
-                                         &n, &seen) == NULL) {
-        q->resp_len_set = true;
-        q->resp_len_left = n;
-    }
-}
-
-/* Body bytes about to go out under the application's Content-Length.
- * More than it announced would be read by the client as the start of the
- * next response, so they are not sent: the connection is cut instead, as
- * Tornado's "Tried to write more data than Content-Length" does. */
-static int count_body(gust_http_connection *c, uint64_t n)
-{
-    gust__http_rq *q = c->rq;
-    if (!q->resp_len_set || q->resp_no_body)
-        return 0;
-    if (n > q->resp_len_left) {
-        gust_log_error("http", "%s %s: response body longer than its "
-                       "Content-Length (%" PRIu64 " bytes over); closing",
-                       q->req.method, q->req.uri, n - q->resp_len_left);
-        q->aborted = true;
-        q->resp_len_left = 0;
-        return -EMSGSIZE;
-    }
-    q->resp_len_left -= n;
-    return 0;
-}
-
-/* Sends the head (if not yet) and the buffered body. */
-static int send_structured(gust_http_connection *c, bool final)
-{
-    gust_http_request *r = &c->rq->req;
-    int rc = 0;
-    if (!c->rq->headers_sent) {
-        c->rq->resp_no_body = no_body_status(c->rq->status) ||
-                          r->method_id == GUST_HTTP_HEAD;
-        unsigned present = resp_present(&c->rq->resp_headers);
-        bool user_len = present & GUST__HAS_LENGTH;
-        bool has_len = false, chunked = false;
-        if (!user_len && !no_body_status(c->rq->status)) {
-            if (final)
-                has_len = true;
-            else if (r->version_minor >= 1)
-                chunked = true;
-            else
-                c->rq->resp_close = true; /* 1.0: the close ends the body */
-        }
-        if (chunked && c->rq->resp_no_body)
-            chunked = false;
-        c->rq->resp_chunked = chunked;
-        if (user_len && !c->rq->resp_no_body) {
-            note_user_length(c->rq);
-            /* A whole body that disagrees with it: say Connection: close
-             * in this head already. */
-            if (final && c->rq->resp_len_set &&
-                c->rq->resp_len_left != c->rq->sbody_len)
-                c->rq->resp_close = true;
-        }
-        rc = gust__http_conn_write_head(c, chunked, c->rq->sbody_len, has_len,
-                                        present);
-    }
-    if (c->rq->sbody_len && !c->rq->resp_no_body && !c->rq->aborted &&
-        count_body(c, c->rq->sbody_len) < 0) {
-        c->rq->sbody_len = 0;
-        rc = -EMSGSIZE;
-    }
-    if (c->rq->sbody_len && !c->rq->resp_no_body) {
-        if (c->rq->resp_chunked) {
-            char hex[24];
-            int k = snprintf(hex, sizeof hex, "%zx\r\n", c->rq->sbody_len);
-            gust__http_conn_out(c, hex, (size_t)k);
-            gust__http_conn_out(c, c->rq->sbody, c->rq->sbody_len);
-            rc = gust__http_conn_out(c, "\r\n", 2);
-        } else {
-            rc = gust__http_conn_out(c, c->rq->sbody, c->rq->sbody_len);
-        }
-    }
-    c->rq->sbody_len = 0;
-    if (final && c->rq->resp_chunked && !c->rq->aborted)
-        rc = gust__http_conn_out(c, "0\r\n\r\n", 5);
-    if (final && c->rq->resp_len_set && c->rq->resp_len_left &&
-        !c->rq->aborted) {
-        /* Keeping the connection would make the client read the next
-         * response as the rest of this body. */
-        gust_log_error("http", "%s %s: response body %" PRIu64 " bytes "
-                       "short of its Content-Length; closing",
-                       c->rq->req.method, c->rq->req.uri,
-                       c->rq->resp_len_left);
-        c->rq->aborted = true;
-    }
-    /* A large body buffer is not kept for the next request. */
-    if (c->rq->sbody_cap > 64 * 1024) {
-        free(c->rq->sbody);
-        c->rq->sbody = NULL;
-        c->rq->sbody_cap = 0;
-    }
-    return rc;
-}
-
 typedef struct flush_wait {
     gust_http_connection *c;
     gust_http_request *req;
@@ -779,7 +558,7 @@ int gust_http_response_flush(gust_http_request *req,
         return GUST_ESTREAMCLOSED;
     int rc = 0;
     if (c->rq->resp_mode == GUST__RESP_STRUCT)
-        rc = send_structured(c, false);
+        rc = gust__http_conn_send_structured(c, false);
     int frc = gust__http_conn_flush(c);
     if (rc == 0)
         rc = frc;
@@ -808,11 +587,11 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
         return GUST_ESTREAMCLOSED;
     /* Headers and the body written so far go first (this decides chunked
      * framing and whether the body is sent at all). */
-    int rc = send_structured(c, false);
+    int rc = gust__http_conn_send_structured(c, false);
     if (rc < 0)
         return rc;
     bool skip = c->rq->resp_no_body || len == 0;
-    if (!skip && (c->rq->aborted || count_body(c, len) < 0))
+    if (!skip && (c->rq->aborted || gust__http_conn_count_body(c, len) < 0))
         return -EMSGSIZE;
     if (!skip && c->rq->resp_chunked) {
         char hex[24];
@@ -864,7 +643,7 @@ int gust_http_request_finish(gust_http_request *req)
         rc = GUST_ESTREAMCLOSED;
     } else if (c->rq->resp_mode != GUST__RESP_RAW) {
         c->rq->resp_mode = GUST__RESP_STRUCT;
-        rc = send_structured(c, true);
+        rc = gust__http_conn_send_structured(c, true);
     }
     gust__http_conn_request_done(c);
     return rc;
@@ -880,7 +659,7 @@ int gust__http_request_finish_with(gust_http_request *req, const char *body,
         int frc = gust_http_request_finish(req);
         return rc ? rc : frc;
     }
-    /* send_structured sends sbody and leaves it empty; with no capacity
+    /* gust__http_conn_send_structured sends sbody and leaves it empty; with no capacity
      * it never frees or grows the borrowed bytes. */
     char *own = c->rq->sbody;
     size_t cap = c->rq->sbody_cap;
@@ -888,7 +667,7 @@ int gust__http_request_finish_with(gust_http_request *req, const char *body,
     c->rq->sbody_len = len;
     c->rq->sbody_cap = 0;
     c->rq->resp_mode = GUST__RESP_STRUCT;
-    int rc = send_structured(c, true);
+    int rc = gust__http_conn_send_structured(c, true);
     c->rq->sbody = own;
     c->rq->sbody_cap = cap;
     c->rq->sbody_len = 0;
@@ -907,40 +686,6 @@ int gust_http_request_abort(gust_http_request *req)
     return 0;
 }
 
-/* The head of a switching response: no Content-Length, no Connection
- * of the server's (the handler sets Connection: Upgrade). */
-static int write_switch_head(gust_http_connection *c)
-{
-    gust__http_rq *q = c->rq;
-    const char *reason = q->reason ? q->reason : gust_http_reason(q->status);
-    if (!reason)
-        reason = "Unknown";
-    size_t reason_len = strlen(reason);
-    unsigned present = resp_present(&q->resp_headers);
-    bool date = !(present & GUST__HAS_DATE);
-    bool server = c->srv->server_header_len && !(present & GUST__HAS_SERVER);
-    size_t ws = gust_http_headers_wire_size(&q->resp_headers);
-    char *buf;
-    int rc = gust__http_conn_out_room(c, 16 + reason_len + GUST_HTTP_DATE_LEN +
-                                          8 + c->srv->server_header_len + ws + 2,
-                                      &buf);
-    if (rc < 0)
-        return rc;
-    int n = snprintf(buf, 16 + reason_len, "HTTP/1.1 %d %s\r\n", q->status,
-                     reason);
-    char *p = buf + n;
-    if (date)
-        p = put(p, date_line(), GUST_HTTP_DATE_LEN + 8);
-    if (server)
-        p = put(p, c->srv->server_header, c->srv->server_header_len);
-    gust_http_headers_serialize(&q->resp_headers, p);
-    p += ws;
-    p = put(p, "\r\n", 2);
-    q->headers_sent = true;
-    q->out_len += (size_t)(p - buf); /* sent by the detach's flush */
-    return 0;
-}
-
 int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
                              const gust_http_detach_ops *ops, void *data,
                              gust_stream **stream, gust_str *leftover)
@@ -955,7 +700,7 @@ int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
         return -EBUSY; /* a callback of the server's is due on the stream */
     if (c->rq->resp_mode != GUST__RESP_RAW && !c->rq->headers_sent) {
         c->rq->resp_mode = GUST__RESP_STRUCT;
-        int rc = write_switch_head(c);
+        int rc = gust__http_conn_write_switch_head(c);
         if (rc < 0)
             return rc;
     }

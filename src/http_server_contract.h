@@ -6,7 +6,7 @@
  * The server half is what a protocol connection owes the layer above for
  * each request it hands up (gust_http_request, http_server.h), besides the
  * public gust_http_response_* calls. HTTP/1 implements it in http_server.c
- * (with http1_connection.c, both through http_server_internal.h, which
+ * (with http1_read.c, both through http_server_internal.h, which
  * includes this header); an HTTP/2 connection implements the same calls
  * for its streams, and http_server.c then dispatches on req->connection.
  * Each call is a fast path for a response the web layer built itself, so

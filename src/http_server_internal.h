@@ -1,7 +1,10 @@
 /* Private layout of the HTTP/1 server and its connections, shared by
- * http_server.c (the server object, its public calls, and the response:
- * head serialisation and body framing) and http1_connection.c (the
- * connection: reading, parsing, timers, keep-alive, output gathering).
+ * http_server.c (the server object and its public calls), and the
+ * connection's three files: http1_connection.c (lifecycle: buffers,
+ * timers, keep-alive, closing, drain, detach), http1_read.c (reading,
+ * parsing and dispatching requests, the back-pressure gate) and
+ * http1_write.c (output gathering, response head serialisation, body
+ * framing).
  * The layers above use http_server_contract.h instead. Not installed. */
 #ifndef GUST_HTTP_SERVER_INTERNAL_H
 #define GUST_HTTP_SERVER_INTERNAL_H
@@ -222,9 +225,71 @@ int gust__http_conn_write_head(gust_http_connection *c, bool chunked,
                                unsigned present);
 /* gust__http_response_put_header, gust__http_response_put_line,
  * gust__http_request_finish_with (http_server.c) and
- * gust__http_method_name (http1_connection.c): the web-to-server contract,
+ * gust__http_method_name (http1_read.c): the web-to-server contract,
  * declared in http_server_contract.h. */
 /* Freed from the server once it has no connections. */
 void gust__http_server_conn_gone(gust_http_server *srv);
+
+/* ---- Between the connection's files ------------------------------------
+ * http1_connection.c (lifecycle: buffers, timers, closing, keep-alive,
+ * detach), http1_read.c (reading and dispatching requests) and
+ * http1_write.c (output, response head and body framing). */
+
+/* http1_connection.c */
+char *gust__http_conn_buf_get(size_t cap);
+bool gust__http_conn_rq_take(gust_http_connection *c);
+void gust__http_conn_rq_give_back(gust_http_connection *c);
+void gust__http_conn_clear_timer(gust_http_connection *c);
+void gust__http_conn_pause_timer(gust_http_connection *c);
+void gust__http_conn_set_timer_slow(gust_http_connection *c, int kind);
+void gust__http_conn_free(gust_http_connection *c);
+void gust__http_conn_on_linger_read(gust_stream *s, int status,
+                                    const char *data, size_t len, void *user);
+void gust__http_conn_close_after_write(gust_http_connection *c, bool linger);
+void gust__http_conn_send_error(gust_http_connection *c, int status,
+                                const char *why);
+
+/* http1_read.c */
+void gust__http_conn_start_read(gust_http_connection *c);
+bool gust__http_conn_can_discard(gust_http_connection *c);
+void gust__http_conn_begin_skip(gust_http_connection *c);
+void gust__http_conn_next_request(gust_http_connection *c);
+void gust__http_conn_process(gust_http_connection *c);
+void gust__http_conn_on_resume(gust_timer *t, void *data);
+
+/* http1_write.c */
+int gust__http_conn_count_body(gust_http_connection *c, uint64_t n);
+int gust__http_conn_send_structured(gust_http_connection *c, bool final);
+int gust__http_conn_write_switch_head(gust_http_connection *c);
+
+/* What the connection timer measures. */
+enum {
+    GUST__T_NONE, GUST__T_IDLE, GUST__T_HEAD, GUST__T_BODY, GUST__T_LINGER,
+    GUST__T_GRACE, GUST__T_WRITE
+};
+
+/* Room after the largest head for body bytes and pipelined requests. */
+#define GUST__HTTP_BUF_SLACK (16 * 1024)
+
+static inline const gust_http_server_options *
+gust__http_conn_opts_of(gust_http_connection *c)
+{
+    return &c->srv->opts;
+}
+
+static inline void gust__http_conn_set_timer(gust_http_connection *c, int kind)
+{
+    /* The keep-alive case: still queued from the last idle period, the
+     * deadline moves in place (later, so `due` stays no later than it). */
+    if (kind == GUST__T_IDLE && c->timer_kind == GUST__T_IDLE && c->stream) {
+        double d = gust_loop_time(gust_stream_loop(c->stream)) +
+                   gust__http_conn_opts_of(c)->idle_connection_timeout;
+        if (d >= c->due) {
+            c->deadline = d;
+            return;
+        }
+    }
+    gust__http_conn_set_timer_slow(c, kind);
+}
 
 #endif /* GUST_HTTP_SERVER_INTERNAL_H */

@@ -121,7 +121,7 @@ gust_http_server *gust_testing_http_server(gust_testing_server *t)
 
 int gust_testing_fetch(gust_testing_server *t, const char *path,
                        const gust_http_client_request *req, double timeout,
-                       gust_http_response **resp)
+                       gust_http_client_response **resp)
 {
     *resp = NULL;
     timeout = or_default(timeout);

@@ -70,10 +70,10 @@ static gust_testing_server *start(gust_app **app, const gust_app_settings *s)
 
 static void fetch(gust_testing_server *t, const char *path, int code)
 {
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(gust_testing_fetch(t, path, NULL, 0, &r), 0);
     assert_int_equal(r->code, code);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 }
 
 static void stop(gust_testing_server *t, gust_app *app)

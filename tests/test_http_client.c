@@ -37,7 +37,8 @@ static void settle(gust_loop *loop)
 
 /* Runs f to completion; returns its status, *resp the success response
  * (owned by the caller) or, on error, NULL. f is consumed. */
-static int run_fetch(gust_loop *loop, gust_future *f, gust_http_response **resp)
+static int run_fetch(gust_loop *loop, gust_future *f,
+                     gust_http_client_response **resp)
 {
     assert_non_null(f);
     gust_value v;
@@ -338,7 +339,7 @@ static void test_get_own_server(void **state)
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, port, "/hello")),
                                &r), 0);
     assert_int_equal(r->code, 200);
@@ -351,7 +352,7 @@ static void test_get_own_server(void **state)
                                               GUST_STR("content-type"));
     assert_true(gust_str_eq(ct, GUST_STR("text/plain")));
     assert_true(r->request_time >= 0);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     stop_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -366,13 +367,13 @@ static void test_large_bodies(void **state)
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, port, "/big")),
                                &r), 0);
     assert_int_equal(r->body_len, 48 * 65536);
     for (size_t i = 0; i < r->body_len; i += 4099)
         assert_int_equal(r->body[i], 'a' + (i % 65536) % 26);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     size_t n = 2 * 1024 * 1024;
     char *big = malloc(n);
@@ -384,7 +385,7 @@ static void test_large_bodies(void **state)
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     free(big);
     assert_string_equal(r->body, "2097152");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     stop_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -404,11 +405,11 @@ static void test_post_headers_auth(void **state)
         .body = "a=b&c", .body_len = 5, .headers = hs, .num_headers = 1,
         .auth_username = "Aladdin", .auth_password = "open sesame",
         .user_agent = "tester/1"};
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_string_equal(r->body, "POST /echo?a=1|Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==|"
                                  "tester/1|yes|a=b&c");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* A header value with CR LF never reaches the wire. */
     gust_http_header bad[] = {{GUST_STR("X-Test"), GUST_STR("a\r\nX-Evil: 1")}};
@@ -441,7 +442,7 @@ static void test_http_error_readable(void **state)
     char u[256];
     gust_future *f = gust_http_fetch(c, url(u, port, "/missing"));
     assert_int_equal(run_keep(loop, f), GUST_EHTTP);
-    gust_http_response *r = gust_http_client_error_response(f);
+    gust_http_client_response *r = gust_http_client_error_response(f);
     assert_non_null(r);
     assert_int_equal(r->code, 404);
     assert_int_equal(r->error, GUST_EHTTP);
@@ -453,7 +454,7 @@ static void test_http_error_readable(void **state)
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_int_equal(r->code, 404);
     assert_int_equal(r->error, 0);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     stop_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -469,7 +470,7 @@ static void test_redirects(void **state)
     gust_http_server *srv = start_server(&port);
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
 
     /* 302 after a POST: GET without body. Relative Location. */
     gust_http_client_request req = {.url = url(u, port, "/redirect/302?/echo"),
@@ -482,7 +483,7 @@ static void test_redirects(void **state)
     assert_string_equal(r->body + strlen(r->body) - 1, "|");
     assert_non_null(strstr(r->effective_url, "/echo"));
     assert_string_equal(r->request_url, u);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* 307 and 308 keep the method and the body. */
     for (int code = 307; code <= 308; code++) {
@@ -491,7 +492,7 @@ static void test_redirects(void **state)
         req.url = url(u, port, path);
         assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
         assert_string_equal(r->body, "POST /echo||Gust/0.1.0||data");
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
     }
 
     /* Credentials stay with their origin: a redirect to another host (here
@@ -506,18 +507,18 @@ static void test_redirects(void **state)
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_string_equal(r->body, "GET /echo||Gust/0.1.0||");
     assert_string_equal(r->effective_url, target);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     req.url = url(u, port, "/redirect/302?/echo");
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_string_equal(r->body, "GET /echo|Basic dTpw|Gust/0.1.0||");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* Not followed: the 3xx itself is the result, and it is no error. */
     req = (gust_http_client_request){.url = url(u, port, "/redirect/301?/echo"),
                                      .follow_redirects = GUST_HTTP_NO};
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_int_equal(r->code, 301);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* A loop ends after max_redirects with the last 3xx readable. */
     req = (gust_http_client_request){.url = url(u, port, "/loop"),
@@ -557,11 +558,11 @@ static void test_keep_alive_reuse(void **state)
     char u[256];
     url(u, srv.port, "/");
     for (int i = 0; i < 5; i++) {
-        gust_http_response *r;
+        gust_http_client_response *r;
         assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
         assert_string_equal(r->body, "ok");
         assert_int_equal(r->reused_connection, i > 0);
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
     }
     assert_int_equal(srv.connections, 1);
     assert_int_equal(srv.requests, 5);
@@ -600,10 +601,10 @@ static void test_stale_connection_retried(void **state)
     char u[256];
     url(u, srv.port, "/");
     for (int i = 0; i < 3; i++) {
-        gust_http_response *r;
+        gust_http_client_response *r;
         assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
         assert_string_equal(r->body, "fresh");
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
         settle(loop); /* let the server's close happen */
     }
     assert_int_equal(srv.connections, 3);
@@ -634,11 +635,11 @@ static void test_no_keep_alive(void **state)
     char u[256];
     url(u, srv.port, "/");
     for (int i = 0; i < 4; i++) {
-        gust_http_response *r;
+        gust_http_client_response *r;
         assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
         assert_string_equal(r->body, i % 2 ? "b" : "a");
         assert_false(r->reused_connection);
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
     }
     gust_http_client_stats st;
     gust_http_client_get_stats(c, &st);
@@ -673,11 +674,11 @@ static void test_chunked(void **state)
     char u[256];
     url(u, srv.port, "/");
     for (int i = 0; i < 2; i++) {
-        gust_http_response *r;
+        gust_http_client_response *r;
         assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
         assert_int_equal(r->body_len, 12);
         assert_string_equal(r->body, "Hello, world");
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
     }
     assert_int_equal(srv.connections, 1); /* kept after a chunked body */
     gust_http_client_free(c);
@@ -732,7 +733,7 @@ static void test_gzip(void **state)
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
     url(u, srv.port, "/");
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
     assert_non_null(strstr(srv.last_head, "\r\nAccept-Encoding: gzip\r\n"));
     assert_string_equal(r->body, text);
@@ -741,7 +742,7 @@ static void test_gzip(void **state)
                                 &r->headers,
                                 GUST_STR("X-Consumed-Content-Encoding")),
                             GUST_STR("gzip")));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* decompress no: the raw bytes, and no Accept-Encoding sent. */
     gust_http_client_request req = {.url = u, .decompress = GUST_HTTP_NO};
@@ -749,7 +750,7 @@ static void test_gzip(void **state)
     assert_null(strstr(srv.last_head, "Accept-Encoding"));
     assert_int_equal((unsigned char)r->body[0], 0x1f);
     assert_int_not_equal(r->body_len, strlen(text));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -773,11 +774,11 @@ static void test_body_until_close(void **state)
     raw_start(&srv, loop, script_until_close);
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, srv.port, "/")),
                                &r), 0);
     assert_string_equal(r->body, "until the end");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -817,7 +818,7 @@ static void test_malformed_responses(void **state)
         int rc = run_keep(loop, f);
         if (rc != GUST_EPROTO)
             fail_msg("response %zu: got %s", i, gust_err_name(rc));
-        gust_http_response *r = gust_http_client_error_response(f);
+        gust_http_client_response *r = gust_http_client_error_response(f);
         assert_non_null(r);
         assert_int_equal(r->code, 599);
         assert_int_equal(r->error, GUST_EPROTO);
@@ -847,14 +848,14 @@ static void test_obs_fold_unfolded(void **state)
     raw_start(&srv, loop, script_folded);
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, srv.port, "/")),
                                &r), 0);
     gust_str v = gust_http_headers_get_first(&r->headers, GUST_STR("X"));
     assert_int_equal(v.len, 6);
     assert_memory_equal(v.ptr, "a    b", 6);
     assert_string_equal(r->body, "ok");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -869,7 +870,7 @@ static void test_size_limits(void **state)
     gust_http_client_options o = {.max_body_size = 8};
     gust_http_client *c = gust_http_client_new(loop, &o);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, srv.port, "/")),
                                &r), GUST_EBUFFERFULL);
     gust_http_client_free(c);
@@ -890,7 +891,7 @@ typedef struct cb_log {
     int nchunks;
 } cb_log;
 
-static void on_header_line(gust_http_response *resp, const char *line,
+static void on_header_line(gust_http_client_response *resp, const char *line,
                            size_t len, void *data)
 {
     cb_log *l = data;
@@ -898,7 +899,8 @@ static void on_header_line(gust_http_response *resp, const char *line,
     strncat(l->lines, line, len);
 }
 
-static void on_chunk(gust_http_response *resp, const char *chunk, size_t len,
+static void on_chunk(gust_http_client_response *resp, const char *chunk,
+                     size_t len,
                      void *data)
 {
     (void)resp;
@@ -920,14 +922,14 @@ static void test_header_and_streaming_callbacks(void **state)
                                     .header_callback = on_header_line,
                                     .streaming_callback = on_chunk,
                                     .callback_data = &log};
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_string_equal(log.lines, "HTTP/1.1 200 OK\r\n"
                                    "Transfer-Encoding: chunked\r\n\r\n");
     assert_string_equal(log.chunks, "Hello, world");
     assert_true(log.nchunks >= 1);
     assert_int_equal(r->body_len, 0); /* streamed, not kept */
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -938,7 +940,7 @@ typedef struct cb_result {
     char body[64];
 } cb_result;
 
-static void on_response(gust_http_response *resp, void *data)
+static void on_response(gust_http_client_response *resp, void *data)
 {
     cb_result *res = data;
     res->calls++;
@@ -991,7 +993,7 @@ static int coro_fetch(gust_loop *loop, gust_value *result, void *data)
     int rc = gust_await(gust_http_fetch(a->c, a->url), &v);
     if (rc < 0)
         return rc;
-    gust_http_response *r = v.ptr;
+    gust_http_client_response *r = v.ptr;
     a->code = r->code;
     gust_value_free(&v);
     return 0;
@@ -1028,7 +1030,7 @@ static void test_connection_refused(void **state)
     char u[256];
     gust_future *f = gust_http_fetch(c, url(u, port, "/"));
     assert_int_equal(run_keep(loop, f), -ECONNREFUSED);
-    gust_http_response *r = gust_http_client_error_response(f);
+    gust_http_client_response *r = gust_http_client_error_response(f);
     assert_int_equal(r->code, 599);
     assert_non_null(strstr(r->error_message, "127.0.0.1"));
     gust_future_unref(f);
@@ -1042,7 +1044,7 @@ static void test_dns_failure(void **state)
     (void)state;
     gust_loop *loop = new_current_loop();
     gust_http_client *c = gust_http_client_new(loop, NULL);
-    gust_http_response *r;
+    gust_http_client_response *r;
     /* .invalid never resolves (RFC 6761). */
     gust_http_client_request req = {.url = "http://gust-test.invalid/",
                                     .connect_timeout = 30};
@@ -1074,7 +1076,7 @@ static void test_request_timeout(void **state)
     gust_http_client_request req = {.url = url(u, srv.port, "/"),
                                     .request_timeout = 0.2};
     double t0 = now_s();
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r),
                      GUST_ETIMEOUT);
     assert_true(now_s() - t0 < 10);
@@ -1130,15 +1132,15 @@ static void test_queue_timeouts(void **state)
     assert_int_equal(queued_lines, 2);
     gust_log_set_handler(NULL, NULL);
     gust_log_set_level(level);
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, second, &r), GUST_ETIMEOUT_QUEUE);
     assert_int_equal(run_fetch(loop, first, &r), 0);
     assert_string_equal(r->body, "slow");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     assert_int_equal(run_fetch(loop, third, &r), 0);
     assert_string_equal(r->body, "Hello, world");
     assert_true(r->queue_time >= 0.3);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     stop_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -1166,10 +1168,10 @@ static void test_connect_timeout(void **state)
     char u[256];
     gust_http_client_request req = {.url = url(u, port, "/"),
                                     .connect_timeout = 0.3};
-    gust_http_response *r;
+    gust_http_client_response *r;
     int rc = run_fetch(loop, gust_http_client_fetch(c, &req), &r);
     if (rc == 0)
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
     assert_int_equal(rc, GUST_ETIMEOUT_CONNECT);
     gust_http_client_free(c);
     settle(loop);
@@ -1203,7 +1205,7 @@ static void test_cancel_and_free(void **state)
     assert_int_equal(srv.connections, 2);
     /* Freeing the client fails the rest. */
     gust_http_client_free(c);
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, f2, &r), GUST_ECANCELED);
     assert_int_equal(run_fetch(loop, f3, &r), GUST_ECANCELED);
     gust_future_unref(f1);
@@ -1213,7 +1215,8 @@ static void test_cancel_and_free(void **state)
 }
 
 static int free_in_stream_cb_hits;
-static void free_client_in_chunk(gust_http_response *resp, const char *chunk,
+static void free_client_in_chunk(gust_http_client_response *resp,
+                                 const char *chunk,
                                  size_t len, void *data)
 {
     (void)resp;
@@ -1235,7 +1238,7 @@ static void test_free_inside_streaming_callback(void **state)
     gust_http_client_request req = {.url = url(u, srv.port, "/"),
                                     .streaming_callback = free_client_in_chunk,
                                     .callback_data = c};
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r),
                      GUST_ECANCELED);
     assert_int_equal(free_in_stream_cb_hits, 1);
@@ -1262,7 +1265,7 @@ static void test_many_parallel(void **state)
     assert_int_equal(gust_loop_run_sync(loop, gust_all(loop, fs, N), 60, &v), 0);
     gust_value *vals = v.ptr;
     for (int i = 0; i < N; i++)
-        assert_string_equal(((gust_http_response *)vals[i].ptr)->body,
+        assert_string_equal(((gust_http_client_response *)vals[i].ptr)->body,
                             "Hello, world");
     gust_value_free(&v);
     gust_http_client_stats st;
@@ -1286,7 +1289,7 @@ static void test_head_keeps_connection(void **state)
     char u[256];
     gust_http_client_request req = {.url = url(u, port, "/hello"),
                                     .method = "HEAD"};
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_client_fetch(c, &req), &r), 0);
     assert_int_equal(r->code, 200);
     assert_int_equal(r->body_len, 0);
@@ -1294,11 +1297,11 @@ static void test_head_keeps_connection(void **state)
     assert_true(gust_str_eq(gust_http_headers_get_first(
                                 &r->headers, GUST_STR("Content-Length")),
                             GUST_STR("12")));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
     assert_true(r->reused_connection);
     assert_string_equal(r->body, "Hello, world");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     stop_server(loop, srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -1324,14 +1327,14 @@ static void test_informational_skipped(void **state)
     raw_start(&srv, loop, script_informational);
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, url(u, srv.port, "/")),
                                &r), 0);
     assert_int_equal(r->code, 201);
     assert_string_equal(r->reason, "Created");
     assert_string_equal(r->body, "done");
     assert_false(gust_http_headers_has(&r->headers, GUST_STR("Link")));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -1357,13 +1360,13 @@ static void test_ipv6_literal(void **state)
     gust_http_client *c = gust_http_client_new(loop, NULL);
     char u[256];
     snprintf(u, sizeof u, "http://[::1]:%d/v6", srv.port);
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
     assert_string_equal(r->body, "ok");
     char host[64];
     snprintf(host, sizeof host, "\r\nHost: [::1]:%d\r\n", srv.port);
     assert_non_null(strstr(srv.last_head, host));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_free(c);
     raw_stop(&srv);
     assert_int_equal(gust_loop_free(loop), 0);
@@ -1392,7 +1395,7 @@ static void test_timeout_during_body(void **state)
                                     .request_timeout = 0.3};
     gust_future *f = gust_http_client_fetch(c, &req);
     assert_int_equal(run_keep(loop, f), GUST_ETIMEOUT);
-    gust_http_response *r = gust_http_client_error_response(f);
+    gust_http_client_response *r = gust_http_client_error_response(f);
     assert_int_equal(r->code, 599);
     assert_true(r->request_time >= 0.25);
     gust_future_unref(f);
@@ -1426,10 +1429,10 @@ static void test_trickled_responses(void **state)
             char u[256];
             url(u, srv.port, "/");
             for (int k = 0; k < 2; k++) { /* the second on the kept connection */
-                gust_http_response *r;
+                gust_http_client_response *r;
                 assert_int_equal(run_fetch(loop, gust_http_fetch(c, u), &r), 0);
                 assert_string_equal(r->body, bodies[i]);
-                gust_http_response_free(r);
+                gust_http_client_response_free(r);
             }
             assert_int_equal(srv.connections, 1);
             gust_http_client_free(c);
@@ -1492,12 +1495,12 @@ static void test_damaged_responses(void **state)
             damaged[rand() % damaged_len] = (char)(rand() % 256);
         if (rand() % 4 == 0)
             damaged_len = (size_t)rand() % damaged_len;
-        gust_http_response *r;
+        gust_http_client_response *r;
         int rc = run_fetch(loop, gust_http_client_fetch(c, &req), &r);
         assert_true(rc != GUST_ETIMEOUT); /* every damage is noticed */
         if (rc == 0) {
             ok++;
-            gust_http_response_free(r);
+            gust_http_client_response_free(r);
         } else {
             failed++;
         }

@@ -99,7 +99,7 @@ static int fetch_main(int argc, char **argv)
     for (int k = 0; k < n; k++) {
         gust_loop_run_sync(loop, gust_future_ref(fs[k]), 120, NULL);
         int st = gust_future_status(fs[k]);
-        gust_http_response *r = st == 0 ? gust_future_result(fs[k])
+        gust_http_client_response *r = st == 0 ? gust_future_result(fs[k])
                                         : gust_http_client_error_response(fs[k]);
         printf("{\"code\":%d,\"error\":\"%s\",\"message\":", r ? r->code : 599,
                st ? gust_err_name(st) : "");

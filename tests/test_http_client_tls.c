@@ -145,7 +145,7 @@ static int fetch(env *e, gust_http_client_request *r, char *body, size_t n,
     int rc = gust_loop_run_sync(e->loop, gust_http_client_fetch(e->client, r),
                                 30, &v);
     if (rc == 0) {
-        gust_http_response *resp = v.ptr;
+        gust_http_client_response *resp = v.ptr;
         snprintf(body, n, "%s", resp->body);
         if (reused)
             *reused = resp->reused_connection;

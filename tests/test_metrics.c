@@ -29,15 +29,15 @@ static const gust_handler_class hello = {.get = hello_get};
 static const gust_handler_class fail = {.get = fail_get};
 
 static void fetch(gust_testing_server *t, const char *path, int code,
-                  gust_http_response **keep)
+                  gust_http_client_response **keep)
 {
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(gust_testing_fetch(t, path, NULL, 0, &r), 0);
     assert_int_equal(r->code, code);
     if (keep)
         *keep = r;
     else
-        gust_http_response_free(r);
+        gust_http_client_response_free(r);
 }
 
 static void test_counts(void **state)
@@ -75,7 +75,7 @@ static void test_counts(void **state)
     gust_metrics_websocket_opened();
     gust_metrics_websocket_opened();
     gust_metrics_websocket_closed();
-    gust_http_response *r;
+    gust_http_client_response *r;
     fetch(t, "/metrics", 200, &r);
     gust_str ct = gust_http_headers_get_first(&r->headers,
                                               GUST_STR("Content-Type"));
@@ -84,7 +84,7 @@ static void test_counts(void **state)
     assert_non_null(strstr(r->body, "\ngust_websockets_open{worker=\"main\"} 1\n"));
     assert_non_null(strstr(r->body, "# TYPE gust_http_request_duration_seconds "
                                     "histogram\n"));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_metrics_websocket_closed();
     gust_metrics_get(&after);
     assert_int_equal(after.websockets_open, 0);

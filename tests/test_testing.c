@@ -91,25 +91,25 @@ static void test_fetch(void **state)
              gust_testing_port(t));
     assert_string_equal(gust_testing_url(t, "/x?y=1"), want);
 
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(gust_testing_fetch(t, "/", NULL, 0, &r), 0);
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "Hello, world");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     assert_int_equal(gust_testing_fetch(t, "/hello/gust", NULL, 0, &r), 0);
     assert_string_equal(r->body, "Hello, gust");
     assert_true(r->reused_connection); /* one client for the whole test */
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* A 404 or a 405 is a response to look at, not an error. */
     assert_int_equal(gust_testing_fetch(t, "/missing", NULL, 0, &r), 0);
     assert_int_equal(r->code, 404);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_http_client_request del = {.method = "DELETE"};
     assert_int_equal(gust_testing_fetch(t, "/", &del, 0, &r), 0);
     assert_int_equal(r->code, 405);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* Any request: method, body, headers. */
     gust_http_client_request post = {.method = "POST", .body = "a\0b",
@@ -118,7 +118,7 @@ static void test_fetch(void **state)
     assert_int_equal(r->code, 200);
     assert_int_equal(r->body_len, 3);
     assert_memory_equal(r->body, "a\0b", 3);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
 
     /* Unless the test asks for raise_error. */
     gust_http_client_request strict = {.raise_error = GUST_HTTP_YES};
@@ -134,7 +134,7 @@ static void test_fetch_timeout(void **state)
     gust_log_set_level(GUST_LOG_NONE);
     gust_app *app = make_app();
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = (gust_http_response *)&r;
+    gust_http_client_response *r = (gust_http_client_response *)&r;
     double t0 = now_s();
     assert_int_equal(gust_testing_fetch(t, "/hang", NULL, 0.3, &r),
                      GUST_ETIMEOUT);
@@ -144,7 +144,7 @@ static void test_fetch_timeout(void **state)
     /* The server is fine afterwards. */
     assert_int_equal(gust_testing_fetch(t, "/slow", NULL, 0, &r), 0);
     assert_string_equal(r->body, "slow");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_log_set_level(GUST_LOG_WARNING);
     finish(t, app);
 }
@@ -164,7 +164,8 @@ static int ten_at_once(gust_loop *loop, gust_value *result, void *data)
     intptr_t ok = 0;
     gust_value *rs = v.ptr;
     for (int i = 0; i < 10; i++)
-        ok += strcmp(((gust_http_response *)rs[i].ptr)->body, "slow") == 0;
+        ok += strcmp(((gust_http_client_response *)rs[i].ptr)->body,
+                     "slow") == 0;
     gust_value_free(&v);
     *result = GUST_VALUE_INT(ok);
     return 0;
@@ -240,10 +241,37 @@ static void test_bare_server(void **state)
     gust_testing_server *t = gust_testing_start(gust_http_callback(answer, NULL),
                                                 NULL);
     assert_non_null(t);
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(gust_testing_fetch(t, "/p/q", NULL, 0, &r), 0);
     assert_int_equal(r->code, 201);
     assert_string_equal(r->body, "/p/q");
+    gust_http_client_response_free(r);
+    gust_testing_stop(t);
+    assert_int_equal(gust_loop_free(gust_loop_current()), 0);
+}
+
+/* Code written against the names before issue 17 still compiles and
+ * works: gust_http_request_write (now _write_raw), gust_http_response and
+ * gust_http_response_free (now gust_http_client_response, _free). */
+static void answer_raw_old_name(gust_http_request *req, void *data)
+{
+    (void)data;
+    static const char wire[] = "HTTP/1.1 202 Accepted\r\n"
+                               "Content-Length: 3\r\n\r\nold";
+    gust_http_request_write(req, wire, sizeof wire - 1);
+    gust_http_request_finish(req);
+}
+
+static void test_deprecated_names(void **state)
+{
+    (void)state;
+    gust_testing_server *t = gust_testing_start(
+        gust_http_callback(answer_raw_old_name, NULL), NULL);
+    assert_non_null(t);
+    gust_http_response *r;
+    assert_int_equal(gust_testing_fetch(t, "/", NULL, 0, &r), 0);
+    assert_int_equal(r->code, 202);
+    assert_string_equal(r->body, "old");
     gust_http_response_free(r);
     gust_testing_stop(t);
     assert_int_equal(gust_loop_free(gust_loop_current()), 0);
@@ -259,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup(test_run_timeout, test_setup),
         cmocka_unit_test_setup(test_default_timeout, test_setup),
         cmocka_unit_test_setup(test_bare_server, test_setup),
+        cmocka_unit_test_setup(test_deprecated_names, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

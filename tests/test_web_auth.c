@@ -160,7 +160,8 @@ static void finish(gust_testing_server *t, gust_app *app)
 
 /* A fetch without following redirects, with a Cookie header when
  * cookie is not NULL. */
-static gust_http_response *fetch(gust_testing_server *t, const char *method,
+static gust_http_client_response *fetch(gust_testing_server *t,
+                                        const char *method,
                                  const char *path, const char *cookie)
 {
     gust_http_header hd[1] = {{GUST_STR("Cookie"), gust_str_cstr(cookie)}};
@@ -172,12 +173,12 @@ static gust_http_response *fetch(gust_testing_server *t, const char *method,
         .body = strcmp(method, "POST") ? NULL : "x=1",
         .body_len = strcmp(method, "POST") ? 0 : 3,
     };
-    gust_http_response *resp = NULL;
+    gust_http_client_response *resp = NULL;
     assert_int_equal(gust_testing_fetch(t, path, &r, 0, &resp), 0);
     return resp;
 }
 
-static const char *header(gust_http_response *r, const char *name)
+static const char *header(gust_http_client_response *r, const char *name)
 {
     static char buf[512];
     gust_str v = gust_http_headers_get_first(&r->headers, gust_str_cstr(name));
@@ -213,23 +214,24 @@ static void test_authenticated_class(void **state)
     gust_testing_server *t = gust_testing_start_app(app);
     assert_non_null(t);
     /* GET and HEAD go to the login page, with where they wanted to go. */
-    gust_http_response *r = fetch(t, "GET", "/private?x=1&y=a%20b", NULL);
+    gust_http_client_response *r = fetch(t, "GET", "/private?x=1&y=a%20b",
+                                         NULL);
     assert_int_equal(r->code, 302);
     assert_string_equal(header(r, "Location"),
                         "/login?next=%2Fprivate%3Fx%3D1%26y%3Da%2520b");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = fetch(t, "HEAD", "/private", NULL);
     assert_int_equal(r->code, 302);
     assert_string_equal(header(r, "Location"), "/login?next=%2Fprivate");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* Other methods are refused. */
     r = fetch(t, "POST", "/private", NULL);
     assert_int_equal(r->code, 403);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* A forged cookie is nobody. */
     r = fetch(t, "GET", "/private", "user=alice");
     assert_int_equal(r->code, 302);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* Signed in: the method runs, get_current_user once per request. */
     char *cookie = user_cookie("alice");
     user_calls = 0;
@@ -237,11 +239,11 @@ static void test_authenticated_class(void **state)
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "hello alice");
     assert_int_equal(user_calls, 1);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = fetch(t, "POST", "/private", cookie);
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "posted by alice");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     free(cookie);
     finish(t, app);
 }
@@ -251,27 +253,27 @@ static void test_authenticated_methods(void **state)
     (void)state;
     gust_app *app = make_app("/login");
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = fetch(t, "GET", "/wiki", NULL);
+    gust_http_client_response *r = fetch(t, "GET", "/wiki", NULL);
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "hello nobody");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = fetch(t, "POST", "/wiki", NULL);
     assert_int_equal(r->code, 403);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     char *cookie = user_cookie("bob");
     r = fetch(t, "POST", "/wiki", cookie);
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "posted by bob");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     free(cookie);
     /* A coroutine class whose prepare sets the user. */
     r = fetch(t, "GET", "/api?token=t0k", NULL);
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "hello api-client");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = fetch(t, "POST", "/api?token=nope", NULL);
     assert_int_equal(r->code, 403);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
 }
 
@@ -282,28 +284,28 @@ static void test_login_url_forms(void **state)
     /* Absolute: the next URL is absolute too, as Tornado makes it. */
     gust_app *app = make_app("https://auth.example.com/login");
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = fetch(t, "GET", "/private?a=1", NULL);
+    gust_http_client_response *r = fetch(t, "GET", "/private?a=1", NULL);
     assert_int_equal(r->code, 302);
     char want[256];
     snprintf(want, sizeof want,
              "https://auth.example.com/login?next=http%%3A%%2F%%2F127.0.0.1"
              "%%3A%d%%2Fprivate%%3Fa%%3D1", gust_testing_port(t));
     assert_string_equal(header(r, "Location"), want);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
     /* With a query of its own: used as it is. */
     app = make_app("/login?from=app");
     t = gust_testing_start_app(app);
     r = fetch(t, "GET", "/private", NULL);
     assert_string_equal(header(r, "Location"), "/login?from=app");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
     /* None: a server error, not an open page. */
     app = make_app(NULL);
     t = gust_testing_start_app(app);
     r = fetch(t, "GET", "/private", NULL);
     assert_int_equal(r->code, 500);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
     gust_log_set_level(GUST_LOG_WARNING);
 }
@@ -314,11 +316,11 @@ static void test_set_default_headers(void **state)
     gust_log_set_level(GUST_LOG_ERROR);
     gust_app *app = make_app("/login");
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = fetch(t, "GET", "/cors", NULL);
+    gust_http_client_response *r = fetch(t, "GET", "/cors", NULL);
     assert_int_equal(r->code, 200);
     assert_string_equal(header(r, "Access-Control-Allow-Origin"), "*");
     assert_string_equal(header(r, "X-Frame-Options"), "SAMEORIGIN");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* An error page drops what the method set and gets the defaults
      * again. */
     r = fetch(t, "POST", "/cors", NULL);
@@ -326,12 +328,12 @@ static void test_set_default_headers(void **state)
     assert_string_equal(header(r, "Access-Control-Allow-Origin"), "*");
     assert_string_equal(header(r, "X-Frame-Options"), "DENY");
     assert_null(header(r, "X-Gone-After-Error"));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* So does a 405 made by the framework. */
     r = fetch(t, "PUT", "/cors", NULL);
     assert_int_equal(r->code, 405);
     assert_string_equal(header(r, "Access-Control-Allow-Origin"), "*");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
 }
 
@@ -341,14 +343,14 @@ static void test_protected_static_files(void **state)
     make_root();
     gust_app *app = make_app("/login");
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = fetch(t, "GET", "/files/secret.txt", NULL);
+    gust_http_client_response *r = fetch(t, "GET", "/files/secret.txt", NULL);
     assert_int_equal(r->code, 302);
     assert_string_equal(header(r, "Location"),
                         "/login?next=%2Ffiles%2Fsecret.txt");
     /* The extension's own hooks run along the base's methods. */
     assert_string_equal(header(r, "Access-Control-Allow-Origin"), "*");
     assert_null(strstr(r->body, "top secret"));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     char *cookie = user_cookie("carol");
     r = fetch(t, "GET", "/files/secret.txt", cookie);
     assert_int_equal(r->code, 200);
@@ -356,14 +358,14 @@ static void test_protected_static_files(void **state)
     assert_non_null(strstr(header(r, "Content-Type"), "text/plain"));
     assert_non_null(header(r, "Etag")); /* the base's behaviour is intact */
     assert_string_equal(header(r, "Access-Control-Allow-Origin"), "*");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = fetch(t, "HEAD", "/files/secret.txt", NULL);
     assert_int_equal(r->code, 302);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* Traversal is still the base's 403 for a signed-in user. */
     r = fetch(t, "GET", "/files/..%2F..%2Fetc%2Fpasswd", cookie);
     assert_true(r->code == 403 || r->code == 404);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     free(cookie);
     finish(t, app);
     remove_root();
@@ -386,11 +388,11 @@ static void test_default_handler_base(void **state)
     gust_app *app = gust_app_new((gust_route[]){GUST_ROUTES_END}, &s);
     assert_non_null(app);
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = fetch(t, "GET", "/nowhere", NULL);
+    gust_http_client_response *r = fetch(t, "GET", "/nowhere", NULL);
     assert_int_equal(r->code, 404);
     assert_string_equal(r->body, "custom 404");
     assert_string_equal(header(r, "X-Frame-Options"), "DENY");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
 }
 

@@ -171,7 +171,7 @@ static int poll_then_post(gust_loop *loop, gust_value *result, void *data)
         gust_value *rs = v.ptr;
         intptr_t ok = 0;
         for (int i = 0; i < 2; i++)
-            ok += strcmp(((gust_http_response *)rs[i].ptr)->body,
+            ok += strcmp(((gust_http_client_response *)rs[i].ptr)->body,
                          "{\"cursor\":1,\"messages\":[\"hello\"]}") == 0;
         *result = GUST_VALUE_INT(ok);
     }
@@ -192,11 +192,11 @@ static void test_poll_gets_posted_message(void **state)
     assert_int_equal((intptr_t)v.ptr, 2);
     assert_int_equal(polls_finished, 2);
     /* A poll with a cursor behind answers at once. */
-    gust_http_response *r;
+    gust_http_client_response *r;
     assert_int_equal(gust_testing_fetch(fx.t, "/updates?cursor=0", NULL, 0, &r),
                      0);
     assert_string_equal(r->body, "{\"cursor\":1,\"messages\":[\"hello\"]}");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     stop(&fx);
 }
 
@@ -208,7 +208,7 @@ static void test_poll_cancelled_when_client_leaves(void **state)
     /* The client gives up after 0.2 s: the server's wait is cancelled by
      * on_connection_close and the handler finishes. */
     gust_http_client_request r = {.request_timeout = 0.2};
-    gust_http_response *resp;
+    gust_http_client_response *resp;
     assert_int_equal(gust_testing_fetch(fx.t, "/updates", &r, 0, &resp),
                      GUST_ETIMEOUT);
     gust_testing_settle(0.1);
@@ -224,7 +224,7 @@ static void test_poll_cancelled_when_client_leaves(void **state)
                                         &resp),
                      0);
     assert_string_equal(resp->body, "{\"cursor\":1,\"messages\":[\"later\"]}");
-    gust_http_response_free(resp);
+    gust_http_client_response_free(resp);
     stop(&fx);
 }
 

@@ -184,7 +184,7 @@ static int get(const char *path, char *body, size_t size)
     int rc = gust_await(gust_http_client_fetch(client, &r), &v);
     if (rc < 0)
         return rc;
-    gust_http_response *resp = v.ptr;
+    gust_http_client_response *resp = v.ptr;
     int code = resp->code;
     snprintf(body, size, "%s", resp->body);
     gust_value_free(&v);
@@ -300,7 +300,7 @@ static void test_eio_log_line(void **state)
                                 GUST_TEST_WAIT_SECONDS, &v);
     gust_log_set_handler(NULL, NULL);
     assert_int_equal(rc, 0);
-    gust_http_response *resp = v.ptr;
+    gust_http_client_response *resp = v.ptr;
     assert_int_equal(resp->code, 500);
     assert_null(strstr(resp->body, "partial"));
     gust_value_free(&v);

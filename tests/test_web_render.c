@@ -172,9 +172,9 @@ static void finish(gust_testing_server *t, gust_app *app)
     assert_int_equal(gust_loop_free(gust_loop_current()), 0);
 }
 
-static gust_http_response *get(gust_testing_server *t, const char *path)
+static gust_http_client_response *get(gust_testing_server *t, const char *path)
 {
-    gust_http_response *r = NULL;
+    gust_http_client_response *r = NULL;
     assert_int_equal(gust_testing_fetch(t, path, NULL, 0, &r), 0);
     return r;
 }
@@ -188,7 +188,7 @@ static void test_template_functions(void **state)
     gust_app *app = make_app();
     gust_testing_server *t = gust_testing_start_app(app);
     assert_non_null(t);
-    gust_http_response *r = get(t, "/?user=ann");
+    gust_http_client_response *r = get(t, "/?user=ann");
     assert_int_equal(r->code, 200);
     /* static_url: the prefix, the path and a version hash of the file. */
     const char *p = strstr(r->body, "href=\"/static/app.css?v=");
@@ -197,33 +197,33 @@ static void test_template_functions(void **state)
     /* The versioned URL serves the file. */
     char url[64];
     snprintf(url, sizeof url, "%.*s", (int)strcspn(p + 6, "\""), p + 6);
-    gust_http_response *css = get(t, url);
+    gust_http_client_response *css = get(t, url);
     assert_int_equal(css->code, 200);
     assert_string_equal(css->body, "body { color: red }\n");
-    gust_http_response_free(css);
+    gust_http_client_response_free(css);
     /* reverse_url, arguments escaped; current_user; linkify. */
     assert_non_null(strstr(r->body, "<a href=\"/item/42/x%20y\">hi ann</a>"));
     assert_non_null(strstr(
         r->body, "<p>see <a href=\"http://example.com/a?b=1&amp;c\">"
                  "http://example.com/a?b=1&amp;c</a>=&lt;2&gt; now</p>"));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = get(t, "/");
     assert_non_null(strstr(r->body, "sign in</a>"));
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = get(t, "/ns?user=bo");
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body,
                         "from-context|/ns|GET|/static/|bo|/ns|GET|/static/");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = get(t, "/ns");
     assert_string_equal(r->body,
                         "from-context|/ns|GET|/static/|None|/ns|GET|/static/");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     /* A route that cannot be reversed is the page's 500, logged. */
     gust_log_set_level(GUST_LOG_NONE);
     r = get(t, "/bad");
     assert_int_equal(r->code, 500);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_log_set_level(GUST_LOG_WARNING);
     finish(t, app);
     remove_dirs();
@@ -235,17 +235,17 @@ static void test_render_pack(void **state)
     make_dirs();
     gust_app *app = make_app();
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = get(t, "/pack?maybe=m");
+    gust_http_client_response *r = get(t, "/pack?maybe=m");
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "T/3/a,b/m");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     r = get(t, "/pack");
     assert_string_equal(r->body, "T/3/a,b/None");
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_log_set_level(GUST_LOG_NONE);
     r = get(t, "/pack-bad");
     assert_int_equal(r->code, 500);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     gust_log_set_level(GUST_LOG_WARNING);
     finish(t, app);
     remove_dirs();
@@ -257,7 +257,7 @@ static void test_write_json_shortest_reals(void **state)
     make_dirs();
     gust_app *app = make_app();
     gust_testing_server *t = gust_testing_start_app(app);
-    gust_http_response *r = get(t, "/json");
+    gust_http_client_response *r = get(t, "/json");
     assert_int_equal(r->code, 200);
     /* What Python's json.dumps(v, separators=(",", ":")) prints. */
     assert_string_equal(
@@ -274,7 +274,7 @@ static void test_write_json_shortest_reals(void **state)
     assert_true(json_real_value(json_array_get(b, 7)) == 5e-324);
     assert_true(json_real_value(json_object_get(back, "a")) == 0.3);
     json_decref(back);
-    gust_http_response_free(r);
+    gust_http_client_response_free(r);
     finish(t, app);
     remove_dirs();
 }

@@ -5,7 +5,7 @@
  *     gust_value v;
  *     int rc = gust_await(gust_http_fetch(c, "http://127.0.0.1:8888/"), &v);
  *     if (rc == 0) {
- *         gust_http_response *resp = v.ptr;
+ *         gust_http_client_response *resp = v.ptr;
  *         printf("%d %.*s\n", resp->code, (int)resp->body_len, resp->body);
  *         gust_value_free(&v);              (frees the response)
  *     }
@@ -69,7 +69,7 @@ extern "C" {
 #endif
 
 typedef struct gust_http_client gust_http_client;
-typedef struct gust_http_response gust_http_response;
+typedef struct gust_http_client_response gust_http_client_response;
 
 /* A yes/no setting whose zero value means "the default" (the default is
  * named for each field), so that a zero-initialised request is Tornado's
@@ -152,21 +152,22 @@ typedef struct gust_http_client_request {
      * included), redirects and 1xx responses too, as Tornado's
      * header_callback. line is valid during the call. resp is the response
      * being received, with code and reason set. */
-    void (*header_callback)(gust_http_response *resp, const char *line,
+    void (*header_callback)(gust_http_client_response *resp, const char *line,
                             size_t len, void *data);
     /* When set, the body (decoded) is given to it chunk by chunk instead of
      * being kept in resp->body (which stays empty). Only the final
      * response's body is streamed (not that of a redirect). */
-    void (*streaming_callback)(gust_http_response *resp, const char *chunk,
+    void (*streaming_callback)(gust_http_client_response *resp,
+          const char *chunk,
                                size_t len, void *data);
     /* Passed to both callbacks. */
     void *callback_data;
 } gust_http_client_request;
 
 /* A response (Tornado's HTTPResponse). Everything it points to lives as
- * long as it does; free it with gust_http_response_free(). Fields are
+ * long as it does; free it with gust_http_client_response_free(). Fields are
  * read-only; strings are NUL-terminated. */
-struct gust_http_response {
+struct gust_http_client_response {
     /* Status code, or 599 when no response was received. */
     int code;
     const char *reason;          /* "OK"; "" when none */
@@ -212,8 +213,8 @@ GUST_EXTERN gust_http_client *gust_http_client_new(
 GUST_EXTERN void gust_http_client_free(gust_http_client *c);
 
 /* Starts fetching r and returns a future, the caller's reference. On
- * success its result is the gust_http_response * (value freed with
- * gust_http_response_free(), which the future does if nobody takes it).
+ * success its result is the gust_http_client_response * (value freed with
+ * gust_http_client_response_free(), which the future does if nobody takes it).
  * On failure the future's error is the code (see ERRORS) and the response
  * stays readable through gust_http_client_error_response() while the
  * future lives. Cancelling the future stops the fetch and closes its
@@ -232,7 +233,8 @@ GUST_EXTERN GUST_MUST_USE gust_future *gust_http_fetch(gust_http_client *c,
  * with error and error_message set), borrowed: valid while f lives. NULL
  * while f is pending, after a success (use the result), or when f was
  * cancelled. */
-GUST_EXTERN gust_http_response *gust_http_client_error_response(gust_future *f);
+GUST_EXTERN gust_http_client_response *gust_http_client_error_response(
+    gust_future *f);
 
 /* Callback form: cb(resp, data) runs once on the loop when the fetch ends,
  * never inside this call, with resp->error 0 or the failure (see ERRORS;
@@ -240,10 +242,11 @@ GUST_EXTERN gust_http_response *gust_http_client_error_response(gust_future *f);
  * cb returns. Returns 0, or -ENOMEM (cb is then never called). */
 GUST_EXTERN int gust_http_client_fetch_cb(
     gust_http_client *c, const gust_http_client_request *r,
-    void (*cb)(gust_http_response *resp, void *data), void *data);
+    void (*cb)(gust_http_client_response *resp, void *data), void *data);
 
 /* Frees a response and everything it points to. NULL: no-op. */
-GUST_EXTERN void gust_http_response_free(gust_http_response *resp);
+GUST_EXTERN void gust_http_client_response_free(
+    gust_http_client_response *resp);
 
 /* Counters, for tests and monitoring. */
 typedef struct gust_http_client_stats {
@@ -255,6 +258,12 @@ typedef struct gust_http_client_stats {
 } gust_http_client_stats;
 GUST_EXTERN void gust_http_client_get_stats(const gust_http_client *c,
                                             gust_http_client_stats *out);
+
+/* Deprecated names, kept so that code written against them still compiles:
+ * the client's response was gust_http_response, which read as the server's
+ * gust_http_response_*() calls (those take a server request). */
+typedef gust_http_client_response gust_http_response;
+#define gust_http_response_free gust_http_client_response_free
 
 #ifdef __cplusplus
 }

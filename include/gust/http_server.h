@@ -373,7 +373,7 @@ GUST_EXTERN int gust_http_request_resume_body(gust_http_request *req);
  *
  * Two ways, not to be mixed in one response:
  *
- * RAW (E1): gust_http_request_write() sends bytes as they are; the handler
+ * RAW (E1): gust_http_request_write_raw() sends bytes as they are; the handler
  * writes the status line, headers and body itself. The server adds nothing;
  * keep-alive follows the request's headers (E2), so the raw response must
  * carry a Content-Length for the connection to be kept.
@@ -386,8 +386,12 @@ GUST_EXTERN int gust_http_request_resume_body(gust_http_request *req);
 
 /* Raw write: copies len bytes to the connection. Returns 0,
  * GUST_ESTREAMCLOSED, or -EINVAL after a structured response started. */
-GUST_EXTERN int gust_http_request_write(gust_http_request *req,
-                                        const void *data, size_t len);
+GUST_EXTERN int gust_http_request_write_raw(gust_http_request *req,
+                                            const void *data, size_t len);
+/* Deprecated name of gust_http_request_write_raw(), kept so that code
+ * written against it still compiles: beside gust_http_response_write()
+ * (body bytes) it did not say that it writes wire bytes. */
+#define gust_http_request_write gust_http_request_write_raw
 GUST_EXTERN int gust_http_request_printf(gust_http_request *req,
                                          const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -6,10 +6,10 @@
  *
  *     gust_app *app = gust_app_new(routes, NULL);
  *     gust_testing_server *t = gust_testing_start_app(app);
- *     gust_http_response *resp;
+ *     gust_http_client_response *resp;
  *     int rc = gust_testing_fetch(t, "/hello?name=x", NULL, &resp);
  *     assert(rc == 0 && resp->code == 200);
- *     gust_http_response_free(resp);
+ *     gust_http_client_response_free(resp);
  *     gust_testing_stop(t);
  *     gust_app_free(app);
  *     assert(gust_loop_free(gust_loop_current()) == 0);
@@ -84,11 +84,12 @@ GUST_EXTERN gust_http_server *gust_testing_http_server(gust_testing_server *t);
  * is a response to look at, not an error. The request's timeouts default
  * to the testing timeout (the one given here; <= 0: the default).
  * Returns 0 and sets *resp (the caller frees it with
- * gust_http_response_free()), or the fetch's error (see http_client.h;
+ * gust_http_client_response_free()), or the fetch's error (see http_client.h;
  * GUST_ETIMEOUT when the response did not come in time), *resp NULL. */
 GUST_EXTERN int gust_testing_fetch(gust_testing_server *t, const char *path,
                                    const gust_http_client_request *req,
-                                   double timeout, gust_http_response **resp);
+                                   double timeout,
+                                   gust_http_client_response **resp);
 
 /* Runs the current loop until f is done (consumed, as gust_loop_run_sync)
  * or timeout seconds pass (<= 0: the default). On timeout f is cancelled,
