@@ -91,8 +91,12 @@ static void on_thread_exit(void *buf);
 static void init_log(void)
 {
     const char *env = getenv("GUST_LOG_BUFFER");
-    if (env && strcmp(env, "0") == 0)
-        atomic_store(&buffer_size, 0);
+    if (env && *env) { /* bytes: 0, or at least a line's worth */
+        char *end;
+        unsigned long long n = strtoull(env, &end, 10);
+        if (!*end && n <= 64u * 1024 * 1024)
+            atomic_store(&buffer_size, n < LINE_MAX_LEN ? 0 : (size_t)n);
+    }
     pthread_key_create(&buffer_key, on_thread_exit);
     pthread_atfork(on_fork_prepare, NULL, on_fork_child);
     atexit(on_exit_flush);
@@ -515,7 +519,8 @@ static void sanitize(char *p, size_t n)
 
 char *gust__log_begin(int level, const char *module, bool raw, size_t *room)
 {
-    pthread_once(&init_once, init_log);
+    if (!tl_buf) /* a buffer is made after the set-up only */
+        pthread_once(&init_once, init_log);
     if (atomic_load_explicit(&log_handler, memory_order_relaxed))
         return NULL;
     char *line = buf_room(LINE_MAX_LEN);

@@ -46,6 +46,9 @@ typedef struct gust__metrics_local {
      * access log's), so that the request is timed with one reading. */
     const void *time_req;
     uint64_t time_ns;
+    /* The last clock reading (loop clock, ns) made for a request's end,
+     * and the time stamp counter just before it. */
+    uint64_t clock_ns, clock_tsc;
 } gust__metrics_local;
 
 extern _Thread_local gust__metrics_local gust__metrics_tl;
@@ -88,6 +91,12 @@ static inline void gust__metrics_note_end(const void *req, uint64_t now_ns)
     gust__metrics_tl.time_req = req;
     gust__metrics_tl.time_ns = now_ns;
 }
+
+/* The loop's clock (CLOCK_MONOTONIC, ns) as a request that started at
+ * start_ns (same clock) ends: a reading shared with the requests that
+ * ended at most 8 us before (on x86-64 with an invariant TSC; elsewhere
+ * read each time), never earlier than start_ns. */
+uint64_t gust__metrics_clock_ns(uint64_t start_ns);
 
 /* A response to req finished with status; start is its start_time (loop
  * time, seconds), 0 for one answered before it had one. */

@@ -48,13 +48,19 @@ static long long body_bytes(gust_handler *h, int status)
 static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers)
 {
     gust_http_request *r = h->req;
-    gust_loop *loop = gust_handler_loop(h);
-    double now = gust_loop_update_time(loop);
-    gust__metrics_note_end(r, gust_loop_now_ns(loop)); /* one clock reading */
-    double elapsed = now > r->start_time ? now - r->start_time : 0;
-    struct timeval tv = {0, 0};
-    if (headers) /* Tornado's line has no date of its own */
+    /* One clock reading for the line and the metrics, shared with the
+     * requests that ended just before (metrics_internal.h). */
+    uint64_t start_ns = r->start_time > 0 ? (uint64_t)(r->start_time * 1e9) : 0;
+    uint64_t now_ns = gust__metrics_clock_ns(start_ns);
+    gust__metrics_note_end(r, now_ns);
+    uint64_t elapsed_ns = now_ns > start_ns ? now_ns - start_ns : 0;
+    double start = 0;
+    if (headers) { /* Tornado's line has no date of its own */
+        struct timeval tv;
         gettimeofday(&tv, NULL);
+        start = (double)tv.tv_sec + (double)tv.tv_usec / 1e6 -
+                (double)elapsed_ns / 1e9;
+    }
     int status = *h->resp_status;
     *e = (gust_access_log_entry){
         .status = status,
@@ -65,8 +71,8 @@ static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers)
         .referer = headers ? header(h, GUST_STR("Referer")) : NULL,
         .user_agent = headers ? header(h, GUST_STR("User-Agent")) : NULL,
         .bytes = headers ? body_bytes(h, status) : -1,
-        .request_time_us = (uint64_t)(elapsed * 1e6 + 0.5),
-        .start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6 - elapsed,
+        .request_time_us = (elapsed_ns + 500) / 1000,
+        .start_time = start,
         .handler = h->cls && h->cls->name ? h->cls->name : NULL,
     };
 }
@@ -258,30 +264,62 @@ static void put_or_dash(out *o, const char *s)
     put_s(o, s && *s ? s : "-");
 }
 
-/* Set when copy_str copied bytes it did not look at. */
+/* Set when the line may hold bytes nobody checked (the careful way). */
 static _Thread_local bool tl_unchecked;
 
-/* Tornado's line when it surely fits (the usual case): no bound checks
- * per byte. Returns its length, or 0 to take the careful way. */
+/* "00".."99", for two digits at a time. */
+static const char two_digits[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Bytes below 0x20 in a word: the high bit of each such byte (and maybe
+ * of bytes above one), 0 if none. */
+#define CTL64(w) (((w) - 0x2020202020202020u) & ~(w) & 0x8080808080808080u)
+#define CTL32(w) (((w) - 0x20202020u) & ~(w) & 0x80808080u)
+
 /* Copies NUL-terminated s to p, up to end; NULL if it does not fit or
- * holds a control character (the careful way replaces those). */
+ * holds a control character (the careful way replaces those). By words
+ * loaded from s (the last one overlapping), checked as they go: the
+ * fields are short, and checking the copy instead would load words over
+ * the stores just made, which the CPU cannot forward. */
 static char *copy_str(char *p, char *end, const char *s)
 {
-    for (int i = 0; i < 16; i++) {
-        if (!s[i])
-            return p + i;
-        if (p + i >= end || (unsigned char)s[i] < 0x20)
+    size_t n = strlen(s);
+    if (n > (size_t)(end - p))
+        return NULL;
+    if (n >= 8) {
+        uint64_t w, bad = 0;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            bad |= CTL64(w);
+            memcpy(p + i, &w, 8);
+        }
+        memcpy(&w, s + n - 8, 8);
+        bad |= CTL64(w);
+        memcpy(p + n - 8, &w, 8);
+        return bad ? NULL : p + n;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        if (CTL32(a) | CTL32(b))
+            return NULL;
+        memcpy(p, &a, 4);
+        memcpy(p + n - 4, &b, 4);
+        return p + n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20)
             return NULL;
         p[i] = s[i];
     }
-    size_t n = strlen(s + 16);
-    if (n > (size_t)(end - p) - 16)
-        return NULL;
-    memcpy(p + 16, s + 16, n);
-    tl_unchecked = true;
-    return p + 16 + n;
+    return p + n;
 }
 
+/* Tornado's line when it surely fits (the usual case): no bound checks
+ * per byte. Returns its length, or 0 to take the careful way. */
 static size_t tornado_fast(const gust_access_log_entry *e, bool us, char *buf,
                            size_t size)
 {
@@ -289,33 +327,46 @@ static size_t tornado_fast(const gust_access_log_entry *e, bool us, char *buf,
         e->status > 999 || size < 2048)
         return 0;
     char *p = buf, *end = buf + size - 40; /* room for the time */
-    p[0] = (char)('0' + e->status / 100);
-    p[1] = (char)('0' + e->status / 10 % 10);
-    p[2] = (char)('0' + e->status % 10);
+    unsigned st = (unsigned)e->status, hi = st / 100;
+    p[0] = (char)('0' + hi);
+    memcpy(p + 1, two_digits + 2 * (st - 100 * hi), 2);
     p[3] = ' ';
     p += 4;
-    /* Short strings byte by byte: cheaper than strlen and memcpy calls. */
-    if (!(p = copy_str(p, end, e->method)) || p + 2 > end)
-        return 0;
-    *p++ = ' ';
+    const char *m = e->method;
+    if (m[0] == 'G' && m[1] == 'E' && m[2] == 'T' && !m[3]) {
+        memcpy(p, "GET ", 4);
+        p += 4;
+    } else {
+        if (!(p = copy_str(p, end, m)) || p + 2 > end)
+            return 0;
+        *p++ = ' ';
+    }
     if (!(p = copy_str(p, end, e->uri)) || p + 3 > end)
         return 0;
-    *p++ = ' ';
-    *p++ = '(';
+    memcpy(p, " (", 2);
+    p += 2;
     if (!(p = copy_str(p, end, e->remote_ip)) || p + 2 > end)
         return 0;
-    *p++ = ')';
-    *p++ = ' ';
+    memcpy(p, ") ", 2);
+    p += 2;
     uint64_t v = us ? e->request_time_us : (e->request_time_us + 5) / 10;
-    char digits[24];
-    size_t n = 0;
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) || (!us && n < 3)); /* "0.05": at least 3 digits */
-    while (n) {
-        *p++ = digits[--n];
-        if (!us && n == 2)
-            *p++ = '.';
+    if (!us && v < 1000) { /* under 10 ms, "d.dd" */
+        unsigned d = (unsigned)v / 100;
+        p[0] = (char)('0' + d);
+        p[1] = '.';
+        memcpy(p + 2, two_digits + 2 * ((unsigned)v - 100 * d), 2);
+        p += 4;
+    } else {
+        char digits[24];
+        size_t n = 0;
+        do
+            digits[n++] = (char)('0' + v % 10);
+        while ((v /= 10) || (!us && n < 3)); /* "0.05": at least 3 digits */
+        while (n) {
+            *p++ = digits[--n];
+            if (!us && n == 2)
+                *p++ = '.';
+        }
     }
     *p++ = us ? 'u' : 'm';
     *p++ = 's';

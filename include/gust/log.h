@@ -16,7 +16,8 @@
  * processes (workers) each write is at most PIPE_BUF bytes, so lines do
  * not interleave. A process killed by a signal it does not handle loses
  * what its buffer held, as nginx's buffered access_log does.
- * GUST_LOG_BUFFER=0 in the environment writes each line at once.
+ * GUST_LOG_BUFFER=0 in the environment writes each line at once;
+ * GUST_LOG_BUFFER=N buffers N bytes per thread (as gust_log_set_buffer).
  */
 #ifndef GUST_LOG_H
 #define GUST_LOG_H
