@@ -17,7 +17,6 @@
 
 #include "future_internal.h"
 #include "gust/http_client.h"
-#include "gust/http_client.h"
 #include "gust/log.h"
 #include "gust/tls.h"
 #include "http_client_internal.h"
@@ -38,6 +37,17 @@ struct tls_entry {
     gust_tls_context *ctx;
 };
 
+/* An origin whose server did not pick h2 by ALPN: fetches to it no longer
+ * wait for one connection to find out (see begin_attempt). */
+struct h1_origin {
+    struct h1_origin *next;
+    int port;
+    bool insecure;
+    char *host;
+    char *tls_key; /* NULL: none */
+};
+#define MAX_H1_ORIGINS 16
+
 /* Fetches are either queued (FIFO, waiting for a slot) or active (holding
  * one of max_clients slots, through redirects and retries). Connections
  * are all on conns; the idle ones also on idle, most recent first, so that
@@ -51,6 +61,9 @@ struct gust_http_client {
     char *user_agent;
     bool closing;
     bool pumping;
+    bool http2;
+    struct h1_origin *h1_origins;
+    size_t nh1_origins;
     gust__http_client_fetch *queue_head, *queue_tail;
     gust__http_client_fetch *active;
     size_t nqueued, nactive, nidle;
@@ -82,6 +95,11 @@ bool gust__http_client_keep_alive_wanted(const gust_http_client *c)
 {
     return c->max_idle > 0;
 }
+double gust__http_client_idle_timeout(const gust_http_client *c)
+{
+    return c->idle_timeout;
+}
+bool gust__http_client_http2(const gust_http_client *c) { return c->http2; }
 
 /* ---- Lists ------------------------------------------------------------- */
 
@@ -185,6 +203,104 @@ void gust__http_client_pool_take(gust__http_client_conn *conn,
     gust_timer_stop(&conn->idle_timer);
     conn->state = GUST__HTTP_CLIENT_CONN_BUSY;
     conn->fetch = f;
+}
+
+/* Whether conn goes where f goes, with the same TLS settings. */
+static bool conn_matches(const gust__http_client_conn *conn,
+                         const gust__http_client_fetch *f)
+{
+    return conn->port == f->target.port && conn->tls == f->tls &&
+           strcmp(conn->host, f->host) == 0 &&
+           (!f->tls || (conn->insecure == f->insecure &&
+                        !conn->tls_key == !f->tls_key &&
+                        (!f->tls_key || !strcmp(conn->tls_key, f->tls_key))));
+}
+
+/* An HTTP/2 connection for f: one with a session that takes new streams,
+ * or (unless f may not wait) one still being made that may turn out
+ * HTTP/2. */
+static gust__http_client_conn *h2_find(gust_http_client *c,
+                                       const gust__http_client_fetch *f)
+{
+    gust__http_client_conn *probing = NULL;
+    for (gust__http_client_conn *conn = c->conns; conn; conn = conn->next) {
+        if (!conn_matches(conn, f))
+            continue;
+        if (gust__http_client_h2_usable(conn))
+            return conn;
+        if (conn->h2_probe && conn->state == GUST__HTTP_CLIENT_CONN_CONNECTING &&
+            !probing && !f->h2_no_wait)
+            probing = conn;
+    }
+    return probing;
+}
+
+static bool known_h1(const gust_http_client *c, const gust__http_client_fetch *f)
+{
+    for (const struct h1_origin *o = c->h1_origins; o; o = o->next)
+        if (o->port == f->target.port && o->insecure == f->insecure &&
+            !strcmp(o->host, f->host) && !o->tls_key == !f->tls_key &&
+            (!f->tls_key || !strcmp(o->tls_key, f->tls_key)))
+            return true;
+    return false;
+}
+
+/* Remembers conn's origin as HTTP/1 (most recent first, a few kept). */
+static void known_h1_add(gust_http_client *c, const gust__http_client_conn *conn)
+{
+    struct h1_origin *o = calloc(1, sizeof *o);
+    if (!o)
+        return;
+    o->port = conn->port;
+    o->insecure = conn->insecure;
+    o->host = strdup(conn->host);
+    o->tls_key = conn->tls_key ? strdup(conn->tls_key) : NULL;
+    if (!o->host || (conn->tls_key && !o->tls_key)) {
+        free(o->host);
+        free(o->tls_key);
+        free(o);
+        return;
+    }
+    o->next = c->h1_origins;
+    c->h1_origins = o;
+    if (++c->nh1_origins > MAX_H1_ORIGINS) {
+        struct h1_origin **pp = &c->h1_origins;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        free((*pp)->host);
+        free((*pp)->tls_key);
+        free(*pp);
+        *pp = NULL;
+        c->nh1_origins--;
+    }
+}
+
+/* Waiters of a connection being made (FIFO). */
+static void waiter_add(gust__http_client_conn *conn, gust__http_client_fetch *f)
+{
+    f->waiting_on = conn;
+    f->wait_next = NULL;
+    f->wait_prev = conn->wait_tail;
+    if (conn->wait_tail)
+        conn->wait_tail->wait_next = f;
+    else
+        conn->wait_head = f;
+    conn->wait_tail = f;
+}
+
+static void waiter_remove(gust__http_client_fetch *f)
+{
+    gust__http_client_conn *conn = f->waiting_on;
+    if (f->wait_prev)
+        f->wait_prev->wait_next = f->wait_next;
+    else
+        conn->wait_head = f->wait_next;
+    if (f->wait_next)
+        f->wait_next->wait_prev = f->wait_prev;
+    else
+        conn->wait_tail = f->wait_prev;
+    f->wait_prev = f->wait_next = NULL;
+    f->waiting_on = NULL;
 }
 
 /* An idle connection to where f goes, made with the same TLS settings. */
@@ -310,11 +426,25 @@ static void fetch_end(gust__http_client_fetch *f, int code, const char *detail)
         c->nqueued--;
     }
     f->state = GUST__HTTP_CLIENT_DONE;
+    if (f->waiting_on)
+        waiter_remove(f);
+    if (f->h2)
+        gust__http_client_h2_detach(f);
     if (f->conn) {
         gust__http_client_conn *conn = f->conn;
         f->conn = NULL;
         conn->fetch = NULL;
-        gust__http_client_conn_close(conn);
+        if (conn->state == GUST__HTTP_CLIENT_CONN_CONNECTING &&
+            conn->wait_head) {
+            /* Others wait for this connection: the first of them takes it
+             * over (its own connect timer is running already). */
+            gust__http_client_fetch *w = conn->wait_head;
+            waiter_remove(w);
+            conn->fetch = w;
+            w->conn = conn;
+        } else {
+            gust__http_client_conn_close(conn);
+        }
     }
 
     gust_http_client_response *r = f->resp;
@@ -473,11 +603,102 @@ static void begin_attempt(gust__http_client_fetch *f)
         gust__http_client_conn_send_request(f);
         return;
     }
+    bool probe = false;
+    if (c->http2 && f->tls) {
+        conn = h2_find(c, f);
+        if (conn && conn->state == GUST__HTTP_CLIENT_CONN_H2) {
+            int rc = gust__http_client_h2_submit(conn, f);
+            if (rc == 0) {
+                f->resp->reused_connection = true;
+                c->reused++;
+                return;
+            }
+            if (rc != -EAGAIN) {
+                fetch_end(f, rc, "sending the HTTP/2 request");
+                return;
+            }
+        } else if (conn) {
+            /* The connection being made may be HTTP/2: wait for it. */
+            waiter_add(conn, f);
+            if (f->connect_timeout > 0)
+                gust_timer_start(&f->connect_timer, f->connect_timeout, 0,
+                                 on_connect_timeout, f);
+            return;
+        }
+        probe = !f->h2_no_wait && !known_h1(c, f);
+    }
     if (f->connect_timeout > 0)
         gust_timer_start(&f->connect_timer, f->connect_timeout, 0,
                          on_connect_timeout, f);
     if (gust__http_client_conn_open(c, f) < 0)
         fetch_end(f, -ENOMEM, "opening a connection");
+    else if (probe)
+        f->conn->h2_probe = true;
+}
+
+/* Waiters start over, each on its own connection. Restarted in order,
+ * from a detached list: restarting one may end others (the queue). */
+void gust__http_client_release_waiters(gust__http_client_conn *conn)
+{
+    while (conn->wait_head) {
+        gust__http_client_fetch *w = conn->wait_head;
+        waiter_remove(w);
+        gust_timer_stop(&w->connect_timer);
+        w->h2_no_wait = true;
+        if (w->state == GUST__HTTP_CLIENT_ACTIVE && !w->client->closing)
+            begin_attempt(w);
+    }
+}
+
+void gust__http_client_handshake_done(gust__http_client_conn *conn, bool h2)
+{
+    gust_http_client *c = conn->client;
+    gust__http_client_fetch *owner = conn->fetch;
+    conn->h2_probe = false;
+    if (!h2) {
+        known_h1_add(c, conn);
+        gust__http_client_connected(owner);
+        gust__http_client_release_waiters(conn);
+        return;
+    }
+    int rc = gust__http_client_h2_open(conn);
+    if (rc < 0) {
+        gust__http_client_release_waiters(conn);
+        gust__http_client_attempt_failed(owner, rc, "starting HTTP/2");
+        return;
+    }
+    /* The connection now belongs to the session: its fetches are streams. */
+    owner->conn = NULL;
+    gust_timer_stop(&owner->connect_timer);
+    rc = gust__http_client_h2_submit(conn, owner);
+    if (rc < 0)
+        fetch_end(owner, rc, "sending the HTTP/2 request");
+    while (conn->wait_head && gust__http_client_h2_usable(conn)) {
+        gust__http_client_fetch *w = conn->wait_head;
+        waiter_remove(w);
+        gust_timer_stop(&w->connect_timer);
+        rc = gust__http_client_h2_submit(conn, w);
+        if (rc < 0) {
+            fetch_end(w, rc, "sending the HTTP/2 request");
+            continue;
+        }
+        w->resp->reused_connection = true;
+        c->reused++;
+    }
+    gust__http_client_release_waiters(conn);
+}
+
+void gust__http_client_retry(gust__http_client_fetch *f, int code,
+                             const char *detail)
+{
+    if (f->state != GUST__HTTP_CLIENT_ACTIVE)
+        return;
+    if (f->retried || f->client->closing) {
+        fetch_end(f, code, detail);
+        return;
+    }
+    f->retried = true;
+    begin_attempt(f);
 }
 
 /* Connected (and TLS done): the connect timeout stops counting. */
@@ -935,6 +1156,7 @@ gust_http_client *gust_http_client_new(gust_loop *loop,
     c->max_header = o->max_header_size ? o->max_header_size
                                        : DEFAULT_MAX_HEADER;
     c->max_body = o->max_body_size ? o->max_body_size : DEFAULT_MAX_BODY;
+    c->http2 = o->http2;
     c->user_agent = strdup(o->user_agent ? o->user_agent
                                          : "Gust/" GUST_VERSION_STRING);
     if (!c->user_agent ||
@@ -977,6 +1199,13 @@ void gust_http_client_free(gust_http_client *c)
         free(e->key);
         free(e);
     }
+    while (c->h1_origins) {
+        struct h1_origin *o = c->h1_origins;
+        c->h1_origins = o->next;
+        free(o->host);
+        free(o->tls_key);
+        free(o);
+    }
     free(c->user_agent);
     free(c);
 }
@@ -1009,11 +1238,12 @@ gust_tls_context *gust__http_client_tls_context(gust_http_client *c,
         if (e->insecure == f->insecure && !strcmp(e->key, key))
             return e->ctx;
     static const char *const alpn[] = {"http/1.1", NULL};
+    static const char *const alpn_h2[] = {"h2", "http/1.1", NULL};
     gust_tls_options o = {.ca_file = f->ca_file,
                           .cert_file = f->client_cert,
                           .key_file = f->client_key,
                           .insecure = f->insecure,
-                          .alpn = alpn};
+                          .alpn = c->http2 ? alpn_h2 : alpn};
     struct tls_entry *e = calloc(1, sizeof *e);
     if (e)
         e->key = strdup(key);

@@ -27,7 +27,7 @@
 #define MAX_TRAILER 16384
 
 /* deliver() results besides 0 and negative codes. */
-#define GONE 1
+#define GONE GUST__HTTP_CLIENT_GONE
 
 /* Starts reading the body in the way its framing needs. */
 static void read_body(gust__http_client_fetch *f, gust__http_client_conn *conn);
@@ -39,6 +39,7 @@ static void read_body(gust__http_client_fetch *f, gust__http_client_conn *conn);
 static void conn_free(gust__http_client_conn *conn)
 {
     gust_timer_stop(&conn->idle_timer);
+    gust__http_client_h2_free(conn);
     free(conn->host);
     free(conn->tls_key);
     free(conn);
@@ -50,10 +51,16 @@ void gust__http_client_conn_close(gust__http_client_conn *conn)
 {
     if (conn->state == GUST__HTTP_CLIENT_CONN_CLOSED)
         return;
+    bool h2 = conn->state == GUST__HTTP_CLIENT_CONN_H2;
     gust__http_client_pool_remove(conn);
     conn->state = GUST__HTTP_CLIENT_CONN_CLOSED;
     conn->fetch = NULL;
     gust_timer_stop(&conn->idle_timer);
+    /* Normally nobody is left: the fetches ended first. */
+    if (h2)
+        gust__http_client_h2_fail_all(conn, GUST_ESTREAMCLOSED,
+                                      "HTTP/2 connection closed");
+    gust__http_client_release_waiters(conn);
     if (conn->stream) {
         gust_stream_close(conn->stream); /* freed in on_stream_close */
     } else {
@@ -67,13 +74,19 @@ void gust__http_client_conn_close(gust__http_client_conn *conn)
 static void on_stream_close(gust_stream *s, void *user)
 {
     gust__http_client_conn *conn = user;
-    (void)s;
     conn->stream = NULL;
     if (conn->state != GUST__HTTP_CLIENT_CONN_CLOSED) {
         gust__http_client_fetch *f = conn->fetch;
+        bool h2 = conn->state == GUST__HTTP_CLIENT_CONN_H2;
         gust__http_client_pool_remove(conn);
         conn->state = GUST__HTTP_CLIENT_CONN_CLOSED;
         conn->fetch = NULL;
+        if (h2) {
+            int err = gust_stream_error(s);
+            gust__http_client_h2_fail_all(conn, err < 0 ? err : GUST_EPROTO,
+                                          "HTTP/2 connection lost");
+        }
+        gust__http_client_release_waiters(conn);
         /* Normally the pending read told the fetch already. */
         if (f && f->conn == conn)
             gust__http_client_attempt_failed(f, GUST_ESTREAMCLOSED,
@@ -88,6 +101,8 @@ static void on_stream_close(gust_stream *s, void *user)
 static void conn_fail(gust__http_client_conn *conn, int code, const char *what)
 {
     gust__http_client_fetch *f = conn->fetch;
+    /* Fetches waiting for this connection try their own. */
+    gust__http_client_release_waiters(conn);
     if (!f) {
         gust__http_client_conn_close(conn);
         return;
@@ -102,7 +117,6 @@ static void conn_fail(gust__http_client_conn *conn, int code, const char *what)
 static void on_handshake(gust_stream *s, int status, void *user)
 {
     gust__http_client_conn *conn = user;
-    (void)s;
     if (conn->state == GUST__HTTP_CLIENT_CONN_CLOSED || !conn->fetch)
         return;
     if (status < 0) {
@@ -110,6 +124,14 @@ static void on_handshake(gust_stream *s, int status, void *user)
         return;
     }
     conn->state = GUST__HTTP_CLIENT_CONN_BUSY;
+    if (conn->client && gust__http_client_http2(conn->client)) {
+        const char *alpn = gust_stream_tls_alpn(s);
+        bool h2 = alpn && !strcmp(alpn, "h2");
+        if (h2 || conn->h2_probe) {
+            gust__http_client_handshake_done(conn, h2);
+            return;
+        }
+    }
     gust__http_client_connected(conn->fetch);
 }
 
@@ -360,6 +382,7 @@ static int take_head(gust__http_client_fetch *f, char *head, size_t len,
             f->error_detail = "malformed response head";
         return GUST_EPROTO;
     }
+    r->version_major = 1;
     r->version_minor = pr->minor_version;
     r->code = pr->status;
     r->reason = gust_str_dup(&r->arena, gust_str_make(pr->reason.ptr,
@@ -790,4 +813,31 @@ static void read_body(gust__http_client_fetch *f, gust__http_client_conn *conn)
     }
     if (rc < 0)
         body_failed(f, conn->stream, rc);
+}
+
+/* ---- Shared with HTTP/2 (http_client_h2.c) ------------------------------- */
+
+/* Wrappers rather than exported statics, so that the HTTP/1 path keeps
+ * its calls local and inlinable. */
+bool gust__http_client_header_line(gust__http_client_fetch *f, const char *p,
+                                   size_t n)
+{
+    return header_line(f, p, n);
+}
+
+int gust__http_client_body_prepare(gust__http_client_fetch *f,
+                                   const gust__http1_framing *fr)
+{
+    return prepare_body(f, fr);
+}
+
+int gust__http_client_body_deliver(gust__http_client_fetch *f, const char *p,
+                                   size_t n)
+{
+    return deliver(f, p, n);
+}
+
+void gust__http_client_body_done(gust__http_client_fetch *f)
+{
+    body_done(f);
 }

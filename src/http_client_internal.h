@@ -24,6 +24,13 @@
 
 typedef struct gust__http_client_conn gust__http_client_conn;
 typedef struct gust__http_client_fetch gust__http_client_fetch;
+/* http_client_h2.c: an HTTP/2 session on a connection, and one stream. */
+typedef struct gust__http_client_h2 gust__http_client_h2;
+typedef struct gust__http_client_h2_stream gust__http_client_h2_stream;
+
+/* Results of the body and header helpers besides 0 and negative codes: the
+ * fetch ended inside a user callback and is gone. */
+#define GUST__HTTP_CLIENT_GONE 1
 
 /* How the body of the response being read is delimited. */
 typedef enum gust__http_client_body {
@@ -37,6 +44,7 @@ typedef enum gust__http_client_conn_state {
     GUST__HTTP_CLIENT_CONN_CONNECTING,
     GUST__HTTP_CLIENT_CONN_BUSY,
     GUST__HTTP_CLIENT_CONN_IDLE,
+    GUST__HTTP_CLIENT_CONN_H2,    /* an HTTP/2 session: conn->h2, no fetch */
     GUST__HTTP_CLIENT_CONN_CLOSED
 } gust__http_client_conn_state;
 
@@ -58,6 +66,13 @@ struct gust__http_client_conn {
     char *tls_key; /* ca_file, client_cert, client_key joined; NULL: none */
     gust__connect *connect;   /* the connect request while connecting */
     unsigned requests; /* sent on this connection */
+    /* HTTP/2 (client option http2, https only). While a connection that
+     * may turn out HTTP/2 is being made (h2_probe), other fetches to the
+     * same origin wait on it (waiters, FIFO) instead of opening their own;
+     * once ALPN has spoken they are sent on it or start over. */
+    bool h2_probe;
+    gust__http_client_fetch *wait_head, *wait_tail;
+    gust__http_client_h2 *h2;  /* state H2 */
 };
 
 struct gust__http_client_fetch {
@@ -121,6 +136,12 @@ struct gust__http_client_fetch {
     char *scratch;                /* chunked decoding, in place */
     size_t scratch_cap;
     const char *error_detail;     /* for error_message */
+    /* HTTP/2: the stream carrying the current attempt (then conn is NULL),
+     * or the connection it waits on (conn's waiters list). */
+    gust__http_client_h2_stream *h2;
+    gust__http_client_conn *waiting_on;
+    gust__http_client_fetch *wait_prev, *wait_next;
+    bool h2_no_wait;              /* do not wait on a probing connection */
 };
 
 /* ---- http_client.c: what the connection side calls -------------------- */
@@ -131,6 +152,7 @@ size_t gust__http_client_max_header(const gust_http_client *c);
 size_t gust__http_client_max_body(const gust_http_client *c);
 const char *gust__http_client_user_agent(const gust_http_client *c);
 bool gust__http_client_keep_alive_wanted(const gust_http_client *c);
+double gust__http_client_idle_timeout(const gust_http_client *c);
 
 /* The connection of fetch f is connected (TLS done): stops the connect
  * timer and sends the request. */
@@ -149,6 +171,21 @@ void gust__http_client_attempt_failed(gust__http_client_fetch *f, int code,
  * the caller must return at once without touching f or its connection. */
 bool gust__http_client_user_enter(gust__http_client_fetch *f);
 bool gust__http_client_user_leave(gust__http_client_fetch *f);
+
+/* HTTP/2 support of the client side (http_client.c). */
+bool gust__http_client_http2(const gust_http_client *c);
+/* conn (h2_probe) finished its TLS handshake; h2: ALPN chose "h2". Sends
+ * its fetch and its waiters on the new session, or lets its fetch go on
+ * over HTTP/1 and starts the waiters over. */
+void gust__http_client_handshake_done(gust__http_client_conn *conn, bool h2);
+/* conn failed or closed before it was ready: its waiters start over (each
+ * opening its own connection). */
+void gust__http_client_release_waiters(gust__http_client_conn *conn);
+/* A new attempt for f (GOAWAY or REFUSED_STREAM: the server did not
+ * process the request, so it is safe to send again). Once per fetch; the
+ * second time f fails with code and detail. */
+void gust__http_client_retry(gust__http_client_fetch *f, int code,
+                             const char *detail);
 
 /* Client bookkeeping for connections. */
 void gust__http_client_pool_add(gust_http_client *c,
@@ -182,5 +219,41 @@ void gust__http_client_pool_take(gust__http_client_conn *conn,
 
 /* Frees f's decoders (zlib, scratch). */
 void gust__http_client_conn_body_reset(gust__http_client_fetch *f);
+
+/* The response-side steps the HTTP/2 code shares with HTTP/1:
+ * header_line calls the header callback (false: f is gone);
+ * body_prepare takes the framing (redirect, gzip, body buffer) and returns
+ * 0 or a negative code with f->error_detail; body_deliver takes raw body
+ * bytes (0, GUST__HTTP_CLIENT_GONE, or a negative code with
+ * f->error_detail); body_done ends the response (gzip check, then
+ * gust__http_client_response_done or a failure). */
+bool gust__http_client_header_line(gust__http_client_fetch *f, const char *p,
+                                   size_t n);
+int gust__http_client_body_prepare(gust__http_client_fetch *f,
+                                   const gust__http1_framing *fr);
+int gust__http_client_body_deliver(gust__http_client_fetch *f, const char *p,
+                                   size_t n);
+void gust__http_client_body_done(gust__http_client_fetch *f);
+
+/* ---- http_client_h2.c --------------------------------------------------- */
+
+/* Starts an HTTP/2 session on conn (TLS done, ALPN "h2"): sends the
+ * preface and SETTINGS and reads. conn becomes state H2. Returns 0 or
+ * -ENOMEM (conn untouched). */
+int gust__http_client_h2_open(gust__http_client_conn *conn);
+/* Whether conn can take a new stream (H2, no GOAWAY, ids left). */
+bool gust__http_client_h2_usable(const gust__http_client_conn *conn);
+/* Sends f's request on a new stream of conn; f->h2 is set. Returns 0 or a
+ * negative code (nothing sent, f untouched). */
+int gust__http_client_h2_submit(gust__http_client_conn *conn,
+                                gust__http_client_fetch *f);
+/* f ends while its stream is open: the stream is reset (CANCEL) unless it
+ * is complete, and forgets f. */
+void gust__http_client_h2_detach(gust__http_client_fetch *f);
+/* conn is closing: every fetch still on it fails with code and detail. */
+void gust__http_client_h2_fail_all(gust__http_client_conn *conn, int code,
+                                   const char *detail);
+/* Frees conn's session (from conn_free). */
+void gust__http_client_h2_free(gust__http_client_conn *conn);
 
 #endif /* GUST_HTTP_CLIENT_INTERNAL_H */

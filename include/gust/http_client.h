@@ -11,8 +11,9 @@
  *     }
  *     gust_http_client_free(c);
  *
- * CONNECTIONS. HTTP/1.1 only, one request at a time per connection (no
- * pipelining). A connection whose response was completely read and that
+ * CONNECTIONS. HTTP/1.1, one request at a time per connection (no
+ * pipelining); with the http2 option, HTTP/2 to https servers that choose
+ * it (see HTTP/2 below). A connection whose response was completely read and that
  * the server lets live (no "Connection: close", known body length) goes
  * back to an idle pool keyed by scheme, host and port, and the next fetch to
  * the same place reuses it. At most max_clients fetches run at once; the
@@ -48,6 +49,24 @@
  * received, as Tornado) whose error and error_message say what happened:
  * through gust_http_client_error_response() for a future, or given to the
  * callback of gust_http_client_fetch_cb().
+ *
+ * HTTP/2. With options.http2 set, https connections offer "h2" then
+ * "http/1.1" by ALPN. When the server picks h2, every fetch to that origin
+ * (scheme, host, port and TLS settings) shares that one connection, each on
+ * its own stream, as many at once as the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS allows (the others wait for a free stream;
+ * all still count against max_clients). While the first connection to an
+ * origin is being made, other fetches to it wait for it rather than open
+ * their own. Each fetch behaves as over HTTP/1 (status, headers, body,
+ * callbacks, gzip, redirects, the three timeouts) and its response says
+ * version_major 2, version_minor 0. A fetch that times out or is cancelled
+ * resets only its own stream (RST_STREAM CANCEL). After a GOAWAY, streams
+ * the server accepted finish; the others are sent once more on a new
+ * connection (failing with -ECONNRESET if refused again); a lost connection
+ * fails each of its fetches (-ECONNRESET or GUST_EPROTO, "HTTP/2
+ * connection lost"). A server that picks http/1.1 or no ALPN gets the
+ * HTTP/1 path unchanged, and is remembered so that later fetches do not
+ * wait for one connection. Plain http:// URLs always use HTTP/1.1 (no h2c).
  *
  * THREADS. A client belongs to its loop and is used on that loop's thread.
  */
@@ -95,6 +114,9 @@ typedef struct gust_http_client_options {
     size_t max_body_size;
     /* Default User-Agent when a request sets none. NULL: "Gust/<version>". */
     const char *user_agent;
+    /* Offer HTTP/2 by ALPN on https connections and use it when the server
+     * picks it (see HTTP/2 above). Default false: HTTP/1.1 only. */
+    bool http2;
 } gust_http_client_options;
 
 /* What to fetch. Only url is required; every other field may be left zero.
@@ -151,7 +173,9 @@ typedef struct gust_http_client_request {
      * (the status line, each header line, then the empty line; CRLF
      * included), redirects and 1xx responses too, as Tornado's
      * header_callback. line is valid during the call. resp is the response
-     * being received, with code and reason set. */
+     * being received, with code and reason set. Over HTTP/2 the lines are
+     * made up from the HEADERS frames: "HTTP/2.0 200 OK\r\n", then
+     * "name: value\r\n" (names in lower case, as sent), then "\r\n". */
     void (*header_callback)(gust_http_client_response *resp, const char *line,
                             size_t len, void *data);
     /* When set, the body (decoded) is given to it chunk by chunk instead of
@@ -171,7 +195,9 @@ struct gust_http_client_response {
     /* Status code, or 599 when no response was received. */
     int code;
     const char *reason;          /* "OK"; "" when none */
-    int version_minor;           /* 1 for HTTP/1.1, 0 for HTTP/1.0 */
+    int version_minor;           /* 1 for HTTP/1.1, 0 for HTTP/1.0 and 2.0 */
+    /* 1 for HTTP/1.x, 2 for HTTP/2; 0 when no response was received. */
+    int version_major;
     gust_http_headers headers;   /* in order received */
     /* Body (decoded), NUL-terminated (the NUL is not counted). Empty (not
      * NULL) when there is none or it was streamed. */
