@@ -17,14 +17,22 @@
 #include "gust/gust.h"
 #include "gust/http_client.h"
 
-/* --fetch [-X METHOD] [-d BODY] [-H 'Name: value'] [--no-redirects]
- *         [--no-decompress] [--insecure] [--ca FILE] [--timeout S]
- *         [--max-clients N] URL...
+/* --fetch [-X METHOD] [-d BODY] [--data-size N] [-H 'Name: value']
+ *         [--no-redirects] [--no-decompress] [--insecure] [--ca FILE]
+ *         [--timeout S] [--first-timeout S] [--max-clients N] [--http2]
+ *         [--stream] [--no-body] [--stats] URL...
  * Fetches every URL at once (they share the client, so keep-alive reuse
  * shows), then prints one JSON line per URL in order:
  *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
- *    "body":"...", "effective_url":"..."}
- * The body is printed with control characters and quotes escaped. */
+ *    "body":"...", "effective_url":"...", "version":"HTTP/1.1",
+ *    "chunks":0, "headers":{...}}
+ * The body is printed with control characters and quotes escaped.
+ * --data-size N sends N bytes (a repeating pattern) as the body;
+ * --first-timeout S gives the first URL its own request timeout; --http2
+ * sets the client's http2 option; --stream reads bodies through a
+ * streaming_callback ("chunks" counts its calls; the body is still
+ * printed); --no-body prints "" for the body (its length stays); --stats
+ * prints one more line, {"connections":N,"reused":M}. */
 static void json_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
@@ -40,8 +48,38 @@ static void json_str(FILE *out, const char *s, size_t n)
     fputc('"', out);
 }
 
+/* What --stream collects for one fetch. */
+typedef struct streamed {
+    char *buf;
+    size_t len, cap;
+    int chunks;
+} streamed;
+
+static void on_chunk(gust_http_client_response *resp, const char *p, size_t n,
+                     void *data)
+{
+    (void)resp;
+    streamed *s = data;
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 65536;
+        while (cap < s->len + n)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb)
+            abort();
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    s->chunks++;
+}
+
 static int fetch_main(int argc, char **argv)
 {
+    bool stream = false, no_body = false, stats = false;
+    double first_timeout = 0;
+    char *data = NULL;
     gust_http_client_request base = {0};
     gust_http_client_options o = {0};
     gust_http_header hs[16];
@@ -75,22 +113,51 @@ static int fetch_main(int argc, char **argv)
             base.request_timeout = base.connect_timeout = atof(argv[++i]);
         else if (!strcmp(a, "--max-clients") && i + 1 < argc)
             o.max_clients = atoi(argv[++i]);
-        else
+        else if (!strcmp(a, "--http2"))
+            o.http2 = true;
+        else if (!strcmp(a, "--stream"))
+            stream = true;
+        else if (!strcmp(a, "--no-body"))
+            no_body = true;
+        else if (!strcmp(a, "--stats"))
+            stats = true;
+        else if (!strcmp(a, "--first-timeout") && i + 1 < argc)
+            first_timeout = atof(argv[++i]);
+        else if (!strcmp(a, "--data-size") && i + 1 < argc) {
+            size_t len = (size_t)atol(argv[++i]);
+            free(data);
+            data = malloc(len ? len : 1);
+            for (size_t k = 0; k < len; k++)
+                data[k] = (char)('a' + k % 26);
+            base.body = data;
+            base.body_len = len;
+        } else {
+            free(data);
             return 2;
+        }
     }
     base.headers = hs;
     base.num_headers = nh;
     int n = argc - i;
-    if (n <= 0)
+    if (n <= 0) {
+        free(data);
         return 2;
+    }
     gust_loop *loop = gust_loop_new();
     gust_loop_make_current(loop);
     gust_http_client *c = gust_http_client_new(loop, &o);
     gust_future **fs = calloc((size_t)n, sizeof *fs);
+    streamed *ss = calloc((size_t)n, sizeof *ss);
     for (int k = 0; k < n; k++) {
         gust_http_client_request r = base;
         r.url = argv[i + k];
         r.raise_error = GUST_HTTP_NO;
+        if (k == 0 && first_timeout > 0)
+            r.request_timeout = first_timeout;
+        if (stream) {
+            r.streaming_callback = on_chunk;
+            r.callback_data = &ss[k];
+        }
         fs[k] = gust_http_client_fetch(c, &r);
         /* Sequential when asked for one client: reuse is then visible. */
         if (o.max_clients == 1)
@@ -108,7 +175,15 @@ static int fetch_main(int argc, char **argv)
         printf(",\"redirects\":%d,\"reused\":%s,\"body_len\":%zu,\"body\":",
                r ? r->redirects : 0, r && r->reused_connection ? "true" : "false",
                r ? r->body_len : 0);
-        json_str(stdout, r ? r->body : "", r ? r->body_len : 0);
+        if (no_body)
+            json_str(stdout, "", 0);
+        else if (stream)
+            json_str(stdout, ss[k].buf ? ss[k].buf : "", ss[k].len);
+        else
+            json_str(stdout, r ? r->body : "", r ? r->body_len : 0);
+        printf(",\"streamed_len\":%zu,\"chunks\":%d,\"version\":\"HTTP/%d.%d\"",
+               ss[k].len, ss[k].chunks, r ? r->version_major : 0,
+               r ? r->version_minor : 0);
         printf(",\"effective_url\":");
         json_str(stdout, r ? r->effective_url : "", r ? strlen(r->effective_url) : 0);
         printf(",\"headers\":{");
@@ -123,7 +198,17 @@ static int fetch_main(int argc, char **argv)
         printf("}}\n");
         gust_future_unref(fs[k]);
     }
+    if (stats) {
+        gust_http_client_stats st;
+        gust_http_client_get_stats(c, &st);
+        printf("{\"connections\":%zu,\"reused\":%zu}\n", st.connections,
+               st.reused);
+    }
+    for (int k = 0; k < n; k++)
+        free(ss[k].buf);
+    free(ss);
     free(fs);
+    free(data);
     gust_http_client_free(c);
     for (int k = 0; k < 50; k++)
         gust_loop_run_once(loop, 0.01);
