@@ -1,6 +1,7 @@
 /* Internal to the HTTP client (http_client.c: client, queue, pool, fetch
  * lifecycle and redirects; http_client_conn.c: one connection, the request
- * on the wire and the response parser). Not installed.
+ * on the wire and the response parser; http_client_h2.c: HTTP/2 sessions
+ * and streams on libnghttp2). Not installed.
  *
  * Lifetimes. A fetch lives from gust_http_client_fetch() until it ends
  * (success, error, timeout, cancel, client freed); a connection lives until
