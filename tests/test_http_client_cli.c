@@ -20,7 +20,7 @@
 /* --fetch [-X METHOD] [-d BODY] [--data-size N] [-H 'Name: value']
  *         [--no-redirects] [--no-decompress] [--insecure] [--ca FILE]
  *         [--timeout S] [--first-timeout S] [--max-clients N] [--http2]
- *         [--stream] [--no-body] [--stats] URL...
+ *         [--stream] [--no-body] [--stats] [--free-after S] URL...
  * Fetches every URL at once (they share the client, so keep-alive reuse
  * shows), then prints one JSON line per URL in order:
  *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
@@ -32,7 +32,9 @@
  * sets the client's http2 option; --stream reads bodies through a
  * streaming_callback ("chunks" counts its calls; the body is still
  * printed); --no-body prints "" for the body (its length stays); --stats
- * prints one more line, {"connections":N,"reused":M}. */
+ * prints one more line, {"connections":N,"reused":M}; --free-after S
+ * frees the client S seconds after the fetches start, whatever is still
+ * running (those fetches then fail with GUST_ECANCELED). */
 static void json_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
@@ -75,10 +77,18 @@ static void on_chunk(gust_http_client_response *resp, const char *p, size_t n,
     s->chunks++;
 }
 
+static void free_client(gust_loop *loop, void *data)
+{
+    (void)loop;
+    gust_http_client **c = data;
+    gust_http_client_free(*c);
+    *c = NULL;
+}
+
 static int fetch_main(int argc, char **argv)
 {
     bool stream = false, no_body = false, stats = false;
-    double first_timeout = 0;
+    double first_timeout = 0, free_after = 0;
     char *data = NULL;
     gust_http_client_request base = {0};
     gust_http_client_options o = {0};
@@ -121,6 +131,8 @@ static int fetch_main(int argc, char **argv)
             no_body = true;
         else if (!strcmp(a, "--stats"))
             stats = true;
+        else if (!strcmp(a, "--free-after") && i + 1 < argc)
+            free_after = atof(argv[++i]);
         else if (!strcmp(a, "--first-timeout") && i + 1 < argc)
             first_timeout = atof(argv[++i]);
         else if (!strcmp(a, "--data-size") && i + 1 < argc) {
@@ -163,6 +175,8 @@ static int fetch_main(int argc, char **argv)
         if (o.max_clients == 1)
             gust_loop_run_sync(loop, gust_future_ref(fs[k]), 120, NULL);
     }
+    gust_timeout freer = free_after > 0
+        ? gust_loop_call_later(loop, free_after, free_client, &c) : 0;
     for (int k = 0; k < n; k++) {
         gust_loop_run_sync(loop, gust_future_ref(fs[k]), 120, NULL);
         int st = gust_future_status(fs[k]);
@@ -198,7 +212,7 @@ static int fetch_main(int argc, char **argv)
         printf("}}\n");
         gust_future_unref(fs[k]);
     }
-    if (stats) {
+    if (stats && c) {
         gust_http_client_stats st;
         gust_http_client_get_stats(c, &st);
         printf("{\"connections\":%zu,\"reused\":%zu}\n", st.connections,
@@ -209,6 +223,7 @@ static int fetch_main(int argc, char **argv)
     free(ss);
     free(fs);
     free(data);
+    gust_loop_remove_timeout(loop, freer);
     gust_http_client_free(c);
     for (int k = 0; k < 50; k++)
         gust_loop_run_once(loop, 0.01);

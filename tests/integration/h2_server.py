@@ -12,6 +12,7 @@ It runs on its own asyncio loop in a thread of the test process, on
   /gzip             a gzip-encoded "hello gzip" (Content-Encoding: gzip)
   /redirect         302 to /hello
   /slow             never answered (until the client resets the stream)
+  /reset            the stream is reset (RST_STREAM INTERNAL_ERROR)
   /drop             the connection is cut (TCP reset), nothing answered
   /after-reset      answered once this connection has received a
                     RST_STREAM: "reset code=C conn=N"
@@ -186,6 +187,9 @@ class H2Conn:
         path, body = self.requests.pop(sid)
         p = urllib.parse.urlsplit(path).path
         if p == "/slow":
+            return
+        if p == "/reset":
+            self.h2.reset_stream(sid, error_code=2)  # INTERNAL_ERROR
             return
         if p == "/drop":
             self.writer.transport.abort()

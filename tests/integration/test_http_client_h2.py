@@ -17,6 +17,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -218,6 +219,52 @@ def test_lost_connection_fails_each_fetch(h2server, fetch, certs):
         assert r["code"] == 599
         assert r["error"] in ("ECONNRESET", "GUST_EPROTO")
         assert "HTTP/2 connection lost" in r["message"]
+
+
+def test_stream_reset_by_the_server_fails_only_that_fetch(h2server, fetch):
+    s = h2server()
+    reset, hello = fetch("--http2", s.url + "/reset", s.url + "/hello")
+    assert reset["code"] == 599 and reset["error"] == "ECONNRESET"
+    assert "HTTP/2 stream reset by the server (INTERNAL_ERROR)" in \
+        reset["message"]
+    assert hello["body"] == "hello conn=1 proto=h2"
+    assert s.connections == ["h2"]
+
+
+def test_client_freed_with_streams_open(h2server, fetch):
+    s = h2server()
+    rs = fetch("--http2", "--free-after", "0.5", "--stream",
+               *[s.url + "/slow"] * 5, s.url + "/hello")
+    assert [r["error"] for r in rs[:5]] == ["GUST_ECANCELED"] * 5
+    assert rs[5]["code"] == 200
+
+
+def test_waiters_share_the_connect_timeout_of_a_silent_server(fetch):
+    """A server that accepts TCP but never answers the TLS handshake: the
+    fetches waiting for the first connection time out, each on its own
+    clock (the first to go hands the connection to the next), and no
+    second connection is opened."""
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(16)
+        port = ls.getsockname()[1]
+        rs = fetch("--http2", "--timeout", "1",
+                   *[f"https://127.0.0.1:{port}/"] * 3)
+        # --timeout sets the connect and the request timeouts alike: either
+        # may fire first.
+        assert len(rs) == 3
+        assert {r["error"] for r in rs} <= {"GUST_ETIMEOUT_CONNECT",
+                                            "GUST_ETIMEOUT"}
+        ls.setblocking(False)
+        accepted = 0
+        while True:
+            try:
+                conn, _ = ls.accept()
+            except BlockingIOError:
+                break
+            conn.close()
+            accepted += 1
+        assert accepted == 1
 
 
 def test_server_offering_only_http11_gets_http11(h2server, fetch):
