@@ -6,13 +6,14 @@
  *   /parallel    get() awaits two fetches at once with gust_all().
  *
  *   async_fetch [--port=8888] [--upstream=URL] [--upstream-delay=0.2]
- *               (--help: the options)
+ *               [--http2] (--help: the options)
  *
  * Each route answers with the body it fetched from URL/a (and URL/b for
  * /parallel); a failed fetch answers 502. Without --upstream the program is
  * its own upstream: /upstream/a and /upstream/b answer after 0.2 s
  * (--upstream-delay), so /parallel takes 0.2 s, not 0.4 s. SIGTERM or
- * SIGINT: graceful stop.
+ * SIGINT: graceful stop. --http2: an https upstream that offers h2 is
+ * fetched over HTTP/2, all fetches sharing one connection.
  */
 #include <errno.h>
 #include <signal.h>
@@ -130,6 +131,7 @@ int main(int argc, char **argv)
 {
     int port;
     const char *upstream;
+    bool http2;
     gust_options_define_int(NULL, "port", &port, 8888,
                             "run on the given port (127.0.0.1)", NULL);
     gust_options_define_string(NULL, "upstream", &upstream, NULL,
@@ -138,6 +140,9 @@ int main(int argc, char **argv)
     gust_options_define_double(NULL, "upstream_delay", &upstream_delay, 0.2,
                                "seconds the own /upstream takes to answer",
                                NULL);
+    gust_options_define_bool(NULL, "http2", &http2, false,
+                             "fetch https upstreams over HTTP/2 when they "
+                             "offer it (ALPN h2)", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
     if (upstream) {
         snprintf(url_a, sizeof url_a, "%s/a", upstream);
@@ -156,7 +161,8 @@ int main(int argc, char **argv)
     };
     gust_loop *loop = gust_loop_current();
     gust_app *app = gust_app_new(routes, NULL);
-    client = gust_http_client_new(loop, NULL);
+    gust_http_client_options copts = {.http2 = http2};
+    client = gust_http_client_new(loop, &copts);
     int rc = app && client ? gust_app_listen(app, port, "127.0.0.1") : -ENOMEM;
     if (rc < 0) {
         gust_log_error("app", "cannot start: %s", gust_strerror(rc));
