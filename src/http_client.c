@@ -650,6 +650,15 @@ void gust__http_client_release_waiters(gust__http_client_conn *conn)
     }
 }
 
+/* A stream could not be opened on a connection just made for it. */
+static void h2_submit_failed(gust__http_client_fetch *f, int rc)
+{
+    if (rc == -EAGAIN)
+        fetch_end(f, -ECONNRESET, "HTTP/2 connection lost");
+    else
+        fetch_end(f, rc, "sending the HTTP/2 request");
+}
+
 void gust__http_client_handshake_done(gust__http_client_conn *conn, bool h2)
 {
     gust_http_client *c = conn->client;
@@ -672,14 +681,14 @@ void gust__http_client_handshake_done(gust__http_client_conn *conn, bool h2)
     gust_timer_stop(&owner->connect_timer);
     rc = gust__http_client_h2_submit(conn, owner);
     if (rc < 0)
-        fetch_end(owner, rc, "sending the HTTP/2 request");
+        h2_submit_failed(owner, rc);
     while (conn->wait_head && gust__http_client_h2_usable(conn)) {
         gust__http_client_fetch *w = conn->wait_head;
         waiter_remove(w);
         gust_timer_stop(&w->connect_timer);
         rc = gust__http_client_h2_submit(conn, w);
         if (rc < 0) {
-            fetch_end(w, rc, "sending the HTTP/2 request");
+            h2_submit_failed(w, rc);
             continue;
         }
         w->resp->reused_connection = true;

@@ -640,6 +640,8 @@ int gust__http_client_h2_submit(gust__http_client_conn *conn,
                                 gust__http_client_fetch *f)
 {
     gust__http_client_h2 *h2 = conn->h2;
+    if (!gust__http_client_h2_usable(conn))
+        return -EAGAIN;
     gust_http_client *c = f->client;
     gust_arena *a = &f->arena;
     const gust_url *u = &f->target;

@@ -244,8 +244,9 @@ void gust__http_client_body_done(gust__http_client_fetch *f);
 int gust__http_client_h2_open(gust__http_client_conn *conn);
 /* Whether conn can take a new stream (H2, no GOAWAY, ids left). */
 bool gust__http_client_h2_usable(const gust__http_client_conn *conn);
-/* Sends f's request on a new stream of conn; f->h2 is set. Returns 0 or a
- * negative code (nothing sent, f untouched). */
+/* Sends f's request on a new stream of conn; f->h2 is set. Returns 0,
+ * -EAGAIN (conn takes no new stream: GOAWAY, closed, ids used up) or
+ * another negative code (nothing sent, f untouched). */
 int gust__http_client_h2_submit(gust__http_client_conn *conn,
                                 gust__http_client_fetch *f);
 /* f ends while its stream is open: the stream is reset (CANCEL) unless it
