@@ -20,7 +20,8 @@
 /* --fetch [-X METHOD] [-d BODY] [--data-size N] [-H 'Name: value']
  *         [--no-redirects] [--no-decompress] [--insecure] [--ca FILE]
  *         [--timeout S] [--first-timeout S] [--max-clients N] [--http2]
- *         [--stream] [--no-body] [--stats] [--free-after S] URL...
+ *         [--stream] [--no-body] [--stats] [--free-after S]
+ *         [--free-on-chunk] URL...
  * Fetches every URL at once (they share the client, so keep-alive reuse
  * shows), then prints one JSON line per URL in order:
  *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
@@ -34,7 +35,8 @@
  * printed); --no-body prints "" for the body (its length stays); --stats
  * prints one more line, {"connections":N,"reused":M}; --free-after S
  * frees the client S seconds after the fetches start, whatever is still
- * running (those fetches then fail with GUST_ECANCELED). */
+ * running (those fetches then fail with GUST_ECANCELED); --free-on-chunk
+ * (with --stream) frees it from inside the first streaming callback. */
 static void json_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
@@ -49,6 +51,9 @@ static void json_str(FILE *out, const char *s, size_t n)
     }
     fputc('"', out);
 }
+
+/* --free-on-chunk: the client, freed from inside the first streamed chunk. */
+static gust_http_client **free_on_chunk;
 
 /* What --stream collects for one fetch. */
 typedef struct streamed {
@@ -75,6 +80,10 @@ static void on_chunk(gust_http_client_response *resp, const char *p, size_t n,
     memcpy(s->buf + s->len, p, n);
     s->len += n;
     s->chunks++;
+    if (free_on_chunk && *free_on_chunk) {
+        gust_http_client_free(*free_on_chunk);
+        *free_on_chunk = NULL;
+    }
 }
 
 static void free_client(gust_loop *loop, void *data)
@@ -87,6 +96,7 @@ static void free_client(gust_loop *loop, void *data)
 
 static int fetch_main(int argc, char **argv)
 {
+    gust_http_client *c = NULL;
     bool stream = false, no_body = false, stats = false;
     double first_timeout = 0, free_after = 0;
     char *data = NULL;
@@ -131,6 +141,8 @@ static int fetch_main(int argc, char **argv)
             no_body = true;
         else if (!strcmp(a, "--stats"))
             stats = true;
+        else if (!strcmp(a, "--free-on-chunk"))
+            free_on_chunk = &c;
         else if (!strcmp(a, "--free-after") && i + 1 < argc)
             free_after = atof(argv[++i]);
         else if (!strcmp(a, "--first-timeout") && i + 1 < argc)
@@ -157,7 +169,7 @@ static int fetch_main(int argc, char **argv)
     }
     gust_loop *loop = gust_loop_new();
     gust_loop_make_current(loop);
-    gust_http_client *c = gust_http_client_new(loop, &o);
+    c = gust_http_client_new(loop, &o);
     gust_future **fs = calloc((size_t)n, sizeof *fs);
     streamed *ss = calloc((size_t)n, sizeof *ss);
     for (int k = 0; k < n; k++) {

@@ -239,6 +239,17 @@ def test_client_freed_with_streams_open(h2server, fetch):
     assert rs[5]["code"] == 200
 
 
+def test_client_freed_inside_a_streaming_callback(h2server, fetch):
+    # The callback runs inside the HTTP/2 session's input processing; the
+    # other streams on the connection are cancelled with it.
+    s = h2server()
+    rs = fetch("--http2", "--stream", "--free-on-chunk",
+               s.url + "/big?n=3000000", *[s.url + "/slow"] * 3,
+               s.url + "/big?n=3000000")
+    assert {r["error"] for r in rs} == {"GUST_ECANCELED"}
+    assert rs[0]["chunks"] == 1
+
+
 def test_waiters_share_the_connect_timeout_of_a_silent_server(fetch):
     """A server that accepts TCP but never answers the TLS handshake: the
     fetches waiting for the first connection time out, each on its own
