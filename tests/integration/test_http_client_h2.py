@@ -85,19 +85,26 @@ def h2server(certs):
 
 
 @pytest.fixture
-def nghttpd(spawn, free_port, certs, tmp_path):
-    docroot = tmp_path / "docroot"
-    docroot.mkdir()
-    (docroot / "index.html").write_text("hello from nghttpd\n")
-    (docroot / "big.bin").write_bytes(pattern(3_000_000))
-    server = spawn(["nghttpd", "-v", "-a", "127.0.0.1", "-d", docroot,
-                    "--echo-upload", free_port, certs / "server.key",
-                    certs / "server.pem"])
-    wait_for(lambda: subprocess.run(
-        ["ss", "-Hltn", f"sport = :{free_port}"], capture_output=True,
-        text=True).stdout.strip(), 10)
-    server.url = f"https://127.0.0.1:{free_port}"
-    return server
+def start_nghttpd(spawn, free_port, certs, tmp_path):
+    def start(*extra):
+        docroot = tmp_path / "docroot"
+        docroot.mkdir()
+        (docroot / "index.html").write_text("hello from nghttpd\n")
+        (docroot / "big.bin").write_bytes(pattern(3_000_000))
+        server = spawn(["nghttpd", "-v", "-a", "127.0.0.1", "-d", docroot,
+                        *extra, free_port, certs / "server.key",
+                        certs / "server.pem"])
+        wait_for(lambda: subprocess.run(
+            ["ss", "-Hltn", f"sport = :{free_port}"], capture_output=True,
+            text=True).stdout.strip(), 10)
+        server.url = f"https://127.0.0.1:{free_port}"
+        return server
+    return start
+
+
+@pytest.fixture
+def nghttpd(start_nghttpd):
+    return start_nghttpd("--echo-upload")
 
 
 def nghttpd_connections(server):
@@ -137,6 +144,21 @@ def test_nghttpd_fifty_fetches_one_connection(nghttpd, fetch):
     assert {r["version"] for r in rs} == {"HTTP/2.0"}
     assert stats["connections"] == 1
     assert nghttpd_connections(nghttpd) == 1
+
+
+def test_more_fetches_than_max_concurrent_streams_wait(start_nghttpd, fetch):
+    # nghttpd -m 4: SETTINGS_MAX_CONCURRENT_STREAMS 4. The first burst goes
+    # out before the client has the server's SETTINGS (the protocol allows
+    # it); nghttpd refuses the streams past 4 (REFUSED_STREAM), the client
+    # sends them again, and from then on holds them until a stream is free.
+    server = start_nghttpd("-m", "4")
+    rs, stats = fetch("--http2", "--stream", "--no-body",
+                      *[f"{server.url}/big.bin?{i}" for i in range(30)],
+                      stats=True)
+    assert [r["code"] for r in rs] == [200] * 30
+    assert {r["streamed_len"] for r in rs} == {3_000_000}
+    assert stats["connections"] == 1
+    assert nghttpd_connections(server) == 1
 
 
 def test_nghttpd_large_body_and_post(nghttpd, fetch):
