@@ -2,7 +2,8 @@
  * URL (a local nginx in bench/client_compare.sh), with C fetches in flight
  * over at most C keep-alive connections.
  *
- *   bench_http_client [-c CONNECTIONS] [-n REQUESTS] [-d SECONDS] URL
+ *   bench_http_client [-c CONNECTIONS] [-n REQUESTS] [-d SECONDS]
+ *                     [--http2] [--ca FILE] URL
  *
  * Runs until REQUESTS responses (default 200000) or SECONDS (default 10)
  * have passed, whichever comes first, after a warm-up of CONNECTIONS
@@ -10,6 +11,9 @@
  *   gust-client requests=N seconds=S req_s=R cpu_s=C req_cpu_s=X errors=E
  * cpu_s is the process's user + system time during the run: the client's
  * own cost, comparable between clients pinned to the same core.
+ * --http2 sets the client's http2 option: against an https server that
+ * picks h2, the CONNECTIONS fetches in flight share one connection.
+ * --ca FILE verifies the server against that CA.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +91,8 @@ int main(int argc, char **argv)
     int conns = 64;
     long n = 200000;
     double seconds = 10;
-    const char *url = NULL;
+    const char *url = NULL, *ca = NULL;
+    bool http2 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc)
             conns = atoi(argv[++i]);
@@ -95,18 +100,22 @@ int main(int argc, char **argv)
             n = atol(argv[++i]);
         else if (!strcmp(argv[i], "-d") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--http2"))
+            http2 = true;
+        else if (!strcmp(argv[i], "--ca") && i + 1 < argc)
+            ca = argv[++i];
         else
             url = argv[i];
     }
     if (!url || conns <= 0 || n <= 0) {
         fprintf(stderr, "usage: %s [-c CONNECTIONS] [-n REQUESTS] "
-                        "[-d SECONDS] URL\n", argv[0]);
+                        "[-d SECONDS] [--http2] [--ca FILE] URL\n", argv[0]);
         return 2;
     }
     bench b = {.loop = gust_loop_new()};
-    gust_http_client_options o = {.max_clients = conns};
+    gust_http_client_options o = {.max_clients = conns, .http2 = http2};
     b.client = gust_http_client_new(b.loop, &o);
-    b.req = (gust_http_client_request){.url = url};
+    b.req = (gust_http_client_request){.url = url, .ca_file = ca};
     if (!b.loop || !b.client)
         return 1;
 

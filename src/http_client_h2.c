@@ -14,9 +14,10 @@
  * the fetch ends, whoever ends it; nothing is sent from inside mem_recv
  * (frames submitted meanwhile go out when it returns); and the session is
  * freed only with its connection, from the stream's close callback, never
- * inside one of ours. Streams are found by id in our own list, never
- * through nghttp2's stream user data, so a stream we have freed cannot be
- * reached.
+ * inside one of ours. A stream is found through nghttp2's stream user data
+ * and freed when nghttp2 closes it; one that nghttp2 never opened (a
+ * request it could not start) is found in our own list and freed with its
+ * user data cleared, so a freed stream cannot be reached.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,6 +71,8 @@ static void flush(gust__http_client_h2 *h2);
 
 /* ---- Streams ------------------------------------------------------------- */
 
+/* Streams nghttp2 has not opened have no user data there: the slow path
+ * for the rare requests it could not start. */
 static gust__http_client_h2_stream *find(gust__http_client_h2 *h2, int32_t id)
 {
     for (gust__http_client_h2_stream *st = h2->streams; st; st = st->next)
@@ -82,7 +85,8 @@ static gust__http_client_h2_stream *find(gust__http_client_h2 *h2, int32_t id)
 static gust__http_client_fetch *fetch_of(gust__http_client_h2 *h2, int32_t id,
                                          gust__http_client_h2_stream **out)
 {
-    gust__http_client_h2_stream *st = find(h2, id);
+    gust__http_client_h2_stream *st =
+        nghttp2_session_get_stream_user_data(h2->ng, id);
     *out = st;
     return st ? st->f : NULL;
 }
@@ -462,7 +466,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error,
 {
     (void)ng;
     gust__http_client_h2 *h2 = user;
-    gust__http_client_h2_stream *st = find(h2, id);
+    gust__http_client_h2_stream *st =
+        nghttp2_session_get_stream_user_data(h2->ng, id);
     if (!st)
         return 0;
     gust__http_client_fetch *f = unbind(st);
@@ -484,13 +489,14 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error,
 static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame,
                              int lib_error, void *user)
 {
-    (void)ng;
     gust__http_client_h2 *h2 = user;
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     gust__http_client_h2_stream *st = find(h2, frame->hd.stream_id);
     if (!st)
         return 0;
+    /* nghttp2 may still close the stream if it had opened it. */
+    nghttp2_session_set_stream_user_data(ng, st->id, NULL);
     gust__http_client_fetch *f = unbind(st);
     stream_free(st);
     if (lib_error == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE)
@@ -506,9 +512,10 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf,
                          nghttp2_data_source *source, void *user)
 {
     (void)ng;
-    (void)source;
-    gust__http_client_h2_stream *st = find(user, id);
-    if (!st || !st->f)
+    (void)id;
+    (void)user;
+    gust__http_client_h2_stream *st = source->ptr;
+    if (!st->f)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t n = st->body_len - st->body_off;
     if (n > length)
@@ -722,9 +729,9 @@ int gust__http_client_h2_submit(gust__http_client_conn *conn,
     st->h2 = h2;
     st->body = f->body;
     st->body_len = f->body_len;
-    nghttp2_data_provider dp = {.source.ptr = NULL, .read_callback = read_body};
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_body};
     int32_t id = nghttp2_submit_request(h2->ng, NULL, v, n,
-                                        f->body_len ? &dp : NULL, NULL);
+                                        f->body_len ? &dp : NULL, st);
     if (v != stack)
         free(v);
     if (id < 0) {
