@@ -63,6 +63,7 @@ struct gust__http_client_h2 {
     bool write_wait;   /* waiting for the stream's queue to drain */
     bool goaway;       /* received: no new streams */
     bool exhausted;    /* stream ids used up */
+    uint32_t sent_error; /* the error code of a GOAWAY we sent, or 0 */
     char *out;
     size_t out_len;
 };
@@ -284,7 +285,10 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
         return;
     if (!nghttp2_session_want_read(h2->ng) &&
         !nghttp2_session_want_write(h2->ng)) {
-        conn_lost(h2, -ECONNRESET, "HTTP/2 connection ended");
+        if (h2->sent_error)
+            conn_lost(h2, GUST_EPROTO, "HTTP/2 protocol error");
+        else
+            conn_lost(h2, -ECONNRESET, "HTTP/2 connection ended");
         return;
     }
     check_idle(h2);
@@ -457,6 +461,23 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id,
     return 0;
 }
 
+/* nghttp2 ends the connection itself on a connection error it detects (a
+ * HPACK field past its limits, a bad frame): the GOAWAY it sends says
+ * which. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame,
+                         void *user)
+{
+    (void)ng;
+    gust__http_client_h2 *h2 = user;
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code) {
+        h2->sent_error = frame->goaway.error_code;
+        gust_log_warning("http_client", "HTTP/2 connection to %s:%d ended: %s",
+                         h2->conn->host, h2->conn->port,
+                         nghttp2_http2_strerror(frame->goaway.error_code));
+    }
+    return 0;
+}
+
 /* The end of a stream nghttp2 knew of. A fetch still on it did not get
  * its whole response: REFUSED_STREAM (GOAWAY past it, or the server's
  * choice) means the server never processed the request, so it is sent
@@ -552,6 +573,7 @@ int gust__http_client_h2_open(gust__http_client_conn *conn)
                                                            on_stream_close);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(
         cb, on_frame_not_send);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     int rv = nghttp2_session_client_new(&h2->ng, cb, h2);
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) {

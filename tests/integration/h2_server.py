@@ -11,6 +11,9 @@ It runs on its own asyncio loop in a thread of the test process, on
                     read with flow control: WINDOW_UPDATE as it is consumed)
   /gzip             a gzip-encoded "hello gzip" (Content-Encoding: gzip)
   /redirect         302 to /hello
+  /bighead?n=BYTES  a response with BYTES bytes of header values, in
+                    fields x-big-0, x-big-1... of 1000 bytes
+  /bighead-one?n=BYTES  one header field of BYTES bytes
   /slow             never answered (until the client resets the stream)
   /reset            the stream is reset (RST_STREAM INTERNAL_ERROR)
   /drop             the connection is cut (TCP reset), nothing answered
@@ -104,6 +107,12 @@ def answer(path, body, conn, proto):
         return 200, [("content-encoding", "gzip")], gzip.compress(b"hello gzip")
     if u.path == "/redirect":
         return 302, [("location", "/hello")], b"moved"
+    if u.path == "/bighead-one":
+        return 200, [("x-big", "v" * int(q["n"][0]))], b"big head"
+    if u.path == "/bighead":
+        n = int(q["n"][0])
+        return 200, [(f"x-big-{i}", "v" * min(1000, n - i * 1000))
+                     for i in range((n + 999) // 1000)], b"big head"
     return 404, [], b"not found"
 
 

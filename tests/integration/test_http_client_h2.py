@@ -172,6 +172,36 @@ def test_nghttpd_large_body_and_post(nghttpd, fetch):
     assert up["body"] == pattern(2_000_000).decode()
 
 
+def test_head_request(nghttpd, fetch):
+    [r] = fetch("--http2", "-X", "HEAD", nghttpd.url + "/big.bin")
+    assert r["code"] == 200 and r["version"] == "HTTP/2.0"
+    assert r["body_len"] == 0
+    assert r["headers"]["content-length"] == "3000000"
+
+
+def test_response_head_over_max_header_size(h2server, fetch):
+    # The client's default max_header_size is 64 KiB, counted as RFC 9113
+    # counts a header list; the stream is reset, the connection goes on.
+    s = h2server()
+    big, small, hello = fetch("--http2", s.url + "/bighead?n=100000",
+                              s.url + "/bighead?n=1000", s.url + "/hello")
+    assert big["error"] == "GUST_EBUFFERFULL"
+    assert "max_header_size" in big["message"]
+    assert small["code"] == 200 and small["body"] == "big head"
+    assert small["headers"]["x-big-0"] == "v" * 1000
+    assert hello["body"] == "hello conn=1 proto=h2"
+    assert s.connections == ["h2"]
+
+
+def test_a_field_past_hpack_limits_is_a_protocol_error(h2server, fetch):
+    # One 100 KB field: libnghttp2 refuses it (its HPACK limit, 64 KiB a
+    # field) and ends the connection with COMPRESSION_ERROR.
+    s = h2server()
+    [r] = fetch("--http2", s.url + "/bighead-one?n=100000")
+    assert r["error"] == "GUST_EPROTO"
+    assert "HTTP/2 protocol error" in r["message"]
+
+
 def test_large_body_streamed(h2server, fetch):
     s = h2server()
     [r] = fetch("--http2", "--stream", s.url + "/big?n=4000000")
