@@ -323,10 +323,15 @@ static bool head_line(gust__http_client_fetch *f, const char *fmt1,
     if (!f->header_callback)
         return true;
     char stack[1024], *p = stack;
-    size_t need = alen + blen + 8;
+    /* The format's own text is shorter than the format. */
+    size_t need = strlen(fmt1) + alen + blen + 1;
     if (need > sizeof stack && !(p = malloc(need)))
         return true; /* the callback misses one line; the fetch goes on */
     int n = snprintf(p, need, fmt1, (int)alen, a, (int)blen, b);
+    if (n < 0)
+        n = 0;
+    else if ((size_t)n >= need)
+        n = (int)need - 1;
     bool alive = gust__http_client_header_line(f, p, (size_t)n);
     if (p != stack)
         free(p);

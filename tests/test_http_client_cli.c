@@ -21,7 +21,7 @@
  *         [--no-redirects] [--no-decompress] [--insecure] [--ca FILE]
  *         [--timeout S] [--first-timeout S] [--max-clients N] [--http2]
  *         [--stream] [--no-body] [--stats] [--free-after S]
- *         [--free-on-chunk] URL...
+ *         [--free-on-chunk] [--head-lines] URL...
  * Fetches every URL at once (they share the client, so keep-alive reuse
  * shows), then prints one JSON line per URL in order:
  *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
@@ -36,7 +36,8 @@
  * prints one more line, {"connections":N,"reused":M}; --free-after S
  * frees the client S seconds after the fetches start, whatever is still
  * running (those fetches then fail with GUST_ECANCELED); --free-on-chunk
- * (with --stream) frees it from inside the first streaming callback. */
+ * (with --stream) frees it from inside the first streaming callback;
+ * --head-lines collects what the header_callback gets ("head_lines"). */
 static void json_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
@@ -55,12 +56,27 @@ static void json_str(FILE *out, const char *s, size_t n)
 /* --free-on-chunk: the client, freed from inside the first streamed chunk. */
 static gust_http_client **free_on_chunk;
 
-/* What --stream collects for one fetch. */
+/* What --stream and --head-lines collect for one fetch. */
 typedef struct streamed {
     char *buf;
     size_t len, cap;
     int chunks;
+    char *lines[64];
+    size_t line_len[64];
+    int nlines;
 } streamed;
+
+static void on_head_line(gust_http_client_response *resp, const char *p,
+                         size_t n, void *data)
+{
+    (void)resp;
+    streamed *s = data;
+    if (s->nlines < 64) {
+        s->lines[s->nlines] = malloc(n ? n : 1);
+        memcpy(s->lines[s->nlines], p, n);
+        s->line_len[s->nlines++] = n;
+    }
+}
 
 static void on_chunk(gust_http_client_response *resp, const char *p, size_t n,
                      void *data)
@@ -97,7 +113,7 @@ static void free_client(gust_loop *loop, void *data)
 static int fetch_main(int argc, char **argv)
 {
     gust_http_client *c = NULL;
-    bool stream = false, no_body = false, stats = false;
+    bool stream = false, no_body = false, stats = false, head_lines = false;
     double first_timeout = 0, free_after = 0;
     char *data = NULL;
     gust_http_client_request base = {0};
@@ -141,6 +157,8 @@ static int fetch_main(int argc, char **argv)
             no_body = true;
         else if (!strcmp(a, "--stats"))
             stats = true;
+        else if (!strcmp(a, "--head-lines"))
+            head_lines = true;
         else if (!strcmp(a, "--free-on-chunk"))
             free_on_chunk = &c;
         else if (!strcmp(a, "--free-after") && i + 1 < argc)
@@ -178,10 +196,11 @@ static int fetch_main(int argc, char **argv)
         r.raise_error = GUST_HTTP_NO;
         if (k == 0 && first_timeout > 0)
             r.request_timeout = first_timeout;
-        if (stream) {
+        if (stream)
             r.streaming_callback = on_chunk;
-            r.callback_data = &ss[k];
-        }
+        if (head_lines)
+            r.header_callback = on_head_line;
+        r.callback_data = &ss[k];
         fs[k] = gust_http_client_fetch(c, &r);
         /* Sequential when asked for one client: reuse is then visible. */
         if (o.max_clients == 1)
@@ -210,6 +229,13 @@ static int fetch_main(int argc, char **argv)
         printf(",\"streamed_len\":%zu,\"chunks\":%d,\"version\":\"HTTP/%d.%d\"",
                ss[k].len, ss[k].chunks, r ? r->version_major : 0,
                r ? r->version_minor : 0);
+        printf(",\"head_lines\":[");
+        for (int l = 0; l < ss[k].nlines; l++) {
+            if (l)
+                putchar(',');
+            json_str(stdout, ss[k].lines[l], ss[k].line_len[l]);
+        }
+        printf("]");
         printf(",\"effective_url\":");
         json_str(stdout, r ? r->effective_url : "", r ? strlen(r->effective_url) : 0);
         printf(",\"headers\":{");
@@ -230,8 +256,11 @@ static int fetch_main(int argc, char **argv)
         printf("{\"connections\":%zu,\"reused\":%zu}\n", st.connections,
                st.reused);
     }
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         free(ss[k].buf);
+        for (int l = 0; l < ss[k].nlines; l++)
+            free(ss[k].lines[l]);
+    }
     free(ss);
     free(fs);
     free(data);

@@ -236,6 +236,20 @@ def test_gzip_and_redirect_over_h2(h2server, fetch):
     assert s.connections == ["h2"]
 
 
+def test_header_callback_over_h2(h2server, fetch):
+    s = h2server()
+    [r] = fetch("--http2", "--head-lines", s.url + "/redirect")
+    lines = r["head_lines"]
+    # The redirect's head, then the final one, as over HTTP/1.
+    assert lines[0] == "HTTP/2.0 302 Found\r\n"
+    assert "location: /hello\r\n" in lines
+    second = lines.index("\r\n") + 1
+    assert lines[second] == "HTTP/2.0 200 OK\r\n"
+    assert "content-length: 21\r\n" in lines[second:]
+    assert lines[-1] == "\r\n"
+    assert r["body"] == "hello conn=1 proto=h2"
+
+
 def test_timeout_resets_only_its_stream(h2server, fetch):
     s = h2server()
     rs = fetch("--http2", "--first-timeout", "1", s.url + "/slow",
