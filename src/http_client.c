@@ -607,12 +607,14 @@ static void begin_attempt(gust__http_client_fetch *f)
     if (c->http2 && f->tls) {
         conn = h2_find(c, f);
         if (conn && conn->state == GUST__HTTP_CLIENT_CONN_H2) {
+            /* Set first: a write that fails inside the submit may end f. */
+            f->resp->reused_connection = true;
             int rc = gust__http_client_h2_submit(conn, f);
             if (rc == 0) {
-                f->resp->reused_connection = true;
                 c->reused++;
                 return;
             }
+            f->resp->reused_connection = false;
             if (rc != -EAGAIN) {
                 fetch_end(f, rc, "sending the HTTP/2 request");
                 return;
@@ -686,12 +688,13 @@ void gust__http_client_handshake_done(gust__http_client_conn *conn, bool h2)
         gust__http_client_fetch *w = conn->wait_head;
         waiter_remove(w);
         gust_timer_stop(&w->connect_timer);
+        /* Set first: a write that fails inside the submit may end w. */
+        w->resp->reused_connection = true;
         rc = gust__http_client_h2_submit(conn, w);
         if (rc < 0) {
             h2_submit_failed(w, rc);
             continue;
         }
-        w->resp->reused_connection = true;
         c->reused++;
     }
     gust__http_client_release_waiters(conn);

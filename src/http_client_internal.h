@@ -246,7 +246,9 @@ int gust__http_client_h2_open(gust__http_client_conn *conn);
 bool gust__http_client_h2_usable(const gust__http_client_conn *conn);
 /* Sends f's request on a new stream of conn; f->h2 is set. Returns 0,
  * -EAGAIN (conn takes no new stream: GOAWAY, closed, ids used up) or
- * another negative code (nothing sent, f untouched). */
+ * another negative code (nothing sent, f untouched). After 0, f may have
+ * ended already (the write failed and the connection failed its fetches):
+ * the caller must not touch f again. */
 int gust__http_client_h2_submit(gust__http_client_conn *conn,
                                 gust__http_client_fetch *f);
 /* f ends while its stream is open: the stream is reset (CANCEL) unless it
