@@ -344,6 +344,15 @@ def test_waiters_share_the_connect_timeout_of_a_silent_server(fetch):
         assert accepted == 1
 
 
+def test_waiters_of_a_refused_connection_fail_too(fetch):
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        port = ls.getsockname()[1]   # bound, not listening: refused
+        rs = fetch("--http2", *[f"https://127.0.0.1:{port}/"] * 3)
+    assert [r["error"] for r in rs] == ["ECONNREFUSED"] * 3
+    assert all(f"127.0.0.1:{port}" in r["message"] for r in rs)
+
+
 def test_server_offering_only_http11_gets_http11(h2server, fetch):
     s = h2server(alpn=("http/1.1",))
     rs, stats = fetch("--http2", *[s.url + "/hello"] * 5, stats=True)
