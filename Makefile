@@ -25,8 +25,8 @@ BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
 # WebSockets (issue 12): Chromium for the browser test, the
 # libwebsockets and websockets peers for bench/ws_compare.sh.
 TEST_PKGS  += chromium
-# The HTTP client's HTTP/2 tests: nghttpd and a Python h2 server.
-TEST_PKGS  += nghttp2-server python3-h2
+# The HTTP client's HTTP/2 tests: nghttpd, h2o and a Python h2 server.
+TEST_PKGS  += nghttp2-server python3-h2 h2o
 BENCH_PKGS += libwebsockets-dev python3-websockets
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
