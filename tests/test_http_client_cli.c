@@ -21,7 +21,8 @@
  *         [--no-redirects] [--no-decompress] [--insecure] [--ca FILE]
  *         [--timeout S] [--first-timeout S] [--max-clients N] [--http2]
  *         [--stream] [--no-body] [--stats] [--free-after S]
- *         [--free-on-chunk] [--head-lines] URL...
+ *         [--free-on-chunk] [--head-lines] [--idle-timeout S]
+ *         [--linger S] URL...
  * Fetches every URL at once (they share the client, so keep-alive reuse
  * shows), then prints one JSON line per URL in order:
  *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
@@ -37,7 +38,9 @@
  * frees the client S seconds after the fetches start, whatever is still
  * running (those fetches then fail with GUST_ECANCELED); --free-on-chunk
  * (with --stream) frees it from inside the first streaming callback;
- * --head-lines collects what the header_callback gets ("head_lines"). */
+ * --head-lines collects what the header_callback gets ("head_lines");
+ * --idle-timeout sets the client's; --linger S keeps the loop running S
+ * seconds after the last response, before the client is freed. */
 static void json_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
@@ -102,6 +105,12 @@ static void on_chunk(gust_http_client_response *resp, const char *p, size_t n,
     }
 }
 
+static bool never_done(gust_loop *loop, void *data)
+{
+    (void)loop, (void)data;
+    return false;
+}
+
 static void free_client(gust_loop *loop, void *data)
 {
     (void)loop;
@@ -114,7 +123,7 @@ static int fetch_main(int argc, char **argv)
 {
     gust_http_client *c = NULL;
     bool stream = false, no_body = false, stats = false, head_lines = false;
-    double first_timeout = 0, free_after = 0;
+    double first_timeout = 0, free_after = 0, linger = 0;
     char *data = NULL;
     gust_http_client_request base = {0};
     gust_http_client_options o = {0};
@@ -157,6 +166,10 @@ static int fetch_main(int argc, char **argv)
             no_body = true;
         else if (!strcmp(a, "--stats"))
             stats = true;
+        else if (!strcmp(a, "--idle-timeout") && i + 1 < argc)
+            o.idle_timeout = atof(argv[++i]);
+        else if (!strcmp(a, "--linger") && i + 1 < argc)
+            linger = atof(argv[++i]);
         else if (!strcmp(a, "--head-lines"))
             head_lines = true;
         else if (!strcmp(a, "--free-on-chunk"))
@@ -250,6 +263,9 @@ static int fetch_main(int argc, char **argv)
         printf("}}\n");
         gust_future_unref(fs[k]);
     }
+    /* Idle connections do what they do while the client lives. */
+    if (linger > 0)
+        gust_loop_run_until(loop, never_done, NULL, linger);
     if (stats && c) {
         gust_http_client_stats st;
         gust_http_client_get_stats(c, &st);

@@ -29,6 +29,7 @@ import asyncio
 import gzip
 import ssl
 import threading
+import time
 import urllib.parse
 
 import h2.config
@@ -51,6 +52,8 @@ class H2TestServer:
         self.ctx.set_alpn_protocols(list(alpn))
         self.connections = []   # protocol of each accepted connection
         self.resets = []        # (conn number, stream id, error code)
+        self.closed = {}        # conn number -> monotonic time of its EOF
+        self.last_response = 0  # monotonic time of the last response sent
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self.port = None
@@ -90,6 +93,8 @@ class H2TestServer:
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         finally:
+            with self.lock:
+                self.closed[number] = time.monotonic()
             writer.close()
 
 
@@ -230,6 +235,7 @@ class H2Conn:
                                    ("content-length", str(len(body))),
                                    *headers])
         self.outgoing[sid] = body
+        self.server.last_response = time.monotonic()
         self.send_data(sid)
 
     def send_data(self, sid):

@@ -19,6 +19,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -314,6 +315,20 @@ def test_client_freed_inside_a_streaming_callback(h2server, fetch):
                s.url + "/big?n=3000000")
     assert {r["error"] for r in rs} == {"GUST_ECANCELED"}
     assert rs[0]["chunks"] == 1
+
+
+def test_idle_h2_connection_closed_after_idle_timeout(h2server, fetch):
+    s = h2server()
+    t0 = time.monotonic()
+    [r] = fetch("--http2", "--idle-timeout", "0.5", "--linger", "3",
+                s.url + "/hello")
+    t1 = time.monotonic()
+    assert r["code"] == 200
+    # Closed by the client about 0.5 s after the response, while the
+    # process still had 2.5 s to linger.
+    assert 1 in s.closed
+    assert 0.3 < s.closed[1] - s.last_response < 2.0
+    assert s.closed[1] < t1 - 0.8 and s.closed[1] > t0
 
 
 def test_waiters_share_the_connect_timeout_of_a_silent_server(fetch):
