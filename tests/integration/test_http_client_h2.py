@@ -368,13 +368,16 @@ def test_waiters_of_a_refused_connection_fail_too(fetch):
     assert all(f"127.0.0.1:{port}" in r["message"] for r in rs)
 
 
-def test_server_offering_only_http11_gets_http11(h2server, fetch):
-    s = h2server(alpn=("http/1.1",))
+@pytest.mark.parametrize("alpn", [("http/1.1",), ()],
+                         ids=["http/1.1 only", "no ALPN"])
+def test_server_offering_only_http11_gets_http11(h2server, fetch, alpn):
+    s = h2server(alpn=alpn)
+    proto = alpn[0] if alpn else "none"
     rs, stats = fetch("--http2", *[s.url + "/hello"] * 5, stats=True)
     assert [r["code"] for r in rs] == [200] * 5
     assert {r["version"] for r in rs} == {"HTTP/1.1"}
-    assert all(r["body"].endswith("proto=http/1.1") for r in rs)
-    assert set(s.connections) == {"http/1.1"}
+    assert all(r["body"].endswith("proto=" + proto) for r in rs)
+    assert set(s.connections) == {proto}
     # Fetches that waited for the first connection went on with their own.
     assert len(s.connections) == stats["connections"] == 5
 
