@@ -52,6 +52,9 @@ struct gust__http_client_h2_stream {
     size_t body_len, body_off;
     size_t head_bytes; /* of the head being received (RFC 9113 sizes) */
     bool final_head;   /* the final (non-1xx) head has arrived */
+    /* nghttp2 reset the stream itself (a response that broke the
+     * protocol: a bad field, DATA past its Content-Length...). */
+    uint32_t local_error;
 };
 
 struct gust__http_client_h2 {
@@ -466,14 +469,22 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id,
     return 0;
 }
 
-/* nghttp2 ends the connection itself on a connection error it detects (a
- * HPACK field past its limits, a bad frame): the GOAWAY it sends says
- * which. */
+/* nghttp2 resets a stream, or ends the connection, itself on an error it
+ * detects in a response (a bad field, DATA past its Content-Length; a
+ * HPACK field past its limits, a bad frame): the RST_STREAM or GOAWAY it
+ * sends says which. */
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame,
                          void *user)
 {
     (void)ng;
     gust__http_client_h2 *h2 = user;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        /* Our own resets (cancel, complete) come after the fetch left. */
+        gust__http_client_h2_stream *st;
+        if (fetch_of(h2, frame->hd.stream_id, &st))
+            st->local_error = frame->rst_stream.error_code;
+        return 0;
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code) {
         h2->sent_error = frame->goaway.error_code;
         gust_log_warning("http_client", "HTTP/2 connection to %s:%d ended: %s",
@@ -497,8 +508,14 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error,
     if (!st)
         return 0;
     gust__http_client_fetch *f = unbind(st);
+    uint32_t local_error = st->local_error;
     stream_free(st);
-    if (f && error == NGHTTP2_REFUSED_STREAM) {
+    if (f && local_error) {
+        const char *d = gust_arena_sprintf(
+            &f->arena, "malformed HTTP/2 response (stream reset: %s)",
+            nghttp2_http2_strerror(local_error));
+        gust__http_client_attempt_failed(f, GUST_EPROTO, d);
+    } else if (f && error == NGHTTP2_REFUSED_STREAM) {
         gust__http_client_retry(f, -ECONNRESET,
                                 "HTTP/2 stream refused by the server");
     } else if (f) {

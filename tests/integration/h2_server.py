@@ -15,6 +15,7 @@ It runs on its own asyncio loop in a thread of the test process, on
                     fields x-big-0, x-big-1... of 1000 bytes
   /bighead-one?n=BYTES  one header field of BYTES bytes
   /slow             never answered (until the client resets the stream)
+  /badlength        Content-Length 5 and 10 bytes of DATA
   /reset            the stream is reset (RST_STREAM INTERNAL_ERROR)
   /drop             the connection is cut (TCP reset), nothing answered
   /after-reset      answered once this connection has received a
@@ -201,6 +202,12 @@ class H2Conn:
         path, body = self.requests.pop(sid)
         p = urllib.parse.urlsplit(path).path
         if p == "/slow":
+            return
+        if p == "/badlength":
+            # DATA longer than the Content-Length announced.
+            self.h2.send_headers(sid, [(":status", "200"),
+                                       ("content-length", "5")])
+            self.h2.send_data(sid, b"0123456789", end_stream=True)
             return
         if p == "/reset":
             self.h2.reset_stream(sid, error_code=2)  # INTERNAL_ERROR

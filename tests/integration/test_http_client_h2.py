@@ -298,6 +298,16 @@ def test_stream_reset_by_the_server_fails_only_that_fetch(h2server, fetch):
     assert s.connections == ["h2"]
 
 
+def test_malformed_response_fails_only_that_fetch(h2server, fetch):
+    s = h2server()
+    bad, hello = fetch("--http2", s.url + "/badlength", s.url + "/hello")
+    assert bad["code"] == 599 and bad["error"] == "GUST_EPROTO"
+    assert "malformed HTTP/2 response (stream reset: PROTOCOL_ERROR)" in \
+        bad["message"]
+    assert hello["body"] == "hello conn=1 proto=h2"
+    assert s.connections == ["h2"]
+
+
 def test_client_freed_with_streams_open(h2server, fetch):
     s = h2server()
     rs = fetch("--http2", "--free-after", "0.5", "--stream",
