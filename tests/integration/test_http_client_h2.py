@@ -95,9 +95,9 @@ def start_nghttpd(spawn, free_port, certs, tmp_path):
         server = spawn(["nghttpd", "-v", "-a", "127.0.0.1", "-d", docroot,
                         *extra, free_port, certs / "server.key",
                         certs / "server.pem"])
-        wait_for(lambda: subprocess.run(
+        assert wait_for(lambda: subprocess.run(
             ["ss", "-Hltn", f"sport = :{free_port}"], capture_output=True,
-            text=True).stdout.strip(), 10)
+            text=True).stdout.strip(), 10), "nghttpd did not start"
         server.url = f"https://127.0.0.1:{free_port}"
         return server
     return start
@@ -430,9 +430,9 @@ hosts:
         file.dir: {docroot}
 """)
     server = spawn(["h2o", "-c", conf])
-    wait_for(lambda: subprocess.run(
+    assert wait_for(lambda: subprocess.run(
         ["ss", "-Hltn", f"sport = :{free_port}"], capture_output=True,
-        text=True).stdout.strip(), 10)
+        text=True).stdout.strip(), 10), "h2o did not start"
     server.url = f"https://127.0.0.1:{free_port}"
     server.access_log = tmp_path / "h2o-access.log"
     return server
@@ -445,8 +445,8 @@ def test_h2o_h2_with_option_and_http11_without(h2o, fetch):
     [off] = fetch(h2o.url + "/index.html")
     assert off["version"] == "HTTP/1.1"
     assert off["body"] == "hello from h2o\n"
-    wait_for(lambda: h2o.access_log.exists() and
-             len(h2o.access_log.read_text().splitlines()) == 11, 10)
+    assert wait_for(lambda: h2o.access_log.exists() and
+                    len(h2o.access_log.read_text().splitlines()) == 11, 10)
     protos = [line.split()[0] for line in
               h2o.access_log.read_text().splitlines()]
     assert protos.count("HTTP/2") == 10
