@@ -33,6 +33,7 @@
 struct tls_entry {
     struct tls_entry *next;
     bool insecure;
+    bool h2;      /* ALPN offers h2 */
     char *key;
     gust_tls_context *ctx;
 };
@@ -99,7 +100,6 @@ double gust__http_client_idle_timeout(const gust_http_client *c)
 {
     return c->idle_timeout;
 }
-bool gust__http_client_http2(const gust_http_client *c) { return c->http2; }
 
 /* ---- Lists ------------------------------------------------------------- */
 
@@ -604,7 +604,7 @@ static void begin_attempt(gust__http_client_fetch *f)
         return;
     }
     bool probe = false;
-    if (c->http2 && f->tls) {
+    if (f->http2 && f->tls) {
         conn = h2_find(c, f);
         if (conn && conn->state == GUST__HTTP_CLIENT_CONN_H2) {
             /* Set first: a write that fails inside the submit may end f. */
@@ -1003,6 +1003,8 @@ static int copy_request(gust__http_client_fetch *f,
         f->error_detail = "invalid user agent";
         return -EINVAL;
     }
+    f->http2 = r->http2 == GUST_HTTP_DEFAULT ? f->client->http2
+                                             : r->http2 == GUST_HTTP_YES;
     f->header_callback = r->header_callback;
     f->streaming_callback = r->streaming_callback;
     f->callback_data = r->callback_data;
@@ -1247,7 +1249,8 @@ gust_tls_context *gust__http_client_tls_context(gust_http_client *c,
     }
     const char *key = f->tls_key ? f->tls_key : "";
     for (struct tls_entry *e = c->tls; e; e = e->next)
-        if (e->insecure == f->insecure && !strcmp(e->key, key))
+        if (e->insecure == f->insecure && e->h2 == f->http2 &&
+            !strcmp(e->key, key))
             return e->ctx;
     static const char *const alpn[] = {"http/1.1", NULL};
     static const char *const alpn_h2[] = {"h2", "http/1.1", NULL};
@@ -1255,7 +1258,7 @@ gust_tls_context *gust__http_client_tls_context(gust_http_client *c,
                           .cert_file = f->client_cert,
                           .key_file = f->client_key,
                           .insecure = f->insecure,
-                          .alpn = c->http2 ? alpn_h2 : alpn};
+                          .alpn = f->http2 ? alpn_h2 : alpn};
     struct tls_entry *e = calloc(1, sizeof *e);
     if (e)
         e->key = strdup(key);
@@ -1270,6 +1273,7 @@ gust_tls_context *gust__http_client_tls_context(gust_http_client *c,
         return NULL;
     }
     e->insecure = f->insecure;
+    e->h2 = f->http2;
     e->next = c->tls;
     c->tls = e;
     return e->ctx;

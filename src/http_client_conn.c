@@ -124,7 +124,7 @@ static void on_handshake(gust_stream *s, int status, void *user)
         return;
     }
     conn->state = GUST__HTTP_CLIENT_CONN_BUSY;
-    if (conn->client && gust__http_client_http2(conn->client)) {
+    if (conn->offer_h2 && conn->client) {
         const char *alpn = gust_stream_tls_alpn(s);
         bool h2 = alpn && !strcmp(alpn, "h2");
         if (h2 || conn->h2_probe) {
@@ -191,6 +191,7 @@ int gust__http_client_conn_open(gust_http_client *c, gust__http_client_fetch *f)
     conn->port = f->target.port;
     conn->tls = f->tls;
     conn->insecure = f->insecure;
+    conn->offer_h2 = f->http2 && f->tls;
     conn->state = GUST__HTTP_CLIENT_CONN_CONNECTING;
     int rc = gust__connect_start(conn->loop, conn->host, conn->port, NULL,
                                  on_connect, conn, &conn->connect);

@@ -72,6 +72,7 @@ struct gust__http_client_conn {
      * same origin wait on it (waiters, FIFO) instead of opening their own;
      * once ALPN has spoken they are sent on it or start over. */
     bool h2_probe;
+    bool offer_h2;             /* ALPN offered h2 (made for an http2 fetch) */
     gust__http_client_fetch *wait_head, *wait_tail;
     gust__http_client_h2 *h2;  /* state H2 */
 };
@@ -143,6 +144,7 @@ struct gust__http_client_fetch {
     gust__http_client_conn *waiting_on;
     gust__http_client_fetch *wait_prev, *wait_next;
     bool h2_no_wait;              /* do not wait on a probing connection */
+    bool http2;                   /* offer HTTP/2 (request or client) */
 };
 
 /* ---- http_client.c: what the connection side calls -------------------- */
@@ -174,7 +176,6 @@ bool gust__http_client_user_enter(gust__http_client_fetch *f);
 bool gust__http_client_user_leave(gust__http_client_fetch *f);
 
 /* HTTP/2 support of the client side (http_client.c). */
-bool gust__http_client_http2(const gust_http_client *c);
 /* conn (h2_probe) finished its TLS handshake; h2: ALPN chose "h2". Sends
  * its fetch and its waiters on the new session, or lets its fetch go on
  * over HTTP/1 and starts the waiters over. */

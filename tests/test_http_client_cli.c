@@ -22,7 +22,7 @@
  *         [--timeout S] [--first-timeout S] [--max-clients N] [--http2]
  *         [--stream] [--no-body] [--stats] [--free-after S]
  *         [--free-on-chunk] [--head-lines] [--idle-timeout S]
- *         [--linger S] URL...
+ *         [--linger S] [--request-http2 yes|no] URL...
  * Fetches every URL at once (they share the client, so keep-alive reuse
  * shows), then prints one JSON line per URL in order:
  *   {"code":200,"error":"","redirects":0,"reused":false,"body_len":12,
@@ -40,7 +40,8 @@
  * (with --stream) frees it from inside the first streaming callback;
  * --head-lines collects what the header_callback gets ("head_lines");
  * --idle-timeout sets the client's; --linger S keeps the loop running S
- * seconds after the last response, before the client is freed. */
+ * seconds after the last response, before the client is freed;
+ * --request-http2 sets the requests' own http2 flag. */
 static void json_str(FILE *out, const char *s, size_t n)
 {
     fputc('"', out);
@@ -160,6 +161,9 @@ static int fetch_main(int argc, char **argv)
             o.max_clients = atoi(argv[++i]);
         else if (!strcmp(a, "--http2"))
             o.http2 = true;
+        else if (!strcmp(a, "--request-http2") && i + 1 < argc)
+            base.http2 = !strcmp(argv[++i], "yes") ? GUST_HTTP_YES
+                                                    : GUST_HTTP_NO;
         else if (!strcmp(a, "--stream"))
             stream = true;
         else if (!strcmp(a, "--no-body"))

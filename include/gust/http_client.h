@@ -50,8 +50,8 @@
  * through gust_http_client_error_response() for a future, or given to the
  * callback of gust_http_client_fetch_cb().
  *
- * HTTP/2. With options.http2 set, https connections offer "h2" then
- * "http/1.1" by ALPN. When the server picks h2, every fetch to that origin
+ * HTTP/2. With options.http2 set (or a request's http2 flag), https
+ * connections offer "h2" then "http/1.1" by ALPN. When the server picks h2, every fetch to that origin
  * (scheme, host, port and TLS settings) shares that one connection, each on
  * its own stream, as many at once as the server's
  * SETTINGS_MAX_CONCURRENT_STREAMS allows (the others wait for a free stream;
@@ -187,6 +187,10 @@ typedef struct gust_http_client_request {
                                size_t len, void *data);
     /* Passed to both callbacks. */
     void *callback_data;
+    /* https: offer HTTP/2 for this fetch (see HTTP/2 above). Default: the
+     * client's http2 option. A fetch with no never uses an HTTP/2
+     * connection; one with yes may, on a client without the option. */
+    gust_http_flag http2;
 } gust_http_client_request;
 
 /* A response (Tornado's HTTPResponse). Everything it points to lives as

@@ -400,6 +400,16 @@ def test_option_off_uses_http11_even_when_h2_is_offered(h2server, fetch):
     assert s.connections == ["http/1.1"]
 
 
+def test_request_flag_overrides_the_client_option(h2server, fetch):
+    s = h2server()
+    [off] = fetch("--http2", "--request-http2", "no", s.url + "/hello")
+    assert off["version"] == "HTTP/1.1"
+    assert off["body"] == "hello conn=1 proto=http/1.1"
+    [on] = fetch("--request-http2", "yes", s.url + "/hello")
+    assert on["version"] == "HTTP/2.0"
+    assert on["body"] == "hello conn=2 proto=h2"
+
+
 @pytest.fixture
 def h2o(spawn, free_port, certs, tmp_path):
     if not shutil.which("h2o"):
