@@ -63,9 +63,10 @@
  * resets only its own stream (RST_STREAM CANCEL). After a GOAWAY, streams
  * the server accepted finish; the others are sent once more on a new
  * connection (failing with -ECONNRESET if refused again); a lost connection
- * fails each of its fetches (-ECONNRESET or GUST_EPROTO, "HTTP/2
- * connection lost"); a stream the server resets fails its fetch with
- * -ECONNRESET, a response that breaks the protocol with GUST_EPROTO. A server that picks http/1.1 or no ALPN gets the
+ * fails each of its fetches (the socket's error, -ECONNRESET, -EPIPE...,
+ * or GUST_EPROTO; "HTTP/2 connection lost"); a stream the server resets
+ * fails its fetch with -ECONNRESET, a response that breaks the protocol
+ * with GUST_EPROTO. A server that picks http/1.1 or no ALPN gets the
  * HTTP/1 path unchanged, and is remembered so that later fetches do not
  * wait for one connection. Plain http:// URLs always use HTTP/1.1 (no h2c).
  *
