@@ -26,6 +26,7 @@
 #include "gust/error.h"
 #include "gust/log.h"
 #include "gust/common.h"
+#include "common_internal.h"
 #include "log_internal.h"
 
 /* The level is read on every call from any thread: an atomic int, lazily
@@ -349,7 +350,19 @@ void gust_log_set_buffer(size_t size, double flush_seconds)
 
 /* Room for n more bytes in this thread's buffer (writing what it holds if
  * they do not fit), or NULL when lines are not buffered here. */
-static char *buf_room(size_t n)
+static char *buf_room_slow(size_t n);
+
+/* Room for n bytes at the end of this thread's buffer; NULL outside a
+ * loop turn or without a buffer. Inlined: every access line comes here. */
+static inline char *buf_room(size_t n)
+{
+    log_buf *b = tl_buf;
+    if (b && tl_turns > 0 && b->len && b->cap - b->len >= n)
+        return b->data + b->len;
+    return buf_room_slow(n);
+}
+
+static char *buf_room_slow(size_t n)
 {
     if (tl_turns <= 0)
         return NULL;
@@ -443,7 +456,7 @@ static _Thread_local uint64_t tl_prefix_until_ns; /* loop clock */
 static char *put_prefix(char *out, int level, const char *module, bool colour)
 {
     long pid = log_pid();
-    int id = gust_task_id();
+    int id = gust__task_id();
     /* In a loop turn, the turn's clock says whether the second the prefix
      * shows is over, without reading the wall clock for each line. */
     bool same = tl_turns > 0 && tl_turn_ns < tl_prefix_until_ns &&
