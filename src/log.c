@@ -453,26 +453,21 @@ static _Thread_local int tl_prefix_task = -2;
 static _Thread_local const char *tl_prefix_module;
 static _Thread_local uint64_t tl_prefix_until_ns; /* loop clock */
 
-static char *put_prefix(char *out, int level, const char *module, bool colour)
+/* The prefix may be stale: reads the clock, and formats it again if the
+ * second, the pid, the task id or the module changed. Out of line: once
+ * per second on a busy server. */
+static __attribute__((noinline)) void refresh_prefix(long pid, int id,
+                                                      const char *module)
 {
-    long pid = log_pid();
-    int id = gust__task_id();
-    /* In a loop turn, the turn's clock says whether the second the prefix
-     * shows is over, without reading the wall clock for each line. */
-    bool same = tl_turns > 0 && tl_turn_ns < tl_prefix_until_ns &&
-                pid == tl_prefix_pid && id == tl_prefix_task &&
-                module == tl_prefix_module;
+    /* The coarse clock (the kernel's tick) is enough for seconds, and
+     * costs much less than the precise one. */
     struct timespec ts = {0, 0};
-    if (!same) {
-        /* The coarse clock (the kernel's tick) is enough for seconds, and
-         * costs much less than the precise one. */
-        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-        tl_prefix_until_ns = tl_turns > 0 ? tl_turn_ns + 1000000000u -
-                                                (uint64_t)ts.tv_nsec
-                                          : 0;
-    }
-    if (!same && (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
-                  id != tl_prefix_task || module != tl_prefix_module)) {
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    tl_prefix_until_ns = tl_turns > 0 ? tl_turn_ns + 1000000000u -
+                                            (uint64_t)ts.tv_nsec
+                                      : 0;
+    if (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
+        id != tl_prefix_task || module != tl_prefix_module) {
         struct tm tm;
         localtime_r(&ts.tv_sec, &tm);
         tl_when_len = strftime(tl_when, sizeof tl_when, "%y%m%d %H:%M:%S", &tm);
@@ -497,6 +492,19 @@ static char *put_prefix(char *out, int level, const char *module, bool colour)
         tl_prefix_task = id;
         tl_prefix_module = module;
     }
+}
+
+static inline char *put_prefix(char *out, int level, const char *module,
+                               bool colour)
+{
+    long pid = log_pid();
+    int id = gust__task_id();
+    /* In a loop turn, the turn's clock says whether the second the prefix
+     * shows is over, without reading the wall clock for each line. */
+    if (!(tl_turns > 0 && tl_turn_ns < tl_prefix_until_ns &&
+          pid == tl_prefix_pid && id == tl_prefix_task &&
+          module == tl_prefix_module))
+        refresh_prefix(pid, id, module);
     char *p = out;
     if (colour)
         p = put(p, level_colour(level), 5);
