@@ -228,14 +228,16 @@ static gust__http_client_conn *h2_find(gust_http_client *c,
             continue;
         if (gust__http_client_h2_usable(conn))
             return conn;
-        if (conn->h2_probe && conn->state == GUST__HTTP_CLIENT_CONN_CONNECTING &&
-            !probing && !f->h2_no_wait)
+        if (conn->h2_probe &&
+            conn->state == GUST__HTTP_CLIENT_CONN_CONNECTING && !probing &&
+            !f->h2_no_wait)
             probing = conn;
     }
     return probing;
 }
 
-static bool known_h1(const gust_http_client *c, const gust__http_client_fetch *f)
+static bool known_h1(const gust_http_client *c,
+                     const gust__http_client_fetch *f)
 {
     for (const struct h1_origin *o = c->h1_origins; o; o = o->next)
         if (o->port == f->target.port && o->insecure == f->insecure &&
@@ -246,7 +248,8 @@ static bool known_h1(const gust_http_client *c, const gust__http_client_fetch *f
 }
 
 /* Remembers conn's origin as HTTP/1 (most recent first, a few kept). */
-static void known_h1_add(gust_http_client *c, const gust__http_client_conn *conn)
+static void known_h1_add(gust_http_client *c,
+                         const gust__http_client_conn *conn)
 {
     struct h1_origin *o = calloc(1, sizeof *o);
     if (!o)

@@ -133,7 +133,7 @@ static void complete(gust__http_client_h2_stream *st)
     gust__http_client_body_done(f);
 }
 
-/* ---- The connection -------------------------------------------------------- */
+/* ---- The connection ----------------------------------------------------- */
 
 static void on_idle_timeout(gust_timer *t, void *data)
 {

@@ -13,10 +13,10 @@
  *
  * CONNECTIONS. HTTP/1.1, one request at a time per connection (no
  * pipelining); with the http2 option, HTTP/2 to https servers that choose
- * it (see HTTP/2 below). A connection whose response was completely read and that
- * the server lets live (no "Connection: close", known body length) goes
- * back to an idle pool keyed by scheme, host and port, and the next fetch to
- * the same place reuses it. At most max_clients fetches run at once; the
+ * it (see HTTP/2 below). A connection whose response was completely read
+ * and that the server lets live (no "Connection: close", known body
+ * length) goes back to an idle pool keyed by scheme, host and port, and the
+ * next fetch to the same place reuses it. At most max_clients fetches run at once; the
  * others wait in a FIFO queue. A request sent on a reused connection that
  * the server had meanwhile closed (no byte of response received) is sent
  * once more on a new connection.
@@ -51,7 +51,8 @@
  * callback of gust_http_client_fetch_cb().
  *
  * HTTP/2. With options.http2 set (or a request's http2 flag), https
- * connections offer "h2" then "http/1.1" by ALPN. When the server picks h2, every fetch to that origin
+ * connections offer "h2" then "http/1.1" by ALPN. When the server picks
+ * h2, every fetch to that origin
  * (scheme, host, port and TLS settings) shares that one connection, each on
  * its own stream, as many at once as the server's
  * SETTINGS_MAX_CONCURRENT_STREAMS allows (the others wait for a free stream;
