@@ -23,8 +23,9 @@ It runs on its own asyncio loop in a thread of the test process, on
   /hold             answered once a GOAWAY was sent on this connection
   /goaway           sends GOAWAY with this stream as the last one, then
                     answers "goaway conn=N"; requests on later streams of
-                    the connection are never answered (refused by GOAWAY),
-                    and the connection closes once the others are answered.
+                    the connection are never answered (refused by GOAWAY);
+                    the client closes the connection once the others are
+                    answered.
 """
 import asyncio
 import gzip
@@ -162,10 +163,11 @@ class H2Conn:
                 self.event(ev)
             self.poll()
             self.flush()
-            if self.goaway_last is not None and not self.waiting and \
-                    not self.outgoing:
-                await self.writer.drain()
-                return
+            # After a GOAWAY the client closes once its accepted streams
+            # are answered; reading on until then (rather than closing
+            # with its later frames unread, which makes the kernel send a
+            # reset that can destroy the responses in flight) is what a
+            # lingering close does.
 
     def flush(self):
         out = self.h2.data_to_send()

@@ -271,11 +271,14 @@ def test_goaway_finishes_accepted_streams_and_retries_the_others(h2server,
     urls = [s.url + "/hold"] * 3 + [s.url + "/goaway"] + \
            [s.url + f"/hello?{i}" for i in range(4)]
     rs = fetch("--http2", *urls)
-    assert [r["code"] for r in rs] == [200] * 8, rs
+    assert [r["code"] for r in rs] == [200] * 8, \
+        [(r["code"], r["error"], r["message"]) for r in rs]
     assert [r["body"] for r in rs[:3]] == ["held conn=1"] * 3
     assert rs[3]["body"] == "goaway conn=1"
     assert [r["body"] for r in rs[4:]] == ["hello conn=2 proto=h2"] * 4
     assert s.connections == ["h2", "h2"]
+    # The client closed the first connection once its streams were done.
+    assert wait_for(lambda: 1 in s.closed, 10)
 
 
 def test_lost_connection_fails_each_fetch(h2server, fetch, certs):
