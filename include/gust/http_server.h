@@ -143,6 +143,11 @@ typedef struct gust_http_request {
     void *data;
     /* The connection this request arrived on. */
     gust_http_connection *connection;
+
+    /* strlen(uri) and strlen(remote_ip), known to the server already, for
+     * code that runs for every request (the access log). */
+    size_t uri_len;
+    size_t remote_ip_len;
 } gust_http_request;
 
 /* ---- What the server calls: a callback, or a delegate ------------------ */
