@@ -303,6 +303,7 @@ static h2_stream *stream_new(h2_conn *h, int32_t id)
     }
     gust__http_rq *q = c->rq;
     memcpy(q->peer_ip, h->peer_ip, sizeof q->peer_ip);
+    q->peer_ip_len = (uint8_t)strlen(q->peer_ip);
     gust_arena_reset(&q->arena);
     memset(&q->req, 0, sizeof q->req);
     q->streaming = q->body_paused = q->skip_body = q->finish_called = false;
@@ -461,6 +462,7 @@ static int stream_setup(h2_stream *st)
     r->arena = a;
     r->method_id = method_id_of(st->method ? st->method : "GET", &r->method);
     r->uri = st->path ? st->path : "/";
+    r->uri_len = strlen(r->uri);
     const char *qm = strchr(r->uri, '?');
     if (qm) {
         r->path = gust_arena_strndup(a, r->uri, (size_t)(qm - r->uri));
@@ -487,6 +489,7 @@ static int stream_setup(h2_stream *st)
                                         gust_str_cstr(r->query)))
         return -ENOMEM;
     r->remote_ip = q->peer_ip;
+    r->remote_ip_len = q->peer_ip_len;
     r->protocol = h->srv->protocol ? h->srv->protocol
                   : h->stream && gust_stream_is_tls(h->stream) ? "https"
                                                                : "http";
