@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -122,8 +123,9 @@ struct h2_conn {
     } peer;
     socklen_t peer_len;
     char peer_ip[64];
-    char *out;
-    size_t out_len, out_cap;
+    struct h2_obuf *ob;      /* output being gathered (out_len bytes) */
+    size_t out_len;
+    unsigned inflight;       /* gathered buffers the stream still sends */
     h2_cb *cbs, *cbs_tail;   /* due once the next batch is written */
     gust_timer timer;        /* idle, head, body and write deadlines */
     gust_timer kick;         /* sends what calls outside a read queued */
@@ -1447,12 +1449,75 @@ static void on_written(gust_stream *s, int status, void *user)
     conn_start_read(h);
 }
 
+/* Output buffers: written by reference (the stream copies nothing, even
+ * when the socket is full) and reused, from a per-thread cache, so that
+ * a large response costs no allocation per write. */
+#define OBUF_CAP (96 * 1024)
+#define OBUF_INFLIGHT 4
+#define OBUF_CACHE 32
+typedef struct h2_obuf {
+    struct h2_obuf *next;
+    h2_conn *h;
+    char data[OBUF_CAP];
+} h2_obuf;
+
+static _Thread_local struct {
+    h2_obuf *free;
+    int n;
+} obuf_cache;
+
+static h2_obuf *obuf_get(void)
+{
+    h2_obuf *b = obuf_cache.free;
+    if (b) {
+        obuf_cache.free = b->next;
+        obuf_cache.n--;
+        return b;
+    }
+    return malloc(sizeof *b);
+}
+
+static void obuf_put(h2_obuf *b)
+{
+    if (!b)
+        return;
+    if (obuf_cache.n < OBUF_CACHE) {
+        b->next = obuf_cache.free;
+        obuf_cache.free = b;
+        obuf_cache.n++;
+    } else {
+        free(b);
+    }
+}
+
+static void on_obuf_written(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    h2_obuf *b = user;
+    h2_conn *h = b->h;
+    obuf_put(b);
+    h->inflight--;
+    if (status < 0 || h->closed)
+        return;
+    h->last_out = gust_loop_time(conn_loop(h));
+    if (h->write_waiting) {
+        h->write_waiting = false;
+        conn_send(h);
+        conn_start_read(h);
+    }
+}
+
 static void conn_write_out(h2_conn *h)
 {
     if (!h->out_len)
         return;
     gust__metrics_bytes_out(h->out_len);
-    gust_stream_write(h->stream, h->out, h->out_len, NULL, NULL);
+    struct iovec iov = {h->ob->data, h->out_len};
+    h->ob->h = h;
+    if (gust_stream_write_ref(h->stream, &iov, 1, on_obuf_written, h->ob) == 0) {
+        h->inflight++;
+        h->ob = NULL;
+    }
     h->out_len = 0;
     h->last_out = gust_loop_time(conn_loop(h));
 }
@@ -1476,9 +1541,13 @@ static void conn_send(h2_conn *h)
         return;
     h->sending = true;
     for (;;) {
-        if (h->out_len + gust_stream_write_buffer_size(h->stream) >= OUT_HIGH) {
+        if (h->inflight >= OBUF_INFLIGHT) {
             /* The client reads slower than we produce: go on once the
-             * stream has taken it. */
+             * stream has sent a buffer. */
+            h->write_waiting = true;
+            break;
+        }
+        if (gust_stream_write_buffer_size(h->stream) >= OUT_HIGH) {
             conn_write_out(h);
             if (!h->write_waiting &&
                 gust_stream_write(h->stream, "", 0, on_written, h) == 0)
@@ -1496,13 +1565,19 @@ static void conn_send(h2_conn *h)
         }
         if (n == 0)
             break;
-        if (gust__http_buf_reserve(&h->out, &h->out_cap, h->out_len + (size_t)n,
-                                   16 * 1024) < 0) {
+        if (h->out_len + (size_t)n > OBUF_CAP)
+            conn_write_out(h);
+        if ((size_t)n > OBUF_CAP) { /* a huge HEADERS: copied by the stream */
+            gust__metrics_bytes_out((size_t)n);
+            gust_stream_write(h->stream, d, (size_t)n, NULL, NULL);
+            continue;
+        }
+        if (!h->ob && !(h->ob = obuf_get())) {
             h->sending = false;
             conn_close(h);
             return;
         }
-        memcpy(h->out + h->out_len, d, (size_t)n);
+        memcpy(h->ob->data + h->out_len, d, (size_t)n);
         h->out_len += (size_t)n;
         if (h->out_len >= OUT_BATCH)
             conn_write_out(h);
@@ -1749,7 +1824,7 @@ static void on_close(gust_stream *s, void *data)
     h->stream = NULL;
     nghttp2_session_del(h->sess);
     h->sess = NULL;
-    free(h->out);
+    obuf_put(h->ob);
     gust_http_detached_done(&h->slot);
     free(h);
 }
