@@ -133,6 +133,8 @@ struct h2_conn {
     double last_in;          /* loop time of the last input */
     double last_out;         /* last output progress */
     double started;
+    double reset_tokens;     /* rapid reset: RST_STREAMs still allowed */
+    double reset_at;         /* when the bucket was last refilled */
     bool reading, in_recv, sending, closed, closing, lingering;
     bool draining;           /* the client sent GOAWAY */
     bool stopping;           /* close_all() sent ours */
@@ -801,6 +803,26 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *u)
     case NGHTTP2_GOAWAY:
         h->draining = true;
         break;
+    case NGHTTP2_RST_STREAM: {
+        /* Rapid reset (CVE-2023-44487): a token bucket of
+         * http2_reset_burst, refilled at http2_reset_rate per second. */
+        const gust_http_server_options *o = &h->srv->opts;
+        double now = gust_loop_time(conn_loop(h));
+        h->reset_tokens = fmin((double)o->http2_reset_burst,
+                               h->reset_tokens +
+                                   (now - h->reset_at) * o->http2_reset_rate);
+        h->reset_at = now;
+        if (h->reset_tokens < 1) {
+            gust_log_warning(LOG, "%s: rapid reset (more than %u stream "
+                             "resets at once, %u/s after), GOAWAY",
+                             h->peer_ip, o->http2_reset_burst,
+                             o->http2_reset_rate);
+            nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+            break;
+        }
+        h->reset_tokens -= 1;
+        break;
+    }
     }
     return 0;
 }
@@ -1906,8 +1928,11 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_continuations(opt, 8);
-    nghttp2_option_set_stream_reset_rate_limit(opt, o->http2_reset_burst,
-                                               o->http2_reset_rate);
+    /* Ours (on_frame_recv) answers ENHANCE_YOUR_CALM first; nghttp2's
+     * own bucket, twice as large, is a backstop. */
+    nghttp2_option_set_stream_reset_rate_limit(opt,
+                                               2 * (uint64_t)o->http2_reset_burst,
+                                               2 * (uint64_t)o->http2_reset_rate);
     /* Decoded header lists are bounded by on_header; this bounds what the
      * peer may make us send. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
@@ -1936,6 +1961,8 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
     gust_timer_init(loop, &h->kick);
     gust_timer_init(loop, &h->grace);
     h->started = h->last_in = h->last_out = gust_loop_time(loop);
+    h->reset_tokens = o->http2_reset_burst;
+    h->reset_at = h->started;
     return h;
 }
 
