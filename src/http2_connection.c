@@ -135,6 +135,7 @@ struct h2_conn {
     double started;
     double reset_tokens;     /* rapid reset: RST_STREAMs still allowed */
     double reset_at;         /* when the bucket was last refilled */
+    double timer_at;         /* when the timer is armed for */
     bool reading, in_recv, sending, closed, closing, lingering;
     bool draining;           /* the client sent GOAWAY */
     bool stopping;           /* close_all() sent ours */
@@ -148,6 +149,7 @@ static void conn_start_read(h2_conn *h);
 static void stream_maybe_free(h2_stream *st);
 static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
+static void conn_arm_busy(h2_conn *h);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
 {
@@ -330,6 +332,7 @@ static h2_stream *stream_new(h2_conn *h, int32_t id)
     h->streams = st;
     h->nstreams++;
     h->nrecv++;
+    conn_arm_busy(h);
     return st;
 }
 
@@ -1729,7 +1732,25 @@ static void on_timer(gust_timer *t, void *data);
 
 static void conn_arm(h2_conn *h, double at)
 {
+    h->timer_at = at;
     gust_timer_start_at(&h->timer, at, 0, on_timer, h);
+}
+
+/* A stream opened: the body and write deadlines count from now on, so
+ * the timer must not wait for a longer one armed while idle. */
+static void conn_arm_busy(h2_conn *h)
+{
+    const gust_http_server_options *o = &h->srv->opts;
+    double secs = INFINITY;
+    if (o->body_timeout > 0)
+        secs = o->body_timeout;
+    if (o->write_timeout > 0 && o->write_timeout < secs)
+        secs = o->write_timeout;
+    if (secs == INFINITY)
+        return;
+    double at = gust_loop_time(conn_loop(h)) + secs;
+    if (!gust_timer_active(&h->timer) || h->timer_at > at)
+        conn_arm(h, at);
 }
 
 static void goaway_close(h2_conn *h)
