@@ -150,6 +150,7 @@ static void stream_maybe_free(h2_stream *st);
 static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
 static void conn_arm_busy(h2_conn *h);
+static void conn_arm_write(h2_conn *h);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
 {
@@ -1570,6 +1571,7 @@ static void conn_send(h2_conn *h)
             /* The client reads slower than we produce: go on once the
              * stream has sent a buffer. */
             h->write_waiting = true;
+            conn_arm_write(h);
             break;
         }
         if (gust_stream_write_buffer_size(h->stream) >= OUT_HIGH) {
@@ -1720,7 +1722,8 @@ static void on_last_written(gust_stream *s, int status, void *user)
 
 static bool pending_output(h2_conn *h)
 {
-    if (h->stream && gust_stream_write_buffer_size(h->stream))
+    if (h->write_waiting ||
+        (h->stream && gust_stream_write_buffer_size(h->stream)))
         return true;
     for (h2_stream *st = h->streams; st; st = st->next)
         if (st->out || st->tail_sbody)
@@ -1734,6 +1737,17 @@ static void conn_arm(h2_conn *h, double at)
 {
     h->timer_at = at;
     gust_timer_start_at(&h->timer, at, 0, on_timer, h);
+}
+
+/* Output is held back: the write deadline counts from the last progress. */
+static void conn_arm_write(h2_conn *h)
+{
+    double secs = h->srv->opts.write_timeout;
+    if (secs <= 0 || h->closing)
+        return;
+    double at = h->last_out + secs;
+    if (!gust_timer_active(&h->timer) || h->timer_at > at)
+        conn_arm(h, at);
 }
 
 /* A stream opened: the body and write deadlines count from now on, so
@@ -1770,6 +1784,14 @@ static void on_timer(gust_timer *t, void *data)
         return;
     const gust_http_server_options *o = &h->srv->opts;
     double now = gust_loop_time(conn_loop(h));
+    bool stalled = o->write_timeout > 0 && pending_output(h);
+    if (stalled && now >= h->last_out + o->write_timeout) {
+        gust_log_warning(LOG, "%s: client took none of the response in %g s "
+                         "(flow-control window or TCP shut), closing",
+                         h->peer_ip, o->write_timeout);
+        conn_close(h);
+        return;
+    }
     if (h->nstreams == 0) {
         double secs = h->got_request ? o->idle_connection_timeout
                                      : o->header_timeout;
@@ -1777,6 +1799,10 @@ static void on_timer(gust_timer *t, void *data)
                                       : h->started;
         if (secs < 0)
             return;
+        if (stalled && h->last_out + o->write_timeout < since + secs) {
+            conn_arm(h, h->last_out + o->write_timeout);
+            return;
+        }
         if (now >= since + secs) {
             if (!h->got_request)
                 gust_log_warning(LOG, "%s: no request within %g s, closing",
@@ -1797,20 +1823,9 @@ static void on_timer(gust_timer *t, void *data)
         }
         next = h->last_in + o->body_timeout;
     }
-    if (o->write_timeout > 0) {
-        if (pending_output(h)) {
-            if (now >= h->last_out + o->write_timeout) {
-                gust_log_warning(LOG, "%s: client took none of the response "
-                                 "in %g s (flow-control window or TCP shut), "
-                                 "closing", h->peer_ip, o->write_timeout);
-                conn_close(h);
-                return;
-            }
-            next = fmin(next, h->last_out + o->write_timeout);
-        } else {
-            next = fmin(next, now + o->write_timeout);
-        }
-    }
+    if (o->write_timeout > 0)
+        next = fmin(next, stalled ? h->last_out + o->write_timeout
+                                  : now + o->write_timeout);
     if (next == INFINITY) {
         double idle = o->idle_connection_timeout;
         if (idle < 0)
