@@ -73,7 +73,8 @@ int main(int argc, char **argv)
                                  "pending responses for this long", NULL);
     gust_options_define_duration(NULL, "idle_connection_timeout",
                                  &so.idle_connection_timeout, 60,
-                                 "close a connection idle for this long", NULL);
+                                 "close a connection with no request in "
+                                 "progress after this long", NULL);
     gust_options_define_duration(NULL, "header_timeout", &so.header_timeout, 30,
                                  "close a connection whose request does not "
                                  "come within this long", NULL);
