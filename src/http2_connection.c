@@ -430,12 +430,21 @@ static void stream_reset(h2_stream *st, uint32_t code)
 
 static gust_http_method method_id_of(const char *m, const char **name)
 {
-    for (int i = GUST_HTTP_GET; i <= GUST_HTTP_TRACE; i++) {
-        const char *n = gust__http_method_name((gust_http_method)i);
-        if (strcmp(n, m) == 0) {
-            *name = n;
-            return (gust_http_method)i;
-        }
+    gust_http_method id = GUST_HTTP_OTHER;
+    switch (m[0]) {
+    case 'G': id = GUST_HTTP_GET; break;
+    case 'H': id = GUST_HTTP_HEAD; break;
+    case 'P': id = m[1] == 'O' ? GUST_HTTP_POST
+                   : m[1] == 'U' ? GUST_HTTP_PUT : GUST_HTTP_PATCH; break;
+    case 'D': id = GUST_HTTP_DELETE; break;
+    case 'O': id = GUST_HTTP_OPTIONS; break;
+    case 'C': id = GUST_HTTP_CONNECT; break;
+    case 'T': id = GUST_HTTP_TRACE; break;
+    }
+    const char *n = id ? gust__http_method_name(id) : NULL;
+    if (n && strcmp(n, m) == 0) {
+        *name = n;
+        return id;
     }
     *name = m;
     return GUST_HTTP_OTHER;
@@ -1839,8 +1848,13 @@ static void on_timer(gust_timer *t, void *data)
 static void conn_idle_check(h2_conn *h)
 {
     double idle = h->srv->opts.idle_connection_timeout;
-    if (!h->closed && !h->closing && h->nstreams == 0 && idle > 0)
-        conn_arm(h, gust_loop_time(conn_loop(h)) + idle);
+    if (h->closed || h->closing || h->nstreams || idle <= 0)
+        return;
+    /* An earlier deadline looks again when it fires (idleness counts
+     * from the last input or output): no timer change per request. */
+    double at = gust_loop_time(conn_loop(h)) + idle;
+    if (!gust_timer_active(&h->timer) || h->timer_at > at)
+        conn_arm(h, at);
 }
 
 static void conn_close(h2_conn *h)
