@@ -1275,14 +1275,18 @@ static int raw_parse(h2_stream *st)
                                                &dlen);
         if (r == GUST_HTTP1_ERROR)
             return -EINVAL;
+        /* INCOMPLETE: the decoder took every byte (it keeps its state);
+         * >= 0: the body ended, what follows is not part of it. */
     }
+    q->out_len = 0;
+    if (dlen == 0)
+        return 0;
     int rc = gust__http_buf_reserve(&q->sbody, &q->sbody_cap,
                                     q->sbody_len + dlen, 1024);
     if (rc < 0)
         return rc;
     memcpy(q->sbody + q->sbody_len, q->out, dlen);
     q->sbody_len += dlen;
-    q->out_len = 0;
     return 0;
 }
 
