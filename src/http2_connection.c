@@ -644,7 +644,8 @@ static void stream_head_done(h2_stream *st, bool end_stream)
     }
     if (end_stream) {
         st->remote_done = true;
-        stream_dispatch(st);
+        if (!q->body_paused) /* else resume_body dispatches */
+            stream_dispatch(st);
     }
 }
 
@@ -797,7 +798,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *u)
             stream_head_done(st, end);
         } else if (end && st->head_done) { /* trailers end the body */
             st->remote_done = true;
-            if (!st->held)
+            if (!st->held && !st->hc.rq->body_paused)
                 stream_dispatch(st);
         }
         break;
