@@ -151,6 +151,7 @@ static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
 static void conn_arm_busy(h2_conn *h);
 static void conn_arm_write(h2_conn *h);
+static inline nghttp2_nv make_nv(gust_str n, gust_str v);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
 {
@@ -646,6 +647,16 @@ static void stream_head_done(h2_stream *st, bool end_stream)
         st->remote_done = true;
         if (!q->body_paused) /* else resume_body dispatches */
             stream_dispatch(st);
+        return;
+    }
+    gust_str ex = gust_http_headers_get_first(&q->req.headers,
+                                              GUST_STR("expect"));
+    if (ex.ptr && gust_str_eq_nocase(ex, GUST_STR("100-continue")) &&
+        !q->headers_sent && st->h) {
+        /* The client waits for it before sending the body. */
+        nghttp2_nv nv = make_nv(GUST_STR(":status"), GUST_STR("100"));
+        nghttp2_submit_headers(st->h->sess, NGHTTP2_FLAG_NONE, st->id, NULL,
+                               &nv, 1, NULL);
     }
 }
 
