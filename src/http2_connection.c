@@ -53,6 +53,7 @@
 /* The connection's receive window: refilled as bytes arrive. */
 #define CONN_WINDOW (1 << 20)
 #define LINGER_SECONDS 2.0
+#define LINGER_MAX_BYTES (32 * 1024)
 #define DRAIN_GRACE 1.0
 
 typedef struct h2_conn h2_conn;
@@ -136,6 +137,7 @@ struct h2_conn {
     double reset_tokens;     /* rapid reset: RST_STREAMs still allowed */
     double reset_at;         /* when the bucket was last refilled */
     double timer_at;         /* when the timer is armed for */
+    size_t linger_bytes;     /* discarded after our last frame */
     bool reading, in_recv, sending, closed, closing, lingering;
     bool draining;           /* the client sent GOAWAY */
     bool stopping;           /* close_all() sent ours */
@@ -1714,7 +1716,13 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
     if (status < 0 || h->closed)
         return;
     if (h->lingering) {
-        conn_start_read(h); /* discarded until the client closes */
+        /* Discarded until the client closes, within a bound: a client
+         * that goes on sending after our GOAWAY (a flood) is cut. */
+        h->linger_bytes += len;
+        if (h->linger_bytes > LINGER_MAX_BYTES)
+            conn_close(h);
+        else
+            conn_start_read(h);
         return;
     }
     gust__metrics_bytes_in(len);
