@@ -25,9 +25,10 @@ BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
 # WebSockets (issue 12): Chromium for the browser test, the
 # libwebsockets and websockets peers for bench/ws_compare.sh.
 TEST_PKGS  += chromium
-# The HTTP client's HTTP/2 tests: nghttpd, h2o and a Python h2 server.
-TEST_PKGS  += nghttp2-server python3-h2 h2o
 BENCH_PKGS += libwebsockets-dev python3-websockets
+# HTTP/2 (issue 15): nghttp and h2load, Python h2 (raw frames, and the
+# client tests' own server), nghttpd and h2o as servers for the client.
+TEST_PKGS  += nghttp2-client nghttp2-server python3-h2 h2o
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help
