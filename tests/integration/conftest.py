@@ -11,6 +11,12 @@ Fixtures:
 
 Plain helpers (import them with `from conftest import ...`): wait_for,
 connect, children_of, cpu_seconds, pid_alive.
+
+The HTTP/2 switch: with GUST_TEST_HTTP2=1 in the environment (the
+integration_*_h2 CTest entries), every requests.Session, and so every
+requests.get(), sends its requests over HTTP/2 (h2_adapter.py), and a test
+marked @pytest.mark.http1_only("why") is skipped: only those whose
+assertion is about HTTP/1 framing itself. HTTP2 says whether it is on.
 """
 import os
 import signal
@@ -21,6 +27,32 @@ import time
 import pytest
 
 HOST = "127.0.0.1"
+HTTP2 = os.environ.get("GUST_TEST_HTTP2") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "http1_only(reason): asserts HTTP/1 framing; skipped "
+        "when the suite runs over HTTP/2 (GUST_TEST_HTTP2=1)")
+    if HTTP2:
+        import h2_adapter
+        h2_adapter.install()
+
+
+def pytest_collection_modifyitems(config, items):
+    if not HTTP2:
+        return
+    for item in items:
+        marker = item.get_closest_marker("http1_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "HTTP/1 only"
+            item.add_marker(pytest.mark.skip(
+                reason=f"HTTP/1 only: {reason}"))
+
+
+def pytest_report_header(config):
+    return ("requests over HTTP/2 (GUST_TEST_HTTP2=1)" if HTTP2
+            else "requests over HTTP/1.1")
 
 
 def wait_for(predicate, timeout, interval=0.05):
