@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 20
 
 # What building and testing need, by Debian package name.
 BUILD_PKGS := cmake make gcc clang pkg-config libpcre2-dev libjansson-dev libcmocka-dev \
-              libssl-dev zlib1g-dev liburing-dev libxxhash-dev
+              libssl-dev zlib1g-dev liburing-dev libxxhash-dev libnghttp2-dev
 TEST_PKGS  := python3 python3-pytest python3-requests python3-tornado python3-websockets curl strace \
               openssl nginx-light python3-prometheus-client systemd haproxy
 # The chat's --redis (examples/chat): optional when building, tested.
@@ -30,6 +30,8 @@ TEST_PKGS  += chromium
 TEST_PKGS  += python3-httpx python3-h2
 BENCH_PKGS += nghttp2-client
 BENCH_PKGS += libwebsockets-dev python3-websockets
+# HTTP/2 (issue 15): curl --http2, nghttp and h2load, Python h2.
+TEST_PKGS  += nghttp2-client python3-h2
 
 .PHONY: all build run test test-unit test-integration deps deps-test \
         deps-bench deps-fuzz install bench fuzz clean help

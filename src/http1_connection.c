@@ -669,6 +669,7 @@ gust_http_connection *gust__http_conn_new(gust_http_server *srv,
     }
     c->peer_len = (uint8_t)addrlen;
     c->state = GUST__HTTP_HEAD;
+    c->h2_maybe = !srv->opts.no_http2_prior_knowledge;
     c->timer_kind = GUST__T_NONE;
     c->next = srv->conns;
     if (srv->conns)

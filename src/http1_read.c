@@ -161,7 +161,7 @@ static char *dup_slice(gust_http_connection *c, gust__http1_slice s)
 }
 
 /* Validated X-headers (xheaders option). */
-static void apply_xheaders(gust_http_connection *c)
+void gust__http_conn_apply_xheaders(gust_http_connection *c)
 {
     gust_http_request *r = &c->rq->req;
     gust_str v = gust_http_headers_get_first(&r->headers, GUST_STR("X-Real-Ip"));
@@ -307,7 +307,7 @@ static int setup_request(gust_http_connection *c)
                   : c->stream && gust_stream_is_tls(c->stream) ? "https"
                                                                : "http";
     if (c->srv->opts.xheaders)
-        apply_xheaders(c);
+        gust__http_conn_apply_xheaders(c);
     gust__http1_slice host = c->rq->framing.host;
     if (!host.ptr && h->target.len > 7 &&
         (strncasecmp(r->uri, "http://", 7) == 0 ||
@@ -590,6 +590,9 @@ static int start_request(gust_http_connection *c, size_t n)
         return -1;
     }
     c->state = GUST__HTTP_BODY;
+    if (c->rq->framing.connection_upgrade && !o->no_http2_upgrade &&
+        gust__h2_try_upgrade(c))
+        return -1; /* now stream 1 of an HTTP/2 connection */
     const gust_http_delegate *d = c->srv->handler.delegate;
     if (d && d->headers_received) {
         c->rq->in_headers_received = true;
@@ -671,6 +674,15 @@ void gust__http_conn_process(gust_http_connection *c)
                 gust__http_conn_flush(c); /* what the kernel takes is not held */
                 if (output_over(c)) {
                     hold_output(c);
+                    break;
+                }
+            }
+            if (c->h2_maybe) { /* the first bytes: HTTP/2 by prior knowledge? */
+                int h2 = gust__h2_sniff(c);
+                if (h2 == 2)
+                    break; /* handed over: c goes below */
+                if (h2 == 1) {
+                    gust__http_conn_set_timer(c, GUST__T_HEAD);
                     break;
                 }
             }

@@ -15,9 +15,11 @@
 #include "gust/error.h"
 #include "gust/http_server.h"
 #include "gust/log.h"
+#include "gust/tls.h"
 #include "http_internal.h"
 #include "http_server_internal.h"
 #include "metrics_internal.h"
+#include "tls_internal.h"
 
 /* ---- Server ------------------------------------------------------------ */
 
@@ -27,7 +29,19 @@ static void handle_stream(gust_tcp_server *tcp, gust_stream *stream,
 {
     (void)tcp;
     gust_http_server *srv = data;
-    if (srv->closing_all || !gust__http_conn_new(srv, stream, addr, addrlen))
+    if (srv->closing_all) {
+        gust_stream_close(stream);
+        return;
+    }
+    /* TLS handshakes are done before streams are handed out. */
+    const char *alpn = srv->opts.no_http2_tls ? NULL
+                                              : gust_stream_tls_alpn(stream);
+    if (alpn && strcmp(alpn, "h2") == 0) {
+        if (gust__h2_conn_new(srv, stream, addr, addrlen) < 0)
+            gust_stream_close(stream);
+        return;
+    }
+    if (!gust__http_conn_new(srv, stream, addr, addrlen))
         gust_stream_close(stream);
 }
 
@@ -59,6 +73,20 @@ gust_http_server *gust_http_server_new(gust_http_handler handler,
         o->shutdown_timeout = 10;
     if (!o->max_header_count)
         o->max_header_count = 256;
+    if (!o->http2_max_concurrent_streams)
+        o->http2_max_concurrent_streams = 100;
+    if (!o->http2_initial_window_size)
+        o->http2_initial_window_size = 256 * 1024;
+    if (o->http2_initial_window_size > 0x7fffffff)
+        o->http2_initial_window_size = 0x7fffffff;
+    if (!o->http2_reset_burst)
+        o->http2_reset_burst = 1000;
+    if (!o->http2_reset_rate)
+        o->http2_reset_rate = 33;
+    /* Offer h2 by ALPN when the TLS context has no list of its own. */
+    static const char *const h2_alpn[] = {"h2", "http/1.1", NULL};
+    if (o->tcp.tls && !o->no_http2_tls)
+        gust__tls_context_default_alpn(o->tcp.tls, h2_alpn);
     const char *sh = o->server_header ? o->server_header
                                       : "Gust/" GUST_VERSION_STRING;
     gust_str shs = gust_str_cstr(sh);
@@ -344,6 +372,8 @@ const struct sockaddr *gust_http_request_peer(const gust_http_request *req,
                                               socklen_t *len)
 {
     gust_http_connection *c = req->connection;
+    if (c->proto)
+        return gust__h2_peer(c, len);
     if (len)
         *len = c->peer_len;
     return c->peer_big ? c->peer_big : &c->peer.sa;
@@ -363,6 +393,8 @@ int gust_http_request_pause_body(gust_http_request *req)
     gust_http_connection *c = req->connection;
     if (!c || !c->app_owns || !c->rq->streaming)
         return -EINVAL;
+    if (c->proto)
+        return gust__h2_pause_body(c, true);
     return gust__http_conn_pause_body(c, true);
 }
 
@@ -371,6 +403,8 @@ int gust_http_request_resume_body(gust_http_request *req)
     gust_http_connection *c = req->connection;
     if (!c || !c->app_owns || !c->rq->streaming)
         return -EINVAL;
+    if (c->proto)
+        return gust__h2_pause_body(c, false);
     return gust__http_conn_pause_body(c, false);
 }
 
@@ -383,6 +417,8 @@ int gust_http_request_write_raw(gust_http_request *req, const void *data,
     if (c->rq->resp_mode == GUST__RESP_STRUCT)
         return -EINVAL;
     c->rq->resp_mode = GUST__RESP_RAW;
+    if (c->proto)
+        return gust__h2_write_raw(c, data, len);
     return gust__http_conn_out(c, data, len);
 }
 
@@ -556,6 +592,8 @@ int gust_http_response_flush(gust_http_request *req,
         c->rq->resp_mode = GUST__RESP_STRUCT;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;
+    if (c->proto)
+        return gust__h2_flush(c, cb, data);
     int rc = 0;
     if (c->rq->resp_mode == GUST__RESP_STRUCT)
         rc = gust__http_conn_send_structured(c, false);
@@ -585,6 +623,8 @@ int gust_http_response_sendfile(gust_http_request *req, int file_fd,
         return -EINVAL;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;
+    if (c->proto)
+        return gust__h2_sendfile(c, file_fd, offset, len, cb, data);
     /* Headers and the body written so far go first (this decides chunked
      * framing and whether the body is sent at all). */
     int rc = gust__http_conn_send_structured(c, false);
@@ -638,6 +678,8 @@ int gust_http_request_finish(gust_http_request *req)
     gust_http_connection *c = req->connection;
     if (!c || !c->app_owns)
         return -EINVAL;
+    if (c->proto)
+        return gust__h2_finish(c);
     int rc = 0;
     if (c->closed || !c->stream) {
         rc = GUST_ESTREAMCLOSED;
@@ -653,7 +695,7 @@ int gust__http_request_finish_with(gust_http_request *req, const char *body,
                                    size_t len)
 {
     gust_http_connection *c = req->connection;
-    if (!len || !c || !c->app_owns || c->closed || !c->stream ||
+    if (!len || !c || !c->app_owns || c->closed || !c->stream || c->proto ||
         c->rq->resp_mode == GUST__RESP_RAW || c->rq->sbody_len) {
         int rc = len ? gust_http_response_write(req, body, len) : 0;
         int frc = gust_http_request_finish(req);
@@ -680,6 +722,8 @@ int gust_http_request_abort(gust_http_request *req)
     gust_http_connection *c = req->connection;
     if (!c || !c->app_owns)
         return -EINVAL;
+    if (c->proto)
+        return gust__h2_abort(c);
     c->rq->sbody_len = 0;
     c->rq->aborted = true;
     gust__http_conn_request_done(c);
@@ -692,7 +736,7 @@ int gust_http_request_detach(gust_http_request *req, gust_http_detached *slot,
 {
     gust_http_connection *c = req ? req->connection : NULL;
     if (!c || !c->app_owns || c->state != GUST__HTTP_HANDLER || !stream ||
-        !leftover || !slot)
+        !leftover || !slot || c->proto)
         return -EINVAL;
     if (c->closed || !c->stream)
         return GUST_ESTREAMCLOSED;

@@ -4,7 +4,10 @@
  * timers, keep-alive, closing, drain, detach), http1_read.c (reading,
  * parsing and dispatching requests, the back-pressure gate) and
  * http1_write.c (output gathering, response head serialisation, body
- * framing).
+ * framing); and http2_connection.c, the HTTP/2 connection, whose streams
+ * each carry a request in a gust_http_connection of their own (proto
+ * GUST__PROTO_H2) so that the status and header state of a response is
+ * shared and only the output calls of http_server.c branch.
  * The layers above use http_server_contract.h instead. Not installed. */
 #ifndef GUST_HTTP_SERVER_INTERNAL_H
 #define GUST_HTTP_SERVER_INTERNAL_H
@@ -151,6 +154,8 @@ struct gust_http_connection {
     bool closed;         /* the stream is closed or closing */
     bool lingering;      /* error sent: discarding input until EOF */
     bool app_owns;       /* the application holds the request until finish() */
+    uint8_t proto;       /* GUST__PROTO_H1, or _H2: one HTTP/2 stream */
+    bool h2_maybe;       /* no request yet: the HTTP/2 preface may come */
     /* Counts requests, so that a callback due after its request finished
      * can tell it is stale (wrapping is harmless: only the current request
      * is compared). Here, and peer_len in 8 bits, to pack the struct. */
@@ -261,6 +266,47 @@ void gust__http_conn_on_resume(gust_timer *t, void *data);
 int gust__http_conn_count_body(gust_http_connection *c, uint64_t n);
 int gust__http_conn_send_structured(gust_http_connection *c, bool final);
 int gust__http_conn_write_switch_head(gust_http_connection *c);
+
+/* ---- HTTP/2 (http2_connection.c) --------------------------------------
+ * An HTTP/2 connection is counted by the server as a detached connection
+ * (its gust_http_detached slot, whose close_all sends GOAWAY). Each of its
+ * streams is a gust_http_connection with proto GUST__PROTO_H2 whose rq is
+ * the request context (taken from the same per-thread cache); the public
+ * request and response calls of http_server.c that write or end send
+ * through the calls below when c->proto says so. */
+enum { GUST__PROTO_H1 = 0, GUST__PROTO_H2 = 1 };
+
+/* A new HTTP/2 connection on stream (ALPN "h2"): counts it. 0 or -ENOMEM
+ * (the caller closes the stream). */
+int gust__h2_conn_new(gust_http_server *srv, gust_stream *stream,
+                      const struct sockaddr *addr, socklen_t addrlen);
+/* Prior knowledge: called by gust__http_conn_process() on the first bytes
+ * of an HTTP/1 connection (c->h2_maybe). Returns 0 when they are not the
+ * HTTP/2 preface (c->h2_maybe is cleared), 1 when more bytes are needed to
+ * tell, 2 when c was handed over (c->state is GUST__HTTP_DETACHED: the
+ * caller frees it). */
+int gust__h2_sniff(gust_http_connection *c);
+/* Upgrade: h2c. Called from start_request() with the head of c's request
+ * set up; returns 1 when c was handed over (101 sent; the request is
+ * stream 1 of the new connection, c is GUST__HTTP_DETACHED), 0 when the
+ * request is not an acceptable upgrade (served over HTTP/1). */
+int gust__h2_try_upgrade(gust_http_connection *c);
+/* The per-stream output calls (c->proto == GUST__PROTO_H2). */
+int gust__h2_write_raw(gust_http_connection *c, const void *p, size_t n);
+int gust__h2_flush(gust_http_connection *c,
+                   void (*cb)(gust_http_request *, int, void *), void *data);
+int gust__h2_sendfile(gust_http_connection *c, int fd, off_t offset,
+                      size_t len, void (*cb)(gust_http_request *, int, void *),
+                      void *data);
+int gust__h2_finish(gust_http_connection *c);
+int gust__h2_abort(gust_http_connection *c);
+int gust__h2_pause_body(gust_http_connection *c, bool pause);
+const struct sockaddr *gust__h2_peer(const gust_http_connection *c,
+                                     socklen_t *len);
+
+/* http1_read.c, shared with http2_connection.c: X-Real-Ip & co. into
+ * c->rq->req (xheaders). */
+void gust__http_conn_apply_xheaders(gust_http_connection *c);
 
 /* What the connection timer measures. */
 enum {

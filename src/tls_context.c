@@ -132,6 +132,19 @@ static int alpn_select(SSL *ssl, const unsigned char **out,
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+int gust__tls_context_default_alpn(gust_tls_context *ctx,
+                                   const char *const *names)
+{
+    if (!ctx || !ctx->server)
+        return -EINVAL;
+    if (ctx->alpn)
+        return 0;
+    int r = alpn_encode(ctx, names);
+    if (r == 0)
+        SSL_CTX_set_alpn_select_cb(ctx->ssl, alpn_select, ctx);
+    return r;
+}
+
 static int min_version(int v)
 {
     switch (v) {

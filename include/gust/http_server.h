@@ -109,8 +109,8 @@ typedef struct gust_http_request {
     const char *uri;      /* the request-target as sent: "/a/b?x=1" */
     const char *path;     /* "/a/b": the target up to '?', not decoded */
     const char *query;    /* "x=1": after '?', "" when none */
-    const char *version;  /* "HTTP/1.1" or "HTTP/1.0" */
-    int version_minor;    /* 1 or 0 */
+    const char *version;  /* "HTTP/1.1", "HTTP/1.0" or "HTTP/2.0" */
+    int version_minor;    /* 1 or 0 (1 for HTTP/2, which has 1.1's semantics) */
     gust_http_headers headers;
 
     /* The body, buffered (empty when there is none or it was streamed to a
@@ -269,6 +269,37 @@ typedef struct gust_http_server_options {
      * request being handled holds this many 32-byte slots. 0: 256 (nginx
      * limits only the head's size, which admits a few hundred). */
     size_t max_header_count;
+
+    /* HTTP/2 (RFC 9113, through libnghttp2). Each way in is on unless
+     * turned off here; a handler sees the same request either way, with
+     * version "HTTP/2.0". The limits above apply per request (stream):
+     * max_header_size bounds the decoded header list (431, or a stream
+     * reset when it cannot be answered), max_header_count its fields,
+     * max_body_size the body, header_timeout a connection that sends no
+     * request, idle_connection_timeout one with no open stream (GOAWAY,
+     * then close), body_timeout a connection whose unfinished requests
+     * send nothing, and write_timeout one whose output makes no progress
+     * (the client's window or TCP stays shut). */
+    /* Over TLS: no "h2" by ALPN. Otherwise, when the server's TLS
+     * context sets no ALPN list of its own, it is given {"h2",
+     * "http/1.1"}. */
+    bool no_http2_tls;
+    /* In clear text: no HTTP/2 by prior knowledge (a connection opening
+     * with the preface "PRI * HTTP/2.0..." gets 505 from HTTP/1). */
+    bool no_http2_prior_knowledge;
+    /* In clear text: `Upgrade: h2c` is ignored (served over HTTP/1). */
+    bool no_http2_upgrade;
+    /* Streams a client may have open at once (SETTINGS). 0: 100. */
+    uint32_t http2_max_concurrent_streams;
+    /* Flow-control window each stream starts with (SETTINGS): how many
+     * body bytes a client may send ahead of what the handler consumed.
+     * 0: 256 KiB. */
+    uint32_t http2_initial_window_size;
+    /* Rapid reset (CVE-2023-44487): a client may reset streams in bursts
+     * of http2_reset_burst, refilled at http2_reset_rate per second; past
+     * that it gets GOAWAY ENHANCE_YOUR_CALM. 0: 1000 and 33. */
+    uint32_t http2_reset_burst;
+    uint32_t http2_reset_rate;
 } gust_http_server_options;
 
 /* Creates a server that passes requests to handler. opts may be NULL (all
