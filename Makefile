@@ -25,9 +25,9 @@ BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
 # WebSockets (issue 12): Chromium for the browser test, the
 # libwebsockets and websockets peers for bench/ws_compare.sh.
 TEST_PKGS  += chromium
-# HTTP/2 (issue 15): the web suite over HTTP/2 through httpx (h2 with it),
-# h2load for bench/h2_compare.sh.
-TEST_PKGS  += python3-httpx python3-h2
+# HTTP/2 (issue 15): the web suite over HTTP/2 through httpx (python3-h2
+# below), h2load for bench/h2_compare.sh.
+TEST_PKGS  += python3-httpx
 BENCH_PKGS += nghttp2-client
 BENCH_PKGS += libwebsockets-dev python3-websockets
 # HTTP/2 (issue 15): curl --http2, nghttp and h2load, Python h2.

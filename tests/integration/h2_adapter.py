@@ -18,7 +18,9 @@ adapter, including the one module-level requests.get() makes for itself.
 """
 import http.client
 import io
+import socket
 
+import httpcore
 import httpx
 import requests
 from requests.adapters import HTTPAdapter
@@ -62,6 +64,10 @@ def _exact_url(prepared_url, path_url):
     return url
 
 
+def _latin1(value):
+    return value.encode("latin-1") if isinstance(value, str) else value
+
+
 def _body(body):
     """requests' prepared body (None, bytes, str, file, iterable of chunks)
     as httpx content."""
@@ -79,6 +85,20 @@ def _body(body):
                 yield data.encode("utf-8") if isinstance(data, str) else data
         return chunks()
     return (c.encode("utf-8") if isinstance(c, str) else c for c in body)
+
+
+class _NoDelayBackend(httpcore.backends.sync.SyncBackend):
+    """httpcore's sockets with TCP_NODELAY, as urllib3 (so requests over
+    HTTP/1), curl and browsers set it: without it each request with a body
+    (HEADERS then DATA, two writes) waits out the server's delayed ACK,
+    40 ms a request."""
+
+    def connect_tcp(self, *args, **kwargs):
+        stream = super().connect_tcp(*args, **kwargs)
+        sock = stream.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return stream
 
 
 class _Body(io.RawIOBase):
@@ -155,8 +175,13 @@ class H2Adapter(HTTPAdapter):
         if client is None:
             # No cookies, redirects or environment of its own: requests
             # keeps the jar and follows the redirects.
-            client = httpx.Client(http1=False, http2=True, verify=verify,
-                                  cert=cert, trust_env=False,
+            transport = httpx.HTTPTransport(http1=False, http2=True,
+                                            verify=verify, cert=cert,
+                                            trust_env=False)
+            pool = getattr(transport, "_pool", None)
+            if hasattr(pool, "_network_backend"):
+                pool._network_backend = _NoDelayBackend()
+            client = httpx.Client(transport=transport, trust_env=False,
                                   follow_redirects=False)
             self._clients[key] = client
         return client
@@ -164,7 +189,10 @@ class H2Adapter(HTTPAdapter):
     def send(self, request, stream=False, timeout=None, verify=True,
              cert=None, proxies=None):
         client = self._client(verify, cert)
-        headers = [(k, v) for k, v in request.headers.items()
+        # Bytes, as http.client sends str fields (latin-1): httpx would
+        # take only ASCII.
+        headers = [(_latin1(k), _latin1(v))
+                   for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP]
         req = httpx.Request(request.method,
                             _exact_url(request.url, request.path_url),
