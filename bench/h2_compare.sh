@@ -23,10 +23,17 @@
 #   bench/h2_compare.sh                        (after `make bench`)
 #   RUNS=3 DURATION=5 SERVERS="nginx h2o" bench/h2_compare.sh
 #
+# Servers: gust is the web framework's examples/hello (routing, a handler
+# object, the access-log hook; --logging=warning, so no access line, as
+# nginx's access_log off) in clear text; gust-http is the bare HTTP server,
+# examples/hello_http in clear text and examples/hello_https over TLS (no
+# web-level example takes a certificate, so gust has no TLS rows).
+#
 # Environment: BUILD_DIR (default build/bench), GUST_SERVER (default
-# $BUILD_DIR/examples/hello, the web framework's hello: clear text),
-# GUST_TLS_SERVER (default $BUILD_DIR/examples/hello_https --cert --key),
-# SERVERS (default "gust nginx h2o"), RUNS (3), DURATION (5 s), WARMUP
+# $BUILD_DIR/examples/hello), GUST_HTTP_SERVER (default
+# $BUILD_DIR/examples/hello_http), GUST_TLS_SERVER (default
+# $BUILD_DIR/examples/hello_https --cert --key), SERVERS (default
+# "gust gust-http nginx h2o"), RUNS (3), DURATION (5 s), WARMUP
 # (1 s), IDLE (10000), SKIP (any of "clear tls idle"), PORT (first port,
 # default 18500). Every server is started here and stopped here, by PID;
 # every load is bounded in time (h2load -D under timeout).
@@ -37,8 +44,9 @@ root=$(cd "$here/.." && pwd)
 cd "$root"
 BUILD_DIR=${BUILD_DIR:-build/bench}
 GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/hello}
+GUST_HTTP_SERVER=${GUST_HTTP_SERVER:-$BUILD_DIR/examples/hello_http}
 GUST_TLS_SERVER=${GUST_TLS_SERVER:-$BUILD_DIR/examples/hello_https}
-SERVERS=${SERVERS:-gust nginx h2o}
+SERVERS=${SERVERS:-gust gust-http nginx h2o}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -72,7 +80,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 printf 'Hello, world' >"$work/hello.txt"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" \
     -out "$work/cert.pem" 2>/dev/null
 chmod 644 "$work/key.pem"
@@ -81,6 +90,7 @@ available=()
 for name in $SERVERS; do
     case $name in
         gust) [[ -x $GUST_SERVER ]] || { log "NOT MEASURED: $GUST_SERVER not built"; continue; } ;;
+        gust-http) [[ -x $GUST_HTTP_SERVER ]] || { log "NOT MEASURED: $GUST_HTTP_SERVER not built"; continue; } ;;
         nginx|h2o) ;;
         *) log "unknown server $name"; exit 1 ;;
     esac
@@ -149,15 +159,16 @@ EOF
     esac
 }
 
-# start NAME [clear|tls|both]: starts NAME on CPU 0 on free ports; sets
-# PID[NAME] (nginx and h2o serve both ports from one process; Gust's clear
-# and TLS programs are two, named gust and gust-tls).
+# start NAME: starts NAME on CPU 0 on free ports; sets PID[NAME], CPORT and
+# TPORT (nginx and h2o serve both ports from one process; Gust's TLS
+# program is its own, gust-tls).
 start() {
     local name=$1 cport tport cmd
     cport=$(free_port "$PORT")
     tport=$(free_port $((cport + 1)))
     case $name in
         gust) cmd=("$GUST_SERVER" --port="$cport" --address=127.0.0.1 --logging=warning) ;;
+        gust-http) cmd=("$GUST_HTTP_SERVER" --port="$cport" --address=127.0.0.1 --logging=warning) ;;
         gust-tls) cmd=("$GUST_TLS_SERVER" --port="$tport" --address=127.0.0.1
                        --cert="$work/cert.pem" --key="$work/key.pem" --logging=warning) ;;
         nginx) config nginx "$cport" "$tport"
@@ -251,7 +262,10 @@ for mode in clear tls; do
     procs=()
     for name in "${available[@]}"; do
         proc=$name
-        [[ $name == gust && $mode == tls ]] && proc=gust-tls
+        # Over TLS the bare server (hello_https) is Gust's: its figures go in
+        # the gust-http column (the web app's stays empty).
+        [[ $name == gust && $mode == tls ]] && continue
+        [[ $name == gust-http && $mode == tls ]] && proc=gust-tls
         if [[ -n ${PID[$proc]:-} ]] || start "$proc"; then procs+=("$name:$proc"); else status=1; fi
     done
     for m in 10 1; do

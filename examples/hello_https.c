@@ -67,9 +67,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    static const char *const alpn[] = { "http/1.1", NULL };
-    gust_tls_options tls_opts = { .cert_file = cert, .key_file = key,
-                                  .alpn = alpn };
+    /* No ALPN list: the HTTP server offers "h2", then "http/1.1"
+     * (gust_http_server_options.no_http2_tls turns HTTP/2 off). */
+    gust_tls_options tls_opts = { .cert_file = cert, .key_file = key };
     gust_tls_context *tls = gust_tls_context_new_server(&tls_opts);
     if (!tls) {
         gust_options_free(gust_options_default());

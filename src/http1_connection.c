@@ -81,8 +81,9 @@ static _Thread_local struct {
 /* Formatted for every request (the context is not the connection's for
  * long), so IPv4 avoids inet_ntop(), whose sprintf() cost as much as the
  * rest of a keep-alive request. */
-static void format_ipv4(const unsigned char *b, char *out)
+static size_t format_ipv4(const unsigned char *b, char *out)
 {
+    char *start = out;
     for (int i = 0; i < 4; i++) {
         unsigned v = b[i];
         if (v >= 100)
@@ -92,15 +93,17 @@ static void format_ipv4(const unsigned char *b, char *out)
         *out++ = (char)('0' + v % 10);
         *out++ = i < 3 ? '.' : 0;
     }
+    return (size_t)(out - start - 1);
 }
 
-static void format_peer(const gust_http_connection *c, char *out, size_t n)
+/* Returns the length of the address written to out. */
+static size_t format_peer(const gust_http_connection *c, char *out, size_t n)
 {
     const struct sockaddr *a = c->peer_big ? c->peer_big : &c->peer.sa;
     if (a->sa_family == AF_INET && n >= INET_ADDRSTRLEN)
-        format_ipv4((const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr,
-                    out);
-    else if (a->sa_family == AF_INET)
+        return format_ipv4(
+            (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr, out);
+    if (a->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out,
                   (socklen_t)n);
     else if (a->sa_family == AF_INET6)
@@ -108,6 +111,7 @@ static void format_peer(const gust_http_connection *c, char *out, size_t n)
                   (socklen_t)n);
     else
         snprintf(out, n, "unix");
+    return strlen(out);
 }
 
 /* Takes a request context for c (c->rq). Returns false if out of memory. */
@@ -149,7 +153,8 @@ bool gust__http_conn_rq_take(gust_http_connection *c)
     q->out_blocked = false;
     q->queue_stale = true;
     gust_timer_init(gust_stream_loop(c->stream), &q->resume);
-    format_peer(c, q->peer_ip, sizeof q->peer_ip);
+    if (c->proto == GUST__PROTO_H1) /* an HTTP/2 stream copies its connection's */
+        q->peer_ip_len = (uint8_t)format_peer(c, q->peer_ip, sizeof q->peer_ip);
     c->rq = q;
     return true;
 }

@@ -189,8 +189,10 @@ void gust__http_conn_apply_xheaders(gust_http_connection *c)
             if (inet_pton(AF_INET, ip, bin) == 1 ||
                 inet_pton(AF_INET6, ip, bin) == 1) {
                 char *cp = gust_arena_strdup(&c->rq->arena, ip);
-                if (cp)
+                if (cp) {
                     r->remote_ip = cp;
+                    r->remote_ip_len = v.len;
+                }
             }
         }
     }
@@ -272,6 +274,7 @@ static int setup_request(gust_http_connection *c)
     if (r->method_id == GUST_HTTP_OTHER)
         r->method = dup_slice(c, h->method);
     r->uri = dup_slice(c, h->target);
+    r->uri_len = h->target.len;
     if (!r->method || !r->uri)
         return -ENOMEM;
     const char *q = memchr(r->uri, '?', h->target.len);
@@ -303,6 +306,7 @@ static int setup_request(gust_http_connection *c)
             return -ENOMEM;
     }
     r->remote_ip = c->rq->peer_ip;
+    r->remote_ip_len = c->rq->peer_ip_len;
     r->protocol = c->srv->protocol ? c->srv->protocol
                   : c->stream && gust_stream_is_tls(c->stream) ? "https"
                                                                : "http";

@@ -72,6 +72,7 @@ struct gust_http_server {
 typedef struct gust__http_rq {
     struct gust__http_rq *next_free;
     char peer_ip[64];    /* for logs and remote_ip, formatted when taken */
+    uint8_t peer_ip_len;
 
     /* Input: bytes buf[off, len) not yet consumed; cap is fixed while a
      * request lives, so the slices of its head stay valid. NULL when empty. */

@@ -1,5 +1,6 @@
 /* The counting calls of metrics.c, made by the HTTP server on its hot path
- * (http_server.c, http1_connection.c, http1_read.c, http1_write.c), by the
+ * (http_server.c, http1_connection.c, http1_read.c, http1_write.c,
+ * http2_connection.c), by the
  * loop at the end of a turn (loop.c) and by the access log (web_access_log.c). Not installed. */
 #ifndef GUST_METRICS_INTERNAL_H
 #define GUST_METRICS_INTERNAL_H

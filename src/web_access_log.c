@@ -74,6 +74,8 @@ static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers)
         .request_time_us = (elapsed_ns + 500) / 1000,
         .start_time = start,
         .handler = h->cls && h->cls->name ? h->cls->name : NULL,
+        .uri_len = r->uri_len,
+        .remote_ip_len = r->remote_ip_len,
     };
 }
 
@@ -278,14 +280,13 @@ static const char two_digits[201] =
 #define CTL64(w) (((w) - 0x2020202020202020u) & ~(w) & 0x8080808080808080u)
 #define CTL32(w) (((w) - 0x20202020u) & ~(w) & 0x80808080u)
 
-/* Copies NUL-terminated s to p, up to end; NULL if it does not fit or
- * holds a control character (the careful way replaces those). By words
+/* Copies s (n bytes: its strlen) to p, up to end; NULL if it does not
+ * fit or holds a control character (the careful way replaces those). By words
  * loaded from s (the last one overlapping), checked as they go: the
  * fields are short, and checking the copy instead would load words over
  * the stores just made, which the CPU cannot forward. */
-static char *copy_str(char *p, char *end, const char *s)
+static char *copy_str(char *p, char *end, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (n > (size_t)(end - p))
         return NULL;
     if (n >= 8) {
@@ -337,15 +338,17 @@ static size_t tornado_fast(const gust_access_log_entry *e, bool us, char *buf,
         memcpy(p, "GET ", 4);
         p += 4;
     } else {
-        if (!(p = copy_str(p, end, m)) || p + 2 > end)
+        if (!(p = copy_str(p, end, m, strlen(m))) || p + 2 > end)
             return 0;
         *p++ = ' ';
     }
-    if (!(p = copy_str(p, end, e->uri)) || p + 3 > end)
+    size_t uri_len = e->uri_len ? e->uri_len : strlen(e->uri);
+    if (!(p = copy_str(p, end, e->uri, uri_len)) || p + 3 > end)
         return 0;
     memcpy(p, " (", 2);
     p += 2;
-    if (!(p = copy_str(p, end, e->remote_ip)) || p + 2 > end)
+    size_t ip_len = e->remote_ip_len ? e->remote_ip_len : strlen(e->remote_ip);
+    if (!(p = copy_str(p, end, e->remote_ip, ip_len)) || p + 2 > end)
         return 0;
     memcpy(p, ") ", 2);
     p += 2;

@@ -242,6 +242,10 @@ typedef struct gust_access_log_entry {
     uint64_t request_time_us; /* from the complete head to now */
     double start_time;        /* wall clock (seconds since the epoch) */
     const char *handler;      /* the handler class's name, or NULL */
+    /* strlen(uri) and strlen(remote_ip) when known; 0: measured when the
+     * line is formatted (an entry made by hand can leave them out). */
+    size_t uri_len;
+    size_t remote_ip_len;
 } gust_access_log_entry;
 
 /* Fills e for h (from a log function or on_finish). */

@@ -82,7 +82,8 @@ def https_get(port, certs, host="localhost"):
 
 def test_curl_keep_alive(https, certs):
     url = f"https://localhost:{https.port}/"
-    r = subprocess.run(["curl", "-sS", "-v", "--cacert", certs["ca"],
+    r = subprocess.run(["curl", "-sS", "-v", "--http1.1", "--cacert",
+                        certs["ca"],
                         "--resolve", f"localhost:{https.port}:127.0.0.1",
                         url, url], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -128,6 +129,11 @@ def test_tls_versions_and_python_client(https, certs):
     with connect(https.port) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             assert s.version() in ("TLSv1.2", "TLSv1.3")
+            # The server prefers HTTP/2 (tests/integration/test_http2.py).
+            assert s.selected_alpn_protocol() == "h2"
+    ctx.set_alpn_protocols(["http/1.1"])
+    with connect(https.port) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             assert s.selected_alpn_protocol() == "http/1.1"
     # TLS 1.1 is refused.
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
