@@ -14,7 +14,8 @@ connect, children_of, cpu_seconds, pid_alive.
 
 The HTTP/2 switch: with GUST_TEST_HTTP2=1 in the environment (the
 integration_*_h2 CTest entries), every requests.Session, and so every
-requests.get(), sends its requests over HTTP/2 (h2_adapter.py), and a test
+requests.get(), sends its requests over HTTP/2 (h2_adapter.py), so does
+curl (h2_bin/curl, first in PATH: prior knowledge), and a test
 marked @pytest.mark.http1_only("why") is skipped: only those whose
 assertion is about HTTP/1 framing itself. A test marked
 @pytest.mark.h2_client_gap("why") is skipped too: what it checks is the
@@ -45,6 +46,27 @@ def pytest_configure(config):
     if HTTP2:
         import h2_adapter
         h2_adapter.install()
+        # curl too: h2_bin/curl adds --http2-prior-knowledge.
+        here = os.path.dirname(os.path.abspath(__file__))
+        os.environ["PATH"] = (os.path.join(here, "h2_bin") + os.pathsep +
+                              os.environ.get("PATH", ""))
+        import tempfile
+        fd, path = tempfile.mkstemp(prefix="gust-h2-curl.")
+        os.close(fd)
+        os.environ["GUST_H2_CURL_COUNT"] = path
+
+
+def pytest_unconfigure(config):
+    path = os.environ.pop("GUST_H2_CURL_COUNT", None)
+    if path:
+        os.unlink(path)
+
+
+def _h2_calls():
+    """HTTP/2 exchanges so far: responses through requests, curl calls."""
+    import h2_adapter
+    with open(os.environ["GUST_H2_CURL_COUNT"], "rb") as f:
+        return h2_adapter.responses + f.read().count(b"\n")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,6 +79,31 @@ def pytest_collection_modifyitems(config, items):
             if marker is not None:
                 reason = marker.args[0] if marker.args else label
                 item.add_marker(pytest.mark.skip(reason=f"{label}: {reason}"))
+
+
+_without_h2 = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    if not HTTP2:
+        yield
+        return
+    before = _h2_calls()
+    yield
+    if _h2_calls() == before:
+        _without_h2.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # Over HTTP/2 only requests and curl change protocol: say which tests
+    # used neither (their clients are Tornado's, http.client, raw sockets:
+    # still HTTP/1, so they passing says nothing about HTTP/2).
+    if HTTP2 and _without_h2:
+        terminalreporter.write_line(
+            f"{len(_without_h2)} test(s) used no HTTP/2 client "
+            "(HTTP/1 clients only): " + ", ".join(
+                n.split("::", 1)[-1] for n in _without_h2))
 
 
 def pytest_report_header(config):

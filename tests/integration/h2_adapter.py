@@ -219,6 +219,8 @@ class H2Adapter(HTTPAdapter):
                 f"{request.method} {request.url} was answered over "
                 f"{resp.http_version}, not HTTP/2")
 
+        global responses
+        responses += 1
         fields = [(k.decode("latin-1"), v.decode("latin-1"))
                   for k, v in resp.headers.raw]
         headers = HTTPHeaderDict()
@@ -259,6 +261,9 @@ class H2Adapter(HTTPAdapter):
         super().close()
 
 
+# Responses received over HTTP/2 so far (conftest.py reports the tests
+# that sent none: those whose clients are curl, Tornado or raw sockets).
+responses = 0
 _installed = False
 
 
