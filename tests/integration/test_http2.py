@@ -213,7 +213,12 @@ def test_nghttp_frames(hello_http):
                         hello_http.base + "/"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count(" 200 ") + r.stdout.count("200 ") >= 1
+    # One line per stream in the statistics: "id ... code size path".
+    rows = re.findall(r"^\s*(\d+)\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\d+) /$",
+                      r.stdout, re.M)
+    assert len(rows) == 50, r.stdout
+    assert {(code, size) for _, code, size in rows} == {("200", "12")}
+    assert len({sid for sid, _, _ in rows}) == 50
 
 
 def test_multiplexing_slow_does_not_delay_fast(app):
@@ -485,4 +490,60 @@ def test_zero_window_stall_is_closed(program, spawn, free_port):
     assert s.stop() == 0
     log = s.log()
     assert "flow-control window or TCP shut" in log, log
+    assert "Sanitizer" not in log
+
+
+def test_metrics_and_stats_count_http2(program, spawn, free_port):
+    """Requests over HTTP/2 are counted like HTTP/1's (metrics.c), and an
+    HTTP/2 connection is one open connection."""
+    from test_metrics import scrape, value
+    s = spawn([program("hello"), f"--port={free_port}",
+               "--address=127.0.0.1", "--metrics_path=/metrics"])
+    s.wait_log("listening on")
+    c = H2Client(free_port)
+    ids = [c.request("/") for _ in range(5)] + [c.request("/nope")]
+    c.pump(lambda: len(c.ended) == 6)
+    assert [c.headers[i][":status"] for i in ids] == ["200"] * 5 + ["404"]
+    fams = scrape(free_port)  # over HTTP/1, while the h2 one is open
+    assert value(fams, "gust_http_requests", "gust_http_requests_total",
+                 code="2xx") == 5
+    assert value(fams, "gust_http_requests", "gust_http_requests_total",
+                 code="4xx") == 1
+    assert value(fams, "gust_http_connections_open") >= 2
+    assert value(fams, "gust_http_sent_bytes",
+                 "gust_http_sent_bytes_total") > 5 * len("Hello, world")
+    c.close()
+    assert s.stop() == 0
+    # hello_http's SIGUSR1 line counts the HTTP/2 connection.
+    h = spawn([program("hello_http"), f"--port={free_port}"])
+    h.wait_log("listening on")
+    c = H2Client(free_port)
+    sid = c.request("/")
+    c.pump(lambda: sid in c.ended)
+    h.send_signal(signal.SIGUSR1)
+    log = h.wait_log("stats:")
+    assert "stats: 1 connections open, 1 accepted, 1 requests" in log, log
+    c.close()
+    assert h.stop() == 0
+
+
+def test_shutdown_timeout_cuts_a_stuck_stream(program, spawn, free_port):
+    s = spawn([program("hello_http"), f"--port={free_port}",
+               "--shutdown_timeout=0.5"])
+    s.wait_log("listening on")
+    c = H2Client(free_port, settings={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    sid = c.request("/echo", method="POST", end_stream=False)
+    c.conn.send_data(sid, b"q" * 1000, end_stream=True)
+    c.flush()
+    time.sleep(0.2)  # answered, but the window holds it back
+    t0 = time.monotonic()
+    s.send_signal(signal.SIGTERM)
+    c.sock.settimeout(0.2)
+    frames, closed = read_frames(c.sock, 10)
+    assert closed
+    assert s.proc.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 5
+    log = s.log()
+    assert "closing 1 connection(s) still open" in log, log
     assert "Sanitizer" not in log
