@@ -194,11 +194,11 @@ class H2Adapter(HTTPAdapter):
         headers = [(_latin1(k), _latin1(v))
                    for k, v in request.headers.items()
                    if k.lower() not in HOP_BY_HOP]
+        # A Host field the test set (routing by host) becomes :authority;
+        # httpx.Request adds one from the URL only when there is none.
         req = httpx.Request(request.method,
                             _exact_url(request.url, request.path_url),
                             headers=headers, content=_body(request.body))
-        # An explicit request Host header (a test routing by host) is the
-        # :authority; httpx only adds its own when there is none.
         try:
             resp = client.send(req, stream=True, auth=None,
                                follow_redirects=False)
