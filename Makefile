@@ -25,6 +25,10 @@ BENCH_PKGS := wrk nginx-light h2o libevent-dev python3-tornado curl \
 # WebSockets (issue 12): Chromium for the browser test, the
 # libwebsockets and websockets peers for bench/ws_compare.sh.
 TEST_PKGS  += chromium
+# HTTP/2 (issue 15): the web suite over HTTP/2 through httpx (python3-h2
+# below), h2load for bench/h2_compare.sh.
+TEST_PKGS  += python3-httpx
+BENCH_PKGS += nghttp2-client
 BENCH_PKGS += libwebsockets-dev python3-websockets
 # HTTP/2 (issue 15): nghttp and h2load, Python h2 (raw frames, and the
 # client tests' own server), nghttpd and h2o as servers for the client.

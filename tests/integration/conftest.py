@@ -11,6 +11,17 @@ Fixtures:
 
 Plain helpers (import them with `from conftest import ...`): wait_for,
 connect, children_of, cpu_seconds, pid_alive.
+
+The HTTP/2 switch: with GUST_TEST_HTTP2=1 in the environment (the
+integration_*_h2 CTest entries), every requests.Session, and so every
+requests.get(), sends its requests over HTTP/2 (h2_adapter.py), so does
+curl (h2_bin/curl, first in PATH: prior knowledge), and a test
+marked @pytest.mark.http1_only("why") is skipped: only those whose
+assertion is about HTTP/1 framing itself. A test marked
+@pytest.mark.h2_client_gap("why") is skipped too: what it checks is the
+server's right HTTP/2 behaviour, but Debian's HTTP/2 client (httpx 0.23 on
+httpcore 0.16 and h2 4.1) cannot receive it (the reason says what, and
+which client was used by hand instead). HTTP2 says whether it is on.
 """
 import os
 import signal
@@ -21,6 +32,83 @@ import time
 import pytest
 
 HOST = "127.0.0.1"
+HTTP2 = os.environ.get("GUST_TEST_HTTP2") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "http1_only(reason): asserts HTTP/1 framing; skipped "
+        "when the suite runs over HTTP/2 (GUST_TEST_HTTP2=1)")
+    config.addinivalue_line(
+        "markers", "h2_client_gap(reason): over HTTP/2 the test client "
+        "(httpx/httpcore/h2) cannot do what the test needs; skipped when "
+        "GUST_TEST_HTTP2=1")
+    if HTTP2:
+        import h2_adapter
+        h2_adapter.install()
+        # curl too: h2_bin/curl adds --http2-prior-knowledge.
+        here = os.path.dirname(os.path.abspath(__file__))
+        os.environ["PATH"] = (os.path.join(here, "h2_bin") + os.pathsep +
+                              os.environ.get("PATH", ""))
+        import tempfile
+        fd, path = tempfile.mkstemp(prefix="gust-h2-curl.")
+        os.close(fd)
+        os.environ["GUST_H2_CURL_COUNT"] = path
+
+
+def pytest_unconfigure(config):
+    path = os.environ.pop("GUST_H2_CURL_COUNT", None)
+    if path:
+        os.unlink(path)
+
+
+def _h2_calls():
+    """HTTP/2 exchanges so far: responses through requests, curl calls."""
+    import h2_adapter
+    with open(os.environ["GUST_H2_CURL_COUNT"], "rb") as f:
+        return h2_adapter.responses + f.read().count(b"\n")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not HTTP2:
+        return
+    for item in items:
+        for name, label in (("http1_only", "HTTP/1 only"),
+                            ("h2_client_gap", "HTTP/2 client cannot")):
+            marker = item.get_closest_marker(name)
+            if marker is not None:
+                reason = marker.args[0] if marker.args else label
+                item.add_marker(pytest.mark.skip(reason=f"{label}: {reason}"))
+
+
+_without_h2 = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    if not HTTP2:
+        yield
+        return
+    before = _h2_calls()
+    yield
+    if _h2_calls() == before:
+        _without_h2.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # Over HTTP/2 only requests and curl change protocol: say which tests
+    # used neither (their clients are Tornado's, http.client, raw sockets:
+    # still HTTP/1, so they passing says nothing about HTTP/2).
+    if HTTP2 and _without_h2:
+        terminalreporter.write_line(
+            f"{len(_without_h2)} test(s) used no HTTP/2 client "
+            "(HTTP/1 clients only): " + ", ".join(
+                n.split("::", 1)[-1] for n in _without_h2))
+
+
+def pytest_report_header(config):
+    return ("requests over HTTP/2 (GUST_TEST_HTTP2=1)" if HTTP2
+            else "requests over HTTP/1.1")
 
 
 def wait_for(predicate, timeout, interval=0.05):

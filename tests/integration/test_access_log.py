@@ -13,11 +13,14 @@ import time
 import pytest
 import requests
 
-from conftest import HOST, children_of, wait_for
+from conftest import HOST, HTTP2, children_of, wait_for
 
 TORNADO_LINE = re.compile(
     r"^\[([IWE]) (\d{6} \d\d:\d\d:\d\d) (\d+) (-|\d+) access\] "
     r"(\d{3}) (\S+) (\S+) \((\S+)\) (\d+\.\d\dms|\d+us)$")
+# The request line's version in the CLF formats: the protocol that carried
+# the request.
+VERSION = "HTTP/2.0" if HTTP2 else "HTTP/1.1"
 CLF_LINE = re.compile(
     r'^(\S+) - (\S+) \[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
     r'"((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)'
@@ -76,7 +79,7 @@ def test_combined_format(spawn, program, free_port):
     assert srv.stop() == 0
     (m,) = access_lines(srv.log(), CLF_LINE)
     assert m[1] == "127.0.0.1" and m[2] == "-"
-    assert m[4] == "GET /index?q=%22x%22 HTTP/1.1"
+    assert m[4] == "GET /index?q=%22x%22 " + VERSION
     assert m[5] == "200" and m[6] == str(len("Hello Itcast!"))
     assert m[7] == "http://example.test/from"
     assert m[8] == r'agent \"quoted\" \\ back'
@@ -91,9 +94,9 @@ def test_common_format(spawn, program, free_port):
     assert srv.stop() == 0
     lines = access_lines(srv.log(), CLF_LINE)
     assert len(lines) == 2
-    assert lines[1][4] == "GET / HTTP/1.1" and lines[1][6] == "12"
+    assert lines[1][4] == "GET / " + VERSION and lines[1][6] == "12"
     assert lines[1][7] is None and lines[1][9] is None  # no combined fields
-    assert lines[0][4] == "HEAD / HTTP/1.1" and lines[0][6] == "0"
+    assert lines[0][4] == "HEAD / " + VERSION and lines[0][6] == "0"
 
 
 def test_json_format(spawn, program, free_port):

@@ -400,6 +400,10 @@ def test_uploads_are_checked(chat, name, data, ctype, status, why):
     assert alice.messages() == []
 
 
+@pytest.mark.h2_client_gap(
+    "httpcore 0.16 must send the whole body before it reads a response, so "
+    "a 413 answered early and the stream reset (NO_ERROR, RFC 9113 8.1) "
+    "fails it; nghttp -d gets the 413 page")
 def test_upload_over_the_limit_gets_a_413_page(chat):
     alice = ChatClient(chat.url).login("alice")
     alice.form_token("/")
@@ -565,6 +569,10 @@ def test_websocket_can_be_turned_off(spawn, build_dir, free_port, tmp_path):
     stop_chat(server)
 
 
+@pytest.mark.h2_client_gap(
+    "python3-h2 4.1 closes its side on any GOAWAY, so the answer a graceful "
+    "stop sends after its GOAWAY (RFC 9113 6.8) is refused; nghttp gets the "
+    "200 {\"messages\": []}")
 def test_stop_does_not_wait_for_parked_long_polls(spawn, build_dir, free_port,
                                                   tmp_path):
     server = start_chat(spawn, build_dir, free_port, tmp_path,

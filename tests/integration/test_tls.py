@@ -161,6 +161,8 @@ def read_until_closed(sock, timeout=10.0):
         return data
 
 
+@pytest.mark.http1_only("plain HTTP/1.1 sent to the TLS port; its answer is an "
+                        "HTTP/1.1 400")
 def test_plain_http_to_tls_port_gets_a_short_400(https, certs):
     # As nginx: the person who typed http:// learns why, then the close.
     r = subprocess.run(["curl", "-sS", "-i", "--max-time", "10",
