@@ -258,7 +258,7 @@ def test_101st_stream_after_settings_ack_is_refused(start):
 
 # ---- header list size ----------------------------------------------------
 
-@pytest.mark.parametrize("name", ["hello_http", "hello"])
+@pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp"])
 def test_header_list_over_the_limit_is_refused(start, name):
     t = start(name)
     with H2Conn(t.port) as c:
@@ -718,7 +718,7 @@ def test_connection_error(start, case):
     t.check_alive(case)
 
 
-@pytest.mark.parametrize("name", ["hello_http", "hello"])
+@pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp"])
 @pytest.mark.parametrize("case", sorted(STREAM_CASES))
 def test_malformed_request_is_a_stream_error(start, case, name):
     t = start(name)
