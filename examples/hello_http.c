@@ -3,7 +3,7 @@
  *
  *   hello_http [--port=8888] [--address=127.0.0.1] [--processes=1]
  *              [--shutdown_timeout=10] [--write_timeout=60]
- *              [--idle_connection_timeout=60]
+ *              [--idle_connection_timeout=60] [--header_timeout=30]
  *
  * With --processes=N (0: one per CPU) the socket is bound first and the
  * process forks (the bind + start form of tcp_server.h).
@@ -81,6 +81,9 @@ int main(int argc, char **argv)
                                  &so.idle_connection_timeout, 60,
                                  "close a connection with no request in "
                                  "progress after this long", NULL);
+    gust_options_define_duration(NULL, "header_timeout", &so.header_timeout, 30,
+                                 "close a connection whose request does not "
+                                 "come within this long", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
     server = gust_http_server_new(gust_http_callback(handle_request, NULL),
                                   &so);

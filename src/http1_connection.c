@@ -153,7 +153,8 @@ bool gust__http_conn_rq_take(gust_http_connection *c)
     q->out_blocked = false;
     q->queue_stale = true;
     gust_timer_init(gust_stream_loop(c->stream), &q->resume);
-    q->peer_ip_len = (uint8_t)format_peer(c, q->peer_ip, sizeof q->peer_ip);
+    if (c->proto == GUST__PROTO_H1) /* an HTTP/2 stream copies its connection's */
+        q->peer_ip_len = (uint8_t)format_peer(c, q->peer_ip, sizeof q->peer_ip);
     c->rq = q;
     return true;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -122,8 +123,9 @@ struct h2_conn {
     } peer;
     socklen_t peer_len;
     char peer_ip[64];
-    char *out;
-    size_t out_len, out_cap;
+    struct h2_obuf *ob;      /* output being gathered (out_len bytes) */
+    size_t out_len;
+    unsigned inflight;       /* gathered buffers the stream still sends */
     h2_cb *cbs, *cbs_tail;   /* due once the next batch is written */
     gust_timer timer;        /* idle, head, body and write deadlines */
     gust_timer kick;         /* sends what calls outside a read queued */
@@ -131,6 +133,9 @@ struct h2_conn {
     double last_in;          /* loop time of the last input */
     double last_out;         /* last output progress */
     double started;
+    double reset_tokens;     /* rapid reset: RST_STREAMs still allowed */
+    double reset_at;         /* when the bucket was last refilled */
+    double timer_at;         /* when the timer is armed for */
     bool reading, in_recv, sending, closed, closing, lingering;
     bool draining;           /* the client sent GOAWAY */
     bool stopping;           /* close_all() sent ours */
@@ -144,6 +149,8 @@ static void conn_start_read(h2_conn *h);
 static void stream_maybe_free(h2_stream *st);
 static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
+static void conn_arm_busy(h2_conn *h);
+static void conn_arm_write(h2_conn *h);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
 {
@@ -326,6 +333,7 @@ static h2_stream *stream_new(h2_conn *h, int32_t id)
     h->streams = st;
     h->nstreams++;
     h->nrecv++;
+    conn_arm_busy(h);
     return st;
 }
 
@@ -422,12 +430,21 @@ static void stream_reset(h2_stream *st, uint32_t code)
 
 static gust_http_method method_id_of(const char *m, const char **name)
 {
-    for (int i = GUST_HTTP_GET; i <= GUST_HTTP_TRACE; i++) {
-        const char *n = gust__http_method_name((gust_http_method)i);
-        if (strcmp(n, m) == 0) {
-            *name = n;
-            return (gust_http_method)i;
-        }
+    gust_http_method id = GUST_HTTP_OTHER;
+    switch (m[0]) {
+    case 'G': id = GUST_HTTP_GET; break;
+    case 'H': id = GUST_HTTP_HEAD; break;
+    case 'P': id = m[1] == 'O' ? GUST_HTTP_POST
+                   : m[1] == 'U' ? GUST_HTTP_PUT : GUST_HTTP_PATCH; break;
+    case 'D': id = GUST_HTTP_DELETE; break;
+    case 'O': id = GUST_HTTP_OPTIONS; break;
+    case 'C': id = GUST_HTTP_CONNECT; break;
+    case 'T': id = GUST_HTTP_TRACE; break;
+    }
+    const char *n = id ? gust__http_method_name(id) : NULL;
+    if (n && strcmp(n, m) == 0) {
+        *name = n;
+        return id;
     }
     *name = m;
     return GUST_HTTP_OTHER;
@@ -627,7 +644,8 @@ static void stream_head_done(h2_stream *st, bool end_stream)
     }
     if (end_stream) {
         st->remote_done = true;
-        stream_dispatch(st);
+        if (!q->body_paused) /* else resume_body dispatches */
+            stream_dispatch(st);
     }
 }
 
@@ -780,7 +798,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *u)
             stream_head_done(st, end);
         } else if (end && st->head_done) { /* trailers end the body */
             st->remote_done = true;
-            if (!st->held)
+            if (!st->held && !st->hc.rq->body_paused)
                 stream_dispatch(st);
         }
         break;
@@ -799,6 +817,26 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *u)
     case NGHTTP2_GOAWAY:
         h->draining = true;
         break;
+    case NGHTTP2_RST_STREAM: {
+        /* Rapid reset (CVE-2023-44487): a token bucket of
+         * http2_reset_burst, refilled at http2_reset_rate per second. */
+        const gust_http_server_options *o = &h->srv->opts;
+        double now = gust_loop_time(conn_loop(h));
+        h->reset_tokens = fmin((double)o->http2_reset_burst,
+                               h->reset_tokens +
+                                   (now - h->reset_at) * o->http2_reset_rate);
+        h->reset_at = now;
+        if (h->reset_tokens < 1) {
+            gust_log_warning(LOG, "%s: rapid reset (more than %u stream "
+                             "resets at once, %u/s after), GOAWAY",
+                             h->peer_ip, o->http2_reset_burst,
+                             o->http2_reset_rate);
+            nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+            break;
+        }
+        h->reset_tokens -= 1;
+        break;
+    }
     }
     return 0;
 }
@@ -1238,14 +1276,18 @@ static int raw_parse(h2_stream *st)
                                                &dlen);
         if (r == GUST_HTTP1_ERROR)
             return -EINVAL;
+        /* INCOMPLETE: the decoder took every byte (it keeps its state);
+         * >= 0: the body ended, what follows is not part of it. */
     }
+    q->out_len = 0;
+    if (dlen == 0)
+        return 0;
     int rc = gust__http_buf_reserve(&q->sbody, &q->sbody_cap,
                                     q->sbody_len + dlen, 1024);
     if (rc < 0)
         return rc;
     memcpy(q->sbody + q->sbody_len, q->out, dlen);
     q->sbody_len += dlen;
-    q->out_len = 0;
     return 0;
 }
 
@@ -1447,12 +1489,75 @@ static void on_written(gust_stream *s, int status, void *user)
     conn_start_read(h);
 }
 
+/* Output buffers: written by reference (the stream copies nothing, even
+ * when the socket is full) and reused, from a per-thread cache, so that
+ * a large response costs no allocation per write. */
+#define OBUF_CAP (96 * 1024)
+#define OBUF_INFLIGHT 4
+#define OBUF_CACHE 32
+typedef struct h2_obuf {
+    struct h2_obuf *next;
+    h2_conn *h;
+    char data[OBUF_CAP];
+} h2_obuf;
+
+static _Thread_local struct {
+    h2_obuf *free;
+    int n;
+} obuf_cache;
+
+static h2_obuf *obuf_get(void)
+{
+    h2_obuf *b = obuf_cache.free;
+    if (b) {
+        obuf_cache.free = b->next;
+        obuf_cache.n--;
+        return b;
+    }
+    return malloc(sizeof *b);
+}
+
+static void obuf_put(h2_obuf *b)
+{
+    if (!b)
+        return;
+    if (obuf_cache.n < OBUF_CACHE) {
+        b->next = obuf_cache.free;
+        obuf_cache.free = b;
+        obuf_cache.n++;
+    } else {
+        free(b);
+    }
+}
+
+static void on_obuf_written(gust_stream *s, int status, void *user)
+{
+    (void)s;
+    h2_obuf *b = user;
+    h2_conn *h = b->h;
+    obuf_put(b);
+    h->inflight--;
+    if (status < 0 || h->closed)
+        return;
+    h->last_out = gust_loop_time(conn_loop(h));
+    if (h->write_waiting) {
+        h->write_waiting = false;
+        conn_send(h);
+        conn_start_read(h);
+    }
+}
+
 static void conn_write_out(h2_conn *h)
 {
     if (!h->out_len)
         return;
     gust__metrics_bytes_out(h->out_len);
-    gust_stream_write(h->stream, h->out, h->out_len, NULL, NULL);
+    struct iovec iov = {h->ob->data, h->out_len};
+    h->ob->h = h;
+    if (gust_stream_write_ref(h->stream, &iov, 1, on_obuf_written, h->ob) == 0) {
+        h->inflight++;
+        h->ob = NULL;
+    }
     h->out_len = 0;
     h->last_out = gust_loop_time(conn_loop(h));
 }
@@ -1476,9 +1581,14 @@ static void conn_send(h2_conn *h)
         return;
     h->sending = true;
     for (;;) {
-        if (h->out_len + gust_stream_write_buffer_size(h->stream) >= OUT_HIGH) {
+        if (h->inflight >= OBUF_INFLIGHT) {
             /* The client reads slower than we produce: go on once the
-             * stream has taken it. */
+             * stream has sent a buffer. */
+            h->write_waiting = true;
+            conn_arm_write(h);
+            break;
+        }
+        if (gust_stream_write_buffer_size(h->stream) >= OUT_HIGH) {
             conn_write_out(h);
             if (!h->write_waiting &&
                 gust_stream_write(h->stream, "", 0, on_written, h) == 0)
@@ -1496,13 +1606,19 @@ static void conn_send(h2_conn *h)
         }
         if (n == 0)
             break;
-        if (gust__http_buf_reserve(&h->out, &h->out_cap, h->out_len + (size_t)n,
-                                   16 * 1024) < 0) {
+        if (h->out_len + (size_t)n > OBUF_CAP)
+            conn_write_out(h);
+        if ((size_t)n > OBUF_CAP) { /* a huge HEADERS: copied by the stream */
+            gust__metrics_bytes_out((size_t)n);
+            gust_stream_write(h->stream, d, (size_t)n, NULL, NULL);
+            continue;
+        }
+        if (!h->ob && !(h->ob = obuf_get())) {
             h->sending = false;
             conn_close(h);
             return;
         }
-        memcpy(h->out + h->out_len, d, (size_t)n);
+        memcpy(h->ob->data + h->out_len, d, (size_t)n);
         h->out_len += (size_t)n;
         if (h->out_len >= OUT_BATCH)
             conn_write_out(h);
@@ -1620,7 +1736,8 @@ static void on_last_written(gust_stream *s, int status, void *user)
 
 static bool pending_output(h2_conn *h)
 {
-    if (h->stream && gust_stream_write_buffer_size(h->stream))
+    if (h->write_waiting ||
+        (h->stream && gust_stream_write_buffer_size(h->stream)))
         return true;
     for (h2_stream *st = h->streams; st; st = st->next)
         if (st->out || st->tail_sbody)
@@ -1632,7 +1749,36 @@ static void on_timer(gust_timer *t, void *data);
 
 static void conn_arm(h2_conn *h, double at)
 {
+    h->timer_at = at;
     gust_timer_start_at(&h->timer, at, 0, on_timer, h);
+}
+
+/* Output is held back: the write deadline counts from the last progress. */
+static void conn_arm_write(h2_conn *h)
+{
+    double secs = h->srv->opts.write_timeout;
+    if (secs <= 0 || h->closing)
+        return;
+    double at = h->last_out + secs;
+    if (!gust_timer_active(&h->timer) || h->timer_at > at)
+        conn_arm(h, at);
+}
+
+/* A stream opened: the body and write deadlines count from now on, so
+ * the timer must not wait for a longer one armed while idle. */
+static void conn_arm_busy(h2_conn *h)
+{
+    const gust_http_server_options *o = &h->srv->opts;
+    double secs = INFINITY;
+    if (o->body_timeout > 0)
+        secs = o->body_timeout;
+    if (o->write_timeout > 0 && o->write_timeout < secs)
+        secs = o->write_timeout;
+    if (secs == INFINITY)
+        return;
+    double at = gust_loop_time(conn_loop(h)) + secs;
+    if (!gust_timer_active(&h->timer) || h->timer_at > at)
+        conn_arm(h, at);
 }
 
 static void goaway_close(h2_conn *h)
@@ -1652,6 +1798,14 @@ static void on_timer(gust_timer *t, void *data)
         return;
     const gust_http_server_options *o = &h->srv->opts;
     double now = gust_loop_time(conn_loop(h));
+    bool stalled = o->write_timeout > 0 && pending_output(h);
+    if (stalled && now >= h->last_out + o->write_timeout) {
+        gust_log_warning(LOG, "%s: client took none of the response in %g s "
+                         "(flow-control window or TCP shut), closing",
+                         h->peer_ip, o->write_timeout);
+        conn_close(h);
+        return;
+    }
     if (h->nstreams == 0) {
         double secs = h->got_request ? o->idle_connection_timeout
                                      : o->header_timeout;
@@ -1659,6 +1813,10 @@ static void on_timer(gust_timer *t, void *data)
                                       : h->started;
         if (secs < 0)
             return;
+        if (stalled && h->last_out + o->write_timeout < since + secs) {
+            conn_arm(h, h->last_out + o->write_timeout);
+            return;
+        }
         if (now >= since + secs) {
             if (!h->got_request)
                 gust_log_warning(LOG, "%s: no request within %g s, closing",
@@ -1679,20 +1837,9 @@ static void on_timer(gust_timer *t, void *data)
         }
         next = h->last_in + o->body_timeout;
     }
-    if (o->write_timeout > 0) {
-        if (pending_output(h)) {
-            if (now >= h->last_out + o->write_timeout) {
-                gust_log_warning(LOG, "%s: client took none of the response "
-                                 "in %g s (flow-control window or TCP shut), "
-                                 "closing", h->peer_ip, o->write_timeout);
-                conn_close(h);
-                return;
-            }
-            next = fmin(next, h->last_out + o->write_timeout);
-        } else {
-            next = fmin(next, now + o->write_timeout);
-        }
-    }
+    if (o->write_timeout > 0)
+        next = fmin(next, stalled ? h->last_out + o->write_timeout
+                                  : now + o->write_timeout);
     if (next == INFINITY) {
         double idle = o->idle_connection_timeout;
         if (idle < 0)
@@ -1706,8 +1853,13 @@ static void on_timer(gust_timer *t, void *data)
 static void conn_idle_check(h2_conn *h)
 {
     double idle = h->srv->opts.idle_connection_timeout;
-    if (!h->closed && !h->closing && h->nstreams == 0 && idle > 0)
-        conn_arm(h, gust_loop_time(conn_loop(h)) + idle);
+    if (h->closed || h->closing || h->nstreams || idle <= 0)
+        return;
+    /* An earlier deadline looks again when it fires (idleness counts
+     * from the last input or output): no timer change per request. */
+    double at = gust_loop_time(conn_loop(h)) + idle;
+    if (!gust_timer_active(&h->timer) || h->timer_at > at)
+        conn_arm(h, at);
 }
 
 static void conn_close(h2_conn *h)
@@ -1749,7 +1901,7 @@ static void on_close(gust_stream *s, void *data)
     h->stream = NULL;
     nghttp2_session_del(h->sess);
     h->sess = NULL;
-    free(h->out);
+    obuf_put(h->ob);
     gust_http_detached_done(&h->slot);
     free(h);
 }
@@ -1831,8 +1983,11 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_continuations(opt, 8);
-    nghttp2_option_set_stream_reset_rate_limit(opt, o->http2_reset_burst,
-                                               o->http2_reset_rate);
+    /* Ours (on_frame_recv) answers ENHANCE_YOUR_CALM first; nghttp2's
+     * own bucket, twice as large, is a backstop. */
+    nghttp2_option_set_stream_reset_rate_limit(opt,
+                                               2 * (uint64_t)o->http2_reset_burst,
+                                               2 * (uint64_t)o->http2_reset_rate);
     /* Decoded header lists are bounded by on_header; this bounds what the
      * peer may make us send. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
@@ -1861,6 +2016,8 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
     gust_timer_init(loop, &h->kick);
     gust_timer_init(loop, &h->grace);
     h->started = h->last_in = h->last_out = gust_loop_time(loop);
+    h->reset_tokens = o->http2_reset_burst;
+    h->reset_at = h->started;
     return h;
 }
 

@@ -550,6 +550,8 @@ int gust_http_response_write(gust_http_request *req, const void *data,
         return -EINVAL;
     if (c->closed)
         return GUST_ESTREAMCLOSED;
+    if (len == 0)
+        return 0; /* data may be NULL */
     if (gust__http_buf_reserve(&c->rq->sbody, &c->rq->sbody_cap,
                                c->rq->sbody_len + len, 1024) < 0)
         return -ENOMEM;

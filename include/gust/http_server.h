@@ -28,6 +28,20 @@
  * answered in order); requests already buffered are parsed at once, and the
  * responses of one batch go out in one write.
  *
+ * HTTP/2 (RFC 9113, framing by libnghttp2) carries the same requests: over
+ * TLS when the client picks "h2" by ALPN, in clear text when a connection
+ * opens with the HTTP/2 preface (prior knowledge) or upgrades with
+ * `Upgrade: h2c` (a request without a body; the request is then answered
+ * as stream 1). Each stream is one gust_http_request, handled while the
+ * others go on; every call below works on it unchanged (its version is
+ * "HTTP/2.0"), except gust_http_request_detach(), which returns -EINVAL.
+ * Responses lose their HTTP/1 connection fields (Connection, Keep-Alive,
+ * Transfer-Encoding) and get lowercase field names; a raw response
+ * (gust_http_request_write_raw) is parsed as the HTTP/1 head and body it
+ * is, and sent as frames. A streamed body's flow-control window follows
+ * what data_received has taken (pause_body holds it). Options (below) turn
+ * each way in off and set HTTP/2's own limits.
+ *
  * LIFETIME OF A REQUEST. The gust_http_request and everything it points to
  * (strings, headers, arguments, files, body, and the request's arena) stay
  * valid from the moment the handler receives it until the handler has called

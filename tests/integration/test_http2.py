@@ -405,3 +405,140 @@ def test_graceful_stop_sends_goaway(app):
     assert data == b"coroutine done"
     assert s.proc.wait(timeout=20) == 0
     assert "Sanitizer" not in s.log()
+
+
+def read_frames(sock, timeout):
+    """Raw frames until the server closes (or timeout): [(frame)], closed."""
+    import hyperframe.frame as hf
+    raw = b""
+    deadline = time.monotonic() + timeout
+    closed = False
+    while time.monotonic() < deadline:
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            closed = True
+            break
+        if not d:
+            closed = True
+            break
+        raw += d
+    frames = []
+    while len(raw) >= 9:
+        f, length = hf.Frame.parse_frame_header(memoryview(raw[:9]))
+        f.parse_body(memoryview(raw[9:9 + length]))
+        frames.append(f)
+        raw = raw[9 + length:]
+    return frames, closed
+
+
+def test_idle_and_header_timeouts(program, spawn, free_port):
+    import hyperframe.frame as hf
+    s = spawn([program("hello_http"), f"--port={free_port}",
+               "--idle_connection_timeout=0.5", "--header_timeout=0.5"])
+    s.wait_log("listening on")
+    # Idle after a request: GOAWAY NO_ERROR with the last stream, close.
+    c = H2Client(free_port)
+    sid = c.request("/")
+    c.pump(lambda: sid in c.ended)
+    c.sock.settimeout(0.2)
+    t0 = time.monotonic()
+    frames, closed = read_frames(c.sock, 10)
+    took = time.monotonic() - t0
+    assert closed and 0.3 < took < 5, took
+    goaways = [f for f in frames if isinstance(f, hf.GoAwayFrame)]
+    assert goaways and goaways[-1].error_code == 0
+    assert goaways[-1].last_stream_id == sid
+    # A connection that sends the preface and nothing more is closed too.
+    with connect(free_port) as raw:
+        raw.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        raw.settimeout(0.2)
+        t0 = time.monotonic()
+        frames, closed = read_frames(raw, 10)
+        assert closed and time.monotonic() - t0 < 5
+    assert s.stop() == 0
+    log = s.log()
+    assert "no request within 0.5 s" in log, log
+    assert "Sanitizer" not in log
+
+
+def test_zero_window_stall_is_closed(program, spawn, free_port):
+    """A client that opens no flow-control window for a large response is
+    closed after write_timeout, and its stream's request released."""
+    s = spawn([program("hello_http"), f"--port={free_port}",
+               "--write_timeout=0.5"])
+    s.wait_log("listening on")
+    c = H2Client(free_port, settings={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    # /echo of a body over the window: the answer cannot be sent.
+    sid = c.request("/echo", method="POST", end_stream=False)
+    c.conn.send_data(sid, b"z" * 15000)
+    c.conn.send_data(sid, b"z" * 15000, end_stream=True)
+    c.flush()
+    c.sock.settimeout(0.2)
+    t0 = time.monotonic()
+    frames, closed = read_frames(c.sock, 15)
+    assert closed, frames
+    assert time.monotonic() - t0 < 10
+    assert s.stop() == 0
+    log = s.log()
+    assert "flow-control window or TCP shut" in log, log
+    assert "Sanitizer" not in log
+
+
+def test_metrics_and_stats_count_http2(program, spawn, free_port):
+    """Requests over HTTP/2 are counted like HTTP/1's (metrics.c), and an
+    HTTP/2 connection is one open connection."""
+    from test_metrics import scrape, value
+    s = spawn([program("hello"), f"--port={free_port}",
+               "--address=127.0.0.1", "--metrics_path=/metrics"])
+    s.wait_log("listening on")
+    c = H2Client(free_port)
+    ids = [c.request("/") for _ in range(5)] + [c.request("/nope")]
+    c.pump(lambda: len(c.ended) == 6)
+    assert [c.headers[i][":status"] for i in ids] == ["200"] * 5 + ["404"]
+    fams = scrape(free_port)  # over HTTP/1, while the h2 one is open
+    assert value(fams, "gust_http_requests", "gust_http_requests_total",
+                 code="2xx") == 5
+    assert value(fams, "gust_http_requests", "gust_http_requests_total",
+                 code="4xx") == 1
+    assert value(fams, "gust_http_connections_open") >= 2
+    assert value(fams, "gust_http_sent_bytes",
+                 "gust_http_sent_bytes_total") > 5 * len("Hello, world")
+    c.close()
+    assert s.stop() == 0
+    # hello_http's SIGUSR1 line counts the HTTP/2 connection.
+    h = spawn([program("hello_http"), f"--port={free_port}"])
+    h.wait_log("listening on")
+    c = H2Client(free_port)
+    sid = c.request("/")
+    c.pump(lambda: sid in c.ended)
+    h.send_signal(signal.SIGUSR1)
+    log = h.wait_log("stats:")
+    assert "stats: 1 connections open, 1 accepted, 1 requests" in log, log
+    c.close()
+    assert h.stop() == 0
+
+
+def test_shutdown_timeout_cuts_a_stuck_stream(program, spawn, free_port):
+    s = spawn([program("hello_http"), f"--port={free_port}",
+               "--shutdown_timeout=0.5"])
+    s.wait_log("listening on")
+    c = H2Client(free_port, settings={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    sid = c.request("/echo", method="POST", end_stream=False)
+    c.conn.send_data(sid, b"q" * 1000, end_stream=True)
+    c.flush()
+    time.sleep(0.2)  # answered, but the window holds it back
+    t0 = time.monotonic()
+    s.send_signal(signal.SIGTERM)
+    c.sock.settimeout(0.2)
+    frames, closed = read_frames(c.sock, 10)
+    assert closed
+    assert s.proc.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 5
+    log = s.log()
+    assert "closing 1 connection(s) still open" in log, log
+    assert "Sanitizer" not in log
