@@ -149,11 +149,7 @@ static void answer(fz_req *r)
             }
         }
         gust_http_response_set_header(req, "X-Version", req->version);
-        /* (body.len: an empty body's ptr may be NULL, and
-         * gust_http_response_write(req, NULL, 0) is UB in http_server.c:
-         * /work/wt/h2-notes.md, 23:12.) */
-        if (req->body.len)
-            gust_http_response_write(req, req->body.ptr, req->body.len);
+        gust_http_response_write(req, req->body.ptr, req->body.len);
         char line[64];
         int n = snprintf(line, sizeof line, "\nargs=%zu files=%zu\n",
                          req->arguments.count, req->files.count);
