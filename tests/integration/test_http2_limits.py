@@ -309,10 +309,14 @@ def test_rapid_reset_gets_goaway(start, name):
                 batch.append(frame(HEADERS, END_HEADERS | END_STREAM, sid,
                                    block))
                 batch.append(rst_frame(sid, CANCEL))
-            if not c.send(b"".join(batch)):
+            # A PING after each batch, and its ACK awaited: the count of
+            # streams opened is then what the server has processed, not
+            # what sits in socket buffers.
+            acks = c.ping_acks
+            if not c.send(b"".join(batch) + ping_frame()):
                 break
             opened += 100
-            c.read(0)
+            c.pump(lambda: c.ping_acks > acks or c.goaway or c.closed, 5)
         c.pump(lambda: c.goaway is not None or c.closed, 5)
         # GOAWAY, or the connection closed: a GOAWAY sent while this
         # client's frames were still arriving can be lost to the TCP reset
