@@ -8,11 +8,14 @@
  * raw HTTP/1 bytes parsed back into HEADERS, sendfile, abort, late from a
  * callback), with what the server writes read and dropped.
  *
- * The first input byte picks how the connection became HTTP/2:
+ * The first input byte picks how the connection became HTTP/2 (its
+ * value modulo 3):
  *   0  as after ALPN "h2" (gust__h2_conn_new);
  *   1  prior knowledge: an HTTP/1 connection that sees the preface
  *      (gust__http_conn_new, then the sniff);
- *   2  Upgrade: h2c from an HTTP/1 request, which becomes stream 1.
+ *   2  Upgrade: h2c from an HTTP/1 request, which becomes stream 1;
+ * and which server takes it (divided by 3, odd: the one with tiny
+ * limits, so that every limit of the glue is reached by small inputs).
  * Seeds: fuzz/corpus/http2/ (made by fuzz/make_http2_corpus.py).
  *
  * Invariants checked at the end of every input: the connection is gone
@@ -42,7 +45,8 @@ static const char UPGRADE[] =
     "HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
 
 static gust_loop *loop;
-static gust_http_server *server;
+static gust_http_server *servers[2];
+static gust_http_server *server; /* the one of this input */
 static int file_fd = -1;       /* what /sendfile serves */
 static size_t file_len;
 static int live_requests;      /* received, not yet finished */
@@ -305,9 +309,21 @@ static void setup(void)
         .http2_initial_window_size = 65535,
         .http2_max_concurrent_streams = 16,
     };
-    server = gust_http_server_new(gust_http_delegate_handler(&delegate, NULL),
-                                  &o);
-    CHECK(server != NULL);
+    servers[0] = gust_http_server_new(
+        gust_http_delegate_handler(&delegate, NULL), &o);
+    gust_http_server_options tiny = {
+        .max_header_size = 512,
+        .max_header_count = 8,
+        .max_body_size = 1000,
+        .http2_initial_window_size = 100,
+        .http2_max_concurrent_streams = 2,
+        .http2_reset_burst = 4,
+        .http2_reset_rate = 1,
+        .no_keep_alive = true,
+    };
+    servers[1] = gust_http_server_new(
+        gust_http_delegate_handler(&delegate, NULL), &tiny);
+    CHECK(servers[0] != NULL && servers[1] != NULL);
     file_fd = memfd_create("fuzz_http2", 0);
     CHECK(file_fd >= 0);
     static char content[100000];
@@ -363,6 +379,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!loop)
         setup();
     int mode = data[0] % 3;
+    server = servers[(data[0] / 3) & 1];
     data++;
     size--;
 

@@ -2,7 +2,8 @@
 """Writes the seed corpus of fuzz/fuzz_http2.c into fuzz/corpus/http2/.
 
 Each seed is one byte (how the connection became HTTP/2: 0 ALPN, 1 prior
-knowledge, 2 Upgrade: h2c) followed by what a client sends after the
+knowledge, 2 Upgrade: h2c; plus 3 for the server with tiny limits)
+followed by what a client sends after the
 connection preface: its SETTINGS, then requests to the paths the
 target's handler answers in its different ways (fuzz_http2.c), with
 bodies, trailers, resets, pings, window updates. Frames are built byte by
@@ -175,6 +176,14 @@ def seeds():
         HEADERS, END_HEADERS | END_STREAM, 1, hpack.Encoder().encode([
             (":method", "GET"), (":path", "/"), (":foo", "x"),
             (":scheme", "http")])))
+    # The same against the server with tiny limits (first byte 3..5).
+    yield "tiny_limits_body", Client(3).headers(1, "POST", "/echo",
+                                                end_stream=False).data(
+        1, b"w" * 100, end=False).raw(window(1, 5000)).data(1, b"v" * 2000)
+    yield "tiny_limits_streams", Client(4).headers(1, "GET", "/late").headers(
+        3, "GET", "/late").headers(5, "GET", "/").raw(rst(1) + rst(3))
+    yield "tiny_limits_headers", Client(5).headers(3, "GET", "/echo", [
+        (f"x-{i}", "v" * 60) for i in range(10)])
     yield "prior_knowledge_many", Client(1, streams=2).headers(
         1, "GET", "/echo").headers(3, "GET", "/late").headers(
         5, "GET", "/flush")
