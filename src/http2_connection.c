@@ -53,6 +53,7 @@
 /* The connection's receive window: refilled as bytes arrive. */
 #define CONN_WINDOW (1 << 20)
 #define LINGER_SECONDS 2.0
+#define LINGER_MAX_BYTES (32 * 1024)
 #define DRAIN_GRACE 1.0
 
 typedef struct h2_conn h2_conn;
@@ -136,6 +137,7 @@ struct h2_conn {
     double reset_tokens;     /* rapid reset: RST_STREAMs still allowed */
     double reset_at;         /* when the bucket was last refilled */
     double timer_at;         /* when the timer is armed for */
+    size_t linger_bytes;     /* discarded after our last frame */
     bool reading, in_recv, sending, closed, closing, lingering;
     bool draining;           /* the client sent GOAWAY */
     bool stopping;           /* close_all() sent ours */
@@ -151,6 +153,7 @@ static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
 static void conn_arm_busy(h2_conn *h);
 static void conn_arm_write(h2_conn *h);
+static inline nghttp2_nv make_nv(gust_str n, gust_str v);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
 {
@@ -646,6 +649,16 @@ static void stream_head_done(h2_stream *st, bool end_stream)
         st->remote_done = true;
         if (!q->body_paused) /* else resume_body dispatches */
             stream_dispatch(st);
+        return;
+    }
+    gust_str ex = gust_http_headers_get_first(&q->req.headers,
+                                              GUST_STR("expect"));
+    if (ex.ptr && gust_str_eq_nocase(ex, GUST_STR("100-continue")) &&
+        !q->headers_sent && st->h) {
+        /* The client waits for it before sending the body. */
+        nghttp2_nv nv = make_nv(GUST_STR(":status"), GUST_STR("100"));
+        nghttp2_submit_headers(st->h->sess, NGHTTP2_FLAG_NONE, st->id, NULL,
+                               &nv, 1, NULL);
     }
 }
 
@@ -1703,7 +1716,13 @@ static void on_read(gust_stream *s, int status, const char *data, size_t len,
     if (status < 0 || h->closed)
         return;
     if (h->lingering) {
-        conn_start_read(h); /* discarded until the client closes */
+        /* Discarded until the client closes, within a bound: a client
+         * that goes on sending after our GOAWAY (a flood) is cut. */
+        h->linger_bytes += len;
+        if (h->linger_bytes > LINGER_MAX_BYTES)
+            conn_close(h);
+        else
+            conn_start_read(h);
         return;
     }
     gust__metrics_bytes_in(len);

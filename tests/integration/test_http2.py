@@ -213,7 +213,12 @@ def test_nghttp_frames(hello_http):
                         hello_http.base + "/"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count(" 200 ") + r.stdout.count("200 ") >= 1
+    # One line per stream in the statistics: "id ... code size path".
+    rows = re.findall(r"^\s*(\d+)\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\d+) /$",
+                      r.stdout, re.M)
+    assert len(rows) == 50, r.stdout
+    assert {(code, size) for _, code, size in rows} == {("200", "12")}
+    assert len({sid for sid, _, _ in rows}) == 50
 
 
 def test_multiplexing_slow_does_not_delay_fast(app):
