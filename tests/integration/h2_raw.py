@@ -190,15 +190,21 @@ class H2Conn:
     preface: send the connection preface and a SETTINGS frame (with
     `settings`) at once. auto_ack: answer SETTINGS and PING. auto_window:
     give back the window of DATA read (stream and connection). rcvbuf:
-    SO_RCVBUF before connecting, to make a client that reads slowly."""
+    SO_RCVBUF before connecting, to make a client that reads slowly.
+    sock: a connected socket to take over (after Upgrade: h2c), with the
+    bytes already read from it in `buffered`."""
 
     def __init__(self, port, settings=None, preface=True, auto_ack=True,
-                 auto_window=True, rcvbuf=None, timeout=10.0, host=HOST):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                 auto_window=True, rcvbuf=None, timeout=10.0, host=HOST,
+                 sock=None, buffered=b"", first_stream_id=1):
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+        self.sock = sock
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.auto_ack = auto_ack
         self.auto_window = auto_window
@@ -218,12 +224,16 @@ class H2Conn:
         self.frames = []          # (type, flags, stream_id, payload) read
         self.streams = {}
         self.requested = set()    # streams opened by request()
-        self.next_stream_id = 1
+        self.next_stream_id = first_stream_id
         self.peer_window = 65535  # connection send window
         self._block = None        # (stream_id, bytes) of a header block
         self.garbage = b""        # bytes that were not HTTP/2 (an HTTP/1 answer)
         if preface:
             self.send(PREFACE + settings_frame(settings))
+        if buffered:
+            # Bytes already read from sock (after an HTTP/1 101 answer).
+            self.buf += buffered
+            self._parse()
 
     # ---- writing ----------------------------------------------------------
 

@@ -53,12 +53,14 @@ import pytest
 
 from conftest import HOST, pid_alive, wait_for
 from h2_raw import (ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA,
-                    END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
+                    ENABLE_PUSH, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
+                    HEADER_TABLE_SIZE, MAX_FRAME_SIZE, PADDED, PRIORITY_FLAG,
+                    PUSH_PROMISE, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
                     GOAWAY, HEADERS, INITIAL_WINDOW_SIZE, INTERNAL_ERROR,
                     MAX_CONCURRENT_STREAMS, NO_ERROR, PING, PREFACE,
                     PRIORITY, PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM,
                     SETTINGS, STREAM_CLOSED, H2Conn,
-                    error_name, frame, h2_get, hpack_indexed, hpack_literal,
+                    error_name, frame, goaway_frame, h2_get, hpack_indexed, hpack_literal,
                     ping_frame, request_block, rst_frame, settings_frame,
                     window_update_frame)
 
@@ -662,7 +664,99 @@ CONNECTION_CASES = {
         # a stream error per 6.3; nghttp2 makes it a connection error,
         # which 5.4.1 allows.
         ("either", (FRAME_SIZE_ERROR,))),
+    "settings_enable_push_2": (
+        lambda c: c.send(settings_frame({ENABLE_PUSH: 2})),
+        _conn_error((PROTOCOL_ERROR,))),
+    "settings_max_frame_size_too_small": (
+        lambda c: c.send(settings_frame({MAX_FRAME_SIZE: 16383})),
+        _conn_error((PROTOCOL_ERROR,))),
+    "push_promise_from_client": (
+        lambda c: c.send(frame(HEADERS, END_HEADERS, 1, _block()) +
+                         frame(PUSH_PROMISE, END_HEADERS, 1,
+                               struct.pack(">L", 2) + _block())),
+        _conn_error((PROTOCOL_ERROR,))),
+    "headers_padding_too_long": (
+        lambda c: c.send_frame(HEADERS, END_HEADERS | END_STREAM | PADDED, 1,
+                               b"\xff" + _block()),
+        _conn_error((PROTOCOL_ERROR,))),
+    "data_padding_too_long": (
+        lambda c: c.send(frame(HEADERS, END_HEADERS, 1, _block()) +
+                         frame(DATA, END_STREAM | PADDED, 1, b"\x09abc")),
+        _conn_error((PROTOCOL_ERROR,))),
+    "headers_depending_on_itself": (
+        lambda c: c.send_frame(HEADERS, END_HEADERS | END_STREAM |
+                               PRIORITY_FLAG, 1,
+                               struct.pack(">LB", 1, 16) + _block()),
+        # a stream error per 5.3.1; a connection error is allowed too.
+        ("either", (PROTOCOL_ERROR,))),
 }
+
+
+def _tolerated_after_close(c):
+    r = c.response(c.request("GET", "/"))
+    assert r.status == 200
+    # RFC 9113 5.1 and 6.9: RST_STREAM, WINDOW_UPDATE and PRIORITY on a
+    # stream that has just closed are not errors.
+    c.send(rst_frame(r.id, CANCEL) + window_update_frame(r.id, 100) +
+           frame(PRIORITY, 0, r.id, struct.pack(">LB", 0, 16)))
+
+
+# name -> frames the server must accept without any error; the connection
+# then serves a request.
+TOLERATED_CASES = {
+    "frames_on_a_just_closed_stream": _tolerated_after_close,
+    "priority_on_idle_stream": lambda c: c.send_frame(
+        PRIORITY, 0, 11, struct.pack(">LB", 0, 16)),
+    "unknown_setting": lambda c: c.send(settings_frame({0x7A: 5, 0xFFFF: 0})),
+    "settings_change_mid_connection": lambda c: c.send(settings_frame(
+        {INITIAL_WINDOW_SIZE: 1 << 20, MAX_FRAME_SIZE: 1 << 20,
+         HEADER_TABLE_SIZE: 0})),
+    "padded_request": lambda c: c.send(
+        frame(HEADERS, END_HEADERS | PADDED, c.new_stream_id(),
+              b"\x05" + _block(pseudo=[
+                  (":method", "POST"), (":scheme", "http"),
+                  (":path", "/echo"), (":authority", "localhost")]) +
+              b"\0" * 5) +
+        frame(DATA, END_STREAM | PADDED, c.next_stream_id - 2,
+              b"\x03abc\0\0\0")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOLERATED_CASES))
+def test_frames_that_are_not_errors(start, case):
+    t = start("hello_http")
+    with H2Conn(t.port) as c:
+        assert c.handshake() is not None
+        TOLERATED_CASES[case](c)
+        c.pump(lambda: c.goaway is not None or c.closed, 1)
+        assert c.goaway is None and not c.closed, (case, c.goaway)
+        assert not any(s.reset for s in c.streams.values()), \
+            (case, c.streams)
+        r = c.response(c.request("GET", "/"))
+        assert r.status == 200 and bytes(r.body) == b"Hello, world", \
+            (case, r, c.goaway)
+        if case == "padded_request":
+            r = c.streams[1]
+            assert r.status == 200 and bytes(r.body) == b"abc", r
+    t.check_alive(case)
+
+
+def test_goaway_from_client_lets_its_open_stream_finish(start):
+    """A client's GOAWAY (shutting down) names the last server-initiated
+    stream; the requests the client already opened are still answered
+    (RFC 9113 6.8), then the server may close, without an error."""
+    t = start("hello_http")
+    with H2Conn(t.port) as c:
+        c.handshake()
+        sid = c.request("POST", "/echo", end_stream=False)
+        c.send(goaway_frame(0, NO_ERROR))
+        c.send_frame(DATA, END_STREAM, sid, b"after goaway")
+        r = c.response(sid)
+        assert r.status == 200 and bytes(r.body) == b"after goaway", \
+            (r, c.goaway)
+        assert c.goaway is None or c.goaway.error_code == NO_ERROR, c.goaway
+    t.check_alive("a client GOAWAY")
+
 
 STREAM_CASES = {
     "unknown_pseudo_header": [(":foo", "bar")],
@@ -817,3 +911,98 @@ def test_bad_preface_is_refused(start, preface):
             # Read as HTTP/1: a 4xx/5xx, never the handler's answer.
             assert not c.garbage.startswith(b"HTTP/1.1 2"), c.garbage[:200]
     t.check_alive("a bad preface")
+
+
+# ---- Upgrade: h2c ----------------------------------------------------------
+
+SETTINGS_B64 = "AAMAAABkAAQAAP__"  # MAX_CONCURRENT_STREAMS 100, window 65535
+
+
+def _upgrade(port, head, body=b""):
+    """Sends an HTTP/1.1 request; returns (socket, status line, bytes read
+    after the response head)."""
+    s = socket.create_connection((HOST, port), timeout=10)
+    s.sendall(head + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        part = s.recv(65536)
+        if not part:
+            break
+        data += part
+    status, _, rest = data.partition(b"\r\n")
+    return s, status, rest.partition(b"\r\n\r\n")[2]
+
+
+def _h1_request(settings=(SETTINGS_B64,), method="GET", extra=b""):
+    fields = b"".join(b"HTTP2-Settings: %s\r\n" % v.encode() for v in settings)
+    return (b"%s /echo HTTP/1.1\r\nHost: localhost\r\n"
+            b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            % method.encode() + fields + extra + b"\r\n")
+
+
+H2C_NOT_UPGRADED = {
+    # RFC 7540 3.2.1: exactly one HTTP2-Settings, or no upgrade.
+    "no_http2_settings": _h1_request(settings=()),
+    "two_http2_settings": _h1_request(settings=(SETTINGS_B64, SETTINGS_B64)),
+    # A request with a body is served over HTTP/1.1 (Gust does not read a
+    # body before switching).
+    "with_a_body": _h1_request(method="POST", extra=b"Content-Length: 4\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(H2C_NOT_UPGRADED))
+def test_h2c_upgrade_refused_is_served_over_http1(start, case):
+    t = start("hello_http")
+    body = b"abcd" if case == "with_a_body" else b""
+    s, status, rest = _upgrade(t.port, H2C_NOT_UPGRADED[case], body)
+    with s:
+        assert status.startswith(b"HTTP/1.1 200"), (case, status)
+    t.check_alive(case)
+
+
+@pytest.mark.parametrize("settings", ["!!!!", "AAM", "AAIAAAAC"],
+                         ids=["not_base64", "not_whole_settings", "push_2"])
+def test_h2c_upgrade_with_bad_settings(start, settings):
+    """HTTP2-Settings that is no valid SETTINGS payload: served over
+    HTTP/1.1 (400, or the request answered), or, once switched, a
+    connection error; never the upgrade used as if it were valid."""
+    t = start("hello_http")
+    s, status, rest = _upgrade(t.port, _h1_request(settings=(settings,)))
+    if status.startswith(b"HTTP/1.1 101"):
+        with H2Conn(t.port, sock=s, buffered=rest, first_stream_id=3) as c:
+            c.pump(lambda: c.goaway is not None or c.closed, 5)
+            assert c.goaway is not None and \
+                c.goaway.error_code in (PROTOCOL_ERROR, FRAME_SIZE_ERROR), \
+                (settings, c.goaway, c.closed)
+    else:
+        s.close()
+        assert status.startswith((b"HTTP/1.1 200", b"HTTP/1.1 400")), status
+    t.check_alive(f"HTTP2-Settings {settings!r}")
+
+
+def test_h2c_upgrade_then_a_bad_preface(start):
+    t = start("hello_http")
+    s, status, rest = _upgrade(t.port, _h1_request())
+    assert status.startswith(b"HTTP/1.1 101"), status
+    with H2Conn(t.port, sock=s, buffered=rest, preface=False,
+                first_stream_id=3) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.wait_closed(10), "open after a bad preface"
+        assert c.goaway is None or c.goaway.error_code == PROTOCOL_ERROR, \
+            c.goaway
+        assert c.streams.get(3) is None
+    t.check_alive("h2c and a bad preface")
+
+
+def test_h2c_upgrade_answers_stream_1_then_serves_more(start):
+    """The positive case the others are measured against: 101, the
+    request's answer on stream 1, then new streams on the connection."""
+    t = start("hello_http")
+    s, status, rest = _upgrade(t.port, _h1_request())
+    assert status.startswith(b"HTTP/1.1 101"), status
+    with H2Conn(t.port, sock=s, buffered=rest, first_stream_id=3) as c:
+        r1 = c.response(1)
+        assert r1.status == 200, (r1, c.goaway)
+        r = c.response(c.request("POST", "/echo", body=b"on stream 3"))
+        assert r.status == 200 and bytes(r.body) == b"on stream 3", r
+    t.check_alive("h2c")
