@@ -26,7 +26,12 @@ What is checked, with the RFC 9113 rule each case follows:
     invalid pseudo-headers, uppercase names, connection-specific fields:
     the error section 5.4 and 8 asks for (connection errors: GOAWAY with
     the code, then close; malformed requests: a stream error, never the
-    handler's 200, the connection still usable).
+    handler's 200, the connection still usable); and what is not an error
+    is not treated as one (frames on a just-closed stream, PRIORITY on an
+    idle one, unknown settings and frame types, padding, TE: trailers, a
+    client's GOAWAY).
+  - Upgrade: h2c refused (no or two HTTP2-Settings, a body) is served over
+    HTTP/1.1; bad HTTP2-Settings and a bad preface after 101 are errors.
 After every case the server process is alive and answers a fresh
 connection, and at the end it stops cleanly (exit 0, no sanitizer report).
 
