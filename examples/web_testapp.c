@@ -31,6 +31,8 @@
  *   /args/split?name=      query and body arguments apart
  *   /upload                the files of a multipart POST
  *   /sink                  PUT: a streamed body, counted and hashed
+ *   /slowsink              the same after a coroutine prepare that sleeps
+ *                          0.3 s (the body is held back meanwhile)
  *   /template/broken       a template with a render error (500);
  *                          ?syntax=1: one with a syntax error
  *   / with Host api.example.com   "api host" (a host-based route)
@@ -409,6 +411,12 @@ static int sink_data(gust_handler *h, const char *chunk, size_t len)
     return 0;
 }
 
+static int slowsink_prepare(gust_handler *h)
+{
+    sink_prepare(h);
+    return gust_await(gust_sleep(gust_handler_loop(h), 0.3), NULL);
+}
+
 static int sink_put(gust_handler *h)
 {
     sink_state *st = gust_handler_state(h);
@@ -474,6 +482,9 @@ CLASS(fallback, .get = fallback_get);
 CLASS(api, .get = api_host_get);
 CLASS(sink, .flags = GUST_HANDLER_STREAM_BODY,
       .state_size = sizeof(sink_state), .prepare = sink_prepare,
+      .data_received = sink_data, .put = sink_put);
+CLASS(slowsink, .flags = GUST_HANDLER_STREAM_BODY | GUST_HANDLER_COROUTINE,
+      .state_size = sizeof(sink_state), .prepare = slowsink_prepare,
       .data_received = sink_data, .put = sink_put);
 CLASS(greet, .state_size = sizeof(greet_state),
       .initialize = greet_initialize, .get = greet_get);
@@ -598,6 +609,7 @@ int main(int argc, char **argv)
         GUST_ROUTE("/headers", &headers),
         GUST_ROUTE("/upload", &upload),
         GUST_ROUTE("/sink", &sink),
+        GUST_ROUTE("/slowsink", &slowsink),
         GUST_ROUTE("/greet/en", &greet, .data = (void *)"Hello"),
         GUST_ROUTE("/greet/fr", &greet, .data = (void *)"Bonjour"),
         GUST_ROUTE("/greet/none", &greet),

@@ -1310,6 +1310,8 @@ int gust__h2_write_raw(gust_http_connection *c, const void *p, size_t n)
     gust__http_rq *q = c->rq;
     if (!st->h || !st->open || c->closed)
         return GUST_ESTREAMCLOSED;
+    if (n == 0)
+        return 0; /* p may be NULL */
     int rc = gust__http_buf_reserve(&q->out, &q->out_cap, q->out_len + n, 4096);
     if (rc < 0)
         return rc;

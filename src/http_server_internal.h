@@ -8,7 +8,8 @@
  * each carry a request in a gust_http_connection of their own (proto
  * GUST__PROTO_H2) so that the status and header state of a response is
  * shared and only the output calls of http_server.c branch.
- * The layers above use http_server_contract.h instead. Not installed. */
+ * The layers above use http_server_contract.h instead; fuzz/fuzz_http2.c
+ * includes this header to drive connections directly. Not installed. */
 #ifndef GUST_HTTP_SERVER_INTERNAL_H
 #define GUST_HTTP_SERVER_INTERNAL_H
 

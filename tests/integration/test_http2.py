@@ -547,3 +547,53 @@ def test_shutdown_timeout_cuts_a_stuck_stream(program, spawn, free_port):
     log = s.log()
     assert "closing 1 connection(s) still open" in log, log
     assert "Sanitizer" not in log
+
+
+def test_paused_body_holds_the_window(app):
+    """A coroutine prepare holds a streamed body back (pause_body): the
+    client can send no more than one stream window meanwhile; then the
+    rest flows and every byte reaches data_received."""
+    s = app()
+    c = H2Client(s.port)
+    x = c.request("/xsrf")
+    c.pump(lambda: x in c.ended)
+    token = c.bodies[x].decode()
+    cookie = c.headers[x]["set-cookie"].split(";")[0]
+    size = 2 * 1024 * 1024
+    sid = c.request("/slowsink", method="PUT",
+                    headers=[("content-length", str(size)),
+                             ("cookie", cookie), ("x-xsrftoken", token)],
+                    end_stream=False)
+    t0 = time.monotonic()
+    sent = 0
+    held = None
+    deadline = t0 + 60
+    c.sock.settimeout(0.05)
+    while sent < size:
+        assert time.monotonic() < deadline, "upload too slow"
+        window = min(c.conn.local_flow_control_window(sid),
+                     c.conn.max_outbound_frame_size, size - sent)
+        if window > 0:
+            c.conn.send_data(sid, b"p" * window,
+                             end_stream=(sent + window == size))
+            c.flush()
+            sent += window
+            continue
+        if held is None and time.monotonic() - t0 < 0.25:
+            held = sent  # the window is shut while prepare sleeps
+        try:
+            data = c.sock.recv(65536)
+        except socket.timeout:
+            continue
+        assert data, "server closed"
+        for ev in c.conn.receive_data(data):
+            c.events.append(ev)
+        c.flush()
+    c.pump(lambda: sid in c.ended, timeout=60)
+    assert held is not None and held <= 256 * 1024, held
+    assert time.monotonic() - t0 >= 0.3
+    body = c.bodies[sid].decode()
+    assert body.startswith(f"bytes={size} ") and "buffered=0" in body, body
+    c.close()
+    assert s.stop() == 0
+    assert "Sanitizer" not in s.log()
