@@ -52,6 +52,7 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -95,9 +96,14 @@ def status_kb(pid, key):
 class Target:
     """The server under test: pid, port, and its Server (conftest)."""
 
-    def __init__(self, server, port, name):
+    def __init__(self, server, port, name, tls=False):
         self.server, self.port, self.name = server, port, name
         self.pid = server.pid
+        self.tls = tls  # HTTP/2 by ALPN over TLS (hello_https)
+
+    def conn(self, **kw):
+        """A new client connection to it (H2Conn)."""
+        return H2Conn(self.port, tls=self.tls, **kw)
 
     def rss_kb(self):
         return status_kb(self.pid, "VmRSS")
@@ -109,7 +115,7 @@ class Target:
         """The process is alive and a fresh connection gets a 200."""
         assert pid_alive(self.pid), (f"server died after {what}:\n"
                                      f"{self.server.log()[-4000:]}")
-        status, body = h2_get(self.port)
+        status, body = h2_get(self.port, tls=self.tls)
         assert status == 200, (f"after {what}, a fresh connection got "
                                f"{status} {body!r}\n{self.server.log()[-3000:]}")
 
@@ -131,6 +137,16 @@ def _start(spawn, program, port, tmp_path, name, flags):
                         f"hosts:\n  default:\n    paths:\n"
                         f"      /:\n        file.dir: {root}\n")
         return spawn([shutil.which("h2o") or "/usr/bin/h2o", "-c", conf])
+    if name == "hello_https":
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        if not cert.exists():
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                 "-keyout", key, "-out", cert, "-subj", "/CN=localhost"],
+                check=True, timeout=60, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        flags = [f"--cert={cert}", f"--key={key}", *flags]
     return spawn([program(name), f"--port={port}", *flags], env=ASAN_ENV)
 
 
@@ -144,11 +160,12 @@ def start(spawn, program, free_port, tmp_path):
         port = free_port if not targets else _port()
         server = _start(spawn, program, port, tmp_path, name,
                         ["--logging=warning", *flags])
-        target = Target(server, port, name)
+        tls = name == "hello_https" and not REFERENCE
+        target = Target(server, port, name, tls)
         ok = wait_for(lambda: _connectable(port) or
                       server.proc.poll() is not None, 20)
         assert ok and server.proc.poll() is None, server.log()
-        status, body = h2_get(port)
+        status, body = h2_get(port, tls=tls)
         assert status == 200, (f"{name} does not answer HTTP/2 by prior "
                                f"knowledge: {body!r}\n{server.log()}")
         targets.append(target)
@@ -180,7 +197,7 @@ def _connectable(port):
 
 def _warm_up(target, count=50):
     """Requests first, so that pools and caches are part of the base RSS."""
-    with H2Conn(target.port) as c:
+    with target.conn() as c:
         c.handshake()
         for _ in range(count):
             r = c.response(c.request("GET", "/"))
@@ -217,13 +234,13 @@ def _finish_100(c, t, sids):
         assert all(bytes(s.body) == b"body of %d" % s.id for s in done)
 
 
-@pytest.mark.parametrize("name", ["hello_http", "hello"])
+@pytest.mark.parametrize("name", ["hello_http", "hello", "hello_https"])
 def test_101st_concurrent_stream_is_refused(start, name):
     """A client that opens the 101st stream before it has acknowledged the
     server's SETTINGS (the race RFC 9113 5.1.2 has REFUSED_STREAM for):
     that stream is refused, the 100 others go on."""
     t = start(name)
-    with H2Conn(t.port, auto_ack=False) as c:
+    with t.conn(auto_ack=False) as c:
         settings = c.handshake()
         assert settings is not None, c.garbage
         assert settings.get(MAX_CONCURRENT_STREAMS) == 100, settings
@@ -247,7 +264,7 @@ def test_101st_stream_after_settings_ack_is_refused(start):
     answered, or, as 5.4.1 allows, it is a connection error: GOAWAY
     PROTOCOL_ERROR naming the 100th stream as the last one, then close."""
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         c.pump(lambda: c.settings_acks, 5)
         c.response(c.request("GET", "/"))  # the ACK has surely arrived
@@ -271,7 +288,7 @@ def test_101st_stream_after_settings_ack_is_refused(start):
 @pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp"])
 def test_header_list_over_the_limit_is_refused(start, name):
     t = start(name)
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         # Fields of 4000 bytes: 60% of the 64 KiB limit is served...
         field = 4000 + 10 + 32  # value, name, and RFC 9113's 32 per field
@@ -304,12 +321,13 @@ RAPID_RESET_STREAMS = 20000
 RAPID_RESET_SECONDS = 15
 
 
-@pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp"])
+@pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp",
+                                  "hello_https"])
 def test_rapid_reset_gets_goaway(start, name):
     t = start(name)
     _warm_up(t)
     base = t.rss_kb()
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         opened = 0
         deadline = time.monotonic() + RAPID_RESET_SECONDS
@@ -351,7 +369,7 @@ def test_requests_then_cancel_at_a_human_rate_are_not_punished(start):
     """The bound is on a flood, not on cancelling: a browser that opens a
     few streams and cancels some keeps its connection."""
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         for _ in range(20):
             sid = c.request("POST", "/echo", end_stream=False)
@@ -369,13 +387,14 @@ def test_requests_then_cancel_at_a_human_rate_are_not_punished(start):
 CONTINUATION_BYTES = 64 << 20
 
 
+@pytest.mark.parametrize("name", ["hello_http", "hello_https"])
 @pytest.mark.parametrize("field", [b"", hpack_literal("x-c", "c" * 4000)],
                          ids=["empty", "4KB"])
-def test_continuation_flood_is_a_connection_error(start, field):
-    t = start("hello_http")
+def test_continuation_flood_is_a_connection_error(start, field, name):
+    t = start(name)
     _warm_up(t)
     base = t.rss_kb()
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         c.send(frame(HEADERS, END_STREAM, 1, request_block()))
         sent = 0
@@ -402,11 +421,12 @@ def test_continuation_flood_is_a_connection_error(start, field):
 
 # ---- HPACK bomb ------------------------------------------------------------
 
-def test_hpack_bomb_is_refused_with_bounded_memory(start):
-    t = start("hello_http")
+@pytest.mark.parametrize("name", ["hello_http", "hello_https"])
+def test_hpack_bomb_is_refused_with_bounded_memory(start, name):
+    t = start(name)
     _warm_up(t)
     base = t.rss_kb()
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         settings = c.handshake()
         assert settings is not None
         # One 4 KB field enters the dynamic table (4000 + 6 + 32 bytes of
@@ -447,7 +467,7 @@ def test_flood_without_reading_acks_is_closed(start, kind):
     base = t.rss_kb()
     one = settings_frame() if kind == "settings" else ping_frame()
     batch = one * 1000
-    with H2Conn(t.port, rcvbuf=4096) as c:
+    with t.conn(rcvbuf=4096) as c:
         c.handshake()
         c.auto_ack = False
         c.sock.settimeout(3)
@@ -480,7 +500,7 @@ def test_flood_without_reading_acks_is_closed(start, kind):
 
 def test_zero_window_stall_is_closed_by_the_write_timeout(start):
     t = start("hello_http", f"--write_timeout={WRITE_TIMEOUT}")
-    with H2Conn(t.port, settings={INITIAL_WINDOW_SIZE: 0},
+    with t.conn(settings={INITIAL_WINDOW_SIZE: 0},
                 auto_window=False) as c:
         c.handshake()
         # A 1 MiB answer the client never opens a window for.
@@ -503,7 +523,7 @@ def test_window_opened_late_gets_the_whole_answer(start):
     """The same client that does open its window, within the timeout,
     gets every byte: the stall timeout is not a cap on slow readers."""
     t = start("hello_http", f"--write_timeout={WRITE_TIMEOUT + 3}")
-    with H2Conn(t.port, settings={INITIAL_WINDOW_SIZE: 0},
+    with t.conn(settings={INITIAL_WINDOW_SIZE: 0},
                 auto_window=False) as c:
         c.handshake()
         body = os.urandom(200_000)
@@ -522,7 +542,7 @@ def test_window_opened_late_gets_the_whole_answer(start):
 
 def test_idle_connection_is_closed_after_the_idle_timeout(start):
     t = start("hello_http", f"--idle_connection_timeout={IDLE_TIMEOUT}")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         r = c.response(c.request("GET", "/"))
         assert r.status == 200
@@ -540,7 +560,7 @@ def test_idle_connection_is_closed_after_the_idle_timeout(start):
 def test_busy_connection_is_not_idle(start):
     """A request in progress (an open stream) is not idleness."""
     t = start("hello_http", f"--idle_connection_timeout={IDLE_TIMEOUT}")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         sid = c.request("POST", "/echo", end_stream=False)
         deadline = time.monotonic() + IDLE_TIMEOUT * 2
@@ -730,7 +750,7 @@ TOLERATED_CASES = {
 @pytest.mark.parametrize("case", sorted(TOLERATED_CASES))
 def test_frames_that_are_not_errors(start, case):
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         assert c.handshake() is not None
         TOLERATED_CASES[case](c)
         c.pump(lambda: c.goaway is not None or c.closed, 1)
@@ -751,7 +771,7 @@ def test_goaway_from_client_lets_its_open_stream_finish(start):
     stream; the requests the client already opened are still answered
     (RFC 9113 6.8), then the server may close, without an error."""
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         sid = c.request("POST", "/echo", end_stream=False)
         c.send(goaway_frame(0, NO_ERROR))
@@ -804,11 +824,12 @@ def _stream_case_block(name):
     raise KeyError(name)
 
 
+@pytest.mark.parametrize("name", ["hello_http", "hello_https"])
 @pytest.mark.parametrize("case", sorted(CONNECTION_CASES))
-def test_connection_error(start, case):
-    t = start("hello_http")
+def test_connection_error(start, case, name):
+    t = start(name)
     send, (kind, codes) = CONNECTION_CASES[case]
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         assert c.handshake() is not None
         send(c)
         c.pump(lambda: c.goaway is not None or c.closed or
@@ -830,11 +851,12 @@ def test_connection_error(start, case):
     t.check_alive(case)
 
 
-@pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp"])
+@pytest.mark.parametrize("name", ["hello_http", "hello", "web_testapp",
+                                  "hello_https"])
 @pytest.mark.parametrize("case", sorted(STREAM_CASES))
 def test_malformed_request_is_a_stream_error(start, case, name):
     t = start(name)
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         assert c.handshake() is not None
         sid = c.new_stream_id()
         c.send_frame(HEADERS, END_HEADERS | END_STREAM, sid,
@@ -861,7 +883,7 @@ def test_content_length_mismatch_is_a_stream_error(start):
     """RFC 9113 8.1.1: DATA that does not add up to content-length makes
     the request malformed (a stream error), and the handler never sees it."""
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         sid = _content_length_mismatch(c)
         r = c.response(sid, 5)
@@ -875,7 +897,7 @@ def test_content_length_mismatch_is_a_stream_error(start):
 def test_te_trailers_is_allowed(start):
     """The one connection-specific value RFC 9113 8.2.2 allows."""
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         r = c.response(c.request("GET", "/", extra=[("te", "trailers")]))
         assert r.status == 200, (r, c.goaway)
@@ -885,7 +907,7 @@ def test_unknown_frame_type_is_ignored(start):
     """RFC 9113 5.5: frames of unknown types are ignored, even inside the
     stream's life."""
     t = start("hello_http")
-    with H2Conn(t.port) as c:
+    with t.conn() as c:
         c.handshake()
         sid = c.request("POST", "/echo", end_stream=False)
         c.send_frame(0xEE, 0xFF, sid, b"ignore me")
@@ -903,7 +925,7 @@ def test_unknown_frame_type_is_ignored(start):
 ], ids=["bad_magic", "bad_magic_end", "no_settings_first"])
 def test_bad_preface_is_refused(start, preface):
     t = start("hello_http")
-    with H2Conn(t.port, preface=False) as c:
+    with t.conn(preface=False) as c:
         c.send(preface + settings_frame() +
                frame(HEADERS, END_HEADERS | END_STREAM, 1, _block()))
         closed = c.wait_closed(10)
@@ -974,7 +996,7 @@ def test_h2c_upgrade_with_bad_settings(start, settings):
     t = start("hello_http")
     s, status, rest = _upgrade(t.port, _h1_request(settings=(settings,)))
     if status.startswith(b"HTTP/1.1 101"):
-        with H2Conn(t.port, sock=s, buffered=rest, first_stream_id=3) as c:
+        with t.conn(sock=s, buffered=rest, first_stream_id=3) as c:
             c.pump(lambda: c.goaway is not None or c.closed, 5)
             assert c.goaway is not None and \
                 c.goaway.error_code in (PROTOCOL_ERROR, FRAME_SIZE_ERROR), \
@@ -989,7 +1011,7 @@ def test_h2c_upgrade_then_a_bad_preface(start):
     t = start("hello_http")
     s, status, rest = _upgrade(t.port, _h1_request())
     assert status.startswith(b"HTTP/1.1 101"), status
-    with H2Conn(t.port, sock=s, buffered=rest, preface=False,
+    with t.conn(sock=s, buffered=rest, preface=False,
                 first_stream_id=3) as c:
         c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert c.wait_closed(10), "open after a bad preface"
@@ -1005,7 +1027,7 @@ def test_h2c_upgrade_answers_stream_1_then_serves_more(start):
     t = start("hello_http")
     s, status, rest = _upgrade(t.port, _h1_request())
     assert status.startswith(b"HTTP/1.1 101"), status
-    with H2Conn(t.port, sock=s, buffered=rest, first_stream_id=3) as c:
+    with t.conn(sock=s, buffered=rest, first_stream_id=3) as c:
         r1 = c.response(1)
         assert r1.status == 200, (r1, c.goaway)
         r = c.response(c.request("POST", "/echo", body=b"on stream 3"))
