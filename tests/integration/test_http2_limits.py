@@ -41,7 +41,8 @@ AddressSanitizer's quarantine off so that freed memory is not counted.
 To check this harness itself against another HTTP/2 server, run it with
 GUST_H2_REFERENCE=nghttpd (or h2o): the same frames go to that server
 instead of Gust. Against nghttpd (nghttp2-server) only the cases whose
-rule is Gust's own fail (header list size, write and idle timeouts);
+rule is Gust's own fail (header list size, write and idle timeouts, and
+Upgrade: h2c, since nghttpd speaks no HTTP/1.1 at all);
 Debian's h2o 2.2 fails many more (it has no rapid-reset limit, takes a
 CONTINUATION flood and some malformed requests, makes stream errors
 connection errors), which shows the cases can fail.
