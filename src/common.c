@@ -9,16 +9,16 @@
 /* The one piece of process-wide state besides the current loop: which child
  * this is. Written once in the child right after fork (before any thread
  * is started), read by the log line of every message. */
-static int task_id = -1;
+int gust__task_id_value = -1;
 
 int gust_task_id(void)
 {
-    return task_id;
+    return gust__task_id_value;
 }
 
 void gust__common_set_task_id(int id)
 {
-    task_id = id;
+    gust__task_id_value = id;
 }
 
 int gust_cpu_count(void)

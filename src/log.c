@@ -26,6 +26,7 @@
 #include "gust/error.h"
 #include "gust/log.h"
 #include "gust/common.h"
+#include "common_internal.h"
 #include "log_internal.h"
 
 /* The level is read on every call from any thread: an atomic int, lazily
@@ -349,7 +350,19 @@ void gust_log_set_buffer(size_t size, double flush_seconds)
 
 /* Room for n more bytes in this thread's buffer (writing what it holds if
  * they do not fit), or NULL when lines are not buffered here. */
-static char *buf_room(size_t n)
+static char *buf_room_slow(size_t n);
+
+/* Room for n bytes at the end of this thread's buffer; NULL outside a
+ * loop turn or without a buffer. Inlined: every access line comes here. */
+static inline char *buf_room(size_t n)
+{
+    log_buf *b = tl_buf;
+    if (b && tl_turns > 0 && b->len && b->cap - b->len >= n)
+        return b->data + b->len;
+    return buf_room_slow(n);
+}
+
+static char *buf_room_slow(size_t n)
 {
     if (tl_turns <= 0)
         return NULL;
@@ -440,26 +453,21 @@ static _Thread_local int tl_prefix_task = -2;
 static _Thread_local const char *tl_prefix_module;
 static _Thread_local uint64_t tl_prefix_until_ns; /* loop clock */
 
-static char *put_prefix(char *out, int level, const char *module, bool colour)
+/* The prefix may be stale: reads the clock, and formats it again if the
+ * second, the pid, the task id or the module changed. Out of line: once
+ * per second on a busy server. */
+static __attribute__((noinline)) void refresh_prefix(long pid, int id,
+                                                      const char *module)
 {
-    long pid = log_pid();
-    int id = gust_task_id();
-    /* In a loop turn, the turn's clock says whether the second the prefix
-     * shows is over, without reading the wall clock for each line. */
-    bool same = tl_turns > 0 && tl_turn_ns < tl_prefix_until_ns &&
-                pid == tl_prefix_pid && id == tl_prefix_task &&
-                module == tl_prefix_module;
+    /* The coarse clock (the kernel's tick) is enough for seconds, and
+     * costs much less than the precise one. */
     struct timespec ts = {0, 0};
-    if (!same) {
-        /* The coarse clock (the kernel's tick) is enough for seconds, and
-         * costs much less than the precise one. */
-        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-        tl_prefix_until_ns = tl_turns > 0 ? tl_turn_ns + 1000000000u -
-                                                (uint64_t)ts.tv_nsec
-                                          : 0;
-    }
-    if (!same && (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
-                  id != tl_prefix_task || module != tl_prefix_module)) {
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    tl_prefix_until_ns = tl_turns > 0 ? tl_turn_ns + 1000000000u -
+                                            (uint64_t)ts.tv_nsec
+                                      : 0;
+    if (ts.tv_sec != tl_when_sec || pid != tl_prefix_pid ||
+        id != tl_prefix_task || module != tl_prefix_module) {
         struct tm tm;
         localtime_r(&ts.tv_sec, &tm);
         tl_when_len = strftime(tl_when, sizeof tl_when, "%y%m%d %H:%M:%S", &tm);
@@ -484,6 +492,19 @@ static char *put_prefix(char *out, int level, const char *module, bool colour)
         tl_prefix_task = id;
         tl_prefix_module = module;
     }
+}
+
+static inline char *put_prefix(char *out, int level, const char *module,
+                               bool colour)
+{
+    long pid = log_pid();
+    int id = gust__task_id();
+    /* In a loop turn, the turn's clock says whether the second the prefix
+     * shows is over, without reading the wall clock for each line. */
+    if (!(tl_turns > 0 && tl_turn_ns < tl_prefix_until_ns &&
+          pid == tl_prefix_pid && id == tl_prefix_task &&
+          module == tl_prefix_module))
+        refresh_prefix(pid, id, module);
     char *p = out;
     if (colour)
         p = put(p, level_colour(level), 5);
