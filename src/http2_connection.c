@@ -167,6 +167,71 @@ static inline gust_loop *conn_loop(h2_conn *h)
 
 /* ---- nghttp2 setup, once per process ----------------------------------- */
 
+/* nghttp2 gives each session a 16 KiB buffer for the frame it is
+ * serialising, kept for the session's life (4 KB of an idle connection's
+ * resident memory, measured). A frame's bytes are copied out (conn_send)
+ * before the next call to nghttp2_session_mem_send() of any session of
+ * this thread, and no session sends while another is inside that call
+ * (framebuf.sending), so the first buffer of that size each session asks
+ * for, at its creation, is one shared per thread; any later one (a header
+ * block over 16 KiB) is its own. */
+#define FRAMEBUF_LEN (16384 + 9 + 1) /* frame header, pad length, payload */
+static _Thread_local struct {
+    char *buf;
+    bool armed; /* the next FRAMEBUF_LEN allocation is the shared one */
+    /* Inside nghttp2_session_mem_send(): its callbacks run before the
+     * bytes it returns are copied, so no other session may send then. */
+    bool sending;
+} framebuf;
+
+static void framebuf_session_start(void)
+{
+    framebuf.armed = true;
+}
+
+static void *h2_malloc(size_t n, void *u)
+{
+    (void)u;
+    if (n == FRAMEBUF_LEN && framebuf.armed) {
+        framebuf.armed = false;
+        if (!framebuf.buf)
+            framebuf.buf = malloc(FRAMEBUF_LEN);
+        if (framebuf.buf)
+            return framebuf.buf;
+    }
+    return malloc(n);
+}
+
+static void h2_free(void *p, void *u)
+{
+    (void)u;
+    if (p && p == framebuf.buf)
+        return; /* the thread's, kept */
+    free(p);
+}
+
+static void *h2_calloc(size_t n, size_t m, void *u)
+{
+    (void)u;
+    return calloc(n, m);
+}
+
+static void *h2_realloc(void *p, size_t n, void *u)
+{
+    if (!p) /* how nghttp2 allocates the frame buffer */
+        return h2_malloc(n, u);
+    if (p == framebuf.buf) { /* not done by nghttp2; kept correct */
+        void *q = malloc(n);
+        if (q)
+            memcpy(q, p, n < FRAMEBUF_LEN ? n : FRAMEBUF_LEN);
+        return q;
+    }
+    return realloc(p, n);
+}
+
+static nghttp2_mem h2_mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
+
+
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
                             void *u);
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
@@ -1594,6 +1659,10 @@ static void conn_send(h2_conn *h)
 {
     if (h->sending || h->in_recv || h->closed || !h->stream)
         return;
+    if (framebuf.sending) { /* another session's frame is in the buffer */
+        conn_kick(h);
+        return;
+    }
     h->sending = true;
     for (;;) {
         if (h->inflight >= OBUF_INFLIGHT) {
@@ -1611,7 +1680,9 @@ static void conn_send(h2_conn *h)
             break;
         }
         const uint8_t *d;
+        framebuf.sending = true;
         ssize_t n = nghttp2_session_mem_send(h->sess, &d);
+        framebuf.sending = false;
         if (n < 0) {
             gust_log_warning(LOG, "%s: %s, closing", h->peer_ip,
                              nghttp2_strerror((int)n));
@@ -2012,8 +2083,10 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
     /* Decoded header lists are bounded by on_header; this bounds what the
      * peer may make us send. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rv = nghttp2_session_server_new2(&h->sess, cbs, h, opt);
+    framebuf_session_start();
+    int rv = nghttp2_session_server_new3(&h->sess, cbs, h, opt, &h2_mem);
     nghttp2_option_del(opt);
+    framebuf.armed = false;
     if (rv != 0) {
         free(h);
         return NULL;
