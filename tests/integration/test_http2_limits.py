@@ -49,11 +49,13 @@ connection errors), which shows the cases can fail.
 """
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -483,6 +485,10 @@ def test_flood_without_reading_acks_is_closed(start, kind):
         except socket.timeout:
             held_back = True  # the server stopped reading this client
         assert sent < FLOOD_FRAMES, "the server took the whole flood"
+        # Held back, it delays no one: other connections are served (and
+        # their frames are not mixed with the flood's ACKs).
+        for _ in range(3):
+            assert h2_get(t.port, tls=t.tls) == (200, b"Hello, world")
         # The client still reads nothing; the server must end it on its
         # own (at once, or once its write timeout has passed).
         time.sleep(WRITE_TIMEOUT + 2)
@@ -509,6 +515,12 @@ def test_zero_window_stall_is_closed_by_the_write_timeout(start):
                         end_stream=True)
         assert not c.closed, (c.goaway, c.frames[-5:])
         started = time.monotonic()
+        # Meanwhile other connections get whole answers.
+        with t.conn() as other:
+            other.handshake()
+            body = os.urandom(300_000)
+            r = other.response(other.request("POST", "/echo", body=body))
+            assert r.ended and bytes(r.body) == body, r
         closed = c.wait_closed(WRITE_TIMEOUT + 15)
         waited = time.monotonic() - started
         r = c.streams[sid]
@@ -1034,3 +1046,82 @@ def test_h2c_upgrade_answers_stream_1_then_serves_more(start):
         r = c.response(c.request("POST", "/echo", body=b"on stream 3"))
         assert r.status == 200 and bytes(r.body) == b"on stream 3", r
     t.check_alive("h2c")
+
+
+# ---- all at once -----------------------------------------------------------
+
+def _normal_client(t, seed, out):
+    """30 echoes of random bodies on one connection, each checked."""
+    rnd = random.Random(seed)
+    try:
+        with t.conn() as c:
+            c.handshake()
+            for _ in range(30):
+                body = rnd.randbytes(rnd.randrange(1, 100_000))
+                r = c.response(c.request("POST", "/echo", body=body), 20)
+                if not (r.ended and bytes(r.body) == body):
+                    out.append(f"echo broken: {r} goaway={c.goaway}")
+                    return
+        out.append("ok")
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        out.append(repr(e))
+
+
+def _hostile_client(t, kind, out):
+    try:
+        with t.conn(rcvbuf=4096 if kind == "ping" else None) as c:
+            c.handshake()
+            deadline = time.monotonic() + 8
+            block = request_block()
+            if kind == "reset":
+                while time.monotonic() < deadline and not c.closed \
+                        and c.goaway is None:
+                    batch = b""
+                    for _ in range(100):
+                        sid = c.new_stream_id()
+                        batch += (frame(HEADERS, END_HEADERS | END_STREAM,
+                                        sid, block) + rst_frame(sid, CANCEL))
+                    c.send(batch)
+                    c.read(0)
+            elif kind == "continuation":
+                c.send(frame(HEADERS, END_STREAM, 1, block))
+                one = frame(CONTINUATION, 0, 1, b"")
+                while time.monotonic() < deadline and not c.closed:
+                    c.send(one * 1000)
+                    c.read(0)
+            elif kind == "ping":
+                c.auto_ack = False
+                c.sock.settimeout(2)
+                try:
+                    while time.monotonic() < deadline:
+                        if not c.send(ping_frame() * 1000):
+                            break
+                except socket.timeout:
+                    pass
+            c.pump(lambda: c.closed, 2)
+        out.append("done")
+    except Exception as e:  # noqa: BLE001
+        out.append(repr(e))
+
+
+def test_hostile_and_normal_clients_at_once(start):
+    """Several hostile connections and well-behaved ones on the same
+    server (one thread, one loop) at the same time: the well-behaved ones
+    get every byte right, memory stays bounded, and the server lives."""
+    t = start("hello_http", f"--write_timeout={WRITE_TIMEOUT}")
+    _warm_up(t)
+    base = t.rss_kb()
+    normal, hostile = [], []
+    threads = [threading.Thread(target=_normal_client, args=(t, i, normal))
+               for i in range(4)]
+    threads += [threading.Thread(target=_hostile_client, args=(t, k, hostile))
+                for k in ("reset", "continuation", "ping", "reset")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not any(th.is_alive() for th in threads), "a client hung"
+    assert normal == ["ok"] * 4, normal
+    assert hostile == ["done"] * 4, hostile
+    assert t.peak_kb() - base < 2 * RSS_GROWTH_BOUND_KB, (base, t.peak_kb())
+    t.check_alive("hostile and normal clients at once")
