@@ -14,8 +14,9 @@
  *   1  prior knowledge: an HTTP/1 connection that sees the preface
  *      (gust__http_conn_new, then the sniff);
  *   2  Upgrade: h2c from an HTTP/1 request, which becomes stream 1;
- * and which server takes it (divided by 3, odd: the one with tiny
- * limits, so that every limit of the glue is reached by small inputs).
+ * which server takes it (divided by 3, odd: the one with tiny limits, so
+ * that every limit of the glue is reached by small inputs); and (divided
+ * by 6, odd) whether two connections send the same input at once.
  * Seeds: fuzz/corpus/http2/ (made by fuzz/make_http2_corpus.py).
  *
  * Invariants checked at the end of every input: the connection is gone
@@ -363,37 +364,28 @@ static void client_pump(client *c)
     }
 }
 
+/* The clients of one input: one, or two at once on the same server and
+ * loop (their sessions interleave: what the glue keeps per thread must
+ * not mix them). */
+typedef struct clients {
+    client c[2];
+    int n;
+} clients;
+
 static bool done(gust_loop *l, void *data)
 {
     (void)l;
-    client *c = data;
-    client_pump(c);
+    clients *cs = data;
+    for (int i = 0; i < cs->n; i++)
+        client_pump(&cs->c[i]);
     return gust_http_server_connection_count(server) == 0 &&
            live_requests == 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* A server-side connection for mode on a new socketpair; returns the
+ * client's end. */
+static int open_connection(int mode)
 {
-    if (size < 1 || size > 256 * 1024)
-        return 0;
-    if (!loop)
-        setup();
-    int mode = data[0] % 3;
-    server = servers[(data[0] / 3) & 1];
-    data++;
-    size--;
-
-    size_t head_len = (mode == 2 ? sizeof UPGRADE - 1 : 0) + sizeof PREFACE - 1;
-    uint8_t *input = malloc(head_len + size);
-    CHECK(input != NULL);
-    size_t at = 0;
-    if (mode == 2) {
-        memcpy(input, UPGRADE, sizeof UPGRADE - 1);
-        at = sizeof UPGRADE - 1;
-    }
-    memcpy(input + at, PREFACE, sizeof PREFACE - 1);
-    memcpy(input + head_len, data, size);
-
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     gust_stream *stream = gust_stream_new(loop, sv[0], NULL);
@@ -408,21 +400,52 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(gust__http_conn_new(server, stream, (struct sockaddr *)&peer,
                                   sizeof peer) != NULL);
     }
+    return sv[1];
+}
 
-    client c = {sv[1], input, head_len + size, false};
-    /* The input, then the end of it: the connection must finish by
-     * itself (answers sent, or an error and a close)... */
-    gust_loop_run_until(loop, done, &c, 3.0);
-    /* ...else the client goes away, and it must be gone soon after. */
-    if (!done(loop, &c)) {
-        close(c.fd);
-        c.fd = -1;
-        gust_loop_run_until(loop, done, &c, 3.0);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1 || size > 256 * 1024)
+        return 0;
+    if (!loop)
+        setup();
+    int mode = data[0] % 3;
+    server = servers[(data[0] / 3) & 1];
+    int nclients = (data[0] / 6) & 1 ? 2 : 1;
+    data++;
+    size--;
+
+    size_t head_len = (mode == 2 ? sizeof UPGRADE - 1 : 0) + sizeof PREFACE - 1;
+    uint8_t *input = malloc(head_len + size);
+    CHECK(input != NULL);
+    size_t at = 0;
+    if (mode == 2) {
+        memcpy(input, UPGRADE, sizeof UPGRADE - 1);
+        at = sizeof UPGRADE - 1;
+    }
+    memcpy(input + at, PREFACE, sizeof PREFACE - 1);
+    memcpy(input + head_len, data, size);
+
+    clients cs = {.n = nclients};
+    for (int i = 0; i < nclients; i++)
+        cs.c[i] = (client){open_connection(mode), input, head_len + size,
+                           false};
+    /* The input, then the end of it: the connections must finish by
+     * themselves (answers sent, or an error and a close)... */
+    gust_loop_run_until(loop, done, &cs, 3.0);
+    /* ...else the clients go away, and they must be gone soon after. */
+    if (!done(loop, &cs)) {
+        for (int i = 0; i < nclients; i++) {
+            close(cs.c[i].fd);
+            cs.c[i].fd = -1;
+        }
+        gust_loop_run_until(loop, done, &cs, 3.0);
     }
     CHECK(gust_http_server_connection_count(server) == 0);
     CHECK(live_requests == 0);
-    if (c.fd >= 0)
-        close(c.fd);
+    for (int i = 0; i < nclients; i++)
+        if (cs.c[i].fd >= 0)
+            close(cs.c[i].fd);
     free(input);
     return 0;
 }

@@ -2,8 +2,8 @@
 """Writes the seed corpus of fuzz/fuzz_http2.c into fuzz/corpus/http2/.
 
 Each seed is one byte (how the connection became HTTP/2: 0 ALPN, 1 prior
-knowledge, 2 Upgrade: h2c; plus 3 for the server with tiny limits)
-followed by what a client sends after the
+knowledge, 2 Upgrade: h2c; plus 3 for the server with tiny limits, plus
+6 for two connections at once) followed by what a client sends after the
 connection preface: its SETTINGS, then requests to the paths the
 target's handler answers in its different ways (fuzz_http2.c), with
 bodies, trailers, resets, pings, window updates. Frames are built byte by
@@ -184,6 +184,13 @@ def seeds():
         3, "GET", "/late").headers(5, "GET", "/").raw(rst(1) + rst(3))
     yield "tiny_limits_headers", Client(5).headers(3, "GET", "/echo", [
         (f"x-{i}", "v" * 60) for i in range(10)])
+    # Two connections at once (first byte 6..11).
+    yield "two_connections_big", Client(6, window=2000).headers(
+        1, "GET", "/big?n=3").raw(window(0, 1 << 20) + window(1, 30000)) \
+        .headers(3, "GET", "/flush?n=5")
+    yield "two_connections_bodies", Client(7).headers(
+        1, "POST", "/pause", end_stream=False).data(1, b"a" * 4000, end=False) \
+        .data(1, b"b" * 4000).headers(3, "GET", "/sendfile?len=40000")
     yield "prior_knowledge_many", Client(1, streams=2).headers(
         1, "GET", "/echo").headers(3, "GET", "/late").headers(
         5, "GET", "/flush")
