@@ -6,7 +6,8 @@
  * from the header callbacks, the limits, bodies buffered and streamed
  * (pause/resume), and every way a handler answers (structured, flushed,
  * raw HTTP/1 bytes parsed back into HEADERS, sendfile, abort, late from a
- * callback), with what the server writes read and dropped.
+ * callback, header blocks over one frame), with what the server writes
+ * read and dropped.
  *
  * The first input byte picks how the connection became HTTP/2 (its
  * value modulo 3):
@@ -159,6 +160,20 @@ static void answer(fz_req *r)
         int n = snprintf(line, sizeof line, "\nargs=%zu files=%zu\n",
                          req->arguments.count, req->files.count);
         gust_http_response_write(req, line, (size_t)n);
+        finish(r);
+    } else if (path_is(req, "/bighead")) {
+        /* A response header block over one frame: HEADERS and
+         * CONTINUATION frames (n fields of 1000 bytes). */
+        static char value[1001];
+        if (!value[0])
+            memset(value, 'h', sizeof value - 1);
+        int n = query_int(req, "n", 40) & 63;
+        for (int i = 0; i < n; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "X-Big-%d", i);
+            gust_http_response_add_header(req, name, value);
+        }
+        gust_http_response_write(req, "big head", 8);
         finish(r);
     } else if (path_is(req, "/status")) {
         int code = query_int(req, "code", 200);

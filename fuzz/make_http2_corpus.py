@@ -191,6 +191,11 @@ def seeds():
     yield "two_connections_bodies", Client(7).headers(
         1, "POST", "/pause", end_stream=False).data(1, b"a" * 4000, end=False) \
         .data(1, b"b" * 4000).headers(3, "GET", "/sendfile?len=40000")
+    yield "big_response_head", Client().headers(1, "GET", "/bighead") \
+        .headers(3, "GET", "/bighead?n=20")
+    yield "two_connections_big_heads", Client(6).headers(
+        1, "GET", "/bighead").headers(3, "GET", "/big?n=2").headers(
+        5, "GET", "/bighead?n=63")
     yield "prior_knowledge_many", Client(1, streams=2).headers(
         1, "GET", "/echo").headers(3, "GET", "/late").headers(
         5, "GET", "/flush")
