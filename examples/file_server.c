@@ -3,6 +3,7 @@
  *
  *   file_server [--root=DIR] [--port=8888] [--address=127.0.0.1]
  *               [--prefix=/] [--default-filename=index.html]
+ *               [--cert=server.pem --key=server.key]
  *
  * GET and HEAD on <prefix><path> answer the file root/<path>: Content-Type
  * by extension, ETag and Last-Modified, 304 for If-None-Match and
@@ -12,6 +13,10 @@
  * leaving root, through ".." or a symlink, get 403. Logs "listening on"
  * once the port is open, one access line per request, and exits 0 on
  * SIGTERM or SIGINT after the open connections are done.
+ *
+ * With --cert and --key it serves HTTPS, offering HTTP/2 ("h2") and
+ * HTTP/1.1 by ALPN (docs/http2.md), so that a browser loads a page and
+ * its assets over one HTTP/2 connection.
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +26,7 @@
 
 #include "gust/gust.h"
 #include "gust/options.h"
+#include "gust/tls.h"
 #include "gust/web.h"
 
 static gust_app *app;
@@ -75,7 +81,29 @@ int main(int argc, char **argv)
                                "index.html",
                                "file served for a directory (empty: none)",
                                NULL);
+    const char *cert, *key;
+    gust_options_define_string(NULL, "cert", &cert, NULL,
+                               "PEM certificate chain (HTTPS)", NULL);
+    gust_options_define_string(NULL, "key", &key, NULL,
+                               "PEM private key (HTTPS)", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
+    if (!cert != !key) {
+        fprintf(stderr, "%s: --cert and --key go together\n", argv[0]);
+        gust_options_free(gust_options_default());
+        return 2;
+    }
+    gust_tls_context *tls = NULL;
+    if (cert) {
+        /* No ALPN list of our own: the server offers h2, then http/1.1. */
+        gust_tls_options tls_opts = {.cert_file = cert, .key_file = key};
+        tls = gust_tls_context_new_server(&tls_opts);
+        if (!tls) {
+            gust_options_free(gust_options_default());
+            return 1; /* the reason is logged */
+        }
+    }
+    gust_http_server_options server_opts = {.tcp.tls = tls};
+    gust_app_settings settings = {.server_options = &server_opts};
 
     gust_static_options files = {
         .root = root,
@@ -92,8 +120,9 @@ int main(int argc, char **argv)
                    .name = "static"),
         GUST_ROUTES_END,
     };
-    app = gust_app_new(routes, NULL);
+    app = gust_app_new(routes, &settings);
     free(pattern); /* the app copied it */
+    gust_tls_context_free(tls); /* the app holds its own reference */
     int rc = app ? gust_app_listen(app, port, address) : -errno;
     if (rc < 0) {
         gust_log_error("file_server", "cannot start: %s", gust_strerror(rc));
@@ -104,8 +133,8 @@ int main(int argc, char **argv)
     gust_loop *loop = gust_loop_current();
     gust_loop_add_signal(loop, SIGTERM, on_signal, NULL);
     gust_loop_add_signal(loop, SIGINT, on_signal, NULL);
-    gust_log_info("file_server", "listening on %s:%d, serving %s at %s",
-                  address, gust_http_server_port(gust_app_server(app)), root,
+    gust_log_info("file_server", "listening on %s://%s:%d, serving %s at %s",
+                  tls ? "https" : "http", address, gust_http_server_port(gust_app_server(app)), root,
                   prefix);
     gust_loop_start(loop);
     gust_app_free(app);

@@ -11,7 +11,8 @@
  * POST /upload with a multipart body answers every uploaded file as
  * "<field> <filename> <size>\n" followed by the file's bytes, so that a test
  * can check an upload byte for byte; any request to /echo is answered with
- * its body.
+ * its body, and /version with the request's HTTP version ("HTTP/1.1",
+ * "HTTP/2.0"), which is what a handler sees behind a proxy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,11 @@ static void handle_request(gust_http_request *req, void *data)
     (void)data;
     if (strcmp(req->path, "/upload") == 0) {
         handle_upload(req);
+        return;
+    }
+    if (strcmp(req->path, "/version") == 0) {
+        gust_http_respond(req, 200, "text/plain", req->version,
+                          strlen(req->version));
         return;
     }
     if (strcmp(req->path, "/echo") == 0) {

@@ -18,6 +18,7 @@ can read nothing at all.
 """
 import select
 import socket
+import ssl
 import struct
 import time
 
@@ -190,15 +191,23 @@ class H2Conn:
     preface: send the connection preface and a SETTINGS frame (with
     `settings`) at once. auto_ack: answer SETTINGS and PING. auto_window:
     give back the window of DATA read (stream and connection). rcvbuf:
-    SO_RCVBUF before connecting, to make a client that reads slowly."""
+    SO_RCVBUF before connecting, to make a client that reads slowly.
+    sock: a connected socket to take over (after Upgrade: h2c), with the
+    bytes already read from it in `buffered`."""
 
     def __init__(self, port, settings=None, preface=True, auto_ack=True,
-                 auto_window=True, rcvbuf=None, timeout=10.0, host=HOST):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                 auto_window=True, rcvbuf=None, timeout=10.0, host=HOST,
+                 sock=None, buffered=b"", first_stream_id=1, tls=False):
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+            if tls:
+                sock = tls_wrap(sock)
+        self.sock = sock
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.auto_ack = auto_ack
         self.auto_window = auto_window
@@ -218,22 +227,28 @@ class H2Conn:
         self.frames = []          # (type, flags, stream_id, payload) read
         self.streams = {}
         self.requested = set()    # streams opened by request()
-        self.next_stream_id = 1
+        self.next_stream_id = first_stream_id
         self.peer_window = 65535  # connection send window
         self._block = None        # (stream_id, bytes) of a header block
         self.garbage = b""        # bytes that were not HTTP/2 (an HTTP/1 answer)
         if preface:
             self.send(PREFACE + settings_frame(settings))
+        if buffered:
+            # Bytes already read from sock (after an HTTP/1 101 answer).
+            self.buf += buffered
+            self._parse()
 
     # ---- writing ----------------------------------------------------------
 
     def send(self, data):
         """Writes data; returns False (and marks the connection closed) if
-        the server has closed or reset it."""
+        the server has closed or reset it. A send timeout is raised."""
         try:
             self.sock.sendall(data)
             return True
-        except (BrokenPipeError, ConnectionResetError):
+        except socket.timeout:
+            raise
+        except OSError:  # EPIPE, ECONNRESET, or TLS's own ends
             self.closed = True
             self.reset_by_peer = True
             return False
@@ -325,8 +340,11 @@ class H2Conn:
         the connection is closed."""
         if self.closed:
             return False
+        # (TLS may hold decrypted bytes that select() cannot see.)
+        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
         try:
-            ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            ready, _, _ = (([self.sock], None, None) if pending else
+                           select.select([self.sock], [], [], max(timeout, 0)))
         except ValueError:
             self.closed = True
             return False
@@ -495,11 +513,25 @@ class H2Conn:
         self.close()
 
 
-def h2_get(port, path="/", timeout=10.0):
-    """One GET over a new prior-knowledge connection: (status, body), or
-    (None, reason) if the server did not answer over HTTP/2."""
+def tls_wrap(sock):
+    """TLS on a connected socket, offering only "h2" by ALPN, with no
+    check of the test server's certificate. Raises unless h2 was chosen."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(sock, server_hostname="localhost")
+    if s.selected_alpn_protocol() != "h2":
+        raise ssl.SSLError(f"ALPN chose {s.selected_alpn_protocol()!r}")
+    return s
+
+
+def h2_get(port, path="/", timeout=10.0, tls=False):
+    """One GET over a new connection (prior knowledge, or TLS with ALPN h2):
+    (status, body), or (None, reason) if the server did not answer over
+    HTTP/2."""
     try:
-        with H2Conn(port, timeout=timeout) as c:
+        with H2Conn(port, timeout=timeout, tls=tls) as c:
             if not c.handshake(timeout):
                 return None, f"no SETTINGS (read {bytes(c.garbage[:80])!r})"
             sid = c.request("GET", path)

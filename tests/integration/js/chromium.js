@@ -6,6 +6,9 @@
 //   const { browser, page, close } = await launch();
 //   ... await close();   // closes the browser and removes its profile
 //
+// launch({ ignoreHTTPSErrors: true }) accepts a test server's certificate
+// without a CA (the HTTP/2 test, js/h2_page.js).
+//
 // Every start gets a new empty profile (--user-data-dir in a fresh temporary
 // directory). The background-networking flags matter here: without them
 // Chromium keeps trying to reach Google's hosts, and this machine's closed
@@ -31,6 +34,7 @@ async function launch(options = {}) {
     headless: true,
     args: FLAGS,
     timeout: options.timeout || 30000,
+    ignoreHTTPSErrors: Boolean(options.ignoreHTTPSErrors),
   });
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(options.timeout || 10000);
