@@ -96,10 +96,8 @@ static size_t format_ipv4(const unsigned char *b, char *out)
     return (size_t)(out - start - 1);
 }
 
-/* Returns the length of the address written to out. */
-static size_t format_peer(const gust_http_connection *c, char *out, size_t n)
+size_t gust__http_format_addr(const struct sockaddr *a, char *out, size_t n)
 {
-    const struct sockaddr *a = c->peer_big ? c->peer_big : &c->peer.sa;
     if (a->sa_family == AF_INET && n >= INET_ADDRSTRLEN)
         return format_ipv4(
             (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr, out);
@@ -112,6 +110,12 @@ static size_t format_peer(const gust_http_connection *c, char *out, size_t n)
     else
         snprintf(out, n, "unix");
     return strlen(out);
+}
+
+static size_t format_peer(const gust_http_connection *c, char *out, size_t n)
+{
+    return gust__http_format_addr(c->peer_big ? c->peer_big : &c->peer.sa, out,
+                                  n);
 }
 
 /* Takes a request context for c (c->rq). Returns false if out of memory. */

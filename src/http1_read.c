@@ -160,6 +160,24 @@ static char *dup_slice(gust_http_connection *c, gust__http1_slice s)
     return gust_arena_strndup(&c->rq->arena, s.ptr, s.len);
 }
 
+void gust__http_request_set_host(gust_http_request *r, gust_arena *a,
+                                 const char *host)
+{
+    r->host = host ? host : "";
+    gust_str hn = gust_str_cstr(r->host);
+    int port;
+    if (host && gust_http_split_host_port(hn, &hn, &port) == 0) {
+        char *lower = gust_arena_strndup(a, hn.ptr, hn.len);
+        if (lower)
+            for (char *p = lower; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p + 32);
+        r->host_name = lower ? lower : "";
+    } else {
+        r->host_name = r->host;
+    }
+}
+
 /* Validated X-headers (xheaders option). */
 void gust__http_conn_apply_xheaders(gust_http_connection *c)
 {
@@ -322,19 +340,8 @@ static int setup_request(gust_http_connection *c)
         host.ptr = a;
         host.len = n;
     }
-    r->host = host.ptr ? dup_slice(c, host) : "";
-    gust_str hn = gust_str_cstr(r->host);
-    int port;
-    if (host.ptr && gust_http_split_host_port(hn, &hn, &port) == 0) {
-        char *lower = gust_arena_strndup(&c->rq->arena, hn.ptr, hn.len);
-        if (lower)
-            for (char *p = lower; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    *p = (char)(*p + 32);
-        r->host_name = lower ? lower : "";
-    } else {
-        r->host_name = r->host;
-    }
+    gust__http_request_set_host(r, &c->rq->arena,
+                                host.ptr ? dup_slice(c, host) : NULL);
     r->start_time = gust_loop_time(gust_stream_loop(c->stream));
     r->connection = c;
     r->body = gust_str_make("", 0);

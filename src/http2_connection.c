@@ -124,6 +124,7 @@ struct h2_conn {
     } peer;
     socklen_t peer_len;
     char peer_ip[64];
+    uint8_t peer_ip_len;
     struct h2_obuf *ob;      /* output being gathered (out_len bytes) */
     size_t out_len;
     unsigned inflight;       /* gathered buffers the stream still sends */
@@ -378,7 +379,7 @@ static h2_stream *stream_new(h2_conn *h, int32_t id)
     }
     gust__http_rq *q = c->rq;
     memcpy(q->peer_ip, h->peer_ip, sizeof q->peer_ip);
-    q->peer_ip_len = (uint8_t)strlen(q->peer_ip);
+    q->peer_ip_len = h->peer_ip_len;
     gust_arena_reset(&q->arena);
     memset(&q->req, 0, sizeof q->req);
     q->streaming = q->body_paused = q->skip_body = q->finish_called = false;
@@ -518,23 +519,6 @@ static gust_http_method method_id_of(const char *m, const char **name)
     return GUST_HTTP_OTHER;
 }
 
-static void set_host(gust_http_request *r, gust_arena *a, const char *host)
-{
-    r->host = host ? host : "";
-    gust_str hn = gust_str_cstr(r->host);
-    int port;
-    if (host && gust_http_split_host_port(hn, &hn, &port) == 0) {
-        char *lower = gust_arena_strndup(a, hn.ptr, hn.len);
-        if (lower)
-            for (char *p = lower; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    *p = (char)(*p + 32);
-        r->host_name = lower ? lower : "";
-    } else {
-        r->host_name = r->host;
-    }
-}
-
 /* Fills st's gust_http_request once its head is complete. 0 or -ENOMEM. */
 static int stream_setup(h2_stream *st)
 {
@@ -588,7 +572,7 @@ static int stream_setup(h2_stream *st)
         gust_http_headers_add(&r->headers, GUST_STR("host"),
                               gust_str_cstr(host), GUST_HEADER_TRUSTED);
     }
-    set_host(r, a, host);
+    gust__http_request_set_host(r, a, host);
     if (h->srv->opts.xheaders)
         gust__http_conn_apply_xheaders(&st->hc);
     r->start_time = gust_loop_time(conn_loop(h));
@@ -2037,18 +2021,6 @@ static const gust_http_detach_ops conn_ops = {conn_close_all};
 
 /* ---- Making connections ------------------------------------------------ */
 
-static void format_ip(const struct sockaddr *a, char *out, size_t n)
-{
-    if (a->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out,
-                  (socklen_t)n);
-    else if (a->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, out,
-                  (socklen_t)n);
-    else
-        snprintf(out, n, "unix");
-}
-
 /* A connection with its session, not yet attached to a stream. */
 static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
                            const struct sockaddr *addr, socklen_t addrlen)
@@ -2064,7 +2036,8 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
         addrlen = sizeof h->peer;
     memcpy(&h->peer, addr, addrlen);
     h->peer_len = addrlen;
-    format_ip(&h->peer.sa, h->peer_ip, sizeof h->peer_ip);
+    h->peer_ip_len =
+        (uint8_t)gust__http_format_addr(&h->peer.sa, h->peer_ip, sizeof h->peer_ip);
     const gust_http_server_options *o = &srv->opts;
     nghttp2_option *opt;
     if (nghttp2_option_new(&opt) != 0) {

@@ -192,6 +192,9 @@ static inline int gust__http_buf_reserve(char **buf, size_t *cap, size_t need,
 }
 
 /* http1_connection.c */
+/* Writes a's IP address (or "unix") to out (n bytes, >= 64), without
+ * inet_ntop() for IPv4 (it runs for every request). Returns its length. */
+size_t gust__http_format_addr(const struct sockaddr *a, char *out, size_t n);
 gust_http_connection *gust__http_conn_new(gust_http_server *srv,
                                           gust_stream *stream,
                                           const struct sockaddr *addr,
@@ -309,6 +312,11 @@ const struct sockaddr *gust__h2_peer(const gust_http_connection *c,
 /* http1_read.c, shared with http2_connection.c: X-Real-Ip & co. into
  * c->rq->req (xheaders). */
 void gust__http_conn_apply_xheaders(gust_http_connection *c);
+/* r->host from the Host field or authority (NULL: none, ""), and
+ * r->host_name, its name without the port, lowercased in a. Shared with
+ * HTTP/2 (:authority). */
+void gust__http_request_set_host(gust_http_request *r, gust_arena *a,
+                                 const char *host);
 
 /* What the connection timer measures. */
 enum {
