@@ -1292,6 +1292,8 @@ static int raw_parse(h2_stream *st)
 {
     gust__http_rq *q = st->hc.rq;
     if (!st->raw_head) {
+        if (!q->out_len) /* nothing written yet (a write of 0 bytes) */
+            return 1;
         gust__http1_response resp = {0};
         resp.headers = q->head.headers;
         resp.max_headers = q->head_slots;
