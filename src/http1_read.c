@@ -446,6 +446,53 @@ static int discard_step(gust_http_connection *c)
     return done;
 }
 
+/* Inlined into HTTP/1's dispatch (every request); HTTP/2 calls the
+ * exported wrappers below. */
+static inline void collect_args(gust__http_rq *q, const char *module)
+{
+    gust_http_request *r = &q->req;
+    if (!q->streaming && r->body.len) {
+        gust_str ct = gust_http_headers_get_first(&r->headers,
+                                                  GUST_STR("Content-Type"));
+        bool encoded = gust_http_headers_has(&r->headers,
+                                             GUST_STR("Content-Encoding"));
+        if (ct.ptr && !encoded &&
+            gust_http_parse_body_arguments(&q->arena, ct, r->body,
+                                           &r->body_arguments, &r->files) < 0)
+            gust_log_warning(module, "%s: invalid form body ignored",
+                             q->peer_ip);
+    }
+    for (size_t i = 0; i < r->query_arguments.count; i++)
+        gust_http_args_add(&r->arguments, r->query_arguments.items[i].name,
+                           r->query_arguments.items[i].value);
+    for (size_t i = 0; i < r->body_arguments.count; i++)
+        gust_http_args_add(&r->arguments, r->body_arguments.items[i].name,
+                           r->body_arguments.items[i].value);
+}
+
+static inline void run_handler(gust_http_server *srv, gust_http_request *r)
+{
+    const gust_http_delegate *d = srv->handler.delegate;
+    if (d) {
+        if (d->finish)
+            d->finish(r, srv->handler.data);
+    } else if (srv->handler.callback) {
+        srv->handler.callback(r, srv->handler.data);
+    } else {
+        gust_http_respond(r, 404, NULL, NULL, 0);
+    }
+}
+
+void gust__http_request_collect_args(gust__http_rq *q, const char *module)
+{
+    collect_args(q, module);
+}
+
+void gust__http_server_run_handler(gust_http_server *srv, gust_http_request *r)
+{
+    run_handler(srv, r);
+}
+
 /* The body is complete: parse form arguments and run the handler. */
 static void dispatch(gust_http_connection *c)
 {
@@ -456,37 +503,13 @@ static void dispatch(gust_http_connection *c)
         else if (c->rq->framing.body == GUST_HTTP1_BODY_LENGTH)
             r->body = gust_str_make(c->rq->buf + c->rq->head_end,
                                     (size_t)c->rq->framing.content_length);
-        if (r->body.len) {
-            gust_str ct = gust_http_headers_get_first(&r->headers,
-                                                      GUST_STR("Content-Type"));
-            bool encoded = gust_http_headers_has(&r->headers,
-                                                 GUST_STR("Content-Encoding"));
-            if (ct.ptr && !encoded &&
-                gust_http_parse_body_arguments(&c->rq->arena, ct, r->body,
-                                               &r->body_arguments, &r->files) < 0)
-                gust_log_warning("http", "%s: invalid form body ignored",
-                                 c->rq->peer_ip);
-        }
     }
-    for (size_t i = 0; i < r->query_arguments.count; i++)
-        gust_http_args_add(&r->arguments, r->query_arguments.items[i].name,
-                           r->query_arguments.items[i].value);
-    for (size_t i = 0; i < r->body_arguments.count; i++)
-        gust_http_args_add(&r->arguments, r->body_arguments.items[i].name,
-                           r->body_arguments.items[i].value);
+    collect_args(c->rq, "http");
     c->state = GUST__HTTP_HANDLER;
     c->rq->finish_called = true;
     c->app_owns = true;
     gust__http_conn_pause_timer(c);
-    const gust_http_delegate *d = c->srv->handler.delegate;
-    if (d) {
-        if (d->finish)
-            d->finish(r, c->srv->handler.data);
-    } else if (c->srv->handler.callback) {
-        c->srv->handler.callback(r, c->srv->handler.data);
-    } else {
-        gust_http_respond(r, 404, NULL, NULL, 0);
-    }
+    run_handler(c->srv, r);
 }
 
 /* Body bytes buf[req_end, len): move them where they belong. Returns 1

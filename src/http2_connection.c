@@ -618,42 +618,15 @@ static void stream_dispatch(h2_stream *st)
     gust_http_server *srv = st->hc.srv;
     if (st->dispatched || st->skip || st->err_status)
         return;
-    if (!q->streaming) {
-        if (q->body)
-            r->body = gust_str_make(q->body, q->body_len);
-        if (r->body.len) {
-            gust_str ct = gust_http_headers_get_first(&r->headers,
-                                                      GUST_STR("content-type"));
-            bool encoded = gust_http_headers_has(&r->headers,
-                                                 GUST_STR("content-encoding"));
-            if (ct.ptr && !encoded &&
-                gust_http_parse_body_arguments(&q->arena, ct, r->body,
-                                               &r->body_arguments,
-                                               &r->files) < 0)
-                gust_log_warning(LOG, "%s: invalid form body ignored",
-                                 q->peer_ip);
-        }
-    }
-    for (size_t i = 0; i < r->query_arguments.count; i++)
-        gust_http_args_add(&r->arguments, r->query_arguments.items[i].name,
-                           r->query_arguments.items[i].value);
-    for (size_t i = 0; i < r->body_arguments.count; i++)
-        gust_http_args_add(&r->arguments, r->body_arguments.items[i].name,
-                           r->body_arguments.items[i].value);
+    if (!q->streaming && q->body)
+        r->body = gust_str_make(q->body, q->body_len);
+    gust__http_request_collect_args(q, LOG);
     stream_recv_done(st);
     st->dispatched = true;
     q->finish_called = true;
     st->hc.app_owns = true;
     st->hc.state = GUST__HTTP_HANDLER;
-    const gust_http_delegate *d = srv->handler.delegate;
-    if (d) {
-        if (d->finish)
-            d->finish(r, srv->handler.data);
-    } else if (srv->handler.callback) {
-        srv->handler.callback(r, srv->handler.data);
-    } else {
-        gust_http_respond(r, 404, NULL, NULL, 0);
-    }
+    gust__http_server_run_handler(srv, r);
 }
 
 /* Head complete: set up, headers_received, and dispatched at once when

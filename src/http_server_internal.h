@@ -317,6 +317,13 @@ void gust__http_conn_apply_xheaders(gust_http_connection *c);
  * HTTP/2 (:authority). */
 void gust__http_request_set_host(gust_http_request *r, gust_arena *a,
                                  const char *host);
+/* Once q's body is complete (q->req.body set, unless streamed): form
+ * arguments and files from the body, then arguments = query + body
+ * arguments. An unparsable form is logged under module and ignored. */
+void gust__http_request_collect_args(gust__http_rq *q, const char *module);
+/* Hands r to the server's handler: the delegate's finish, the callback,
+ * or a 404 when there is neither. */
+void gust__http_server_run_handler(gust_http_server *srv, gust_http_request *r);
 
 /* What the connection timer measures. */
 enum {
