@@ -96,7 +96,9 @@ static size_t format_ipv4(const unsigned char *b, char *out)
     return (size_t)(out - start - 1);
 }
 
-size_t gust__http_format_addr(const struct sockaddr *a, char *out, size_t n)
+/* Inlined into format_peer (every request context); HTTP/2 calls the
+ * wrapper. */
+static inline size_t format_addr(const struct sockaddr *a, char *out, size_t n)
 {
     if (a->sa_family == AF_INET && n >= INET_ADDRSTRLEN)
         return format_ipv4(
@@ -112,10 +114,14 @@ size_t gust__http_format_addr(const struct sockaddr *a, char *out, size_t n)
     return strlen(out);
 }
 
+size_t gust__http_format_addr(const struct sockaddr *a, char *out, size_t n)
+{
+    return format_addr(a, out, n);
+}
+
 static size_t format_peer(const gust_http_connection *c, char *out, size_t n)
 {
-    return gust__http_format_addr(c->peer_big ? c->peer_big : &c->peer.sa, out,
-                                  n);
+    return format_addr(c->peer_big ? c->peer_big : &c->peer.sa, out, n);
 }
 
 /* Takes a request context for c (c->rq). Returns false if out of memory. */

@@ -160,8 +160,9 @@ static char *dup_slice(gust_http_connection *c, gust__http1_slice s)
     return gust_arena_strndup(&c->rq->arena, s.ptr, s.len);
 }
 
-void gust__http_request_set_host(gust_http_request *r, gust_arena *a,
-                                 const char *host)
+/* Inlined into HTTP/1's request set-up; HTTP/2 calls the wrapper. */
+static inline void set_host(gust_http_request *r, gust_arena *a,
+                            const char *host)
 {
     r->host = host ? host : "";
     gust_str hn = gust_str_cstr(r->host);
@@ -176,6 +177,12 @@ void gust__http_request_set_host(gust_http_request *r, gust_arena *a,
     } else {
         r->host_name = r->host;
     }
+}
+
+void gust__http_request_set_host(gust_http_request *r, gust_arena *a,
+                                 const char *host)
+{
+    set_host(r, a, host);
 }
 
 /* Validated X-headers (xheaders option). */
@@ -340,8 +347,7 @@ static int setup_request(gust_http_connection *c)
         host.ptr = a;
         host.len = n;
     }
-    gust__http_request_set_host(r, &c->rq->arena,
-                                host.ptr ? dup_slice(c, host) : NULL);
+    set_host(r, &c->rq->arena, host.ptr ? dup_slice(c, host) : NULL);
     r->start_time = gust_loop_time(gust_stream_loop(c->stream));
     r->connection = c;
     r->body = gust_str_make("", 0);
