@@ -215,7 +215,7 @@ void gust__http_conn_apply_xheaders(gust_http_connection *c)
                 inet_pton(AF_INET6, ip, bin) == 1) {
                 char *cp = gust_arena_strdup(&c->rq->arena, ip);
                 if (cp) {
-                    r->remote_ip = cp;
+                    r->remote_ip = r->remote_ip_len_of = cp;
                     r->remote_ip_len = v.len;
                 }
             }
@@ -298,7 +298,7 @@ static int setup_request(gust_http_connection *c)
     r->method_id = method_of(h->method, &r->method);
     if (r->method_id == GUST_HTTP_OTHER)
         r->method = dup_slice(c, h->method);
-    r->uri = dup_slice(c, h->target);
+    r->uri = r->uri_len_of = dup_slice(c, h->target);
     r->uri_len = h->target.len;
     if (!r->method || !r->uri)
         return -ENOMEM;
@@ -330,7 +330,7 @@ static int setup_request(gust_http_connection *c)
                                             gust_str_cstr(r->query)))
             return -ENOMEM;
     }
-    r->remote_ip = c->rq->peer_ip;
+    r->remote_ip = r->remote_ip_len_of = c->rq->peer_ip;
     r->remote_ip_len = c->rq->peer_ip_len;
     r->protocol = c->srv->protocol ? c->srv->protocol
                   : c->stream && gust_stream_is_tls(c->stream) ? "https"

@@ -530,7 +530,7 @@ static int stream_setup(h2_stream *st)
     h->got_request = true;
     r->arena = a;
     r->method_id = method_id_of(st->method ? st->method : "GET", &r->method);
-    r->uri = st->path ? st->path : "/";
+    r->uri = r->uri_len_of = st->path ? st->path : "/";
     r->uri_len = strlen(r->uri);
     const char *qm = strchr(r->uri, '?');
     if (qm) {
@@ -557,7 +557,7 @@ static int stream_setup(h2_stream *st)
         gust_http_args_parse_urlencoded(&r->query_arguments,
                                         gust_str_cstr(r->query)))
         return -ENOMEM;
-    r->remote_ip = q->peer_ip;
+    r->remote_ip = r->remote_ip_len_of = q->peer_ip;
     r->remote_ip_len = q->peer_ip_len;
     r->protocol = h->srv->protocol ? h->srv->protocol
                   : h->stream && gust_stream_is_tls(h->stream) ? "https"

@@ -38,7 +38,7 @@ static _Atomic(gust_log_fn) log_handler;
 static void *log_handler_data;
 
 #define LINE_MAX_LEN 2304
-#define MSG_MAX_LEN 2048
+#define MSG_MAX_LEN GUST__LOG_MSG_MAX
 
 int gust_log_level_from_name(const char *name)
 {
@@ -254,11 +254,15 @@ static void write_lines(const char *p, size_t n)
 
 /* ---- The per-thread buffer ----------------------------------------------- */
 
-typedef struct log_buf {
-    size_t len, cap;
-    uint64_t first_ns; /* loop clock of the turn of its oldest line */
-    char data[];
-} log_buf;
+typedef gust__log_buf log_buf;
+
+_Thread_local gust__log_fast gust__log_fast_tl;
+
+/* The next line takes gust__log_begin() again. */
+static inline void fast_off(void)
+{
+    gust__log_fast_tl.module = NULL;
+}
 
 static _Thread_local log_buf *tl_buf;
 static _Thread_local int tl_turns;       /* > 0 inside a loop turn */
@@ -270,6 +274,7 @@ static _Thread_local size_t tl_when_len;
 
 static void flush_buf(log_buf *b)
 {
+    fast_off(); /* the next line sets first_ns */
     if (b && b->len) {
         size_t n = b->len;
         b->len = 0;
@@ -284,6 +289,7 @@ void gust__log_flush(void)
 
 static void drop_buf(void)
 {
+    fast_off();
     log_buf *b = tl_buf;
     tl_buf = NULL;
     flush_buf(b);
@@ -310,6 +316,7 @@ static void on_fork_prepare(void)
 
 static void on_fork_child(void)
 {
+    fast_off(); /* a new pid, maybe a task id, in the prefix */
     atomic_store(&cached_pid, 0);
     atomic_store(&cached_stderr, -1);
 }
@@ -331,6 +338,7 @@ uint64_t gust__log_due_ns(void)
 
 void gust__log_turn_end(uint64_t now_ns)
 {
+    fast_off();
     if (tl_turns > 0)
         tl_turns--;
     if (tl_buf && tl_buf->len && now_ns >= gust__log_due_ns())
@@ -391,7 +399,7 @@ static char *buf_room_slow(size_t n)
 void gust_log_set_handler(gust_log_fn fn, void *data)
 {
     pthread_once(&init_once, init_log);
-    gust__log_flush();
+    gust__log_flush(); /* and this thread's fast line is off */
     pthread_mutex_lock(&log_lock);
     log_handler = fn;
     log_handler_data = data;
@@ -550,7 +558,20 @@ char *gust__log_begin(int level, const char *module, bool raw, size_t *room)
     bool colour = !atomic_load_explicit(&log_file, memory_order_relaxed) &&
                   (stderr_mode() & STDERR_COLOUR);
     *room = MSG_MAX_LEN;
-    return raw ? line : put_prefix(line, level, module ? module : "gust", colour);
+    if (raw)
+        return line;
+    char *msg = put_prefix(line, level, module ? module : "gust", colour);
+    /* The module's next lines in this turn may skip the checks above. */
+    gust__log_fast *f = &gust__log_fast_tl;
+    size_t n = (size_t)(msg - line);
+    if (!colour && module && n <= sizeof f->prefix) {
+        f->module = module;
+        f->buf = tl_buf;
+        f->len_max = tl_buf->cap - LINE_MAX_LEN;
+        f->prefix_len = n;
+        memcpy(f->prefix, line, n);
+    }
+    return msg;
 }
 
 void gust__log_commit(int level, char *msg, size_t len, bool checked)

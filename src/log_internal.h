@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A loop turn begins on this thread; now_ns is the loop's clock. */
 void gust__log_turn_begin(uint64_t now_ns);
@@ -40,5 +41,54 @@ void gust__log_flush(void);
  * caller checked there are none (checked). */
 char *gust__log_begin(int level, const char *module, bool raw, size_t *room);
 void gust__log_commit(int level, char *msg, size_t len, bool checked);
+
+/* The same, inlined, for the second and later lines of one module in a
+ * loop turn (the access log's): gust__log_begin() leaves the line's
+ * prefix and the buffer here when the next line of that module may go
+ * straight in (in a turn, no handler, no colour, the prefix of this
+ * second); anything that changes that (the turn's end, a write of the
+ * buffer, a fork, a handler or file set on this thread) clears module.
+ * Lines of another thread are not affected: each thread has its own. */
+typedef struct gust__log_buf {
+    size_t len, cap;
+    uint64_t first_ns; /* loop clock of the turn of its oldest line */
+    char data[];
+} gust__log_buf;
+
+#define GUST__LOG_FAST_PREFIX 64
+#define GUST__LOG_MSG_MAX 2048 /* a message's room, NUL included */
+
+typedef struct gust__log_fast {
+    const char *module; /* NULL: take gust__log_begin() */
+    gust__log_buf *buf;
+    size_t len_max;     /* buf->len at most this for a line's room */
+    size_t prefix_len;  /* the prefix's bytes, its last space included */
+    char prefix[GUST__LOG_FAST_PREFIX]; /* "[I ...] ", letter at [1] */
+} gust__log_fast;
+
+extern _Thread_local gust__log_fast gust__log_fast_tl;
+
+/* Where a message of module goes, with GUST__LOG_MSG_MAX bytes of room,
+ * its prefix already written with letter ('I', 'W', 'E'); NULL: take
+ * gust__log_begin(). module is compared by address. */
+static inline char *gust__log_begin_fast(char letter, const char *module)
+{
+    gust__log_fast *f = &gust__log_fast_tl;
+    if (f->module != module || f->buf->len > f->len_max)
+        return NULL;
+    char *p = f->buf->data + f->buf->len;
+    memcpy(p, f->prefix, GUST__LOG_FAST_PREFIX); /* fixed: a few moves */
+    p[1] = letter;
+    return p + f->prefix_len;
+}
+
+/* Ends a line begun by gust__log_begin_fast(): len bytes at msg, checked
+ * for control characters by the caller. */
+static inline void gust__log_commit_fast(char *msg, size_t len)
+{
+    gust__log_buf *b = gust__log_fast_tl.buf;
+    msg[len] = '\n';
+    b->len = (size_t)(msg + len + 1 - b->data);
+}
 
 #endif /* GUST_LOG_INTERNAL_H */

@@ -54,6 +54,19 @@ static uint64_t elapsed_ns_of(gust_http_request *r)
     return now_ns > start_ns ? now_ns - start_ns : 0;
 }
 
+/* The lengths the server measured, when uri and remote_ip are still the
+ * strings it measured (an application may point them elsewhere); else 0,
+ * for the formatter's strlen. */
+static inline size_t uri_len_of(const gust_http_request *r)
+{
+    return r->uri == r->uri_len_of ? r->uri_len : 0;
+}
+
+static inline size_t remote_ip_len_of(const gust_http_request *r)
+{
+    return r->remote_ip == r->remote_ip_len_of ? r->remote_ip_len : 0;
+}
+
 /* headers: also Referer, User-Agent (copied into the arena), the body's
  * size and the wall-clock start, which Tornado's line does not show. */
 static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers,
@@ -80,8 +93,8 @@ static void fill_entry(gust_handler *h, gust_access_log_entry *e, bool headers,
         .request_time_us = (elapsed_ns + 500) / 1000,
         .start_time = start,
         .handler = h->cls && h->cls->name ? h->cls->name : NULL,
-        .uri_len = r->uri_len,
-        .remote_ip_len = r->remote_ip_len,
+        .uri_len = uri_len_of(r),
+        .remote_ip_len = remote_ip_len_of(r),
     };
 }
 
@@ -291,7 +304,7 @@ static const char two_digits[201] =
  * loaded from s (the last one overlapping), checked as they go: the
  * fields are short, and checking the copy instead would load words over
  * the stores just made, which the CPU cannot forward. */
-static char *copy_str(char *p, char *end, const char *s, size_t n)
+static inline char *copy_str(char *p, char *end, const char *s, size_t n)
 {
     if (n > (size_t)(end - p))
         return NULL;
@@ -337,8 +350,8 @@ static char *copy_str(char *p, char *end, const char *s, size_t n)
 
 /* Tornado's line when it surely fits (the usual case): no bound checks
  * per byte. Returns its length, or 0 to take the careful way. */
-static size_t tornado_fast(const gust_access_log_entry *e, bool us, char *buf,
-                           size_t size)
+static inline __attribute__((always_inline)) size_t
+tornado_fast(const gust_access_log_entry *e, bool us, char *buf, size_t size)
 {
     if (!e->method || !e->uri || !e->remote_ip || e->status < 100 ||
         e->status > 999 || size < 2048)
@@ -506,6 +519,9 @@ size_t gust_access_log_format_line(const gust_access_log_entry *e,
     return (size_t)(o.p - buf);
 }
 
+/* The module of the access lines, compared by address by the log. */
+static const char access_module[] = "access";
+
 void gust_handler_log_request(gust_handler *h)
 {
     int status = *h->resp_status;
@@ -517,26 +533,40 @@ void gust_handler_log_request(gust_handler *h)
     unsigned flags = s->access_log_microseconds ? GUST_ACCESS_LOG_MICROSECONDS : 0;
     bool raw = s->access_log_format != GUST_ACCESS_LOG_TORNADO;
     /* Straight into the log's buffer when it has one: no copy. */
-    size_t room;
-    char *dst = gust__log_begin(level, "access", raw, &room);
+    size_t room = GUST__LOG_MSG_MAX;
+    char *dst = NULL;
     gust_access_log_entry e;
-    if (dst && !raw) {
+    if (!raw) {
         /* The usual line: only the fields it shows, and the fast
-         * formatter, which checks every byte it copies. */
-        gust_http_request *r = h->req;
-        e.status = status;
-        e.method = r->method;
-        e.uri = r->uri;
-        e.remote_ip = r->remote_ip;
-        e.uri_len = r->uri_len;
-        e.remote_ip_len = r->remote_ip_len;
-        e.request_time_us = (elapsed_ns + 500) / 1000;
-        size_t n = tornado_fast(&e, flags & GUST_ACCESS_LOG_MICROSECONDS, dst,
-                                room);
-        if (n) {
-            gust__log_commit(level, dst, n, true);
-            return;
+         * formatter, which checks every byte it copies. After a turn's
+         * first line, the log's checks are skipped too. */
+        char letter = level == GUST_LOG_INFO ? 'I'
+                      : level == GUST_LOG_WARNING ? 'W' : 'E';
+        bool fast = (dst = gust__log_begin_fast(letter, access_module));
+        if (!fast)
+            dst = gust__log_begin(level, access_module, false, &room);
+        if (dst) {
+            gust_http_request *r = h->req;
+            e.status = status;
+            e.method = r->method;
+            e.uri = r->uri;
+            e.remote_ip = r->remote_ip;
+            e.uri_len = uri_len_of(r);
+            e.remote_ip_len = remote_ip_len_of(r);
+            e.request_time_us = (elapsed_ns + 500) / 1000;
+            size_t n = tornado_fast(&e, flags & GUST_ACCESS_LOG_MICROSECONDS,
+                                    dst, room);
+            if (n && fast) {
+                gust__log_commit_fast(dst, n);
+                return;
+            }
+            if (n) {
+                gust__log_commit(level, dst, n, true);
+                return;
+            }
         }
+    } else {
+        dst = gust__log_begin(level, access_module, true, &room);
     }
     fill_entry(h, &e, raw, elapsed_ns);
     if (dst) {

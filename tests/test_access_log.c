@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -399,6 +401,101 @@ static void test_buffered_line_cannot_be_forged(void **state)
     assert_null(strstr(out, "\n[I 261207 00:00:00 1 - access] forged"));
 }
 
+static int shorter_get(gust_handler *h)
+{
+    /* shorter strings than the server's: the log must not read the
+     * server's lengths over them */
+    gust_http_request *r = gust_handler_request(h);
+    r->remote_ip = "1.2";
+    r->uri = "/z";
+    return gust_handler_write_str(h, "x");
+}
+
+static const gust_handler_class shorter = {.get = shorter_get};
+
+static void test_rewritten_fields_are_measured(void **state)
+{
+    (void)state;
+    static char out[65536];
+    pipe_stderr ps = redirect_stderr();
+    const gust_route routes[] = {GUST_ROUTE("/", &shorter), GUST_ROUTES_END};
+    gust_app *app = gust_app_new(routes, NULL);
+    assert_non_null(app);
+    gust_testing_server *t = gust_testing_start_app(app);
+    assert_non_null(t);
+    fetch(t, "/", 200);
+    fetch(t, "/", 200);
+    stop(t, app);
+    drain(ps.rfd, out, sizeof out);
+    restore_stderr(ps);
+    assert_int_equal(count_lines(out, "access] 200 GET /z (1.2) "), 2);
+}
+
+static int plain_get(gust_handler *h)
+{
+    return gust_handler_write_str(h, "x");
+}
+
+static int set_handler_get(gust_handler *h)
+{
+    gust_log_set_handler(capture, NULL);
+    return gust_handler_write_str(h, "x");
+}
+
+static const gust_handler_class plain = {.get = plain_get};
+static const gust_handler_class set_handler = {.get = set_handler_get};
+
+/* Three pipelined requests, read in one turn: a log handler set by the
+ * second one's handler gets the second and third lines (the lines after
+ * the turn's first skip the log's checks, but not this one). */
+static void test_handler_set_during_a_turn(void **state)
+{
+    (void)state;
+    static char out[65536];
+    pipe_stderr ps = redirect_stderr();
+    memset(&cap, 0, sizeof cap);
+    const gust_route routes[] = {GUST_ROUTE("/a", &plain),
+                                 GUST_ROUTE("/set", &set_handler),
+                                 GUST_ROUTES_END};
+    gust_app *app = gust_app_new(routes, NULL);
+    assert_non_null(app);
+    gust_testing_server *t = gust_testing_start_app(app);
+    assert_non_null(t);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)gust_testing_port(t)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char req[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /set HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /a?again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    char resp[4096];
+    size_t got = 0;
+    for (int i = 0; i < 200; i++) {
+        gust_loop_run_once(gust_loop_current(), 0.01);
+        ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+        if (r == 0)
+            break;
+        if (r > 0)
+            got += (size_t)r;
+    }
+    close(fd);
+    resp[got] = '\0';
+    assert_int_equal(count_lines(resp, "HTTP/1.1 200 OK"), 3);
+    gust_log_set_handler(NULL, NULL);
+    stop(t, app);
+    drain(ps.rfd, out, sizeof out);
+    restore_stderr(ps);
+    assert_int_equal(count_lines(out, "access] 200 GET /a (127.0.0.1)"), 1);
+    assert_null(strstr(out, "GET /set"));
+    assert_int_equal(cap.n, 2);
+    assert_true(strncmp(cap.lines[0], "200 GET /set (127.0.0.1) ", 25) == 0);
+    assert_true(strncmp(cap.lines[1], "200 GET /a?again (127.0.0.1) ", 29) == 0);
+}
+
 static void test_unbuffered(void **state)
 {
     (void)state;
@@ -428,6 +525,8 @@ int main(void)
         cmocka_unit_test_setup(test_lines_wait_for_the_interval, test_setup),
         cmocka_unit_test_setup(test_fork_writes_the_buffer_once, test_setup),
         cmocka_unit_test_setup(test_buffered_line_cannot_be_forged, test_setup),
+        cmocka_unit_test_setup(test_rewritten_fields_are_measured, test_setup),
+        cmocka_unit_test_setup(test_handler_set_during_a_turn, test_setup),
         cmocka_unit_test_setup(test_unbuffered, test_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

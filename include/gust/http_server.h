@@ -158,10 +158,15 @@ typedef struct gust_http_request {
     /* The connection this request arrived on. */
     gust_http_connection *connection;
 
-    /* strlen(uri) and strlen(remote_ip), known to the server already, for
-     * code that runs for every request (the access log). */
+    /* strlen(uri) and strlen(remote_ip) as the server measured them, for
+     * code that runs for every request (the access log). Each holds for
+     * the string it was measured on (uri_len_of, remote_ip_len_of): an
+     * application that points uri or remote_ip at another string need
+     * not touch these; a reader compares the pointers first. */
     size_t uri_len;
     size_t remote_ip_len;
+    const char *uri_len_of;
+    const char *remote_ip_len_of;
 } gust_http_request;
 
 /* ---- What the server calls: a callback, or a delegate ------------------ */
