@@ -168,6 +168,8 @@ static void seg_append(gust_stream *s, gust__wseg *g)
 
 static void seg_free(gust__wseg *g)
 {
+    if (g->kind == GUST__WSEG_TURN)
+        return; /* in the loop's turn memory, with its bytes */
     if (g->kind == GUST__WSEG_COPY && g->u.copy.cap == COPY_MIN &&
         gust__stream_cache_put(GUST__CACHE_WSEG, g))
         return;
@@ -212,10 +214,13 @@ static int append_copy(gust_stream *s, const char *data, size_t len);
  * copy. */
 static int append_deferred(gust_stream *s, const char *data, size_t len)
 {
-    char *mem = s->in_batch ? gust__loop_turn_alloc(s->loop, len) : NULL;
-    gust__wseg *g = mem ? malloc(sizeof *g) : NULL;
+    /* The segment too: a broadcast makes one per socket per message. */
+    gust__wseg *g = s->in_batch && len <= SIZE_MAX - sizeof *g
+                        ? gust__loop_turn_alloc(s->loop, sizeof *g + len)
+                        : NULL;
     if (!g)
         return append_copy(s, data, len);
+    char *mem = (char *)(g + 1);
     memcpy(mem, data, len);
     g->kind = GUST__WSEG_TURN;
     g->u.copy.buf = mem;
@@ -246,8 +251,7 @@ static bool settle_turn(gust_stream *s)
         copies_add(n);
         if (s->wtail == g)
             s->wtail = c;
-        *p = c;
-        free(g);
+        *p = c; /* g stays in the turn memory */
     }
     return true;
 }
