@@ -4,7 +4,11 @@
 # same time, each pinned to the same core, the load client on another:
 #
 #   1. both servers, WS_SMALL WebSocket clients each, then POLL_SMALL
-#      long-polling clients each: messages delivered per server CPU-second;
+#      long-polling clients each: messages delivered per server CPU-second,
+#      one post at a time (each post's deliveries timed alone); then, with
+#      the sockets, a busy room: POSTERS clients posting POSTS messages each
+#      back to back (the next post as soon as the last was answered), so
+#      that posts arrive while the server is still sending earlier ones;
 #   2. examples/chat alone with WS_BIG WebSocket clients, then POLL_BIG
 #      long polls: memory per client and the time from a post until every
 #      client has it.
@@ -18,6 +22,7 @@ BUILD_DIR=${BUILD_DIR:-build/bench}
 CHAT=$BUILD_DIR/examples/chat/chat
 PY=/usr/bin/python3
 WS_SMALL=${WS_SMALL:-2000} POLL_SMALL=${POLL_SMALL:-1000} ROUNDS_SMALL=${ROUNDS_SMALL:-10}
+POSTERS=${POSTERS:-10} POSTS=${POSTS:-20}
 WS_BIG=${WS_BIG:-10000} POLL_BIG=${POLL_BIG:-5000} ROUNDS_BIG=${ROUNDS_BIG:-5}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
 SECRET=bench-secret-$$
@@ -50,11 +55,13 @@ wait_up "$gport"; wait_up "$tport"
 echo "== side by side: $WS_SMALL WebSocket clients, then $POLL_SMALL long polls, each server"
 taskset -c "$CLIENT_CPU" $PY bench/chat_load.py --secret="$SECRET" \
   --ws="$WS_SMALL" --poll="$POLL_SMALL" --rounds="$ROUNDS_SMALL" \
+  --posters="$POSTERS" --posts="$POSTS" \
   "gust=http://127.0.0.1:$gport,$gpid" "tornado=http://127.0.0.1:$tport,$tpid" | tee "$tmp/small.json"
 $PY - "$tmp/small.json" <<'PYEOF'
 import json, sys
 r = {j["server"]: j for j in map(json.loads, open(sys.argv[1]))}
-for k in ("ws_delivered_per_cpu_s", "poll_delivered_per_cpu_s"):
+for k in ("ws_delivered_per_cpu_s", "busy_delivered_per_cpu_s",
+          "poll_delivered_per_cpu_s"):
     print(f"{k}: gust {r['gust'][k]}, tornado {r['tornado'][k]}, "
           f"ratio {r['gust'][k] / r['tornado'][k]:.1f}x")
 PYEOF

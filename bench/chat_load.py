@@ -60,10 +60,12 @@ class Round:
         self.left = 0
         self.done = None
         self.last = 0.0
+        self.total = 0  # a busy round: how many posts each client waits for
 
-    def start(self, marker, count):
+    def start(self, marker, count, total=0):
         self.marker = marker
         self.left = count
+        self.total = total
         self.done = asyncio.get_running_loop().create_future()
 
     def hit(self):
@@ -80,6 +82,7 @@ class WSClient(asyncio.Protocol):
         self.head = b""
         self.tail = b""
         self.seen = None
+        self.got = set()  # the busy round's posts seen
 
     def connection_made(self, transport):
         self.transport = transport
@@ -102,6 +105,17 @@ class WSClient(asyncio.Protocol):
             self.open.set_result(None)
             data = self.head[end + 4:]
         m = self.rnd.marker
+        if self.rnd.total and m is not None:  # a busy round: every post
+            # Each post's marker is distinct, and a message may show its
+            # text more than once (body and html): a set counts posts.
+            buf = self.tail + data
+            before = len(self.got)
+            for g in re.finditer(re.escape(m) + rb"(\d+\.\d+)~", buf):
+                self.got.add(g.group(1))
+            if before < self.rnd.total <= len(self.got):
+                self.rnd.hit()
+            self.tail = buf[-64:]
+            return
         if m is None or self.seen == m:
             self.tail = data[-64:]
             return
@@ -238,12 +252,41 @@ async def one_round(t, rnd, count, tag):
     return elapsed, used
 
 
+async def busy_round(t, rnd, count, tag, posters, posts, pool):
+    """posters clients post posts messages each, every one as soon as the
+    previous answer came (a busy room: posts arrive while the server is
+    still sending the last ones); done when every socket has them all."""
+    loop = asyncio.get_running_loop()
+    prefix = f"busy-{tag}-{time.monotonic_ns()}-"
+    for c in t.ws:
+        c.got = set()
+    rnd.start(prefix.encode(), count, posters * posts)
+
+    async def poster(i):
+        for k in range(posts):
+            await loop.run_in_executor(pool, t.post, f"{prefix}{i}.{k}~")
+
+    c0 = cpu(t.pid)
+    t0 = time.monotonic()
+    await asyncio.gather(*(poster(i) for i in range(posters)))
+    await asyncio.wait_for(rnd.done, 300)
+    elapsed = rnd.last - t0
+    used = cpu(t.pid) - c0
+    t.cursor = t.health()["last_id"]
+    rnd.start(None, 0)
+    return elapsed, used
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--secret", required=True)
     ap.add_argument("--ws", type=int, default=0)
     ap.add_argument("--poll", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--posters", type=int, default=0,
+                    help="then a busy round per server: POSTERS clients "
+                    "posting POSTS messages each, back to back")
+    ap.add_argument("--posts", type=int, default=20)
     ap.add_argument("targets", nargs="+")
     a = ap.parse_args()
     targets = [Target(s, a.secret) for s in a.targets]
@@ -262,6 +305,20 @@ async def main():
             el, used = await one_round(t, t.ws_rnd, a.ws, f"ws{r}")
             t.result.setdefault("ws_round_s", []).append(round(el, 4))
             t.result["ws_cpu_s"] = t.result.get("ws_cpu_s", 0) + used
+
+    if a.ws and a.posters:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(max_workers=a.posters)
+        for r in range(2):  # alternating, as the rounds above
+            for t in targets:
+                el, used = await busy_round(t, t.ws_rnd, a.ws, f"b{r}",
+                                            a.posters, a.posts, pool)
+                t.result.setdefault("busy_round_s", []).append(round(el, 3))
+                t.result["busy_cpu_s"] = t.result.get("busy_cpu_s", 0) + used
+        pool.shutdown()
+        for t in targets:
+            t.result["busy_delivered_per_cpu_s"] = round(
+                a.ws * a.posters * a.posts * 2 / max(t.result["busy_cpu_s"], 1e-3))
 
     # The sockets go first, so that the polls' figures are theirs alone.
     for t in targets:
