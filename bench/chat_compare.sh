@@ -9,6 +9,8 @@
 #      the sockets, a busy room: POSTERS clients posting POSTS messages each
 #      back to back (the next post as soon as the last was answered), so
 #      that posts arrive while the server is still sending earlier ones;
+#      the same busy room with the long polls (each polls again at once
+#      after the last id it got);
 #   2. examples/chat alone with WS_BIG WebSocket clients, then POLL_BIG
 #      long polls: memory per client and the time from a post until every
 #      client has it.
@@ -61,7 +63,7 @@ $PY - "$tmp/small.json" <<'PYEOF'
 import json, sys
 r = {j["server"]: j for j in map(json.loads, open(sys.argv[1]))}
 for k in ("ws_delivered_per_cpu_s", "busy_delivered_per_cpu_s",
-          "poll_delivered_per_cpu_s"):
+          "poll_delivered_per_cpu_s", "poll_busy_delivered_per_cpu_s"):
     print(f"{k}: gust {r['gust'][k]}, tornado {r['tornado'][k]}, "
           f"ratio {r['gust'][k] / r['tornado'][k]:.1f}x")
 PYEOF

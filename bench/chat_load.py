@@ -137,6 +137,7 @@ class PollClient(asyncio.Protocol):
         self.t, self.rnd = target, rnd
         self.ready = asyncio.get_running_loop().create_future()
         self.buf = b""
+        self.got = set()  # the busy round's posts seen
 
     def connection_made(self, transport):
         self.transport = transport
@@ -161,6 +162,18 @@ class PollClient(asyncio.Protocol):
             return
         body = self.buf[end + 4:end + 4 + length]
         self.buf = self.buf[end + 4 + length:]
+        if self.rnd.total and self.rnd.marker is not None:
+            # A busy round: count the posts, poll again after the last id.
+            msgs = json.loads(body)["messages"]
+            before = len(self.got)
+            for g in re.finditer(re.escape(self.rnd.marker) +
+                                 rb"(\d+\.\d+)~", body):
+                self.got.add(g.group(1))
+            if before < self.rnd.total <= len(self.got):
+                self.rnd.hit()
+            elif msgs:
+                self.poll(msgs[-1]["id"])
+            return
         if self.rnd.marker and self.rnd.marker in body:
             self.rnd.hit()
 
@@ -252,15 +265,19 @@ async def one_round(t, rnd, count, tag):
     return elapsed, used
 
 
-async def busy_round(t, rnd, count, tag, posters, posts, pool):
+async def busy_round(t, rnd, count, tag, posters, posts, pool, clients=None):
     """posters clients post posts messages each, every one as soon as the
     previous answer came (a busy room: posts arrive while the server is
     still sending the last ones); done when every socket has them all."""
     loop = asyncio.get_running_loop()
     prefix = f"busy-{tag}-{time.monotonic_ns()}-"
-    for c in t.ws:
+    for c in (t.ws if clients is None else clients):
         c.got = set()
     rnd.start(prefix.encode(), count, posters * posts)
+    for c in clients or ():
+        c.poll(t.cursor)  # parked before the first post
+    if clients:
+        await wait_listeners(t, count)
 
     async def poster(i):
         for k in range(posts):
@@ -343,6 +360,22 @@ async def main():
                 t.result.setdefault("poll_round_s", []).append(round(el, 4))
                 t.result["poll_cpu_s"] = t.result.get("poll_cpu_s", 0) + used
                 await asyncio.sleep(0.2)
+            if a.posters:
+                from concurrent.futures import ThreadPoolExecutor
+                pool = ThreadPoolExecutor(max_workers=a.posters)
+                for r in range(2):
+                    el, used = await busy_round(t, t.poll_rnd, a.poll, f"pb{r}",
+                                                a.posters, a.posts, pool,
+                                                t.polls)
+                    t.result.setdefault("poll_busy_round_s", []).append(
+                        round(el, 3))
+                    t.result["poll_busy_cpu_s"] = (
+                        t.result.get("poll_busy_cpu_s", 0) + used)
+                    await asyncio.sleep(0.2)
+                pool.shutdown()
+                t.result["poll_busy_delivered_per_cpu_s"] = round(
+                    a.poll * a.posters * a.posts * 2 /
+                    max(t.result["poll_busy_cpu_s"], 1e-3))
 
     for t in targets:
         res = t.result
