@@ -60,14 +60,21 @@ static void log_with_user(gust_handler *h, void *data)
              (int)n, line, e.user);
 }
 
-static gust_testing_server *start(gust_app **app, const gust_app_settings *s)
+static gust_testing_server *start_routes(gust_app **app,
+                                         const gust_route *routes,
+                                         const gust_app_settings *s)
 {
-    const gust_route routes[] = {GUST_ROUTE("/", &hello), GUST_ROUTES_END};
     *app = gust_app_new(routes, s);
     assert_non_null(*app);
     gust_testing_server *t = gust_testing_start_app(*app);
     assert_non_null(t);
     return t;
+}
+
+static gust_testing_server *start(gust_app **app, const gust_app_settings *s)
+{
+    const gust_route routes[] = {GUST_ROUTE("/", &hello), GUST_ROUTES_END};
+    return start_routes(app, routes, s);
 }
 
 static void fetch(gust_testing_server *t, const char *path, int code)
@@ -383,20 +390,27 @@ static int forge_get(gust_handler *h)
 
 static const gust_handler_class forge = {.get = forge_get};
 
-static void test_buffered_line_cannot_be_forged(void **state)
+/* What stderr got from n fetches of / served by cls (access lines
+ * buffered, as by default). */
+static const char *serve_buffered(const gust_handler_class *cls, int n)
 {
-    (void)state;
     static char out[65536];
     pipe_stderr ps = redirect_stderr();
-    const gust_route routes[] = {GUST_ROUTE("/", &forge), GUST_ROUTES_END};
-    gust_app *app = gust_app_new(routes, NULL);
-    assert_non_null(app);
-    gust_testing_server *t = gust_testing_start_app(app);
-    assert_non_null(t);
-    fetch(t, "/", 200);
+    const gust_route routes[] = {GUST_ROUTE("/", cls), GUST_ROUTES_END};
+    gust_app *app;
+    gust_testing_server *t = start_routes(&app, routes, NULL);
+    for (int i = 0; i < n; i++)
+        fetch(t, "/", 200);
     stop(t, app);
     drain(ps.rfd, out, sizeof out);
     restore_stderr(ps);
+    return out;
+}
+
+static void test_buffered_line_cannot_be_forged(void **state)
+{
+    (void)state;
+    const char *out = serve_buffered(&forge, 1);
     assert_non_null(strstr(out, "(1.2.3.4?[I 261207 00:00:00 1 - access] forged)"));
     assert_null(strstr(out, "\n[I 261207 00:00:00 1 - access] forged"));
 }
@@ -416,18 +430,7 @@ static const gust_handler_class shorter = {.get = shorter_get};
 static void test_rewritten_fields_are_measured(void **state)
 {
     (void)state;
-    static char out[65536];
-    pipe_stderr ps = redirect_stderr();
-    const gust_route routes[] = {GUST_ROUTE("/", &shorter), GUST_ROUTES_END};
-    gust_app *app = gust_app_new(routes, NULL);
-    assert_non_null(app);
-    gust_testing_server *t = gust_testing_start_app(app);
-    assert_non_null(t);
-    fetch(t, "/", 200);
-    fetch(t, "/", 200);
-    stop(t, app);
-    drain(ps.rfd, out, sizeof out);
-    restore_stderr(ps);
+    const char *out = serve_buffered(&shorter, 2);
     assert_int_equal(count_lines(out, "access] 200 GET /z (1.2) "), 2);
 }
 
@@ -457,10 +460,8 @@ static void test_handler_set_during_a_turn(void **state)
     const gust_route routes[] = {GUST_ROUTE("/a", &plain),
                                  GUST_ROUTE("/set", &set_handler),
                                  GUST_ROUTES_END};
-    gust_app *app = gust_app_new(routes, NULL);
-    assert_non_null(app);
-    gust_testing_server *t = gust_testing_start_app(app);
-    assert_non_null(t);
+    gust_app *app;
+    gust_testing_server *t = start_routes(&app, routes, NULL);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
