@@ -141,7 +141,8 @@ static void stop_server(gust_loop *loop, gust_http_server *srv)
 
 static char *url(char *buf, int port, const char *path)
 {
-    snprintf(buf, 256, "http://127.0.0.1:%d%s", port, path);
+    int n = snprintf(buf, 256, "http://127.0.0.1:%d%s", port, path);
+    assert_true(n > 0 && n < 256);
     return buf;
 }
 
