@@ -180,6 +180,7 @@ static void conn_arm_busy(h2_conn *h);
 static void conn_arm_write(h2_conn *h);
 static int conn_wake(h2_conn *h);
 static int session_new(h2_conn *h, bool rebuild);
+static void conn_arm(h2_conn *h, double at);
 static inline nghttp2_nv make_nv(gust_str n, gust_str v);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
@@ -2141,6 +2142,12 @@ static int conn_wake(h2_conn *h)
         return -1;
     }
     gust_log_debug(LOG, "%s: woke, session rebuilt", h->peer_ip);
+    /* Woken by a frame that opens no stream (PING, SETTINGS): the timer
+     * still waits for the idle deadline; hibernation is looked at again
+     * after the delay. */
+    double at = gust_loop_time(conn_loop(h)) + hibernate_delay(h);
+    if (at < INFINITY && (!gust_timer_active(&h->timer) || h->timer_at > at))
+        conn_arm(h, at);
     return 0;
 }
 
