@@ -33,6 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <nghttp2/nghttp2.h>
 
@@ -166,6 +169,7 @@ struct h2_conn {
     bool hibernated;
     bool rebuilding;         /* nghttp2 is fed synthesized frames */
     bool no_hibernate;       /* never (the HPACK table has entries) */
+    bool trim_owner;         /* its timer runs the thread's heap trim */
     int32_t floor_sid;       /* streams up to it were closed then */
     h2_saved saved;          /* what rebuilds it */
 };
@@ -1922,6 +1926,53 @@ static uint32_t header_table_size(const gust_http_server_options *o)
  * cannot be (nghttp2 has no way in), so a connection hibernates only
  * while it is empty. */
 
+/* Freed sessions are in the middle of the heap, where malloc keeps them
+ * resident: a burst of connections that all go idle would give nothing
+ * back to the system. Half a second after a connection of this thread
+ * hibernates, the heap's free pages are returned (glibc's malloc_trim,
+ * which walks the heap: at most twice a second, and only while
+ * connections hibernate), from that connection's timer. */
+#define TRIM_DELAY 0.5
+static _Thread_local struct {
+    bool pending;
+    double due;
+} heap_trim;
+
+static void trim_after_hibernation(h2_conn *h)
+{
+#ifdef __GLIBC__
+    if (heap_trim.pending)
+        return;
+    heap_trim.pending = true;
+    heap_trim.due = gust_loop_time(conn_loop(h)) + TRIM_DELAY;
+    h->trim_owner = true;
+#else
+    (void)h;
+#endif
+}
+
+/* From h's timer: the trim, if due; else when it is. */
+static double trim_check(h2_conn *h, double now)
+{
+    if (!h->trim_owner)
+        return INFINITY;
+    if (now < heap_trim.due)
+        return heap_trim.due;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    heap_trim.pending = false;
+    h->trim_owner = false;
+    return INFINITY;
+}
+
+static void trim_owner_gone(h2_conn *h)
+{
+    if (h->trim_owner)
+        heap_trim.pending = false; /* the next hibernation arms it again */
+    h->trim_owner = false;
+}
+
 static double hibernate_delay(h2_conn *h)
 {
     double d = h->srv->opts.http2_hibernate_after;
@@ -1950,9 +2001,10 @@ static bool conn_can_hibernate(h2_conn *h)
         h->no_hibernate = true;
         return false;
     }
-    /* A send window below the initial one cannot be rebuilt (frames only
-     * raise it); the client gives it back as it reads. */
-    if (nghttp2_session_get_remote_window_size(s) < NGHTTP2_INITIAL_WINDOW_SIZE)
+    /* A send window below the initial one is spent again on the stream
+     * conn_wake replays (there is one: DATA went out), within 65535. */
+    int32_t w = nghttp2_session_get_remote_window_size(s);
+    if (w < 0 || (w < NGHTTP2_INITIAL_WINDOW_SIZE && h->max_sid <= 0))
         return false;
     return true;
 }
@@ -1984,8 +2036,23 @@ static void conn_hibernate(h2_conn *h)
     h->ob = NULL;
     h->hibernated = true;
     gust__metrics_h2_hibernated(1);
+    trim_after_hibernation(h);
     gust_log_debug(LOG, "%s: idle, session given back (hibernated)",
                    h->peer_ip);
+}
+
+/* conn_wake's dropped answer: source.fd zero bytes. */
+static ssize_t read_zeros(nghttp2_session *s, int32_t id, uint8_t *buf,
+                          size_t length, uint32_t *flags,
+                          nghttp2_data_source *src, void *u)
+{
+    (void)s, (void)id, (void)u;
+    size_t n = (size_t)src->fd < length ? (size_t)src->fd : length;
+    memset(buf, 0, n);
+    src->fd -= (int)n;
+    if (src->fd == 0)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
 }
 
 static uint8_t *put_frame_head(uint8_t *p, uint32_t len, uint8_t type,
@@ -2024,7 +2091,8 @@ static uint8_t *put32(uint8_t *p, uint32_t v)
  * a literal not indexed: the dynamic table stays empty) and its
  * RST_STREAM, so that nghttp2 counts every stream up to it as closed, not
  * idle: a late WINDOW_UPDATE or RST_STREAM on one of them is ignored as
- * before, not a connection error. What the session answers (our SETTINGS
+ * before, not a connection error. A send window below 65535 is brought
+ * down by answering that request instead of resetting it. What the session answers (our SETTINGS
  * and WINDOW_UPDATE again, the ACK of the synthesized SETTINGS) is
  * dropped: the client had the first two long ago and must not see the
  * third. Our callbacks ignore all of it (h->rebuilding).
@@ -2063,6 +2131,9 @@ static int conn_wake(h2_conn *h)
      * come (ids 1..9; 7 is not defined): not sent. */
     static const uint32_t fresh[SAVED_SETTINGS] = {
         4096, 1, UINT32_MAX, 65535, 16384, UINT32_MAX, 0, 0, 0};
+    int deficit = h->saved.send_window < NGHTTP2_INITIAL_WINDOW_SIZE
+                      ? NGHTTP2_INITIAL_WINDOW_SIZE - h->saved.send_window
+                      : 0;
     uint8_t in[PREFACE_LEN + 9 + 6 * SAVED_SETTINGS + 9 + 9 + 4 + 9 + 6 + 6 +
                9 + 4];
     uint8_t *p = in;
@@ -2115,14 +2186,34 @@ static int conn_wake(h2_conn *h)
         p += nupd;
         memcpy(p, block, sizeof block);
         p += sizeof block;
-        p = put_frame_head(p, 4, NGHTTP2_RST_STREAM, NGHTTP2_FLAG_NONE,
-                           h->floor_sid);
-        p = put32(p, NGHTTP2_CANCEL);
+        if (deficit) { /* the stream's window must cover it */
+            p = put_frame_head(p, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE,
+                               h->floor_sid);
+            p = put32(p, (uint32_t)deficit);
+        } else {
+            p = put_frame_head(p, 4, NGHTTP2_RST_STREAM, NGHTTP2_FLAG_NONE,
+                               h->floor_sid);
+            p = put32(p, NGHTTP2_CANCEL);
+        }
     }
     h->rebuilding = true;
     h->in_recv = true;
     ssize_t r = nghttp2_session_mem_recv(h->sess, in, (size_t)(p - in));
     h->in_recv = false;
+    if (r >= 0 && deficit) {
+        /* A send window below 65535 (DATA the client has not given back)
+         * is spent again: that stream's answer carries deficit bytes, and
+         * is dropped like the rest. Its one field is never indexed, so
+         * our encoder's table stays as empty as the client believes. */
+        static const nghttp2_nv nv[] = {
+            {(uint8_t *)":status", (uint8_t *)"200", 7, 3,
+             NGHTTP2_NV_FLAG_NO_INDEX}};
+        nghttp2_data_provider prd = {.source.fd = deficit,
+                                     .read_callback = read_zeros};
+        int rv = nghttp2_submit_response(h->sess, h->floor_sid, nv, 1, &prd);
+        if (rv != 0)
+            r = rv;
+    }
     while (r >= 0) {
         const uint8_t *d;
         framebuf.sending = true;
@@ -2135,10 +2226,14 @@ static int conn_wake(h2_conn *h)
         }
     }
     h->rebuilding = false;
-    if (r < 0 || !nghttp2_session_want_read(h->sess)) {
+    if (r < 0 || !nghttp2_session_want_read(h->sess) ||
+        nghttp2_session_get_remote_window_size(h->sess) !=
+            h->saved.send_window) {
         gust_log_error(LOG, "%s: cannot rebuild the hibernated session (%s), "
                        "closing", h->peer_ip,
-                       r < 0 ? nghttp2_strerror((int)r) : "it ended");
+                       r < 0 ? nghttp2_strerror((int)r)
+                             : !nghttp2_session_want_read(h->sess)
+                                 ? "it ended" : "send window");
         return -1;
     }
     gust_log_debug(LOG, "%s: woke, session rebuilt", h->peer_ip);
@@ -2233,6 +2328,7 @@ static void on_timer(gust_timer *t, void *data)
             goaway_close(h);
             return;
         }
+        at = fmin(at, trim_check(h, now));
         /* Hibernation: once idle for its delay, and looked at again
          * after any later activity (conn_idle_check). */
         if (!h->hibernated) {
@@ -2246,12 +2342,13 @@ static void on_timer(gust_timer *t, void *data)
                     hib = INFINITY; /* not now, and nothing changed */
             }
             at = fmin(at, hib);
+            at = fmin(at, h->trim_owner ? heap_trim.due : INFINITY);
         }
         if (at < INFINITY)
             conn_arm(h, at);
         return;
     }
-    double next = INFINITY;
+    double next = trim_check(h, now);
     if (h->nrecv && o->body_timeout > 0) {
         if (now >= h->last_in + o->body_timeout) {
             gust_log_warning(LOG, "%s: request body timed out (%g s), closing",
@@ -2259,7 +2356,7 @@ static void on_timer(gust_timer *t, void *data)
             goaway_close(h);
             return;
         }
-        next = h->last_in + o->body_timeout;
+        next = fmin(next, h->last_in + o->body_timeout);
     }
     if (o->write_timeout > 0)
         next = fmin(next, stalled ? h->last_out + o->write_timeout
@@ -2330,6 +2427,7 @@ static void on_close(gust_stream *s, void *data)
     h->sess = NULL;
     if (h->hibernated)
         gust__metrics_h2_hibernated(-1);
+    trim_owner_gone(h);
     obuf_put(h->ob);
     gust_http_detached_done(&h->slot);
     free(h);

@@ -139,6 +139,28 @@ def test_settings_and_send_window_survive(server):
         assert sum(sizes) == 300_000 and max(sizes) <= 32768, sizes
 
 
+def test_send_window_not_given_back_survives(server):
+    """A client that does not give back the connection window: after a
+    first answer the server may send 65535 - 12 bytes more; after
+    hibernation it still may not send more than that until the client's
+    WINDOW_UPDATE, then it sends the rest."""
+    s = server("--http2_header_table_size=0")
+    with H2Conn(s.port, settings={INITIAL_WINDOW_SIZE: 1 << 20},
+                auto_window=False) as c:
+        r = c.response(c.request("GET", "/"))
+        assert bytes(r.body) == b"Hello, world"
+        wait_hibernated(s)
+        body = os.urandom(100_000)
+        sid = c.request("POST", "/echo", body=body)
+        c.pump(lambda: sum(map(len, data_frames(c, sid))) >= 65535 - 12, 10)
+        c.read(0.5)
+        assert sum(map(len, data_frames(c, sid))) == 65535 - 12
+        c.send(window_update_frame(0, 1 << 20))
+        r = c.response(sid)
+        assert r.ended and bytes(r.body) == body, r
+        assert c.goaway is None
+
+
 def test_small_initial_window_survives(server):
     """SETTINGS_INITIAL_WINDOW_SIZE = 100: after hibernation, each DATA
     frame of a response is at most 100 bytes."""
