@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -126,6 +127,7 @@ struct h2_conn {
     gust_http_server *srv;
     gust_stream *stream;     /* NULL once closed */
     nghttp2_session *sess;
+    struct h2_region *region; /* the session's memory */
     h2_stream *streams;
     size_t nstreams;         /* h2_stream objects with h set */
     size_t nrecv;            /* of those, still receiving their request */
@@ -184,6 +186,7 @@ static void conn_arm_busy(h2_conn *h);
 static void conn_arm_write(h2_conn *h);
 static int conn_wake(h2_conn *h);
 static int session_new(h2_conn *h, bool rebuild);
+static void session_del(h2_conn *h);
 static void conn_arm(h2_conn *h, double at);
 static inline nghttp2_nv make_nv(gust_str n, gust_str v);
 
@@ -221,9 +224,118 @@ static void framebuf_session_start(void)
     framebuf.armed = true;
 }
 
+/* Each session's memory is a region of its own (mmap'd, 64 KiB of
+ * address space, touched as used), so that freeing a session (its
+ * connection hibernates, or closes) gives all of it back to the system
+ * at once: in the shared heap, sessions freed between the connections'
+ * long-lived objects (stream, h2_conn) left each of those pinning a page,
+ * ~5 KB an idle connection. Blocks of up to 512 B are reused by size
+ * (16-byte classes, lists kept in the region), larger ones only when they
+ * are the last; a region that is full sends the rest to malloc. nghttp2
+ * allocates a few sizes again and again (streams, frames, header
+ * entries), so a busy session reuses its blocks. */
+#define REGION_SIZE (64 * 1024)
+#define REGION_SMALL 512
+typedef struct h2_region {
+    char *next, *end;              /* bump pointer, end of the region */
+    void *free[REGION_SMALL / 16 + 1];
+} h2_region;
+#define REGION_HDR 16 /* a block's size, before it */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define H2_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H2_ASAN 1
+#endif
+#endif
+#ifdef H2_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static h2_region *region_new(void)
+{
+    void *m = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    h2_region *r = m;
+    r->next = (char *)m + ((sizeof *r + 15) & ~(size_t)15);
+    r->end = (char *)m + REGION_SIZE;
+    POISON(r->next, (size_t)(r->end - r->next));
+    return r;
+}
+
+static void region_del(h2_region *r)
+{
+    if (r) {
+        UNPOISON(r, REGION_SIZE);
+        munmap(r, REGION_SIZE);
+    }
+}
+
+static inline bool in_region(const h2_region *r, const void *p)
+{
+    return r && (const char *)p > (const char *)r && (const char *)p < r->end;
+}
+
+static inline size_t *block_size(void *p)
+{
+    return (size_t *)((char *)p - REGION_HDR);
+}
+
+static void *region_alloc(h2_region *r, size_t n)
+{
+    size_t sz = n ? (n + 15) & ~(size_t)15 : 16;
+    if (sz <= REGION_SMALL && r->free[sz / 16]) {
+        void *p = r->free[sz / 16];
+        UNPOISON(p, sizeof(void *));
+        r->free[sz / 16] = *(void **)p;
+        POISON(p, sz);
+        UNPOISON(p, n);
+        return p;
+    }
+    if ((size_t)(r->end - r->next) < sz + REGION_HDR)
+        return NULL;
+    char *b = r->next;
+    r->next += sz + REGION_HDR;
+    UNPOISON(b, REGION_HDR);
+    *(size_t *)b = sz;
+    POISON(b, REGION_HDR);
+    UNPOISON(b + REGION_HDR, n);
+    return b + REGION_HDR;
+}
+
+static size_t region_size(void *p)
+{
+    size_t *h = block_size(p);
+    UNPOISON(h, sizeof *h);
+    size_t sz = *h;
+    POISON(h, sizeof *h);
+    return sz;
+}
+
+static void region_free(h2_region *r, void *p)
+{
+    size_t sz = region_size(p);
+    POISON(p, sz);
+    if (sz <= REGION_SMALL) {
+        UNPOISON(p, sizeof(void *));
+        *(void **)p = r->free[sz / 16];
+        POISON(p, sizeof(void *));
+        r->free[sz / 16] = p;
+    } else if ((char *)p + sz == r->next) {
+        r->next = (char *)p - REGION_HDR;
+    }
+}
+
 static void *h2_malloc(size_t n, void *u)
 {
-    (void)u;
     if (n == FRAMEBUF_LEN && framebuf.armed) {
         framebuf.armed = false;
         if (!framebuf.buf)
@@ -231,20 +343,29 @@ static void *h2_malloc(size_t n, void *u)
         if (framebuf.buf)
             return framebuf.buf;
     }
-    return malloc(n);
+    void *p = u ? region_alloc(u, n) : NULL;
+    return p ? p : malloc(n);
 }
 
 static void h2_free(void *p, void *u)
 {
-    (void)u;
-    if (p && p == framebuf.buf)
-        return; /* the thread's, kept */
-    free(p);
+    if (!p || p == framebuf.buf)
+        return; /* (the thread's, kept) */
+    if (in_region(u, p))
+        region_free(u, p);
+    else
+        free(p);
 }
 
 static void *h2_calloc(size_t n, size_t m, void *u)
 {
-    (void)u;
+    if (m && n > SIZE_MAX / m)
+        return NULL;
+    void *p = u ? region_alloc(u, n * m) : NULL;
+    if (p) {
+        memset(p, 0, n * m);
+        return p;
+    }
     return calloc(n, m);
 }
 
@@ -258,10 +379,35 @@ static void *h2_realloc(void *p, size_t n, void *u)
             memcpy(q, p, n < FRAMEBUF_LEN ? n : FRAMEBUF_LEN);
         return q;
     }
+    if (in_region(u, p)) {
+        size_t old = region_size(p);
+        if (n <= old) {
+            UNPOISON(p, n);
+            return p;
+        }
+        h2_region *r = u;
+        size_t sz = (n + 15) & ~(size_t)15;
+        if ((char *)p + old == r->next &&
+            (size_t)(r->end - (char *)p) >= sz) { /* the last: grown */
+            r->next = (char *)p + sz;
+            size_t *hd = block_size(p);
+            UNPOISON(hd, sizeof *hd);
+            *hd = sz;
+            POISON(hd, sizeof *hd);
+            UNPOISON(p, n);
+            return p;
+        }
+        void *q = region_alloc(u, n);
+        if (!q)
+            q = malloc(n);
+        if (q) {
+            memcpy(q, p, old);
+            region_free(u, p);
+        }
+        return q;
+    }
     return realloc(p, n);
 }
-
-static nghttp2_mem h2_mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
 
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
@@ -2030,8 +2176,7 @@ static void conn_hibernate(h2_conn *h)
             id == 7 ? 0 : nghttp2_session_get_remote_settings(s, id);
     h->saved.send_window = nghttp2_session_get_remote_window_size(s);
     h->floor_sid = h->max_sid;
-    nghttp2_session_del(s);
-    h->sess = NULL;
+    session_del(h);
     obuf_put(h->ob);
     h->ob = NULL;
     h->hibernated = true;
@@ -2423,8 +2568,7 @@ static void on_close(gust_stream *s, void *data)
         on_cb_written(NULL, GUST_ESTREAMCLOSED, w);
     }
     h->stream = NULL;
-    nghttp2_session_del(h->sess);
-    h->sess = NULL;
+    session_del(h);
     if (h->hibernated)
         gust__metrics_h2_hibernated(-1);
     trim_owner_gone(h);
@@ -2480,6 +2624,15 @@ static const gust_http_detach_ops conn_ops = {conn_close_all};
 
 /* ---- Making connections ------------------------------------------------ */
 
+/* Frees h's session and the memory it was in. */
+static void session_del(h2_conn *h)
+{
+    nghttp2_session_del(h->sess);
+    h->sess = NULL;
+    region_del(h->region);
+    h->region = NULL;
+}
+
 /* h's nghttp2 session, with Gust's SETTINGS and connection window
  * submitted (not yet sent): at the connection's start, and again when a
  * hibernated connection wakes (rebuild). Returns 0 or -1. */
@@ -2504,12 +2657,16 @@ static int session_new(h2_conn *h, bool rebuild)
     /* Decoded header lists are bounded by on_header; this bounds what the
      * peer may make us send. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    h->region = region_new(); /* NULL: malloc's heap, as before */
+    nghttp2_mem mem = {h->region, h2_malloc, h2_free, h2_calloc, h2_realloc};
     framebuf_session_start();
-    int rv = nghttp2_session_server_new3(&h->sess, cbs, h, opt, &h2_mem);
+    int rv = nghttp2_session_server_new3(&h->sess, cbs, h, opt, &mem);
     nghttp2_option_del(opt);
     framebuf.armed = false;
     if (rv != 0) {
         h->sess = NULL;
+        region_del(h->region);
+        h->region = NULL;
         return -1;
     }
     nghttp2_settings_entry iv[4] = {
@@ -2534,8 +2691,7 @@ static int session_new(h2_conn *h, bool rebuild)
     if (nghttp2_submit_settings(h->sess, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
         nghttp2_session_set_local_window_size(h->sess, NGHTTP2_FLAG_NONE, 0,
                                               CONN_WINDOW) != 0) {
-        nghttp2_session_del(h->sess);
-        h->sess = NULL;
+        session_del(h);
         return -1;
     }
     return 0;
@@ -2572,7 +2728,7 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
 
 static void conn_free_unattached(h2_conn *h)
 {
-    nghttp2_session_del(h->sess);
+    session_del(h);
     free(h);
 }
 
