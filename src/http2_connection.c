@@ -2306,12 +2306,15 @@ static int conn_wake(h2_conn *h)
         /* :method GET, :scheme http, :path /, :authority "x" (literal
          * without indexing, name 1), after the table size update the
          * client sent once it had our SETTINGS (RFC 7541 6.3, a 5-bit
-         * prefix integer) if the table is smaller than the default. */
+         * prefix integer) if the table is smaller than the default. A
+         * client that has not sent it yet (stream 1 came by Upgrade: h2c)
+         * may still send it: a size update within the limit is allowed
+         * at the start of any header block. */
         static const uint8_t block[] = {0x82, 0x86, 0x84, 0x01, 0x01, 'x'};
         uint8_t upd[6];
         size_t nupd = 0;
         uint32_t hts = header_table_size(&h->srv->opts);
-        if (hts < 4096 && h->hpack_used) {
+        if (hts < 4096) {
             if (hts < 31) {
                 upd[nupd++] = (uint8_t)(0x20 | hts);
             } else {
@@ -2681,9 +2684,9 @@ static int session_new(h2_conn *h, bool rebuild)
      * the start of its next header block (RFC 7541 4.2), which nghttp2
      * then insists on. A client that has sent a header block has
      * signalled it already: conn_wake's synthesized request starts with
-     * that signal (it cannot without a stream to carry it, which leaves
-     * the default, a decoder table larger than the encoder's: safe, see
-     * conn_wake). */
+     * that signal (without a stream to carry it, which only a client
+     * whose HEADERS were all refused leaves, the default stays, a decoder
+     * table larger than the encoder's: safe, see conn_wake). */
     uint32_t hts = header_table_size(o);
     if (hts < 4096 && !(rebuild && h->hpack_used && !h->floor_sid))
         iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_HEADER_TABLE_SIZE,

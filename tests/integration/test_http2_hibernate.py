@@ -308,6 +308,24 @@ def test_sighup_reload_with_hibernated_connections(program, spawn, free_port):
     assert "Sanitizer" not in s.log(), s.log()[-4000:]
 
 
+def test_h2c_upgrade_then_hibernation(server):
+    """Stream 1 came by Upgrade: h2c (its request was HTTP/1, so the
+    client's encoder has not announced the table size 0 yet); after
+    hibernation the next request is served."""
+    from test_http2_limits import _h1_request, _upgrade
+    s = server("--http2_header_table_size=0")
+    sock, status, rest = _upgrade(s.port, _h1_request())
+    assert status.startswith(b"HTTP/1.1 101"), status
+    with H2Conn(s.port, sock=sock, buffered=rest, first_stream_id=3) as c:
+        assert c.response(1).status == 200
+        wait_hibernated(s)
+        r = c.response(c.request("POST", "/echo", body=b"after"))
+        assert r.status == 200 and bytes(r.body) == b"after", (r, c.goaway)
+        wait_hibernated(s)
+        r = c.response(c.request("GET", "/"))
+        assert r.status == 200, (r, c.goaway)
+
+
 def test_metrics_gauge_counts_hibernated_connections(server):
     from test_metrics import scrape, value
     s = server("--metrics_path=/metrics", name="hello")
