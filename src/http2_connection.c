@@ -230,8 +230,9 @@ static void framebuf_session_start(void)
  * at once: in the shared heap, sessions freed between the connections'
  * long-lived objects (stream, h2_conn) left each of those pinning a page,
  * ~5 KB an idle connection. Blocks of up to 512 B are reused by size
- * (16-byte classes, lists kept in the region), larger ones only when they
- * are the last; a region that is full sends the rest to malloc. nghttp2
+ * (16-byte classes, lists kept in the region), larger ones from a list
+ * (first fit, at most twice the size asked); a region that is full sends
+ * the rest to malloc. nghttp2
  * allocates a few sizes again and again (streams, frames, header
  * entries), so a busy session reuses its blocks. */
 #define REGION_SIZE (64 * 1024)
@@ -239,6 +240,7 @@ static void framebuf_session_start(void)
 typedef struct h2_region {
     char *next, *end;              /* bump pointer, end of the region */
     void *free[REGION_SMALL / 16 + 1];
+    void *big;                     /* larger free blocks, first fit */
 } h2_region;
 #define REGION_HDR 16 /* a block's size, before it */
 
@@ -289,6 +291,24 @@ static inline size_t *block_size(void *p)
     return (size_t *)((char *)p - REGION_HDR);
 }
 
+/* The next-block link a free block holds in its first word. */
+static void *link_get(void *p)
+{
+    UNPOISON(p, sizeof(void *));
+    void *next = *(void **)p;
+    POISON(p, sizeof(void *));
+    return next;
+}
+
+static void link_set(void *p, void *next)
+{
+    UNPOISON(p, sizeof(void *));
+    *(void **)p = next;
+    POISON(p, sizeof(void *));
+}
+
+static size_t region_size(void *p);
+
 static void *region_alloc(h2_region *r, size_t n)
 {
     size_t sz = n ? (n + 15) & ~(size_t)15 : 16;
@@ -299,6 +319,25 @@ static void *region_alloc(h2_region *r, size_t n)
         POISON(p, sz);
         UNPOISON(p, n);
         return p;
+    }
+    if (sz > REGION_SMALL) {
+        /* A large block freed before (a header field's buffer each
+         * request, say) is reused, or the region would fill with them. */
+        void *prev = NULL;
+        for (void *q = r->big; q;) {
+            void *next = link_get(q);
+            size_t qs = region_size(q);
+            if (qs >= sz && qs <= 2 * sz) {
+                if (prev)
+                    link_set(prev, next);
+                else
+                    r->big = next;
+                UNPOISON(q, n);
+                return q;
+            }
+            prev = q;
+            q = next;
+        }
     }
     if ((size_t)(r->end - r->next) < sz + REGION_HDR)
         return NULL;
@@ -331,6 +370,9 @@ static void region_free(h2_region *r, void *p)
         r->free[sz / 16] = p;
     } else if ((char *)p + sz == r->next) {
         r->next = (char *)p - REGION_HDR;
+    } else {
+        link_set(p, r->big);
+        r->big = p;
     }
 }
 
