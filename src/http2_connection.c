@@ -260,12 +260,23 @@ typedef struct h2_region {
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+/* Each region may be a mapping of its own (adjacent ones merge, freed
+ * ones split them): bounded per thread, far below the kernel's default
+ * vm.max_map_count (65,530), so that the process's other mappings (thread
+ * stacks, malloc's large blocks) never run out. Past it, sessions are in
+ * malloc's heap as before. */
+#define REGION_MAX 16384
+static _Thread_local unsigned regions_live;
+
 static h2_region *region_new(void)
 {
+    if (regions_live >= REGION_MAX)
+        return NULL;
     void *m = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
+    regions_live++;
     h2_region *r = m;
     r->next = (char *)m + ((sizeof *r + 15) & ~(size_t)15);
     r->end = (char *)m + REGION_SIZE;
@@ -278,6 +289,7 @@ static void region_del(h2_region *r)
     if (r) {
         UNPOISON(r, REGION_SIZE);
         munmap(r, REGION_SIZE);
+        regions_live--;
     }
 }
 
@@ -2114,9 +2126,10 @@ static uint32_t header_table_size(const gust_http_server_options *o)
  * cannot be (nghttp2 has no way in), so a connection hibernates only
  * while it is empty. */
 
-/* Freed sessions are in the middle of the heap, where malloc keeps them
- * resident: a burst of connections that all go idle would give nothing
- * back to the system. Half a second after a connection of this thread
+/* Sessions in malloc's heap (past REGION_MAX, or when mmap fails) and
+ * what requests left there are freed in the middle of the heap, where
+ * malloc keeps them resident: a burst of connections that all go idle
+ * would give little back to the system. Half a second after a connection of this thread
  * hibernates, the heap's free pages are returned (glibc's malloc_trim,
  * which walks the heap: at most twice a second, and only while
  * connections hibernate), from that connection's timer. */
