@@ -29,6 +29,8 @@ TEST_PKGS  += chromium
 # below), h2load for bench/h2_compare.sh.
 TEST_PKGS  += python3-httpx
 BENCH_PKGS += nghttp2-client
+# bench/h2_idle.py --request encodes its request with python3-hpack.
+BENCH_PKGS += python3-hpack
 BENCH_PKGS += libwebsockets-dev python3-websockets
 # HTTP/2 (issue 15): nghttp and h2load, Python h2 (raw frames, and the
 # client tests' own server), nghttpd and h2o as servers for the client.

@@ -17,7 +17,12 @@
 # Then memory per idle HTTP/2 connection: IDLE (10,000) connections opened
 # by bench/h2_idle.py (preface, SETTINGS, the server's SETTINGS
 # acknowledged, then idle) to a server started for it alone (nothing a load
-# left in its heap to reuse): growth of its RSS divided by IDLE.
+# left in its heap to reuse): growth of its RSS divided by IDLE, read 2.5 s
+# after the last connection is set up (the same wait for every server;
+# longer than Gust's 1 s http2_hibernate_after). Row "idle B/conn": no
+# request; row "idle+req B/conn": each connection first makes one GET with
+# a browser's fields and reads the answer (h2_idle.py --request), on a
+# fresh server again.
 # Ratios are to nginx.
 #
 #   bench/h2_compare.sh                        (after `make bench`)
@@ -27,7 +32,12 @@
 # object, the access-log hook; --logging=warning, so no access line, as
 # nginx's access_log off) in clear text; gust-http is the bare HTTP server,
 # examples/hello_http in clear text and examples/hello_https over TLS (no
-# web-level example takes a certificate, so gust has no TLS rows).
+# web-level example takes a certificate, so gust has no TLS rows); gust-t0
+# is examples/hello with --http2_header_table_size=0 (no HPACK table for
+# request fields, so that idle connections that made requests hibernate
+# too), in clear text; gust-old (only if named in SERVERS) is
+# GUST_OLD_SERVER, examples/hello of another build (before and after a
+# change, in the same alternating runs), in clear text.
 #
 # Environment: BUILD_DIR (default build/bench), GUST_SERVER (default
 # $BUILD_DIR/examples/hello), GUST_HTTP_SERVER (default
@@ -46,7 +56,7 @@ BUILD_DIR=${BUILD_DIR:-build/bench}
 GUST_SERVER=${GUST_SERVER:-$BUILD_DIR/examples/hello}
 GUST_HTTP_SERVER=${GUST_HTTP_SERVER:-$BUILD_DIR/examples/hello_http}
 GUST_TLS_SERVER=${GUST_TLS_SERVER:-$BUILD_DIR/examples/hello_https}
-SERVERS=${SERVERS:-gust gust-http nginx h2o}
+SERVERS=${SERVERS:-gust gust-t0 gust-http nginx h2o}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -89,7 +99,8 @@ chmod 644 "$work/key.pem"
 available=()
 for name in $SERVERS; do
     case $name in
-        gust) [[ -x $GUST_SERVER ]] || { log "NOT MEASURED: $GUST_SERVER not built"; continue; } ;;
+        gust|gust-t0) [[ -x $GUST_SERVER ]] || { log "NOT MEASURED: $GUST_SERVER not built"; continue; } ;;
+        gust-old) [[ -x ${GUST_OLD_SERVER:-} ]] || { log "NOT MEASURED: GUST_OLD_SERVER not set or not built"; continue; } ;;
         gust-http) [[ -x $GUST_HTTP_SERVER ]] || { log "NOT MEASURED: $GUST_HTTP_SERVER not built"; continue; } ;;
         nginx|h2o) ;;
         *) log "unknown server $name"; exit 1 ;;
@@ -168,6 +179,9 @@ start() {
     tport=$(free_port $((cport + 1)))
     case $name in
         gust) cmd=("$GUST_SERVER" --port="$cport" --address=127.0.0.1 --logging=warning) ;;
+        gust-t0) cmd=("$GUST_SERVER" --port="$cport" --address=127.0.0.1 --logging=warning
+                      --http2_header_table_size=0) ;;
+        gust-old) cmd=("$GUST_OLD_SERVER" --port="$cport" --address=127.0.0.1 --logging=warning) ;;
         gust-http) cmd=("$GUST_HTTP_SERVER" --port="$cport" --address=127.0.0.1 --logging=warning) ;;
         gust-tls) cmd=("$GUST_TLS_SERVER" --port="$tport" --address=127.0.0.1
                        --cert="$work/cert.pem" --key="$work/key.pem" --logging=warning) ;;
@@ -264,7 +278,7 @@ for mode in clear tls; do
         proc=$name
         # Over TLS the bare server (hello_https) is Gust's: its figures go in
         # the gust-http column (the web app's stays empty).
-        [[ $name == gust && $mode == tls ]] && continue
+        [[ ($name == gust || $name == gust-t0 || $name == gust-old) && $mode == tls ]] && continue
         [[ $name == gust-http && $mode == tls ]] && proc=gust-tls
         if [[ -n ${PID[$proc]:-} ]] || start "$proc"; then procs+=("$name:$proc"); else status=1; fi
     done
@@ -293,19 +307,22 @@ for mode in clear tls; do
     for np in "${procs[@]}"; do stop "${np#*:}"; done
 done
 
-declare -A IDLEB
+declare -A IDLEB IDLER
 if [[ " $SKIP " != *" idle "* ]]; then
-    for name in "${available[@]}"; do
-        if start "$name"; then
-            out=$(timeout -k 5 200 "$PYTHON" "$here/h2_idle.py" "${CPORT[$name]}" "$IDLE" "${PID[$name]}") || true
-            log "idle $name: $out"
-            v=$(tr ' ' '\n' <<<"$out" | awk -F= '$1 == "idle_bytes" {print $2}')
-            n=$(tr ' ' '\n' <<<"$out" | awk -F= '$1 == "connections" {print $2}')
-            [[ ${n:-0} == "$IDLE" ]] && IDLEB[$name]=$v || { IDLEB[$name]="-"; log "idle $name: only ${n:-0} of $IDLE connections"; }
-            stop "$name"
-        else
-            status=1
-        fi
+    for req in "" --request; do
+        for name in "${available[@]}"; do
+            if start "$name"; then
+                out=$(timeout -k 5 200 "$PYTHON" "$here/h2_idle.py" "${CPORT[$name]}" "$IDLE" "${PID[$name]}" $req) || true
+                log "idle $name $req: $out"
+                v=$(tr ' ' '\n' <<<"$out" | awk -F= '$1 == "idle_bytes" {print $2}')
+                n=$(tr ' ' '\n' <<<"$out" | awk -F= '$1 == "connections" {print $2}')
+                [[ ${n:-0} == "$IDLE" ]] || { v="-"; log "idle $name $req: only ${n:-0} of $IDLE connections"; }
+                if [[ -z $req ]]; then IDLEB[$name]=$v; else IDLER[$name]=$v; fi
+                stop "$name"
+            else
+                status=1
+            fi
+        done
     done
 fi
 
@@ -330,6 +347,12 @@ if [[ " $SKIP " != *" idle "* ]]; then
         [[ $name != nginx ]] && printf ' %14s' "$(ratio "${IDLEB[$name]:-}" "${IDLEB[nginx]:-}")"
     done
     echo
-    echo "(idle: bytes of server RSS per idle HTTP/2 connection, $IDLE open, clear text; ratio <= 1 is less memory than nginx)"
+    printf '%-18s' "idle+req B/conn"
+    for name in "${available[@]}"; do printf ' %12s %12s' "${IDLER[$name]:--}" ""; done
+    for name in "${available[@]}"; do
+        [[ $name != nginx ]] && printf ' %14s' "$(ratio "${IDLER[$name]:-}" "${IDLER[nginx]:-}")"
+    done
+    echo
+    echo "(idle: bytes of server RSS per idle HTTP/2 connection, $IDLE open, clear text, without and with one request first; ratio <= 1 is less memory than nginx)"
 fi
 exit $status

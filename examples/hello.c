@@ -14,6 +14,7 @@
  *         [--shutdown_timeout=10]
  *         [--access_log=tornado|common|combined|json] [--access_log_us]
  *         [--xheaders] [--metrics_path=/metrics] [--sockets]
+ *         [--http2_header_table_size=4096] [--http2_hibernate_after=1]
  *
  * The port comes from options.h (E5's define("port", default=8888)). With
  * --processes=1 the app listens itself (start form 1, gust_app_listen);
@@ -80,7 +81,16 @@ int main(int argc, char **argv)
     gust_options_define_bool(NULL, "sockets", &form3, false,
                              "bind, fork, then a server per worker (form 3)",
                              NULL);
+    int h2_table;
+    gust_options_define_int(NULL, "http2_header_table_size", &h2_table, 4096,
+                            "HTTP/2 HPACK table for request fields (0: none, "
+                            "so idle connections hibernate)", NULL);
+    gust_options_define_duration(NULL, "http2_hibernate_after",
+                                 &so.http2_hibernate_after, 1,
+                                 "free an idle HTTP/2 connection's session "
+                                 "after this long (-1: never)", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
+    so.http2_header_table_size = h2_table > 0 ? h2_table : -1;
 
     static const char *const formats[] = {"tornado", "common", "combined",
                                           "json"};

@@ -4,6 +4,7 @@
  *   hello_http [--port=8888] [--address=127.0.0.1] [--processes=1]
  *              [--shutdown_timeout=10] [--write_timeout=60]
  *              [--idle_connection_timeout=60] [--header_timeout=30]
+ *              [--http2_header_table_size=4096] [--http2_hibernate_after=1]
  *
  * With --processes=N (0: one per CPU) the socket is bound first and the
  * process forks (the bind + start form of tcp_server.h).
@@ -84,7 +85,16 @@ int main(int argc, char **argv)
     gust_options_define_duration(NULL, "header_timeout", &so.header_timeout, 30,
                                  "close a connection whose request does not "
                                  "come within this long", NULL);
+    int h2_table;
+    gust_options_define_int(NULL, "http2_header_table_size", &h2_table, 4096,
+                            "HTTP/2 HPACK table for request fields (0: none, "
+                            "so idle connections hibernate)", NULL);
+    gust_options_define_duration(NULL, "http2_hibernate_after",
+                                 &so.http2_hibernate_after, 1,
+                                 "free an idle HTTP/2 connection's session "
+                                 "after this long (-1: never)", NULL);
     gust_options_parse_command_line(NULL, argc, argv);
+    so.http2_header_table_size = h2_table > 0 ? h2_table : -1;
     server = gust_http_server_new(gust_http_callback(handle_request, NULL),
                                   &so);
     int rc = server ? gust_http_server_bind(server, port, address) : -ENOMEM;

@@ -17,7 +17,12 @@
  *   2  Upgrade: h2c from an HTTP/1 request, which becomes stream 1;
  * which server takes it (divided by 3, odd: the one with tiny limits, so
  * that every limit of the glue is reached by small inputs); and (divided
- * by 6, odd) whether two connections send the same input at once.
+ * by 6, odd) whether two connections send the same input at once; and
+ * (divided by 12, odd) whether the client pauses after its first frames
+ * ((divided by 24) % 8 + 1 of them): the tiny server hibernates idle
+ * connections after 1 ms and advertises no HPACK table, so that what
+ * follows the pause may reach a hibernated connection and its rebuilt
+ * session.
  * Seeds: fuzz/corpus/http2/ (made by fuzz/make_http2_corpus.py).
  *
  * Invariants checked at the end of every input: the connection is gone
@@ -335,6 +340,8 @@ static void setup(void)
         .http2_max_concurrent_streams = 2,
         .http2_reset_burst = 4,
         .http2_reset_rate = 1,
+        .http2_header_table_size = -1,
+        .http2_hibernate_after = 0.001,
         .no_keep_alive = true,
     };
     servers[1] = gust_http_server_new(
@@ -418,6 +425,31 @@ static int open_connection(int mode)
     return sv[1];
 }
 
+/* Where the client's first n frames end in p (the input after the
+ * preface), or len if it has fewer. */
+static size_t after_frames(const uint8_t *p, size_t len, int n)
+{
+    size_t at = 0;
+    while (n-- > 0 && len - at >= 9) {
+        size_t flen = (size_t)p[at] << 16 | (size_t)p[at + 1] << 8 | p[at + 2];
+        if (len - at - 9 < flen)
+            return len;
+        at += 9 + flen;
+    }
+    return at;
+}
+
+static bool pause_over(gust_loop *l, void *data)
+{
+    (void)l;
+    clients *cs = data;
+    char buf[65536];
+    for (int i = 0; i < cs->n; i++)
+        while (recv(cs->c[i].fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+        }
+    return false; /* until the timeout */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 256 * 1024)
@@ -427,6 +459,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int mode = data[0] % 3;
     server = servers[(data[0] / 3) & 1];
     int nclients = (data[0] / 6) & 1 ? 2 : 1;
+    bool pause = (data[0] / 12) & 1;
+    int pause_frames = (data[0] / 24) % 8 + 1;
     data++;
     size--;
 
@@ -442,9 +476,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(input + head_len, data, size);
 
     clients cs = {.n = nclients};
+    size_t first = head_len + size;
+    if (pause)
+        first = head_len + after_frames(input + head_len, size, pause_frames);
     for (int i = 0; i < nclients; i++)
-        cs.c[i] = (client){open_connection(mode), input, head_len + size,
-                           false};
+        cs.c[i] = (client){open_connection(mode), input, first, false};
+    if (pause && first < head_len + size) {
+        /* The first frames, then quiet for a few hibernation delays (the
+         * client reads what the server answers), then the rest. */
+        for (int i = 0; i < nclients; i++) {
+            client *c = &cs.c[i];
+            while (c->out_len) {
+                ssize_t n = send(c->fd, c->out, c->out_len,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n <= 0)
+                    break;
+                c->out += n;
+                c->out_len -= (size_t)n;
+            }
+        }
+        gust_loop_run_until(loop, pause_over, &cs, 0.005);
+        for (int i = 0; i < nclients; i++)
+            cs.c[i].out_len += head_len + size - first;
+    }
     /* The input, then the end of it: the connections must finish by
      * themselves (answers sent, or an error and a close)... */
     gust_loop_run_until(loop, done, &cs, 3.0);

@@ -201,12 +201,30 @@ def seeds():
         5, "GET", "/flush")
 
 
+def hibernating(mode):
+    """A client of the tiny server (no HPACK table) that pauses after its
+    first frames (fuzz_http2.c), long enough for it to hibernate."""
+    c = Client(mode)
+    c.enc.header_table_size = 0
+    return c
+
+
+def hibernate_seeds():
+    # Pause after SETTINGS and its ACK: a request wakes the connection.
+    yield "hibernate_then_request", hibernating(40).headers(
+        1, "POST", "/echo", end_stream=False).data(1, b"x" * 300) \
+        .raw(frame(PING, 0, 0, b"12345678"))
+    # A request, the pause, then HEADERS on that stream again and a new one.
+    yield "hibernate_old_stream", hibernating(64).headers(1, "GET", "/") \
+        .headers(3, "GET", "/echo").headers(1, "GET", "/")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus",
                                                              "http2")
     os.makedirs(out, exist_ok=True)
-    for name, client in seeds():
+    for name, client in [*seeds(), *hibernate_seeds()]:
         with open(os.path.join(out, name), "wb") as f:
             f.write(client.bytes())
 

@@ -28,11 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <nghttp2/nghttp2.h>
 
@@ -110,11 +114,20 @@ struct h2_stream {
     size_t cookie_len;
 };
 
+/* What a hibernated connection keeps of its nghttp2 session: the
+ * client's settings and the connection's send window. */
+#define SAVED_SETTINGS 9     /* ids 1..9 (7 is not defined) */
+typedef struct h2_saved {
+    uint32_t settings[SAVED_SETTINGS];
+    int32_t send_window;
+} h2_saved;
+
 struct h2_conn {
     gust_http_detached slot;
     gust_http_server *srv;
     gust_stream *stream;     /* NULL once closed */
     nghttp2_session *sess;
+    struct h2_region *region; /* the session's memory */
     h2_stream *streams;
     size_t nstreams;         /* h2_stream objects with h set */
     size_t nrecv;            /* of those, still receiving their request */
@@ -144,6 +157,23 @@ struct h2_conn {
     bool stopping;           /* close_all() sent ours */
     bool goaway_sent, got_request;
     bool write_waiting;      /* a write callback will call send again */
+    /* The input's framing, followed byte by byte count (in_track), so
+     * that the session is known to be between two frames. */
+    bool in_block;           /* a header block waits for CONTINUATION */
+    uint8_t in_hdr_len;      /* bytes of a frame header seen so far */
+    uint8_t in_hdr[9];
+    uint32_t in_skip;        /* bytes of the preface or a payload left */
+    int32_t max_sid;         /* highest stream id a client HEADERS named */
+    bool hpack_used;         /* the client sent a header block */
+    bool peer_settings;      /* the client's SETTINGS came */
+    bool settings_acked;     /* the client acknowledged ours */
+    /* Hibernation (conn_hibernate): the session given back while idle. */
+    bool hibernated;
+    bool rebuilding;         /* nghttp2 is fed synthesized frames */
+    bool no_hibernate;       /* never (the HPACK table has entries) */
+    bool trim_owner;         /* its timer runs the thread's heap trim */
+    int32_t floor_sid;       /* streams up to it were closed then */
+    h2_saved saved;          /* what rebuilds it */
 };
 
 static void conn_send(h2_conn *h);
@@ -154,6 +184,10 @@ static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
 static void conn_arm_busy(h2_conn *h);
 static void conn_arm_write(h2_conn *h);
+static int conn_wake(h2_conn *h);
+static int session_new(h2_conn *h, bool rebuild);
+static void session_del(h2_conn *h);
+static void conn_arm(h2_conn *h, double at);
 static inline nghttp2_nv make_nv(gust_str n, gust_str v);
 
 static inline h2_stream *stream_of(gust_http_connection *c)
@@ -190,9 +224,172 @@ static void framebuf_session_start(void)
     framebuf.armed = true;
 }
 
+/* Each session's memory is a region of its own (mmap'd, 64 KiB of
+ * address space, touched as used), so that freeing a session (its
+ * connection hibernates, or closes) gives all of it back to the system
+ * at once: in the shared heap, sessions freed between the connections'
+ * long-lived objects (stream, h2_conn) left each of those pinning a page,
+ * ~5 KB an idle connection. Blocks of up to 512 B are reused by size
+ * (16-byte classes, lists kept in the region), larger ones from a list
+ * (first fit, at most twice the size asked); a region that is full sends
+ * the rest to malloc. nghttp2
+ * allocates a few sizes again and again (streams, frames, header
+ * entries), so a busy session reuses its blocks. */
+#define REGION_SIZE (64 * 1024)
+#define REGION_SMALL 512
+typedef struct h2_region {
+    char *next, *end;              /* bump pointer, end of the region */
+    void *free[REGION_SMALL / 16 + 1];
+    void *big;                     /* larger free blocks, first fit */
+} h2_region;
+#define REGION_HDR 16 /* a block's size, before it */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define H2_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H2_ASAN 1
+#endif
+#endif
+#ifdef H2_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Each region may be a mapping of its own (adjacent ones merge, freed
+ * ones split them): bounded per thread, far below the kernel's default
+ * vm.max_map_count (65,530), so that the process's other mappings (thread
+ * stacks, malloc's large blocks) never run out. Past it, sessions are in
+ * malloc's heap as before. */
+#define REGION_MAX 16384
+static _Thread_local unsigned regions_live;
+
+static h2_region *region_new(void)
+{
+    if (regions_live >= REGION_MAX)
+        return NULL;
+    void *m = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    regions_live++;
+    h2_region *r = m;
+    r->next = (char *)m + ((sizeof *r + 15) & ~(size_t)15);
+    r->end = (char *)m + REGION_SIZE;
+    POISON(r->next, (size_t)(r->end - r->next));
+    return r;
+}
+
+static void region_del(h2_region *r)
+{
+    if (r) {
+        UNPOISON(r, REGION_SIZE);
+        munmap(r, REGION_SIZE);
+        regions_live--;
+    }
+}
+
+static inline bool in_region(const h2_region *r, const void *p)
+{
+    return r && (const char *)p > (const char *)r && (const char *)p < r->end;
+}
+
+static inline size_t *block_size(void *p)
+{
+    return (size_t *)((char *)p - REGION_HDR);
+}
+
+/* The next-block link a free block holds in its first word. */
+static void *link_get(void *p)
+{
+    UNPOISON(p, sizeof(void *));
+    void *next = *(void **)p;
+    POISON(p, sizeof(void *));
+    return next;
+}
+
+static void link_set(void *p, void *next)
+{
+    UNPOISON(p, sizeof(void *));
+    *(void **)p = next;
+    POISON(p, sizeof(void *));
+}
+
+static size_t region_size(void *p);
+
+static void *region_alloc(h2_region *r, size_t n)
+{
+    size_t sz = n ? (n + 15) & ~(size_t)15 : 16;
+    if (sz <= REGION_SMALL && r->free[sz / 16]) {
+        void *p = r->free[sz / 16];
+        UNPOISON(p, sizeof(void *));
+        r->free[sz / 16] = *(void **)p;
+        POISON(p, sz);
+        UNPOISON(p, n);
+        return p;
+    }
+    if (sz > REGION_SMALL) {
+        /* A large block freed before (a header field's buffer each
+         * request, say) is reused, or the region would fill with them. */
+        void *prev = NULL;
+        for (void *q = r->big; q;) {
+            void *next = link_get(q);
+            size_t qs = region_size(q);
+            if (qs >= sz && qs <= 2 * sz) {
+                if (prev)
+                    link_set(prev, next);
+                else
+                    r->big = next;
+                UNPOISON(q, n);
+                return q;
+            }
+            prev = q;
+            q = next;
+        }
+    }
+    if ((size_t)(r->end - r->next) < sz + REGION_HDR)
+        return NULL;
+    char *b = r->next;
+    r->next += sz + REGION_HDR;
+    UNPOISON(b, REGION_HDR);
+    *(size_t *)b = sz;
+    POISON(b, REGION_HDR);
+    UNPOISON(b + REGION_HDR, n);
+    return b + REGION_HDR;
+}
+
+static size_t region_size(void *p)
+{
+    size_t *h = block_size(p);
+    UNPOISON(h, sizeof *h);
+    size_t sz = *h;
+    POISON(h, sizeof *h);
+    return sz;
+}
+
+static void region_free(h2_region *r, void *p)
+{
+    size_t sz = region_size(p);
+    POISON(p, sz);
+    if (sz <= REGION_SMALL) {
+        UNPOISON(p, sizeof(void *));
+        *(void **)p = r->free[sz / 16];
+        POISON(p, sizeof(void *));
+        r->free[sz / 16] = p;
+    } else if ((char *)p + sz == r->next) {
+        r->next = (char *)p - REGION_HDR;
+    } else {
+        link_set(p, r->big);
+        r->big = p;
+    }
+}
+
 static void *h2_malloc(size_t n, void *u)
 {
-    (void)u;
     if (n == FRAMEBUF_LEN && framebuf.armed) {
         framebuf.armed = false;
         if (!framebuf.buf)
@@ -200,20 +397,29 @@ static void *h2_malloc(size_t n, void *u)
         if (framebuf.buf)
             return framebuf.buf;
     }
-    return malloc(n);
+    void *p = u ? region_alloc(u, n) : NULL;
+    return p ? p : malloc(n);
 }
 
 static void h2_free(void *p, void *u)
 {
-    (void)u;
-    if (p && p == framebuf.buf)
-        return; /* the thread's, kept */
-    free(p);
+    if (!p || p == framebuf.buf)
+        return; /* (the thread's, kept) */
+    if (in_region(u, p))
+        region_free(u, p);
+    else
+        free(p);
 }
 
 static void *h2_calloc(size_t n, size_t m, void *u)
 {
-    (void)u;
+    if (m && n > SIZE_MAX / m)
+        return NULL;
+    void *p = u ? region_alloc(u, n * m) : NULL;
+    if (p) {
+        memset(p, 0, n * m);
+        return p;
+    }
     return calloc(n, m);
 }
 
@@ -227,10 +433,35 @@ static void *h2_realloc(void *p, size_t n, void *u)
             memcpy(q, p, n < FRAMEBUF_LEN ? n : FRAMEBUF_LEN);
         return q;
     }
+    if (in_region(u, p)) {
+        size_t old = region_size(p);
+        if (n <= old) {
+            UNPOISON(p, n);
+            return p;
+        }
+        h2_region *r = u;
+        size_t sz = (n + 15) & ~(size_t)15;
+        if ((char *)p + old == r->next &&
+            (size_t)(r->end - (char *)p) >= sz) { /* the last: grown */
+            r->next = (char *)p + sz;
+            size_t *hd = block_size(p);
+            UNPOISON(hd, sizeof *hd);
+            *hd = sz;
+            POISON(hd, sizeof *hd);
+            UNPOISON(p, n);
+            return p;
+        }
+        void *q = region_alloc(u, n);
+        if (!q)
+            q = malloc(n);
+        if (q) {
+            memcpy(q, p, old);
+            region_free(u, p);
+        }
+        return q;
+    }
     return realloc(p, n);
 }
-
-static nghttp2_mem h2_mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
 
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
@@ -729,7 +960,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
 {
     h2_conn *h = u;
     if (f->hd.type != NGHTTP2_HEADERS ||
-        f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        f->headers.cat != NGHTTP2_HCAT_REQUEST || h->rebuilding)
         return 0;
     h2_stream *st = stream_new(h, f->hd.stream_id);
     if (!st)
@@ -824,7 +1055,15 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *u)
 {
     h2_conn *h = u;
     bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (h->rebuilding)
+        return 0;
     switch (f->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (f->hd.flags & NGHTTP2_FLAG_ACK)
+            h->settings_acked = true;
+        else
+            h->peer_settings = true;
+        break;
     case NGHTTP2_HEADERS: {
         h2_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
         if (!st)
@@ -929,7 +1168,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code,
     (void)code;
     h2_conn *h = u;
     h2_stream *st = nghttp2_session_get_stream_user_data(s, id);
-    if (!st)
+    if (!st || h->rebuilding)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
     st->open = false;
@@ -948,6 +1187,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code,
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *u)
 {
     h2_conn *h = u;
+    if (h->rebuilding)
+        return 0;
     if (f->hd.type == NGHTTP2_GOAWAY) {
         if (f->goaway.error_code != NGHTTP2_NO_ERROR)
             gust_log_warning(LOG, "%s: GOAWAY %s, closing", h->peer_ip,
@@ -972,6 +1213,11 @@ static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f,
 {
     (void)s;
     h2_conn *h = u;
+    if (h->rebuilding) { /* a bug: conn_wake fails and closes */
+        gust_log_error(LOG, "%s: rebuilding the session: frame %d refused "
+                       "(%s)", h->peer_ip, f->hd.type, nghttp2_strerror(err));
+        return 0;
+    }
     gust_log_warning(LOG, "%s: invalid frame (type %d, stream %d): %s",
                      h->peer_ip, f->hd.type, f->hd.stream_id,
                      nghttp2_strerror(err));
@@ -1616,8 +1862,8 @@ static void conn_close_after_write(h2_conn *h)
 /* Every frame nghttp2 has now, gathered into one write. */
 static void conn_send(h2_conn *h)
 {
-    if (h->sending || h->in_recv || h->closed || !h->stream)
-        return;
+    if (h->sending || h->in_recv || h->closed || !h->stream || !h->sess)
+        return; /* (no session: hibernated, nothing to send) */
     if (framebuf.sending) { /* another session's frame is in the buffer */
         conn_kick(h);
         return;
@@ -1719,11 +1965,69 @@ static void conn_start_read(h2_conn *h)
         conn_close(h);
 }
 
+/* Follows the framing of n input bytes on their way to nghttp2 (the
+ * preface, then 9-byte frame headers and their payloads), so that
+ * conn_hibernate knows the session is between two frames. Returns how
+ * many of them may go to nghttp2: all, or those before a HEADERS on a
+ * stream that was closed when the connection hibernated (RFC 9113
+ * 5.1.1: a connection error PROTOCOL_ERROR, which the rebuilt session
+ * would not see, as it never knew those streams). Costs a few
+ * instructions per frame. */
+static size_t in_track(h2_conn *h, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (h->in_skip) {
+            size_t k = n - i < h->in_skip ? n - i : h->in_skip;
+            h->in_skip -= (uint32_t)k;
+            i += k;
+            continue;
+        }
+        size_t start = i;
+        while (i < n && h->in_hdr_len < 9)
+            h->in_hdr[h->in_hdr_len++] = p[i++];
+        if (h->in_hdr_len < 9)
+            break;
+        h->in_hdr_len = 0;
+        const uint8_t *f = h->in_hdr;
+        h->in_skip = (uint32_t)f[0] << 16 | (uint32_t)f[1] << 8 | f[2];
+        uint8_t type = f[3], flags = f[4];
+        int32_t sid = (int32_t)(((uint32_t)f[5] << 24 | (uint32_t)f[6] << 16 |
+                                 (uint32_t)f[7] << 8 | f[8]) & 0x7fffffff);
+        if (type == NGHTTP2_HEADERS) {
+            h->hpack_used = true;
+            h->in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
+            if (sid && sid <= h->floor_sid)
+                return start;
+            if ((sid & 1) && sid > h->max_sid)
+                h->max_sid = sid;
+        } else if (type == NGHTTP2_CONTINUATION ||
+                   type == NGHTTP2_PUSH_PROMISE) {
+            h->in_block = !(flags & NGHTTP2_FLAG_END_HEADERS);
+        }
+    }
+    return n;
+}
+
 static void recv_bytes(h2_conn *h, const char *data, size_t len)
 {
+    if (h->hibernated && conn_wake(h) < 0) {
+        conn_close(h);
+        return;
+    }
+    size_t ok = in_track(h, (const uint8_t *)data, len);
     h->in_recv = true;
-    ssize_t r = nghttp2_session_mem_recv(h->sess, (const uint8_t *)data, len);
+    ssize_t r = nghttp2_session_mem_recv(h->sess, (const uint8_t *)data, ok);
     h->in_recv = false;
+    if (r >= 0 && ok < len) {
+        gust_log_warning(LOG, "%s: HEADERS on stream %d or lower, closed "
+                         "before the connection hibernated, closing",
+                         h->peer_ip, h->floor_sid);
+        nghttp2_session_terminate_session(h->sess, NGHTTP2_PROTOCOL_ERROR);
+        conn_send(h);
+        conn_close_after_write(h);
+        return;
+    }
     if (r < 0) {
         gust_log_warning(LOG, "%s: %s, closing", h->peer_ip,
                          nghttp2_strerror((int)r));
@@ -1796,6 +2100,355 @@ static bool pending_output(h2_conn *h)
     return false;
 }
 
+
+/* The HPACK dynamic table size Gust advertises (SETTINGS_HEADER_TABLE_SIZE);
+ * 4096 is the protocol's default, so it is not sent. */
+static uint32_t header_table_size(const gust_http_server_options *o)
+{
+    if (o->http2_header_table_size < 0)
+        return 0;
+    if (o->http2_header_table_size == 0 || o->http2_header_table_size > 4096)
+        return 4096;
+    return (uint32_t)o->http2_header_table_size;
+}
+
+/* ---- Hibernation ------------------------------------------------------- */
+
+/* An idle HTTP/2 connection costs its nghttp2 session, ~10 KB that no
+ * option shrinks (the session struct, HPACK buffers, inbound buffers).
+ * Once a connection has been idle for http2_hibernate_after seconds, the
+ * session is freed (conn_hibernate), keeping in h2_saved what the client
+ * set, and rebuilt when bytes arrive or the server must send (conn_wake):
+ * a new session is fed, in place of the client, the frames that put it in
+ * the state the old one was in, and what it answers is dropped. Only a
+ * state that frames can rebuild is given back, hence the conditions of
+ * conn_can_hibernate; the HPACK decoder's dynamic table in particular
+ * cannot be (nghttp2 has no way in), so a connection hibernates only
+ * while it is empty. */
+
+/* Sessions in malloc's heap (past REGION_MAX, or when mmap fails) and
+ * what requests left there are freed in the middle of the heap, where
+ * malloc keeps them resident: a burst of connections that all go idle
+ * would give little back to the system. Half a second after a connection of this thread
+ * hibernates, the heap's free pages are returned (glibc's malloc_trim,
+ * which walks the heap: at most twice a second, and only while
+ * connections hibernate), from that connection's timer. */
+#define TRIM_DELAY 0.5
+static _Thread_local struct {
+    bool pending;
+    double due;
+} heap_trim;
+
+static void trim_after_hibernation(h2_conn *h)
+{
+#ifdef __GLIBC__
+    if (heap_trim.pending)
+        return;
+    heap_trim.pending = true;
+    heap_trim.due = gust_loop_time(conn_loop(h)) + TRIM_DELAY;
+    h->trim_owner = true;
+#else
+    (void)h;
+#endif
+}
+
+/* From h's timer: the trim, if due; else when it is. */
+static double trim_check(h2_conn *h, double now)
+{
+    if (!h->trim_owner)
+        return INFINITY;
+    if (now < heap_trim.due)
+        return heap_trim.due;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    heap_trim.pending = false;
+    h->trim_owner = false;
+    return INFINITY;
+}
+
+static void trim_owner_gone(h2_conn *h)
+{
+    if (h->trim_owner)
+        heap_trim.pending = false; /* the next hibernation arms it again */
+    h->trim_owner = false;
+}
+
+static double hibernate_delay(h2_conn *h)
+{
+    double d = h->srv->opts.http2_hibernate_after;
+    return d < 0 || h->no_hibernate ? INFINITY : d;
+}
+
+static bool conn_can_hibernate(h2_conn *h)
+{
+    nghttp2_session *s = h->sess;
+    if (h->hibernated || h->closed || h->closing || h->stopping ||
+        h->draining || h->goaway_sent || !h->stream || h->in_recv ||
+        h->sending || h->nstreams || h->streams || h->cbs || h->inflight ||
+        h->out_len || pending_output(h) || gust_timer_active(&h->kick) ||
+        gust_timer_active(&h->grace))
+        return false;
+    /* Between two frames, SETTINGS exchanged both ways: the rebuilt
+     * session starts from there. */
+    if (h->in_skip || h->in_hdr_len || h->in_block || !h->peer_settings ||
+        !h->settings_acked)
+        return false;
+    if (nghttp2_session_want_write(s) || !nghttp2_session_want_read(s))
+        return false;
+    if (nghttp2_session_get_hd_inflate_dynamic_table_size(s) != 0) {
+        /* The table only empties when the client evicts all of it, which
+         * clients do not do: not looked at again. */
+        h->no_hibernate = true;
+        return false;
+    }
+    /* A send window below the initial one is spent again on the stream
+     * conn_wake replays (there is one: DATA went out), within 65535. */
+    int32_t w = nghttp2_session_get_remote_window_size(s);
+    if (w < 0 || (w < NGHTTP2_INITIAL_WINDOW_SIZE && h->max_sid <= 0))
+        return false;
+    return true;
+}
+
+/* Frees h's session if it may (see above). */
+static void conn_hibernate(h2_conn *h)
+{
+    if (!conn_can_hibernate(h))
+        return;
+    nghttp2_session *s = h->sess;
+    int32_t unacked = nghttp2_session_get_effective_recv_data_length(s);
+    if (unacked > 0) {
+        /* Body bytes consumed but not yet given back in a WINDOW_UPDATE
+         * (less than half the window): a rebuilt session would believe
+         * the client's window full, and the client would go on with less
+         * each time, down to nothing. Given back now; hibernated later. */
+        nghttp2_submit_window_update(s, NGHTTP2_FLAG_NONE, 0, unacked);
+        conn_send(h);
+        return;
+    }
+    for (int id = 1; id <= SAVED_SETTINGS; id++)
+        h->saved.settings[id - 1] =
+            id == 7 ? 0 : nghttp2_session_get_remote_settings(s, id);
+    h->saved.send_window = nghttp2_session_get_remote_window_size(s);
+    h->floor_sid = h->max_sid;
+    session_del(h);
+    obuf_put(h->ob);
+    h->ob = NULL;
+    h->hibernated = true;
+    gust__metrics_h2_hibernated(1);
+    trim_after_hibernation(h);
+    gust_log_debug(LOG, "%s: idle, session given back (hibernated)",
+                   h->peer_ip);
+}
+
+/* conn_wake's dropped answer: source.fd zero bytes. */
+static ssize_t read_zeros(nghttp2_session *s, int32_t id, uint8_t *buf,
+                          size_t length, uint32_t *flags,
+                          nghttp2_data_source *src, void *u)
+{
+    (void)s, (void)id, (void)u;
+    size_t n = (size_t)src->fd < length ? (size_t)src->fd : length;
+    memset(buf, 0, n);
+    src->fd -= (int)n;
+    if (src->fd == 0)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static uint8_t *put_frame_head(uint8_t *p, uint32_t len, uint8_t type,
+                               uint8_t flags, int32_t sid)
+{
+    p[0] = (uint8_t)(len >> 16);
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)len;
+    p[3] = type;
+    p[4] = flags;
+    p[5] = (uint8_t)((uint32_t)sid >> 24);
+    p[6] = (uint8_t)(sid >> 16);
+    p[7] = (uint8_t)(sid >> 8);
+    p[8] = (uint8_t)sid;
+    return p + 9;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return p + 4;
+}
+
+/* Rebuilds the session of a hibernated connection (no-op otherwise).
+ * Returns 0, or -1 (out of memory, or a bug: the caller closes).
+ *
+ * The new session is fed, as if from the client: the preface; a
+ * SETTINGS with the client's settings that differ from what a fresh
+ * session assumes once a SETTINGS has come; the ACK of ours (acknowledged
+ * before it hibernated); a WINDOW_UPDATE on stream 0 bringing the send
+ * window from 65535 to what it was; and, when the client had opened
+ * streams, a request HEADERS on the highest one (static-table fields and
+ * a literal not indexed: the dynamic table stays empty) and its
+ * RST_STREAM, so that nghttp2 counts every stream up to it as closed, not
+ * idle: a late WINDOW_UPDATE or RST_STREAM on one of them is ignored as
+ * before, not a connection error. A send window below 65535 is brought
+ * down by answering that request instead of resetting it. What the session answers (our SETTINGS
+ * and WINDOW_UPDATE again, the ACK of the synthesized SETTINGS) is
+ * dropped: the client had the first two long ago and must not see the
+ * third. Our callbacks ignore all of it (h->rebuilding).
+ *
+ * HPACK (RFC 7541). The decoder starts empty, as the old one was, with
+ * the same limit (SETTINGS_HEADER_TABLE_SIZE, acknowledged): if it is
+ * below 4096, a client that has not sent a header block still owes the
+ * size update and the new decoder asks for it as the old one did; one
+ * that has sent it is replayed in the synthesized request, so the
+ * decoder's maximum is the client's again (a client that indexes fields
+ * into a table of 0, as python-hpack does, fills nothing). Where it
+ * cannot be (no stream id to carry it) the decoder keeps 4096, larger
+ * than the client encoder's maximum, which is safe: the encoder and
+ * decoder insert the same entries, and
+ * each evicts from the oldest end (4.4) only what no longer fits its own
+ * maximum, so the decoder holds every entry the encoder does, at the same
+ * index. The same argument makes a fresh encoder safe without signalling
+ * anything (4.3 asks for a size update only when the maximum changes,
+ * and it does not): it starts empty while the client's decoder still
+ * holds what the old encoder inserted; the encoder only references
+ * entries it inserted itself, which are the newest in both tables (index
+ * 62 up, 2.3.3), and the client's decoder, whose maximum is the same,
+ * evicts its older entries first, so it keeps all of the encoder's. */
+static int conn_wake(h2_conn *h)
+{
+    if (!h->hibernated)
+        return 0;
+    if (session_new(h, true) != 0) {
+        gust_log_warning(LOG, "%s: out of memory to wake a hibernated "
+                         "connection, closing", h->peer_ip);
+        return -1;
+    }
+    h->hibernated = false;
+    gust__metrics_h2_hibernated(-1);
+    /* What a fresh session assumes once the client's first SETTINGS has
+     * come (ids 1..9; 7 is not defined): not sent. */
+    static const uint32_t fresh[SAVED_SETTINGS] = {
+        4096, 1, UINT32_MAX, 65535, 16384, UINT32_MAX, 0, 0, 0};
+    int deficit = h->saved.send_window < NGHTTP2_INITIAL_WINDOW_SIZE
+                      ? NGHTTP2_INITIAL_WINDOW_SIZE - h->saved.send_window
+                      : 0;
+    uint8_t in[PREFACE_LEN + 9 + 6 * SAVED_SETTINGS + 9 + 9 + 4 + 9 + 6 + 6 +
+               9 + 4];
+    uint8_t *p = in;
+    memcpy(p, PREFACE, PREFACE_LEN);
+    p += PREFACE_LEN;
+    uint8_t *settings = p;
+    p += 9;
+    for (int id = 1; id <= SAVED_SETTINGS; id++) {
+        uint32_t v = h->saved.settings[id - 1];
+        if (id == 7 || v == fresh[id - 1])
+            continue;
+        *p++ = 0;
+        *p++ = (uint8_t)id;
+        p = put32(p, v);
+    }
+    put_frame_head(settings, (uint32_t)(p - settings - 9), NGHTTP2_SETTINGS,
+                   NGHTTP2_FLAG_NONE, 0);
+    p = put_frame_head(p, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+    if (h->saved.send_window > NGHTTP2_INITIAL_WINDOW_SIZE) {
+        p = put_frame_head(p, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE, 0);
+        p = put32(p, (uint32_t)(h->saved.send_window -
+                                NGHTTP2_INITIAL_WINDOW_SIZE));
+    }
+    if (h->floor_sid > 0) {
+        /* :method GET, :scheme http, :path /, :authority "x" (literal
+         * without indexing, name 1), after the table size update the
+         * client sent once it had our SETTINGS (RFC 7541 6.3, a 5-bit
+         * prefix integer) if the table is smaller than the default. A
+         * client that has not sent it yet (stream 1 came by Upgrade: h2c)
+         * may still send it: a size update within the limit is allowed
+         * at the start of any header block. */
+        static const uint8_t block[] = {0x82, 0x86, 0x84, 0x01, 0x01, 'x'};
+        uint8_t upd[6];
+        size_t nupd = 0;
+        uint32_t hts = header_table_size(&h->srv->opts);
+        if (hts < 4096) {
+            if (hts < 31) {
+                upd[nupd++] = (uint8_t)(0x20 | hts);
+            } else {
+                upd[nupd++] = 0x20 | 31;
+                uint32_t v = hts - 31;
+                while (v >= 128) {
+                    upd[nupd++] = (uint8_t)(0x80 | (v & 0x7f));
+                    v >>= 7;
+                }
+                upd[nupd++] = (uint8_t)v;
+            }
+        }
+        p = put_frame_head(p, (uint32_t)(nupd + sizeof block), NGHTTP2_HEADERS,
+                           NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS,
+                           h->floor_sid);
+        memcpy(p, upd, nupd);
+        p += nupd;
+        memcpy(p, block, sizeof block);
+        p += sizeof block;
+        if (deficit) { /* the stream's window must cover it */
+            p = put_frame_head(p, 4, NGHTTP2_WINDOW_UPDATE, NGHTTP2_FLAG_NONE,
+                               h->floor_sid);
+            p = put32(p, (uint32_t)deficit);
+        } else {
+            p = put_frame_head(p, 4, NGHTTP2_RST_STREAM, NGHTTP2_FLAG_NONE,
+                               h->floor_sid);
+            p = put32(p, NGHTTP2_CANCEL);
+        }
+    }
+    h->rebuilding = true;
+    h->in_recv = true;
+    ssize_t r = nghttp2_session_mem_recv(h->sess, in, (size_t)(p - in));
+    h->in_recv = false;
+    if (r >= 0 && deficit) {
+        /* A send window below 65535 (DATA the client has not given back)
+         * is spent again: that stream's answer carries deficit bytes, and
+         * is dropped like the rest. Its one field is never indexed, so
+         * our encoder's table stays as empty as the client believes. */
+        static const nghttp2_nv nv[] = {
+            {(uint8_t *)":status", (uint8_t *)"200", 7, 3,
+             NGHTTP2_NV_FLAG_NO_INDEX}};
+        nghttp2_data_provider prd = {.source.fd = deficit,
+                                     .read_callback = read_zeros};
+        int rv = nghttp2_submit_response(h->sess, h->floor_sid, nv, 1, &prd);
+        if (rv != 0)
+            r = rv;
+    }
+    while (r >= 0) {
+        const uint8_t *d;
+        framebuf.sending = true;
+        ssize_t n = nghttp2_session_mem_send(h->sess, &d);
+        framebuf.sending = false;
+        if (n <= 0) {
+            if (n < 0)
+                r = n;
+            break;
+        }
+    }
+    h->rebuilding = false;
+    if (r < 0 || !nghttp2_session_want_read(h->sess) ||
+        nghttp2_session_get_remote_window_size(h->sess) !=
+            h->saved.send_window) {
+        gust_log_error(LOG, "%s: cannot rebuild the hibernated session (%s), "
+                       "closing", h->peer_ip,
+                       r < 0 ? nghttp2_strerror((int)r)
+                             : !nghttp2_session_want_read(h->sess)
+                                 ? "it ended" : "send window");
+        return -1;
+    }
+    gust_log_debug(LOG, "%s: woke, session rebuilt", h->peer_ip);
+    /* Woken by a frame that opens no stream (PING, SETTINGS): the timer
+     * still waits for the idle deadline; hibernation is looked at again
+     * after the delay. */
+    double at = gust_loop_time(conn_loop(h)) + hibernate_delay(h);
+    if (at < INFINITY && (!gust_timer_active(&h->timer) || h->timer_at > at))
+        conn_arm(h, at);
+    return 0;
+}
+
 static void on_timer(gust_timer *t, void *data);
 
 static void conn_arm(h2_conn *h, double at)
@@ -1834,6 +2487,10 @@ static void conn_arm_busy(h2_conn *h)
 
 static void goaway_close(h2_conn *h)
 {
+    if (conn_wake(h) < 0) {
+        conn_close(h);
+        return;
+    }
     nghttp2_submit_goaway(h->sess, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(h->sess),
                           NGHTTP2_NO_ERROR, NULL, 0);
@@ -1862,23 +2519,39 @@ static void on_timer(gust_timer *t, void *data)
                                      : o->header_timeout;
         double since = h->got_request ? fmax(h->last_in, h->last_out)
                                       : h->started;
-        if (secs < 0)
-            return;
-        if (stalled && h->last_out + o->write_timeout < since + secs) {
+        double at = secs < 0 ? INFINITY : since + secs;
+        if (stalled && h->last_out + o->write_timeout < at) {
             conn_arm(h, h->last_out + o->write_timeout);
             return;
         }
-        if (now >= since + secs) {
+        if (now >= at) {
             if (!h->got_request)
                 gust_log_warning(LOG, "%s: no request within %g s, closing",
                                  h->peer_ip, secs);
             goaway_close(h);
             return;
         }
-        conn_arm(h, since + secs);
+        at = fmin(at, trim_check(h, now));
+        /* Hibernation: once idle for its delay, and looked at again
+         * after any later activity (conn_idle_check). */
+        if (!h->hibernated) {
+            double hib = fmax(h->last_in, h->last_out) + hibernate_delay(h);
+            if (now >= hib) {
+                conn_hibernate(h);
+                if (h->closed || h->closing)
+                    return;
+                hib = fmax(h->last_in, h->last_out) + hibernate_delay(h);
+                if (hib <= now)
+                    hib = INFINITY; /* not now, and nothing changed */
+            }
+            at = fmin(at, hib);
+            at = fmin(at, h->trim_owner ? heap_trim.due : INFINITY);
+        }
+        if (at < INFINITY)
+            conn_arm(h, at);
         return;
     }
-    double next = INFINITY;
+    double next = trim_check(h, now);
     if (h->nrecv && o->body_timeout > 0) {
         if (now >= h->last_in + o->body_timeout) {
             gust_log_warning(LOG, "%s: request body timed out (%g s), closing",
@@ -1886,7 +2559,7 @@ static void on_timer(gust_timer *t, void *data)
             goaway_close(h);
             return;
         }
-        next = h->last_in + o->body_timeout;
+        next = fmin(next, h->last_in + o->body_timeout);
     }
     if (o->write_timeout > 0)
         next = fmin(next, stalled ? h->last_out + o->write_timeout
@@ -1904,7 +2577,10 @@ static void on_timer(gust_timer *t, void *data)
 static void conn_idle_check(h2_conn *h)
 {
     double idle = h->srv->opts.idle_connection_timeout;
-    if (h->closed || h->closing || h->nstreams || idle <= 0)
+    if (idle <= 0)
+        idle = INFINITY;
+    idle = fmin(idle, hibernate_delay(h));
+    if (h->closed || h->closing || h->nstreams || idle == INFINITY)
         return;
     /* An earlier deadline looks again when it fires (idleness counts
      * from the last input or output): no timer change per request. */
@@ -1950,8 +2626,10 @@ static void on_close(gust_stream *s, void *data)
         on_cb_written(NULL, GUST_ESTREAMCLOSED, w);
     }
     h->stream = NULL;
-    nghttp2_session_del(h->sess);
-    h->sess = NULL;
+    session_del(h);
+    if (h->hibernated)
+        gust__metrics_h2_hibernated(-1);
+    trim_owner_gone(h);
     obuf_put(h->ob);
     gust_http_detached_done(&h->slot);
     free(h);
@@ -1967,6 +2645,10 @@ static void on_grace(gust_timer *t, void *data)
     h2_conn *h = data;
     if (h->closed || h->closing)
         return;
+    if (conn_wake(h) < 0) {
+        conn_close(h);
+        return;
+    }
     nghttp2_submit_goaway(h->sess, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(h->sess),
                           NGHTTP2_NO_ERROR, NULL, 0);
@@ -1987,6 +2669,10 @@ static void conn_close_all(void *data)
         goaway_close(h);
         return;
     }
+    if (conn_wake(h) < 0) {
+        conn_close(h);
+        return;
+    }
     nghttp2_submit_shutdown_notice(h->sess);
     conn_kick(h);
     gust_timer_start(&h->grace, DRAIN_GRACE, 0, on_grace, h);
@@ -1996,29 +2682,27 @@ static const gust_http_detach_ops conn_ops = {conn_close_all};
 
 /* ---- Making connections ------------------------------------------------ */
 
-/* A connection with its session, not yet attached to a stream. */
-static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
-                           const struct sockaddr *addr, socklen_t addrlen)
+/* Frees h's session and the memory it was in. */
+static void session_del(h2_conn *h)
+{
+    nghttp2_session_del(h->sess);
+    h->sess = NULL;
+    region_del(h->region);
+    h->region = NULL;
+}
+
+/* h's nghttp2 session, with Gust's SETTINGS and connection window
+ * submitted (not yet sent): at the connection's start, and again when a
+ * hibernated connection wakes (rebuild). Returns 0 or -1. */
+static int session_new(h2_conn *h, bool rebuild)
 {
     nghttp2_session_callbacks *cbs = callbacks();
     if (!cbs)
-        return NULL;
-    h2_conn *h = calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
-    h->srv = srv;
-    if (addrlen > sizeof h->peer)
-        addrlen = sizeof h->peer;
-    memcpy(&h->peer, addr, addrlen);
-    h->peer_len = addrlen;
-    h->peer_ip_len =
-        (uint8_t)gust__http_format_addr(&h->peer.sa, h->peer_ip, sizeof h->peer_ip);
-    const gust_http_server_options *o = &srv->opts;
+        return -1;
+    const gust_http_server_options *o = &h->srv->opts;
     nghttp2_option *opt;
-    if (nghttp2_option_new(&opt) != 0) {
-        free(h);
-        return NULL;
-    }
+    if (nghttp2_option_new(&opt) != 0)
+        return -1;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
@@ -2031,29 +2715,66 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
     /* Decoded header lists are bounded by on_header; this bounds what the
      * peer may make us send. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    h->region = region_new(); /* NULL: malloc's heap, as before */
+    nghttp2_mem mem = {h->region, h2_malloc, h2_free, h2_calloc, h2_realloc};
     framebuf_session_start();
-    int rv = nghttp2_session_server_new3(&h->sess, cbs, h, opt, &h2_mem);
+    int rv = nghttp2_session_server_new3(&h->sess, cbs, h, opt, &mem);
     nghttp2_option_del(opt);
     framebuf.armed = false;
     if (rv != 0) {
-        free(h);
-        return NULL;
+        h->sess = NULL;
+        region_del(h->region);
+        h->region = NULL;
+        return -1;
     }
-    nghttp2_settings_entry iv[] = {
+    nghttp2_settings_entry iv[4] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o->http2_max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o->http2_initial_window_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
          (uint32_t)(o->max_header_size > UINT32_MAX ? UINT32_MAX
                                                     : o->max_header_size)},
     };
-    if (nghttp2_submit_settings(h->sess, NGHTTP2_FLAG_NONE, iv,
-                                sizeof iv / sizeof iv[0]) != 0 ||
+    size_t niv = 3;
+    /* A smaller table than 4096 makes the client's encoder signal it at
+     * the start of its next header block (RFC 7541 4.2), which nghttp2
+     * then insists on. A client that has sent a header block has
+     * signalled it already: conn_wake's synthesized request starts with
+     * that signal (without a stream to carry it, which only a client
+     * whose HEADERS were all refused leaves, the default stays, a decoder
+     * table larger than the encoder's: safe, see conn_wake). */
+    uint32_t hts = header_table_size(o);
+    if (hts < 4096 && !(rebuild && h->hpack_used && !h->floor_sid))
+        iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_HEADER_TABLE_SIZE,
+                                             hts};
+    if (nghttp2_submit_settings(h->sess, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
         nghttp2_session_set_local_window_size(h->sess, NGHTTP2_FLAG_NONE, 0,
                                               CONN_WINDOW) != 0) {
-        nghttp2_session_del(h->sess);
+        session_del(h);
+        return -1;
+    }
+    return 0;
+}
+
+/* A connection with its session, not yet attached to a stream. */
+static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
+                           const struct sockaddr *addr, socklen_t addrlen)
+{
+    h2_conn *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->srv = srv;
+    if (addrlen > sizeof h->peer)
+        addrlen = sizeof h->peer;
+    memcpy(&h->peer, addr, addrlen);
+    h->peer_len = addrlen;
+    h->peer_ip_len =
+        (uint8_t)gust__http_format_addr(&h->peer.sa, h->peer_ip, sizeof h->peer_ip);
+    if (session_new(h, false) != 0) {
         free(h);
         return NULL;
     }
+    const gust_http_server_options *o = &srv->opts;
+    h->in_skip = PREFACE_LEN; /* every way in starts with the preface */
     gust_timer_init(loop, &h->timer);
     gust_timer_init(loop, &h->kick);
     gust_timer_init(loop, &h->grace);
@@ -2065,7 +2786,7 @@ static h2_conn *conn_alloc(gust_http_server *srv, gust_loop *loop,
 
 static void conn_free_unattached(h2_conn *h)
 {
-    nghttp2_session_del(h->sess);
+    session_del(h);
     free(h);
 }
 
@@ -2087,7 +2808,8 @@ static void conn_attach(h2_conn *h, gust_stream *stream, bool counted)
     gust_stream_set_data(stream, h);
     gust_stream_set_close_callback(stream, on_close, h);
     double secs = srv->opts.header_timeout;
-    if (secs > 0)
+    secs = fmin(secs > 0 ? secs : INFINITY, hibernate_delay(h));
+    if (secs < INFINITY)
         conn_arm(h, h->started + secs);
 }
 
@@ -2253,6 +2975,7 @@ int gust__h2_try_upgrade(gust_http_connection *c)
     c->srv->requests_total--; /* counted again as stream 1 */
     size_t left_off = q->req_end, left_len = q->len - q->req_end;
     take_stream(c, h);
+    h->max_sid = 1;
     h2_stream *st = stream_new(h, 1);
     if (!st) {
         conn_close(h);

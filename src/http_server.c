@@ -83,6 +83,8 @@ gust_http_server *gust_http_server_new(gust_http_handler handler,
         o->http2_reset_burst = 1000;
     if (!o->http2_reset_rate)
         o->http2_reset_rate = 33;
+    if (o->http2_hibernate_after == 0)
+        o->http2_hibernate_after = 1;
     /* Offer h2 by ALPN when the TLS context has no list of its own. */
     static const char *const h2_alpn[] = {"h2", "http/1.1", NULL};
     if (o->tcp.tls && !o->no_http2_tls)

@@ -97,6 +97,7 @@ gust__metrics_slot *gust__metrics_attach(void)
          * on, what was open then is not open now. */
         atomic_store(&s->connections_open, 0);
         atomic_store(&s->websockets_open, 0);
+        atomic_store(&s->http2_hibernated, 0);
         atomic_store(&s->task_id, task);
         atomic_store(&s->pid, pid);
     }
@@ -191,6 +192,8 @@ void gust__metrics_flush(void)
         ADD(s->connections_open, l->connections_open);
     if (l->websockets_open)
         ADD(s->websockets_open, l->websockets_open);
+    if (l->http2_hibernated)
+        ADD(s->http2_hibernated, l->http2_hibernated);
     if (l->connections_total)
         ADD(s->connections_total, l->connections_total);
     for (int i = 0; i < 6; i++)
@@ -241,6 +244,7 @@ static void read_slot(gust__metrics_slot *s, gust_metrics_worker *w)
     w->connections_open = LOAD(s->connections_open);
     w->connections_total = LOAD(s->connections_total);
     w->websockets_open = LOAD(s->websockets_open);
+    w->http2_connections_hibernated = LOAD(s->http2_hibernated);
     for (int i = 0; i <= GUST_METRICS_BUCKETS; i++)
         w->duration_buckets[i] = LOAD(s->duration_buckets[i]);
     w->duration_sum_us = LOAD(s->duration_sum_us);
@@ -342,6 +346,9 @@ static const struct {
      offsetof(gust_metrics_worker, connections_total), false},
     {"gust_websockets_open", "gauge", "WebSockets open now.",
      offsetof(gust_metrics_worker, websockets_open), true},
+    {"gust_http2_connections_hibernated", "gauge",
+     "HTTP/2 connections idle with their session given back now.",
+     offsetof(gust_metrics_worker, http2_connections_hibernated), true},
 };
 
 char *gust_metrics_render(size_t *len)

@@ -23,6 +23,7 @@ typedef struct gust__metrics_slot {
     _Atomic int64_t connections_open;
     _Atomic uint64_t connections_total;
     _Atomic int64_t websockets_open;
+    _Atomic int64_t http2_hibernated;
     _Atomic uint64_t duration_buckets[GUST_METRICS_BUCKETS + 1];
     _Atomic uint64_t duration_sum_us;
 } __attribute__((aligned(64))) gust__metrics_slot;
@@ -37,7 +38,7 @@ gust__metrics_slot *gust__metrics_attach(void);
  * figures at most one loop turn old. */
 typedef struct gust__metrics_local {
     bool dirty;
-    int64_t connections_open, websockets_open; /* deltas */
+    int64_t connections_open, websockets_open, http2_hibernated; /* deltas */
     uint64_t connections_total;
     uint64_t requests[6];
     uint64_t bytes_in, bytes_out;
@@ -70,6 +71,13 @@ static inline void gust__metrics_conn(int delta)
     gust__metrics_tl.connections_open += delta;
     if (delta > 0)
         gust__metrics_tl.connections_total++;
+    gust__metrics_tl.dirty = true;
+}
+
+/* An HTTP/2 connection hibernated (+1) or woke or closed hibernated (-1). */
+static inline void gust__metrics_h2_hibernated(int delta)
+{
+    gust__metrics_tl.http2_hibernated += delta;
     gust__metrics_tl.dirty = true;
 }
 

@@ -324,6 +324,22 @@ typedef struct gust_http_server_options {
      * that it gets GOAWAY ENHANCE_YOUR_CALM. 0: 1000 and 33. */
     uint32_t http2_reset_burst;
     uint32_t http2_reset_rate;
+    /* SETTINGS_HEADER_TABLE_SIZE: bytes of HPACK dynamic table the client's
+     * request headers may fill on each connection. 0: 4096 (the protocol's
+     * default, what clients index into); at most 4096; < 0: none (0 is
+     * advertised: clients index no request field, which costs decoding
+     * per request but lets every idle connection hibernate, below). */
+    int32_t http2_header_table_size;
+    /* Seconds a connection with no open stream and nothing to send waits
+     * before it hibernates: its nghttp2 session (about 10 KB) is freed,
+     * keeping only the client's settings and the send window, and rebuilt
+     * when the client sends again or the server must send (GOAWAY). A
+     * connection whose client has entries in its HPACK dynamic table
+     * keeps its session (a table cannot be rebuilt): with the default
+     * http2_header_table_size, those that made a request; with
+     * http2_header_table_size < 0, none. The metrics gauge
+     * gust_http2_connections_hibernated counts them. 0: 1 s; < 0: never. */
+    double http2_hibernate_after;
 } gust_http_server_options;
 
 /* Creates a server that passes requests to handler. opts may be NULL (all

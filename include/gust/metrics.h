@@ -61,6 +61,9 @@ typedef struct gust_metrics_worker {
     int64_t connections_open;
     uint64_t connections_total;
     int64_t websockets_open;
+    /* HTTP/2 connections idle with their session given back
+     * (http2_hibernate_after in http_server.h). */
+    int64_t http2_connections_hibernated;
     uint64_t duration_buckets[GUST_METRICS_BUCKETS + 1]; /* not cumulative */
     uint64_t duration_sum_us;
 } gust_metrics_worker;

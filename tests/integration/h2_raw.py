@@ -398,6 +398,10 @@ class H2Conn:
             for i in range(0, len(payload) - 5, 6):
                 k, v = struct.unpack(">HL", payload[i:i + 6])
                 self.server_settings[k] = v
+                if k == HEADER_TABLE_SIZE:
+                    # As a client must (RFC 7541 4.2): the encoder's table
+                    # follows, announced in the next header block.
+                    self.encoder.header_table_size = v
             delta = self.server_settings.get(INITIAL_WINDOW_SIZE,
                                              65535) - old_initial
             for s in getattr(self, "_stream_windows", {}):
