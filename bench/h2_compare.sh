@@ -341,18 +341,18 @@ for row in "${rows[@]}"; do
     echo
 done
 if [[ " $SKIP " != *" idle "* ]]; then
-    printf '%-18s' "idle B/conn"
-    for name in "${available[@]}"; do printf ' %12s %12s' "${IDLEB[$name]:--}" ""; done
-    for name in "${available[@]}"; do
-        [[ $name != nginx ]] && printf ' %14s' "$(ratio "${IDLEB[$name]:-}" "${IDLEB[nginx]:-}")"
-    done
-    echo
-    printf '%-18s' "idle+req B/conn"
-    for name in "${available[@]}"; do printf ' %12s %12s' "${IDLER[$name]:--}" ""; done
-    for name in "${available[@]}"; do
-        [[ $name != nginx ]] && printf ' %14s' "$(ratio "${IDLER[$name]:-}" "${IDLER[nginx]:-}")"
-    done
-    echo
+    # idle_row LABEL ARRAY: one row of bytes per connection and ratios.
+    idle_row() {
+        local -n v=$2
+        printf '%-18s' "$1"
+        for name in "${available[@]}"; do printf ' %12s %12s' "${v[$name]:--}" ""; done
+        for name in "${available[@]}"; do
+            [[ $name != nginx ]] && printf ' %14s' "$(ratio "${v[$name]:-}" "${v[nginx]:-}")"
+        done
+        echo
+    }
+    idle_row "idle B/conn" IDLEB
+    idle_row "idle+req B/conn" IDLER
     echo "(idle: bytes of server RSS per idle HTTP/2 connection, $IDLE open, clear text, without and with one request first; ratio <= 1 is less memory than nginx)"
 fi
 exit $status
