@@ -184,7 +184,7 @@ static int stream_submit(h2_stream *st, bool final);
 static void conn_idle_check(h2_conn *h);
 static void conn_arm_busy(h2_conn *h);
 static void conn_arm_write(h2_conn *h);
-static int conn_wake(h2_conn *h);
+static bool conn_awake(h2_conn *h);
 static int session_new(h2_conn *h, bool rebuild);
 static void session_del(h2_conn *h);
 static void conn_arm(h2_conn *h, double at);
@@ -1213,7 +1213,7 @@ static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f,
 {
     (void)s;
     h2_conn *h = u;
-    if (h->rebuilding) { /* a bug: conn_wake fails and closes */
+    if (h->rebuilding) { /* a bug: conn_rebuild fails, conn_awake closes */
         gust_log_error(LOG, "%s: rebuilding the session: frame %d refused "
                        "(%s)", h->peer_ip, f->hd.type, nghttp2_strerror(err));
         return 0;
@@ -2011,10 +2011,8 @@ static size_t in_track(h2_conn *h, const uint8_t *p, size_t n)
 
 static void recv_bytes(h2_conn *h, const char *data, size_t len)
 {
-    if (h->hibernated && conn_wake(h) < 0) {
-        conn_close(h);
+    if (!conn_awake(h))
         return;
-    }
     size_t ok = in_track(h, (const uint8_t *)data, len);
     h->in_recv = true;
     ssize_t r = nghttp2_session_mem_recv(h->sess, (const uint8_t *)data, ok);
@@ -2118,7 +2116,7 @@ static uint32_t header_table_size(const gust_http_server_options *o)
  * option shrinks (the session struct, HPACK buffers, inbound buffers).
  * Once a connection has been idle for http2_hibernate_after seconds, the
  * session is freed (conn_hibernate), keeping in h2_saved what the client
- * set, and rebuilt when bytes arrive or the server must send (conn_wake):
+ * set, and rebuilt when bytes arrive or the server must send (conn_rebuild):
  * a new session is fed, in place of the client, the frames that put it in
  * the state the old one was in, and what it answers is dropped. Only a
  * state that frames can rebuild is given back, hence the conditions of
@@ -2203,7 +2201,7 @@ static bool conn_can_hibernate(h2_conn *h)
         return false;
     }
     /* A send window below the initial one is spent again on the stream
-     * conn_wake replays (there is one: DATA went out), within 65535. */
+     * conn_rebuild replays (there is one: DATA went out), within 65535. */
     int32_t w = nghttp2_session_get_remote_window_size(s);
     if (w < 0 || (w < NGHTTP2_INITIAL_WINDOW_SIZE && h->max_sid <= 0))
         return false;
@@ -2241,7 +2239,7 @@ static void conn_hibernate(h2_conn *h)
                    h->peer_ip);
 }
 
-/* conn_wake's dropped answer: source.fd zero bytes. */
+/* conn_rebuild's dropped answer: source.fd zero bytes. */
 static ssize_t read_zeros(nghttp2_session *s, int32_t id, uint8_t *buf,
                           size_t length, uint32_t *flags,
                           nghttp2_data_source *src, void *u)
@@ -2316,10 +2314,8 @@ static uint8_t *put32(uint8_t *p, uint32_t v)
  * entries it inserted itself, which are the newest in both tables (index
  * 62 up, 2.3.3), and the client's decoder, whose maximum is the same,
  * evicts its older entries first, so it keeps all of the encoder's. */
-static int conn_wake(h2_conn *h)
+static int conn_rebuild(h2_conn *h)
 {
-    if (!h->hibernated)
-        return 0;
     if (session_new(h, true) != 0) {
         gust_log_warning(LOG, "%s: out of memory to wake a hibernated "
                          "connection, closing", h->peer_ip);
@@ -2449,6 +2445,16 @@ static int conn_wake(h2_conn *h)
     return 0;
 }
 
+/* h has a session (a hibernated one is rebuilt first); false when that
+ * failed, and h is closed. */
+static bool conn_awake(h2_conn *h)
+{
+    if (!h->hibernated || conn_rebuild(h) == 0)
+        return true;
+    conn_close(h);
+    return false;
+}
+
 static void on_timer(gust_timer *t, void *data);
 
 static void conn_arm(h2_conn *h, double at)
@@ -2485,17 +2491,23 @@ static void conn_arm_busy(h2_conn *h)
         conn_arm(h, at);
 }
 
-static void goaway_close(h2_conn *h)
+/* GOAWAY (NO_ERROR, the last stream id processed), sent now; false if
+ * h could not be woken (and is closed). */
+static bool send_goaway(h2_conn *h)
 {
-    if (conn_wake(h) < 0) {
-        conn_close(h);
-        return;
-    }
+    if (!conn_awake(h))
+        return false;
     nghttp2_submit_goaway(h->sess, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(h->sess),
                           NGHTTP2_NO_ERROR, NULL, 0);
     conn_send(h);
-    conn_close_after_write(h);
+    return true;
+}
+
+static void goaway_close(h2_conn *h)
+{
+    if (send_goaway(h))
+        conn_close_after_write(h);
 }
 
 static void on_timer(gust_timer *t, void *data)
@@ -2645,14 +2657,7 @@ static void on_grace(gust_timer *t, void *data)
     h2_conn *h = data;
     if (h->closed || h->closing)
         return;
-    if (conn_wake(h) < 0) {
-        conn_close(h);
-        return;
-    }
-    nghttp2_submit_goaway(h->sess, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(h->sess),
-                          NGHTTP2_NO_ERROR, NULL, 0);
-    conn_send(h);
+    send_goaway(h);
 }
 
 static void conn_close_all(void *data)
@@ -2669,10 +2674,8 @@ static void conn_close_all(void *data)
         goaway_close(h);
         return;
     }
-    if (conn_wake(h) < 0) {
-        conn_close(h);
+    if (!conn_awake(h))
         return;
-    }
     nghttp2_submit_shutdown_notice(h->sess);
     conn_kick(h);
     gust_timer_start(&h->grace, DRAIN_GRACE, 0, on_grace, h);
@@ -2738,10 +2741,10 @@ static int session_new(h2_conn *h, bool rebuild)
     /* A smaller table than 4096 makes the client's encoder signal it at
      * the start of its next header block (RFC 7541 4.2), which nghttp2
      * then insists on. A client that has sent a header block has
-     * signalled it already: conn_wake's synthesized request starts with
+     * signalled it already: conn_rebuild's synthesized request starts with
      * that signal (without a stream to carry it, which only a client
      * whose HEADERS were all refused leaves, the default stays, a decoder
-     * table larger than the encoder's: safe, see conn_wake). */
+     * table larger than the encoder's: safe, see conn_rebuild). */
     uint32_t hts = header_table_size(o);
     if (hts < 4096 && !(rebuild && h->hpack_used && !h->floor_sid))
         iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_HEADER_TABLE_SIZE,
